@@ -1,0 +1,142 @@
+//! Organizations, their addresses, staff members and their hashed API tokens.
+
+use crate::codec::{decode, encode};
+use crate::{Org, Staff, Store, StoreError};
+use sha2::{Digest, Sha256};
+
+/// Lowercases an address and drops a `+tag` from its local part.
+fn base_address(address: &str) -> String {
+    let lower = address.trim().to_ascii_lowercase();
+    match lower.split_once('@') {
+        Some((local, domain)) => {
+            let local = local.split_once('+').map_or(local, |(l, _)| l);
+            format!("{local}@{domain}")
+        }
+        None => lower,
+    }
+}
+
+/// SHA-256 of a token, hex; tokens are only ever stored in this form.
+pub fn hash_token(token: &str) -> String {
+    data_hex(&Sha256::digest(token.as_bytes()))
+}
+
+pub(crate) fn data_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Store {
+    /// Adds a new organization; fails if the slug or one of its addresses is taken.
+    pub fn add_org(&self, org: &Org) -> Result<(), StoreError> {
+        crate::check_slug(&org.slug).map_err(StoreError::Invalid)?;
+        if org.addresses.is_empty() {
+            return Err(StoreError::Invalid(
+                "an organization needs at least one address".into(),
+            ));
+        }
+        for a in &org.addresses {
+            if !a.contains('@') || a.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(StoreError::Invalid(format!(
+                    "{a:?} is not an email address"
+                )));
+            }
+        }
+        let org_key = format!("org/{}", org.slug);
+        let value = encode(org)?;
+        self.state
+            .transaction(|tx| {
+                use sled::transaction::ConflictableTransactionError::Abort;
+                if tx.get(org_key.as_bytes())?.is_some() {
+                    return Err(Abort(StoreError::Exists(format!(
+                        "organization {}",
+                        org.slug
+                    ))));
+                }
+                for a in &org.addresses {
+                    let k = format!("addr/{}", base_address(a));
+                    if tx.get(k.as_bytes())?.is_some() {
+                        return Err(Abort(StoreError::Exists(format!("address {a}"))));
+                    }
+                    tx.insert(k.as_bytes(), org.slug.as_bytes())?;
+                }
+                tx.insert(org_key.as_bytes(), value.clone())?;
+                Ok(())
+            })
+            .map_err(StoreError::from)?;
+        self.flush()
+    }
+
+    pub fn org(&self, slug: &str) -> Result<Option<Org>, StoreError> {
+        self.state
+            .get(format!("org/{slug}"))?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    pub fn orgs(&self) -> Result<Vec<Org>, StoreError> {
+        self.state
+            .scan_prefix("org/")
+            .map(|r| decode(&r?.1))
+            .collect()
+    }
+
+    /// The organization an address (or its plus form) belongs to.
+    pub fn org_for_address(&self, address: &str) -> Result<Option<Org>, StoreError> {
+        match self.state.get(format!("addr/{}", base_address(address)))? {
+            Some(slug) => self.org(&String::from_utf8_lossy(&slug)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn add_staff(&self, staff: &Staff) -> Result<(), StoreError> {
+        let email = staff.email.trim().to_ascii_lowercase();
+        if !email.contains('@') {
+            return Err(StoreError::Invalid(format!(
+                "{:?} is not an email address",
+                staff.email
+            )));
+        }
+        let mut staff = staff.clone();
+        staff.email = email.clone();
+        let key = format!("staff/{email}");
+        let value = encode(&staff)?;
+        self.state
+            .compare_and_swap(key.as_bytes(), None as Option<&[u8]>, Some(value))?
+            .map_err(|_| StoreError::Exists(format!("staff member {email}")))?;
+        self.flush()
+    }
+
+    pub fn staff(&self, email: &str) -> Result<Option<Staff>, StoreError> {
+        self.state
+            .get(format!("staff/{}", email.trim().to_ascii_lowercase()))?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    pub fn staff_list(&self) -> Result<Vec<Staff>, StoreError> {
+        self.state
+            .scan_prefix("staff/")
+            .map(|r| decode(&r?.1))
+            .collect()
+    }
+
+    /// Records an API token (by its hash) for a staff member.
+    pub fn add_api_token(&self, email: &str, token: &str) -> Result<(), StoreError> {
+        let staff = self
+            .staff(email)?
+            .ok_or_else(|| StoreError::NotFound(format!("staff member {email}")))?;
+        self.state.insert(
+            format!("apitoken/{}", hash_token(token)),
+            staff.email.as_bytes(),
+        )?;
+        self.flush()
+    }
+
+    /// The staff member an API token belongs to.
+    pub fn staff_for_api_token(&self, token: &str) -> Result<Option<Staff>, StoreError> {
+        match self.state.get(format!("apitoken/{}", hash_token(token)))? {
+            Some(email) => self.staff(&String::from_utf8_lossy(&email)),
+            None => Ok(None),
+        }
+    }
+}

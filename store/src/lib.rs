@@ -1,0 +1,96 @@
+//! Postdesk's persistence: the data model, the event log, consumer cursors and the
+//! group-committed inbound spool. This is the only crate that names sled.
+
+mod blobs;
+mod clock;
+mod codec;
+mod directory;
+mod error;
+mod model;
+mod spool;
+mod tickets;
+
+pub use clock::{Clock, SystemClock};
+pub use directory::hash_token;
+pub use error::StoreError;
+pub use model::*;
+pub use tickets::{normalize_message_id, DeliveryCommit, TicketFilter, TicketTarget};
+
+use std::path::Path;
+
+/// Handle to the data folder's database. Cheap to clone; all clones share one sled instance.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    /// Small records under prefixed keys (orgs, staff, tickets, events, indexes, spool
+    /// markers), kept in one tree so a pipeline step commits in one transaction.
+    state: sled::Tree,
+    /// Raw inbound messages, byte-exact, keyed by inbound id.
+    raw: sled::Tree,
+    /// Attachment contents keyed by SHA-256, stored once.
+    blobs: sled::Tree,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`. sled holds an exclusive lock on it.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(Some(500))
+            .open()?;
+        let state = db.open_tree("state")?;
+        let raw = db.open_tree("raw")?;
+        let blobs = db.open_tree("blobs")?;
+        Ok(Store {
+            db,
+            state,
+            raw,
+            blobs,
+        })
+    }
+
+    /// Makes every write so far durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// A 32-byte secret kept in the store, created on first use (e.g. the reply-token key).
+    pub fn secret(&self, name: &str) -> Result<[u8; 32], StoreError> {
+        let key = format!("secret/{name}");
+        if let Some(v) = self.state.get(&key)? {
+            if let Ok(arr) = <[u8; 32]>::try_from(v.as_ref()) {
+                return Ok(arr);
+            }
+        }
+        let fresh: [u8; 32] = random_bytes();
+        // compare_and_swap so two first users agree on one secret.
+        match self
+            .state
+            .compare_and_swap(&key, None as Option<&[u8]>, Some(&fresh[..]))?
+        {
+            Ok(()) => {
+                self.db.flush()?;
+                Ok(fresh)
+            }
+            Err(cas) => cas
+                .current
+                .and_then(|v| <[u8; 32]>::try_from(v.as_ref()).ok())
+                .ok_or(StoreError::Corrupt("secret".into())),
+        }
+    }
+
+    /// Whether the store holds no organization yet (a first run).
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.state.scan_prefix("org/").next().is_none())
+    }
+}
+
+/// Random bytes from the operating system, for secrets and tokens.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    use rand::RngCore;
+    let mut out = [0u8; N];
+    rand::rngs::OsRng.fill_bytes(&mut out);
+    out
+}

@@ -1,0 +1,252 @@
+//! The data model: organizations, staff, tickets, events, inbound envelopes and decisions.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Org {
+    pub slug: String,
+    pub name: String,
+    /// Every address mail is accepted for, lowercase; the first is `slug@domain`.
+    pub addresses: Vec<String>,
+    /// Sender domains allowed to open tickets; empty means everyone.
+    pub whitelist: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// The organization address rule: starts with a letter, lowercase letters, digits and
+/// dashes, at least four characters.
+pub fn check_slug(slug: &str) -> Result<(), String> {
+    let ok = slug.len() >= 4
+        && slug.starts_with(|c: char| c.is_ascii_lowercase())
+        && slug
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid organization name {slug:?}: it must start with a letter and use only \
+             lowercase letters, digits and dashes, at least 4 characters (e.g. \"acme-support\")"
+        ))
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Owner,
+    Admin,
+    Manager,
+    Tech,
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "owner" => Ok(Role::Owner),
+            "admin" => Ok(Role::Admin),
+            "manager" => Ok(Role::Manager),
+            "tech" => Ok(Role::Tech),
+            _ => Err(format!(
+                "unknown role {s:?}: use owner, admin, manager or tech"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Manager => "manager",
+            Role::Tech => "tech",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Staff {
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TicketType {
+    Question,
+    Incident,
+    Bug,
+}
+
+impl std::str::FromStr for TicketType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "question" => Ok(TicketType::Question),
+            "incident" => Ok(TicketType::Incident),
+            "bug" => Ok(TicketType::Bug),
+            _ => Err(format!("unknown type {s:?}: use question, incident or bug")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Open,
+    Waiting,
+    Resolved,
+    Closed,
+}
+
+impl std::str::FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "open" => Ok(Status::Open),
+            "waiting" => Ok(Status::Waiting),
+            "resolved" => Ok(Status::Resolved),
+            "closed" => Ok(Status::Closed),
+            _ => Err(format!(
+                "unknown status {s:?}: use open, waiting, resolved or closed"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Ticket {
+    pub number: u64,
+    pub org: String,
+    #[serde(rename = "type")]
+    pub ticket_type: TicketType,
+    pub status: Status,
+    pub summary: String,
+    pub requester: String,
+    pub assignee: Option<String>,
+    pub cc: Vec<String>,
+    /// Everyone who wrote to or was written to on this ticket (lowercase addresses).
+    pub participants: Vec<String>,
+    /// The opening mail was automatic (auto-reply, bulk, list): never answer it automatically.
+    pub automatic: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Created,
+    Reply,
+    Note,
+    /// A delivery status report about a message of this ticket.
+    DeliveryReport,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    Public,
+    Internal,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AttachmentRef {
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Event {
+    /// Position in the global event log.
+    pub seq: u64,
+    pub ticket: u64,
+    pub kind: EventKind,
+    pub author: String,
+    /// The author was proven to be staff (reply token or DMARC), not merely named so.
+    pub by_staff: bool,
+    pub visibility: Visibility,
+    pub text: String,
+    pub message_id: Option<String>,
+    pub attachments: Vec<AttachmentRef>,
+    /// The inbound message this event came from, if any.
+    pub inbound: Option<u64>,
+    /// Automatic mail (auto-reply, bulk, list, bounce): no automatic answer may follow.
+    pub automatic: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// How a message reached us.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Smtp,
+    Lmtp,
+    Imap,
+}
+
+/// One organization address a stored message is delivered to.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Delivery {
+    pub org: String,
+    /// The recipient as given in RCPT TO (lowercase), plus part included.
+    pub address: String,
+}
+
+/// What the receiver knew about a message when it accepted it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Envelope {
+    pub source: Source,
+    pub peer: String,
+    pub helo: String,
+    /// Return path; empty for bounces.
+    pub mail_from: String,
+    pub deliveries: Vec<Delivery>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+}
+
+/// The outcome of processing one delivery of an inbound message.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Accepted {
+        ticket: u64,
+        new_ticket: bool,
+        /// Which rule placed it: reply_token, in_reply_to, references, subject_tag, new, delivery_report.
+        rule: String,
+    },
+    Duplicate {
+        ticket: u64,
+    },
+    Refused {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Decision {
+    pub inbound: u64,
+    pub org: String,
+    pub message_id: Option<String>,
+    pub from: String,
+    pub subject: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// Further facts worth showing (auto-reply marked, staff From without proof, ...).
+    pub notes: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}

@@ -1,0 +1,329 @@
+//! Tickets and the event log: the one transaction that applies an inbound delivery, the
+//! Message-ID index used for threading and dedup, the decision log, and consumer cursors.
+
+use crate::codec::{decode, encode, key_num, num_key, read_counter};
+use crate::{
+    AttachmentRef, Decision, Event, EventKind, Outcome, Status, Store, StoreError, Ticket,
+    TicketType, Visibility,
+};
+use sled::transaction::{ConflictableTransactionError::Abort, TransactionalTree};
+use time::OffsetDateTime;
+
+/// Message-IDs are compared without angle brackets and surrounding space.
+pub fn normalize_message_id(mid: &str) -> String {
+    mid.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim()
+        .to_string()
+}
+
+/// Where a delivery goes.
+#[derive(Debug, Clone)]
+pub enum TicketTarget {
+    Existing(u64),
+    New {
+        ticket_type: TicketType,
+        summary: String,
+        requester: String,
+        automatic: bool,
+    },
+}
+
+/// Everything the pipeline decided about one delivery of one inbound message, applied
+/// atomically by [`Store::commit_delivery`].
+#[derive(Debug, Clone)]
+pub struct DeliveryCommit {
+    pub inbound: u64,
+    pub org: String,
+    pub message_id: Option<String>,
+    pub from: String,
+    pub subject: String,
+    pub target: TicketTarget,
+    pub kind: EventKind,
+    pub by_staff: bool,
+    pub text: String,
+    pub attachments: Vec<AttachmentRef>,
+    pub automatic: bool,
+    /// Addresses that now take part in the ticket (sender, other recipients).
+    pub participants: Vec<String>,
+    /// Addresses copied on the mail, added to the ticket's CC list.
+    pub cc: Vec<String>,
+    pub rule: String,
+    pub notes: Vec<String>,
+    /// This is the message's last delivery: the spool marker goes with it.
+    pub last_delivery: bool,
+    pub at: OffsetDateTime,
+}
+
+/// Filters for the ticket list; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct TicketFilter {
+    pub org: Option<String>,
+    pub status: Option<Status>,
+    pub ticket_type: Option<TicketType>,
+}
+
+fn decision_key(inbound: u64, org: &str) -> Vec<u8> {
+    let mut k = num_key("decision/", inbound);
+    k.extend_from_slice(org.as_bytes());
+    k
+}
+
+fn mid_key(org: &str, mid: &str) -> String {
+    format!("mid/{org}/{mid}")
+}
+
+fn bump(
+    tx: &TransactionalTree,
+    key: &str,
+) -> Result<u64, sled::transaction::UnabortableTransactionError> {
+    let n = read_counter(tx.get(key.as_bytes())?) + 1;
+    tx.insert(key.as_bytes(), &n.to_be_bytes())?;
+    Ok(n)
+}
+
+impl Store {
+    /// Applies one delivery: dedup by Message-ID within the org, the ticket (new or
+    /// updated), its event, the Message-ID index, the decision, and (for the last delivery)
+    /// removal of the spool marker — all or nothing. Idempotent: a delivery already decided
+    /// returns the earlier decision unchanged.
+    pub fn commit_delivery(&self, c: &DeliveryCommit) -> Result<Decision, StoreError> {
+        let mid = c.message_id.as_deref().map(normalize_message_id);
+        let decision = self
+            .state
+            .transaction(|tx| {
+                let dkey = decision_key(c.inbound, &c.org);
+                if let Some(done) = tx.get(&dkey)? {
+                    let d: Decision = decode(&done).map_err(Abort)?;
+                    if c.last_delivery {
+                        tx.remove(num_key("pending/", c.inbound))?;
+                    }
+                    return Ok(d);
+                }
+                let mut decision = Decision {
+                    inbound: c.inbound,
+                    org: c.org.clone(),
+                    message_id: mid.clone(),
+                    from: c.from.clone(),
+                    subject: c.subject.clone(),
+                    outcome: Outcome::Refused {
+                        reason: String::new(),
+                    },
+                    notes: c.notes.clone(),
+                    at: c.at,
+                };
+                if let Some(m) = &mid {
+                    if let Some(t) = tx.get(mid_key(&c.org, m).as_bytes())? {
+                        decision.outcome = Outcome::Duplicate {
+                            ticket: read_counter(Some(t)),
+                        };
+                        tx.insert(dkey, encode(&decision).map_err(Abort)?)?;
+                        if c.last_delivery {
+                            tx.remove(num_key("pending/", c.inbound))?;
+                        }
+                        return Ok(decision);
+                    }
+                }
+                let (mut ticket, new_ticket) = match &c.target {
+                    TicketTarget::Existing(n) => {
+                        let t = tx
+                            .get(num_key("ticket/", *n))?
+                            .ok_or_else(|| Abort(StoreError::NotFound(format!("ticket {n}"))))?;
+                        (decode::<Ticket>(&t).map_err(Abort)?, false)
+                    }
+                    TicketTarget::New {
+                        ticket_type,
+                        summary,
+                        requester,
+                        automatic,
+                    } => {
+                        let number = bump(tx, "counter/ticket")?;
+                        let t = Ticket {
+                            number,
+                            org: c.org.clone(),
+                            ticket_type: *ticket_type,
+                            status: Status::Open,
+                            summary: summary.clone(),
+                            requester: requester.clone(),
+                            assignee: None,
+                            cc: Vec::new(),
+                            participants: Vec::new(),
+                            automatic: *automatic,
+                            created_at: c.at,
+                            updated_at: c.at,
+                        };
+                        (t, true)
+                    }
+                };
+                for p in &c.participants {
+                    if !ticket.participants.contains(p) {
+                        ticket.participants.push(p.clone());
+                    }
+                }
+                for p in &c.cc {
+                    if !ticket.cc.contains(p) && *p != ticket.requester {
+                        ticket.cc.push(p.clone());
+                    }
+                }
+                // A person writing back reopens a ticket that was waiting or done.
+                if !new_ticket
+                    && !c.by_staff
+                    && !c.automatic
+                    && c.kind == EventKind::Reply
+                    && ticket.status != Status::Open
+                {
+                    ticket.status = Status::Open;
+                }
+                ticket.updated_at = c.at;
+                let seq = bump(tx, "counter/event")?;
+                let event = Event {
+                    seq,
+                    ticket: ticket.number,
+                    kind: c.kind,
+                    author: c.from.clone(),
+                    by_staff: c.by_staff,
+                    visibility: Visibility::Public,
+                    text: c.text.clone(),
+                    message_id: mid.clone(),
+                    attachments: c.attachments.clone(),
+                    inbound: Some(c.inbound),
+                    automatic: c.automatic,
+                    at: c.at,
+                };
+                tx.insert(num_key("ev/", seq), encode(&event).map_err(Abort)?)?;
+                let mut tev = num_key("tev/", ticket.number);
+                tev.extend_from_slice(&seq.to_be_bytes());
+                tx.insert(tev, &[])?;
+                tx.insert(
+                    num_key("ticket/", ticket.number),
+                    encode(&ticket).map_err(Abort)?,
+                )?;
+                if let Some(m) = &mid {
+                    tx.insert(mid_key(&c.org, m).as_bytes(), &ticket.number.to_be_bytes())?;
+                    let rk = format!("rawmid/{m}");
+                    if tx.get(rk.as_bytes())?.is_none() {
+                        tx.insert(rk.as_bytes(), &c.inbound.to_be_bytes())?;
+                    }
+                }
+                decision.outcome = Outcome::Accepted {
+                    ticket: ticket.number,
+                    new_ticket,
+                    rule: c.rule.clone(),
+                };
+                tx.insert(dkey, encode(&decision).map_err(Abort)?)?;
+                if c.last_delivery {
+                    tx.remove(num_key("pending/", c.inbound))?;
+                }
+                Ok(decision)
+            })
+            .map_err(StoreError::from)?;
+        Ok(decision)
+    }
+
+    /// Records a delivery that made no ticket change (refused, unparseable) so it is visible.
+    pub fn record_decision(&self, d: &Decision, last_delivery: bool) -> Result<(), StoreError> {
+        let dkey = decision_key(d.inbound, &d.org);
+        let value = encode(d)?;
+        self.state
+            .transaction(|tx| {
+                if tx.get(&dkey)?.is_none() {
+                    tx.insert(dkey.clone(), value.clone())?;
+                }
+                if last_delivery {
+                    tx.remove(num_key("pending/", d.inbound))?;
+                }
+                Ok(())
+            })
+            .map_err(StoreError::from)
+    }
+
+    /// The decision log, newest first.
+    pub fn decisions(&self, limit: usize) -> Result<Vec<Decision>, StoreError> {
+        self.state
+            .scan_prefix("decision/")
+            .values()
+            .rev()
+            .take(limit)
+            .map(|v| decode(&v?))
+            .collect()
+    }
+
+    pub fn ticket(&self, number: u64) -> Result<Option<Ticket>, StoreError> {
+        self.state
+            .get(num_key("ticket/", number))?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    /// Tickets matching `filter`, most recently updated first.
+    pub fn tickets(&self, filter: &TicketFilter) -> Result<Vec<Ticket>, StoreError> {
+        let mut out = Vec::new();
+        for r in self.state.scan_prefix("ticket/").values() {
+            let t: Ticket = decode(&r?)?;
+            if filter.org.as_ref().is_some_and(|o| *o != t.org)
+                || filter.status.is_some_and(|s| s != t.status)
+                || filter.ticket_type.is_some_and(|ty| ty != t.ticket_type)
+            {
+                continue;
+            }
+            out.push(t);
+        }
+        out.sort_by(|a, b| {
+            b.updated_at
+                .cmp(&a.updated_at)
+                .then(b.number.cmp(&a.number))
+        });
+        Ok(out)
+    }
+
+    /// A ticket's events in log order.
+    pub fn events_for(&self, ticket: u64) -> Result<Vec<Event>, StoreError> {
+        let mut out = Vec::new();
+        for k in self.state.scan_prefix(num_key("tev/", ticket)).keys() {
+            let seq = key_num(&k?).ok_or_else(|| StoreError::Corrupt("tev key".into()))?;
+            if let Some(v) = self.state.get(num_key("ev/", seq))? {
+                out.push(decode(&v)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Events after `seq` in log order, at most `limit`: what a consumer reads from its cursor.
+    pub fn events_since(&self, seq: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.state
+            .range(num_key("ev/", seq.saturating_add(1))..num_key("ev/", u64::MAX))
+            .values()
+            .take(limit)
+            .map(|v| decode(&v?))
+            .collect()
+    }
+
+    /// The ticket a Message-ID (seen or generated) belongs to within an organization.
+    pub fn ticket_for_message_id(&self, org: &str, mid: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .state
+            .get(mid_key(org, &normalize_message_id(mid)))?
+            .map(|v| read_counter(Some(v))))
+    }
+
+    /// Remembers a Message-ID we generated for a ticket, so replies to it thread.
+    pub fn register_message_id(&self, org: &str, mid: &str, ticket: u64) -> Result<(), StoreError> {
+        self.state.insert(
+            mid_key(org, &normalize_message_id(mid)),
+            &ticket.to_be_bytes(),
+        )?;
+        Ok(())
+    }
+
+    /// A consumer's position in the event log.
+    pub fn cursor(&self, consumer: &str) -> Result<u64, StoreError> {
+        Ok(read_counter(self.state.get(format!("cursor/{consumer}"))?))
+    }
+
+    pub fn set_cursor(&self, consumer: &str, seq: u64) -> Result<(), StoreError> {
+        self.state
+            .insert(format!("cursor/{consumer}"), &seq.to_be_bytes())?;
+        Ok(())
+    }
+}

@@ -1,0 +1,16 @@
+//! Pure functions on a parsed message: classify it, read its subject, match it to a ticket,
+//! strip quoted history for display, and make and check reply tokens. No I/O here.
+
+mod classify;
+mod html;
+mod matching;
+mod strip;
+mod subject;
+mod token;
+
+pub use classify::{classify, Classification};
+pub use html::{html_to_text, sanitize_html};
+pub use matching::{match_ticket, MatchRule, ThreadingInput, TicketLookup, TicketMatch};
+pub use strip::{new_text, strip_reply};
+pub use subject::{normalize_subject, split_type_prefix, subject_tag, TypePrefix};
+pub use token::{check_reply_token, make_reply_token, plus_part};

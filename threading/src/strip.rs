@@ -1,0 +1,361 @@
+//! Quote and signature stripping: the new text of a reply, without the quoted history,
+//! attribution lines ("On … wrote:"), forwarded headers, signatures and mobile footers.
+
+use regex::Regex;
+use std::sync::LazyLock;
+
+/// "On <date>, <name> wrote:" and its translations; may span up to three lines.
+static ATTRIBUTION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r"(?is)^\s*[>\s]*(",
+        r"(on|am|le|el|il|op|em|den|på|på|w dniu|dne|dňa|el día|в|у|op|pe|на|kello|\d{1,4}[./-]).{0,250}?",
+        r"(wrote|schrieb|a écrit|escribió|ha escrit|ha scritto|schreef|escreveu|skrev|skriver|napisał|pisze|napísal|napsal|написал|написала|написав|написал\(а\)|kirjoitti|írta|wrote on|scrisse|a scris|yazdı|kirjutas|rakstīja|parašė|написа|έγραψε|kirjoitti|escrigué|va escriure)",
+        r"[^\n]{0,80}:\s*$",
+        r"|.{0,200}<[^>\s]+@[^>\s]+>\s*(wrote|schrieb|a écrit|escribió|ha scritto|schreef|escreveu|skrev)\s*:?\s*$",
+        r"|.{0,200}\d{1,2}:\d{2}.{0,120}(wrote|schrieb|a écrit|escribió|ha scritto|schreef|escreveu|skrev|napisał|написал)\s*:?\s*$",
+        r"|\d{4}[/.-]\d{1,2}[/.-]\d{1,2}.{0,150}(<[^>]+@[^>]+>|\S+@\S+).{0,30}$",
+        r"|.{0,150}(님이 작성|작성:|のメッセージ:|が書きました|写道|寫道|來信|написал\(а\):).{0,40}$",
+        r"|-{2,}\s*on .{0,200}wrote\s*-{2,}",
+        r")"
+    ))
+    .expect("attribution pattern")
+});
+
+/// "-----Original Message-----" and friends, forwarded-message banners.
+static SEPARATOR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r"(?i)^\s*[>\s]*(",
+        // any short phrase between dashes: "-----Original Message-----", "---------- Forwarded
+        // message ---------" and their translations, Yahoo's one-line "----- X ----- From: …"
+        r"\*?-{2,}\s*[^-\s][^-]{1,60}?\s*-{2,}\*?.*",
+        r"|begin forwarded message:?",
+        r"|forwarded message:?",
+        r"|début du message réexpédié\s*:?",
+        r"|anfang der weitergeleiteten nachricht\s*:?",
+        r"|inicio del mensaje reenviado\s*:?",
+        r"|_{20,}",
+        r"|-{20,}",
+        r"|={20,}",
+        r")\s*$"
+    ))
+    .expect("separator pattern")
+});
+
+/// A forwarded/quoted header line: "From: …" in the languages Outlook and others use.
+static FROM_HEADER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*[>\s]*\*?\s*(from|von|de|da|van|fra|från|od|от|від|lähettäjä|feladó|šalje|kimden|de la|від кого|発信者|差出人|发件人|寄件者|보낸 사람|gönderen|afzender|avsändare|nadawca)\s*\*?\s*[:：]").expect("from header")
+});
+
+/// Other header names of a quoted header block.
+static OTHER_HEADER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*[>\s]*\*?\s*(sent|date|to|subject|cc|bcc|reply-to|gesendet|datum|an|betreff|envoyé|date|à|objet|enviado|fecha|para|asunto|inviato|data|a|oggetto|verzonden|aan|onderwerp|sendt|til|emne|skickat|till|ämne|wysłano|do|temat|отправлено|дата|кому|тема|lähetetty|päivämäärä|vastaanottaja|aihe|elküldve|dátum|címzett|tárgy|poslano|prima|predmet|odesláno|komu|předmět|trimis|către|subiect|tarih|kime|konu|enviada|assunto|cc|kopie|kopia|копия|送信日時|宛先|件名|发送时间|收件人|主题|日期|寄件日期|收件者|主旨|날짜|받는 사람|제목|gönderildi|verstuurd)\s*\*?\s*[:：]").expect("other header")
+});
+
+/// Mobile and webmail footers that are not part of the message.
+static FOOTER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r"(?i)^\s*(",
+        r"sent (from|with|via|using) [^,]{0,80}(, please .*)?",
+        r"|sent from my .*",
+        r"|gesendet von .*",
+        r"|envoyé à partir de .*",
+        r"|ᐧ",
+        r"|get outlook for .*",
+        r"|get \[outlook for .*",
+        r"|from my (iphone|ipad|android|mobile|phone|samsung|blackberry).*",
+        r"|envoyé (de|depuis) (mon|ma) .*",
+        r"|von meinem .* gesendet.*",
+        r"|gesendet von meinem .*",
+        r"|diese nachricht wurde von meinem .* gesendet\.?",
+        r"|enviado (desde|de) mi .*",
+        r"|inviato da(l mio)? .*",
+        r"|verzonden (vanaf|met) .*",
+        r"|skickat från min .*",
+        r"|sendt fra min .*",
+        r"|wysłane z .*",
+        r"|отправлено с .*",
+        r"|從我的 .* 傳送",
+        r"|<<sent by .*>>",
+        r"|\(sent from .*\)",
+        r"|someone from mobile",
+        r")\s*$"
+    ))
+    .expect("footer pattern")
+});
+
+fn is_quoted(line: &str) -> bool {
+    line.trim_start().starts_with('>')
+}
+
+fn is_blank(line: &str) -> bool {
+    line.chars().all(|c| {
+        c.is_whitespace() || matches!(c, '\u{200b}' | '\u{200e}' | '\u{200f}' | '\u{feff}' | 'ᐧ')
+    })
+}
+
+/// Whether an Outlook-style header block ("From: … / Sent: … / To: … / Subject: …") starts at `i`.
+fn header_block_at(lines: &[&str], i: usize) -> bool {
+    if !FROM_HEADER.is_match(lines[i]) {
+        return false;
+    }
+    let others = lines[i + 1..]
+        .iter()
+        .take(7)
+        .filter(|l| OTHER_HEADER.is_match(l))
+        .count();
+    let next_is_header = lines.get(i + 1).is_some_and(|l| OTHER_HEADER.is_match(l));
+    others >= 2 || (others == 1 && next_is_header && lines[i].contains('@'))
+}
+
+/// A header block that begins with Date/Sent/To/Subject and has a From further down.
+fn reversed_header_block_at(lines: &[&str], i: usize) -> bool {
+    if !OTHER_HEADER.is_match(lines[i]) {
+        return false;
+    }
+    let block: Vec<&&str> = lines[i..]
+        .iter()
+        .take(6)
+        .take_while(|l| !is_blank(l))
+        .collect();
+    block.len() >= 2
+        && block.iter().any(|l| l.contains('@'))
+        && block
+            .iter()
+            .all(|l| FROM_HEADER.is_match(l) || OTHER_HEADER.is_match(l))
+}
+
+/// A short line with an address and a number that ends in a colon, as many clients
+/// write their attribution ("30.09.2017, 18.30, "John" <j@x.test>:").
+static GENERIC_ATTRIBUTION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[^>].{0,200}(<[^>\s]+@[^>\s]+>|\S+@\S+\.\w+).{0,60}[:：]\s*$")
+        .expect("generic attribution")
+});
+
+/// The attribution line(s) starting at `i`: how many lines they span, if any.
+fn attribution_at(lines: &[&str], i: usize) -> Option<usize> {
+    let first = lines[i].trim();
+    if first.is_empty() {
+        return None;
+    }
+    let mut joined = String::new();
+    for span in 1..=3 {
+        let Some(l) = lines.get(i + span - 1) else {
+            break;
+        };
+        if span > 1 {
+            if is_blank(l) {
+                break;
+            }
+            joined.push(' ');
+        }
+        joined.push_str(l.trim());
+        if joined.len() > 400 {
+            break;
+        }
+        if ATTRIBUTION.is_match(&joined)
+            || (GENERIC_ATTRIBUTION.is_match(&joined)
+                && joined.chars().any(|c| c.is_ascii_digit())
+                && !FROM_HEADER.is_match(&joined)
+                && !OTHER_HEADER.is_match(&joined))
+        {
+            // Only a real attribution if quoted text or nothing follows it soon.
+            return Some(span);
+        }
+    }
+    None
+}
+
+/// Where the quoted part begins, if anywhere, and how many lines its header spans.
+fn find_cut(lines: &[&str]) -> Option<(usize, usize)> {
+    for i in 0..lines.len() {
+        let line = lines[i];
+        if SEPARATOR.is_match(line) {
+            // A long rule only counts when a header block follows it.
+            let t = line.trim();
+            let is_rule = t
+                .chars()
+                .all(|c| c == '_' || c == '-' || c == '=' || c == '>' || c == ' ');
+            if !is_rule
+                || lines[i + 1..]
+                    .iter()
+                    .take(3)
+                    .position(|l| !is_blank(l))
+                    .is_some_and(|p| {
+                        let j = i + 1 + p;
+                        header_block_at(lines, j) || reversed_header_block_at(lines, j)
+                    })
+            {
+                return Some((i, 1));
+            }
+        }
+        if let Some(span) = attribution_at(lines, i) {
+            return Some((i, span));
+        }
+        if header_block_at(lines, i) || reversed_header_block_at(lines, i) {
+            return Some((i, 1));
+        }
+        // A mobile footer with text above ends the reply; what follows is the old mail.
+        if FOOTER.is_match(line) && lines[..i].iter().any(|l| !is_blank(l)) {
+            return Some((i, 1));
+        }
+        if is_quoted(line)
+            && lines[i..]
+                .iter()
+                .all(|l| is_quoted(l) || is_blank(l) || FOOTER.is_match(l))
+        {
+            return Some((i, 0));
+        }
+    }
+    None
+}
+
+/// Cuts a trailing signature ("-- " delimiter) and mobile footers off `lines`.
+fn drop_signature(lines: &mut Vec<&str>) {
+    if let Some(pos) = lines.iter().rposition(|l| {
+        let t = l.trim_end();
+        t == "--" || (t.len() >= 2 && t.len() < 20 && t.chars().all(|c| c == '_'))
+    }) {
+        if pos > 0 {
+            lines.truncate(pos);
+        }
+    }
+    loop {
+        while lines.last().is_some_and(|l| is_blank(l)) {
+            lines.pop();
+        }
+        match lines.last() {
+            Some(l) if FOOTER.is_match(l) && lines.len() > 1 => {
+                lines.pop();
+            }
+            _ => break,
+        }
+    }
+}
+
+/// Forward banners: what follows them is content the sender passes on, not history.
+static FORWARD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(forward|weitergeleitet|transféré|transmis|réexpédié|reenviado|inoltrato|doorgestuurd|videresend|vidarebefordra|välitetty|edelleenlähetetty|przekazan|přeposlan|preposlan|encaminhad|пересыла|перенаправлен|переслан|továbbított|proslijeđen|redirecționat|iletilen|iletilmiş|転送|转发|轉寄)").expect("forward pattern")
+});
+
+/// The lines of the new text, or `None` when the body holds nothing new (a bare forward
+/// or quote). Text above the first quote header is new; a '>'-quoted block after a header
+/// is skipped and text below it is new too (bottom-posting and inline answers), while an
+/// unquoted block after a header is old mail and ends the new text.
+fn new_lines<'a>(all: &[&'a str]) -> Option<Vec<&'a str>> {
+    let Some((cut, span)) = find_cut(all) else {
+        return Some(all.to_vec());
+    };
+    let above: Vec<&str> = all[..cut].to_vec();
+    let has_above = above.iter().any(|l| !is_blank(l));
+    let mut j = cut + span;
+    let quote_start = j;
+    while j < all.len() && (is_quoted(all[j]) || is_blank(all[j])) {
+        j += 1;
+    }
+    let skipped_quote = all[quote_start..j].iter().any(|l| is_quoted(l));
+    if has_above {
+        return Some(above);
+    }
+    if skipped_quote && j < all.len() {
+        match new_lines(&all[j..]) {
+            Some(below) if has_above => {
+                let mut out = above;
+                out.push("");
+                out.extend(below);
+                Some(out)
+            }
+            Some(below) => Some(below),
+            None if has_above => Some(above),
+            None => None,
+        }
+    } else if has_above {
+        Some(above)
+    } else {
+        None
+    }
+}
+
+/// The body of a bare forward: the lines after its banner and header block.
+fn forwarded_body<'a>(all: &[&'a str]) -> Vec<&'a str> {
+    let Some((cut, span)) = find_cut(all) else {
+        return all.to_vec();
+    };
+    let mut j = cut + span;
+    while j < all.len() && is_blank(all[j]) {
+        j += 1;
+    }
+    // The header block runs to the first blank line.
+    while j < all.len() && !is_blank(all[j]) {
+        j += 1;
+    }
+    let body = &all[j.min(all.len())..];
+    if body.iter().all(|l| is_blank(l)) {
+        all.to_vec()
+    } else {
+        new_lines(body).unwrap_or_else(|| body.to_vec())
+    }
+}
+
+/// Whether the body's first quote header is a forward banner.
+fn is_forward(all: &[&str]) -> bool {
+    find_cut(all).is_some_and(|(cut, _)| FORWARD.is_match(all[cut]))
+}
+
+fn finish(mut lines: Vec<&str>) -> String {
+    drop_signature(&mut lines);
+    let out: Vec<&str> = lines
+        .iter()
+        .map(|l| if is_blank(l) { "" } else { l.trim_end() })
+        .collect();
+    let start = out.iter().position(|l| !l.is_empty()).unwrap_or(out.len());
+    let end = out
+        .iter()
+        .rposition(|l| !l.is_empty())
+        .map_or(start, |p| p + 1);
+    out[start..end].join("\n")
+}
+
+/// Only the text the sender wrote above a quote or forward; empty when they wrote nothing.
+pub fn new_text(body: &str) -> String {
+    let text = body.replace("\r\n", "\n").replace('\r', "\n");
+    let all: Vec<&str> = text.lines().collect();
+    new_lines(&all).map(finish).unwrap_or_default()
+}
+
+/// The text a ticket shows for a message: the new text of a reply, or, when the sender
+/// wrote nothing above a forward or quote, the whole body so the ticket still shows what
+/// was sent.
+pub fn strip_reply(body: &str) -> String {
+    let text = body.replace("\r\n", "\n").replace('\r', "\n");
+    let all: Vec<&str> = text.lines().collect();
+    match new_lines(&all) {
+        Some(lines) => finish(lines),
+        // A bare forward: what is forwarded is the substance of the ticket.
+        None if is_forward(&all) => finish(forwarded_body(&all)),
+        None => finish(all),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_reply() {
+        let s = "Thanks, works now.\n\nOn Mon, 1 Jan 2024 at 10:00, Support <s@x.test> wrote:\n> old\n> text\n";
+        assert_eq!(strip_reply(s), "Thanks, works now.");
+    }
+
+    #[test]
+    fn signature_and_footer() {
+        assert_eq!(strip_reply("Hi\n\n-- \nBob\nACME"), "Hi");
+        assert_eq!(strip_reply("Hi\n\nSent from my iPhone"), "Hi");
+    }
+
+    #[test]
+    fn outlook_block() {
+        let s =
+            "Yes.\n\nFrom: Support <s@x.test>\nSent: Monday\nTo: bob@x.test\nSubject: Re: x\n\nold";
+        assert_eq!(strip_reply(s), "Yes.");
+    }
+}
