@@ -1,1 +1,259 @@
-fn main() {}
+//! The `postdesk` binary: command line, configuration, and wiring of the crates.
+
+mod config;
+mod lock;
+mod serve;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use config::Config;
+use postdesk_store::{Org, Role, Staff, Store};
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(
+    name = "postdesk",
+    version,
+    about = "A help desk whose first interface is email"
+)]
+struct Cli {
+    /// Data folder (database, secrets, outbox).
+    #[arg(
+        long,
+        global = true,
+        env = "POSTDESK_DATA",
+        default_value = "./postdesk-data"
+    )]
+    data: PathBuf,
+    /// TOML configuration file; every key can also be set as POSTDESK_<KEY>.
+    #[arg(long, global = true, env = "POSTDESK_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the mail gateway and the HTTP API.
+    Serve {
+        /// SMTP listen address.
+        #[arg(long)]
+        smtp: Option<String>,
+        /// LMTP listen address (off unless given).
+        #[arg(long)]
+        lmtp: Option<String>,
+        /// HTTP listen address.
+        #[arg(long)]
+        http: Option<String>,
+        /// Mail domain of organization addresses.
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// Organizations.
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+    /// Staff members.
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
+    },
+    /// API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Print the effective configuration.
+    Config,
+}
+
+#[derive(Subcommand)]
+enum OrgCommand {
+    /// Add an organization; its addresses are SLUG@DOMAIN plus any --address.
+    Add {
+        slug: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long = "address")]
+        addresses: Vec<String>,
+        /// Sender domains allowed to write (comma-separated); none = everyone.
+        #[arg(long, value_delimiter = ',')]
+        whitelist: Vec<String>,
+    },
+    /// List organizations.
+    List,
+}
+
+#[derive(Subcommand)]
+enum StaffCommand {
+    /// Add a staff member.
+    Add {
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        role: Role,
+    },
+    /// List staff members.
+    List,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create an API token for a staff member and print it (it is stored hashed).
+    Create { email: String },
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let cli = Cli::parse();
+    let mut config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve {
+            smtp,
+            lmtp,
+            http,
+            domain,
+        } => {
+            if let Some(v) = smtp {
+                config.smtp = v;
+            }
+            if let Some(v) = lmtp {
+                config.lmtp = v;
+            }
+            if let Some(v) = http {
+                config.http = v;
+            }
+            if let Some(v) = domain {
+                config.domain = v;
+            }
+            config.validate()?;
+            serve::serve(&cli.data, config)
+        }
+        Command::Config => {
+            print!("{}", toml::to_string(&config)?);
+            Ok(())
+        }
+        Command::Org { command } => {
+            let _lock = lock::acquire(&cli.data, "this command")?;
+            let store = open_store(&cli.data)?;
+            match command {
+                OrgCommand::Add {
+                    slug,
+                    name,
+                    addresses,
+                    whitelist,
+                } => {
+                    let org = new_org(&config, &slug, &name, &addresses, &whitelist)?;
+                    store.add_org(&org)?;
+                    println!(
+                        "added organization {} ({})",
+                        org.slug,
+                        org.addresses.join(", ")
+                    );
+                }
+                OrgCommand::List => {
+                    for o in store.orgs()? {
+                        let wl = if o.whitelist.is_empty() {
+                            "everyone".to_string()
+                        } else {
+                            o.whitelist.join(",")
+                        };
+                        println!(
+                            "{}\t{}\t{}\twhitelist: {wl}",
+                            o.slug,
+                            o.name,
+                            o.addresses.join(",")
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Staff { command } => {
+            let _lock = lock::acquire(&cli.data, "this command")?;
+            let store = open_store(&cli.data)?;
+            match command {
+                StaffCommand::Add { email, name, role } => {
+                    let staff = Staff {
+                        email: email.trim().to_ascii_lowercase(),
+                        name,
+                        role,
+                        created_at: time::OffsetDateTime::now_utc(),
+                    };
+                    store.add_staff(&staff)?;
+                    println!("added {} ({}) as {}", staff.name, staff.email, staff.role);
+                }
+                StaffCommand::List => {
+                    for s in store.staff_list()? {
+                        println!("{}\t{}\t{}", s.email, s.name, s.role);
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Token { command } => {
+            let _lock = lock::acquire(&cli.data, "this command")?;
+            let store = open_store(&cli.data)?;
+            match command {
+                TokenCommand::Create { email } => {
+                    let token = new_token();
+                    store.add_api_token(&email, &token)?;
+                    println!("{token}");
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+pub(crate) fn open_store(data: &Path) -> Result<Store> {
+    Store::open(data).with_context(|| format!("cannot open the store in {}", data.display()))
+}
+
+pub(crate) fn new_token() -> String {
+    let bytes: [u8; 24] = postdesk_store::random_bytes();
+    format!(
+        "pd_{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+pub(crate) fn new_org(
+    config: &Config,
+    slug: &str,
+    name: &str,
+    extra: &[String],
+    whitelist: &[String],
+) -> Result<Org> {
+    postdesk_store::check_slug(slug).map_err(anyhow::Error::msg)?;
+    let mut addresses = vec![format!("{slug}@{}", config.domain.to_ascii_lowercase())];
+    for a in extra {
+        let a = a.trim().to_ascii_lowercase();
+        if !a.contains('@') || a.contains(char::is_whitespace) {
+            anyhow::bail!("--address {a:?} is not an email address");
+        }
+        if !addresses.contains(&a) {
+            addresses.push(a);
+        }
+    }
+    let whitelist = whitelist
+        .iter()
+        .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
+        .filter(|d| !d.is_empty())
+        .collect();
+    Ok(Org {
+        slug: slug.to_string(),
+        name: name.to_string(),
+        addresses,
+        whitelist,
+        created_at: time::OffsetDateTime::now_utc(),
+    })
+}

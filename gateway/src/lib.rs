@@ -1,1 +1,46 @@
+//! Inbound mail: the SMTP/LMTP receiver and its checks, the group-committing spool writer,
+//! and the pipeline that turns spooled messages into ticket events.
 
+mod config;
+mod error;
+mod limits;
+mod pipeline;
+mod smtp;
+mod spool;
+mod tls;
+
+pub use config::GatewayConfig;
+pub use error::GatewayError;
+pub use pipeline::{process_pending, Pipeline};
+pub use smtp::{serve, Mode};
+pub use spool::{SpoolHandle, SpoolWriter};
+pub use tls::load_tls;
+
+use postdesk_store::Store;
+use std::sync::Arc;
+
+/// What every session shares.
+pub struct Gateway {
+    pub store: Store,
+    pub config: GatewayConfig,
+    pub spool: SpoolHandle,
+    pub(crate) limits: limits::Limits,
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl Gateway {
+    pub fn new(
+        store: Store,
+        config: GatewayConfig,
+        spool: SpoolHandle,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Arc<Gateway> {
+        Arc::new(Gateway {
+            limits: limits::Limits::new(&config),
+            store,
+            config,
+            spool,
+            tls,
+        })
+    }
+}

@@ -214,8 +214,19 @@ pub struct Envelope {
     /// Return path; empty for bounces.
     pub mail_from: String,
     pub deliveries: Vec<Delivery>,
+    /// Recipients of the same message that their organization refused (SMTP answers once
+    /// per message, so these are recorded rather than answered).
+    #[serde(default)]
+    pub refused: Vec<RefusedDelivery>,
     #[serde(with = "time::serde::rfc3339")]
     pub received_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RefusedDelivery {
+    pub org: String,
+    pub address: String,
+    pub reason: String,
 }
 
 /// The outcome of processing one delivery of an inbound message.

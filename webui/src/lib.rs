@@ -1,1 +1,30 @@
+//! HTTP: the JSON API (read-only for now) and `/healthz`, every route asking the policy.
 
+mod api;
+mod auth;
+mod error;
+mod policy;
+
+pub use error::ApiError;
+
+use axum::routing::get;
+use axum::Router;
+use postdesk_store::Store;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+}
+
+/// The whole HTTP application.
+pub fn router(store: Store) -> Router {
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .route("/api/v1/tickets", get(api::list_tickets))
+        .route("/api/v1/tickets/{number}", get(api::show_ticket))
+        .route("/api/v1/messages/{message_id}/raw", get(api::raw_message))
+        .route("/api/v1/inbound", get(api::inbound_log))
+        .fallback(api::not_found)
+        .with_state(AppState { store })
+}

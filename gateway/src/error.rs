@@ -1,0 +1,15 @@
+//! The gateway's typed error.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Store(#[from] postdesk_store::StoreError),
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    #[error("the spool writer has stopped")]
+    SpoolClosed,
+}

@@ -1,0 +1,395 @@
+//! The pipeline: takes spooled messages in order, parses and classifies them, threads each
+//! delivery into a ticket and commits event + decision atomically. Resumes after a crash
+//! from the spool markers; a delivery already decided is not applied twice.
+
+use crate::GatewayError;
+use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+use postdesk_store::{
+    AttachmentRef, Decision, DeliveryCommit, EventKind, Outcome, Store, TicketTarget, TicketType,
+};
+use postdesk_threading::{
+    classify, html_to_text, match_ticket, split_type_prefix, strip_reply, MatchRule,
+    ThreadingInput, TicketLookup, TypePrefix,
+};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+/// The pipeline worker: wakes when the spool commits, and every second regardless.
+pub struct Pipeline {
+    store: Store,
+    wake: Receiver<()>,
+}
+
+impl Pipeline {
+    pub fn new(store: Store, wake: Receiver<()>) -> Pipeline {
+        Pipeline { store, wake }
+    }
+
+    /// Runs on its own thread until the spool writer is gone.
+    pub fn run(self) {
+        loop {
+            if let Err(e) = process_pending(&self.store) {
+                tracing::error!(error = %e, "pipeline pass failed; retrying");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            match self.wake.recv_timeout(Duration::from_secs(1)) {
+                Ok(()) => while self.wake.try_recv().is_ok() {},
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    let _ = process_pending(&self.store);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Processes every spooled message not yet completed, oldest first. Returns how many.
+pub fn process_pending(store: &Store) -> Result<usize, GatewayError> {
+    let secret = store.secret("reply-token")?;
+    let pending = store.pending_inbound()?;
+    for id in &pending {
+        process_one(store, &secret, *id)?;
+    }
+    Ok(pending.len())
+}
+
+struct StoreLookup<'a>(&'a Store);
+
+impl TicketLookup for StoreLookup<'_> {
+    fn ticket_for_message_id(&self, org: &str, message_id: &str) -> Option<u64> {
+        self.0.ticket_for_message_id(org, message_id).ok().flatten()
+    }
+    fn ticket_org(&self, ticket: u64) -> Option<String> {
+        self.0.ticket(ticket).ok().flatten().map(|t| t.org)
+    }
+    fn is_participant(&self, ticket: u64, address: &str) -> bool {
+        self.0.ticket(ticket).ok().flatten().is_some_and(|t| {
+            t.requester == address
+                || t.participants.iter().any(|p| p == address)
+                || t.cc.iter().any(|p| p == address)
+        })
+    }
+}
+
+fn lower_addresses(list: Option<&mail_parser::Address<'_>>) -> Vec<String> {
+    list.map(|a| {
+        a.iter()
+            .filter_map(|x| x.address())
+            .map(|x| x.trim().to_ascii_lowercase())
+            .filter(|x| x.contains('@'))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn id_list(v: &mail_parser::HeaderValue<'_>) -> Vec<String> {
+    v.as_text_list()
+        .map(|l| {
+            l.iter()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The display text of a message: its text body (or its HTML as text), quotes stripped.
+pub(crate) fn display_text(msg: &Message<'_>) -> String {
+    let body = if !msg.text_body.is_empty()
+        && msg
+            .text_body
+            .first()
+            .and_then(|&i| msg.part(i))
+            .is_some_and(|p| matches!(p.body, PartType::Text(_)))
+    {
+        msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default()
+    } else if let Some(html) = msg.body_html(0) {
+        html_to_text(&html)
+    } else {
+        msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default()
+    };
+    strip_reply(&body)
+}
+
+/// The Message-ID a delivery report is about: from its returned message or headers part.
+fn reported_message_id(msg: &Message<'_>) -> Option<String> {
+    for part in &msg.parts {
+        match &part.body {
+            PartType::Message(inner) => {
+                if let Some(id) = inner.message_id() {
+                    return Some(id.to_string());
+                }
+            }
+            PartType::Text(text) | PartType::Html(text)
+                if part.content_type().is_some_and(|ct| {
+                    ct.subtype()
+                        .is_some_and(|s| s.eq_ignore_ascii_case("rfc822-headers"))
+                }) =>
+            {
+                let parsed = MessageParser::new().parse_headers(text.as_bytes());
+                if let Some(id) = parsed.as_ref().and_then(|m| m.message_id()) {
+                    return Some(id.to_string());
+                }
+            }
+            PartType::Binary(bytes) | PartType::InlineBinary(bytes)
+                if part.content_type().is_some_and(|ct| {
+                    ct.subtype().is_some_and(|s| {
+                        s.eq_ignore_ascii_case("rfc822-headers") || s.eq_ignore_ascii_case("rfc822")
+                    })
+                }) =>
+            {
+                let parsed = MessageParser::new().parse_headers(bytes.as_ref());
+                if let Some(id) = parsed.as_ref().and_then(|m| m.message_id()) {
+                    return Some(id.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn attachments(store: &Store, msg: &Message<'_>) -> Result<Vec<AttachmentRef>, GatewayError> {
+    let mut out = Vec::new();
+    for part in msg.attachments() {
+        let contents = part.contents();
+        let name = part
+            .attachment_name()
+            .map(|n| n.replace(['/', '\\', '\r', '\n'], "_"))
+            .unwrap_or_else(|| "attachment".into());
+        let content_type = part
+            .content_type()
+            .map(|ct| match ct.subtype() {
+                Some(sub) => format!("{}/{}", ct.ctype(), sub),
+                None => ct.ctype().to_string(),
+            })
+            .unwrap_or_else(|| "application/octet-stream".into())
+            .to_ascii_lowercase();
+        let sha256 = store.put_blob(contents)?;
+        out.push(AttachmentRef {
+            name,
+            content_type,
+            size: contents.len() as u64,
+            sha256,
+        });
+    }
+    Ok(out)
+}
+
+fn process_one(store: &Store, secret: &[u8], id: u64) -> Result<(), GatewayError> {
+    let (Some(envelope), Some(raw)) = (store.envelope(id)?, store.raw_message(id)?) else {
+        tracing::error!(
+            inbound = id,
+            "spool marker without its message; dropping marker"
+        );
+        let d = Decision {
+            inbound: id,
+            org: String::new(),
+            message_id: None,
+            from: String::new(),
+            subject: String::new(),
+            outcome: Outcome::Refused {
+                reason: "spooled message missing from the store".into(),
+            },
+            notes: vec![],
+            at: time::OffsetDateTime::now_utc(),
+        };
+        store.record_decision(&d, true)?;
+        return Ok(());
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let total = envelope.deliveries.len() + envelope.refused.len();
+    let mut done = 0;
+    let mut finish = |store: &Store, d: &Decision| -> Result<(), GatewayError> {
+        done += 1;
+        store.record_decision(d, done == total)?;
+        Ok(())
+    };
+    let parsed = MessageParser::default().parse(&raw[..]);
+    let subject = parsed
+        .as_ref()
+        .and_then(|m| m.subject())
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let from = parsed
+        .as_ref()
+        .and_then(|m| m.from())
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .map(|a| a.trim().to_ascii_lowercase())
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| envelope.mail_from.trim().to_ascii_lowercase());
+    let message_id = parsed
+        .as_ref()
+        .and_then(|m| m.message_id())
+        .map(str::to_string);
+    for r in &envelope.refused {
+        let d = Decision {
+            inbound: id,
+            org: r.org.clone(),
+            message_id: message_id.clone(),
+            from: from.clone(),
+            subject: subject.clone(),
+            outcome: Outcome::Refused {
+                reason: r.reason.clone(),
+            },
+            notes: vec![format!("recipient {}", r.address)],
+            at: now,
+        };
+        finish(store, &d)?;
+    }
+    let Some(msg) = parsed else {
+        for delivery in &envelope.deliveries {
+            let d = Decision {
+                inbound: id,
+                org: delivery.org.clone(),
+                message_id: None,
+                from: from.clone(),
+                subject: String::new(),
+                outcome: Outcome::Refused {
+                    reason: "message could not be parsed; the original is kept".into(),
+                },
+                notes: vec![],
+                at: now,
+            };
+            finish(store, &d)?;
+        }
+        return Ok(());
+    };
+    let class = classify(&msg, &envelope.mail_from);
+    let text = display_text(&msg);
+    let files = attachments(store, &msg)?;
+    let in_reply_to = id_list(msg.in_reply_to());
+    let references = id_list(msg.references());
+    let to = lower_addresses(msg.to());
+    let cc = lower_addresses(msg.cc());
+    let lookup = StoreLookup(store);
+    let staff = store.staff(&from)?;
+    let deliveries = envelope.deliveries.len();
+    for (n, delivery) in envelope.deliveries.iter().enumerate() {
+        let last = done + 1 == total && n + 1 == deliveries;
+        let org = store.org(&delivery.org)?;
+        let org_addresses = org.map(|o| o.addresses).unwrap_or_default();
+        let is_org_address = |a: &String| {
+            let base = match a.split_once('@') {
+                Some((l, d)) => format!("{}@{d}", l.split('+').next().unwrap_or(l)),
+                None => a.clone(),
+            };
+            org_addresses.contains(&base)
+        };
+        let mut notes = class.reasons.clone();
+        let input = ThreadingInput {
+            org: &delivery.org,
+            sender: &from,
+            recipients: std::slice::from_ref(&delivery.address),
+            in_reply_to: &in_reply_to,
+            references: &references,
+            subject: &subject,
+        };
+        let m = match_ticket(&input, secret, &lookup);
+        let by_staff = staff.is_some() && m.rule == MatchRule::ReplyToken;
+        if staff.is_some() && !by_staff {
+            notes.push(format!(
+                "From names staff member {from} but carries no proof (reply token or DMARC pass); handled as an end user's mail"
+            ));
+        }
+        let (target, kind, rule) = if class.delivery_report {
+            let about = reported_message_id(&msg)
+                .and_then(|mid| {
+                    store
+                        .ticket_for_message_id(&delivery.org, &mid)
+                        .ok()
+                        .flatten()
+                })
+                .or(m.ticket);
+            match about {
+                Some(t) => (
+                    TicketTarget::Existing(t),
+                    EventKind::DeliveryReport,
+                    "delivery_report",
+                ),
+                None => {
+                    let d = Decision {
+                        inbound: id,
+                        org: delivery.org.clone(),
+                        message_id: message_id.clone(),
+                        from: from.clone(),
+                        subject: subject.clone(),
+                        outcome: Outcome::Refused {
+                            reason: "delivery report about a message not known here; recorded, no ticket opened".into(),
+                        },
+                        notes,
+                        at: now,
+                    };
+                    done += 1;
+                    store.record_decision(&d, last)?;
+                    continue;
+                }
+            }
+        } else {
+            match m.ticket {
+                Some(t) => (TicketTarget::Existing(t), EventKind::Reply, m.rule.as_str()),
+                None => {
+                    let (prefix, summary) = split_type_prefix(&subject);
+                    let ticket_type = match prefix {
+                        TypePrefix::Incident => TicketType::Incident,
+                        TypePrefix::Bug => TicketType::Bug,
+                        TypePrefix::Question => TicketType::Question,
+                    };
+                    let summary = if summary.is_empty() {
+                        "(no subject)".to_string()
+                    } else {
+                        summary.chars().take(300).collect()
+                    };
+                    (
+                        TicketTarget::New {
+                            ticket_type,
+                            summary,
+                            requester: from.clone(),
+                            automatic: class.automatic,
+                        },
+                        EventKind::Created,
+                        MatchRule::New.as_str(),
+                    )
+                }
+            }
+        };
+        let mut participants = vec![from.clone()];
+        participants.extend(
+            to.iter()
+                .chain(cc.iter())
+                .filter(|a| !is_org_address(a))
+                .cloned(),
+        );
+        participants.dedup();
+        let commit = DeliveryCommit {
+            inbound: id,
+            org: delivery.org.clone(),
+            message_id: message_id.clone(),
+            from: from.clone(),
+            subject: subject.clone(),
+            target,
+            kind,
+            by_staff,
+            text: text.clone(),
+            attachments: files.clone(),
+            automatic: class.automatic,
+            participants,
+            cc: cc
+                .iter()
+                .filter(|a| !is_org_address(a) && **a != from)
+                .cloned()
+                .collect(),
+            rule: rule.to_string(),
+            notes,
+            last_delivery: last,
+            at: now,
+        };
+        let decision = store.commit_delivery(&commit)?;
+        done += 1;
+        tracing::info!(inbound = id, org = %delivery.org, outcome = ?decision.outcome, "inbound decided");
+    }
+    Ok(())
+}

@@ -1,0 +1,57 @@
+//! The SMTP and LMTP receiver: a listener, and a session split by verb.
+
+mod data;
+mod ehlo;
+mod mail;
+mod rcpt;
+mod rset;
+mod session;
+mod starttls;
+mod vrfy;
+
+use crate::Gateway;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// SMTP (answers once per message) or LMTP (answers per recipient, greets with LHLO).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Smtp,
+    Lmtp,
+}
+
+/// Accepts connections until `shutdown` turns true; each gets its own session task.
+pub async fn serve(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    mode: Mode,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut prune = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() { return; }
+            }
+            _ = prune.tick() => gateway.limits.prune(),
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let gateway = gateway.clone();
+                tokio::spawn(async move {
+                    session::run(stream, peer, gateway, mode).await;
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! RCPT TO: only organization addresses (or their plus forms) are accepted, so nothing is
+//! taken in that would later bounce.
+
+use super::session::{Recipient, Session};
+use smtp_proto::RcptTo;
+
+impl Session {
+    pub(super) fn rcpt(&mut self, to: RcptTo<String>) {
+        if self.mail_from.is_none() {
+            self.reply("503 5.5.1 Need MAIL command first");
+            return;
+        }
+        if self.recipients.len() >= self.gateway.config.max_recipients {
+            self.reply(&format!(
+                "452 4.5.3 Too many recipients; at most {} per message",
+                self.gateway.config.max_recipients
+            ));
+            return;
+        }
+        let address = to.address.trim().to_ascii_lowercase();
+        if address.chars().any(|c| c.is_control() || c.is_whitespace()) || !address.contains('@') {
+            self.reply("501 5.1.3 Bad recipient address syntax");
+            return;
+        }
+        match self.gateway.store.org_for_address(&address) {
+            Ok(Some(org)) => {
+                if self.recipients.iter().any(|r| r.address == address) {
+                    self.reply("250 2.1.5 Recipient OK (duplicate ignored)");
+                    return;
+                }
+                self.recipients.push(Recipient {
+                    address,
+                    org: org.slug,
+                });
+                self.reply("250 2.1.5 Recipient OK");
+            }
+            Ok(None) => self.reply(&format!("550 5.1.1 <{address}>: no such mailbox here")),
+            Err(e) => {
+                tracing::error!(error = %e, "recipient lookup failed");
+                self.reply("451 4.3.0 Temporary lookup failure; try again later");
+            }
+        }
+    }
+}

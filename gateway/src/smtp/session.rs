@@ -1,0 +1,250 @@
+//! One SMTP/LMTP conversation: reading commands (smtp-proto), dispatching them to the
+//! verb files, buffering replies so pipelined commands get one write.
+
+use super::Mode;
+use crate::Gateway;
+use smtp_proto::request::receiver::RequestReceiver;
+use smtp_proto::{Error as ProtoError, Request};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A recipient accepted at RCPT time.
+#[derive(Debug, Clone)]
+pub(super) struct Recipient {
+    pub address: String,
+    pub org: String,
+}
+
+/// The state of one conversation.
+pub(super) struct Session {
+    pub gateway: Arc<Gateway>,
+    pub mode: Mode,
+    pub peer: SocketAddr,
+    pub helo: Option<String>,
+    pub mail_from: Option<String>,
+    pub recipients: Vec<Recipient>,
+    pub tls_active: bool,
+    /// Replies not yet written.
+    pub out: Vec<u8>,
+}
+
+/// What the command loop does after a command.
+pub(super) enum Next {
+    Continue,
+    Data,
+    StartTls,
+    Quit,
+}
+
+pub(super) trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
+
+impl Session {
+    pub fn reply(&mut self, line: &str) {
+        self.out.extend_from_slice(line.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    /// Forgets the current transaction (after a message, RSET, or a new EHLO).
+    pub fn reset_transaction(&mut self) {
+        self.mail_from = None;
+        self.recipients.clear();
+    }
+
+    pub async fn flush(&mut self, conn: &mut impl Conn) -> std::io::Result<()> {
+        if !self.out.is_empty() {
+            conn.write_all(&self.out).await?;
+            conn.flush().await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, request: Request<String>) -> Next {
+        match request {
+            Request::Ehlo { host } => self.ehlo(host, false),
+            Request::Helo { host } => self.ehlo(host, true),
+            Request::Lhlo { host } => self.lhlo(host),
+            Request::Mail { from } => self.mail(from),
+            Request::Rcpt { to } => self.rcpt(to),
+            Request::Data => return self.data_start(),
+            Request::Rset => self.rset(),
+            Request::Noop { .. } => self.reply("250 2.0.0 OK"),
+            Request::Vrfy { .. } => self.vrfy(),
+            Request::Expn { .. } => self.reply("502 5.5.1 EXPN is not available"),
+            Request::Help { .. } => self.reply(
+                "214 2.0.0 Commands: EHLO HELO LHLO MAIL RCPT DATA RSET NOOP VRFY QUIT STARTTLS",
+            ),
+            Request::StartTls => return self.starttls(),
+            Request::Quit => {
+                self.reply("221 2.0.0 Bye");
+                return Next::Quit;
+            }
+            Request::Bdat { .. } => self.reply("502 5.5.1 BDAT is not supported here; use DATA"),
+            Request::Auth { .. } => self
+                .reply("502 5.5.1 AUTH is not offered; mail to organization addresses needs none"),
+            Request::Etrn { .. } | Request::Atrn { .. } | Request::Burl { .. } => {
+                self.reply("502 5.5.1 Command not implemented")
+            }
+        }
+        Next::Continue
+    }
+
+    fn protocol_error(&mut self, e: ProtoError) {
+        let line = match e {
+            ProtoError::ResponseTooLong => "500 5.5.2 Line too long".to_string(),
+            ProtoError::UnknownCommand => "500 5.5.1 Unknown command".to_string(),
+            ProtoError::InvalidSenderAddress => "501 5.1.7 Bad sender address syntax".to_string(),
+            ProtoError::InvalidRecipientAddress => {
+                "501 5.1.3 Bad recipient address syntax".to_string()
+            }
+            ProtoError::SyntaxError { syntax } => format!("501 5.5.4 Syntax: {syntax}"),
+            ProtoError::InvalidParameter { param } => {
+                format!("501 5.5.4 Invalid parameter {param:?}")
+            }
+            ProtoError::UnsupportedParameter { param } => {
+                format!(
+                    "555 5.5.4 Unsupported parameter {:?}",
+                    param.chars().take(64).collect::<String>()
+                )
+            }
+            _ => "500 5.5.2 Syntax error".to_string(),
+        };
+        self.reply(&line);
+    }
+}
+
+/// How a conversation ended.
+enum End {
+    Closed,
+    Upgrade,
+}
+
+pub(super) async fn run(stream: TcpStream, peer: SocketAddr, gateway: Arc<Gateway>, mode: Mode) {
+    let mut session = Session {
+        gateway: gateway.clone(),
+        mode,
+        peer,
+        helo: None,
+        mail_from: None,
+        recipients: Vec::new(),
+        tls_active: false,
+        out: Vec::new(),
+    };
+    let mut stream = stream;
+    if !gateway.limits.allow_connection(peer.ip()) {
+        session.reply(&format!(
+            "421 4.7.0 {} Too many connections from your address; try again later",
+            gateway.config.domain
+        ));
+        let _ = session.flush(&mut stream).await;
+        return;
+    }
+    let kind = if mode == Mode::Lmtp { "LMTP" } else { "ESMTP" };
+    session.reply(&format!(
+        "220 {} {kind} Postdesk ready",
+        gateway.config.domain
+    ));
+    match converse(&mut session, &mut stream).await {
+        Ok(End::Upgrade) => {
+            let Some(acceptor) = gateway.tls.clone() else {
+                return;
+            };
+            match acceptor.accept(stream).await {
+                Ok(mut tls) => {
+                    session.tls_active = true;
+                    session.helo = None;
+                    session.reset_transaction();
+                    if let Err(e) = converse(&mut session, &mut tls).await {
+                        tracing::debug!(%peer, error = %e, "session ended");
+                    }
+                }
+                Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+            }
+        }
+        Ok(End::Closed) => {}
+        Err(e) => tracing::debug!(%peer, error = %e, "session ended"),
+    }
+}
+
+/// The command loop: reads, parses and answers until QUIT, EOF, a timeout or STARTTLS.
+async fn converse(session: &mut Session, conn: &mut impl Conn) -> std::io::Result<End> {
+    let mut receiver = RequestReceiver::default();
+    let mut input: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        if input.is_empty() {
+            session.flush(conn).await?;
+            let timeout = session.gateway.config.command_timeout;
+            let n = match tokio::time::timeout(timeout, conn.read(&mut buf)).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    session.reply(&format!(
+                        "421 4.4.2 {} Timeout waiting for a command; closing",
+                        session.gateway.config.domain
+                    ));
+                    session.flush(conn).await?;
+                    return Ok(End::Closed);
+                }
+            };
+            if n == 0 {
+                return Ok(End::Closed);
+            }
+            input.extend_from_slice(&buf[..n]);
+        }
+        let mut next = Next::Continue;
+        let consumed = {
+            let mut iter = input.iter();
+            loop {
+                match receiver.ingest(&mut iter) {
+                    Ok(request) => {
+                        let request = request.into_owned();
+                        next = session.handle(request);
+                        if !matches!(next, Next::Continue) {
+                            break;
+                        }
+                    }
+                    Err(ProtoError::NeedsMoreData { .. }) => break,
+                    Err(e) => session.protocol_error(e),
+                }
+            }
+            input.len() - iter.as_slice().len()
+        };
+        input.drain(..consumed);
+        match next {
+            Next::Continue => {}
+            Next::Quit => {
+                session.flush(conn).await?;
+                return Ok(End::Closed);
+            }
+            Next::StartTls => {
+                session.flush(conn).await?;
+                // Anything pipelined after STARTTLS came before the handshake: discard it
+                // (RFC 3207 section 4.2), so it cannot be injected into the TLS session.
+                return Ok(End::Upgrade);
+            }
+            Next::Data => {
+                session.flush(conn).await?;
+                input = session
+                    .receive_data(conn, std::mem::take(&mut input))
+                    .await?;
+            }
+        }
+    }
+}
+
+/// Reads more bytes for DATA with the data timeout; `Ok(None)` on EOF or timeout.
+pub(super) async fn read_more(
+    session: &Session,
+    conn: &mut impl Conn,
+    buf: &mut [u8],
+) -> std::io::Result<Option<usize>> {
+    match tokio::time::timeout(session.gateway.config.data_timeout, conn.read(buf)).await {
+        Ok(Ok(0)) => Ok(None),
+        Ok(Ok(n)) => Ok(Some(n)),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Ok(None),
+    }
+}

@@ -1,0 +1,114 @@
+//! The effective configuration: defaults, then the TOML file, then `POSTDESK_*` variables,
+//! then command-line flags.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Mail domain: organization addresses are SLUG@domain.
+    pub domain: String,
+    /// SMTP listen address.
+    pub smtp: String,
+    /// LMTP listen address; empty = off.
+    pub lmtp: String,
+    /// HTTP listen address (API, health).
+    pub http: String,
+    pub max_message_size: usize,
+    pub max_line_length: usize,
+    pub max_recipients: usize,
+    pub command_timeout_secs: u64,
+    pub data_timeout_secs: u64,
+    pub connections_per_minute: u32,
+    pub messages_per_minute: u32,
+    /// PEM certificate chain and key for STARTTLS; both empty = no STARTTLS.
+    pub tls_cert: String,
+    pub tls_key: String,
+    /// Log filter (tracing EnvFilter syntax), e.g. "info" or "postdesk_gateway=debug".
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let g = postdesk_gateway::GatewayConfig::default();
+        Config {
+            domain: "localhost".into(),
+            smtp: "127.0.0.1:2525".into(),
+            lmtp: String::new(),
+            http: "127.0.0.1:8080".into(),
+            max_message_size: g.max_message_size,
+            max_line_length: g.max_line_length,
+            max_recipients: g.max_recipients,
+            command_timeout_secs: g.command_timeout.as_secs(),
+            data_timeout_secs: g.data_timeout.as_secs(),
+            connections_per_minute: g.connections_per_minute,
+            messages_per_minute: g.messages_per_minute,
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            log: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the file (if given) and applies `POSTDESK_<KEY>` environment overrides.
+    pub fn load(file: Option<&Path>) -> Result<Config> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                text.parse::<toml::Table>()
+                    .with_context(|| format!("{} is not valid TOML", path.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        let defaults = toml::Table::try_from(Config::default())?;
+        for (key, default) in &defaults {
+            let var = format!("POSTDESK_{}", key.to_ascii_uppercase());
+            if let Ok(raw) = std::env::var(&var) {
+                let value = match default {
+                    toml::Value::Integer(_) => toml::Value::Integer(
+                        raw.trim()
+                            .parse()
+                            .with_context(|| format!("{var}={raw:?} is not a whole number"))?,
+                    ),
+                    _ => toml::Value::String(raw),
+                };
+                table.insert(key.clone(), value);
+            }
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .context("invalid configuration")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.domain.trim().is_empty() || self.domain.contains(['@', ' ', '/']) {
+            bail!("domain {:?} is not a host name", self.domain);
+        }
+        if self.tls_cert.is_empty() != self.tls_key.is_empty() {
+            bail!("tls_cert and tls_key must be set together");
+        }
+        if self.max_recipients == 0 || self.max_message_size == 0 {
+            bail!("max_recipients and max_message_size must be positive");
+        }
+        Ok(())
+    }
+
+    pub fn gateway(&self) -> postdesk_gateway::GatewayConfig {
+        postdesk_gateway::GatewayConfig {
+            domain: self.domain.clone(),
+            max_message_size: self.max_message_size,
+            max_line_length: self.max_line_length,
+            max_recipients: self.max_recipients,
+            command_timeout: std::time::Duration::from_secs(self.command_timeout_secs.max(1)),
+            data_timeout: std::time::Duration::from_secs(self.data_timeout_secs.max(1)),
+            connections_per_minute: self.connections_per_minute,
+            messages_per_minute: self.messages_per_minute,
+        }
+    }
+}

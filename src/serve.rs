@@ -1,0 +1,167 @@
+//! `postdesk serve`: first-run setup, the listeners, the spool writer and pipeline, and a
+//! clean shutdown on SIGINT/SIGTERM.
+
+use crate::config::Config;
+use crate::{lock, new_org, new_token, open_store};
+use anyhow::{Context, Result};
+use postdesk_gateway::{Gateway, Mode, Pipeline, SpoolWriter};
+use postdesk_store::{Role, Staff, Store};
+use std::path::Path;
+use tokio::net::TcpListener;
+
+pub fn serve(data: &Path, config: Config) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
+        .with_context(|| format!("invalid log filter {:?}", config.log))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let _lock = lock::acquire(data, "postdesk serve")?;
+    let store = open_store(data)?;
+    let first_run = first_run_setup(&store, &config)?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(store, config, first_run))
+}
+
+/// Credentials made on an empty data folder, printed once.
+struct FirstRun {
+    admin: String,
+    token: String,
+}
+
+fn first_run_setup(store: &Store, config: &Config) -> Result<Option<FirstRun>> {
+    if !store.is_empty()? {
+        return Ok(None);
+    }
+    let org = new_org(config, "support", "Support", &[], &[])?;
+    store.add_org(&org)?;
+    let admin = format!("admin@{}", config.domain);
+    if store.staff(&admin)?.is_none() {
+        store.add_staff(&Staff {
+            email: admin.clone(),
+            name: "Administrator".into(),
+            role: Role::Owner,
+            created_at: time::OffsetDateTime::now_utc(),
+        })?;
+    }
+    let token = new_token();
+    store.add_api_token(&admin, &token)?;
+    Ok(Some(FirstRun { admin, token }))
+}
+
+async fn run(store: Store, config: Config, first_run: Option<FirstRun>) -> Result<()> {
+    let tls = if config.tls_cert.is_empty() {
+        None
+    } else {
+        Some(postdesk_gateway::load_tls(
+            Path::new(&config.tls_cert),
+            Path::new(&config.tls_key),
+        )?)
+    };
+    let (wake_tx, wake_rx) = std::sync::mpsc::channel();
+    let (writer, spool) = SpoolWriter::new(store.clone(), wake_tx);
+    let spool_task = tokio::spawn(writer.run());
+    let pipeline_store = store.clone();
+    let pipeline = std::thread::Builder::new()
+        .name("pipeline".into())
+        .spawn(move || Pipeline::new(pipeline_store, wake_rx).run())?;
+    let flush_store = store.clone();
+    let gateway = Gateway::new(store.clone(), config.gateway(), spool, tls);
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let smtp = TcpListener::bind(&config.smtp)
+        .await
+        .with_context(|| format!("cannot listen for SMTP on {}", config.smtp))?;
+    let mut listeners = vec![tokio::spawn(postdesk_gateway::serve(
+        smtp,
+        gateway.clone(),
+        Mode::Smtp,
+        stop_rx.clone(),
+    ))];
+    if !config.lmtp.is_empty() {
+        let lmtp = TcpListener::bind(&config.lmtp)
+            .await
+            .with_context(|| format!("cannot listen for LMTP on {}", config.lmtp))?;
+        listeners.push(tokio::spawn(postdesk_gateway::serve(
+            lmtp,
+            gateway.clone(),
+            Mode::Lmtp,
+            stop_rx.clone(),
+        )));
+    }
+    let http = TcpListener::bind(&config.http)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
+    let mut http_stop = stop_rx.clone();
+    let http_task = tokio::spawn(async move {
+        let app = postdesk_webui::router(store.clone());
+        let _ = axum::serve(http, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            })
+            .await;
+    });
+    tracing::info!(smtp = %config.smtp, lmtp = %config.lmtp, http = %config.http, domain = %config.domain, "postdesk is running");
+    if let Some(f) = first_run {
+        println!(
+            "Postdesk is running with a new data folder.\n\
+             \n  Organization `support` accepts mail at support@{domain} on {smtp}.\n\
+             \n  Send a test mail:\n    swaks --server {smtp} --from you@example.com --to support@{domain}\n\
+             \n  See it (API token for {admin}, shown only now):\n    curl -H 'Authorization: Bearer {token}' http://{http}/api/v1/tickets\n\
+             \n  Add organizations and staff with `postdesk org add` / `postdesk staff add` while the server is stopped.",
+            domain = config.domain,
+            smtp = config.smtp,
+            http = config.http,
+            admin = f.admin,
+            token = f.token,
+        );
+    }
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    for l in listeners {
+        let _ = l.await;
+    }
+    let _ = http_task.await;
+    // Sessions still in flight hold spool handles; the writer ends when the last is gone.
+    drop(gateway);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), spool_task).await;
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio::task::spawn_blocking(move || pipeline.join()),
+    )
+    .await;
+    // Every acknowledged message is already durable in the spool; this only saves the
+    // pipeline's latest progress so the next start has less to redo.
+    store_flush(&flush_store);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn store_flush(store: &Store) {
+    if let Err(e) = store.flush() {
+        tracing::error!(error = %e, "final flush failed");
+    }
+}

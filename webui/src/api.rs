@@ -1,0 +1,191 @@
+//! JSON API handlers: tickets, a ticket with its events, raw messages, the decision log.
+
+use crate::auth::Caller;
+use crate::{policy, ApiError, AppState};
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use postdesk_store::{Event, Status, Ticket, TicketFilter, TicketType};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+
+pub async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+fn ticket_json(t: &Ticket) -> Value {
+    json!({
+        "number": t.number,
+        "org": t.org,
+        "type": t.ticket_type,
+        "status": t.status,
+        "summary": t.summary,
+        "requester": t.requester,
+        "assignee": t.assignee,
+        "cc": t.cc,
+        "automatic": t.automatic,
+        "created_at": rfc3339(t.created_at),
+        "updated_at": rfc3339(t.updated_at),
+    })
+}
+
+fn event_json(e: &Event) -> Value {
+    json!({
+        "kind": e.kind,
+        "author": e.author,
+        "by_staff": e.by_staff,
+        "visibility": e.visibility,
+        "text": e.text,
+        "message_id": e.message_id.as_ref().map(|m| format!("<{m}>")),
+        "automatic": e.automatic,
+        "attachments": e.attachments.iter().map(|a| json!({
+            "name": a.name, "content_type": a.content_type, "size": a.size, "sha256": a.sha256,
+        })).collect::<Vec<_>>(),
+        "at": rfc3339(e.at),
+    })
+}
+
+/// Runs a store call off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("request aborted: {e}")))?
+}
+
+#[derive(Deserialize)]
+pub struct TicketQuery {
+    org: Option<String>,
+    status: Option<String>,
+    #[serde(rename = "type")]
+    ticket_type: Option<String>,
+    limit: Option<usize>,
+}
+
+pub async fn list_tickets(
+    State(state): State<AppState>,
+    Caller(staff): Caller,
+    Query(q): Query<TicketQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let filter = TicketFilter {
+        org: q.org.filter(|o| !o.is_empty()),
+        status: q
+            .status
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<Status>())
+            .transpose()
+            .map_err(ApiError::BadRequest)?,
+        ticket_type: q
+            .ticket_type
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<TicketType>())
+            .transpose()
+            .map_err(ApiError::BadRequest)?,
+    };
+    let limit = q.limit.unwrap_or(1000).min(10_000);
+    let store = state.store.clone();
+    let tickets = blocking(move || Ok(store.tickets(&filter)?)).await?;
+    let list: Vec<Value> = tickets
+        .iter()
+        .filter(|t| policy::can_view_ticket(&staff, t))
+        .take(limit)
+        .map(ticket_json)
+        .collect();
+    Ok(Json(json!({ "tickets": list })))
+}
+
+pub async fn show_ticket(
+    State(state): State<AppState>,
+    Caller(staff): Caller,
+    Path(number): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let number: u64 = number
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("{number:?} is not a ticket number")))?;
+    let store = state.store.clone();
+    let (ticket, events) = blocking(move || {
+        let t = store
+            .ticket(number)?
+            .ok_or_else(|| ApiError::NotFound(format!("ticket {number} not found")))?;
+        let events = store.events_for(number)?;
+        Ok((t, events))
+    })
+    .await?;
+    if !policy::can_view_ticket(&staff, &ticket) {
+        // The same answer as a missing ticket, so ticket numbers do not leak.
+        return Err(ApiError::NotFound(format!("ticket {number} not found")));
+    }
+    let mut v = ticket_json(&ticket);
+    v["events"] = Value::Array(events.iter().map(event_json).collect());
+    Ok(Json(v))
+}
+
+pub async fn raw_message(
+    State(state): State<AppState>,
+    Caller(staff): Caller,
+    Path(message_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let store = state.store.clone();
+    let mid = message_id.clone();
+    let raw = blocking(move || {
+        let missing = || ApiError::NotFound(format!("no stored message {mid}"));
+        let inbound = store.inbound_for_message_id(&mid)?.ok_or_else(missing)?;
+        // Visible to those who see the inbound log, or who may see a ticket it belongs to.
+        let mut visible = policy::can_view_inbound_log(&staff);
+        for org in store.orgs()? {
+            if let Some(n) = store.ticket_for_message_id(&org.slug, &mid)? {
+                if let Some(t) = store.ticket(n)? {
+                    visible |= policy::can_view_ticket(&staff, &t);
+                }
+            }
+        }
+        if !visible {
+            return Err(missing());
+        }
+        store.raw_message(inbound)?.ok_or_else(missing)
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "message/rfc822")], raw).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct InboundQuery {
+    limit: Option<usize>,
+}
+
+pub async fn inbound_log(
+    State(state): State<AppState>,
+    Caller(staff): Caller,
+    Query(q): Query<InboundQuery>,
+) -> Result<Json<Value>, ApiError> {
+    if !policy::can_view_inbound_log(&staff) {
+        return Err(ApiError::Forbidden(
+            "the inbound log is for owners, admins and managers".into(),
+        ));
+    }
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    let store = state.store.clone();
+    let decisions = blocking(move || Ok(store.decisions(limit)?)).await?;
+    let list: Vec<Value> = decisions
+        .iter()
+        .map(|d| {
+            let mut v = serde_json::to_value(d).unwrap_or(Value::Null);
+            if let Some(m) = d.message_id.as_ref() {
+                v["message_id"] = Value::String(format!("<{m}>"));
+            }
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "inbound": list })))
+}

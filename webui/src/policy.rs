@@ -1,0 +1,21 @@
+//! The one place that decides who may see and do what; every route asks it.
+
+use postdesk_store::{Role, Staff, Ticket};
+
+/// Owner, Admin and Manager see every ticket; a Tech only those they raised, are assigned
+/// to, or are copied on.
+pub fn can_view_ticket(staff: &Staff, ticket: &Ticket) -> bool {
+    match staff.role {
+        Role::Owner | Role::Admin | Role::Manager => true,
+        Role::Tech => {
+            ticket.requester == staff.email
+                || ticket.assignee.as_deref() == Some(staff.email.as_str())
+                || ticket.cc.iter().any(|c| *c == staff.email)
+        }
+    }
+}
+
+/// The inbound decision log shows mail of every organization: not for Techs.
+pub fn can_view_inbound_log(staff: &Staff) -> bool {
+    matches!(staff.role, Role::Owner | Role::Admin | Role::Manager)
+}
