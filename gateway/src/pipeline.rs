@@ -49,9 +49,51 @@ pub fn process_pending(store: &Store) -> Result<usize, GatewayError> {
     let secret = store.secret("reply-token")?;
     let pending = store.pending_inbound()?;
     for id in &pending {
-        process_one(store, &secret, *id)?;
+        // A panic inside a parser must not turn one hostile message into a poison pill
+        // that stops the pipeline on every restart: record it and move on.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            process_one(store, &secret, *id)
+        }));
+        match outcome {
+            Ok(result) => result?,
+            Err(_) => {
+                tracing::error!(inbound = id, "processing panicked; message recorded as refused");
+                record_failure(store, *id, "the message could not be processed (parser failure); the original is kept")?;
+            }
+        }
     }
     Ok(pending.len())
+}
+
+/// Records a refusal for every delivery of a message not yet decided, and completes it.
+fn record_failure(store: &Store, id: u64, reason: &str) -> Result<(), GatewayError> {
+    let orgs: Vec<String> = match store.envelope(id)? {
+        Some(e) => e
+            .deliveries
+            .iter()
+            .map(|d| d.org.clone())
+            .chain(e.refused.iter().map(|r| r.org.clone()))
+            .collect(),
+        None => vec![String::new()],
+    };
+    let orgs = if orgs.is_empty() { vec![String::new()] } else { orgs };
+    let last = orgs.len() - 1;
+    for (i, org) in orgs.into_iter().enumerate() {
+        let d = Decision {
+            inbound: id,
+            org,
+            message_id: None,
+            from: String::new(),
+            subject: String::new(),
+            outcome: Outcome::Refused {
+                reason: reason.to_string(),
+            },
+            notes: vec![],
+            at: time::OffsetDateTime::now_utc(),
+        };
+        store.record_decision(&d, i == last)?;
+    }
+    Ok(())
 }
 
 struct StoreLookup<'a>(&'a Store);

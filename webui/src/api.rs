@@ -189,3 +189,52 @@ pub async fn inbound_log(
         .collect();
     Ok(Json(json!({ "inbound": list })))
 }
+
+#[derive(Deserialize)]
+pub struct ReplyAddressQuery {
+    #[serde(rename = "for")]
+    recipient: Option<String>,
+}
+
+/// The signed reply address (`org+TOKEN@domain`) through which `for` can write into the
+/// ticket; the same address outbound mail to that person carries in Reply-To.
+pub async fn reply_address(
+    State(state): State<AppState>,
+    Caller(staff): Caller,
+    Path(number): Path<String>,
+    Query(q): Query<ReplyAddressQuery>,
+) -> Result<Json<Value>, ApiError> {
+    if !policy::can_issue_reply_address(&staff) {
+        return Err(ApiError::Forbidden(
+            "reply addresses are issued by owners, admins and managers".into(),
+        ));
+    }
+    let number: u64 = number
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("{number:?} is not a ticket number")))?;
+    let recipient = q
+        .recipient
+        .map(|r| r.trim().to_ascii_lowercase())
+        .filter(|r| r.contains('@') && !r.contains(char::is_whitespace))
+        .ok_or_else(|| ApiError::BadRequest("give ?for=EMAIL".into()))?;
+    let store = state.store.clone();
+    let address = blocking(move || {
+        let ticket = store
+            .ticket(number)?
+            .ok_or_else(|| ApiError::NotFound(format!("ticket {number} not found")))?;
+        let org = store
+            .org(&ticket.org)?
+            .ok_or_else(|| ApiError::NotFound(format!("organization {} not found", ticket.org)))?;
+        let base = org
+            .addresses
+            .first()
+            .cloned()
+            .ok_or_else(|| ApiError::NotFound("organization has no address".into()))?;
+        let secret = store.secret("reply-token")?;
+        let token = postdesk_threading::make_reply_token(&secret, number, &recipient);
+        let (local, domain) = base.split_once('@').unwrap_or((base.as_str(), ""));
+        Ok(format!("{local}+{token}@{domain}"))
+    })
+    .await?;
+    Ok(Json(json!({ "address": address })))
+}

@@ -23,6 +23,10 @@ pub fn router(store: Store) -> Router {
         .route("/healthz", get(api::healthz))
         .route("/api/v1/tickets", get(api::list_tickets))
         .route("/api/v1/tickets/{number}", get(api::show_ticket))
+        .route(
+            "/api/v1/tickets/{number}/reply-address",
+            get(api::reply_address),
+        )
         .route("/api/v1/messages/{message_id}/raw", get(api::raw_message))
         .route("/api/v1/inbound", get(api::inbound_log))
         .fallback(api::not_found)

@@ -19,3 +19,9 @@ pub fn can_view_ticket(staff: &Staff, ticket: &Ticket) -> bool {
 pub fn can_view_inbound_log(staff: &Staff) -> bool {
     matches!(staff.role, Role::Owner | Role::Admin | Role::Manager)
 }
+
+/// Signed reply addresses let their holder write into a ticket as themselves: only staff
+/// who see every ticket may hand them out.
+pub fn can_issue_reply_address(staff: &Staff) -> bool {
+    matches!(staff.role, Role::Owner | Role::Admin | Role::Manager)
+}

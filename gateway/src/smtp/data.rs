@@ -81,15 +81,10 @@ impl Session {
             self.reply(&problem);
             return;
         }
-        let Some(headers) = mail_parser::MessageParser::new().parse_headers(&message) else {
-            self.reply("554 5.6.0 Message has no header section");
+        let Some(from_domain) = from_domain(&message) else {
+            self.reply("554 5.6.0 Message has no readable header section");
             return;
         };
-        let from_domain = headers
-            .from()
-            .and_then(|a| a.first())
-            .and_then(|a| a.address())
-            .and_then(|a| a.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()));
         let verdicts: Vec<(Recipient, Verdict)> = self
             .recipients
             .clone()
@@ -99,7 +94,6 @@ impl Session {
                 (r, v)
             })
             .collect();
-        drop(headers);
         let mut deliveries = Vec::new();
         let mut refused = Vec::new();
         for (r, v) in &verdicts {
@@ -195,6 +189,23 @@ impl Session {
             ))
         }
     }
+}
+
+/// The From domain of a message (`Some(None)` when it has headers but no From address);
+/// `None` when it has no header section. Parser panics count as unreadable.
+fn from_domain(message: &[u8]) -> Option<Option<String>> {
+    std::panic::catch_unwind(|| {
+        let headers = mail_parser::MessageParser::new().parse_headers(message)?;
+        Some(
+            headers
+                .from()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address())
+                .and_then(|a| a.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase())),
+        )
+    })
+    .ok()
+    .flatten()
 }
 
 /// Refuses bare LF line endings (the SMTP smuggling vector, RFC 5321 section 2.3.8) and

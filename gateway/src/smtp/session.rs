@@ -116,6 +116,9 @@ impl Session {
     }
 }
 
+/// Longest command line accepted (RFC 5321 allows 512; extensions make real ones longer).
+const MAX_COMMAND_LINE: usize = 4096;
+
 /// How a conversation ended.
 enum End {
     Closed,
@@ -173,6 +176,8 @@ pub(super) async fn run(stream: TcpStream, peer: SocketAddr, gateway: Arc<Gatewa
 async fn converse(session: &mut Session, conn: &mut impl Conn) -> std::io::Result<End> {
     let mut receiver = RequestReceiver::default();
     let mut input: Vec<u8> = Vec::new();
+    // After an overlong command line: skip to its end before parsing again.
+    let mut discarding_line = false;
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         if input.is_empty() {
@@ -198,6 +203,34 @@ async fn converse(session: &mut Session, conn: &mut impl Conn) -> std::io::Resul
         let consumed = {
             let mut iter = input.iter();
             loop {
+                let rest = iter.as_slice();
+                if discarding_line {
+                    match rest.iter().position(|&b| b == b'\n') {
+                        Some(p) => {
+                            iter = rest[p + 1..].iter();
+                            discarding_line = false;
+                            continue;
+                        }
+                        None => {
+                            iter = [].iter();
+                            break;
+                        }
+                    }
+                }
+                match rest.iter().position(|&b| b == b'\n') {
+                    Some(p) if p > MAX_COMMAND_LINE => {
+                        session.reply("500 5.5.2 Line too long");
+                        iter = rest[p + 1..].iter();
+                        continue;
+                    }
+                    None if rest.len() > MAX_COMMAND_LINE => {
+                        session.reply("500 5.5.2 Line too long");
+                        discarding_line = true;
+                        iter = [].iter();
+                        break;
+                    }
+                    _ => {}
+                }
                 match receiver.ingest(&mut iter) {
                     Ok(request) => {
                         let request = request.into_owned();

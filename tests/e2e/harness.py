@@ -1,0 +1,146 @@
+"""Starts a real `postdesk serve` on ephemeral ports in a private data folder, and talks
+to it the way users do: SMTP/LMTP with standard clients, the JSON API over HTTP."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+BIN = os.environ.get("POSTDESK_BIN") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "target", "debug", "postdesk")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One Postdesk instance. `setup` runs admin commands before the first start."""
+
+    def __init__(self, domain="acme.test", lmtp=False, env=None):
+        self.dir = tempfile.mkdtemp(prefix="postdesk-e2e-")
+        self.data = os.path.join(self.dir, "data")
+        self.domain = domain
+        self.smtp_port = free_port()
+        self.lmtp_port = free_port() if lmtp else None
+        self.http_port = free_port()
+        self.env = dict(os.environ, POSTDESK_LOG="warn", POSTDESK_DOMAIN=domain, **(env or {}))
+        self.proc = None
+        self.log = open(os.path.join(self.dir, "server.log"), "ab")
+        self.token = None
+
+    # --- admin commands (server stopped) ---
+    def cli(self, *args, check=True):
+        r = subprocess.run([BIN, "--data", self.data, *args], env=self.env,
+                           capture_output=True, text=True, timeout=60)
+        if check and r.returncode != 0:
+            raise AssertionError(f"postdesk {' '.join(args)} failed: {r.stderr}")
+        return r
+
+    def bootstrap(self, orgs=(("acme", "Acme", []),), staff=()):
+        """Organizations (slug, name, extra CLI args), staff (email, name, role), and an
+        admin API token for the tests."""
+        for slug, name, extra in orgs:
+            self.cli("org", "add", slug, "--name", name, *extra)
+        self.cli("staff", "add", "tester@ops.test", "--name", "Tester", "--role", "admin")
+        for email, name, role in staff:
+            self.cli("staff", "add", email, "--name", name, "--role", role)
+        self.token = self.cli("token", "create", "tester@ops.test").stdout.strip()
+        return self
+
+    # --- lifecycle ---
+    def start(self):
+        args = [BIN, "--data", self.data, "serve", "--smtp", f"127.0.0.1:{self.smtp_port}",
+                "--http", f"127.0.0.1:{self.http_port}", "--domain", self.domain]
+        if self.lmtp_port:
+            args += ["--lmtp", f"127.0.0.1:{self.lmtp_port}"]
+        self.proc = subprocess.Popen(args, env=self.env, stdout=self.log, stderr=self.log)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited early: {self.read_log()}")
+            try:
+                with urllib.request.urlopen(self.url("/healthz"), timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("server did not come up")
+
+    def kill(self):
+        """SIGKILL: no clean shutdown, as in a crash or power loss."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.proc = None
+
+    def close(self):
+        self.stop()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def read_log(self):
+        self.log.flush()
+        with open(os.path.join(self.dir, "server.log"), "rb") as f:
+            return f.read().decode("utf-8", "replace")[-4000:]
+
+    # --- HTTP API ---
+    def url(self, path):
+        return f"http://127.0.0.1:{self.http_port}{path}"
+
+    def api(self, path, token=None, expect=200):
+        req = urllib.request.Request(self.url(path))
+        tok = token if token is not None else self.token
+        if tok:
+            req.add_header("Authorization", f"Bearer {tok}")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                status, body, ctype = r.status, r.read(), r.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as e:
+            status, body, ctype = e.code, e.read(), e.headers.get("Content-Type", "")
+        if status != expect:
+            raise AssertionError(f"GET {path}: {status} {body[:300]!r} (wanted {expect})")
+        return json.loads(body) if "json" in ctype else body
+
+    def tickets(self, query=""):
+        return self.api(f"/api/v1/tickets{query}")["tickets"]
+
+    def ticket(self, n):
+        return self.api(f"/api/v1/tickets/{n}")
+
+    def decisions(self, limit=1000):
+        return self.api(f"/api/v1/inbound?limit={limit}")["inbound"]
+
+    def decision_for(self, message_id, timeout=10):
+        """Waits until the pipeline has decided a message, and returns the decision."""
+        want = message_id if message_id.startswith("<") else f"<{message_id}>"
+        found = wait_for(lambda: [d for d in self.decisions() if d.get("message_id") == want],
+                         timeout)
+        return found[0]
+
+
+def wait_for(fn, timeout=10, interval=0.05):
+    deadline = time.time() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting for {fn}")
+        time.sleep(interval)

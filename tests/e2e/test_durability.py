@@ -1,0 +1,83 @@
+"""Durability: clients send at concurrency 20 while the server is SIGKILLed and restarted
+several times; afterwards every message that received 250 is in a ticket exactly once."""
+
+import collections
+import random
+import smtplib
+import threading
+import time
+import unittest
+import uuid
+from email.message import EmailMessage
+
+from harness import Server, wait_for
+
+SENDERS = 20
+CYCLES = 3
+
+
+class Durability(unittest.TestCase):
+    def test_sigkill_while_clients_send(self):
+        srv = Server().bootstrap()
+        self.addCleanup(srv.close)
+        acked = []          # Message-IDs that got 250, in order
+        lock = threading.Lock()
+        rng = random.Random(7)
+
+        def sender(stop, n):
+            while not stop.is_set():
+                try:
+                    with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=10) as s:
+                        for _ in range(5):
+                            if stop.is_set():
+                                return
+                            m = EmailMessage()
+                            m["From"] = f"user{n}@load.test"
+                            m["To"] = "acme@acme.test"
+                            mid = f"<{uuid.uuid4().hex}@load.test>"
+                            m["Message-ID"] = mid
+                            with lock:
+                                parent = rng.choice(acked) if acked and rng.random() < 0.5 else None
+                            if parent:
+                                m["Subject"] = "Re: load"
+                                m["In-Reply-To"] = parent
+                            else:
+                                m["Subject"] = f"load {n}"
+                            m.set_content("x" * 2000)
+                            s.send_message(m)
+                            with lock:
+                                acked.append(mid)
+                except (OSError, smtplib.SMTPException):
+                    time.sleep(0.05)
+
+        for cycle in range(CYCLES):
+            srv.start()
+            stop = threading.Event()
+            threads = [threading.Thread(target=sender, args=(stop, i)) for i in range(SENDERS)]
+            for t in threads:
+                t.start()
+            time.sleep(rng.uniform(1.0, 2.0))
+            srv.kill()
+            stop.set()
+            for t in threads:
+                t.join()
+        srv.start()
+        self.assertGreater(len(acked), 100, "the load did not run")
+
+        wanted = set(acked)
+        wait_for(lambda: wanted <= {d.get("message_id") for d in srv.decisions(limit=100000)},
+                 timeout=60, interval=0.5)
+        seen = collections.Counter()
+        for t in srv.tickets("?limit=100000"):
+            for e in srv.ticket(t["number"])["events"]:
+                seen[e["message_id"]] += 1
+        missing = [m for m in acked if seen[m] == 0]
+        doubled = [m for m in acked if seen[m] > 1]
+        self.assertEqual(missing, [], f"{len(missing)} acknowledged messages lost")
+        self.assertEqual(doubled, [], f"{len(doubled)} acknowledged messages stored twice")
+        print(f"\ndurability: {len(acked)} acknowledged messages over {CYCLES} SIGKILLs, "
+              f"all in tickets exactly once", flush=True)
+
+
+if __name__ == "__main__":
+    unittest.main()

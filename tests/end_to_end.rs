@@ -1,0 +1,41 @@
+//! Runs the end-to-end suites in `tests/e2e` (Python's unittest, smtplib and swaks as the
+//! clients) against the `postdesk` binary this build produced.
+
+use std::process::Command;
+
+fn run_suite(module: &str) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e");
+    let out = Command::new("python3")
+        .args(["-m", "unittest", "-v", module])
+        .current_dir(dir)
+        .env("POSTDESK_BIN", env!("CARGO_BIN_EXE_postdesk"))
+        .output()
+        .expect("python3 is needed for the end-to-end tests (.ci/run installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    print!("{stdout}");
+    eprint!("{stderr}");
+    assert!(out.status.success(), "{module} failed");
+    // unittest prints "Ran N tests"; a suite that ran nothing must not pass.
+    let ran = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("Ran ")?.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(0);
+    assert!(ran > 0, "{module} ran no tests");
+    assert!(!stderr.contains("skipped="), "{module} skipped tests");
+}
+
+#[test]
+fn inbound() {
+    run_suite("test_inbound");
+}
+
+#[test]
+fn protocol_abuse() {
+    run_suite("test_protocol");
+}
+
+#[test]
+fn durability_under_sigkill() {
+    run_suite("test_durability");
+}
