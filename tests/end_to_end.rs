@@ -19,7 +19,13 @@ fn run_suite(module: &str) {
     // unittest prints "Ran N tests"; a suite that ran nothing must not pass.
     let ran = stderr
         .lines()
-        .find_map(|l| l.strip_prefix("Ran ")?.split_whitespace().next()?.parse::<u32>().ok())
+        .find_map(|l| {
+            l.strip_prefix("Ran ")?
+                .split_whitespace()
+                .next()?
+                .parse::<u32>()
+                .ok()
+        })
         .unwrap_or(0);
     assert!(ran > 0, "{module} ran no tests");
     assert!(!stderr.contains("skipped="), "{module} skipped tests");

@@ -57,8 +57,15 @@ pub fn process_pending(store: &Store) -> Result<usize, GatewayError> {
         match outcome {
             Ok(result) => result?,
             Err(_) => {
-                tracing::error!(inbound = id, "processing panicked; message recorded as refused");
-                record_failure(store, *id, "the message could not be processed (parser failure); the original is kept")?;
+                tracing::error!(
+                    inbound = id,
+                    "processing panicked; message recorded as refused"
+                );
+                record_failure(
+                    store,
+                    *id,
+                    "the message could not be processed (parser failure); the original is kept",
+                )?;
             }
         }
     }
@@ -76,7 +83,11 @@ fn record_failure(store: &Store, id: u64, reason: &str) -> Result<(), GatewayErr
             .collect(),
         None => vec![String::new()],
     };
-    let orgs = if orgs.is_empty() { vec![String::new()] } else { orgs };
+    let orgs = if orgs.is_empty() {
+        vec![String::new()]
+    } else {
+        orgs
+    };
     let last = orgs.len() - 1;
     for (i, org) in orgs.into_iter().enumerate() {
         let d = Decision {

@@ -73,7 +73,11 @@ fn every_corpus_message_goes_through_the_pipeline() {
         })
         .expect("org");
     let msgs = messages();
-    assert!(msgs.len() > 200, "expected the whole corpus, found {}", msgs.len());
+    assert!(
+        msgs.len() > 200,
+        "expected the whole corpus, found {}",
+        msgs.len()
+    );
     let batch: Vec<(Envelope, &[u8])> = msgs
         .iter()
         .map(|(_, raw)| {

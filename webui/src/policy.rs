@@ -10,7 +10,7 @@ pub fn can_view_ticket(staff: &Staff, ticket: &Ticket) -> bool {
         Role::Tech => {
             ticket.requester == staff.email
                 || ticket.assignee.as_deref() == Some(staff.email.as_str())
-                || ticket.cc.iter().any(|c| *c == staff.email)
+                || ticket.cc.contains(&staff.email)
         }
     }
 }

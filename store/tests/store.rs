@@ -1,0 +1,231 @@
+//! The store's guarantees: one transaction per delivery, idempotent replays, dedup by
+//! Message-ID within an organization, the spool's pending markers, and the address rule.
+
+use postdesk_store::*;
+use time::OffsetDateTime;
+
+fn temp_store(name: &str) -> (Store, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("postdesk-store-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    (Store::open(&dir).expect("open"), dir)
+}
+
+fn org(slug: &str) -> Org {
+    Org {
+        slug: slug.into(),
+        name: slug.into(),
+        addresses: vec![format!("{slug}@x.test")],
+        whitelist: vec![],
+        created_at: OffsetDateTime::now_utc(),
+    }
+}
+
+fn envelope(orgs: &[&str]) -> Envelope {
+    Envelope {
+        source: Source::Smtp,
+        peer: "127.0.0.1:9".into(),
+        helo: "t".into(),
+        mail_from: "a@b.test".into(),
+        deliveries: orgs
+            .iter()
+            .map(|o| Delivery {
+                org: o.to_string(),
+                address: format!("{o}@x.test"),
+            })
+            .collect(),
+        refused: vec![],
+        received_at: OffsetDateTime::now_utc(),
+    }
+}
+
+fn commit(inbound: u64, org: &str, mid: &str, target: TicketTarget, last: bool) -> DeliveryCommit {
+    DeliveryCommit {
+        inbound,
+        org: org.into(),
+        message_id: Some(mid.into()),
+        from: "bob@c.test".into(),
+        subject: "s".into(),
+        target,
+        kind: EventKind::Created,
+        by_staff: false,
+        text: "t".into(),
+        attachments: vec![],
+        automatic: false,
+        participants: vec!["bob@c.test".into()],
+        cc: vec![],
+        rule: "new".into(),
+        notes: vec![],
+        last_delivery: last,
+        at: OffsetDateTime::now_utc(),
+    }
+}
+
+fn new_target() -> TicketTarget {
+    TicketTarget::New {
+        ticket_type: TicketType::Question,
+        summary: "s".into(),
+        requester: "bob@c.test".into(),
+        automatic: false,
+    }
+}
+
+#[test]
+fn slug_rule() {
+    assert!(check_slug("acme").is_ok());
+    assert!(check_slug("acme-2").is_ok());
+    for bad in ["abc", "1acme", "Acme", "ac_me", "-acme", "acmé", ""] {
+        let e = check_slug(bad).expect_err(bad);
+        assert!(e.contains("start with a letter"), "{e}");
+    }
+}
+
+#[test]
+fn org_addresses_and_plus_forms() {
+    let (s, dir) = temp_store("orgs");
+    s.add_org(&org("acme")).expect("add");
+    assert!(matches!(
+        s.add_org(&org("acme")),
+        Err(StoreError::Exists(_))
+    ));
+    let mut clash = org("other");
+    clash.addresses.push("acme@x.test".into());
+    assert!(matches!(s.add_org(&clash), Err(StoreError::Exists(_))));
+    assert!(
+        s.org("other").expect("read").is_none(),
+        "a refused org leaves nothing behind"
+    );
+    assert_eq!(
+        s.org_for_address("ACME+t1-xyz@X.test")
+            .expect("l")
+            .map(|o| o.slug),
+        Some("acme".into())
+    );
+    assert!(s.org_for_address("nobody@x.test").expect("l").is_none());
+    drop(s);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn spool_then_commit_is_idempotent_and_dedups() {
+    let (s, dir) = temp_store("commit");
+    s.add_org(&org("acme")).expect("org");
+    s.add_org(&org("beta")).expect("org");
+    let ids = s
+        .spool_batch(&[
+            (envelope(&["acme", "beta"]), b"raw one".as_slice()),
+            (envelope(&["acme"]), b"raw two".as_slice()),
+        ])
+        .expect("spool");
+    assert_eq!(s.pending_inbound().expect("p"), ids);
+    assert_eq!(
+        s.raw_message(ids[0]).expect("raw").as_deref(),
+        Some(b"raw one".as_slice())
+    );
+
+    let d1 = s
+        .commit_delivery(&commit(ids[0], "acme", "<m1@x>", new_target(), false))
+        .expect("c");
+    assert!(matches!(
+        d1.outcome,
+        Outcome::Accepted {
+            ticket: 1,
+            new_ticket: true,
+            ..
+        }
+    ));
+    assert_eq!(
+        s.pending_inbound().expect("p"),
+        ids,
+        "not the last delivery yet"
+    );
+    // A replay after a crash returns the same decision and makes no second ticket.
+    let again = s
+        .commit_delivery(&commit(ids[0], "acme", "<m1@x>", new_target(), false))
+        .expect("c");
+    assert_eq!(again, d1);
+    // The same Message-ID in another organization is a separate ticket.
+    let d2 = s
+        .commit_delivery(&commit(ids[0], "beta", "m1@x", new_target(), true))
+        .expect("c");
+    assert!(matches!(d2.outcome, Outcome::Accepted { ticket: 2, .. }));
+    assert_eq!(s.pending_inbound().expect("p"), vec![ids[1]]);
+    // The same Message-ID again in the same organization is a duplicate.
+    let d3 = s
+        .commit_delivery(&commit(ids[1], "acme", "<m1@x>", new_target(), true))
+        .expect("c");
+    assert_eq!(d3.outcome, Outcome::Duplicate { ticket: 1 });
+    assert!(s.pending_inbound().expect("p").is_empty());
+    assert_eq!(s.events_for(1).expect("ev").len(), 1);
+    assert_eq!(
+        s.ticket_for_message_id("acme", "<m1@x>").expect("m"),
+        Some(1)
+    );
+    assert_eq!(s.inbound_for_message_id("m1@x").expect("m"), Some(ids[0]));
+    assert_eq!(
+        s.decisions(10).expect("d").first().map(|d| d.inbound),
+        Some(ids[1]),
+        "newest first"
+    );
+    assert_eq!(s.events_since(0, 10).expect("log").len(), 2);
+    drop(s);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn replies_reopen_and_track_participants() {
+    let (s, dir) = temp_store("reply");
+    s.add_org(&org("acme")).expect("org");
+    let ids = s
+        .spool_batch(&[
+            (envelope(&["acme"]), b"a".as_slice()),
+            (envelope(&["acme"]), b"b".as_slice()),
+        ])
+        .expect("spool");
+    s.commit_delivery(&commit(ids[0], "acme", "<a@x>", new_target(), true))
+        .expect("c");
+    let mut reply = commit(ids[1], "acme", "<b@x>", TicketTarget::Existing(1), true);
+    reply.kind = EventKind::Reply;
+    reply.from = "carol@c.test".into();
+    reply.participants = vec!["carol@c.test".into()];
+    reply.cc = vec!["dave@c.test".into(), "bob@c.test".into()];
+    s.commit_delivery(&reply).expect("reply");
+    let t = s.ticket(1).expect("t").expect("exists");
+    assert_eq!(
+        t.participants,
+        vec!["bob@c.test".to_string(), "carol@c.test".to_string()]
+    );
+    assert_eq!(
+        t.cc,
+        vec!["dave@c.test".to_string()],
+        "the requester is not their own CC"
+    );
+    assert_eq!(s.events_for(1).expect("ev").len(), 2);
+    drop(s);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn secrets_and_tokens() {
+    let (s, dir) = temp_store("secret");
+    let a = s.secret("reply-token").expect("s");
+    assert_eq!(a, s.secret("reply-token").expect("s"));
+    assert_ne!(a, s.secret("other").expect("s"));
+    s.add_staff(&Staff {
+        email: "Alex@X.test".into(),
+        name: "Alex".into(),
+        role: Role::Tech,
+        created_at: OffsetDateTime::now_utc(),
+    })
+    .expect("staff");
+    s.add_api_token("alex@x.test", "pd_secret").expect("token");
+    assert_eq!(
+        s.staff_for_api_token("pd_secret")
+            .expect("t")
+            .map(|x| x.email),
+        Some("alex@x.test".into())
+    );
+    assert!(s.staff_for_api_token("pd_other").expect("t").is_none());
+    assert!(s.add_api_token("nobody@x.test", "pd_x").is_err());
+    drop(s);
+    let _ = std::fs::remove_dir_all(dir);
+}
