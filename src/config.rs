@@ -26,6 +26,9 @@ pub struct Config {
     /// PEM certificate chain and key for STARTTLS; both empty = no STARTTLS.
     pub tls_cert: String,
     pub tls_key: String,
+    /// TXT records file (`NAME TXT "value"` lines) answering DMARC's DNS questions instead
+    /// of the system resolver; for closed networks and tests. Empty = system DNS.
+    pub dns_records: String,
     /// Log filter (tracing EnvFilter syntax), e.g. "info" or "postdesk_gateway=debug".
     pub log: String,
 }
@@ -47,6 +50,7 @@ impl Default for Config {
             messages_per_minute: g.messages_per_minute,
             tls_cert: String::new(),
             tls_key: String::new(),
+            dns_records: String::new(),
             log: "info".into(),
         }
     }

@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::{lock, new_org, new_token, open_store};
 use anyhow::{Context, Result};
-use postdesk_gateway::{Gateway, Mode, Pipeline, SpoolWriter};
+use postdesk_gateway::{DnsSource, Gateway, Mode, Pipeline, SpoolWriter};
 use postdesk_store::{Role, Staff, Store};
 use std::path::Path;
 use tokio::net::TcpListener;
@@ -63,10 +63,19 @@ async fn run(store: Store, config: Config, first_run: Option<FirstRun>) -> Resul
     let (wake_tx, wake_rx) = std::sync::mpsc::channel();
     let (writer, spool) = SpoolWriter::new(store.clone(), wake_tx);
     let spool_task = tokio::spawn(writer.run());
+    let dns = if config.dns_records.is_empty() {
+        DnsSource::System
+    } else {
+        let text = std::fs::read_to_string(&config.dns_records)
+            .with_context(|| format!("cannot read dns_records file {}", config.dns_records))?;
+        postdesk_gateway::TxtAnswers::from_records(&text)
+            .with_context(|| format!("dns_records file {}", config.dns_records))?;
+        DnsSource::Records(text)
+    };
     let pipeline_store = store.clone();
     let pipeline = std::thread::Builder::new()
         .name("pipeline".into())
-        .spawn(move || Pipeline::new(pipeline_store, wake_rx).run())?;
+        .spawn(move || Pipeline::new(pipeline_store, wake_rx, dns).run())?;
     let flush_store = store.clone();
     let gateway = Gateway::new(store.clone(), config.gateway(), spool, tls);
 

@@ -45,3 +45,8 @@ fn protocol_abuse() {
 fn durability_under_sigkill() {
     run_suite("test_durability");
 }
+
+#[test]
+fn staff_proof_by_dmarc() {
+    run_suite("test_dmarc");
+}

@@ -10,6 +10,8 @@ pub enum GatewayError {
     Io(#[from] std::io::Error),
     #[error("TLS configuration: {0}")]
     Tls(String),
+    #[error("DNS: {0}")]
+    Dns(String),
     #[error("the spool writer has stopped")]
     SpoolClosed,
 }

@@ -2,6 +2,7 @@
 //! and the pipeline that turns spooled messages into ticket events.
 
 mod config;
+mod dmarc;
 mod error;
 mod limits;
 mod pipeline;
@@ -10,8 +11,9 @@ mod spool;
 mod tls;
 
 pub use config::GatewayConfig;
+pub use dmarc::{DmarcChecker, DmarcVerdict, TxtAnswers};
 pub use error::GatewayError;
-pub use pipeline::{process_pending, Pipeline};
+pub use pipeline::{process_pending, DnsSource, Pipeline};
 pub use smtp::{serve, Mode};
 pub use spool::{SpoolHandle, SpoolWriter};
 pub use tls::load_tls;

@@ -2,7 +2,7 @@
 //! delivery into a ticket and commits event + decision atomically. Resumes after a crash
 //! from the spool markers; a delivery already decided is not applied twice.
 
-use crate::GatewayError;
+use crate::{DmarcChecker, GatewayError};
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 use postdesk_store::{
     AttachmentRef, Decision, DeliveryCommit, EventKind, Outcome, Store, TicketTarget, TicketType,
@@ -14,21 +14,44 @@ use postdesk_threading::{
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
+/// Where DMARC checks get their DNS answers.
+#[derive(Debug, Clone)]
+pub enum DnsSource {
+    /// The system resolvers.
+    System,
+    /// Only the TXT records in this text (zone-file lines); nothing goes to the network.
+    Records(String),
+}
+
 /// The pipeline worker: wakes when the spool commits, and every second regardless.
 pub struct Pipeline {
     store: Store,
     wake: Receiver<()>,
+    dns: DnsSource,
 }
 
 impl Pipeline {
-    pub fn new(store: Store, wake: Receiver<()>) -> Pipeline {
-        Pipeline { store, wake }
+    pub fn new(store: Store, wake: Receiver<()>, dns: DnsSource) -> Pipeline {
+        Pipeline { store, wake, dns }
     }
 
     /// Runs on its own thread until the spool writer is gone.
     pub fn run(self) {
+        // Built here: the checker owns a small runtime, which must not be created or
+        // dropped inside the server's async runtime.
+        let checker = match &self.dns {
+            DnsSource::System => DmarcChecker::system(),
+            DnsSource::Records(text) => DmarcChecker::from_records(text),
+        };
+        let checker = match checker {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "DMARC checks are off; staff must prove themselves with reply tokens");
+                None
+            }
+        };
         loop {
-            if let Err(e) = process_pending(&self.store) {
+            if let Err(e) = process_pending(&self.store, checker.as_ref()) {
                 tracing::error!(error = %e, "pipeline pass failed; retrying");
                 std::thread::sleep(Duration::from_secs(1));
             }
@@ -36,7 +59,7 @@ impl Pipeline {
                 Ok(()) => while self.wake.try_recv().is_ok() {},
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
-                    let _ = process_pending(&self.store);
+                    let _ = process_pending(&self.store, checker.as_ref());
                     return;
                 }
             }
@@ -45,14 +68,15 @@ impl Pipeline {
 }
 
 /// Processes every spooled message not yet completed, oldest first. Returns how many.
-pub fn process_pending(store: &Store) -> Result<usize, GatewayError> {
+/// `dmarc` (when given) lets a staff member's mail prove itself by a DMARC pass.
+pub fn process_pending(store: &Store, dmarc: Option<&DmarcChecker>) -> Result<usize, GatewayError> {
     let secret = store.secret("reply-token")?;
     let pending = store.pending_inbound()?;
     for id in &pending {
         // A panic inside a parser must not turn one hostile message into a poison pill
         // that stops the pipeline on every restart: record it and move on.
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            process_one(store, &secret, *id)
+            process_one(store, &secret, dmarc, *id)
         }));
         match outcome {
             Ok(result) => result?,
@@ -230,7 +254,12 @@ fn attachments(store: &Store, msg: &Message<'_>) -> Result<Vec<AttachmentRef>, G
     Ok(out)
 }
 
-fn process_one(store: &Store, secret: &[u8], id: u64) -> Result<(), GatewayError> {
+fn process_one(
+    store: &Store,
+    secret: &[u8],
+    dmarc: Option<&DmarcChecker>,
+    id: u64,
+) -> Result<(), GatewayError> {
     let (Some(envelope), Some(raw)) = (store.envelope(id)?, store.raw_message(id)?) else {
         tracing::error!(
             inbound = id,
@@ -342,11 +371,30 @@ fn process_one(store: &Store, secret: &[u8], id: u64) -> Result<(), GatewayError
             subject: &subject,
         };
         let m = match_ticket(&input, secret, &lookup);
-        let by_staff = staff.is_some() && m.rule == MatchRule::ReplyToken;
+        let mut by_staff = staff.is_some() && m.rule == MatchRule::ReplyToken;
         if staff.is_some() && !by_staff {
-            notes.push(format!(
-                "From names staff member {from} but carries no proof (reply token or DMARC pass); handled as an end user's mail"
-            ));
+            let verdict = dmarc.map(|c| {
+                let peer = envelope
+                    .peer
+                    .parse::<std::net::SocketAddr>()
+                    .map(|a| a.ip())
+                    .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+                let host = delivery
+                    .address
+                    .rsplit_once('@')
+                    .map_or("localhost", |(_, d)| d);
+                c.check(&raw, peer, &envelope.helo, &envelope.mail_from, host)
+            });
+            match verdict {
+                Some(v) if v.pass => {
+                    by_staff = true;
+                    notes.push(format!("staff member {from} proven by {}", v.detail));
+                }
+                other => notes.push(format!(
+                    "From names staff member {from} but carries no proof (reply token or DMARC pass{}); handled as an end user's mail",
+                    other.map(|v| format!(": {}", v.detail)).unwrap_or_default()
+                )),
+            }
         }
         let (target, kind, rule) = if class.delivery_report {
             let about = reported_message_id(&msg)

@@ -99,7 +99,7 @@ fn every_corpus_message_goes_through_the_pipeline() {
         })
         .collect();
     let ids = store.spool_batch(&batch).expect("spooled");
-    let processed = postdesk_gateway::process_pending(&store).expect("pipeline");
+    let processed = postdesk_gateway::process_pending(&store, None).expect("pipeline");
     assert_eq!(processed, msgs.len());
     assert!(store.pending_inbound().expect("pending").is_empty());
     let decisions = store.decisions(100_000).expect("decisions");
@@ -117,7 +117,10 @@ fn every_corpus_message_goes_through_the_pipeline() {
         .collect();
     assert!(failures.is_empty(), "the parser failed on {failures:?}");
     // Running the pipeline again changes nothing: it is idempotent.
-    assert_eq!(postdesk_gateway::process_pending(&store).expect("again"), 0);
+    assert_eq!(
+        postdesk_gateway::process_pending(&store, None).expect("again"),
+        0
+    );
     let tickets = store.tickets(&Default::default()).expect("tickets").len();
     println!(
         "corpus: {} messages through the pipeline, {} decisions, {tickets} tickets",
