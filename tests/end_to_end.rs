@@ -50,3 +50,13 @@ fn durability_under_sigkill() {
 fn staff_proof_by_dmarc() {
     run_suite("test_dmarc");
 }
+
+#[test]
+fn limits_tls_and_timeouts() {
+    run_suite("test_limits");
+}
+
+#[test]
+fn command_line() {
+    run_suite("test_cli");
+}

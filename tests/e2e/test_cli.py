@@ -1,0 +1,110 @@
+"""The command line: first run, organizations and their address rule, staff, tokens,
+configuration from file and environment, and the data-folder lock while serving."""
+
+import os
+import re
+import smtplib
+import subprocess
+import time
+import unittest
+from email.message import EmailMessage
+
+from harness import BIN, Server
+
+
+class Cli(unittest.TestCase):
+    def setUp(self):
+        self.srv = Server()
+        self.addCleanup(self.srv.close)
+
+    def test_first_run_accepts_mail_at_once(self):
+        args = [BIN, "--data", self.srv.data, "serve", "--smtp", f"127.0.0.1:{self.srv.smtp_port}",
+                "--http", f"127.0.0.1:{self.srv.http_port}"]
+        env = dict(self.srv.env)
+        env.pop("POSTDESK_DOMAIN")
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.srv.proc = proc
+        self.addCleanup(proc.stdout.close)
+        lines = []
+        while not any("curl" in line for line in lines):
+            line = proc.stdout.readline()
+            self.assertTrue(line, f"server printed no instructions: {lines}")
+            lines.append(line)
+        text = "".join(lines)
+        self.assertIn("support@localhost", text)
+        self.assertIn(f"swaks --server 127.0.0.1:{self.srv.smtp_port}", text)
+        token = re.search(r"Bearer (pd_[0-9a-f]+)", text).group(1)
+        m = EmailMessage()
+        m["From"] = "newcomer@example.com"
+        m["To"] = "support@localhost"
+        m["Subject"] = "first mail"
+        m["Message-ID"] = "<first@example.com>"
+        m.set_content("hello")
+        with smtplib.SMTP("127.0.0.1", self.srv.smtp_port) as s:
+            s.send_message(m)
+        self.srv.token = token
+        d = self.srv.decision_for("<first@example.com>")
+        self.assertEqual(self.srv.ticket(d["ticket"])["org"], "support")
+
+    def test_org_rules_and_lists(self):
+        for bad in ["abc", "1abc", "Acme", "ac_me"]:
+            r = self.srv.cli("org", "add", bad, "--name", "X", check=False)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("must start with a letter", r.stderr)
+            self.assertNotIn("panicked", r.stderr)
+        self.srv.cli("org", "add", "acme-eu", "--name", "Acme EU", "--address", "Help@Acme.EU",
+                     "--whitelist", "acme.eu, partner.test")
+        r = self.srv.cli("org", "add", "acme-eu", "--name", "again", check=False)
+        self.assertIn("already exists", r.stderr)
+        out = self.srv.cli("org", "list").stdout
+        self.assertIn("acme-eu\tAcme EU\tacme-eu@acme.test,help@acme.eu\twhitelist: acme.eu,partner.test", out)
+        r = self.srv.cli("org", "add", "other", "--name", "O", "--address", "not-an-address", check=False)
+        self.assertIn("is not an email address", r.stderr)
+
+    def test_staff_and_tokens(self):
+        self.srv.cli("staff", "add", "Alex@Acme.test", "--name", "Alex", "--role", "manager")
+        r = self.srv.cli("staff", "add", "kim@acme.test", "--name", "Kim", "--role", "boss", check=False)
+        self.assertIn("unknown role", r.stderr)
+        self.assertIn("alex@acme.test\tAlex\tmanager", self.srv.cli("staff", "list").stdout)
+        tok = self.srv.cli("token", "create", "alex@acme.test").stdout.strip()
+        self.assertRegex(tok, r"^pd_[0-9a-f]{48}$")
+        r = self.srv.cli("token", "create", "nobody@acme.test", check=False)
+        self.assertIn("not found", r.stderr)
+        for root, _, files in os.walk(self.srv.data):
+            for name in files:
+                with open(os.path.join(root, name), "rb") as f:
+                    self.assertNotIn(tok.encode(), f.read(), "tokens are stored hashed")
+
+    def test_admin_commands_refused_while_serving(self):
+        self.srv.bootstrap().start()
+        r = self.srv.cli("org", "list", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(f"locked by a running Postdesk server (PID {self.srv.proc.pid})", r.stderr)
+        self.assertNotIn("panicked", r.stderr)
+        self.srv.stop()
+        self.assertIn("acme", self.srv.cli("org", "list").stdout)
+
+    def test_config_file_and_environment(self):
+        path = os.path.join(self.srv.dir, "postdesk.toml")
+        with open(path, "w") as f:
+            f.write('domain = "example.org"\nmax_recipients = 7\nsmtp = "0.0.0.0:25"\n')
+        env = dict(self.srv.env, POSTDESK_MAX_RECIPIENTS="9")
+        env.pop("POSTDESK_DOMAIN")
+        out = subprocess.run([BIN, "--config", path, "config"], env=env, capture_output=True,
+                             text=True, check=True).stdout
+        self.assertIn('domain = "example.org"', out)
+        self.assertIn("max_recipients = 9", out)
+        self.assertIn('smtp = "0.0.0.0:25"', out)
+        self.assertIn('http = "127.0.0.1:8080"', out)
+        with open(path, "w") as f:
+            f.write('domian = "typo.org"\n')
+        r = subprocess.run([BIN, "--config", path, "config"], env=env, capture_output=True, text=True)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("domian", r.stderr)
+        r = subprocess.run([BIN, "config"], env=dict(env, POSTDESK_MAX_RECIPIENTS="many"),
+                           capture_output=True, text=True)
+        self.assertIn("POSTDESK_MAX_RECIPIENTS", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
