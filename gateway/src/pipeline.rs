@@ -8,8 +8,8 @@ use postdesk_store::{
     AttachmentRef, Decision, DeliveryCommit, EventKind, Outcome, Store, TicketTarget, TicketType,
 };
 use postdesk_threading::{
-    classify, html_to_text, match_ticket, split_type_prefix, strip_reply, MatchRule,
-    ThreadingInput, TicketLookup, TypePrefix,
+    classify, html_to_text, match_ticket, split_type_prefix, strip_reply, strip_signature,
+    MatchRule, ThreadingInput, TicketLookup, TypePrefix,
 };
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
@@ -171,8 +171,15 @@ fn id_list(v: &mail_parser::HeaderValue<'_>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The display text of a message: its text body (or its HTML as text), quotes stripped.
+/// The display text of a message: its text body (or its HTML as text), quotes stripped,
+/// and a closing block that signs with the sender's name removed.
 pub(crate) fn display_text(msg: &Message<'_>) -> String {
+    let sender_name = msg
+        .from()
+        .and_then(|a| a.first())
+        .and_then(|a| a.name())
+        .unwrap_or("")
+        .to_string();
     let body = if !msg.text_body.is_empty()
         && msg
             .text_body
@@ -186,7 +193,7 @@ pub(crate) fn display_text(msg: &Message<'_>) -> String {
     } else {
         msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default()
     };
-    strip_reply(&body)
+    strip_signature(&strip_reply(&body), &sender_name)
 }
 
 /// The Message-ID a delivery report is about: from its returned message or headers part.

@@ -16,6 +16,7 @@ static ATTRIBUTION: LazyLock<Regex> = LazyLock::new(|| {
         r"|\d{4}[/.-]\d{1,2}[/.-]\d{1,2}.{0,150}(<[^>]+@[^>]+>|\S+@\S+).{0,30}$",
         r"|.{0,150}(님이 작성|작성:|のメッセージ:|が書きました|写道|寫道|來信|написал\(а\):).{0,40}$",
         r"|-{2,}\s*on .{0,200}wrote\s*-{2,}",
+        r"|.{0,150}\d{4}.{0,150}(wrote|schrieb|a écrit|escribió|ha scritto|schreef|escreveu|skrev|napisał|написал|написала)\s*:\s*$",
         r")"
     ))
     .expect("attribution pattern")
@@ -87,6 +88,15 @@ fn is_quoted(line: &str) -> bool {
     line.trim_start().starts_with('>')
 }
 
+/// A one-word sign-off after a dash ("-roman", "- Lev."), as the last line.
+static DASH_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\s*-\s?\p{L}[\p{L}.]{0,19}\s*$").expect("dash name"));
+
+fn is_underscore_rule(line: &str) -> bool {
+    let t = line.trim();
+    t.len() >= 2 && t.chars().all(|c| c == '_')
+}
+
 fn is_blank(line: &str) -> bool {
     line.chars().all(|c| {
         c.is_whitespace() || matches!(c, '\u{200b}' | '\u{200e}' | '\u{200f}' | '\u{feff}' | 'ᐧ')
@@ -131,6 +141,20 @@ static GENERIC_ATTRIBUTION: LazyLock<Regex> = LazyLock::new(|| {
         .expect("generic attribution")
 });
 
+/// How an attribution's first line begins ("On …", "Am …", a date, an address).
+static ATTRIBUTION_OPENER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^[>\s]*(on|am|le|el|il|op|em|den|på|w dniu|dne|dňa|pe|в|у|на|kello|\d)\b|@")
+        .expect("attribution opener")
+});
+
+fn is_attribution_text(text: &str) -> bool {
+    ATTRIBUTION.is_match(text)
+        || (GENERIC_ATTRIBUTION.is_match(text)
+            && text.chars().any(|c| c.is_ascii_digit())
+            && !FROM_HEADER.is_match(text)
+            && !OTHER_HEADER.is_match(text))
+}
+
 /// The attribution line(s) starting at `i`: how many lines they span, if any.
 fn attribution_at(lines: &[&str], i: usize) -> Option<usize> {
     let first = lines[i].trim();
@@ -152,13 +176,14 @@ fn attribution_at(lines: &[&str], i: usize) -> Option<usize> {
         if joined.len() > 400 {
             break;
         }
-        if ATTRIBUTION.is_match(&joined)
-            || (GENERIC_ATTRIBUTION.is_match(&joined)
-                && joined.chars().any(|c| c.is_ascii_digit())
-                && !FROM_HEADER.is_match(&joined)
-                && !OTHER_HEADER.is_match(&joined))
-        {
-            // Only a real attribution if quoted text or nothing follows it soon.
+        if is_attribution_text(&joined) {
+            // If the lines after the first already form the attribution, it starts there.
+            if span > 1 && !ATTRIBUTION_OPENER.is_match(first) {
+                let later: Vec<&str> = lines[i + 1..i + span].iter().map(|l| l.trim()).collect();
+                if is_attribution_text(&later.join(" ")) {
+                    return None;
+                }
+            }
             return Some(span);
         }
     }
@@ -201,6 +226,8 @@ fn find_cut(lines: &[&str]) -> Option<(usize, usize)> {
         if is_quoted(line)
             && lines[i..]
                 .iter()
+                // A mailing-list footer after its underscore rule may follow the quote.
+                .take_while(|l| !is_underscore_rule(l))
                 .all(|l| is_quoted(l) || is_blank(l) || FOOTER.is_match(l))
         {
             return Some((i, 0));
@@ -211,20 +238,24 @@ fn find_cut(lines: &[&str]) -> Option<(usize, usize)> {
 
 /// Cuts a trailing signature ("-- " delimiter) and mobile footers off `lines`.
 fn drop_signature(lines: &mut Vec<&str>) {
-    if let Some(pos) = lines.iter().rposition(|l| {
+    // The first delimiter with only a signature-sized tail after it ("-- ", "---", "__").
+    let delimiter = lines.iter().enumerate().position(|(i, l)| {
         let t = l.trim_end();
-        t == "--" || (t.len() >= 2 && t.len() < 20 && t.chars().all(|c| c == '_'))
-    }) {
-        if pos > 0 {
-            lines.truncate(pos);
-        }
+        let tail = lines[i + 1..].iter().filter(|l| !is_blank(l)).count();
+        i > 0
+            && ((t == "--" && tail <= 12)
+                || (is_underscore_rule(t) && tail <= 12)
+                || (t == "---" && tail <= 3))
+    });
+    if let Some(pos) = delimiter {
+        lines.truncate(pos);
     }
     loop {
         while lines.last().is_some_and(|l| is_blank(l)) {
             lines.pop();
         }
         match lines.last() {
-            Some(l) if FOOTER.is_match(l) && lines.len() > 1 => {
+            Some(l) if (FOOTER.is_match(l) || DASH_NAME.is_match(l)) && lines.len() > 1 => {
                 lines.pop();
             }
             _ => break,
@@ -253,14 +284,19 @@ fn new_lines<'a>(all: &[&'a str]) -> Option<Vec<&'a str>> {
         j += 1;
     }
     let skipped_quote = all[quote_start..j].iter().any(|l| is_quoted(l));
-    if has_above {
+    // A short greeting above a quote ("Hi,") is a bottom-post: the answer is below.
+    let greeting_only = above.iter().filter(|l| !is_blank(l)).count() <= 1
+        && above.iter().map(|l| l.trim().len()).sum::<usize>() <= 20;
+    if has_above && !(greeting_only && skipped_quote && j < all.len()) {
         return Some(above);
     }
     if skipped_quote && j < all.len() {
         match new_lines(&all[j..]) {
             Some(below) if has_above => {
+                if below.iter().filter(|l| !is_blank(l)).count() < 2 {
+                    return Some(above);
+                }
                 let mut out = above;
-                out.push("");
                 out.extend(below);
                 Some(out)
             }
@@ -315,9 +351,39 @@ fn finish(mut lines: Vec<&str>) -> String {
     out[start..end].join("\n")
 }
 
+/// "On … wrote:" that some clients append to the last line of the reply itself.
+static TRAILING_ATTRIBUTION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^(.*?\S)[\s-]*(on\s+\w{3},?\s.{5,200}\swrote:)\s*$")
+        .expect("trailing attribution")
+});
+
+/// Line endings unified, and an attribution sharing a line with the reply moved to its own.
+fn normalize(body: &str) -> String {
+    let text = body.replace("\r\n", "\n").replace('\r', "\n");
+    if !text.contains("wrote:") {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for line in text.split_inclusive('\n') {
+        let bare = line.trim_end_matches('\n');
+        match TRAILING_ATTRIBUTION.captures(bare) {
+            Some(c) if !is_quoted(bare) => {
+                out.push_str(&c[1]);
+                out.push('\n');
+                out.push_str(&c[2]);
+                if line.ends_with('\n') {
+                    out.push('\n');
+                }
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
+}
+
 /// Only the text the sender wrote above a quote or forward; empty when they wrote nothing.
 pub fn new_text(body: &str) -> String {
-    let text = body.replace("\r\n", "\n").replace('\r', "\n");
+    let text = normalize(body);
     let all: Vec<&str> = text.lines().collect();
     new_lines(&all).map(finish).unwrap_or_default()
 }
@@ -326,7 +392,7 @@ pub fn new_text(body: &str) -> String {
 /// wrote nothing above a forward or quote, the whole body so the ticket still shows what
 /// was sent.
 pub fn strip_reply(body: &str) -> String {
-    let text = body.replace("\r\n", "\n").replace('\r', "\n");
+    let text = normalize(body);
     let all: Vec<&str> = text.lines().collect();
     match new_lines(&all) {
         Some(lines) => finish(lines),
@@ -334,6 +400,49 @@ pub fn strip_reply(body: &str) -> String {
         None if is_forward(&all) => finish(forwarded_body(&all)),
         None => finish(all),
     }
+}
+
+/// Sign-off words that open a closing block.
+static SIGN_OFF: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*(thanks|thank you|many thanks|regards|best|kind regards|best regards|cheers|sincerely|greetings|gruß|grüße|merci|cordialement|saludos|groeten|mvh|pozdrawiam)\b")
+        .expect("sign-off")
+});
+
+/// Removes a closing block that signs with the sender's name ("Thank you,\nNoam",
+/// "Gina X\ngina@example.com\n(555) 346-9947"): the last paragraph, when it is short and
+/// names the sender. Without a name nothing is removed, so free-form text is never lost.
+pub fn strip_signature(text: &str, sender_name: &str) -> String {
+    let names: Vec<String> = sender_name
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= 2)
+        .map(str::to_lowercase)
+        .collect();
+    if names.is_empty() {
+        return text.to_string();
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(last_blank) = lines.iter().rposition(|l| is_blank(l)) else {
+        return text.to_string();
+    };
+    let block = &lines[last_blank + 1..];
+    let names_sender = |l: &str| {
+        let lower = l.to_lowercase();
+        lower
+            .split(|c: char| !c.is_alphanumeric())
+            .any(|w| names.iter().any(|n| n == w))
+    };
+    let is_signature = !block.is_empty()
+        && block.len() <= 6
+        && block.iter().all(|l| l.chars().count() <= 60)
+        && lines[..last_blank].iter().any(|l| !is_blank(l))
+        && (names_sender(block[0])
+            || (SIGN_OFF.is_match(block[0]) && block.iter().take(3).any(|l| names_sender(l))));
+    if !is_signature {
+        return text.to_string();
+    }
+    let kept = &lines[..last_blank];
+    let end = kept.iter().rposition(|l| !is_blank(l)).map_or(0, |p| p + 1);
+    kept[..end].join("\n")
 }
 
 #[cfg(test)]
@@ -350,6 +459,25 @@ mod tests {
     fn signature_and_footer() {
         assert_eq!(strip_reply("Hi\n\n-- \nBob\nACME"), "Hi");
         assert_eq!(strip_reply("Hi\n\nSent from my iPhone"), "Hi");
+    }
+
+    #[test]
+    fn signature_needs_the_senders_name() {
+        let text = "It works.\n\nThank you,\nNoam";
+        assert_eq!(strip_signature(text, "Noam Levi"), "It works.");
+        assert_eq!(strip_signature(text, ""), text);
+        assert_eq!(strip_signature(text, "Someone Else"), text);
+        assert_eq!(
+            strip_signature("Noam", "Noam"),
+            "Noam",
+            "never the whole text"
+        );
+    }
+
+    #[test]
+    fn attribution_on_the_reply_line() {
+        let s = "reply On Wed, Apr 4, 2012 at 3:59 PM, bob@example.com wrote:\n> Hi";
+        assert_eq!(strip_reply(s), "reply");
     }
 
     #[test]
