@@ -23,6 +23,7 @@ pub struct Config {
     pub data_timeout_secs: u64,
     pub connections_per_minute: u32,
     pub messages_per_minute: u32,
+    pub messages_per_sender_per_minute: u32,
     /// PEM certificate chain and key for STARTTLS; both empty = no STARTTLS.
     pub tls_cert: String,
     pub tls_key: String,
@@ -48,6 +49,7 @@ impl Default for Config {
             data_timeout_secs: g.data_timeout.as_secs(),
             connections_per_minute: g.connections_per_minute,
             messages_per_minute: g.messages_per_minute,
+            messages_per_sender_per_minute: g.messages_per_sender_per_minute,
             tls_cert: String::new(),
             tls_key: String::new(),
             dns_records: String::new(),
@@ -113,6 +115,7 @@ impl Config {
             data_timeout: std::time::Duration::from_secs(self.data_timeout_secs.max(1)),
             connections_per_minute: self.connections_per_minute,
             messages_per_minute: self.messages_per_minute,
+            messages_per_sender_per_minute: self.messages_per_sender_per_minute,
         }
     }
 }

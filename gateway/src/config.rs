@@ -16,6 +16,8 @@ pub struct GatewayConfig {
     pub connections_per_minute: u32,
     /// Messages per client IP per minute (0 = unlimited).
     pub messages_per_minute: u32,
+    /// Messages per sender (return path) per minute (0 = unlimited).
+    pub messages_per_sender_per_minute: u32,
 }
 
 impl Default for GatewayConfig {
@@ -29,6 +31,7 @@ impl Default for GatewayConfig {
             data_timeout: Duration::from_secs(600),
             connections_per_minute: 6000,
             messages_per_minute: 12000,
+            messages_per_sender_per_minute: 600,
         }
     }
 }

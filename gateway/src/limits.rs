@@ -1,4 +1,4 @@
-//! Per-client-IP rate limits (governor): connections and messages per minute.
+//! Rate limits (governor): connections and messages per client IP, messages per sender.
 
 use crate::GatewayConfig;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -8,9 +8,10 @@ use std::num::NonZeroU32;
 pub(crate) struct Limits {
     connections: Option<DefaultKeyedRateLimiter<IpAddr>>,
     messages: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    senders: Option<DefaultKeyedRateLimiter<String>>,
 }
 
-fn limiter(per_minute: u32) -> Option<DefaultKeyedRateLimiter<IpAddr>> {
+fn limiter<K: std::hash::Hash + Eq + Clone>(per_minute: u32) -> Option<DefaultKeyedRateLimiter<K>> {
     NonZeroU32::new(per_minute).map(|n| RateLimiter::keyed(Quota::per_minute(n)))
 }
 
@@ -19,6 +20,7 @@ impl Limits {
         Limits {
             connections: limiter(config.connections_per_minute),
             messages: limiter(config.messages_per_minute),
+            senders: limiter(config.messages_per_sender_per_minute),
         }
     }
 
@@ -34,9 +36,23 @@ impl Limits {
             .is_none_or(|l| l.check_key(&ip).is_ok())
     }
 
+    /// Per return-path address; bounces (empty return path) come from everywhere and are
+    /// limited by IP only.
+    pub(crate) fn allow_sender(&self, sender: &str) -> bool {
+        let key = sender.trim().to_ascii_lowercase();
+        key.is_empty()
+            || self
+                .senders
+                .as_ref()
+                .is_none_or(|l| l.check_key(&key).is_ok())
+    }
+
     /// Forgets clients whose quota has fully recovered, so memory stays bounded.
     pub(crate) fn prune(&self) {
         for l in [&self.connections, &self.messages].into_iter().flatten() {
+            l.retain_recent();
+        }
+        if let Some(l) = &self.senders {
             l.retain_recent();
         }
     }

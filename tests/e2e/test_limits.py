@@ -87,6 +87,18 @@ class Timeouts(unittest.TestCase):
 
 
 class Rates(unittest.TestCase):
+    def test_message_rate_per_sender(self):
+        srv = Server(env={"POSTDESK_MESSAGES_PER_SENDER_PER_MINUTE": "2"}).bootstrap().start()
+        self.addCleanup(srv.close)
+        with smtplib.SMTP("127.0.0.1", srv.smtp_port) as s:
+            s.send_message(message("one"), from_addr="flood@customer.test")
+            s.send_message(message("two"), from_addr="FLOOD@customer.test")
+            with self.assertRaises(smtplib.SMTPSenderRefused) as e:
+                s.send_message(message("three"), from_addr="flood@customer.test")
+            self.assertEqual(e.exception.smtp_code, 451)
+            s.send_message(message("other sender"), from_addr="calm@customer.test")
+            s.sendmail("", ["acme@acme.test"], message("bounce").as_string())
+
     def test_connection_and_message_rates_per_ip(self):
         srv = Server(env={"POSTDESK_CONNECTIONS_PER_MINUTE": "4",
                           "POSTDESK_MESSAGES_PER_MINUTE": "2"}).bootstrap().start()

@@ -94,18 +94,25 @@ class Protocol(unittest.TestCase):
         self.assertTrue(c.cmd("MAIL FROM:<b@x.test>").startswith("250"))
         c.close()
 
-    def test_bare_lf_in_data(self):
+    def test_bare_lf_cannot_smuggle_a_second_message(self):
         c = self.session()
         c.cmd("MAIL FROM:<a@x.test>")
         c.cmd("RCPT TO:<acme@acme.test>")
         self.assertTrue(c.cmd("DATA").startswith("354"))
         mid = f"<{uuid.uuid4().hex}@x.test>"
-        # A bare LF, then the "\n.\n" smuggling sequence: neither ends DATA, the message is refused.
-        c.send(f"Subject: bare\r\nMessage-ID: {mid}\r\n\r\nline one\nline two\n.\nMAIL FROM:<evil@x.test>\r\n.\r\n".encode())
-        self.assertTrue(c.reply().startswith("554 5.5.2"))
+        evil = f"<{uuid.uuid4().hex}@evil.test>"
+        # Bare LFs are accepted (as Postfix does), but "\n.\n" does not end DATA: the
+        # would-be second message stays inside the first.
+        c.send(f"Subject: bare\r\nMessage-ID: {mid}\r\n\r\nline one\nline two\n.\n"
+               f"MAIL FROM:<evil@x.test>\nRCPT TO:<acme@acme.test>\nDATA\n"
+               f"Message-ID: {evil}\nSubject: smuggled\n\nhi\n.\n"
+               "end\r\n.\r\n".encode())
+        self.assertTrue(c.reply().startswith("250 2.0.0"))
         self.assertTrue(c.cmd("NOOP").startswith("250"))
-        self.assertFalse([d for d in self.srv.decisions() if d.get("message_id") == mid])
         c.close()
+        d = self.srv.decision_for(mid)
+        self.assertIn("MAIL FROM:<evil@x.test>", self.srv.ticket(d["ticket"])["events"][0]["text"])
+        self.assertFalse([x for x in self.srv.decisions() if x.get("message_id") == evil])
 
     def test_overlong_data_line(self):
         c = self.session()

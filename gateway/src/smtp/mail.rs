@@ -35,6 +35,10 @@ impl Session {
             self.reply("501 5.1.7 Bad sender address syntax");
             return;
         }
+        if !self.gateway.limits.allow_sender(&address) {
+            self.reply("451 4.7.1 Too many messages from this sender; try again later");
+            return;
+        }
         self.mail_from = Some(address);
         self.reply("250 2.1.0 Sender OK");
     }
