@@ -242,10 +242,7 @@ fn drop_signature(lines: &mut Vec<&str>) {
     let delimiter = lines.iter().enumerate().position(|(i, l)| {
         let t = l.trim_end();
         let tail = lines[i + 1..].iter().filter(|l| !is_blank(l)).count();
-        i > 0
-            && ((t == "--" && tail <= 12)
-                || (is_underscore_rule(t) && tail <= 12)
-                || (t == "---" && tail <= 3))
+        i > 0 && (((t == "--" || is_underscore_rule(t)) && tail <= 12) || (t == "---" && tail <= 3))
     });
     if let Some(pos) = delimiter {
         lines.truncate(pos);
