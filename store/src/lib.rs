@@ -37,6 +37,8 @@ impl Store {
         let db = sled::Config::new()
             .path(dir.join("db"))
             .mode(sled::Mode::HighThroughput)
+            // sled's default page cache is 1 GiB; mail is written once and read rarely.
+            .cache_capacity(64 * 1024 * 1024)
             .flush_every_ms(Some(500))
             .open()?;
         let state = db.open_tree("state")?;
