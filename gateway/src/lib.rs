@@ -14,7 +14,7 @@ pub use config::GatewayConfig;
 pub use dmarc::{DmarcChecker, DmarcVerdict, TxtAnswers};
 pub use error::GatewayError;
 pub use pipeline::{process_pending, DnsSource, Pipeline};
-pub use smtp::{serve, Mode};
+pub use smtp::{serve, serve_connection, Mode};
 pub use spool::{SpoolHandle, SpoolWriter};
 pub use tls::load_tls;
 

@@ -5,7 +5,8 @@
 use crate::{DmarcChecker, GatewayError};
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 use postdesk_store::{
-    AttachmentRef, Decision, DeliveryCommit, EventKind, Outcome, Store, TicketTarget, TicketType,
+    AttachmentRef, Decision, DeliveryCommit, EventKind, Outcome, Store, StoreError, TicketTarget,
+    TicketType,
 };
 use postdesk_threading::{
     classify, html_to_text, match_ticket, split_type_prefix, strip_reply, strip_signature,
@@ -79,7 +80,20 @@ pub fn process_pending(store: &Store, dmarc: Option<&DmarcChecker>) -> Result<us
             process_one(store, &secret, dmarc, *id)
         }));
         match outcome {
-            Ok(result) => result?,
+            Ok(Ok(())) => {}
+            // Storage trouble is temporary: stop here and retry the same message later.
+            Ok(Err(e @ GatewayError::Store(StoreError::Db(_))))
+            | Ok(Err(e @ GatewayError::Io(_))) => return Err(e),
+            // Anything else is about this message (a ticket gone meanwhile, bad data):
+            // record it and go on, so one message never blocks those behind it.
+            Ok(Err(e)) => {
+                tracing::error!(inbound = id, error = %e, "message could not be applied; recorded as refused");
+                record_failure(
+                    store,
+                    *id,
+                    &format!("the message could not be applied: {e}; the original is kept"),
+                )?;
+            }
             Err(_) => {
                 tracing::error!(
                     inbound = id,

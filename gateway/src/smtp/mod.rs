@@ -15,6 +15,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use session::run as serve_connection;
+
 /// SMTP (answers once per message) or LMTP (answers per recipient, greets with LHLO).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {

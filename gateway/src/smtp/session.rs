@@ -8,7 +8,6 @@ use smtp_proto::{Error as ProtoError, Request};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// A recipient accepted at RCPT time.
 #[derive(Debug, Clone)]
@@ -125,7 +124,11 @@ enum End {
     Upgrade,
 }
 
-pub(super) async fn run(stream: TcpStream, peer: SocketAddr, gateway: Arc<Gateway>, mode: Mode) {
+/// One conversation over any byte stream (TCP in production, in-memory in fuzz tests).
+pub async fn run<S>(stream: S, peer: SocketAddr, gateway: Arc<Gateway>, mode: Mode)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let mut session = Session {
         gateway: gateway.clone(),
         mode,
