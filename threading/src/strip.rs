@@ -105,13 +105,13 @@ fn is_blank(line: &str) -> bool {
 
 /// Whether an Outlook-style header block ("From: … / Sent: … / To: … / Subject: …") starts at `i`.
 fn header_block_at(lines: &[&str], i: usize) -> bool {
-    if !FROM_HEADER.is_match(lines[i]) {
+    if !has_colon(lines[i]) || !FROM_HEADER.is_match(lines[i]) {
         return false;
     }
     let others = lines[i + 1..]
         .iter()
         .take(7)
-        .filter(|l| OTHER_HEADER.is_match(l))
+        .filter(|l| has_colon(l) && OTHER_HEADER.is_match(l))
         .count();
     let next_is_header = lines.get(i + 1).is_some_and(|l| OTHER_HEADER.is_match(l));
     others >= 2 || (others == 1 && next_is_header && lines[i].contains('@'))
@@ -119,7 +119,7 @@ fn header_block_at(lines: &[&str], i: usize) -> bool {
 
 /// A header block that begins with Date/Sent/To/Subject and has a From further down.
 fn reversed_header_block_at(lines: &[&str], i: usize) -> bool {
-    if !OTHER_HEADER.is_match(lines[i]) {
+    if !has_colon(lines[i]) || !OTHER_HEADER.is_match(lines[i]) {
         return false;
     }
     let block: Vec<&&str> = lines[i..]
@@ -148,6 +148,9 @@ static ATTRIBUTION_OPENER: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 fn is_attribution_text(text: &str) -> bool {
+    if !may_be_attribution(text) {
+        return false;
+    }
     ATTRIBUTION.is_match(text)
         || (GENERIC_ATTRIBUTION.is_match(text)
             && text.chars().any(|c| c.is_ascii_digit())
@@ -192,9 +195,21 @@ fn attribution_at(lines: &[&str], i: usize) -> Option<usize> {
 
 /// Where the quoted part begins, if anywhere, and how many lines its header spans.
 fn find_cut(lines: &[&str]) -> Option<(usize, usize)> {
+    // quoted_to_end[i]: from line i on there are only quoted, blank or footer lines (up to a
+    // mailing-list footer's underscore rule). Computed once, backwards, so long quotes stay
+    // linear.
+    let mut quoted_to_end = vec![true; lines.len() + 1];
+    for i in (0..lines.len()).rev() {
+        let l = lines[i];
+        quoted_to_end[i] = if is_underscore_rule(l) {
+            true
+        } else {
+            (is_quoted(l) || is_blank(l) || is_footer(l)) && quoted_to_end[i + 1]
+        };
+    }
     for i in 0..lines.len() {
         let line = lines[i];
-        if SEPARATOR.is_match(line) {
+        if may_be_separator(line) && SEPARATOR.is_match(line) {
             // A long rule only counts when a header block follows it.
             let t = line.trim();
             let is_rule = t
@@ -220,20 +235,31 @@ fn find_cut(lines: &[&str]) -> Option<(usize, usize)> {
             return Some((i, 1));
         }
         // A mobile footer with text above ends the reply; what follows is the old mail.
-        if FOOTER.is_match(line) && lines[..i].iter().any(|l| !is_blank(l)) {
+        if is_footer(line) && lines[..i].iter().any(|l| !is_blank(l)) {
             return Some((i, 1));
         }
-        if is_quoted(line)
-            && lines[i..]
-                .iter()
-                // A mailing-list footer after its underscore rule may follow the quote.
-                .take_while(|l| !is_underscore_rule(l))
-                .all(|l| is_quoted(l) || is_blank(l) || FOOTER.is_match(l))
-        {
+        if is_quoted(line) && quoted_to_end[i] {
             return Some((i, 0));
         }
     }
     None
+}
+
+/// Cheap tests that rule lines out before the regexes run (most lines of a body).
+fn has_colon(s: &str) -> bool {
+    s.contains([':', '：'])
+}
+
+fn may_be_separator(line: &str) -> bool {
+    line.contains(['-', '_', '=', ':']) || line.trim().len() <= 40
+}
+
+fn may_be_attribution(text: &str) -> bool {
+    text.contains([':', '：', '@', '-']) || text.chars().any(|c| c >= '\u{3000}')
+}
+
+fn is_footer(line: &str) -> bool {
+    line.len() <= 160 && FOOTER.is_match(line)
 }
 
 /// Cuts a trailing signature ("-- " delimiter) and mobile footers off `lines`.
@@ -252,7 +278,7 @@ fn drop_signature(lines: &mut Vec<&str>) {
             lines.pop();
         }
         match lines.last() {
-            Some(l) if (FOOTER.is_match(l) || DASH_NAME.is_match(l)) && lines.len() > 1 => {
+            Some(l) if (is_footer(l) || DASH_NAME.is_match(l)) && lines.len() > 1 => {
                 lines.pop();
             }
             _ => break,
