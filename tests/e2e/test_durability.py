@@ -75,8 +75,13 @@ class Durability(unittest.TestCase):
         self.assertGreater(len(acked), 100, "the load did not run")
 
         wanted = set(acked)
-        wait_for(lambda: wanted <= {d.get("message_id") for d in srv.decisions(limit=100000)},
-                 timeout=60, interval=0.5)
+        decided = set()
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            decided = {d.get("message_id") for d in srv.decisions(limit=1000000)}
+            if wanted <= decided:
+                break
+            time.sleep(0.5)
         seen = collections.Counter()
         for t in srv.tickets("?limit=100000"):
             for e in srv.ticket(t["number"])["events"]:
