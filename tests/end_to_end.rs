@@ -60,3 +60,8 @@ fn limits_tls_and_timeouts() {
 fn command_line() {
     run_suite("test_cli");
 }
+
+#[test]
+fn resource_bounds() {
+    run_suite("test_resources");
+}
