@@ -44,12 +44,14 @@ impl Store {
         let state = db.open_tree("state")?;
         let raw = db.open_tree("raw")?;
         let blobs = db.open_tree("blobs")?;
-        Ok(Store {
+        let store = Store {
             db,
             state,
             raw,
             blobs,
-        })
+        };
+        store.ensure_recency_index()?;
+        Ok(store)
     }
 
     /// Makes every write so far durable.

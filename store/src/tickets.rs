@@ -70,6 +70,15 @@ fn decision_key(inbound: u64, org: &str) -> Vec<u8> {
     k
 }
 
+/// The recency index: `tupd/<updated_at ns><number>`, so lists read newest first without
+/// loading every ticket.
+fn recency_key(t: &Ticket) -> Vec<u8> {
+    let ns = u64::try_from(t.updated_at.unix_timestamp_nanos()).unwrap_or(0);
+    let mut k = num_key("tupd/", ns);
+    k.extend_from_slice(&t.number.to_be_bytes());
+    k
+}
+
 fn mid_key(org: &str, mid: &str) -> String {
     format!("mid/{org}/{mid}")
 }
@@ -175,7 +184,11 @@ impl Store {
                 {
                     ticket.status = Status::Open;
                 }
+                if !new_ticket {
+                    tx.remove(recency_key(&ticket))?;
+                }
                 ticket.updated_at = c.at;
+                tx.insert(recency_key(&ticket), &[])?;
                 let seq = bump(tx, "counter/event")?;
                 let event = Event {
                     seq,
@@ -258,23 +271,49 @@ impl Store {
 
     /// Tickets matching `filter`, most recently updated first.
     pub fn tickets(&self, filter: &TicketFilter) -> Result<Vec<Ticket>, StoreError> {
+        self.tickets_where(filter, usize::MAX, |_| true)
+    }
+
+    /// At most `limit` tickets matching `filter` and `visible`, most recently updated
+    /// first, read through the recency index.
+    pub fn tickets_where(
+        &self,
+        filter: &TicketFilter,
+        limit: usize,
+        visible: impl Fn(&Ticket) -> bool,
+    ) -> Result<Vec<Ticket>, StoreError> {
         let mut out = Vec::new();
-        for r in self.state.scan_prefix("ticket/").values() {
-            let t: Ticket = decode(&r?)?;
+        for k in self.state.scan_prefix("tupd/").keys().rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let n = key_num(&k?).ok_or_else(|| StoreError::Corrupt("tupd key".into()))?;
+            let Some(t) = self.ticket(n)? else {
+                continue;
+            };
             if filter.org.as_ref().is_some_and(|o| *o != t.org)
                 || filter.status.is_some_and(|s| s != t.status)
                 || filter.ticket_type.is_some_and(|ty| ty != t.ticket_type)
+                || !visible(&t)
             {
                 continue;
             }
             out.push(t);
         }
-        out.sort_by(|a, b| {
-            b.updated_at
-                .cmp(&a.updated_at)
-                .then(b.number.cmp(&a.number))
-        });
         Ok(out)
+    }
+
+    /// Builds the recency index for stores written before it existed.
+    pub(crate) fn ensure_recency_index(&self) -> Result<(), StoreError> {
+        if self.state.get("meta/recency-index")?.is_some() {
+            return Ok(());
+        }
+        for v in self.state.scan_prefix("ticket/").values() {
+            let t: Ticket = decode(&v?)?;
+            self.state.insert(recency_key(&t), &[])?;
+        }
+        self.state.insert("meta/recency-index", &[1u8])?;
+        self.flush()
     }
 
     /// A ticket's events in log order.

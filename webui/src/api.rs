@@ -93,15 +93,13 @@ pub async fn list_tickets(
             .transpose()
             .map_err(ApiError::BadRequest)?,
     };
-    let limit = q.limit.unwrap_or(1000).min(10_000);
+    let limit = q.limit.unwrap_or(100).min(10_000);
     let store = state.store.clone();
-    let tickets = blocking(move || Ok(store.tickets(&filter)?)).await?;
-    let list: Vec<Value> = tickets
-        .iter()
-        .filter(|t| policy::can_view_ticket(&staff, t))
-        .take(limit)
-        .map(ticket_json)
-        .collect();
+    let tickets = blocking(move || {
+        Ok(store.tickets_where(&filter, limit, |t| policy::can_view_ticket(&staff, t))?)
+    })
+    .await?;
+    let list: Vec<Value> = tickets.iter().map(ticket_json).collect();
     Ok(Json(json!({ "tickets": list })))
 }
 

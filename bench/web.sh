@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Web benchmark: a store pre-filled through the real store API (100k tickets, 500k events
+# by default), the time to start the server on it, then wrk against the ticket list and a
+# ticket with its events. Prints RESULT lines (req/s and p99 latency).
+# Env: TICKETS=100000 EVENTS=5 DUR=10s CONNS=20 HTTP=8597 SMTP=2597 KEEP=DIR (reuse a fill)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TICKETS=${TICKETS:-100000}; EVENTS=${EVENTS:-5}; DUR=${DUR:-10s}; CONNS=${CONNS:-20}
+HTTP=${HTTP:-8597}; SMTP=${SMTP:-2597}
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+cargo build --release -q -p postdesk -p postdesk-bench
+DATA=${KEEP:-$(mktemp -d)/data}
+if [ ! -d "$DATA/db" ]; then target/release/postdesk-fill "$DATA" "$TICKETS" "$EVENTS"; fi
+target/release/postdesk --data "$DATA" staff add bench@localhost --name Bench --role admin >/dev/null 2>&1 || true
+TOKEN=$(target/release/postdesk --data "$DATA" token create bench@localhost)
+start=$(date +%s.%N)
+POSTDESK_LOG=warn target/release/postdesk --data "$DATA" serve --smtp "127.0.0.1:$SMTP" --http "127.0.0.1:$HTTP" >/dev/null 2>&1 &
+PID=$!
+trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null' EXIT
+until curl -sf "http://127.0.0.1:$HTTP/healthz" >/dev/null; do sleep 0.02; done
+echo "RESULT web_start seconds=$(echo "$(date +%s.%N) - $start" | bc) tickets=$TICKETS events=$((TICKETS * EVENTS))"
+bench() { # name path
+  local out; out=$(wrk -t2 -c"$CONNS" -d"$DUR" --latency -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$HTTP$2")
+  local rps p99
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  echo "RESULT web $1 req_per_s=$rps p99=$p99"
+}
+bench ticket_list "/api/v1/tickets?limit=50"
+bench ticket_list_filtered "/api/v1/tickets?limit=50&type=bug"
+bench ticket "/api/v1/tickets/$((TICKETS / 2))"
+echo "peak RSS $(awk '/VmHWM/ {printf "%.0f MB", $2/1024}' /proc/$PID/status)"
