@@ -65,3 +65,8 @@ fn command_line() {
 fn resource_bounds() {
     run_suite("test_resources");
 }
+
+#[test]
+fn outbound_acknowledgements() {
+    run_suite("test_outbound");
+}

@@ -38,7 +38,6 @@ impl Pipeline {
 
     /// Runs on its own thread until the spool writer is gone.
     pub fn run(self) {
-        lower_priority();
         // Built here: the checker owns a small runtime, which must not be created or
         // dropped inside the server's async runtime.
         let checker = match &self.dns {
@@ -65,19 +64,6 @@ impl Pipeline {
                     return;
                 }
             }
-        }
-    }
-}
-
-/// The pipeline works after the 250: under load the receiver (the acknowledgements
-/// senders wait for) gets the CPU first and the pipeline catches up in the gaps.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: setpriority on the calling thread's own id has no memory effects.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        if libc::setpriority(libc::PRIO_PROCESS, tid, 10) != 0 {
-            tracing::debug!("could not lower the pipeline thread's priority");
         }
     }
 }

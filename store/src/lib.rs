@@ -7,6 +7,7 @@ mod codec;
 mod directory;
 mod error;
 mod model;
+mod outbox;
 mod spool;
 mod tickets;
 
@@ -14,6 +15,7 @@ pub use clock::{Clock, SystemClock};
 pub use directory::hash_token;
 pub use error::StoreError;
 pub use model::*;
+pub use outbox::{OutboxItem, OutboxStatus};
 pub use tickets::{normalize_message_id, DeliveryCommit, TicketFilter, TicketTarget};
 
 use std::path::Path;

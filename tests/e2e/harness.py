@@ -32,7 +32,8 @@ class Server:
         self.smtp_port = free_port()
         self.lmtp_port = free_port() if lmtp else None
         self.http_port = free_port()
-        self.env = dict(os.environ, POSTDESK_LOG="warn", POSTDESK_DOMAIN=domain, **(env or {}))
+        self.env = dict(os.environ, POSTDESK_LOG="warn", POSTDESK_DOMAIN=domain)
+        self.env.update(env or {})
         self.proc = None
         self.log = open(os.path.join(self.dir, "server.log"), "ab")
         self.token = None

@@ -236,3 +236,35 @@ pub async fn reply_address(
     .await?;
     Ok(Json(json!({ "address": address })))
 }
+
+/// The outbox: every outbound mail with its state, newest first.
+pub async fn outbox(
+    State(state): State<AppState>,
+    Caller(staff): Caller,
+    Query(q): Query<InboundQuery>,
+) -> Result<Json<Value>, ApiError> {
+    if !policy::can_view_inbound_log(&staff) {
+        return Err(ApiError::Forbidden(
+            "the outbox is for owners, admins and managers".into(),
+        ));
+    }
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    let store = state.store.clone();
+    let items = blocking(move || Ok(store.outbox(limit)?)).await?;
+    let list: Vec<Value> = items
+        .iter()
+        .map(|i| {
+            json!({
+                "ticket": i.ticket,
+                "event": i.event,
+                "recipient": i.recipient,
+                "kind": i.kind,
+                "message_id": format!("<{}>", i.message_id),
+                "status": i.status,
+                "attempts": i.attempts,
+                "created_at": rfc3339(i.created_at),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "outbox": list })))
+}

@@ -1,0 +1,12 @@
+//! Outbound mail, fed by the event log: who hears of each event, rendering, the outbox and
+//! its transports. This slice sends acknowledgements of new tickets to a folder transport.
+
+mod error;
+mod plan;
+mod render;
+mod transport;
+mod worker;
+
+pub use error::NotifierError;
+pub use transport::FolderTransport;
+pub use worker::{Notifier, NotifierConfig};

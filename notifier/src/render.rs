@@ -1,0 +1,135 @@
+//! Rendering an outbound mail: askama text and HTML bodies, threading headers (Message-ID
+//! naming ticket and event, In-Reply-To, References), the tagged subject, a per-recipient
+//! signed Reply-To, and Auto-Submitted. mail-builder encodes every header, so user text
+//! (a summary with CR/LF, say) cannot inject headers.
+
+use crate::NotifierError;
+use askama::Template;
+use mail_builder::headers::raw::Raw;
+use mail_builder::MessageBuilder;
+use sha2::{Digest, Sha256};
+
+#[derive(Template)]
+#[template(path = "acknowledgement.txt")]
+struct AckText<'a> {
+    number: u64,
+    summary: &'a str,
+    org_name: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "acknowledgement.html")]
+struct AckHtml<'a> {
+    number: u64,
+    summary: &'a str,
+    org_name: &'a str,
+}
+
+/// Everything an acknowledgement needs.
+pub(crate) struct Acknowledgement<'a> {
+    pub number: u64,
+    pub event: u64,
+    pub summary: &'a str,
+    pub org_name: &'a str,
+    pub org_address: &'a str,
+    pub recipient: &'a str,
+    pub reply_to: &'a str,
+    /// Message-IDs of the ticket's thread, oldest first; the last is the mail answered.
+    pub thread: &'a [String],
+}
+
+/// `<t<ticket>.e<event>.<recipient hash>@<domain>>`: unique per recipient, and it names
+/// the ticket and event it came from.
+pub(crate) fn message_id(ticket: u64, event: u64, recipient: &str, domain: &str) -> String {
+    let h = Sha256::digest(recipient.to_ascii_lowercase().as_bytes());
+    let tag = data_encoding::BASE32_NOPAD
+        .encode(&h[..5])
+        .to_ascii_lowercase();
+    format!("t{ticket}.e{event}.{tag}@{domain}")
+}
+
+fn one_line(s: &str) -> String {
+    s.split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub(crate) fn acknowledgement(a: &Acknowledgement<'_>) -> Result<(String, Vec<u8>), NotifierError> {
+    let summary = one_line(a.summary);
+    let text = AckText {
+        number: a.number,
+        summary: &summary,
+        org_name: a.org_name,
+    }
+    .render()
+    .map_err(|e| NotifierError::Render(e.to_string()))?;
+    let html = AckHtml {
+        number: a.number,
+        summary: &summary,
+        org_name: a.org_name,
+    }
+    .render()
+    .map_err(|e| NotifierError::Render(e.to_string()))?;
+    let domain = a
+        .org_address
+        .rsplit_once('@')
+        .map_or("localhost", |(_, d)| d);
+    let mid = message_id(a.number, a.event, a.recipient, domain);
+    let mut builder = MessageBuilder::new()
+        .from((one_line(a.org_name), a.org_address.to_string()))
+        .to(a.recipient.to_string())
+        .reply_to(a.reply_to.to_string())
+        .subject(format!("[#{}] {summary}", a.number))
+        .message_id(mid.clone())
+        .header("Auto-Submitted", Raw::new("auto-replied"))
+        .header("X-Auto-Response-Suppress", Raw::new("All"))
+        .text_body(text)
+        .html_body(html);
+    if let Some(last) = a.thread.last() {
+        builder = builder.in_reply_to(last.clone());
+        let refs: Vec<String> = a.thread.iter().rev().take(20).rev().cloned().collect();
+        builder = builder.references(refs);
+    }
+    let raw = builder.write_to_vec()?;
+    Ok((mid, raw))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_text_cannot_add_headers() {
+        let thread = vec!["first@client.test".to_string()];
+        let (mid, raw) = acknowledgement(&Acknowledgement {
+            number: 7,
+            event: 3,
+            summary: "Printer\r\nBcc: evil@x.test\nX-Evil: 1",
+            org_name: "Acme\r\nX-Evil: 2",
+            org_address: "acme@acme.test",
+            recipient: "bob@customer.test",
+            reply_to: "acme+t7-abc@acme.test",
+            thread: &thread,
+        })
+        .expect("rendered");
+        let text = String::from_utf8_lossy(&raw);
+        let headers = text.split("\r\n\r\n").next().unwrap_or("");
+        assert!(
+            !headers
+                .lines()
+                .any(|l| l.starts_with("Bcc:") || l.starts_with("X-Evil:")),
+            "{headers}"
+        );
+        assert!(
+            headers.contains("Subject: [#7] Printer Bcc: evil@x.test X-Evil: 1"),
+            "{headers}"
+        );
+        assert!(
+            headers.contains("In-Reply-To: <first@client.test>"),
+            "{headers}"
+        );
+        assert!(mid.starts_with("t7.e3."), "{mid}");
+    }
+}

@@ -1,0 +1,40 @@
+//! Transports. With no relay configured, each message is written as an `.eml` file under
+//! the data folder's `outbox/`, atomically (a temporary file, then rename).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+pub struct FolderTransport {
+    dir: PathBuf,
+}
+
+impl FolderTransport {
+    pub fn new(dir: PathBuf) -> std::io::Result<FolderTransport> {
+        std::fs::create_dir_all(&dir)?;
+        Ok(FolderTransport { dir })
+    }
+
+    /// Writes `raw` as `<key>.eml`; writing the same key again replaces it, so a replay
+    /// after a crash leaves one file.
+    pub fn deliver(&self, key: &str, raw: &[u8]) -> std::io::Result<PathBuf> {
+        let name: String = key
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let path = self.dir.join(format!("{name}.eml"));
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(raw)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &path)?;
+        Ok(path)
+    }
+}

@@ -1,0 +1,153 @@
+//! The outbox: rendered outbound mail keyed by (event, recipient), enqueued in the same
+//! transaction that advances the notifier's cursor, so a replay never sends twice.
+
+use crate::codec::{decode, encode, num_key, read_counter};
+use crate::{Store, StoreError};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum OutboxStatus {
+    Pending,
+    Sent {
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+        via: String,
+    },
+    Failed {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OutboxItem {
+    /// `<event seq>:<recipient>`: the same event never mails the same person twice.
+    pub key: String,
+    pub event: u64,
+    pub ticket: u64,
+    pub org: String,
+    pub recipient: String,
+    /// What it is: acknowledgement, notification, ...
+    pub kind: String,
+    pub message_id: String,
+    /// The rendered message, exactly as it is sent.
+    pub raw: Vec<u8>,
+    pub status: OutboxStatus,
+    pub attempts: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+fn item_key(key: &str) -> String {
+    format!("outbox/{key}")
+}
+
+/// Per-recipient log of automatic mail, for the hourly cap.
+fn sent_key(recipient: &str, at: OffsetDateTime) -> Vec<u8> {
+    let ns = u64::try_from(at.unix_timestamp_nanos()).unwrap_or(0);
+    num_key(&format!("autosent/{recipient}/"), ns)
+}
+
+impl Store {
+    /// Enqueues `items` (skipping keys already present) and moves `consumer`'s cursor to
+    /// `seq`, in one transaction. Returns the items actually added.
+    pub fn enqueue_outbound(
+        &self,
+        consumer: &str,
+        seq: u64,
+        items: &[OutboxItem],
+    ) -> Result<usize, StoreError> {
+        let encoded: Vec<(String, Vec<u8>)> = items
+            .iter()
+            .map(|i| Ok((item_key(&i.key), encode(i)?)))
+            .collect::<Result<_, StoreError>>()?;
+        let cursor = format!("cursor/{consumer}");
+        let added = self
+            .state
+            .transaction(|tx| {
+                let mut added = 0;
+                for ((k, v), item) in encoded.iter().zip(items) {
+                    if tx.get(k.as_bytes())?.is_none() {
+                        tx.insert(k.as_bytes(), v.clone())?;
+                        tx.insert(format!("outpending/{}", item.key).as_bytes(), &[])?;
+                        tx.insert(sent_key(&item.recipient, item.created_at), &[])?;
+                        // Replies to what we send thread by its Message-ID.
+                        let mid = crate::normalize_message_id(&item.message_id);
+                        tx.insert(
+                            format!("mid/{}/{mid}", item.org).as_bytes(),
+                            &item.ticket.to_be_bytes(),
+                        )?;
+                        added += 1;
+                    }
+                }
+                let current = read_counter(tx.get(cursor.as_bytes())?);
+                if seq > current {
+                    tx.insert(cursor.as_bytes(), &seq.to_be_bytes())?;
+                }
+                Ok(added)
+            })
+            .map_err(StoreError::from)?;
+        self.flush()?;
+        Ok(added)
+    }
+
+    /// How many automatic mails went to `recipient` since `since`.
+    pub fn automatic_mail_count(
+        &self,
+        recipient: &str,
+        since: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        let from = sent_key(recipient, since);
+        let to = sent_key(
+            recipient,
+            OffsetDateTime::now_utc() + time::Duration::days(1),
+        );
+        Ok(self.state.range(from..to).count())
+    }
+
+    /// Items still to be delivered, oldest first.
+    pub fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        let mut out = Vec::new();
+        for k in self.state.scan_prefix("outpending/").keys().take(limit) {
+            let k = k?;
+            let key = String::from_utf8_lossy(&k["outpending/".len()..]).into_owned();
+            if let Some(v) = self.state.get(item_key(&key))? {
+                out.push(decode::<OutboxItem>(&v)?);
+            }
+        }
+        out.sort_by_key(|i| i.created_at);
+        Ok(out)
+    }
+
+    /// Records a delivery attempt's outcome (made durable by the next flush; a lost update
+    /// only means the same key is delivered again).
+    pub fn set_outbox_status(&self, key: &str, status: OutboxStatus) -> Result<(), StoreError> {
+        let k = item_key(key);
+        let Some(v) = self.state.get(&k)? else {
+            return Err(StoreError::NotFound(format!("outbox item {key}")));
+        };
+        let mut item: OutboxItem = decode(&v)?;
+        item.attempts += 1;
+        let done = status != OutboxStatus::Pending;
+        item.status = status;
+        self.state.insert(k, encode(&item)?)?;
+        if done {
+            self.state.remove(format!("outpending/{key}"))?;
+        }
+        Ok(())
+    }
+
+    /// Every outbox item, newest first (for the API).
+    pub fn outbox(&self, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        let mut all: Vec<OutboxItem> = self
+            .state
+            .scan_prefix("outbox/")
+            .values()
+            .map(|v| decode(&v?))
+            .collect::<Result<_, StoreError>>()?;
+        all.sort_by_key(|i| std::cmp::Reverse(i.created_at));
+        all.truncate(limit);
+        Ok(all)
+    }
+}
