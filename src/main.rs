@@ -64,8 +64,32 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// DKIM signing keys for outbound mail.
+    Dkim {
+        #[command(subcommand)]
+        command: DkimCommand,
+    },
     /// Print the effective configuration.
     Config,
+}
+
+#[derive(Subcommand)]
+enum DkimCommand {
+    /// Make a signing key for an organization (replacing its old one) and print the DNS
+    /// record to publish.
+    Generate {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        selector: String,
+        #[arg(long, default_value = "ed25519")]
+        algorithm: postdesk_notifier::Algorithm,
+    },
+    /// Print the DNS record of an organization's key again.
+    Show {
+        #[arg(long)]
+        org: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -136,6 +160,60 @@ fn run() -> Result<()> {
             }
             config.validate()?;
             serve::serve(&cli.data, config)
+        }
+        Command::Dkim { command } => {
+            let _lock = lock::acquire(&cli.data, "this command")?;
+            let store = open_store(&cli.data)?;
+            let org_of = |slug: &str| -> Result<Org> {
+                store.org(slug)?.ok_or_else(|| {
+                    anyhow::anyhow!("no organization {slug:?} (see `postdesk org list`)")
+                })
+            };
+            let domain_of = |org: &Org| {
+                org.addresses
+                    .first()
+                    .and_then(|a| a.rsplit_once('@'))
+                    .map(|(_, d)| d.to_string())
+                    .unwrap_or_default()
+            };
+            match command {
+                DkimCommand::Generate {
+                    org,
+                    selector,
+                    algorithm,
+                } => {
+                    let o = org_of(&org)?;
+                    if selector.is_empty()
+                        || !selector
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+                    {
+                        anyhow::bail!(
+                            "selector {selector:?} must be letters, digits, dashes and dots"
+                        );
+                    }
+                    let (algorithm, private_key, public_key) =
+                        postdesk_notifier::generate_key(algorithm)?;
+                    let key = postdesk_store::DkimKeyRecord {
+                        org: o.slug.clone(),
+                        selector,
+                        algorithm,
+                        private_key,
+                        public_key,
+                        created_at: time::OffsetDateTime::now_utc(),
+                    };
+                    store.put_dkim_key(&key)?;
+                    println!("{}", postdesk_notifier::dns_record(&key, &domain_of(&o)));
+                }
+                DkimCommand::Show { org } => {
+                    let o = org_of(&org)?;
+                    let key = store.dkim_key(&o.slug)?.ok_or_else(|| {
+                        anyhow::anyhow!("organization {org} has no DKIM key; make one with `postdesk dkim generate`")
+                    })?;
+                    println!("{}", postdesk_notifier::dns_record(&key, &domain_of(&o)));
+                }
+            }
+            Ok(())
         }
         Command::Config => {
             print!("{}", toml::to_string(&config)?);

@@ -70,3 +70,8 @@ fn resource_bounds() {
 fn outbound_acknowledgements() {
     run_suite("test_outbound");
 }
+
+#[test]
+fn dkim_signed_outbound() {
+    run_suite("test_dkim");
+}

@@ -58,7 +58,7 @@ impl Planner<'_> {
             .filter(|e| e.seq <= event.seq)
             .filter_map(|e| e.message_id.clone())
             .collect();
-        let (message_id, raw) = acknowledgement(&Acknowledgement {
+        let (message_id, mut raw) = acknowledgement(&Acknowledgement {
             number: ticket.number,
             event: event.seq,
             summary: &ticket.summary,
@@ -68,6 +68,10 @@ impl Planner<'_> {
             reply_to: &reply_to,
             thread: &thread,
         })?;
+        if let Some(key) = self.store.dkim_key(&org.slug)? {
+            let domain = org_address.rsplit_once('@').map_or("", |(_, d)| d);
+            raw = crate::sign(&raw, &key, domain)?;
+        }
         Ok(vec![OutboxItem {
             key: format!("{}:{recipient}", event.seq),
             event: event.seq,

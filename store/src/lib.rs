@@ -5,6 +5,7 @@ mod blobs;
 mod clock;
 mod codec;
 mod directory;
+mod dkim;
 mod error;
 mod model;
 mod outbox;
@@ -13,6 +14,7 @@ mod tickets;
 
 pub use clock::{Clock, SystemClock};
 pub use directory::hash_token;
+pub use dkim::DkimKeyRecord;
 pub use error::StoreError;
 pub use model::*;
 pub use outbox::{OutboxItem, OutboxStatus};
