@@ -32,6 +32,33 @@ pub struct Config {
     pub dns_records: String,
     /// Log filter (tracing EnvFilter syntax), e.g. "info" or "postdesk_gateway=debug".
     pub log: String,
+    /// Outbound relay; with no url, mail is written to DATA/outbox/.
+    pub relay: Relay,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Relay {
+    /// smtp://host:port (STARTTLS when offered) or smtps://host:port.
+    pub url: String,
+    pub username: String,
+    pub password: String,
+    /// First retry delay after a temporary failure (doubles, up to 6 hours, for 3 days).
+    pub retry_base_secs: u64,
+    /// Mails handed to the relay at once.
+    pub concurrency: usize,
+}
+
+impl Default for Relay {
+    fn default() -> Self {
+        Relay {
+            url: String::new(),
+            username: String::new(),
+            password: String::new(),
+            retry_base_secs: 60,
+            concurrency: 4,
+        }
+    }
 }
 
 impl Default for Config {
@@ -54,6 +81,7 @@ impl Default for Config {
             tls_key: String::new(),
             dns_records: String::new(),
             log: "info".into(),
+            relay: Relay::default(),
         }
     }
 }
@@ -73,15 +101,20 @@ impl Config {
         let defaults = toml::Table::try_from(Config::default())?;
         for (key, default) in &defaults {
             let var = format!("POSTDESK_{}", key.to_ascii_uppercase());
-            if let Ok(raw) = std::env::var(&var) {
-                let value = match default {
-                    toml::Value::Integer(_) => toml::Value::Integer(
-                        raw.trim()
-                            .parse()
-                            .with_context(|| format!("{var}={raw:?} is not a whole number"))?,
-                    ),
-                    _ => toml::Value::String(raw),
-                };
+            if let toml::Value::Table(section) = default {
+                // [relay] url = ... is POSTDESK_RELAY_URL
+                for (sub, sub_default) in section {
+                    let var = format!("{var}_{}", sub.to_ascii_uppercase());
+                    if let Some(value) = env_value(&var, sub_default)? {
+                        let entry = table
+                            .entry(key.clone())
+                            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                        if let toml::Value::Table(t) = entry {
+                            t.insert(sub.clone(), value);
+                        }
+                    }
+                }
+            } else if let Some(value) = env_value(&var, default)? {
                 table.insert(key.clone(), value);
             }
         }
@@ -92,7 +125,23 @@ impl Config {
         Ok(config)
     }
 
+    /// The configuration as `postdesk config` shows it: secrets masked.
+    pub fn printable(&self) -> Config {
+        let mut c = self.clone();
+        if !c.relay.password.is_empty() {
+            c.relay.password = "********".into();
+        }
+        c
+    }
+
     pub fn validate(&self) -> Result<()> {
+        let url = &self.relay.url;
+        if !(url.is_empty() || url.starts_with("smtp://") || url.starts_with("smtps://")) {
+            bail!(
+                "relay url {:?} must start with smtp:// or smtps://",
+                self.relay.url
+            );
+        }
         if self.domain.trim().is_empty() || self.domain.contains(['@', ' ', '/']) {
             bail!("domain {:?} is not a host name", self.domain);
         }
@@ -118,4 +167,19 @@ impl Config {
             messages_per_sender_per_minute: self.messages_per_sender_per_minute,
         }
     }
+}
+
+/// The value of an environment override, typed like the default it replaces.
+fn env_value(var: &str, default: &toml::Value) -> Result<Option<toml::Value>> {
+    let Ok(raw) = std::env::var(var) else {
+        return Ok(None);
+    };
+    Ok(Some(match default {
+        toml::Value::Integer(_) => toml::Value::Integer(
+            raw.trim()
+                .parse()
+                .with_context(|| format!("{var}={raw:?} is not a whole number"))?,
+        ),
+        _ => toml::Value::String(raw),
+    }))
 }

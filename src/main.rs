@@ -216,7 +216,7 @@ fn run() -> Result<()> {
             Ok(())
         }
         Command::Config => {
-            print!("{}", toml::to_string(&config)?);
+            print!("{}", toml::to_string(&config.printable())?);
             Ok(())
         }
         Command::Org { command } => {

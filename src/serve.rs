@@ -16,6 +16,9 @@ pub fn serve(data: &Path, config: Config) -> Result<()> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    // Both ring (ours) and aws-lc-rs (mail-auth's resolver) are linked: name the one TLS
+    // uses, or rustls refuses to guess at the first connection.
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     let _lock = lock::acquire(data, "postdesk serve")?;
     let store = open_store(data)?;
     let first_run = first_run_setup(&store, &config)?;
@@ -81,9 +84,26 @@ async fn run(data: &Path, store: Store, config: Config, first_run: Option<FirstR
         })?;
     let notifier_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let notifier = {
-        let transport = postdesk_notifier::FolderTransport::new(data.join("outbox"))
-            .with_context(|| format!("cannot create {}", data.join("outbox").display()))?;
-        let n = postdesk_notifier::Notifier::new(store.clone(), transport, Default::default());
+        let transport = if config.relay.url.is_empty() {
+            postdesk_notifier::Transport::Folder(
+                postdesk_notifier::FolderTransport::new(data.join("outbox"))
+                    .with_context(|| format!("cannot create {}", data.join("outbox").display()))?,
+            )
+        } else {
+            postdesk_notifier::Transport::Relay(postdesk_notifier::RelayTransport::new(
+                &postdesk_notifier::RelayConfig {
+                    url: config.relay.url.clone(),
+                    username: config.relay.username.clone(),
+                    password: config.relay.password.clone(),
+                },
+            )?)
+        };
+        let notifier_config = postdesk_notifier::NotifierConfig {
+            retry_base: std::time::Duration::from_secs(config.relay.retry_base_secs.max(1)),
+            concurrency: config.relay.concurrency.max(1),
+            ..Default::default()
+        };
+        let n = postdesk_notifier::Notifier::new(store.clone(), transport, notifier_config);
         let stop = notifier_stop.clone();
         std::thread::Builder::new()
             .name("notifier".into())

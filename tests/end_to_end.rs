@@ -75,3 +75,8 @@ fn outbound_acknowledgements() {
 fn dkim_signed_outbound() {
     run_suite("test_dkim");
 }
+
+#[test]
+fn relay_transport() {
+    run_suite("test_relay");
+}

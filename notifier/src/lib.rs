@@ -4,11 +4,13 @@
 mod dkim;
 mod error;
 mod plan;
+mod relay;
 mod render;
 mod transport;
 mod worker;
 
 pub use dkim::{dns_record, generate_key, sign, Algorithm};
 pub use error::NotifierError;
-pub use transport::FolderTransport;
+pub use relay::{RelayConfig, RelayTransport, SendError};
+pub use transport::{FolderTransport, Transport};
 pub use worker::{Notifier, NotifierConfig};

@@ -83,6 +83,8 @@ impl Planner<'_> {
             raw,
             status: OutboxStatus::Pending,
             attempts: 0,
+            next_attempt_at: None,
+            last_error: None,
             created_at: now,
         }])
     }

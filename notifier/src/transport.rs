@@ -1,5 +1,12 @@
 //! Transports. With no relay configured, each message is written as an `.eml` file under
-//! the data folder's `outbox/`, atomically (a temporary file, then rename).
+//! the data folder's `outbox/`, atomically (a temporary file, then rename); otherwise it
+//! goes to the relay.
+
+/// Where outbound mail goes.
+pub enum Transport {
+    Folder(FolderTransport),
+    Relay(crate::RelayTransport),
+}
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -1,9 +1,11 @@
 //! The notifier loop: reads new events from its cursor, enqueues their mail with the
-//! cursor move in one transaction, then delivers pending outbox items.
+//! cursor move in one transaction, then delivers due outbox items (concurrently, bounded,
+//! to the relay), retrying temporary failures with backoff for up to three days.
 
 use crate::plan::Planner;
-use crate::{FolderTransport, NotifierError};
-use postdesk_store::{OutboxStatus, Store};
+use crate::{NotifierError, SendError, Transport};
+use futures_util::StreamExt;
+use postdesk_store::{OutboxItem, OutboxStatus, Store};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +18,13 @@ pub struct NotifierConfig {
     pub hourly_cap: usize,
     /// How often the event log is read.
     pub poll: Duration,
+    /// First retry delay after a temporary failure; it doubles up to `max_retry_delay`.
+    pub retry_base: Duration,
+    pub max_retry_delay: Duration,
+    /// Temporary failures are retried this long, then the mail is marked failed.
+    pub give_up_after: Duration,
+    /// Mails sent to the relay at once.
+    pub concurrency: usize,
 }
 
 impl Default for NotifierConfig {
@@ -23,18 +32,22 @@ impl Default for NotifierConfig {
         NotifierConfig {
             hourly_cap: 10,
             poll: Duration::from_millis(200),
+            retry_base: Duration::from_secs(60),
+            max_retry_delay: Duration::from_secs(6 * 3600),
+            give_up_after: Duration::from_secs(3 * 86400),
+            concurrency: 4,
         }
     }
 }
 
 pub struct Notifier {
     store: Store,
-    transport: FolderTransport,
+    transport: Transport,
     config: NotifierConfig,
 }
 
 impl Notifier {
-    pub fn new(store: Store, transport: FolderTransport, config: NotifierConfig) -> Notifier {
+    pub fn new(store: Store, transport: Transport, config: NotifierConfig) -> Notifier {
         Notifier {
             store,
             transport,
@@ -42,8 +55,8 @@ impl Notifier {
         }
     }
 
-    /// Plans mail for new events and delivers what is pending; returns how many were sent.
-    pub fn run_once(&self) -> Result<usize, NotifierError> {
+    /// Moves new events into the outbox; the cursor moves in the same transaction.
+    fn plan_new_events(&self) -> Result<(), NotifierError> {
         let planner = Planner {
             store: &self.store,
             secret: self.store.secret("reply-token")?,
@@ -53,7 +66,7 @@ impl Notifier {
             let cursor = self.store.cursor(CONSUMER)?;
             let events = self.store.events_since(cursor, 200)?;
             let Some(last) = events.last().map(|e| e.seq) else {
-                break;
+                return Ok(());
             };
             let mut items = Vec::new();
             for e in &events {
@@ -62,37 +75,126 @@ impl Notifier {
             }
             self.store.enqueue_outbound(CONSUMER, last, &items)?;
         }
+    }
+
+    /// One pass: plan, then deliver what is due. Returns how many were delivered.
+    pub fn run_once(&self, runtime: &tokio::runtime::Runtime) -> Result<usize, NotifierError> {
+        self.plan_new_events()?;
+        let now = time::OffsetDateTime::now_utc();
+        let due = self.store.pending_outbox(now, 200)?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let outcomes: Vec<(OutboxItem, Result<String, SendError>)> = match &self.transport {
+            Transport::Folder(folder) => due
+                .into_iter()
+                .map(|item| {
+                    let r = folder
+                        .deliver(&item.key, &item.raw)
+                        .map(|p| format!("folder {}", p.display()))
+                        .map_err(|e| SendError::Temporary(e.to_string()));
+                    (item, r)
+                })
+                .collect(),
+            Transport::Relay(relay) => runtime.block_on(async {
+                futures_util::stream::iter(due)
+                    .map(|item| async move {
+                        let from = self
+                            .store
+                            .org(&item.org)
+                            .ok()
+                            .flatten()
+                            .and_then(|o| o.addresses.first().cloned())
+                            .unwrap_or_default();
+                        let r = relay
+                            .send(&from, &item.recipient, &item.raw)
+                            .await
+                            .map(|()| "relay".to_string());
+                        (item, r)
+                    })
+                    .buffer_unordered(self.config.concurrency.max(1))
+                    .collect()
+                    .await
+            }),
+        };
         let mut sent = 0;
-        for item in self.store.pending_outbox(100)? {
-            match self.transport.deliver(&item.key, &item.raw) {
-                Ok(path) => {
-                    tracing::info!(ticket = item.ticket, recipient = %item.recipient, kind = %item.kind, path = %path.display(), "mail written to the outbox folder");
+        for (item, result) in outcomes {
+            let now = time::OffsetDateTime::now_utc();
+            match result {
+                Ok(via) => {
+                    tracing::info!(ticket = item.ticket, recipient = %item.recipient, kind = %item.kind, %via, "mail sent");
                     self.store.set_outbox_status(
                         &item.key,
-                        OutboxStatus::Sent {
-                            at: time::OffsetDateTime::now_utc(),
-                            via: "folder".into(),
-                        },
+                        OutboxStatus::Sent { at: now, via },
+                        None,
+                        None,
                     )?;
                     sent += 1;
                 }
-                // A folder that cannot be written is a temporary failure: retried next round.
-                Err(e) => {
-                    tracing::error!(error = %e, key = %item.key, "outbox folder write failed")
+                Err(SendError::Permanent(reason)) => {
+                    tracing::warn!(recipient = %item.recipient, %reason, "mail refused permanently");
+                    self.store.set_outbox_status(
+                        &item.key,
+                        OutboxStatus::Failed { reason },
+                        None,
+                        None,
+                    )?;
+                }
+                Err(SendError::Temporary(reason)) => {
+                    let age = now - item.created_at;
+                    if age >= self.config.give_up_after {
+                        let reason = format!("gave up after {} hours: {reason}", age.whole_hours());
+                        self.store.set_outbox_status(
+                            &item.key,
+                            OutboxStatus::Failed { reason },
+                            None,
+                            None,
+                        )?;
+                    } else {
+                        let next = now + self.retry_delay(item.attempts);
+                        tracing::info!(recipient = %item.recipient, %reason, next = %next, "temporary failure; will retry");
+                        self.store.set_outbox_status(
+                            &item.key,
+                            OutboxStatus::Pending,
+                            Some(next),
+                            Some(reason),
+                        )?;
+                    }
                 }
             }
         }
-        if sent > 0 {
-            self.store.flush()?;
-        }
+        self.store.flush()?;
         Ok(sent)
+    }
+
+    /// Exponential backoff with ±20% jitter, so retries from many mails spread out.
+    fn retry_delay(&self, attempts_so_far: u32) -> time::Duration {
+        let base = self.config.retry_base.as_secs_f64();
+        let raw = (base * 2f64.powi(attempts_so_far.min(20) as i32))
+            .min(self.config.max_retry_delay.as_secs_f64());
+        let jitter: f64 = 0.8 + 0.4 * rand::random::<f64>();
+        time::Duration::seconds_f64(raw * jitter)
     }
 
     /// Runs until `stop` is set.
     pub fn run(self, stop: Arc<AtomicBool>) {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(error = %e, "notifier could not start its runtime");
+                return;
+            }
+        };
         while !stop.load(Ordering::Relaxed) {
-            if let Err(e) = self.run_once() {
-                tracing::error!(error = %e, "notifier pass failed; retrying");
+            // A panic in a library must not silence all outbound mail: log, go on.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_once(&runtime)))
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "notifier pass failed; retrying"),
+                Err(_) => tracing::error!("notifier pass panicked; retrying"),
             }
             std::thread::sleep(self.config.poll);
         }

@@ -35,6 +35,12 @@ pub struct OutboxItem {
     pub raw: Vec<u8>,
     pub status: OutboxStatus,
     pub attempts: u32,
+    /// When a temporarily failed item is tried again.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub next_attempt_at: Option<OffsetDateTime>,
+    /// The last temporary failure, for the API.
+    #[serde(default)]
+    pub last_error: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
@@ -106,14 +112,24 @@ impl Store {
         Ok(self.state.range(from..to).count())
     }
 
-    /// Items still to be delivered, oldest first.
-    pub fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+    /// Items due for delivery at `now`, oldest first.
+    pub fn pending_outbox(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
         let mut out = Vec::new();
-        for k in self.state.scan_prefix("outpending/").keys().take(limit) {
+        for k in self.state.scan_prefix("outpending/").keys() {
+            if out.len() >= limit {
+                break;
+            }
             let k = k?;
             let key = String::from_utf8_lossy(&k["outpending/".len()..]).into_owned();
             if let Some(v) = self.state.get(item_key(&key))? {
-                out.push(decode::<OutboxItem>(&v)?);
+                let item = decode::<OutboxItem>(&v)?;
+                if item.next_attempt_at.is_none_or(|t| t <= now) {
+                    out.push(item);
+                }
             }
         }
         out.sort_by_key(|i| i.created_at);
@@ -122,7 +138,13 @@ impl Store {
 
     /// Records a delivery attempt's outcome (made durable by the next flush; a lost update
     /// only means the same key is delivered again).
-    pub fn set_outbox_status(&self, key: &str, status: OutboxStatus) -> Result<(), StoreError> {
+    pub fn set_outbox_status(
+        &self,
+        key: &str,
+        status: OutboxStatus,
+        next_attempt_at: Option<OffsetDateTime>,
+        last_error: Option<String>,
+    ) -> Result<(), StoreError> {
         let k = item_key(key);
         let Some(v) = self.state.get(&k)? else {
             return Err(StoreError::NotFound(format!("outbox item {key}")));
@@ -131,6 +153,10 @@ impl Store {
         item.attempts += 1;
         let done = status != OutboxStatus::Pending;
         item.status = status;
+        item.next_attempt_at = next_attempt_at;
+        if last_error.is_some() {
+            item.last_error = last_error;
+        }
         self.state.insert(k, encode(&item)?)?;
         if done {
             self.state.remove(format!("outpending/{key}"))?;

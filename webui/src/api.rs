@@ -262,6 +262,8 @@ pub async fn outbox(
                 "message_id": format!("<{}>", i.message_id),
                 "status": i.status,
                 "attempts": i.attempts,
+                "last_error": i.last_error,
+                "next_attempt_at": i.next_attempt_at.map(rfc3339),
                 "created_at": rfc3339(i.created_at),
             })
         })

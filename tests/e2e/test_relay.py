@@ -1,0 +1,99 @@
+"""Relay transport against a real SMTP server nobody here wrote (Python's aiosmtpd): mail
+arrives DKIM-signed from the organization's address; temporary failures (451, relay down)
+are retried with backoff until delivered; a permanent refusal (550) is marked failed with
+the server's answer, visible in GET /api/v1/outbox."""
+
+import smtplib
+import time
+import unittest
+import uuid
+from email.message import EmailMessage
+
+from aiosmtpd.controller import Controller
+
+from harness import Server, free_port, wait_for
+
+
+class Relay:
+    """Accepts everything except recipients starting with "reject"; "flaky" recipients get
+    451 twice before their mail is taken."""
+
+    def __init__(self):
+        self.received = []
+        self.tries = {}
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("reject"):
+            return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        rcpt = envelope.rcpt_tos[0]
+        if rcpt.startswith("flaky"):
+            self.tries[rcpt] = self.tries.get(rcpt, 0) + 1
+            if self.tries[rcpt] <= 2:
+                return "451 4.3.0 Try again later"
+        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 2.0.0 Queued"
+
+
+def customer_mail(frm):
+    m = EmailMessage()
+    m["From"] = frm
+    m["To"] = "acme@acme.test"
+    m["Subject"] = f"help for {frm}"
+    m["Message-ID"] = f"<{uuid.uuid4().hex}@customer.test>"
+    m.set_content("please")
+    return m
+
+
+class RelayTransport(unittest.TestCase):
+    def test_delivery_retries_and_refusals(self):
+        relay_port = free_port()
+        handler = Relay()
+        srv = Server(env={"POSTDESK_RELAY_URL": f"smtp://127.0.0.1:{relay_port}",
+                          "POSTDESK_RELAY_RETRY_BASE_SECS": "1"}).bootstrap()
+        self.addCleanup(srv.close)
+        srv.cli("dkim", "generate", "--org", "acme", "--selector", "s1")
+        srv.start()
+        # The relay is down at first: the mail waits and is retried.
+        with smtplib.SMTP("127.0.0.1", srv.smtp_port) as s:
+            s.send_message(customer_mail("early@customer.test"))
+        wait_for(lambda: [o for o in srv.api("/api/v1/outbox")["outbox"] if o["attempts"] >= 1], timeout=15)
+        early = srv.api("/api/v1/outbox")["outbox"][0]
+        self.assertEqual(early["status"]["state"], "pending")
+        self.assertTrue(early["last_error"])
+        controller = Controller(handler, hostname="127.0.0.1", port=relay_port)
+        controller.start()
+        self.addCleanup(controller.stop)
+        with smtplib.SMTP("127.0.0.1", srv.smtp_port) as s:
+            for frm in ("ok@customer.test", "flaky@customer.test", "reject@customer.test"):
+                s.send_message(customer_mail(frm))
+
+        def states():
+            return {o["recipient"]: o for o in srv.api("/api/v1/outbox")["outbox"]}
+
+        done = wait_for(lambda: (lambda st: st if len(st) == 4 and all(
+            o["status"]["state"] != "pending" for o in st.values()) else None)(states()), timeout=60)
+        self.assertEqual(done["ok@customer.test"]["status"]["state"], "sent")
+        self.assertEqual(done["early@customer.test"]["status"]["state"], "sent")
+        flaky = done["flaky@customer.test"]
+        self.assertEqual((flaky["status"]["state"], flaky["attempts"]), ("sent", 3))
+        self.assertIn("451", flaky["last_error"])
+        rejected = done["reject@customer.test"]
+        self.assertEqual(rejected["status"]["state"], "failed")
+        self.assertIn("550", rejected["status"]["reason"])
+        self.assertIn("User unknown", rejected["status"]["reason"])
+        got = {tuple(r[1]): r for r in handler.received}
+        self.assertEqual(set(got), {("ok@customer.test",), ("flaky@customer.test",), ("early@customer.test",)})
+        mail_from, _, content = got[("ok@customer.test",)]
+        self.assertEqual(mail_from, "acme@acme.test")
+        self.assertTrue(content.startswith(b"DKIM-Signature:"), content[:80])
+        self.assertIn(b"Auto-Submitted: auto-replied", content)
+        time.sleep(2)
+        self.assertEqual(len(handler.received), 3, "nothing delivered twice")
+
+
+if __name__ == "__main__":
+    unittest.main()
