@@ -80,3 +80,8 @@ fn dkim_signed_outbound() {
 fn relay_transport() {
     run_suite("test_relay");
 }
+
+#[test]
+fn staff_answers_by_mail() {
+    run_suite("test_staff_mail");
+}

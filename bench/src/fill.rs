@@ -70,6 +70,8 @@ fn main() {
                 cc: vec![],
                 rule: "fill".into(),
                 notes: vec![],
+                visibility: postdesk_store::Visibility::Public,
+                changes: vec![],
                 last_delivery: true,
                 at: time::OffsetDateTime::now_utc(),
             };

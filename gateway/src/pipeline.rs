@@ -5,12 +5,12 @@
 use crate::{DmarcChecker, GatewayError};
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 use postdesk_store::{
-    AttachmentRef, Decision, DeliveryCommit, EventKind, Outcome, Store, StoreError, TicketTarget,
-    TicketType,
+    AttachmentRef, Change, Decision, DeliveryCommit, EventKind, Outcome, Priority, Status, Store,
+    StoreError, TicketTarget, TicketType, Visibility,
 };
 use postdesk_threading::{
-    classify, html_to_text, match_ticket, split_type_prefix, strip_reply, strip_signature,
-    MatchRule, ThreadingInput, TicketLookup, TypePrefix,
+    classify, html_to_text, match_ticket, parse_commands, split_type_prefix, strip_reply,
+    strip_signature, Command, MatchRule, ThreadingInput, TicketLookup, TypePrefix,
 };
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
@@ -417,7 +417,7 @@ fn process_one(
                 )),
             }
         }
-        let (target, kind, rule) = if class.delivery_report {
+        let (target, kind, rule): (TicketTarget, EventKind, &str) = if class.delivery_report {
             let about = reported_message_id(&msg)
                 .and_then(|mid| {
                     store
@@ -478,6 +478,37 @@ fn process_one(
                 }
             }
         };
+        // A proven staff member may steer an existing ticket with command lines on top.
+        let mut text = text.clone();
+        let mut kind = kind;
+        let mut visibility = Visibility::Public;
+        let mut changes = Vec::new();
+        if by_staff && kind == EventKind::Reply {
+            match staff_commands(store, &from, &text)? {
+                StaffReply::Plain => {}
+                StaffReply::Commands {
+                    note,
+                    changes: c,
+                    rest,
+                } => {
+                    text = rest;
+                    changes = c;
+                    if note {
+                        visibility = Visibility::Internal;
+                    }
+                    notes.push(format!(
+                        "{} command(s) applied",
+                        changes.len() + usize::from(note)
+                    ));
+                }
+                StaffReply::Rejected(errors) => {
+                    notes.push(format!("commands not understood: {}", errors.join("; ")));
+                    text = errors.join("\n");
+                    kind = EventKind::CommandsRejected;
+                    visibility = Visibility::Internal;
+                }
+            }
+        }
         let mut participants = vec![from.clone()];
         participants.extend(
             to.iter()
@@ -495,7 +526,7 @@ fn process_one(
             target,
             kind,
             by_staff,
-            text: text.clone(),
+            text,
             attachments: files.clone(),
             automatic: class.automatic,
             participants,
@@ -506,6 +537,8 @@ fn process_one(
                 .collect(),
             rule: rule.to_string(),
             notes,
+            visibility,
+            changes,
             last_delivery: last,
             at: now,
         };
@@ -514,4 +547,56 @@ fn process_one(
         tracing::info!(inbound = id, org = %delivery.org, outcome = ?decision.outcome, "inbound decided");
     }
     Ok(())
+}
+
+/// What a staff reply's command lines amount to.
+enum StaffReply {
+    Plain,
+    Commands {
+        note: bool,
+        changes: Vec<Change>,
+        rest: String,
+    },
+    /// Nothing is applied: the sender is told what was not understood.
+    Rejected(Vec<String>),
+}
+
+fn staff_commands(store: &Store, sender: &str, text: &str) -> Result<StaffReply, GatewayError> {
+    let parsed = parse_commands(text);
+    if parsed.commands.is_empty() && parsed.errors.is_empty() {
+        return Ok(StaffReply::Plain);
+    }
+    let mut errors = parsed.errors;
+    let mut changes = Vec::new();
+    let mut note = false;
+    for c in parsed.commands {
+        match c {
+            Command::Status(s) => match s.parse::<Status>() {
+                Ok(s) => changes.push(Change::Status(s)),
+                Err(e) => errors.push(e),
+            },
+            Command::Priority(p) => match p.parse::<Priority>() {
+                Ok(p) => changes.push(Change::Priority(p)),
+                Err(e) => errors.push(e),
+            },
+            Command::Due(d) => changes.push(Change::Due(Some(d))),
+            Command::Note => note = true,
+            Command::Assign(who) => {
+                let who = who.unwrap_or_else(|| sender.to_string());
+                match store.staff(&who)? {
+                    Some(s) => changes.push(Change::Assignee(Some(s.email))),
+                    None => errors.push(format!("#assign {who}: not a staff member")),
+                }
+            }
+        }
+    }
+    Ok(if errors.is_empty() {
+        StaffReply::Commands {
+            note,
+            changes,
+            rest: parsed.text,
+        }
+    } else {
+        StaffReply::Rejected(errors)
+    })
 }

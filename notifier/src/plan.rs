@@ -1,10 +1,19 @@
-//! Who hears of what. For now: a new ticket opened by a person's mail is acknowledged to
-//! its requester — never automatic mail (auto-replies, bulk, lists, bounces), never our own
-//! addresses, and at most `hourly_cap` automatic mails per recipient per hour.
+//! Who hears of what, per event:
+//! - a new ticket from a person's mail: an acknowledgement to the requester, an alert to
+//!   the assignee or else the owners, admins and managers;
+//! - a public staff reply: to the requester and CCs, from "Name via Org";
+//! - a reply by the requester or a CC: to the assignee, or all those staff if unassigned;
+//! - an internal note: to the staff involved (the assignee);
+//! - staff commands not understood: back to that staff member.
+//!
+//! Never the author of the event, never automatic mail, never our own addresses; machine
+//! mail is capped at `hourly_cap` per recipient per hour (a person's relayed answer is not).
 
-use crate::render::{acknowledgement, Acknowledgement};
+use crate::render::{acknowledgement, notification, Acknowledgement, Notification};
 use crate::NotifierError;
-use postdesk_store::{Event, EventKind, OutboxItem, OutboxStatus, Store};
+use postdesk_store::{
+    Event, EventKind, Org, OutboxItem, OutboxStatus, Role, Store, Ticket, Visibility,
+};
 use time::OffsetDateTime;
 
 pub(crate) struct Planner<'a> {
@@ -13,14 +22,27 @@ pub(crate) struct Planner<'a> {
     pub hourly_cap: usize,
 }
 
+/// One mail to plan.
+struct Draft {
+    recipient: String,
+    kind: &'static str,
+    /// Counted against the hourly cap of automatic mail.
+    automatic: bool,
+    /// Meant for the event's author (the one exception to "never the author").
+    to_author: bool,
+}
+
 impl Planner<'_> {
-    /// The mail one event causes.
+    /// The mail one event causes; `already` holds what this batch planned before it.
     pub fn plan(
         &self,
         event: &Event,
         already: &[OutboxItem],
     ) -> Result<Vec<OutboxItem>, NotifierError> {
-        if event.kind != EventKind::Created || event.automatic || event.inbound.is_none() {
+        if event.automatic
+            || event.kind == EventKind::Update
+            || event.kind == EventKind::DeliveryReport
+        {
             return Ok(Vec::new());
         }
         let Some(ticket) = self.store.ticket(event.ticket)? else {
@@ -29,23 +51,116 @@ impl Planner<'_> {
         let Some(org) = self.store.org(&ticket.org)? else {
             return Ok(Vec::new());
         };
-        let recipient = ticket.requester.clone();
-        let own = self.store.org_for_address(&recipient)?.is_some();
-        if ticket.automatic || own || !recipient.contains('@') {
-            return Ok(Vec::new());
-        }
+        let drafts = self.drafts(event, &ticket)?;
+        let mut out = Vec::new();
         let now = OffsetDateTime::now_utc();
-        let recent = self
-            .store
-            .automatic_mail_count(&recipient, now - time::Duration::hours(1))?
-            + already.iter().filter(|i| i.recipient == recipient).count();
-        if recent >= self.hourly_cap {
-            tracing::warn!(%recipient, ticket = ticket.number, "hourly cap of automatic mail reached; no acknowledgement");
-            return Ok(Vec::new());
+        for d in drafts {
+            if (d.recipient == event.author && !d.to_author)
+                || !d.recipient.contains('@')
+                || self.store.org_for_address(&d.recipient)?.is_some()
+                || out.iter().any(|i: &OutboxItem| i.recipient == d.recipient)
+            {
+                continue;
+            }
+            if d.automatic {
+                let recent = self
+                    .store
+                    .automatic_mail_count(&d.recipient, now - time::Duration::hours(1))?
+                    + already
+                        .iter()
+                        .chain(out.iter())
+                        .filter(|i| i.recipient == d.recipient)
+                        .count();
+                if recent >= self.hourly_cap {
+                    tracing::warn!(recipient = %d.recipient, ticket = ticket.number, kind = d.kind, "hourly cap of automatic mail reached; not sent");
+                    continue;
+                }
+            }
+            if let Some(item) = self.render(event, &ticket, &org, &d, now)? {
+                out.push(item);
+            }
         }
-        let Some(org_address) = org.addresses.first() else {
-            return Ok(Vec::new());
+        Ok(out)
+    }
+
+    fn staff_alert_list(&self, ticket: &Ticket) -> Result<Vec<String>, NotifierError> {
+        if let Some(a) = &ticket.assignee {
+            return Ok(vec![a.clone()]);
+        }
+        Ok(self
+            .store
+            .staff_list()?
+            .into_iter()
+            .filter(|s| matches!(s.role, Role::Owner | Role::Admin | Role::Manager))
+            .map(|s| s.email)
+            .collect())
+    }
+
+    fn drafts(&self, event: &Event, ticket: &Ticket) -> Result<Vec<Draft>, NotifierError> {
+        let mut drafts = Vec::new();
+        let people = |kind, automatic, list: Vec<String>| {
+            list.into_iter().map(move |recipient| Draft {
+                recipient,
+                kind,
+                automatic,
+                to_author: false,
+            })
         };
+        match (event.kind, event.visibility) {
+            (EventKind::Created, _) => {
+                if event.inbound.is_some() && !ticket.automatic {
+                    drafts.push(Draft {
+                        recipient: ticket.requester.clone(),
+                        kind: "acknowledgement",
+                        automatic: true,
+                        // The acknowledgement answers the author: the one other exception.
+                        to_author: true,
+                    });
+                }
+                drafts.extend(people(
+                    "new_ticket_alert",
+                    true,
+                    self.staff_alert_list(ticket)?,
+                ));
+            }
+            (EventKind::Reply, Visibility::Public) if event.by_staff => {
+                let mut to = vec![ticket.requester.clone()];
+                to.extend(ticket.cc.iter().cloned());
+                drafts.extend(people("staff_answer", false, to));
+            }
+            (EventKind::Reply, Visibility::Public) => {
+                drafts.extend(people("reply_alert", true, self.staff_alert_list(ticket)?));
+            }
+            (EventKind::Reply | EventKind::Note, Visibility::Internal) => {
+                drafts.extend(people(
+                    "note_alert",
+                    true,
+                    ticket.assignee.iter().cloned().collect(),
+                ));
+            }
+            (EventKind::CommandsRejected, _) => drafts.push(Draft {
+                recipient: event.author.clone(),
+                kind: "commands_rejected",
+                automatic: true,
+                to_author: true,
+            }),
+            _ => {}
+        }
+        Ok(drafts)
+    }
+
+    fn render(
+        &self,
+        event: &Event,
+        ticket: &Ticket,
+        org: &Org,
+        draft: &Draft,
+        now: OffsetDateTime,
+    ) -> Result<Option<OutboxItem>, NotifierError> {
+        let Some(org_address) = org.addresses.first() else {
+            return Ok(None);
+        };
+        let recipient = draft.recipient.clone();
         let token = postdesk_threading::make_reply_token(&self.secret, ticket.number, &recipient);
         let reply_to = match org_address.split_once('@') {
             Some((local, domain)) => format!("{local}+{token}@{domain}"),
@@ -58,27 +173,76 @@ impl Planner<'_> {
             .filter(|e| e.seq <= event.seq)
             .filter_map(|e| e.message_id.clone())
             .collect();
-        let (message_id, mut raw) = acknowledgement(&Acknowledgement {
-            number: ticket.number,
-            event: event.seq,
-            summary: &ticket.summary,
-            org_name: &org.name,
-            org_address,
-            recipient: &recipient,
-            reply_to: &reply_to,
-            thread: &thread,
-        })?;
+        let (message_id, mut raw) = if draft.kind == "acknowledgement" {
+            acknowledgement(&Acknowledgement {
+                number: ticket.number,
+                event: event.seq,
+                summary: &ticket.summary,
+                org_name: &org.name,
+                org_address,
+                recipient: &recipient,
+                reply_to: &reply_to,
+                thread: &thread,
+            })?
+        } else {
+            let author_name = self
+                .store
+                .staff(&event.author)?
+                .map(|s| s.name)
+                .unwrap_or_else(|| event.author.clone());
+            let (from_name, intro, auto) = match draft.kind {
+                "staff_answer" => (
+                    format!("{author_name} via {}", org.name),
+                    format!("{author_name} answered:"),
+                    None,
+                ),
+                "new_ticket_alert" => (
+                    org.name.clone(),
+                    format!("New ticket from {}:", event.author),
+                    Some("auto-generated"),
+                ),
+                "reply_alert" => (
+                    org.name.clone(),
+                    format!("{} replied:", event.author),
+                    Some("auto-generated"),
+                ),
+                "note_alert" => (
+                    org.name.clone(),
+                    format!("Internal note by {author_name}:"),
+                    Some("auto-generated"),
+                ),
+                _ => (
+                    org.name.clone(),
+                    "Your commands were not understood, and nothing was changed:".to_string(),
+                    Some("auto-replied"),
+                ),
+            };
+            notification(&Notification {
+                number: ticket.number,
+                event: event.seq,
+                summary: &ticket.summary,
+                org_name: &org.name,
+                org_address,
+                from_name: &from_name,
+                recipient: &recipient,
+                reply_to: &reply_to,
+                thread: &thread,
+                intro: &intro,
+                body: &event.text,
+                auto_submitted: auto,
+            })?
+        };
         if let Some(key) = self.store.dkim_key(&org.slug)? {
             let domain = org_address.rsplit_once('@').map_or("", |(_, d)| d);
             raw = crate::sign(&raw, &key, domain)?;
         }
-        Ok(vec![OutboxItem {
+        Ok(Some(OutboxItem {
             key: format!("{}:{recipient}", event.seq),
             event: event.seq,
             ticket: ticket.number,
             org: org.slug.clone(),
             recipient,
-            kind: "acknowledgement".into(),
+            kind: draft.kind.to_string(),
             message_id,
             raw,
             status: OutboxStatus::Pending,
@@ -86,6 +250,6 @@ impl Planner<'_> {
             next_attempt_at: None,
             last_error: None,
             created_at: now,
-        }])
+        }))
     }
 }

@@ -25,6 +25,91 @@ struct AckHtml<'a> {
     org_name: &'a str,
 }
 
+#[derive(Template)]
+#[template(path = "notification.txt")]
+struct NoteText<'a> {
+    intro: &'a str,
+    body: &'a str,
+    number: u64,
+    summary: &'a str,
+    org_name: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "notification.html")]
+struct NoteHtml<'a> {
+    intro: &'a str,
+    body: &'a str,
+    number: u64,
+    summary: &'a str,
+    org_name: &'a str,
+}
+
+/// A notification: a staff answer relayed to the requester, or an alert to staff.
+pub(crate) struct Notification<'a> {
+    pub number: u64,
+    pub event: u64,
+    pub summary: &'a str,
+    pub org_name: &'a str,
+    pub org_address: &'a str,
+    /// Display name of the From (e.g. "Alex via Acme Support").
+    pub from_name: &'a str,
+    pub recipient: &'a str,
+    pub reply_to: &'a str,
+    pub thread: &'a [String],
+    pub intro: &'a str,
+    pub body: &'a str,
+    /// `Auto-Submitted` value for machine-made mail; `None` for a person's answer.
+    pub auto_submitted: Option<&'a str>,
+}
+
+pub(crate) fn notification(n: &Notification<'_>) -> Result<(String, Vec<u8>), NotifierError> {
+    let summary = one_line(n.summary);
+    let text = NoteText {
+        intro: n.intro,
+        body: n.body,
+        number: n.number,
+        summary: &summary,
+        org_name: n.org_name,
+    }
+    .render()
+    .map_err(|e| NotifierError::Render(e.to_string()))?;
+    let html = NoteHtml {
+        intro: n.intro,
+        body: n.body,
+        number: n.number,
+        summary: &summary,
+        org_name: n.org_name,
+    }
+    .render()
+    .map_err(|e| NotifierError::Render(e.to_string()))?;
+    let domain = n
+        .org_address
+        .rsplit_once('@')
+        .map_or("localhost", |(_, d)| d);
+    let mid = message_id(n.number, n.event, n.recipient, domain);
+    let mut builder = MessageBuilder::new()
+        .from((one_line(n.from_name), n.org_address.to_string()))
+        .to(n.recipient.to_string())
+        .reply_to(n.reply_to.to_string())
+        .subject(format!("[#{}] {summary}", n.number))
+        .message_id(mid.clone())
+        .text_body(text)
+        .html_body(html);
+    if let Some(value) = n.auto_submitted {
+        builder = builder
+            .header("Auto-Submitted", Raw::new(value))
+            .header("X-Auto-Response-Suppress", Raw::new("All"));
+    }
+    if let Some(last) = n.thread.last() {
+        builder = builder.in_reply_to(last.clone());
+        let refs: Vec<String> = n.thread.iter().rev().take(20).rev().cloned().collect();
+        builder = builder.references(refs);
+    }
+    let raw = builder.write_to_vec()?;
+    Ok((mid, raw))
+}
+
 /// Everything an acknowledgement needs.
 pub(crate) struct Acknowledgement<'a> {
     pub number: u64,

@@ -136,10 +136,50 @@ pub struct Ticket {
     pub participants: Vec<String>,
     /// The opening mail was automatic (auto-reply, bulk, list): never answer it automatically.
     pub automatic: bool,
+    #[serde(default)]
+    pub priority: Priority,
+    /// Due date, `YYYY-MM-DD`.
+    #[serde(default)]
+    pub due: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Low,
+    #[default]
+    Normal,
+    High,
+    Urgent,
+}
+
+impl std::str::FromStr for Priority {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "low" => Ok(Priority::Low),
+            "normal" => Ok(Priority::Normal),
+            "high" => Ok(Priority::High),
+            "urgent" => Ok(Priority::Urgent),
+            _ => Err(format!(
+                "unknown priority {s:?}: use low, normal, high or urgent"
+            )),
+        }
+    }
+}
+
+/// A change to a ticket's fields, applied as its own event.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "field", content = "value", rename_all = "snake_case")]
+pub enum Change {
+    Status(Status),
+    Assignee(Option<String>),
+    Priority(Priority),
+    Due(Option<String>),
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -150,6 +190,10 @@ pub enum EventKind {
     Note,
     /// A delivery status report about a message of this ticket.
     DeliveryReport,
+    /// A field changed (status, assignee, priority, due date); see `Event::change`.
+    Update,
+    /// Staff mail commands that were not understood; nothing else changed. Internal.
+    CommandsRejected,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -184,6 +228,9 @@ pub struct Event {
     pub inbound: Option<u64>,
     /// Automatic mail (auto-reply, bulk, list, bounce): no automatic answer may follow.
     pub automatic: bool,
+    /// For `Update` events: what changed.
+    #[serde(default)]
+    pub change: Option<Change>,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
 }

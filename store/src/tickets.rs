@@ -51,6 +51,10 @@ pub struct DeliveryCommit {
     pub cc: Vec<String>,
     pub rule: String,
     pub notes: Vec<String>,
+    /// Public reply, or an internal note (staff `#note`).
+    pub visibility: Visibility,
+    /// Field changes (staff mail commands), each appended as an `Update` event.
+    pub changes: Vec<crate::Change>,
     /// This is the message's last delivery: the spool marker goes with it.
     pub last_delivery: bool,
     pub at: OffsetDateTime,
@@ -159,6 +163,8 @@ impl Store {
                             cc: Vec::new(),
                             participants: Vec::new(),
                             automatic: *automatic,
+                            priority: Default::default(),
+                            due: None,
                             created_at: c.at,
                             updated_at: c.at,
                         };
@@ -196,18 +202,42 @@ impl Store {
                     kind: c.kind,
                     author: c.from.clone(),
                     by_staff: c.by_staff,
-                    visibility: Visibility::Public,
+                    visibility: c.visibility,
                     text: c.text.clone(),
                     message_id: mid.clone(),
                     attachments: c.attachments.clone(),
                     inbound: Some(c.inbound),
                     automatic: c.automatic,
+                    change: None,
                     at: c.at,
                 };
                 tx.insert(num_key("ev/", seq), encode(&event).map_err(Abort)?)?;
                 let mut tev = num_key("tev/", ticket.number);
                 tev.extend_from_slice(&seq.to_be_bytes());
                 tx.insert(tev, &[])?;
+                // Commands come after the text they arrived with, one event each.
+                for change in &c.changes {
+                    match change {
+                        crate::Change::Status(s) => ticket.status = *s,
+                        crate::Change::Assignee(a) => ticket.assignee = a.clone(),
+                        crate::Change::Priority(p) => ticket.priority = *p,
+                        crate::Change::Due(d) => ticket.due = d.clone(),
+                    }
+                    let seq = bump(tx, "counter/event")?;
+                    let update = Event {
+                        seq,
+                        kind: EventKind::Update,
+                        text: String::new(),
+                        message_id: None,
+                        attachments: Vec::new(),
+                        change: Some(change.clone()),
+                        ..event.clone()
+                    };
+                    tx.insert(num_key("ev/", seq), encode(&update).map_err(Abort)?)?;
+                    let mut tev = num_key("tev/", ticket.number);
+                    tev.extend_from_slice(&seq.to_be_bytes());
+                    tx.insert(tev, &[])?;
+                }
                 tx.insert(
                     num_key("ticket/", ticket.number),
                     encode(&ticket).map_err(Abort)?,

@@ -55,6 +55,8 @@ fn commit(inbound: u64, org: &str, mid: &str, target: TicketTarget, last: bool) 
         cc: vec![],
         rule: "new".into(),
         notes: vec![],
+        visibility: Visibility::Public,
+        changes: vec![],
         last_delivery: last,
         at: OffsetDateTime::now_utc(),
     }

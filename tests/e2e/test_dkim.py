@@ -45,13 +45,16 @@ class Dkim(unittest.TestCase):
             msg.set_content("hi")
             with smtplib.SMTP("127.0.0.1", srv.smtp_port) as s:
                 s.send_message(msg)
-        files = wait_for(lambda: sorted(glob.glob(os.path.join(outbox, "*.eml"))) if len(glob.glob(os.path.join(outbox, "*.eml"))) == 2 else None)
-        signed = {}
-        for path in files:
-            with open(path, "rb") as f:
-                raw = f.read()
-            org = "acme" if b"From: \"Acme\"" in raw or b"From: Acme" in raw else "beta"
-            signed[org] = raw
+        def acks():
+            found = {}
+            for path in glob.glob(os.path.join(outbox, "*.eml")):
+                with open(path, "rb") as f:
+                    raw = f.read()
+                if b"To: <carl@customer.test>" in raw:
+                    found["acme" if b"<acme@acme.test>" in raw.split(b"\r\n\r\n")[0] else "beta"] = raw
+            return found if len(found) == 2 else None
+        signed = wait_for(acks)
+        raw = signed["acme"]
         dns = lambda name, timeout=5: zone.get(name, b"")
         self.assertTrue(raw.count(b"\r\n") > 0)
         self.assertIn(b"DKIM-Signature:", signed["acme"])

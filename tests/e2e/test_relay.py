@@ -60,8 +60,9 @@ class RelayTransport(unittest.TestCase):
         # The relay is down at first: the mail waits and is retried.
         with smtplib.SMTP("127.0.0.1", srv.smtp_port) as s:
             s.send_message(customer_mail("early@customer.test"))
-        wait_for(lambda: [o for o in srv.api("/api/v1/outbox")["outbox"] if o["attempts"] >= 1], timeout=15)
-        early = srv.api("/api/v1/outbox")["outbox"][0]
+        wait_for(lambda: [o for o in srv.api("/api/v1/outbox")["outbox"]
+                          if o["attempts"] >= 1 and o["recipient"] == "early@customer.test"], timeout=15)
+        early = [o for o in srv.api("/api/v1/outbox")["outbox"] if o["recipient"] == "early@customer.test"][0]
         self.assertEqual(early["status"]["state"], "pending")
         self.assertTrue(early["last_error"])
         controller = Controller(handler, hostname="127.0.0.1", port=relay_port)
@@ -72,7 +73,8 @@ class RelayTransport(unittest.TestCase):
                 s.send_message(customer_mail(frm))
 
         def states():
-            return {o["recipient"]: o for o in srv.api("/api/v1/outbox")["outbox"]}
+            return {o["recipient"]: o for o in srv.api("/api/v1/outbox")["outbox"]
+                    if o["recipient"].endswith("@customer.test")}
 
         done = wait_for(lambda: (lambda st: st if len(st) == 4 and all(
             o["status"]["state"] != "pending" for o in st.values()) else None)(states()), timeout=60)
@@ -85,14 +87,15 @@ class RelayTransport(unittest.TestCase):
         self.assertEqual(rejected["status"]["state"], "failed")
         self.assertIn("550", rejected["status"]["reason"])
         self.assertIn("User unknown", rejected["status"]["reason"])
-        got = {tuple(r[1]): r for r in handler.received}
+        got = {tuple(r[1]): r for r in handler.received if r[1][0].endswith("@customer.test")}
         self.assertEqual(set(got), {("ok@customer.test",), ("flaky@customer.test",), ("early@customer.test",)})
         mail_from, _, content = got[("ok@customer.test",)]
         self.assertEqual(mail_from, "acme@acme.test")
         self.assertTrue(content.startswith(b"DKIM-Signature:"), content[:80])
         self.assertIn(b"Auto-Submitted: auto-replied", content)
         time.sleep(2)
-        self.assertEqual(len(handler.received), 3, "nothing delivered twice")
+        self.assertEqual(len([r for r in handler.received if r[1][0].endswith("@customer.test")]), 3,
+                         "nothing delivered twice")
 
 
 if __name__ == "__main__":

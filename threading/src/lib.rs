@@ -2,6 +2,7 @@
 //! strip quoted history for display, and make and check reply tokens. No I/O here.
 
 mod classify;
+mod commands;
 mod html;
 mod matching;
 mod strip;
@@ -9,6 +10,7 @@ mod subject;
 mod token;
 
 pub use classify::{classify, Classification};
+pub use commands::{parse_commands, Command, ParsedCommands};
 pub use html::{html_to_text, sanitize_html};
 pub use matching::{match_ticket, MatchRule, ThreadingInput, TicketLookup, TicketMatch};
 pub use strip::{new_text, strip_reply, strip_signature};

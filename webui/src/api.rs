@@ -34,6 +34,8 @@ fn ticket_json(t: &Ticket) -> Value {
         "assignee": t.assignee,
         "cc": t.cc,
         "automatic": t.automatic,
+        "priority": t.priority,
+        "due": t.due,
         "created_at": rfc3339(t.created_at),
         "updated_at": rfc3339(t.updated_at),
     })
@@ -48,6 +50,7 @@ fn event_json(e: &Event) -> Value {
         "text": e.text,
         "message_id": e.message_id.as_ref().map(|m| format!("<{m}>")),
         "automatic": e.automatic,
+        "change": e.change,
         "attachments": e.attachments.iter().map(|a| json!({
             "name": a.name, "content_type": a.content_type, "size": a.size, "sha256": a.sha256,
         })).collect::<Vec<_>>(),
