@@ -85,3 +85,8 @@ fn relay_transport() {
 fn staff_answers_by_mail() {
     run_suite("test_staff_mail");
 }
+
+#[test]
+fn conversation_by_mail() {
+    run_suite("test_conversation");
+}

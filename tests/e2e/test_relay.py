@@ -65,9 +65,11 @@ class RelayTransport(unittest.TestCase):
         early = [o for o in srv.api("/api/v1/outbox")["outbox"] if o["recipient"] == "early@customer.test"][0]
         self.assertEqual(early["status"]["state"], "pending")
         self.assertTrue(early["last_error"])
+        running = []  # aiosmtpd cannot be stopped twice: stop what still runs at the end
+        self.addCleanup(lambda: [c.stop() for c in running])
         controller = Controller(handler, hostname="127.0.0.1", port=relay_port)
         controller.start()
-        self.addCleanup(controller.stop)
+        running.append(controller)
         with smtplib.SMTP("127.0.0.1", srv.smtp_port) as s:
             for frm in ("ok@customer.test", "flaky@customer.test", "reject@customer.test"):
                 s.send_message(customer_mail(frm))
@@ -93,9 +95,25 @@ class RelayTransport(unittest.TestCase):
         self.assertEqual(mail_from, "acme@acme.test")
         self.assertTrue(content.startswith(b"DKIM-Signature:"), content[:80])
         self.assertIn(b"Auto-Submitted: auto-replied", content)
+        # Relay down again, a mail waiting, and Postdesk SIGKILLed: after the restart the
+        # waiting mail is delivered once, and nothing delivered before is sent again.
+        controller.stop()
+        running.remove(controller)
+        with smtplib.SMTP("127.0.0.1", srv.smtp_port) as s:
+            s.send_message(customer_mail("late@customer.test"))
+        wait_for(lambda: [o for o in srv.api("/api/v1/outbox")["outbox"]
+                          if o["recipient"] == "late@customer.test" and o["attempts"] >= 1], timeout=15)
+        srv.kill()
+        srv.start()
+        controller = Controller(handler, hostname="127.0.0.1", port=relay_port)
+        controller.start()
+        running.append(controller)
+        wait_for(lambda: states().get("late@customer.test", {}).get("status", {}).get("state") == "sent", timeout=30)
         time.sleep(2)
-        self.assertEqual(len([r for r in handler.received if r[1][0].endswith("@customer.test")]), 3,
-                         "nothing delivered twice")
+        customers = [r[1][0] for r in handler.received if r[1][0].endswith("@customer.test")]
+        self.assertEqual(sorted(customers), ["early@customer.test", "flaky@customer.test",
+                                             "late@customer.test", "ok@customer.test"],
+                         "each delivered exactly once")
 
 
 if __name__ == "__main__":
