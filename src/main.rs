@@ -59,6 +59,11 @@ enum Command {
         #[command(subcommand)]
         command: StaffCommand,
     },
+    /// End users (contacts).
+    Contact {
+        #[command(subcommand)]
+        command: ContactCommand,
+    },
     /// API tokens.
     Token {
         #[command(subcommand)]
@@ -121,6 +126,21 @@ enum StaffCommand {
     },
     /// List staff members.
     List,
+    /// Turn a staff member's mail alerts on or off.
+    Alerts { email: String, setting: OnOff },
+}
+
+#[derive(Subcommand)]
+enum ContactCommand {
+    /// Turn an end user's automatic mail (acknowledgements) on or off; answers from staff
+    /// still reach them.
+    Alerts { email: String, setting: OnOff },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(Subcommand)]
@@ -264,6 +284,7 @@ fn run() -> Result<()> {
                         email: email.trim().to_ascii_lowercase(),
                         name,
                         role,
+                        alerts: true,
                         created_at: time::OffsetDateTime::now_utc(),
                     };
                     store.add_staff(&staff)?;
@@ -271,8 +292,38 @@ fn run() -> Result<()> {
                 }
                 StaffCommand::List => {
                     for s in store.staff_list()? {
-                        println!("{}\t{}\t{}", s.email, s.name, s.role);
+                        let alerts = if s.alerts { "alerts on" } else { "alerts off" };
+                        println!("{}\t{}\t{}\t{alerts}", s.email, s.name, s.role);
                     }
+                }
+                StaffCommand::Alerts { email, setting } => {
+                    store.set_staff_alerts(&email, matches!(setting, OnOff::On))?;
+                    println!(
+                        "alerts for {email} are {}",
+                        if matches!(setting, OnOff::On) {
+                            "on"
+                        } else {
+                            "off"
+                        }
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Contact { command } => {
+            let _lock = lock::acquire(&cli.data, "this command")?;
+            let store = open_store(&cli.data)?;
+            match command {
+                ContactCommand::Alerts { email, setting } => {
+                    store.set_contact_alerts(&email, matches!(setting, OnOff::On))?;
+                    println!(
+                        "automatic mail to {email} is {}",
+                        if matches!(setting, OnOff::On) {
+                            "on"
+                        } else {
+                            "off"
+                        }
+                    );
                 }
             }
             Ok(())

@@ -46,6 +46,7 @@ fn first_run_setup(store: &Store, config: &Config) -> Result<Option<FirstRun>> {
             email: admin.clone(),
             name: "Administrator".into(),
             role: Role::Owner,
+            alerts: true,
             created_at: time::OffsetDateTime::now_utc(),
         })?;
     }

@@ -62,6 +62,9 @@ impl Planner<'_> {
             {
                 continue;
             }
+            if d.automatic && !self.wants_automatic_mail(&d.recipient, d.kind)? {
+                continue;
+            }
             if d.automatic {
                 let recent = self
                     .store
@@ -81,6 +84,18 @@ impl Planner<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// Per-user opt-out: staff alerts and end users' automatic mail. Rejected commands are
+    /// an answer to the sender's own mail and always go.
+    fn wants_automatic_mail(&self, recipient: &str, kind: &str) -> Result<bool, NotifierError> {
+        if kind == "commands_rejected" {
+            return Ok(true);
+        }
+        Ok(match self.store.staff(recipient)? {
+            Some(staff) => staff.alerts,
+            None => self.store.contact_alerts(recipient)?,
+        })
     }
 
     fn staff_alert_list(&self, ticket: &Ticket) -> Result<Vec<String>, NotifierError> {

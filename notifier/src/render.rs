@@ -93,6 +93,14 @@ pub(crate) fn notification(n: &Notification<'_>) -> Result<(String, Vec<u8>), No
         .to(n.recipient.to_string())
         .reply_to(n.reply_to.to_string())
         .subject(format!("[#{}] {summary}", n.number))
+        .header(
+            "Thread-Topic",
+            mail_builder::headers::text::Text::new(summary.clone()),
+        )
+        .header(
+            "Thread-Index",
+            Raw::new(thread_index(n.org_address, n.number, n.thread.len())),
+        )
         .message_id(mid.clone())
         .text_body(text)
         .html_body(html);
@@ -133,6 +141,20 @@ pub(crate) fn message_id(ticket: u64, event: u64, recipient: &str, domain: &str)
     format!("t{ticket}.e{event}.{tag}@{domain}")
 }
 
+/// Outlook's conversation headers: `Thread-Topic` (the summary) and `Thread-Index`, a
+/// 22-byte root that names the ticket followed by one 5-byte block per earlier message, so
+/// Outlook keeps the ticket as one conversation in order.
+fn thread_index(org_address: &str, ticket: u64, depth: usize) -> String {
+    let root = Sha256::digest(format!("{org_address}/{ticket}").as_bytes());
+    let mut bytes = vec![0x01];
+    bytes.extend_from_slice(&root[..21]);
+    for i in 0..depth.min(50) {
+        let block = Sha256::digest(format!("{org_address}/{ticket}/{i}").as_bytes());
+        bytes.extend_from_slice(&block[..5]);
+    }
+    data_encoding::BASE64.encode(&bytes)
+}
+
 fn one_line(s: &str) -> String {
     s.split(['\r', '\n'])
         .map(str::trim)
@@ -167,6 +189,14 @@ pub(crate) fn acknowledgement(a: &Acknowledgement<'_>) -> Result<(String, Vec<u8
         .to(a.recipient.to_string())
         .reply_to(a.reply_to.to_string())
         .subject(format!("[#{}] {summary}", a.number))
+        .header(
+            "Thread-Topic",
+            mail_builder::headers::text::Text::new(summary.clone()),
+        )
+        .header(
+            "Thread-Index",
+            Raw::new(thread_index(a.org_address, a.number, a.thread.len())),
+        )
         .message_id(mid.clone())
         .header("Auto-Submitted", Raw::new("auto-replied"))
         .header("X-Auto-Response-Suppress", Raw::new("All"))
@@ -216,5 +246,27 @@ mod tests {
             "{headers}"
         );
         assert!(mid.starts_with("t7.e3."), "{mid}");
+        assert!(
+            headers.contains("Thread-Topic: Printer Bcc: evil@x.test X-Evil: 1"),
+            "{headers}"
+        );
+        let index = headers
+            .lines()
+            .find_map(|l| l.strip_prefix("Thread-Index: "))
+            .unwrap_or("");
+        let bytes = data_encoding::BASE64
+            .decode(index.as_bytes())
+            .expect("base64");
+        assert_eq!(
+            bytes.len(),
+            22 + 5,
+            "root plus one block for the one earlier message"
+        );
+        assert_eq!(
+            &bytes[..22],
+            &data_encoding::BASE64
+                .decode(thread_index("acme@acme.test", 7, 0).as_bytes())
+                .expect("b64")[..]
+        );
     }
 }

@@ -120,6 +120,44 @@ impl Store {
             .collect()
     }
 
+    /// Turns a staff member's mail alerts on or off.
+    pub fn set_staff_alerts(&self, email: &str, on: bool) -> Result<(), StoreError> {
+        let mut staff = self
+            .staff(email)?
+            .ok_or_else(|| StoreError::NotFound(format!("staff member {email}")))?;
+        staff.alerts = on;
+        self.state
+            .insert(format!("staff/{}", staff.email), encode(&staff)?)?;
+        self.flush()
+    }
+
+    /// Whether an end user still wants automatic mail (acknowledgements and alerts).
+    pub fn contact_alerts(&self, email: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .state
+            .get(format!(
+                "contact-noalerts/{}",
+                email.trim().to_ascii_lowercase()
+            ))?
+            .is_none())
+    }
+
+    pub fn set_contact_alerts(&self, email: &str, on: bool) -> Result<(), StoreError> {
+        let email = email.trim().to_ascii_lowercase();
+        if !email.contains('@') {
+            return Err(StoreError::Invalid(format!(
+                "{email:?} is not an email address"
+            )));
+        }
+        let key = format!("contact-noalerts/{email}");
+        if on {
+            self.state.remove(key)?;
+        } else {
+            self.state.insert(key, &[])?;
+        }
+        self.flush()
+    }
+
     /// Records an API token (by its hash) for a staff member.
     pub fn add_api_token(&self, email: &str, token: &str) -> Result<(), StoreError> {
         let staff = self

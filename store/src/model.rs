@@ -73,8 +73,15 @@ pub struct Staff {
     pub email: String,
     pub name: String,
     pub role: Role,
+    /// Receives alerts (new tickets, replies, notes) by mail.
+    #[serde(default = "yes")]
+    pub alerts: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

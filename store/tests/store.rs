@@ -216,6 +216,7 @@ fn secrets_and_tokens() {
         email: "Alex@X.test".into(),
         name: "Alex".into(),
         role: Role::Tech,
+        alerts: true,
         created_at: OffsetDateTime::now_utc(),
     })
     .expect("staff");

@@ -67,6 +67,8 @@ class Outbound(unittest.TestCase):
         self.assertRegex(ack["Message-ID"], rf"^<t{n}\.e\d+\.[a-z2-7]+@acme\.test>$")
         reply_to = ack["Reply-To"].addresses[0].addr_spec
         self.assertRegex(reply_to, rf"^acme\+t{n}-[a-z2-7]{{16}}@acme\.test$")
+        self.assertEqual(ack["Thread-Topic"], summary)
+        self.assertTrue(ack["Thread-Index"])
         self.assertEqual(ack.get_content_type(), "multipart/alternative")
         kinds = [p.get_content_type() for p in ack.iter_parts()]
         self.assertEqual(kinds, ["text/plain", "text/html"])
@@ -112,3 +114,23 @@ class Outbound(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class OptOut(unittest.TestCase):
+    def test_staff_and_end_user_opt_out(self):
+        srv = Server().bootstrap(staff=[("quiet@ops.test", "Quiet", "admin")])
+        self.addCleanup(srv.close)
+        srv.cli("staff", "alerts", "quiet@ops.test", "off")
+        srv.cli("contact", "alerts", "Silent@Customer.test", "off")
+        self.assertIn("quiet@ops.test\tQuiet\tadmin\talerts off", srv.cli("staff", "list").stdout)
+        self.assertIn("not found", srv.cli("staff", "alerts", "nobody@ops.test", "on", check=False).stderr)
+        srv.start()
+        for frm in ("silent@customer.test", "loud@customer.test"):
+            m = mail(frm, "acme@acme.test", f"from {frm}")
+            with smtplib.SMTP("127.0.0.1", srv.smtp_port) as s:
+                s.send_message(m)
+        outbox = lambda: srv.api("/api/v1/outbox")["outbox"]
+        wait_for(lambda: [o for o in outbox() if o["recipient"] == "loud@customer.test"])
+        time.sleep(1)
+        recipients = sorted({o["recipient"] for o in outbox()})
+        self.assertEqual(recipients, ["loud@customer.test", "tester@ops.test"])
