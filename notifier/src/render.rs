@@ -83,35 +83,73 @@ pub(crate) fn notification(n: &Notification<'_>) -> Result<(String, Vec<u8>), No
     }
     .render()
     .map_err(|e| NotifierError::Render(e.to_string()))?;
-    let domain = n
+    compose(
+        &Headers {
+            number: n.number,
+            event: n.event,
+            summary: &summary,
+            org_address: n.org_address,
+            from_name: n.from_name,
+            recipient: n.recipient,
+            reply_to: n.reply_to,
+            thread: n.thread,
+            auto_submitted: n.auto_submitted,
+        },
+        text,
+        html,
+    )
+}
+
+/// What every outbound mail's headers are made of.
+struct Headers<'a> {
+    number: u64,
+    event: u64,
+    /// Already on one line.
+    summary: &'a str,
+    org_address: &'a str,
+    from_name: &'a str,
+    recipient: &'a str,
+    reply_to: &'a str,
+    thread: &'a [String],
+    auto_submitted: Option<&'a str>,
+}
+
+/// Builds the message: threading headers, tagged subject, Outlook's conversation headers,
+/// signed Reply-To, `Auto-Submitted` on machine mail, and the two bodies.
+fn compose(
+    h: &Headers<'_>,
+    text: String,
+    html: String,
+) -> Result<(String, Vec<u8>), NotifierError> {
+    let domain = h
         .org_address
         .rsplit_once('@')
         .map_or("localhost", |(_, d)| d);
-    let mid = message_id(n.number, n.event, n.recipient, domain);
+    let mid = message_id(h.number, h.event, h.recipient, domain);
     let mut builder = MessageBuilder::new()
-        .from((one_line(n.from_name), n.org_address.to_string()))
-        .to(n.recipient.to_string())
-        .reply_to(n.reply_to.to_string())
-        .subject(format!("[#{}] {summary}", n.number))
+        .from((one_line(h.from_name), h.org_address.to_string()))
+        .to(h.recipient.to_string())
+        .reply_to(h.reply_to.to_string())
+        .subject(format!("[#{}] {}", h.number, h.summary))
         .header(
             "Thread-Topic",
-            mail_builder::headers::text::Text::new(summary.clone()),
+            mail_builder::headers::text::Text::new(h.summary.to_string()),
         )
         .header(
             "Thread-Index",
-            Raw::new(thread_index(n.org_address, n.number, n.thread.len())),
+            Raw::new(thread_index(h.org_address, h.number, h.thread.len())),
         )
         .message_id(mid.clone())
         .text_body(text)
         .html_body(html);
-    if let Some(value) = n.auto_submitted {
+    if let Some(value) = h.auto_submitted {
         builder = builder
             .header("Auto-Submitted", Raw::new(value))
             .header("X-Auto-Response-Suppress", Raw::new("All"));
     }
-    if let Some(last) = n.thread.last() {
+    if let Some(last) = h.thread.last() {
         builder = builder.in_reply_to(last.clone());
-        let refs: Vec<String> = n.thread.iter().rev().take(20).rev().cloned().collect();
+        let refs: Vec<String> = h.thread.iter().rev().take(20).rev().cloned().collect();
         builder = builder.references(refs);
     }
     let raw = builder.write_to_vec()?;
@@ -179,36 +217,21 @@ pub(crate) fn acknowledgement(a: &Acknowledgement<'_>) -> Result<(String, Vec<u8
     }
     .render()
     .map_err(|e| NotifierError::Render(e.to_string()))?;
-    let domain = a
-        .org_address
-        .rsplit_once('@')
-        .map_or("localhost", |(_, d)| d);
-    let mid = message_id(a.number, a.event, a.recipient, domain);
-    let mut builder = MessageBuilder::new()
-        .from((one_line(a.org_name), a.org_address.to_string()))
-        .to(a.recipient.to_string())
-        .reply_to(a.reply_to.to_string())
-        .subject(format!("[#{}] {summary}", a.number))
-        .header(
-            "Thread-Topic",
-            mail_builder::headers::text::Text::new(summary.clone()),
-        )
-        .header(
-            "Thread-Index",
-            Raw::new(thread_index(a.org_address, a.number, a.thread.len())),
-        )
-        .message_id(mid.clone())
-        .header("Auto-Submitted", Raw::new("auto-replied"))
-        .header("X-Auto-Response-Suppress", Raw::new("All"))
-        .text_body(text)
-        .html_body(html);
-    if let Some(last) = a.thread.last() {
-        builder = builder.in_reply_to(last.clone());
-        let refs: Vec<String> = a.thread.iter().rev().take(20).rev().cloned().collect();
-        builder = builder.references(refs);
-    }
-    let raw = builder.write_to_vec()?;
-    Ok((mid, raw))
+    compose(
+        &Headers {
+            number: a.number,
+            event: a.event,
+            summary: &summary,
+            org_address: a.org_address,
+            from_name: a.org_name,
+            recipient: a.recipient,
+            reply_to: a.reply_to,
+            thread: a.thread,
+            auto_submitted: Some("auto-replied"),
+        },
+        text,
+        html,
+    )
 }
 
 #[cfg(test)]

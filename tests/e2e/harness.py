@@ -3,6 +3,8 @@ to it the way users do: SMTP/LMTP with standard clients, the JSON API over HTTP.
 
 import json
 import os
+import uuid
+from email.message import EmailMessage
 import shutil
 import signal
 import socket
@@ -145,3 +147,16 @@ def wait_for(fn, timeout=10, interval=0.05):
         if time.time() > deadline:
             raise AssertionError(f"timed out waiting for {fn}")
         time.sleep(interval)
+
+
+def mail(frm, to, subject, body="Hello", **headers):
+    """A message as a mail client would write it; keyword headers use _ for -."""
+    m = EmailMessage()
+    m["From"] = frm
+    m["To"] = to
+    m["Subject"] = subject
+    m["Message-ID"] = headers.pop("message_id", f"<{uuid.uuid4().hex}@client.test>")
+    for k, v in headers.items():
+        m[k.replace("_", "-")] = v
+    m.set_content(body)
+    return m

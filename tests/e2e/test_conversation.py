@@ -10,24 +10,12 @@ import re
 import smtplib
 import time
 import unittest
-import uuid
-from email.message import EmailMessage
 
 import dkim
 
-from harness import Server, wait_for
+from harness import Server, mail, wait_for
 
 
-def mail(frm, to, subject, body, **headers):
-    m = EmailMessage()
-    m["From"] = frm
-    m["To"] = to
-    m["Subject"] = subject
-    m["Message-ID"] = f"<{uuid.uuid4().hex}@client.test>"
-    for k, v in headers.items():
-        m[k.replace("_", "-")] = v
-    m.set_content(body)
-    return m
 
 
 class Conversation(unittest.TestCase):

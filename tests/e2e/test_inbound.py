@@ -5,22 +5,11 @@ import smtplib
 import subprocess
 import unittest
 import uuid
-from email.message import EmailMessage
 from urllib.parse import quote
 
-from harness import Server, wait_for
+from harness import Server, mail, wait_for
 
 
-def mail(frm, to, subject, body="Hello", **headers):
-    m = EmailMessage()
-    m["From"] = frm
-    m["To"] = to
-    m["Subject"] = subject
-    m["Message-ID"] = headers.pop("message_id", f"<{uuid.uuid4().hex}@client.test>")
-    for k, v in headers.items():
-        m[k.replace("_", "-")] = v
-    m.set_content(body)
-    return m
 
 
 class Inbound(unittest.TestCase):

@@ -143,7 +143,7 @@ pub async fn raw_message(
         let missing = || ApiError::NotFound(format!("no stored message {mid}"));
         let inbound = store.inbound_for_message_id(&mid)?.ok_or_else(missing)?;
         // Visible to those who see the inbound log, or who may see a ticket it belongs to.
-        let mut visible = policy::can_view_inbound_log(&staff);
+        let mut visible = policy::can_view_mail_logs(&staff);
         for org in store.orgs()? {
             if let Some(n) = store.ticket_for_message_id(&org.slug, &mid)? {
                 if let Some(t) = store.ticket(n)? {
@@ -170,7 +170,7 @@ pub async fn inbound_log(
     Caller(staff): Caller,
     Query(q): Query<InboundQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    if !policy::can_view_inbound_log(&staff) {
+    if !policy::can_view_mail_logs(&staff) {
         return Err(ApiError::Forbidden(
             "the inbound log is for owners, admins and managers".into(),
         ));
@@ -246,7 +246,7 @@ pub async fn outbox(
     Caller(staff): Caller,
     Query(q): Query<InboundQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    if !policy::can_view_inbound_log(&staff) {
+    if !policy::can_view_mail_logs(&staff) {
         return Err(ApiError::Forbidden(
             "the outbox is for owners, admins and managers".into(),
         ));

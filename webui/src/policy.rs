@@ -15,8 +15,8 @@ pub fn can_view_ticket(staff: &Staff, ticket: &Ticket) -> bool {
     }
 }
 
-/// The inbound decision log shows mail of every organization: not for Techs.
-pub fn can_view_inbound_log(staff: &Staff) -> bool {
+/// The inbound decision log and the outbox show mail of every organization: not for Techs.
+pub fn can_view_mail_logs(staff: &Staff) -> bool {
     matches!(staff.role, Role::Owner | Role::Admin | Role::Manager)
 }
 
