@@ -167,6 +167,7 @@ async fn run(data: &Path, store: Store, config: Config, first_run: Option<FirstR
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
+    gateway.shut_down();
     for l in listeners {
         let _ = l.await;
     }

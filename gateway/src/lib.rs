@@ -28,6 +28,8 @@ pub struct Gateway {
     pub spool: SpoolHandle,
     pub(crate) limits: limits::Limits,
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Set when the server stops: idle sessions answer 421 and close.
+    pub(crate) stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Gateway {
@@ -43,6 +45,13 @@ impl Gateway {
             config,
             spool,
             tls,
+            stopping: tokio::sync::watch::channel(false).0,
         })
+    }
+
+    /// Tells every session to finish: one waiting for a command answers
+    /// `421 4.3.2` and closes; one inside DATA finishes its message first.
+    pub fn shut_down(&self) {
+        self.stopping.send_replace(true);
     }
 }

@@ -119,3 +119,18 @@ class Rates(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Shutdown(unittest.TestCase):
+    def test_sigterm_tells_idle_clients_and_exits_promptly(self):
+        srv = Server().bootstrap().start()
+        self.addCleanup(srv.close)
+        idle = Raw(srv.smtp_port)
+        idle.cmd("EHLO idle.test")
+        t0 = time.time()
+        srv.proc.terminate()
+        self.assertTrue(idle.reply().startswith("421 4.3.2"))
+        srv.proc.wait(timeout=15)
+        self.assertLess(time.time() - t0, 8)
+        self.assertEqual(srv.proc.returncode, 0)
+        idle.close()

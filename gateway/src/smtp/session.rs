@@ -186,7 +186,22 @@ async fn converse(session: &mut Session, conn: &mut impl Conn) -> std::io::Resul
         if input.is_empty() {
             session.flush(conn).await?;
             let timeout = session.gateway.config.command_timeout;
-            let n = match tokio::time::timeout(timeout, conn.read(&mut buf)).await {
+            let mut stopping = session.gateway.stopping.subscribe();
+            let read = tokio::select! {
+                r = tokio::time::timeout(timeout, conn.read(&mut buf)) => r,
+                () = async {
+                    // The borrow guard is dropped here, inside: it must not live across awaits.
+                    let _ = stopping.wait_for(|s| *s).await;
+                } => {
+                    session.reply(&format!(
+                        "421 4.3.2 {} Shutting down; please try again later",
+                        session.gateway.config.domain
+                    ));
+                    session.flush(conn).await?;
+                    return Ok(End::Closed);
+                }
+            };
+            let n = match read {
                 Ok(r) => r?,
                 Err(_) => {
                     session.reply(&format!(
