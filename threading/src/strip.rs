@@ -47,6 +47,12 @@ static FROM_HEADER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^\s*[>\s]*\*?\s*(from|von|de|da|van|fra|från|od|от|від|lähettäjä|feladó|šalje|kimden|de la|від кого|発信者|差出人|发件人|寄件者|보낸 사람|gönderen|afzender|avsändare|nadawca)\s*\*?\s*[:：]").expect("from header")
 });
 
+/// A From line carrying the rest of its header block ("From: a@b Date: … Subject: …").
+static INLINE_HEADERS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\s(date|sent|to|subject|datum|gesendet|envoyé|enviado)\s*[:：]\s*\S")
+        .expect("inline headers")
+});
+
 /// Other header names of a quoted header block.
 static OTHER_HEADER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^\s*[>\s]*\*?\s*(sent|date|to|subject|cc|bcc|reply-to|gesendet|datum|an|betreff|envoyé|date|à|objet|enviado|fecha|para|asunto|inviato|data|a|oggetto|verzonden|aan|onderwerp|sendt|til|emne|skickat|till|ämne|wysłano|do|temat|отправлено|дата|кому|тема|lähetetty|päivämäärä|vastaanottaja|aihe|elküldve|dátum|címzett|tárgy|poslano|prima|predmet|odesláno|komu|předmět|trimis|către|subiect|tarih|kime|konu|enviada|assunto|cc|kopie|kopia|копия|送信日時|宛先|件名|发送时间|收件人|主题|日期|寄件日期|收件者|主旨|날짜|받는 사람|제목|gönderildi|verstuurd)\s*\*?\s*[:：]").expect("other header")
@@ -114,7 +120,10 @@ fn header_block_at(lines: &[&str], i: usize) -> bool {
         .filter(|l| has_colon(l) && OTHER_HEADER.is_match(l))
         .count();
     let next_is_header = lines.get(i + 1).is_some_and(|l| OTHER_HEADER.is_match(l));
-    others >= 2 || (others == 1 && next_is_header && lines[i].contains('@'))
+    others >= 2
+        || (others == 1 && next_is_header && lines[i].contains('@'))
+        // HTML mail turned to text may put the whole block on one line.
+        || (lines[i].contains('@') && INLINE_HEADERS.is_match(lines[i]))
 }
 
 /// A header block that begins with Date/Sent/To/Subject and has a From further down.
@@ -501,6 +510,12 @@ mod tests {
     fn attribution_on_the_reply_line() {
         let s = "reply On Wed, Apr 4, 2012 at 3:59 PM, bob@example.com wrote:\n> Hi";
         assert_eq!(strip_reply(s), "reply");
+    }
+
+    #[test]
+    fn header_block_on_one_line() {
+        let s = "Reply\n____\nFrom: bob@example.com Date: Thu, 24 Mar 2016 08:07:12 -0700\nQuoted message";
+        assert_eq!(strip_reply(s), "Reply");
     }
 
     #[test]
