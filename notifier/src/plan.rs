@@ -176,11 +176,8 @@ impl Planner<'_> {
             return Ok(None);
         };
         let recipient = draft.recipient.clone();
-        let token = postdesk_threading::make_reply_token(&self.secret, ticket.number, &recipient);
-        let reply_to = match org_address.split_once('@') {
-            Some((local, domain)) => format!("{local}+{token}@{domain}"),
-            None => org_address.clone(),
-        };
+        let reply_to =
+            postdesk_threading::reply_address(&self.secret, ticket.number, org_address, &recipient);
         let thread: Vec<String> = self
             .store
             .events_for(ticket.number)?

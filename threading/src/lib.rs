@@ -15,4 +15,4 @@ pub use html::{html_to_text, sanitize_html};
 pub use matching::{match_ticket, MatchRule, ThreadingInput, TicketLookup, TicketMatch};
 pub use strip::{new_text, strip_reply, strip_signature};
 pub use subject::{normalize_subject, split_type_prefix, subject_tag, TypePrefix};
-pub use token::{check_reply_token, make_reply_token, plus_part};
+pub use token::{check_reply_token, make_reply_token, plus_part, reply_address};

@@ -29,6 +29,16 @@ pub fn make_reply_token(secret: &[u8], ticket: u64, recipient: &str) -> String {
     )
 }
 
+/// The signed reply address (`local+TOKEN@domain`) through which `recipient` writes into
+/// `ticket`, built on the organization's address.
+pub fn reply_address(secret: &[u8], ticket: u64, org_address: &str, recipient: &str) -> String {
+    let token = make_reply_token(secret, ticket, recipient);
+    match org_address.split_once('@') {
+        Some((local, domain)) => format!("{local}+{token}@{domain}"),
+        None => org_address.to_string(),
+    }
+}
+
 /// The ticket a token names, if it is valid for `sender` (the person it was issued to).
 pub fn check_reply_token(secret: &[u8], token: &str, sender: &str) -> Option<u64> {
     let rest = token.trim().to_ascii_lowercase();
@@ -74,6 +84,19 @@ mod tests {
         assert_eq!(check_reply_token(k, &forged, "bob@example.org"), None);
         assert_eq!(check_reply_token(k, "t17-", "bob@example.org"), None);
         assert_eq!(check_reply_token(k, "garbage", "bob@example.org"), None);
+    }
+
+    #[test]
+    fn reply_addresses_carry_a_valid_token() {
+        let a = reply_address(b"k", 5, "acme@acme.test", "bob@x.test");
+        assert!(
+            a.starts_with("acme+t5-") && a.ends_with("@acme.test"),
+            "{a}"
+        );
+        assert_eq!(
+            plus_part(&a).and_then(|t| check_reply_token(b"k", t, "bob@x.test")),
+            Some(5)
+        );
     }
 
     #[test]

@@ -58,6 +58,27 @@ fn event_json(e: &Event) -> Value {
     })
 }
 
+fn ticket_number(raw: &str) -> Result<u64, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::BadRequest(format!("{raw:?} is not a ticket number")))
+}
+
+/// The page size a list request asks for: `default` when absent, at most 10,000.
+fn page(limit: Option<usize>, default: usize) -> usize {
+    limit.unwrap_or(default).min(10_000)
+}
+
+/// The decision log and the outbox show every organization's mail.
+fn require_mail_logs(staff: &postdesk_store::Staff, what: &str) -> Result<(), ApiError> {
+    if policy::can_view_mail_logs(staff) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "{what} is for owners, admins and managers"
+        )))
+    }
+}
+
 /// Runs a store call off the async threads.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
@@ -96,7 +117,7 @@ pub async fn list_tickets(
             .transpose()
             .map_err(ApiError::BadRequest)?,
     };
-    let limit = q.limit.unwrap_or(100).min(10_000);
+    let limit = page(q.limit, 100);
     let store = state.store.clone();
     let tickets = blocking(move || {
         Ok(store.tickets_where(&filter, limit, |t| policy::can_view_ticket(&staff, t))?)
@@ -111,9 +132,7 @@ pub async fn show_ticket(
     Caller(staff): Caller,
     Path(number): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let number: u64 = number
-        .parse()
-        .map_err(|_| ApiError::BadRequest(format!("{number:?} is not a ticket number")))?;
+    let number = ticket_number(&number)?;
     let store = state.store.clone();
     let (ticket, events) = blocking(move || {
         let t = store
@@ -161,21 +180,17 @@ pub async fn raw_message(
 }
 
 #[derive(Deserialize)]
-pub struct InboundQuery {
+pub struct PageQuery {
     limit: Option<usize>,
 }
 
 pub async fn inbound_log(
     State(state): State<AppState>,
     Caller(staff): Caller,
-    Query(q): Query<InboundQuery>,
+    Query(q): Query<PageQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    if !policy::can_view_mail_logs(&staff) {
-        return Err(ApiError::Forbidden(
-            "the inbound log is for owners, admins and managers".into(),
-        ));
-    }
-    let limit = q.limit.unwrap_or(100).min(10_000);
+    require_mail_logs(&staff, "the inbound log")?;
+    let limit = page(q.limit, 100);
     let store = state.store.clone();
     let decisions = blocking(move || Ok(store.decisions(limit)?)).await?;
     let list: Vec<Value> = decisions
@@ -210,9 +225,7 @@ pub async fn reply_address(
             "reply addresses are issued by owners, admins and managers".into(),
         ));
     }
-    let number: u64 = number
-        .parse()
-        .map_err(|_| ApiError::BadRequest(format!("{number:?} is not a ticket number")))?;
+    let number = ticket_number(&number)?;
     let recipient = q
         .recipient
         .map(|r| r.trim().to_ascii_lowercase())
@@ -232,9 +245,9 @@ pub async fn reply_address(
             .cloned()
             .ok_or_else(|| ApiError::NotFound("organization has no address".into()))?;
         let secret = store.secret("reply-token")?;
-        let token = postdesk_threading::make_reply_token(&secret, number, &recipient);
-        let (local, domain) = base.split_once('@').unwrap_or((base.as_str(), ""));
-        Ok(format!("{local}+{token}@{domain}"))
+        Ok(postdesk_threading::reply_address(
+            &secret, number, &base, &recipient,
+        ))
     })
     .await?;
     Ok(Json(json!({ "address": address })))
@@ -244,14 +257,10 @@ pub async fn reply_address(
 pub async fn outbox(
     State(state): State<AppState>,
     Caller(staff): Caller,
-    Query(q): Query<InboundQuery>,
+    Query(q): Query<PageQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    if !policy::can_view_mail_logs(&staff) {
-        return Err(ApiError::Forbidden(
-            "the outbox is for owners, admins and managers".into(),
-        ));
-    }
-    let limit = q.limit.unwrap_or(100).min(10_000);
+    require_mail_logs(&staff, "the outbox")?;
+    let limit = page(q.limit, 100);
     let store = state.store.clone();
     let items = blocking(move || Ok(store.outbox(limit)?)).await?;
     let list: Vec<Value> = items
