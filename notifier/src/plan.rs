@@ -12,7 +12,7 @@
 use crate::render::{acknowledgement, notification, Acknowledgement, Notification};
 use crate::NotifierError;
 use postdesk_store::{
-    Event, EventKind, Org, OutboxItem, OutboxStatus, Role, Store, Ticket, Visibility,
+    DkimKeyRecord, Event, EventKind, Org, OutboxItem, OutboxStatus, Role, Store, Ticket, Visibility,
 };
 use time::OffsetDateTime;
 
@@ -20,6 +20,14 @@ pub(crate) struct Planner<'a> {
     pub store: &'a Store,
     pub secret: [u8; 32],
     pub hourly_cap: usize,
+}
+
+/// Store reads shared by every mail one event causes.
+struct Shared {
+    /// Message-IDs of the ticket's thread up to the event, oldest first.
+    thread: Vec<String>,
+    author_name: String,
+    dkim_key: Option<DkimKeyRecord>,
 }
 
 /// One mail to plan.
@@ -52,6 +60,8 @@ impl Planner<'_> {
             return Ok(Vec::new());
         };
         let drafts = self.drafts(event, &ticket)?;
+        // Read once per event, and only when some mail is going out.
+        let mut shared: Option<Shared> = None;
         let mut out = Vec::new();
         let now = OffsetDateTime::now_utc();
         for d in drafts {
@@ -62,10 +72,10 @@ impl Planner<'_> {
             {
                 continue;
             }
-            if d.automatic && !self.wants_automatic_mail(&d.recipient, d.kind)? {
-                continue;
-            }
             if d.automatic {
+                if !self.wants_automatic_mail(&d.recipient, d.kind)? {
+                    continue;
+                }
                 let recent = self
                     .store
                     .automatic_mail_count(&d.recipient, now - time::Duration::hours(1))?
@@ -79,7 +89,11 @@ impl Planner<'_> {
                     continue;
                 }
             }
-            if let Some(item) = self.render(event, &ticket, &org, &d, now)? {
+            let shared = match &shared {
+                Some(c) => c,
+                None => shared.insert(self.shared(event, &ticket, &org)?),
+            };
+            if let Some(item) = self.render(event, &ticket, &org, shared, &d, now)? {
                 out.push(item);
             }
         }
@@ -164,11 +178,31 @@ impl Planner<'_> {
         Ok(drafts)
     }
 
+    /// What every mail about `event` needs from the store.
+    fn shared(&self, event: &Event, ticket: &Ticket, org: &Org) -> Result<Shared, NotifierError> {
+        Ok(Shared {
+            thread: self
+                .store
+                .events_for(ticket.number)?
+                .iter()
+                .filter(|e| e.seq <= event.seq)
+                .filter_map(|e| e.message_id.clone())
+                .collect(),
+            author_name: self
+                .store
+                .staff(&event.author)?
+                .map(|s| s.name)
+                .unwrap_or_else(|| event.author.clone()),
+            dkim_key: self.store.dkim_key(&org.slug)?,
+        })
+    }
+
     fn render(
         &self,
         event: &Event,
         ticket: &Ticket,
         org: &Org,
+        shared: &Shared,
         draft: &Draft,
         now: OffsetDateTime,
     ) -> Result<Option<OutboxItem>, NotifierError> {
@@ -178,13 +212,8 @@ impl Planner<'_> {
         let recipient = draft.recipient.clone();
         let reply_to =
             postdesk_threading::reply_address(&self.secret, ticket.number, org_address, &recipient);
-        let thread: Vec<String> = self
-            .store
-            .events_for(ticket.number)?
-            .iter()
-            .filter(|e| e.seq <= event.seq)
-            .filter_map(|e| e.message_id.clone())
-            .collect();
+        let thread = &shared.thread;
+        let author_name = &shared.author_name;
         let (message_id, mut raw) = if draft.kind == "acknowledgement" {
             acknowledgement(&Acknowledgement {
                 number: ticket.number,
@@ -194,14 +223,9 @@ impl Planner<'_> {
                 org_address,
                 recipient: &recipient,
                 reply_to: &reply_to,
-                thread: &thread,
+                thread,
             })?
         } else {
-            let author_name = self
-                .store
-                .staff(&event.author)?
-                .map(|s| s.name)
-                .unwrap_or_else(|| event.author.clone());
             let (from_name, intro, auto) = match draft.kind {
                 "staff_answer" => (
                     format!("{author_name} via {}", org.name),
@@ -238,15 +262,15 @@ impl Planner<'_> {
                 from_name: &from_name,
                 recipient: &recipient,
                 reply_to: &reply_to,
-                thread: &thread,
+                thread,
                 intro: &intro,
                 body: &event.text,
                 auto_submitted: auto,
             })?
         };
-        if let Some(key) = self.store.dkim_key(&org.slug)? {
+        if let Some(key) = &shared.dkim_key {
             let domain = org_address.rsplit_once('@').map_or("", |(_, d)| d);
-            raw = crate::sign(&raw, &key, domain)?;
+            raw = crate::sign(&raw, key, domain)?;
         }
         Ok(Some(OutboxItem {
             key: format!("{}:{recipient}", event.seq),

@@ -120,48 +120,30 @@ impl Notifier {
         let mut sent = 0;
         for (item, result) in outcomes {
             let now = time::OffsetDateTime::now_utc();
-            match result {
+            let (status, next_attempt, last_error) = match result {
                 Ok(via) => {
                     tracing::info!(ticket = item.ticket, recipient = %item.recipient, kind = %item.kind, %via, "mail sent");
-                    self.store.set_outbox_status(
-                        &item.key,
-                        OutboxStatus::Sent { at: now, via },
-                        None,
-                        None,
-                    )?;
                     sent += 1;
+                    (OutboxStatus::Sent { at: now, via }, None, None)
                 }
                 Err(SendError::Permanent(reason)) => {
                     tracing::warn!(recipient = %item.recipient, %reason, "mail refused permanently");
-                    self.store.set_outbox_status(
-                        &item.key,
-                        OutboxStatus::Failed { reason },
-                        None,
-                        None,
-                    )?;
+                    (OutboxStatus::Failed { reason }, None, None)
                 }
                 Err(SendError::Temporary(reason)) => {
                     let age = now - item.created_at;
                     if age >= self.config.give_up_after {
                         let reason = format!("gave up after {} hours: {reason}", age.whole_hours());
-                        self.store.set_outbox_status(
-                            &item.key,
-                            OutboxStatus::Failed { reason },
-                            None,
-                            None,
-                        )?;
+                        (OutboxStatus::Failed { reason }, None, None)
                     } else {
                         let next = now + self.retry_delay(item.attempts);
                         tracing::info!(recipient = %item.recipient, %reason, next = %next, "temporary failure; will retry");
-                        self.store.set_outbox_status(
-                            &item.key,
-                            OutboxStatus::Pending,
-                            Some(next),
-                            Some(reason),
-                        )?;
+                        (OutboxStatus::Pending, Some(next), Some(reason))
                     }
                 }
-            }
+            };
+            self.store
+                .set_outbox_status(&item.key, status, next_attempt, last_error)?;
         }
         self.store.flush()?;
         Ok(sent)
