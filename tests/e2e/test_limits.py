@@ -7,21 +7,11 @@ import ssl
 import subprocess
 import time
 import unittest
-import uuid
-from email.message import EmailMessage
 
-from harness import Server
+from harness import Server, mail
 from test_protocol import Raw
 
 
-def message(subject="limits"):
-    m = EmailMessage()
-    m["From"] = "rita@customer.test"
-    m["To"] = "acme@acme.test"
-    m["Subject"] = subject
-    m["Message-ID"] = f"<{uuid.uuid4().hex}@customer.test>"
-    m.set_content("hello")
-    return m
 
 
 class StartTls(unittest.TestCase):
@@ -36,7 +26,7 @@ class StartTls(unittest.TestCase):
         srv.bootstrap().start()
         ctx = ssl.create_default_context(cafile=cert)
         ctx.check_hostname = False
-        m = message("over TLS")
+        m = mail("rita@customer.test", "acme@acme.test", "over TLS")
         with smtplib.SMTP("127.0.0.1", srv.smtp_port) as s:
             s.ehlo()
             self.assertTrue(s.has_extn("starttls"))
@@ -91,23 +81,23 @@ class Rates(unittest.TestCase):
         srv = Server(env={"POSTDESK_MESSAGES_PER_SENDER_PER_MINUTE": "2"}).bootstrap().start()
         self.addCleanup(srv.close)
         with smtplib.SMTP("127.0.0.1", srv.smtp_port) as s:
-            s.send_message(message("one"), from_addr="flood@customer.test")
-            s.send_message(message("two"), from_addr="FLOOD@customer.test")
+            s.send_message(mail("rita@customer.test", "acme@acme.test", "one"), from_addr="flood@customer.test")
+            s.send_message(mail("rita@customer.test", "acme@acme.test", "two"), from_addr="FLOOD@customer.test")
             with self.assertRaises(smtplib.SMTPSenderRefused) as e:
-                s.send_message(message("three"), from_addr="flood@customer.test")
+                s.send_message(mail("rita@customer.test", "acme@acme.test", "three"), from_addr="flood@customer.test")
             self.assertEqual(e.exception.smtp_code, 451)
-            s.send_message(message("other sender"), from_addr="calm@customer.test")
-            s.sendmail("", ["acme@acme.test"], message("bounce").as_string())
+            s.send_message(mail("rita@customer.test", "acme@acme.test", "other sender"), from_addr="calm@customer.test")
+            s.sendmail("", ["acme@acme.test"], mail("rita@customer.test", "acme@acme.test", "bounce").as_string())
 
     def test_connection_and_message_rates_per_ip(self):
         srv = Server(env={"POSTDESK_CONNECTIONS_PER_MINUTE": "4",
                           "POSTDESK_MESSAGES_PER_MINUTE": "2"}).bootstrap().start()
         self.addCleanup(srv.close)
         with smtplib.SMTP("127.0.0.1", srv.smtp_port) as s:
-            s.send_message(message("one"))
-            s.send_message(message("two"))
+            s.send_message(mail("rita@customer.test", "acme@acme.test", "one"))
+            s.send_message(mail("rita@customer.test", "acme@acme.test", "two"))
             with self.assertRaises(smtplib.SMTPSenderRefused) as e:
-                s.send_message(message("three"))
+                s.send_message(mail("rita@customer.test", "acme@acme.test", "three"))
             self.assertEqual(e.exception.smtp_code, 451)
             self.assertIn(b"4.7.1", e.exception.smtp_error)
         for _ in range(3):

@@ -6,12 +6,10 @@ the server's answer, visible in GET /api/v1/outbox."""
 import smtplib
 import time
 import unittest
-import uuid
-from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
 
-from harness import Server, free_port, wait_for
+from harness import Server, free_port, mail, wait_for
 
 
 class Relay:
@@ -38,14 +36,6 @@ class Relay:
         return "250 2.0.0 Queued"
 
 
-def customer_mail(frm):
-    m = EmailMessage()
-    m["From"] = frm
-    m["To"] = "acme@acme.test"
-    m["Subject"] = f"help for {frm}"
-    m["Message-ID"] = f"<{uuid.uuid4().hex}@customer.test>"
-    m.set_content("please")
-    return m
 
 
 class RelayTransport(unittest.TestCase):
@@ -59,7 +49,7 @@ class RelayTransport(unittest.TestCase):
         srv.start()
         # The relay is down at first: the mail waits and is retried.
         with smtplib.SMTP("127.0.0.1", srv.smtp_port) as s:
-            s.send_message(customer_mail("early@customer.test"))
+            s.send_message(mail("early@customer.test", "acme@acme.test", "help for early@customer.test", "please"))
         wait_for(lambda: [o for o in srv.api("/api/v1/outbox")["outbox"]
                           if o["attempts"] >= 1 and o["recipient"] == "early@customer.test"], timeout=15)
         early = [o for o in srv.api("/api/v1/outbox")["outbox"] if o["recipient"] == "early@customer.test"][0]
@@ -72,7 +62,7 @@ class RelayTransport(unittest.TestCase):
         running.append(controller)
         with smtplib.SMTP("127.0.0.1", srv.smtp_port) as s:
             for frm in ("ok@customer.test", "flaky@customer.test", "reject@customer.test"):
-                s.send_message(customer_mail(frm))
+                s.send_message(mail(frm, "acme@acme.test", f"help for {frm}", "please"))
 
         def states():
             return {o["recipient"]: o for o in srv.api("/api/v1/outbox")["outbox"]
@@ -100,7 +90,7 @@ class RelayTransport(unittest.TestCase):
         controller.stop()
         running.remove(controller)
         with smtplib.SMTP("127.0.0.1", srv.smtp_port) as s:
-            s.send_message(customer_mail("late@customer.test"))
+            s.send_message(mail("late@customer.test", "acme@acme.test", "help for late@customer.test", "please"))
         wait_for(lambda: [o for o in srv.api("/api/v1/outbox")["outbox"]
                           if o["recipient"] == "late@customer.test" and o["attempts"] >= 1], timeout=15)
         srv.kill()

@@ -8,10 +8,8 @@ import socket
 import threading
 import time
 import unittest
-import uuid
-from email.message import EmailMessage
 
-from harness import Server
+from harness import Server, mail
 
 RSS_BOUND_MB = 150
 
@@ -25,12 +23,7 @@ def rss_mb(pid):
 
 
 def send_one(srv, subject):
-    m = EmailMessage()
-    m["From"] = "ok@customer.test"
-    m["To"] = "acme@acme.test"
-    m["Subject"] = subject
-    m["Message-ID"] = f"<{uuid.uuid4().hex}@customer.test>"
-    m.set_content("still served")
+    m = mail("ok@customer.test", "acme@acme.test", subject, "still served")
     t0 = time.time()
     with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=30) as s:
         s.send_message(m)
