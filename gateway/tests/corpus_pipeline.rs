@@ -1,7 +1,9 @@
 //! Every MIME message of `../shared/corpora` (single files and mbox members) goes through
 //! the spool and the pipeline without a panic, and each ends with a recorded decision.
 
-use postdesk_store::{Delivery, Envelope, Org, Outcome, Source, Store};
+mod common;
+
+use postdesk_store::{Envelope, Outcome};
 use std::path::{Path, PathBuf};
 
 fn corpora() -> PathBuf {
@@ -60,18 +62,7 @@ fn messages() -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn every_corpus_message_goes_through_the_pipeline() {
-    let dir = std::env::temp_dir().join(format!("postdesk-corpus-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = Store::open(&dir).expect("store");
-    store
-        .add_org(&Org {
-            slug: "corpus".into(),
-            name: "Corpus".into(),
-            addresses: vec!["corpus@test.example".into()],
-            whitelist: vec![],
-            created_at: time::OffsetDateTime::now_utc(),
-        })
-        .expect("org");
+    let (store, dir) = common::store_with_org("corpus", "corpus");
     let msgs = messages();
     assert!(
         msgs.len() > 200,
@@ -80,23 +71,7 @@ fn every_corpus_message_goes_through_the_pipeline() {
     );
     let batch: Vec<(Envelope, &[u8])> = msgs
         .iter()
-        .map(|(_, raw)| {
-            (
-                Envelope {
-                    source: Source::Smtp,
-                    peer: "127.0.0.1:1".into(),
-                    helo: "corpus".into(),
-                    mail_from: "sender@corpus.test".into(),
-                    deliveries: vec![Delivery {
-                        org: "corpus".into(),
-                        address: "corpus@test.example".into(),
-                    }],
-                    refused: vec![],
-                    received_at: time::OffsetDateTime::now_utc(),
-                },
-                raw.as_slice(),
-            )
-        })
+        .map(|(_, raw)| (common::envelope("corpus"), raw.as_slice()))
         .collect();
     let ids = store.spool_batch(&batch).expect("spooled");
     let processed = postdesk_gateway::process_pending(&store, None).expect("pipeline");

@@ -5,7 +5,9 @@
 //! Smoke run in the test suite; longer: `PROPTEST_CASES=5000 cargo test --release -p
 //! postdesk-gateway --test fuzz_pipeline`.
 
-use postdesk_store::{Delivery, Envelope, Org, Outcome, Source, Store};
+mod common;
+
+use postdesk_store::Outcome;
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -82,34 +84,12 @@ fn mutated_corpus_messages_go_through_the_pipeline() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(64);
     let seeds = seeds();
-    let dir = std::env::temp_dir().join(format!("postdesk-fuzz-pipeline-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = Store::open(&dir).expect("store");
-    store
-        .add_org(&Org {
-            slug: "fuzz".into(),
-            name: "Fuzz".into(),
-            addresses: vec!["fuzz@x.test".into()],
-            whitelist: vec![],
-            created_at: time::OffsetDateTime::now_utc(),
-        })
-        .expect("org");
+    let (store, dir) = common::store_with_org("fuzz-pipeline", "fuzz");
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(cases));
     let strategy = (0..seeds.len(), prop::collection::vec(edit(), 0..6));
     let result = runner.run(&strategy, |(seed, edits)| {
         let raw = apply(seeds[seed].clone(), &edits);
-        let envelope = Envelope {
-            source: Source::Smtp,
-            peer: "127.0.0.1:1".into(),
-            helo: "fuzz".into(),
-            mail_from: "a@b.test".into(),
-            deliveries: vec![Delivery {
-                org: "fuzz".into(),
-                address: "fuzz@x.test".into(),
-            }],
-            refused: vec![],
-            received_at: time::OffsetDateTime::now_utc(),
-        };
+        let envelope = common::envelope("fuzz");
         let ids = store
             .spool_batch(&[(envelope, raw.as_slice())])
             .map_err(|e| TestCaseError::fail(e.to_string()))?;

@@ -4,8 +4,9 @@
 //! Smoke run in the test suite; longer: `PROPTEST_CASES=20000 cargo test --release -p
 //! postdesk-gateway --test fuzz_smtp`.
 
+mod common;
+
 use postdesk_gateway::{serve_connection, Gateway, GatewayConfig, Mode, SpoolWriter};
-use postdesk_store::{Org, Store};
 use proptest::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,9 +23,9 @@ fn op() -> impl Strategy<Value = Vec<u8>> {
         "MAIL FROM:<a@b.test> SIZE=999999999999\r\n",
         "MAIL FROM:<a@b.test> BODY=8BITMIME SMTPUTF8\r\n",
         "MAIL FROM:a@b\r\n",
-        "RCPT TO:<fuzz@x.test>\r\n",
-        "RCPT TO:<fuzz+t1-aaaaaaaaaaaaaaaa@x.test>\r\n",
-        "RCPT TO:<nobody@x.test>\r\n",
+        "RCPT TO:<fuzz@test.example>\r\n",
+        "RCPT TO:<fuzz+t1-aaaaaaaaaaaaaaaa@test.example>\r\n",
+        "RCPT TO:<nobody@test.example>\r\n",
         "RCPT TO:<>\r\n",
         "DATA\r\n",
         "Subject: hi\r\nMessage-ID: <f@z>\r\n\r\nbody\r\n.\r\n",
@@ -32,7 +33,7 @@ fn op() -> impl Strategy<Value = Vec<u8>> {
         ".\r\n",
         "RSET\r\n",
         "NOOP\r\n",
-        "VRFY fuzz@x.test\r\n",
+        "VRFY fuzz@test.example\r\n",
         "EXPN list\r\n",
         "HELP\r\n",
         "STARTTLS\r\n",
@@ -78,18 +79,7 @@ struct Fixture {
 }
 
 fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
-    let dir = std::env::temp_dir().join(format!("postdesk-fuzz-smtp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = Store::open(&dir).expect("store");
-    store
-        .add_org(&Org {
-            slug: "fuzz".into(),
-            name: "Fuzz".into(),
-            addresses: vec!["fuzz@x.test".into()],
-            whitelist: vec![],
-            created_at: time::OffsetDateTime::now_utc(),
-        })
-        .expect("org");
+    let (store, dir) = common::store_with_org("fuzz-smtp", "fuzz");
     let (tx, _rx) = std::sync::mpsc::channel();
     let (writer, spool) = SpoolWriter::new(store.clone(), tx);
     rt.spawn(writer.run());
