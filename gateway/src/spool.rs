@@ -78,9 +78,9 @@ impl SpoolWriter {
             }
             let store = self.store.clone();
             let (batch, result) = tokio::task::spawn_blocking(move || {
-                let items: Vec<(Envelope, &[u8])> = batch
+                let items: Vec<(&Envelope, &[u8])> = batch
                     .iter()
-                    .map(|r| (r.envelope.clone(), r.raw.as_slice()))
+                    .map(|r| (&r.envelope, r.raw.as_slice()))
                     .collect();
                 let result = store.spool_batch(&items);
                 (batch, result)

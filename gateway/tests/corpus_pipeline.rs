@@ -69,9 +69,10 @@ fn every_corpus_message_goes_through_the_pipeline() {
         "expected the whole corpus, found {}",
         msgs.len()
     );
-    let batch: Vec<(Envelope, &[u8])> = msgs
+    let envelope = common::envelope("corpus");
+    let batch: Vec<(&Envelope, &[u8])> = msgs
         .iter()
-        .map(|(_, raw)| (common::envelope("corpus"), raw.as_slice()))
+        .map(|(_, raw)| (&envelope, raw.as_slice()))
         .collect();
     let ids = store.spool_batch(&batch).expect("spooled");
     let processed = postdesk_gateway::process_pending(&store, None).expect("pipeline");

@@ -91,7 +91,7 @@ fn mutated_corpus_messages_go_through_the_pipeline() {
         let raw = apply(seeds[seed].clone(), &edits);
         let envelope = common::envelope("fuzz");
         let ids = store
-            .spool_batch(&[(envelope, raw.as_slice())])
+            .spool_batch(&[(&envelope, raw.as_slice())])
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         postdesk_gateway::process_pending(&store, None)
             .map_err(|e| TestCaseError::fail(e.to_string()))?;

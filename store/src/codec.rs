@@ -25,8 +25,12 @@ pub(crate) fn key_num(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(tail.try_into().ok()?))
 }
 
+/// An 8-byte big-endian value, if that is what `v` holds.
+pub(crate) fn read_u64(v: &[u8]) -> Option<u64> {
+    <[u8; 8]>::try_from(v).ok().map(u64::from_be_bytes)
+}
+
+/// A counter's value; absent counts as 0.
 pub(crate) fn read_counter(v: Option<impl AsRef<[u8]>>) -> u64 {
-    v.and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
-        .map(u64::from_be_bytes)
-        .unwrap_or(0)
+    v.and_then(|b| read_u64(b.as_ref())).unwrap_or(0)
 }

@@ -1,7 +1,7 @@
 //! The inbound spool: raw messages and their envelopes, written in batches with one flush,
 //! and the markers of messages the pipeline has not finished yet.
 
-use crate::codec::{decode, encode, key_num, num_key, read_counter};
+use crate::codec::{decode, encode, key_num, num_key, read_counter, read_u64};
 use crate::{Envelope, Store, StoreError};
 
 const NEXT_INBOUND: &str = "counter/inbound";
@@ -9,7 +9,7 @@ const NEXT_INBOUND: &str = "counter/inbound";
 impl Store {
     /// Stores a batch of accepted messages and flushes once: when this returns `Ok`, every
     /// message in the batch is durable and may be acknowledged. Returns their inbound ids.
-    pub fn spool_batch(&self, batch: &[(Envelope, &[u8])]) -> Result<Vec<u64>, StoreError> {
+    pub fn spool_batch(&self, batch: &[(&Envelope, &[u8])]) -> Result<Vec<u64>, StoreError> {
         let first = self
             .state
             .update_and_fetch(NEXT_INBOUND, |old| {
@@ -25,7 +25,7 @@ impl Store {
             let id = first + i as u64;
             self.raw.insert(id.to_be_bytes(), *raw)?;
             self.state
-                .insert(num_key("envelope/", id), encode(envelope)?)?;
+                .insert(num_key("envelope/", id), encode(*envelope)?)?;
             // The pending marker goes last: a marker always has its message.
             self.state.insert(num_key("pending/", id), &[])?;
             ids.push(id);
@@ -64,10 +64,6 @@ impl Store {
         Ok(self
             .state
             .get(format!("rawmid/{mid}"))?
-            .and_then(|v| read_counter_opt(&v)))
+            .and_then(|v| read_u64(&v)))
     }
-}
-
-fn read_counter_opt(v: &[u8]) -> Option<u64> {
-    <[u8; 8]>::try_from(v).ok().map(u64::from_be_bytes)
 }

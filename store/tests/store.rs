@@ -114,8 +114,8 @@ fn spool_then_commit_is_idempotent_and_dedups() {
     s.add_org(&org("beta")).expect("org");
     let ids = s
         .spool_batch(&[
-            (envelope(&["acme", "beta"]), b"raw one".as_slice()),
-            (envelope(&["acme"]), b"raw two".as_slice()),
+            (&envelope(&["acme", "beta"]), b"raw one".as_slice()),
+            (&envelope(&["acme"]), b"raw two".as_slice()),
         ])
         .expect("spool");
     assert_eq!(s.pending_inbound().expect("p"), ids);
@@ -179,8 +179,8 @@ fn replies_reopen_and_track_participants() {
     s.add_org(&org("acme")).expect("org");
     let ids = s
         .spool_batch(&[
-            (envelope(&["acme"]), b"a".as_slice()),
-            (envelope(&["acme"]), b"b".as_slice()),
+            (&envelope(&["acme"]), b"a".as_slice()),
+            (&envelope(&["acme"]), b"b".as_slice()),
         ])
         .expect("spool");
     s.commit_delivery(&commit(ids[0], "acme", "<a@x>", new_target(), true))
