@@ -212,40 +212,27 @@ pub(crate) fn display_text(msg: &Message<'_>) -> String {
 
 /// The Message-ID a delivery report is about: from its returned message or headers part.
 fn reported_message_id(msg: &Message<'_>) -> Option<String> {
-    for part in &msg.parts {
-        match &part.body {
-            PartType::Message(inner) => {
-                if let Some(id) = inner.message_id() {
-                    return Some(id.to_string());
-                }
-            }
-            PartType::Text(text) | PartType::Html(text)
-                if part.content_type().is_some_and(|ct| {
-                    ct.subtype()
-                        .is_some_and(|s| s.eq_ignore_ascii_case("rfc822-headers"))
-                }) =>
-            {
-                let parsed = MessageParser::new().parse_headers(text.as_bytes());
-                if let Some(id) = parsed.as_ref().and_then(|m| m.message_id()) {
-                    return Some(id.to_string());
-                }
-            }
-            PartType::Binary(bytes) | PartType::InlineBinary(bytes)
-                if part.content_type().is_some_and(|ct| {
-                    ct.subtype().is_some_and(|s| {
-                        s.eq_ignore_ascii_case("rfc822-headers") || s.eq_ignore_ascii_case("rfc822")
-                    })
-                }) =>
-            {
-                let parsed = MessageParser::new().parse_headers(bytes.as_ref());
-                if let Some(id) = parsed.as_ref().and_then(|m| m.message_id()) {
-                    return Some(id.to_string());
-                }
-            }
-            _ => {}
+    msg.parts.iter().find_map(|part| {
+        // A returned message parsed as such, or its headers carried as text or bytes.
+        if let PartType::Message(inner) = &part.body {
+            return inner.message_id().map(str::to_string);
         }
-    }
-    None
+        let returned_headers = part.content_type().is_some_and(|ct| {
+            ct.subtype().is_some_and(|s| {
+                s.eq_ignore_ascii_case("rfc822-headers") || s.eq_ignore_ascii_case("rfc822")
+            })
+        });
+        let bytes: &[u8] = match &part.body {
+            PartType::Text(t) | PartType::Html(t) => t.as_bytes(),
+            PartType::Binary(b) | PartType::InlineBinary(b) => b.as_ref(),
+            _ => return None,
+        };
+        if !returned_headers {
+            return None;
+        }
+        let headers = MessageParser::new().parse_headers(bytes)?;
+        headers.message_id().map(str::to_string)
+    })
 }
 
 fn attachments(store: &Store, msg: &Message<'_>) -> Result<Vec<AttachmentRef>, GatewayError> {
