@@ -1,6 +1,7 @@
 //! Inbound mail: the SMTP/LMTP receiver and its checks, the group-committing spool writer,
 //! and the pipeline that turns spooled messages into ticket events.
 
+mod checks;
 mod config;
 mod dmarc;
 mod error;

@@ -2,14 +2,9 @@
 
 use super::session::{read_more, Conn, Next, Recipient, Session};
 use super::Mode;
+use crate::checks::{check_shape, from_domain, whitelist_verdict, Verdict};
 use postdesk_store::{Delivery, Envelope, RefusedDelivery, Source};
 use smtp_proto::request::receiver::DataReceiver;
-
-/// What the checks at the end of DATA decided for one recipient.
-enum Verdict {
-    Accept,
-    Refuse(String),
-}
 
 impl Session {
     pub(super) fn data_start(&mut self) -> Next {
@@ -77,7 +72,7 @@ impl Session {
 
     async fn finish_message(&mut self, message: Vec<u8>) {
         if let Some(problem) = check_shape(&message, self.gateway.config.max_line_length) {
-            self.reply(&problem);
+            self.reply(&format!("554 5.6.0 {problem}"));
             return;
         }
         let Some(from_domain) = from_domain(&message) else {
@@ -89,7 +84,12 @@ impl Session {
             .clone()
             .into_iter()
             .map(|r| {
-                let v = self.whitelist_verdict(&r, from_domain.as_deref());
+                let v = whitelist_verdict(
+                    &self.gateway.store,
+                    &r.org,
+                    &r.address,
+                    from_domain.as_deref(),
+                );
                 (r, v)
             })
             .collect();
@@ -136,6 +136,7 @@ impl Session {
                 Vec::new()
             },
             received_at: time::OffsetDateTime::now_utc(),
+            mailbox: None,
         };
         let stored = self.gateway.spool.store(envelope, message).await;
         match (self.mode, stored) {
@@ -163,56 +164,4 @@ impl Session {
             }
         }
     }
-
-    fn whitelist_verdict(&self, r: &Recipient, from_domain: Option<&str>) -> Verdict {
-        let org = match self.gateway.store.org(&r.org) {
-            Ok(Some(o)) => o,
-            _ => return Verdict::Refuse(format!("<{}> is no longer served here", r.address)),
-        };
-        if org.whitelist.is_empty() {
-            return Verdict::Accept;
-        }
-        let allowed = from_domain.is_some_and(|d| {
-            org.whitelist.iter().any(|w| {
-                let w = w.trim().trim_start_matches('@').to_ascii_lowercase();
-                d == w || d.ends_with(&format!(".{w}"))
-            })
-        });
-        if allowed {
-            Verdict::Accept
-        } else {
-            Verdict::Refuse(format!(
-                "Sender domain {} is not allowed to write to {}",
-                from_domain.unwrap_or("(no From address)"),
-                r.address
-            ))
-        }
-    }
-}
-
-/// The From domain of a message (`Some(None)` when it has headers but no From address);
-/// `None` when it has no header section. Parser panics count as unreadable.
-fn from_domain(message: &[u8]) -> Option<Option<String>> {
-    std::panic::catch_unwind(|| {
-        let headers = mail_parser::MessageParser::new().parse_headers(message)?;
-        Some(
-            headers
-                .from()
-                .and_then(|a| a.first())
-                .and_then(|a| a.address())
-                .and_then(|a| a.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase())),
-        )
-    })
-    .ok()
-    .flatten()
-}
-
-/// Refuses lines longer than the limit. Bare LF line endings are accepted as Postfix's
-/// default does: only CRLF.CRLF ends DATA (smtp-proto), so "\n.\n" cannot smuggle a
-/// second message, and mail from naive scripts is not lost.
-fn check_shape(message: &[u8], max_line: usize) -> Option<String> {
-    let too_long = message
-        .split(|&b| b == b'\n')
-        .any(|line| line.strip_suffix(b"\r").unwrap_or(line).len() > max_line);
-    too_long.then(|| format!("554 5.6.0 Message has a line longer than {max_line} characters"))
 }
