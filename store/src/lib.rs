@@ -7,6 +7,7 @@ mod codec;
 mod directory;
 mod dkim;
 mod error;
+mod mailboxes;
 mod model;
 mod outbox;
 mod spool;

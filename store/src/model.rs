@@ -274,6 +274,59 @@ pub struct Envelope {
     pub refused: Vec<RefusedDelivery>,
     #[serde(with = "time::serde::rfc3339")]
     pub received_at: OffsetDateTime,
+    /// For mail read from a mailbox: where it was, committed with the message so the
+    /// mailbox is never read past an uncommitted message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailbox: Option<MailboxOrigin>,
+}
+
+/// The place of an imported message in its mailbox source.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MailboxOrigin {
+    /// The source's name (see `MailboxStatus::source`).
+    pub source: String,
+    pub uidvalidity: u32,
+    pub uid: u32,
+    /// What the importer still has to do to the message in the mailbox once it is stored.
+    pub follow_up: Option<FollowUp>,
+}
+
+/// What happens to a message in its mailbox after it is safely stored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum FollowUp {
+    MarkSeen,
+    MoveTo(String),
+}
+
+/// How far a mailbox source has been read: every message up to `last_uid` of this
+/// `uidvalidity` is stored.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MailboxCursor {
+    pub uidvalidity: u32,
+    pub last_uid: u32,
+    /// Messages imported from this source, over all UIDVALIDITY epochs.
+    pub imported: u64,
+    /// Messages read but set aside (too large, unreadable, sender not allowed).
+    #[serde(default)]
+    pub refused: u64,
+}
+
+/// What an admin sees about a mailbox source (the password is never kept here).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MailboxStatus {
+    /// `user@host:port/folder`, unique per configured source.
+    pub source: String,
+    pub org: String,
+    pub connected: bool,
+    /// Whether the server pushes new mail (IDLE) or the source polls.
+    pub idle: bool,
+    pub last_error: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_error_at: Option<OffsetDateTime>,
+    /// The last time the mailbox was read through without error.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_success: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

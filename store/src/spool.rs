@@ -28,6 +28,9 @@ impl Store {
                 .insert(num_key("envelope/", id), encode(*envelope)?)?;
             // The pending marker goes last: a marker always has its message.
             self.state.insert(num_key("pending/", id), &[])?;
+            if let Some(origin) = &envelope.mailbox {
+                self.note_imported(origin, !envelope.deliveries.is_empty(), raw)?;
+            }
             ids.push(id);
         }
         self.db.flush()?;

@@ -1,5 +1,6 @@
 //! The store's guarantees: one transaction per delivery, idempotent replays, dedup by
-//! Message-ID within an organization, the spool's pending markers, and the address rule.
+//! Message-ID within an organization, the spool's pending markers, the address rule, and
+//! the mailbox cursor committed with imported mail.
 
 use postdesk_store::*;
 use time::OffsetDateTime;
@@ -35,6 +36,7 @@ fn envelope(orgs: &[&str]) -> Envelope {
             .collect(),
         refused: vec![],
         received_at: OffsetDateTime::now_utc(),
+        mailbox: None,
     }
 }
 
@@ -230,5 +232,61 @@ fn secrets_and_tokens() {
     assert!(s.staff_for_api_token("pd_other").expect("t").is_none());
     assert!(s.add_api_token("nobody@x.test", "pd_x").is_err());
     drop(s);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn imported_mail_moves_its_mailbox_cursor_in_the_same_commit() {
+    let (store, dir) = temp_store("mailbox");
+    let source = "support@127.0.0.1:1143/INBOX";
+    let imported = |uid: u32, follow_up: Option<FollowUp>, accepted: bool| {
+        let mut e = envelope(&["acme"]);
+        if !accepted {
+            e.deliveries.clear();
+        }
+        e.mailbox = Some(MailboxOrigin {
+            source: source.into(),
+            uidvalidity: 7,
+            uid,
+            follow_up,
+        });
+        e
+    };
+    let moved = FollowUp::MoveTo("Postdesk/Imported".into());
+    let a = imported(3, Some(moved.clone()), true);
+    let b = imported(5, Some(FollowUp::MoveTo("Postdesk/Failed".into())), false);
+    store
+        .spool_batch(&[(&a, b"mail three"), (&b, b"mail five")])
+        .unwrap();
+
+    let cursor = store.mailbox_cursor(source).unwrap();
+    assert_eq!((cursor.uidvalidity, cursor.last_uid), (7, 5));
+    assert_eq!((cursor.imported, cursor.refused), (1, 1));
+    assert!(store.mailbox_has_imported(source, b"mail three").unwrap());
+    assert!(!store.mailbox_has_imported(source, b"mail four").unwrap());
+    assert!(!store
+        .mailbox_has_imported("other@host:1/INBOX", b"mail three")
+        .unwrap());
+    let owed = store.mailbox_follow_ups(source).unwrap();
+    assert_eq!(owed.len(), 2);
+    assert_eq!(owed[0], (7, 3, moved));
+
+    store
+        .clear_mailbox_follow_ups(source, &[(7, 3), (7, 5)])
+        .unwrap();
+    assert!(store.mailbox_follow_ups(source).unwrap().is_empty());
+
+    // A renumbered mailbox is read from the start; the contents stay known.
+    store.restart_mailbox_cursor(source, 8).unwrap();
+    let cursor = store.mailbox_cursor(source).unwrap();
+    assert_eq!(
+        (cursor.uidvalidity, cursor.last_uid, cursor.imported),
+        (8, 0, 1)
+    );
+    assert!(store.mailbox_has_imported(source, b"mail three").unwrap());
+    store.skip_mailbox_messages(source, 8, 4).unwrap();
+    store.skip_mailbox_messages(source, 9, 40).unwrap(); // another epoch: ignored
+    assert_eq!(store.mailbox_cursor(source).unwrap().last_uid, 4);
+    drop(store);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -37,5 +37,6 @@ pub fn envelope(slug: &str) -> Envelope {
         }],
         refused: vec![],
         received_at: time::OffsetDateTime::now_utc(),
+        mailbox: None,
     }
 }

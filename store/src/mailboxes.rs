@@ -1,0 +1,175 @@
+//! Mailbox sources read over IMAP: how far each is read, the mailbox actions still owed
+//! after a commit, the contents already imported, and the status an admin sees.
+
+use crate::codec::{decode, encode};
+use crate::{FollowUp, MailboxCursor, MailboxOrigin, MailboxStatus, Store, StoreError};
+use sha2::{Digest, Sha256};
+
+fn cursor_key(source: &str) -> String {
+    format!("mbcursor/{source}")
+}
+
+fn follow_up_prefix(source: &str) -> String {
+    format!("mbfollow/{source}\0")
+}
+
+fn follow_up_key(source: &str, uidvalidity: u32, uid: u32) -> Vec<u8> {
+    let mut k = follow_up_prefix(source).into_bytes();
+    k.extend_from_slice(&uidvalidity.to_be_bytes());
+    k.extend_from_slice(&uid.to_be_bytes());
+    k
+}
+
+fn digest_key(source: &str, raw: &[u8]) -> Vec<u8> {
+    let mut k = format!("mbdigest/{source}\0").into_bytes();
+    k.extend_from_slice(&Sha256::digest(raw));
+    k
+}
+
+fn status_key(source: &str) -> String {
+    format!("mbstatus/{source}")
+}
+
+impl Store {
+    /// Part of `spool_batch`: moves the source's cursor past this message, remembers its
+    /// contents and the mailbox action still owed. Written before the batch's flush.
+    pub(crate) fn note_imported(
+        &self,
+        origin: &MailboxOrigin,
+        accepted: bool,
+        raw: &[u8],
+    ) -> Result<(), StoreError> {
+        // sled may persist any prefix of these writes before the batch's flush (its
+        // background flush), so the cursor goes last: a cursor past a message means its
+        // follow-up and digest are stored too, and the message never stays unmoved.
+        if let Some(follow_up) = &origin.follow_up {
+            self.state.insert(
+                follow_up_key(&origin.source, origin.uidvalidity, origin.uid),
+                encode(follow_up)?,
+            )?;
+        }
+        self.state.insert(digest_key(&origin.source, raw), &[])?;
+        let key = cursor_key(&origin.source);
+        let mut cursor: MailboxCursor = match self.state.get(&key)? {
+            Some(v) => decode(&v)?,
+            None => MailboxCursor::default(),
+        };
+        if cursor.uidvalidity != origin.uidvalidity {
+            cursor.uidvalidity = origin.uidvalidity;
+            cursor.last_uid = 0;
+        }
+        cursor.last_uid = cursor.last_uid.max(origin.uid);
+        if accepted {
+            cursor.imported += 1;
+        } else {
+            cursor.refused += 1;
+        }
+        self.state.insert(key, encode(&cursor)?)?;
+        Ok(())
+    }
+
+    /// How far `source` has been read (all zero for a source never read).
+    pub fn mailbox_cursor(&self, source: &str) -> Result<MailboxCursor, StoreError> {
+        match self.state.get(cursor_key(source))? {
+            Some(v) => decode(&v),
+            None => Ok(MailboxCursor::default()),
+        }
+    }
+
+    /// Starts a new UIDVALIDITY epoch for `source`: its mailbox was renumbered, so it is
+    /// read again from the start (contents already imported are recognised and skipped).
+    pub fn restart_mailbox_cursor(&self, source: &str, uidvalidity: u32) -> Result<(), StoreError> {
+        let mut cursor = self.mailbox_cursor(source)?;
+        cursor.uidvalidity = uidvalidity;
+        cursor.last_uid = 0;
+        self.state.insert(cursor_key(source), encode(&cursor)?)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Moves the cursor past messages that needed no commit (already imported), so they
+    /// are not read again. Not flushed: if lost, they are recognised again.
+    pub fn skip_mailbox_messages(
+        &self,
+        source: &str,
+        uidvalidity: u32,
+        up_to_uid: u32,
+    ) -> Result<(), StoreError> {
+        let mut cursor = self.mailbox_cursor(source)?;
+        if cursor.uidvalidity == uidvalidity && cursor.last_uid < up_to_uid {
+            cursor.last_uid = up_to_uid;
+            self.state.insert(cursor_key(source), encode(&cursor)?)?;
+        }
+        Ok(())
+    }
+
+    /// Whether a message with exactly these bytes was already imported from `source`.
+    pub fn mailbox_has_imported(&self, source: &str, raw: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.state.contains_key(digest_key(source, raw))?)
+    }
+
+    /// Mailbox actions still owed for `source`: (uidvalidity, uid, action), by UID.
+    pub fn mailbox_follow_ups(
+        &self,
+        source: &str,
+    ) -> Result<Vec<(u32, u32, FollowUp)>, StoreError> {
+        let prefix = follow_up_prefix(source);
+        let mut out = Vec::new();
+        for item in self.state.scan_prefix(prefix.as_bytes()) {
+            let (k, v) = item?;
+            let tail = &k[prefix.len()..];
+            let (Ok(uv), Ok(uid)) = (
+                <[u8; 4]>::try_from(tail.get(0..4).unwrap_or_default()),
+                <[u8; 4]>::try_from(tail.get(4..8).unwrap_or_default()),
+            ) else {
+                return Err(StoreError::Corrupt("mailbox follow-up key".into()));
+            };
+            out.push((u32::from_be_bytes(uv), u32::from_be_bytes(uid), decode(&v)?));
+        }
+        Ok(out)
+    }
+
+    /// Forgets follow-ups that are done (or can no longer be done: another UIDVALIDITY).
+    pub fn clear_mailbox_follow_ups(
+        &self,
+        source: &str,
+        done: &[(u32, u32)],
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (uv, uid) in done {
+            batch.remove(follow_up_key(source, *uv, *uid));
+        }
+        self.state.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Records what the importer knows about a source now.
+    pub fn set_mailbox_status(&self, status: &MailboxStatus) -> Result<(), StoreError> {
+        self.state
+            .insert(status_key(&status.source), encode(status)?)?;
+        Ok(())
+    }
+
+    /// The status of every configured source.
+    pub fn mailbox_statuses(&self) -> Result<Vec<MailboxStatus>, StoreError> {
+        self.state
+            .scan_prefix("mbstatus/")
+            .values()
+            .map(|v| decode(&v?))
+            .collect()
+    }
+
+    /// Forgets every source's status: called at start, before the configured sources
+    /// register, so a source removed from the configuration is no longer listed.
+    pub fn clear_mailbox_statuses(&self) -> Result<(), StoreError> {
+        let keys: Vec<_> = self
+            .state
+            .scan_prefix("mbstatus/")
+            .keys()
+            .collect::<Result<_, _>>()?;
+        for k in keys {
+            self.state.remove(k)?;
+        }
+        Ok(())
+    }
+}
