@@ -9,10 +9,17 @@ use tokio::sync::{mpsc, oneshot};
 const MAX_BATCH: usize = 512;
 const MAX_BATCH_BYTES: usize = 64 * 1024 * 1024;
 
+/// Messages that are committed together: one from an SMTP session, a chunk from a
+/// mailbox source (whose cursor must never pass an uncommitted message).
 struct SpoolRequest {
-    envelope: Envelope,
-    raw: Vec<u8>,
-    reply: oneshot::Sender<Result<u64, String>>,
+    messages: Vec<(Envelope, Vec<u8>)>,
+    reply: oneshot::Sender<Result<Vec<u64>, String>>,
+}
+
+impl SpoolRequest {
+    fn bytes(&self) -> usize {
+        self.messages.iter().map(|(_, raw)| raw.len()).sum()
+    }
 }
 
 /// Sessions' side of the spool: `store` returns once the message is durable.
@@ -24,17 +31,22 @@ pub struct SpoolHandle {
 impl SpoolHandle {
     /// Stores a message durably; the returned inbound id may be acknowledged with 250.
     pub async fn store(&self, envelope: Envelope, raw: Vec<u8>) -> Result<u64, GatewayError> {
+        let ids = self.store_all(vec![(envelope, raw)]).await?;
+        ids.first().copied().ok_or(GatewayError::SpoolClosed)
+    }
+
+    /// Stores messages in one commit: all of them are durable, or none is acknowledged.
+    pub async fn store_all(
+        &self,
+        messages: Vec<(Envelope, Vec<u8>)>,
+    ) -> Result<Vec<u64>, GatewayError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(SpoolRequest {
-                envelope,
-                raw,
-                reply,
-            })
+            .send(SpoolRequest { messages, reply })
             .await
             .map_err(|_| GatewayError::SpoolClosed)?;
         match rx.await {
-            Ok(Ok(id)) => Ok(id),
+            Ok(Ok(ids)) => Ok(ids),
             Ok(Err(e)) => Err(GatewayError::Io(std::io::Error::other(e))),
             Err(_) => Err(GatewayError::SpoolClosed),
         }
@@ -65,12 +77,14 @@ impl SpoolWriter {
     /// Runs until every handle is dropped.
     pub async fn run(mut self) {
         while let Some(first) = self.rx.recv().await {
+            let mut bytes = first.bytes();
+            let mut messages = first.messages.len();
             let mut batch = vec![first];
-            let mut bytes = batch[0].raw.len();
-            while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+            while messages < MAX_BATCH && bytes < MAX_BATCH_BYTES {
                 match self.rx.try_recv() {
                     Ok(r) => {
-                        bytes += r.raw.len();
+                        bytes += r.bytes();
+                        messages += r.messages.len();
                         batch.push(r);
                     }
                     Err(_) => break,
@@ -80,7 +94,8 @@ impl SpoolWriter {
             let (batch, result) = tokio::task::spawn_blocking(move || {
                 let items: Vec<(&Envelope, &[u8])> = batch
                     .iter()
-                    .map(|r| (&r.envelope, r.raw.as_slice()))
+                    .flat_map(|r| r.messages.iter())
+                    .map(|(envelope, raw)| (envelope, raw.as_slice()))
                     .collect();
                 let result = store.spool_batch(&items);
                 (batch, result)
@@ -95,8 +110,10 @@ impl SpoolWriter {
             match result {
                 Ok(ids) => {
                     tracing::debug!(messages = ids.len(), "spool batch committed");
-                    for (r, id) in batch.into_iter().zip(ids) {
-                        let _ = r.reply.send(Ok(id));
+                    let mut ids = ids.into_iter();
+                    for r in batch {
+                        let mine = ids.by_ref().take(r.messages.len()).collect();
+                        let _ = r.reply.send(Ok(mine));
                     }
                     let _ = self.on_commit.send(());
                 }
