@@ -34,6 +34,70 @@ pub struct Config {
     pub log: String,
     /// Outbound relay; with no url, mail is written to DATA/outbox/.
     pub relay: Relay,
+    /// Existing mailboxes read over IMAP (`[[imap]]` tables), each into one organization.
+    pub imap: Vec<Imap>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Imap {
+    pub org: String,
+    pub host: String,
+    pub port: u16,
+    /// "tls" (implicit, port 993), "starttls", or "none" (loopback only).
+    pub tls: String,
+    pub user: String,
+    pub password: String,
+    pub folder: String,
+    /// "keep", "seen" or "move" (to move_to), done only after the message is stored.
+    pub after: String,
+    pub move_to: String,
+    /// With after = "move", messages that cannot be imported go here.
+    pub failed_folder: String,
+    /// Seconds between looks when the server has no IDLE.
+    pub poll_secs: u64,
+    /// PEM file of extra trusted certificates (a private CA); empty = system roots only.
+    pub ca_file: String,
+}
+
+impl Default for Imap {
+    fn default() -> Self {
+        Imap {
+            org: String::new(),
+            host: String::new(),
+            port: 993,
+            tls: "tls".into(),
+            user: String::new(),
+            password: String::new(),
+            folder: "INBOX".into(),
+            after: "seen".into(),
+            move_to: "Postdesk/Imported".into(),
+            failed_folder: "Postdesk/Failed".into(),
+            poll_secs: 60,
+            ca_file: String::new(),
+        }
+    }
+}
+
+impl Imap {
+    pub fn source(&self) -> Result<postdesk_gateway::ImapSourceConfig> {
+        let source = postdesk_gateway::ImapSourceConfig {
+            org: self.org.clone(),
+            host: self.host.clone(),
+            port: self.port,
+            tls: self.tls.parse()?,
+            user: self.user.clone(),
+            password: self.password.clone(),
+            folder: self.folder.clone(),
+            after: self.after.parse()?,
+            move_to: self.move_to.clone(),
+            failed_folder: self.failed_folder.clone(),
+            poll_interval: std::time::Duration::from_secs(self.poll_secs),
+            ca_file: (!self.ca_file.is_empty()).then(|| self.ca_file.clone().into()),
+        };
+        source.validate()?;
+        Ok(source)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,6 +146,7 @@ impl Default for Config {
             dns_records: String::new(),
             log: "info".into(),
             relay: Relay::default(),
+            imap: Vec::new(),
         }
     }
 }
@@ -101,6 +166,10 @@ impl Config {
         let defaults = toml::Table::try_from(Config::default())?;
         for (key, default) in &defaults {
             let var = format!("POSTDESK_{}", key.to_ascii_uppercase());
+            if let toml::Value::Array(_) = default {
+                // [[imap]] lists only come from the file.
+                continue;
+            }
             if let toml::Value::Table(section) = default {
                 // [relay] url = ... is POSTDESK_RELAY_URL
                 for (sub, sub_default) in section {
@@ -131,6 +200,9 @@ impl Config {
         if !c.relay.password.is_empty() {
             c.relay.password = "********".into();
         }
+        for source in &mut c.imap {
+            source.password = "********".into();
+        }
         c
     }
 
@@ -150,6 +222,9 @@ impl Config {
         }
         if self.max_recipients == 0 || self.max_message_size == 0 {
             bail!("max_recipients and max_message_size must be positive");
+        }
+        for source in &self.imap {
+            source.source()?;
         }
         Ok(())
     }

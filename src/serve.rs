@@ -1,5 +1,5 @@
-//! `postdesk serve`: first-run setup, the listeners, the spool writer and pipeline, and a
-//! clean shutdown on SIGINT/SIGTERM.
+//! `postdesk serve`: first-run setup, the listeners, the mailbox importers, the spool writer
+//! and pipeline, and a clean shutdown on SIGINT/SIGTERM.
 
 use crate::config::Config;
 use crate::{lock, new_org, new_token, open_store};
@@ -137,6 +137,12 @@ async fn run(data: &Path, store: Store, config: Config, first_run: Option<FirstR
             stop_rx.clone(),
         )));
     }
+    let sources = config
+        .imap
+        .iter()
+        .map(|i| i.source())
+        .collect::<Result<Vec<_>>>()?;
+    let importers = postdesk_gateway::start_sources(&gateway, sources, stop_rx.clone())?;
     let http = TcpListener::bind(&config.http)
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
@@ -170,6 +176,17 @@ async fn run(data: &Path, store: Store, config: Config, first_run: Option<FirstR
     gateway.shut_down();
     for l in listeners {
         let _ = l.await;
+    }
+    // An importer in the middle of a pass is stopped after a grace period: what it
+    // committed is marked or moved on the next start, and nothing else was acknowledged.
+    for task in importers {
+        let abort = task.abort_handle();
+        if tokio::time::timeout(std::time::Duration::from_secs(5), task)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
     }
     let _ = http_task.await;
     // Sessions still in flight hold spool handles; the writer ends when the last is gone.

@@ -90,3 +90,8 @@ fn staff_answers_by_mail() {
 fn conversation_by_mail() {
     run_suite("test_conversation");
 }
+
+#[test]
+fn imap_import_against_dovecot() {
+    run_suite("test_imap");
+}

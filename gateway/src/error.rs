@@ -14,4 +14,14 @@ pub enum GatewayError {
     Dns(String),
     #[error("the spool writer has stopped")]
     SpoolClosed,
+    #[error("IMAP: {0}")]
+    Imap(String),
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl From<async_imap::error::Error> for GatewayError {
+    fn from(e: async_imap::error::Error) -> Self {
+        GatewayError::Imap(e.to_string())
+    }
 }

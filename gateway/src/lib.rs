@@ -1,10 +1,11 @@
-//! Inbound mail: the SMTP/LMTP receiver and its checks, the group-committing spool writer,
-//! and the pipeline that turns spooled messages into ticket events.
+//! Inbound mail: the SMTP/LMTP receiver and its checks, the IMAP mailbox importer, the
+//! group-committing spool writer, and the pipeline that turns spooled messages into events.
 
 mod checks;
 mod config;
 mod dmarc;
 mod error;
+mod imap;
 mod limits;
 mod pipeline;
 mod smtp;
@@ -14,6 +15,7 @@ mod tls;
 pub use config::GatewayConfig;
 pub use dmarc::{DmarcChecker, DmarcVerdict, TxtAnswers};
 pub use error::GatewayError;
+pub use imap::{start_sources, AfterImport, ImapSourceConfig, ImapTls};
 pub use pipeline::{process_pending, DnsSource, Pipeline};
 pub use smtp::{serve, serve_connection, Mode};
 pub use spool::{SpoolHandle, SpoolWriter};

@@ -1,4 +1,5 @@
-//! STARTTLS: the server certificate and key loaded from PEM files.
+//! TLS settings: the receiver's certificate and key (STARTTLS), and the trusted roots the
+//! IMAP client checks servers against.
 
 use crate::GatewayError;
 use std::path::Path;
@@ -33,4 +34,40 @@ pub fn load_tls(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, Ga
     .with_single_cert(certs, key)
     .map_err(|e| GatewayError::Tls(e.to_string()))?;
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// A TLS connector trusting the system's roots and, if given, the certificates in `ca_file`.
+pub(crate) fn client_connector(
+    ca_file: Option<&Path>,
+) -> Result<tokio_rustls::TlsConnector, GatewayError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| GatewayError::Tls(format!("cannot read {}: {e}", path.display())))?;
+        let certs = rustls_pemfile::certs(&mut &pem[..])
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| GatewayError::Tls(format!("{}: {e}", path.display())))?;
+        let (added, _) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            return Err(GatewayError::Tls(format!(
+                "{} holds no usable certificate",
+                path.display()
+            )));
+        }
+    }
+    if roots.is_empty() {
+        return Err(GatewayError::Tls(
+            "no trusted root certificates: install ca-certificates or set ca_file".into(),
+        ));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| GatewayError::Tls(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }

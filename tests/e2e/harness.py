@@ -27,7 +27,7 @@ def free_port():
 class Server:
     """One Postdesk instance. `setup` runs admin commands before the first start."""
 
-    def __init__(self, domain="acme.test", lmtp=False, env=None):
+    def __init__(self, domain="acme.test", lmtp=False, env=None, config=None):
         self.dir = tempfile.mkdtemp(prefix="postdesk-e2e-")
         self.data = os.path.join(self.dir, "data")
         self.domain = domain
@@ -39,10 +39,16 @@ class Server:
         self.proc = None
         self.log = open(os.path.join(self.dir, "server.log"), "ab")
         self.token = None
+        # Settings only a file can give (e.g. [[imap]] tables), as TOML text.
+        self.config = None
+        if config:
+            self.config = os.path.join(self.dir, "postdesk.toml")
+            with open(self.config, "w") as f:
+                f.write(config)
 
     # --- admin commands (server stopped) ---
     def cli(self, *args, check=True):
-        r = subprocess.run([BIN, "--data", self.data, *args], env=self.env,
+        r = subprocess.run([BIN, *self.global_args(), *args], env=self.env,
                            capture_output=True, text=True, timeout=60)
         if check and r.returncode != 0:
             raise AssertionError(f"postdesk {' '.join(args)} failed: {r.stderr}")
@@ -59,9 +65,12 @@ class Server:
         self.token = self.cli("token", "create", "tester@ops.test").stdout.strip()
         return self
 
+    def global_args(self):
+        return ["--data", self.data] + (["--config", self.config] if self.config else [])
+
     # --- lifecycle ---
     def start(self):
-        args = [BIN, "--data", self.data, "serve", "--smtp", f"127.0.0.1:{self.smtp_port}",
+        args = [BIN, *self.global_args(), "serve", "--smtp", f"127.0.0.1:{self.smtp_port}",
                 "--http", f"127.0.0.1:{self.http_port}", "--domain", self.domain]
         if self.lmtp_port:
             args += ["--lmtp", f"127.0.0.1:{self.lmtp_port}"]

@@ -68,7 +68,7 @@ fn page(limit: Option<usize>, default: usize) -> usize {
     limit.unwrap_or(default).min(10_000)
 }
 
-/// The decision log and the outbox show every organization's mail.
+/// The decision log, the outbox and the mailbox sources show every organization's mail.
 fn require_mail_logs(staff: &postdesk_store::Staff, what: &str) -> Result<(), ApiError> {
     if policy::can_view_mail_logs(staff) {
         Ok(())
@@ -281,4 +281,36 @@ pub async fn outbox(
         })
         .collect();
     Ok(Json(json!({ "outbox": list })))
+}
+
+/// Mailbox sources read over IMAP: whether each is connected, how far it has read, what
+/// went wrong last.
+pub async fn sources(
+    State(state): State<AppState>,
+    Caller(staff): Caller,
+) -> Result<Json<Value>, ApiError> {
+    require_mail_logs(&staff, "the mailbox sources")?;
+    let store = state.store.clone();
+    let list = blocking(move || {
+        let mut out = Vec::new();
+        for s in store.mailbox_statuses()? {
+            let cursor = store.mailbox_cursor(&s.source)?;
+            out.push(json!({
+                "source": s.source,
+                "org": s.org,
+                "connected": s.connected,
+                "idle": s.idle,
+                "uidvalidity": cursor.uidvalidity,
+                "last_uid": cursor.last_uid,
+                "imported": cursor.imported,
+                "refused": cursor.refused,
+                "last_success": s.last_success.map(rfc3339),
+                "last_error": s.last_error,
+                "last_error_at": s.last_error_at.map(rfc3339),
+            }));
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(Json(json!({ "sources": list })))
 }

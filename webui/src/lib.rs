@@ -30,6 +30,7 @@ pub fn router(store: Store) -> Router {
         .route("/api/v1/messages/{message_id}/raw", get(api::raw_message))
         .route("/api/v1/inbound", get(api::inbound_log))
         .route("/api/v1/outbox", get(api::outbox))
+        .route("/api/v1/sources", get(api::sources))
         .fallback(api::not_found)
         .with_state(AppState { store })
 }

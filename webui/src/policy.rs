@@ -15,7 +15,8 @@ pub fn can_view_ticket(staff: &Staff, ticket: &Ticket) -> bool {
     }
 }
 
-/// The inbound decision log and the outbox show mail of every organization: not for Techs.
+/// The inbound decision log, the outbox and the mailbox sources show mail of every
+/// organization: not for Techs.
 pub fn can_view_mail_logs(staff: &Staff) -> bool {
     matches!(staff.role, Role::Owner | Role::Admin | Role::Manager)
 }

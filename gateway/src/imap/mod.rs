@@ -1,0 +1,44 @@
+//! Mailbox sources: one task per configured IMAP mailbox imports its mail into the same
+//! spool and pipeline as SMTP mail, exactly once, and marks or moves it only after that.
+
+mod config;
+mod connect;
+mod import;
+mod source;
+
+pub use config::{AfterImport, ImapSourceConfig, ImapTls};
+
+use crate::{Gateway, GatewayError};
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Checks the sources and starts one task for each; they end when `stop` turns true.
+pub fn start_sources(
+    gateway: &Arc<Gateway>,
+    sources: Vec<ImapSourceConfig>,
+    stop: watch::Receiver<bool>,
+) -> Result<Vec<JoinHandle<()>>, GatewayError> {
+    let mut names = std::collections::HashSet::new();
+    for s in &sources {
+        s.validate()?;
+        if gateway.store.org(&s.org)?.is_none() {
+            return Err(GatewayError::Config(format!(
+                "imap source {}: organization {:?} does not exist",
+                s.name(),
+                s.org
+            )));
+        }
+        if !names.insert(s.name()) {
+            return Err(GatewayError::Config(format!(
+                "imap source {} is configured twice",
+                s.name()
+            )));
+        }
+    }
+    gateway.store.clear_mailbox_statuses()?;
+    Ok(sources
+        .into_iter()
+        .map(|s| tokio::spawn(source::run_source(gateway.clone(), s, stop.clone())))
+        .collect())
+}

@@ -1,0 +1,234 @@
+//! A mailbox source's life: connect, read the folder through, wait for news (IDLE when the
+//! server has it, polling otherwise), and after any failure reconnect with growing,
+//! jittered delays. What it knows is kept in the store for the API.
+
+use super::config::{AfterImport, ImapSourceConfig};
+use super::connect::{connect, timed, ImapSession};
+use super::import::Importer;
+use crate::{Gateway, GatewayError};
+use async_imap::types::UnsolicitedResponse;
+use futures_util::TryStreamExt;
+use postdesk_store::MailboxStatus;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// IDLE is renewed this often (RFC 2177: servers may drop it after 30 minutes).
+const IDLE_RENEW: Duration = Duration::from_secs(20 * 60);
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const LONGEST_RETRY: Duration = Duration::from_secs(5 * 60);
+
+/// Runs `source` until `stop` turns true (or its sender is gone).
+pub async fn run_source(
+    gateway: Arc<Gateway>,
+    source: ImapSourceConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    let name = source.name();
+    let mut status = MailboxStatus {
+        source: name.clone(),
+        org: source.org.clone(),
+        ..Default::default()
+    };
+    save(&gateway, &status);
+    let mut failures = 0u32;
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let result = connected(
+            &gateway,
+            &source,
+            &name,
+            &mut status,
+            &mut stop,
+            &mut failures,
+        )
+        .await;
+        status.connected = false;
+        match result {
+            Ok(()) => break,
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let delay = retry_delay(failures);
+                tracing::warn!(source = %name, error = %e, retry_in_ms = delay.as_millis() as u64, "mailbox source failed; will reconnect");
+                status.last_error = Some(e.to_string());
+                status.last_error_at = Some(time::OffsetDateTime::now_utc());
+                save(&gateway, &status);
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+            }
+        }
+    }
+    save(&gateway, &status);
+}
+
+/// One connection: returns `Ok` when told to stop, `Err` when the connection failed.
+async fn connected(
+    gateway: &Gateway,
+    source: &ImapSourceConfig,
+    name: &str,
+    status: &mut MailboxStatus,
+    stop: &mut watch::Receiver<bool>,
+    failures: &mut u32,
+) -> Result<(), GatewayError> {
+    let mut session = connect(source).await?;
+    let idle = timed("CAPABILITY", session.capabilities())
+        .await?
+        .has_str("IDLE");
+    let mut source = source.clone();
+    if source.after == AfterImport::Move {
+        let delimiter = hierarchy_delimiter(&mut session).await?;
+        source.move_to = with_delimiter(&source.move_to, &delimiter);
+        source.failed_folder = with_delimiter(&source.failed_folder, &delimiter);
+        ensure_folder(&mut session, &source.move_to).await?;
+        ensure_folder(&mut session, &source.failed_folder).await?;
+    }
+    let mailbox = timed("SELECT", session.select(&source.folder)).await?;
+    let uidvalidity = mailbox
+        .uid_validity
+        .ok_or_else(|| GatewayError::Imap(format!("{} has no UIDVALIDITY", source.folder)))?;
+    status.connected = true;
+    status.idle = idle;
+    save(gateway, status);
+    tracing::info!(source = %name, idle, uidvalidity, "mailbox source connected");
+    let importer = Importer {
+        source: &source,
+        name,
+        store: &gateway.store,
+        spool: &gateway.spool,
+        max_message_size: gateway.config.max_message_size,
+        max_line_length: gateway.config.max_line_length,
+    };
+    loop {
+        while session.unsolicited_responses.try_recv().is_ok() {}
+        let imported = importer.pass(&mut session, uidvalidity).await?;
+        *failures = 0;
+        status.last_success = Some(time::OffsetDateTime::now_utc());
+        save(gateway, status);
+        if imported > 0 {
+            tracing::info!(source = %name, messages = imported, "imported from mailbox");
+        }
+        // Mail that arrived during the pass: read it now rather than after the next wait.
+        let mut news = false;
+        while let Ok(r) = session.unsolicited_responses.try_recv() {
+            news |= matches!(
+                r,
+                UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
+            );
+        }
+        if news {
+            continue;
+        }
+        let stopped = if idle {
+            let mut handle = session.idle();
+            timed("IDLE", handle.init()).await?;
+            let stopped = {
+                let (wait, _interrupt) = handle.wait_with_timeout(IDLE_RENEW);
+                tokio::select! {
+                    r = wait => { r?; false }
+                    _ = stop.wait_for(|s| *s) => true,
+                }
+            };
+            session = timed("DONE", handle.done()).await?;
+            stopped
+        } else {
+            tokio::select! {
+                _ = tokio::time::sleep(source.poll_interval) => false,
+                _ = stop.wait_for(|s| *s) => true,
+            }
+        };
+        if stopped {
+            let _ = timed("LOGOUT", session.logout()).await;
+            return Ok(());
+        }
+    }
+}
+
+async fn hierarchy_delimiter(session: &mut ImapSession) -> Result<String, GatewayError> {
+    let names = timed("LIST", async {
+        session
+            .list(Some(""), Some(""))
+            .await?
+            .try_collect::<Vec<_>>()
+            .await
+    })
+    .await?;
+    Ok(names
+        .first()
+        .and_then(|n| n.delimiter())
+        .unwrap_or("/")
+        .to_string())
+}
+
+/// Folder names are configured with `/`; servers with another separator get theirs.
+fn with_delimiter(folder: &str, delimiter: &str) -> String {
+    if delimiter.is_empty() || delimiter == "/" {
+        folder.to_string()
+    } else {
+        folder.replace('/', delimiter)
+    }
+}
+
+async fn ensure_folder(session: &mut ImapSession, folder: &str) -> Result<(), GatewayError> {
+    let found = timed("LIST", async {
+        session
+            .list(Some(""), Some(folder))
+            .await?
+            .try_collect::<Vec<_>>()
+            .await
+    })
+    .await?;
+    if found.is_empty() {
+        timed("CREATE", session.create(folder)).await?;
+        tracing::info!(folder, "created mailbox folder");
+    }
+    Ok(())
+}
+
+/// 1 s doubling to 5 minutes, each between half and the whole of that, so many sources
+/// that failed together do not come back together.
+fn retry_delay(failures: u32) -> Duration {
+    let ceiling = FIRST_RETRY
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+        .min(LONGEST_RETRY);
+    let [a, b] = postdesk_store::random_bytes::<2>();
+    let fraction = 0.5 + f64::from(u16::from_le_bytes([a, b])) / f64::from(u16::MAX) / 2.0;
+    ceiling.mul_f64(fraction)
+}
+
+fn save(gateway: &Gateway, status: &MailboxStatus) {
+    if let Err(e) = gateway.store.set_mailbox_status(status) {
+        tracing::error!(source = %status.source, error = %e, "cannot record mailbox source status");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_grow_with_jitter_and_a_ceiling() {
+        for _ in 0..50 {
+            let first = retry_delay(1);
+            assert!(first >= Duration::from_millis(500) && first <= FIRST_RETRY);
+            let fourth = retry_delay(4);
+            assert!(fourth >= Duration::from_secs(4) && fourth <= Duration::from_secs(8));
+            assert!(retry_delay(40) <= LONGEST_RETRY);
+        }
+    }
+
+    #[test]
+    fn folder_names_take_the_servers_separator() {
+        assert_eq!(
+            with_delimiter("Postdesk/Imported", "."),
+            "Postdesk.Imported"
+        );
+        assert_eq!(
+            with_delimiter("Postdesk/Imported", "/"),
+            "Postdesk/Imported"
+        );
+    }
+}

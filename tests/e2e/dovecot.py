@@ -1,0 +1,192 @@
+"""A private Dovecot IMAP server on a loopback port for the IMAP import tests: its own
+config, mail folder and test user; mail is put in and looked at with Python's imaplib."""
+
+import imaplib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+from harness import free_port
+
+CONFIG = """\
+base_dir = {dir}/run
+state_dir = {dir}/state
+log_path = {dir}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_location = maildir:{dir}/mail/%u
+# Tell IDLE clients about new mail at once rather than at the 30 s default check.
+mailbox_idle_check_interval = 1 secs
+{capability}
+namespace inbox {{
+  inbox = yes
+  separator = /
+}}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {dir}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={dir}/mail/%u
+}}
+default_internal_user = {internal}
+default_login_user = {internal}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service stats {{
+  unix_listener stats-reader {{
+    mode = 0666
+  }}
+  unix_listener stats-writer {{
+    mode = 0666
+  }}
+}}
+"""
+
+
+class Dovecot:
+    """`capability`, if given, replaces what Dovecot announces after login (e.g. without
+    IDLE or MOVE, to exercise Postdesk's polling and copy-and-expunge paths)."""
+
+    def __init__(self, user="support", password="secret", capability=None):
+        self.dir = tempfile.mkdtemp(prefix="dovecot-e2e-")
+        os.chmod(self.dir, 0o755)
+        self.port = free_port()
+        self.user, self.password = user, password
+        # Mail is owned by an unprivileged user: Dovecot refuses UID 0 for mail access.
+        if os.geteuid() == 0:
+            mail_user = pwd.getpwnam("nobody")
+            internal = "dovecot"
+        else:
+            mail_user = pwd.getpwuid(os.geteuid())
+            internal = mail_user.pw_name
+        for d in ("run", "state", "mail"):
+            os.makedirs(os.path.join(self.dir, d))
+        os.chown(os.path.join(self.dir, "mail"), mail_user.pw_uid, mail_user.pw_gid)
+        with open(os.path.join(self.dir, "passwd"), "w") as f:
+            f.write(f"{user}:{{PLAIN}}{password}::::::\n")
+        self.conf = os.path.join(self.dir, "dovecot.conf")
+        with open(self.conf, "w") as f:
+            f.write(CONFIG.format(
+                dir=self.dir, port=self.port, uid=mail_user.pw_uid, gid=mail_user.pw_gid,
+                internal=internal,
+                capability=f"imap_capability = {capability}" if capability else ""))
+        self.proc = None
+
+    def start(self):
+        # Its own process group, so stopping it takes every Dovecot process with it.
+        self.proc = subprocess.Popen(["dovecot", "-F", "-c", self.conf],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"dovecot exited: {self.log()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    if s.recv(100).startswith(b"* OK"):
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"dovecot did not come up: {self.log()}")
+
+    def stop(self):
+        """A service restart as systemd does it: the master and every process it started
+        (the IMAP sessions too; Dovecot's master alone leaves those running) are ended."""
+        if self.proc:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(timeout=20)
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc = None
+        # Its login and imap processes go with it; wait until the port is free again.
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                time.sleep(0.05)
+            except OSError:
+                return
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "dovecot.log")) as f:
+                return f.read()[-3000:]
+        except OSError:
+            return ""
+
+    def client(self):
+        c = imaplib.IMAP4("127.0.0.1", self.port)
+        c.login(self.user, self.password)
+        return c
+
+    def append(self, folder, message, flags=None):
+        """Appends a message (bytes or an email.message.Message) as a mail client would."""
+        raw = message if isinstance(message, bytes) else message.as_bytes()
+        c = self.client()
+        try:
+            typ, data = c.append(folder, flags, None, raw)
+            assert typ == "OK", data
+        finally:
+            c.logout()
+
+    def append_many(self, folder, messages):
+        c = self.client()
+        try:
+            for m in messages:
+                raw = m if isinstance(m, bytes) else m.as_bytes()
+                typ, data = c.append(folder, None, None, raw)
+                assert typ == "OK", data
+        finally:
+            c.logout()
+
+    def uids(self, folder, criteria="ALL"):
+        """UIDs in a folder matching a SEARCH criteria (e.g. "UNSEEN")."""
+        c = self.client()
+        try:
+            typ, data = c.select(f'"{folder}"')
+            if typ != "OK":
+                return []
+            typ, data = c.uid("SEARCH", None, criteria)
+            return [int(x) for x in data[0].split()]
+        finally:
+            c.logout()
+
+    def uidvalidity(self, folder):
+        c = self.client()
+        try:
+            c.select(f'"{folder}"')
+            return int(c.untagged_responses["UIDVALIDITY"][0])
+        finally:
+            c.logout()
+
+    def run_on(self, fn):
+        """Runs fn(imaplib client) on a fresh, logged-in connection."""
+        c = self.client()
+        try:
+            return fn(c)
+        finally:
+            c.logout()
