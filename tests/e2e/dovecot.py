@@ -7,6 +7,7 @@ import pwd
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -19,7 +20,7 @@ state_dir = {dir}/state
 log_path = {dir}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:{dir}/mail/%u
@@ -46,7 +47,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps_port}
   }}
 }}
 service stats {{
@@ -64,10 +66,16 @@ class Dovecot:
     """`capability`, if given, replaces what Dovecot announces after login (e.g. without
     IDLE or MOVE, to exercise Postdesk's polling and copy-and-expunge paths)."""
 
-    def __init__(self, user="support", password="secret", capability=None):
+    def __init__(self, user="support", password="s3cret-imap-pw", capability=None, tls=False):
         self.dir = tempfile.mkdtemp(prefix="dovecot-e2e-")
         os.chmod(self.dir, 0o755)
         self.port = free_port()
+        self.imaps_port = free_port() if tls else 0
+        self.ca = None
+        ssl = "ssl = no"
+        if tls:
+            self.ca, cert, key = self.make_certificates()
+            ssl = f"ssl = required\nssl_cert = <{cert}\nssl_key = <{key}"
         self.user, self.password = user, password
         # Mail is owned by an unprivileged user: Dovecot refuses UID 0 for mail access.
         if os.geteuid() == 0:
@@ -84,10 +92,28 @@ class Dovecot:
         self.conf = os.path.join(self.dir, "dovecot.conf")
         with open(self.conf, "w") as f:
             f.write(CONFIG.format(
-                dir=self.dir, port=self.port, uid=mail_user.pw_uid, gid=mail_user.pw_gid,
+                dir=self.dir, port=self.port, imaps_port=self.imaps_port, ssl=ssl,
+                uid=mail_user.pw_uid, gid=mail_user.pw_gid,
                 internal=internal,
                 capability=f"imap_capability = {capability}" if capability else ""))
         self.proc = None
+
+    def make_certificates(self):
+        """A private CA and a certificate for "localhost" signed by it: what a client must
+        be told to trust (rustls accepts no self-signed CA as a server certificate)."""
+        d = os.path.join(self.dir, "tls")
+        os.makedirs(d)
+        p = lambda name: os.path.join(d, name)
+        run = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True)
+        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+            "/CN=Postdesk test CA", "-keyout", p("ca.key"), "-out", p("ca.pem"))
+        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+            "-keyout", p("key.pem"), "-out", p("req.csr"))
+        with open(p("ext"), "w") as f:
+            f.write("subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n")
+        run("x509", "-req", "-in", p("req.csr"), "-CA", p("ca.pem"), "-CAkey", p("ca.key"),
+            "-CAcreateserial", "-days", "2", "-extfile", p("ext"), "-out", p("cert.pem"))
+        return p("ca.pem"), p("cert.pem"), p("key.pem")
 
     def start(self):
         # Its own process group, so stopping it takes every Dovecot process with it.
@@ -139,7 +165,12 @@ class Dovecot:
             return ""
 
     def client(self):
-        c = imaplib.IMAP4("127.0.0.1", self.port)
+        if self.ca:
+            # With TLS on, Dovecot takes no password before STARTTLS (ssl = required).
+            c = imaplib.IMAP4("localhost", self.port)
+            c.starttls(ssl.create_default_context(cafile=self.ca))
+        else:
+            c = imaplib.IMAP4("127.0.0.1", self.port)
         c.login(self.user, self.password)
         return c
 

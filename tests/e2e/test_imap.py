@@ -11,13 +11,16 @@ from dovecot import Dovecot
 from harness import Server, mail, wait_for
 
 
-def source_config(dovecot, after="move", poll_secs=1, folder="INBOX"):
+def source_config(dovecot, after="move", poll_secs=1, folder="INBOX", tls="none", ca_file=""):
+    host, port = ("127.0.0.1", dovecot.port) if tls == "none" else (
+        "localhost", dovecot.imaps_port if tls == "tls" else dovecot.port)
     return f"""
 [[imap]]
 org = "acme"
-host = "127.0.0.1"
-port = {dovecot.port}
-tls = "none"
+host = "{host}"
+port = {port}
+tls = "{tls}"
+ca_file = "{ca_file}"
 user = "{dovecot.user}"
 password = "{dovecot.password}"
 folder = "{folder}"
@@ -52,6 +55,27 @@ class ImapImport(unittest.TestCase):
         self.addCleanup(srv.close)
         return dovecot, srv
 
+    def test_implicit_tls_and_starttls_with_a_private_ca(self):
+        dovecot = Dovecot(tls=True).start()
+        self.addCleanup(dovecot.close)
+        for tls in ("tls", "starttls"):
+            srv = Server(config=source_config(dovecot, tls=tls, ca_file=dovecot.ca)).bootstrap()
+            self.addCleanup(srv.close)
+            mid = f"<over-{tls}@client.test>"
+            dovecot.append("INBOX", mail("tls@example.com", "acme@acme.test", f"Over {tls}",
+                                         message_id=mid))
+            srv.start()
+            self.assertEqual(srv.decision_for(mid)["outcome"], "accepted")
+            srv.stop()
+        # Without the private CA the certificate is not trusted: no login, a clear error.
+        srv = Server(config=source_config(dovecot, tls="tls")).bootstrap()
+        self.addCleanup(srv.close)
+        srv.start()
+        s = wait_for(lambda: (lambda s: s if s["last_error"] else None)(self.source(srv)))
+        self.assertFalse(s["connected"])
+        self.assertIn("certificate", s["last_error"].lower())
+        self.assertEqual(srv.tickets(), [])
+
     def source(self, srv):
         return srv.api("/api/v1/sources")["sources"][0]
 
@@ -73,7 +97,12 @@ class ImapImport(unittest.TestCase):
         self.assertEqual(s["imported"], 2)
         self.assertGreaterEqual(s["last_uid"], 2)
         self.assertIsNone(s["last_error"])
-        self.assertNotIn("secret", str(srv.api("/api/v1/sources")))
+        # The password is never shown: not in the API, the log, or `postdesk config`.
+        self.assertNotIn(dovecot.password, str(srv.api("/api/v1/sources")))
+        self.assertNotIn(dovecot.password, srv.read_log())
+        shown = srv.cli("config").stdout
+        self.assertIn("Postdesk/Imported", shown)
+        self.assertNotIn(dovecot.password, shown)
 
         # A reply appended later threads into the ticket.
         reply = mail("ann@example.com", "acme@acme.test", "Re: Printer is on fire",
@@ -102,9 +131,14 @@ class ImapImport(unittest.TestCase):
 
     def test_polling_and_copy_expunge_when_the_server_has_neither_idle_nor_move(self):
         dovecot, srv = self.start(after="move", capability="IMAP4rev1 LITERAL+ UIDPLUS")
+        srv.cli("staff", "add", "alex@acme.test", "--name", "Alex", "--role", "tech")
+        tech = srv.cli("token", "create", "alex@acme.test").stdout.strip()
         srv.start()
         s = wait_for(lambda: (lambda s: s if s["connected"] else None)(self.source(srv)))
         self.assertFalse(s["idle"])
+        # Source status is for owners, admins and managers.
+        srv.api("/api/v1/sources", token=tech, expect=403)
+        srv.api("/api/v1/sources", token="", expect=401)
         dovecot.append_many("INBOX", numbered(5, "poll"))
         wait_for(lambda: len(srv.tickets()) == 5, timeout=15)
         wait_for(lambda: dovecot.uids("INBOX") == [] and len(dovecot.uids("Postdesk/Imported")) == 5)
@@ -192,6 +226,17 @@ class ImapImport(unittest.TestCase):
         time.sleep(1.5)  # a poll or two more must not add anything
         counts = ticket_entries(srv)
         self.assertEqual(len(counts), 7)
+        self.assertTrue(all(v == 1 for v in counts.values()), counts)
+        # Once more while Postdesk is connected to the folder.
+        before = dovecot.uidvalidity("Support")
+        dovecot.run_on(lambda c: (c.delete("Support"), c.create("Support")))
+        dovecot.append_many("Support", old + numbered(2, "uv-new") + numbered(1, "uv-live"))
+        self.assertNotEqual(dovecot.uidvalidity("Support"), before)
+        wait_for(lambda: len(srv.tickets()) == 8, timeout=15)
+        wait_for(lambda: self.source(srv)["uidvalidity"] == dovecot.uidvalidity("Support"))
+        time.sleep(1.5)
+        counts = ticket_entries(srv)
+        self.assertEqual(len(counts), 8)
         self.assertTrue(all(v == 1 for v in counts.values()), counts)
 
     def test_corrupt_and_oversize_messages_are_recorded_and_the_rest_imported(self):
