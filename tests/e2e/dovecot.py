@@ -153,6 +153,16 @@ class Dovecot:
             except OSError:
                 return
 
+    def kill(self):
+        """A crash: every Dovecot process is SIGKILLed at once; connections drop mid-command."""
+        if self.proc:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=20)
+        self.stop()
+
     def close(self):
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
