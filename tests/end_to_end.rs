@@ -95,3 +95,8 @@ fn conversation_by_mail() {
 fn imap_import_against_dovecot() {
     run_suite("test_imap");
 }
+
+#[test]
+fn api_writes() {
+    run_suite("test_api_writes");
+}

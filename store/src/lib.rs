@@ -19,7 +19,7 @@ pub use dkim::DkimKeyRecord;
 pub use error::StoreError;
 pub use model::*;
 pub use outbox::{OutboxItem, OutboxStatus};
-pub use tickets::{normalize_message_id, DeliveryCommit, TicketFilter, TicketTarget};
+pub use tickets::{normalize_message_id, DeliveryCommit, TicketAction, TicketFilter, TicketTarget};
 
 use std::path::Path;
 

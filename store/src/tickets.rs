@@ -96,7 +96,118 @@ fn bump(
     Ok(n)
 }
 
+/// Appends `event` to the log and to its ticket's event index.
+fn append_event(
+    tx: &TransactionalTree,
+    event: &Event,
+) -> Result<(), sled::transaction::ConflictableTransactionError<StoreError>> {
+    tx.insert(num_key("ev/", event.seq), encode(event).map_err(Abort)?)?;
+    let mut tev = num_key("tev/", event.ticket);
+    tev.extend_from_slice(&event.seq.to_be_bytes());
+    tx.insert(tev, &[])?;
+    Ok(())
+}
+
+/// Applies a field change to the ticket and appends it as an `Update` event like `base`.
+fn append_change(
+    tx: &TransactionalTree,
+    ticket: &mut Ticket,
+    change: &crate::Change,
+    base: &Event,
+) -> Result<Event, sled::transaction::ConflictableTransactionError<StoreError>> {
+    match change {
+        crate::Change::Status(s) => ticket.status = *s,
+        crate::Change::Assignee(a) => ticket.assignee = a.clone(),
+        crate::Change::Priority(p) => ticket.priority = *p,
+        crate::Change::Due(d) => ticket.due = d.clone(),
+    }
+    let update = Event {
+        seq: bump(tx, "counter/event")?,
+        kind: EventKind::Update,
+        text: String::new(),
+        message_id: None,
+        attachments: Vec::new(),
+        change: Some(change.clone()),
+        ..base.clone()
+    };
+    append_event(tx, &update)?;
+    Ok(update)
+}
+
+/// What a staff member does to a ticket from the web UI or the API: a public reply or an
+/// internal note, and field changes, applied together.
+#[derive(Debug, Clone)]
+pub struct TicketAction {
+    pub ticket: u64,
+    /// The staff member acting.
+    pub author: String,
+    /// A reply (`Public`) or a note (`Internal`); `None` for field changes alone.
+    pub text: Option<(Visibility, String)>,
+    pub changes: Vec<crate::Change>,
+    pub at: OffsetDateTime,
+}
+
 impl Store {
+    /// Applies a staff action in one transaction and returns the events it appended.
+    pub fn act_on_ticket(&self, a: &TicketAction) -> Result<Vec<Event>, StoreError> {
+        if a.text.is_none() && a.changes.is_empty() {
+            return Err(StoreError::Invalid("nothing to do".into()));
+        }
+        self.state
+            .transaction(|tx| {
+                let raw = tx
+                    .get(num_key("ticket/", a.ticket))?
+                    .ok_or_else(|| Abort(StoreError::NotFound(format!("ticket {}", a.ticket))))?;
+                let mut ticket: Ticket = decode(&raw).map_err(Abort)?;
+                let mut appended = Vec::new();
+                tx.remove(recency_key(&ticket))?;
+                let base = Event {
+                    seq: 0,
+                    ticket: a.ticket,
+                    kind: EventKind::Note,
+                    author: a.author.clone(),
+                    by_staff: true,
+                    visibility: Visibility::Internal,
+                    text: String::new(),
+                    message_id: None,
+                    attachments: Vec::new(),
+                    inbound: None,
+                    automatic: false,
+                    change: None,
+                    at: a.at,
+                };
+                if let Some((visibility, text)) = &a.text {
+                    let event = Event {
+                        seq: bump(tx, "counter/event")?,
+                        kind: match visibility {
+                            Visibility::Public => EventKind::Reply,
+                            Visibility::Internal => EventKind::Note,
+                        },
+                        visibility: *visibility,
+                        text: text.clone(),
+                        ..base.clone()
+                    };
+                    append_event(tx, &event)?;
+                    appended.push(event);
+                }
+                for change in &a.changes {
+                    appended.push(append_change(tx, &mut ticket, change, &base)?);
+                }
+                ticket.updated_at = a.at;
+                tx.insert(recency_key(&ticket), &[])?;
+                tx.insert(
+                    num_key("ticket/", ticket.number),
+                    encode(&ticket).map_err(Abort)?,
+                )?;
+                Ok(appended)
+            })
+            .map_err(StoreError::from)
+            .and_then(|appended| {
+                self.flush()?;
+                Ok(appended)
+            })
+    }
+
     /// Applies one delivery: dedup by Message-ID within the org, the ticket (new or
     /// updated), its event, the Message-ID index, the decision, and (for the last delivery)
     /// removal of the spool marker — all or nothing. Idempotent: a delivery already decided
@@ -211,32 +322,10 @@ impl Store {
                     change: None,
                     at: c.at,
                 };
-                tx.insert(num_key("ev/", seq), encode(&event).map_err(Abort)?)?;
-                let mut tev = num_key("tev/", ticket.number);
-                tev.extend_from_slice(&seq.to_be_bytes());
-                tx.insert(tev, &[])?;
+                append_event(tx, &event)?;
                 // Commands come after the text they arrived with, one event each.
                 for change in &c.changes {
-                    match change {
-                        crate::Change::Status(s) => ticket.status = *s,
-                        crate::Change::Assignee(a) => ticket.assignee = a.clone(),
-                        crate::Change::Priority(p) => ticket.priority = *p,
-                        crate::Change::Due(d) => ticket.due = d.clone(),
-                    }
-                    let seq = bump(tx, "counter/event")?;
-                    let update = Event {
-                        seq,
-                        kind: EventKind::Update,
-                        text: String::new(),
-                        message_id: None,
-                        attachments: Vec::new(),
-                        change: Some(change.clone()),
-                        ..event.clone()
-                    };
-                    tx.insert(num_key("ev/", seq), encode(&update).map_err(Abort)?)?;
-                    let mut tev = num_key("tev/", ticket.number);
-                    tev.extend_from_slice(&seq.to_be_bytes());
-                    tx.insert(tev, &[])?;
+                    append_change(tx, &mut ticket, change, &event)?;
                 }
                 tx.insert(
                     num_key("ticket/", ticket.number),

@@ -290,3 +290,57 @@ fn imported_mail_moves_its_mailbox_cursor_in_the_same_commit() {
     drop(store);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn staff_actions_append_events_in_one_transaction() {
+    let (s, dir) = temp_store("action");
+    s.add_org(&org("acme")).expect("org");
+    let ids = s
+        .spool_batch(&[(&envelope(&["acme"]), b"a".as_slice())])
+        .expect("spool");
+    s.commit_delivery(&commit(ids[0], "acme", "<a@x>", new_target(), true))
+        .expect("c");
+    let at = OffsetDateTime::now_utc();
+    let action = |text, changes| TicketAction {
+        ticket: 1,
+        author: "ann@ops.test".into(),
+        text,
+        changes,
+        at,
+    };
+    let events = s
+        .act_on_ticket(&action(
+            Some((Visibility::Public, "Try again".into())),
+            vec![
+                Change::Status(Status::Waiting),
+                Change::Priority(Priority::High),
+            ],
+        ))
+        .expect("act");
+    let kinds: Vec<_> = events.iter().map(|e| (e.kind, e.by_staff)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (EventKind::Reply, true),
+            (EventKind::Update, true),
+            (EventKind::Update, true)
+        ]
+    );
+    let t = s.ticket(1).expect("t").expect("exists");
+    assert_eq!((t.status, t.priority), (Status::Waiting, Priority::High));
+    assert_eq!(s.events_for(1).expect("ev").len(), 4);
+    // Nothing to do, or no such ticket: refused, nothing written.
+    assert!(matches!(
+        s.act_on_ticket(&action(None, vec![])),
+        Err(StoreError::Invalid(_))
+    ));
+    let mut missing = action(Some((Visibility::Internal, "x".into())), vec![]);
+    missing.ticket = 9;
+    assert!(matches!(
+        s.act_on_ticket(&missing),
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.events_for(1).expect("ev").len(), 4);
+    drop(s);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -130,6 +130,23 @@ class Server:
             raise AssertionError(f"GET {path}: {status} {body[:300]!r} (wanted {expect})")
         return json.loads(body) if "json" in ctype else body
 
+    def send(self, method, path, body, token=None, expect=200):
+        """A JSON write (POST/PATCH); `body` is an object, or bytes sent as they are."""
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        req = urllib.request.Request(self.url(path), data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        tok = token if token is not None else self.token
+        if tok:
+            req.add_header("Authorization", f"Bearer {tok}")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                status, raw = r.status, r.read()
+        except urllib.error.HTTPError as e:
+            status, raw = e.code, e.read()
+        if status != expect:
+            raise AssertionError(f"{method} {path}: {status} {raw[:300]!r} (wanted {expect})")
+        return json.loads(raw) if raw else None
+
     def tickets(self, query=""):
         return self.api(f"/api/v1/tickets{query}")["tickets"]
 

@@ -24,7 +24,8 @@ pub struct ParsedCommands {
     pub text: String,
 }
 
-fn valid_date(d: &str) -> bool {
+/// Whether `d` is a real calendar date written `YYYY-MM-DD` (due dates).
+pub fn valid_date(d: &str) -> bool {
     let parts: Vec<&str> = d.split('-').collect();
     let [y, m, day] = parts.as_slice() else {
         return false;

@@ -10,7 +10,7 @@ mod subject;
 mod token;
 
 pub use classify::{classify, Classification};
-pub use commands::{parse_commands, Command, ParsedCommands};
+pub use commands::{parse_commands, valid_date, Command, ParsedCommands};
 pub use html::{html_to_text, sanitize_html};
 pub use matching::{match_ticket, MatchRule, ThreadingInput, TicketLookup, TicketMatch};
 pub use strip::{new_text, strip_reply, strip_signature};

@@ -41,7 +41,7 @@ fn ticket_json(t: &Ticket) -> Value {
     })
 }
 
-fn event_json(e: &Event) -> Value {
+pub(crate) fn event_json(e: &Event) -> Value {
     json!({
         "kind": e.kind,
         "author": e.author,
@@ -58,7 +58,7 @@ fn event_json(e: &Event) -> Value {
     })
 }
 
-fn ticket_number(raw: &str) -> Result<u64, ApiError> {
+pub(crate) fn ticket_number(raw: &str) -> Result<u64, ApiError> {
     raw.parse()
         .map_err(|_| ApiError::BadRequest(format!("{raw:?} is not a ticket number")))
 }
@@ -80,7 +80,7 @@ fn require_mail_logs(staff: &postdesk_store::Staff, what: &str) -> Result<(), Ap
 }
 
 /// Runs a store call off the async threads.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)

@@ -1,5 +1,7 @@
-//! HTTP: the JSON API (read-only for now) and `/healthz`, every route asking the policy.
+//! HTTP: the JSON API (reads, and replies, notes and field changes for integrations) and
+//! `/healthz`, every route asking the policy.
 
+mod actions;
 mod api;
 mod auth;
 mod error;
@@ -7,7 +9,7 @@ mod policy;
 
 pub use error::ApiError;
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use postdesk_store::Store;
 
@@ -22,7 +24,12 @@ pub fn router(store: Store) -> Router {
     Router::new()
         .route("/healthz", get(api::healthz))
         .route("/api/v1/tickets", get(api::list_tickets))
-        .route("/api/v1/tickets/{number}", get(api::show_ticket))
+        .route(
+            "/api/v1/tickets/{number}",
+            get(api::show_ticket).patch(actions::update_fields),
+        )
+        .route("/api/v1/tickets/{number}/replies", post(actions::reply))
+        .route("/api/v1/tickets/{number}/notes", post(actions::note))
         .route(
             "/api/v1/tickets/{number}/reply-address",
             get(api::reply_address),
