@@ -1,6 +1,7 @@
 //! Postdesk's persistence: the data model, the event log, consumer cursors and the
 //! group-committed inbound spool. This is the only crate that names sled.
 
+mod access;
 mod blobs;
 mod clock;
 mod codec;
@@ -13,6 +14,7 @@ mod outbox;
 mod spool;
 mod tickets;
 
+pub use access::{LinkRefusal, LoginLink, Principal, WebSession};
 pub use clock::{Clock, SystemClock};
 pub use directory::hash_token;
 pub use dkim::DkimKeyRecord;

@@ -292,6 +292,79 @@ fn imported_mail_moves_its_mailbox_cursor_in_the_same_commit() {
 }
 
 #[test]
+fn sign_in_links_expire_and_wear_out_sessions_end_everywhere() {
+    let (store, dir) = temp_store("access");
+    store
+        .add_staff(&Staff {
+            email: "ann@ops.test".into(),
+            name: "Ann".into(),
+            role: Role::Tech,
+            alerts: true,
+            created_at: OffsetDateTime::now_utc(),
+        })
+        .unwrap();
+    let now = OffsetDateTime::now_utc();
+    let ann = Principal::Staff {
+        email: "ann@ops.test".into(),
+    };
+    let link = LoginLink {
+        principal: ann.clone(),
+        expires_at: now + time::Duration::hours(12),
+        uses_left: 5,
+    };
+    store.add_login_link("secret-link", &link).unwrap();
+    for _ in 0..5 {
+        assert_eq!(
+            store.use_login_link("secret-link", now).unwrap(),
+            Ok(ann.clone())
+        );
+    }
+    assert_eq!(
+        store.use_login_link("secret-link", now).unwrap(),
+        Err(LinkRefusal::UsedUp)
+    );
+    store.add_login_link("old-link", &link).unwrap();
+    assert_eq!(
+        store
+            .use_login_link("old-link", now + time::Duration::hours(13))
+            .unwrap(),
+        Err(LinkRefusal::Expired)
+    );
+    assert_eq!(
+        store.use_login_link("never-issued", now).unwrap(),
+        Err(LinkRefusal::Unknown)
+    );
+
+    let session = WebSession {
+        principal: ann.clone(),
+        csrf: "c".into(),
+        expires_at: now + time::Duration::days(7),
+    };
+    store.add_session("browser-1", &session).unwrap();
+    store.add_session("browser-2", &session).unwrap();
+    assert!(store.session("browser-1", now).unwrap().is_some());
+    assert!(store
+        .session("browser-1", now + time::Duration::days(8))
+        .unwrap()
+        .is_none());
+    store.end_session("browser-1").unwrap();
+    assert!(store.session("browser-1", now).unwrap().is_none());
+    assert_eq!(store.end_all_sessions(&ann).unwrap(), 1);
+    assert!(store.session("browser-2", now).unwrap().is_none());
+
+    store
+        .set_password_hash("ann@ops.test", "$argon2id$x")
+        .unwrap();
+    assert_eq!(
+        store.password_hash("ann@ops.test").unwrap().as_deref(),
+        Some("$argon2id$x")
+    );
+    assert!(store.set_password_hash("nobody@ops.test", "h").is_err());
+    drop(store);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn staff_actions_append_events_in_one_transaction() {
     let (s, dir) = temp_store("action");
     s.add_org(&org("acme")).expect("org");

@@ -1,0 +1,163 @@
+//! Web access: staff password hashes, emailed sign-in links (magic links) with an expiry
+//! and a use limit, and sessions. Links and session ids are stored only as hashes.
+
+use crate::codec::{decode, encode};
+use crate::directory::hash_token;
+use crate::{Store, StoreError};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Who a sign-in link or a session stands for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Principal {
+    Staff {
+        email: String,
+    },
+    /// An end user in one organization's portal.
+    Portal {
+        org: String,
+        email: String,
+    },
+}
+
+impl Principal {
+    /// A key naming the principal, for the index of its sessions.
+    fn key(&self) -> String {
+        match self {
+            Principal::Staff { email } => format!("staff:{email}"),
+            Principal::Portal { org, email } => format!("portal:{org}:{email}"),
+        }
+    }
+}
+
+/// An emailed sign-in link.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LoginLink {
+    pub principal: Principal,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    pub uses_left: u32,
+}
+
+/// Why a sign-in link was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkRefusal {
+    Unknown,
+    Expired,
+    UsedUp,
+}
+
+/// A signed-in browser.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WebSession {
+    pub principal: Principal,
+    /// The token every form of this session must carry.
+    pub csrf: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+impl Store {
+    pub fn set_password_hash(&self, email: &str, hash: &str) -> Result<(), StoreError> {
+        if self.staff(email)?.is_none() {
+            return Err(StoreError::NotFound(format!("staff member {email}")));
+        }
+        self.state.insert(format!("pw/{email}"), hash.as_bytes())?;
+        self.flush()
+    }
+
+    pub fn password_hash(&self, email: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .state
+            .get(format!("pw/{email}"))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Records a sign-in link under the hash of its secret `token`.
+    pub fn add_login_link(&self, token: &str, link: &LoginLink) -> Result<(), StoreError> {
+        self.state
+            .insert(format!("link/{}", hash_token(token)), encode(link)?)?;
+        self.flush()
+    }
+
+    /// Uses a sign-in link once, if it is known, unexpired at `now` and not used up.
+    pub fn use_login_link(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<Result<Principal, LinkRefusal>, StoreError> {
+        let key = format!("link/{}", hash_token(token));
+        let outcome = self
+            .state
+            .transaction(|tx| {
+                let Some(v) = tx.get(key.as_bytes())? else {
+                    return Ok(Err(LinkRefusal::Unknown));
+                };
+                let mut link: LoginLink =
+                    decode(&v).map_err(sled::transaction::ConflictableTransactionError::Abort)?;
+                if now >= link.expires_at {
+                    return Ok(Err(LinkRefusal::Expired));
+                }
+                if link.uses_left == 0 {
+                    return Ok(Err(LinkRefusal::UsedUp));
+                }
+                link.uses_left -= 1;
+                tx.insert(
+                    key.as_bytes(),
+                    encode(&link)
+                        .map_err(sled::transaction::ConflictableTransactionError::Abort)?,
+                )?;
+                Ok(Ok(link.principal))
+            })
+            .map_err(StoreError::from)?;
+        self.flush()?;
+        Ok(outcome)
+    }
+
+    /// Starts a session under the hash of its secret `id`.
+    pub fn add_session(&self, id: &str, session: &WebSession) -> Result<(), StoreError> {
+        let hash = hash_token(id);
+        self.state
+            .insert(format!("session/{hash}"), encode(session)?)?;
+        self.state
+            .insert(format!("sessby/{}/{hash}", session.principal.key()), &[])?;
+        self.flush()
+    }
+
+    /// The session with this id, if it exists and has not expired at `now`.
+    pub fn session(&self, id: &str, now: OffsetDateTime) -> Result<Option<WebSession>, StoreError> {
+        let Some(v) = self.state.get(format!("session/{}", hash_token(id)))? else {
+            return Ok(None);
+        };
+        let s: WebSession = decode(&v)?;
+        Ok((now < s.expires_at).then_some(s))
+    }
+
+    pub fn end_session(&self, id: &str) -> Result<(), StoreError> {
+        let hash = hash_token(id);
+        if let Some(v) = self.state.remove(format!("session/{hash}"))? {
+            let s: WebSession = decode(&v)?;
+            self.state
+                .remove(format!("sessby/{}/{hash}", s.principal.key()))?;
+        }
+        self.flush()
+    }
+
+    /// Signs `principal` out everywhere. Returns how many sessions ended.
+    pub fn end_all_sessions(&self, principal: &Principal) -> Result<usize, StoreError> {
+        let prefix = format!("sessby/{}/", principal.key());
+        let keys: Vec<_> = self
+            .state
+            .scan_prefix(prefix.as_bytes())
+            .keys()
+            .collect::<Result<_, _>>()?;
+        for k in &keys {
+            let hash = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            self.state.remove(format!("session/{hash}"))?;
+            self.state.remove(k)?;
+        }
+        self.flush()?;
+        Ok(keys.len())
+    }
+}
