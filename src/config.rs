@@ -14,8 +14,12 @@ pub struct Config {
     pub smtp: String,
     /// LMTP listen address; empty = off.
     pub lmtp: String,
-    /// HTTP listen address (API, health).
+    /// HTTP listen address (web UI, API, health).
     pub http: String,
+    /// The address people reach the web UI at, for links in mail and the CLI (e.g.
+    /// "https://desk.example.org"); empty = http://<http>. An https URL makes session
+    /// cookies Secure.
+    pub public_url: String,
     pub max_message_size: usize,
     pub max_line_length: usize,
     pub max_recipients: usize,
@@ -133,6 +137,7 @@ impl Default for Config {
             smtp: "127.0.0.1:2525".into(),
             lmtp: String::new(),
             http: "127.0.0.1:8080".into(),
+            public_url: String::new(),
             max_message_size: g.max_message_size,
             max_line_length: g.max_line_length,
             max_recipients: g.max_recipients,
@@ -217,6 +222,10 @@ impl Config {
         if self.domain.trim().is_empty() || self.domain.contains(['@', ' ', '/']) {
             bail!("domain {:?} is not a host name", self.domain);
         }
+        let url = &self.public_url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            bail!("public_url {url:?} must start with http:// or https://");
+        }
         if self.tls_cert.is_empty() != self.tls_key.is_empty() {
             bail!("tls_cert and tls_key must be set together");
         }
@@ -227,6 +236,15 @@ impl Config {
             source.source()?;
         }
         Ok(())
+    }
+
+    /// The web UI's base URL, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{}", self.http)
+        } else {
+            self.public_url.trim_end_matches('/').to_string()
+        }
     }
 
     pub fn gateway(&self) -> postdesk_gateway::GatewayConfig {

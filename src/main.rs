@@ -130,6 +130,8 @@ enum StaffCommand {
     List,
     /// Turn a staff member's mail alerts on or off.
     Alerts { email: String, setting: OnOff },
+    /// Print a sign-in link for the web UI (valid 12 hours, at most 5 uses).
+    Link { email: String },
 }
 
 #[derive(Subcommand)]
@@ -297,6 +299,18 @@ fn run() -> Result<()> {
                         let alerts = if s.alerts { "alerts on" } else { "alerts off" };
                         println!("{}\t{}\t{}\t{alerts}", s.email, s.name, s.role);
                     }
+                }
+                StaffCommand::Link { email } => {
+                    let email = email.trim().to_ascii_lowercase();
+                    if store.staff(&email)?.is_none() {
+                        anyhow::bail!("{email} is not a staff member");
+                    }
+                    let token = postdesk_webui::issue_link(
+                        &store,
+                        postdesk_store::Principal::Staff { email },
+                        time::OffsetDateTime::now_utc(),
+                    )?;
+                    println!("{}/signin/link/{token}", config.public_url());
                 }
                 StaffCommand::Alerts { email, setting } => {
                     store.set_staff_alerts(&email, matches!(setting, OnOff::On))?;

@@ -32,6 +32,8 @@ pub fn serve(data: &Path, config: Config) -> Result<()> {
 struct FirstRun {
     admin: String,
     token: String,
+    /// A sign-in link for the owner (12 hours, at most 5 uses).
+    link: String,
 }
 
 fn first_run_setup(store: &Store, config: &Config) -> Result<Option<FirstRun>> {
@@ -52,7 +54,18 @@ fn first_run_setup(store: &Store, config: &Config) -> Result<Option<FirstRun>> {
     }
     let token = new_token();
     store.add_api_token(&admin, &token)?;
-    Ok(Some(FirstRun { admin, token }))
+    let link = postdesk_webui::issue_link(
+        store,
+        postdesk_store::Principal::Staff {
+            email: admin.clone(),
+        },
+        time::OffsetDateTime::now_utc(),
+    )?;
+    Ok(Some(FirstRun {
+        admin,
+        token,
+        link: format!("{}/signin/link/{link}", config.public_url()),
+    }))
 }
 
 async fn run(data: &Path, store: Store, config: Config, first_run: Option<FirstRun>) -> Result<()> {
@@ -147,8 +160,13 @@ async fn run(data: &Path, store: Store, config: Config, first_run: Option<FirstR
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
     let mut http_stop = stop_rx.clone();
+    let secure_cookies = config.public_url().starts_with("https://");
     let http_task = tokio::spawn(async move {
-        let app = postdesk_webui::router(store.clone());
+        let app = postdesk_webui::router(postdesk_webui::AppState {
+            store: store.clone(),
+            clock: std::sync::Arc::new(postdesk_store::SystemClock),
+            secure_cookies,
+        });
         let _ = axum::serve(http, app)
             .with_graceful_shutdown(async move {
                 let _ = http_stop.wait_for(|s| *s).await;
@@ -161,13 +179,15 @@ async fn run(data: &Path, store: Store, config: Config, first_run: Option<FirstR
             "Postdesk is running with a new data folder.\n\
              \n  Organization `support` accepts mail at support@{domain} on {smtp}.\n\
              \n  Send a test mail:\n    swaks --server {smtp} --from you@example.com --to support@{domain}\n\
-             \n  See it (API token for {admin}, shown only now):\n    curl -H 'Authorization: Bearer {token}' http://{http}/api/v1/tickets\n\
+             \n  See it in the web UI (sign-in link for {admin}, valid 12 hours):\n    {link}\n\
+             \n  Or with the API (token shown only now):\n    curl -H 'Authorization: Bearer {token}' http://{http}/api/v1/tickets\n\
              \n  Add organizations and staff with `postdesk org add` / `postdesk staff add` while the server is stopped.",
             domain = config.domain,
             smtp = config.smtp,
             http = config.http,
             admin = f.admin,
             token = f.token,
+            link = f.link,
         );
     }
     shutdown_signal().await;

@@ -100,3 +100,8 @@ fn imap_import_against_dovecot() {
 fn api_writes() {
     run_suite("test_api_writes");
 }
+
+#[test]
+fn web_desk() {
+    run_suite("test_web_desk");
+}

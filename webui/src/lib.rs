@@ -1,27 +1,56 @@
-//! HTTP: the JSON API (reads, and replies, notes and field changes for integrations) and
-//! `/healthz`, every route asking the policy.
+//! HTTP: server-rendered staff pages (sign-in, desk, ticket), the JSON API (reads, and
+//! replies, notes and field changes for integrations) and `/healthz`; every route asks the
+//! policy.
 
 mod actions;
 mod api;
 mod auth;
 mod error;
+mod pages;
 mod policy;
+mod session;
 
 pub use error::ApiError;
+pub use pages::signin::hash_password;
+pub use session::{issue_link, new_secret};
 
+use axum::response::Redirect;
 use axum::routing::{get, post};
 use axum::Router;
-use postdesk_store::Store;
+use postdesk_store::{Clock, Store};
+use std::sync::Arc;
 
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    /// Everything that stamps or expires asks this clock, so tests can move time.
+    pub clock: Arc<dyn Clock>,
+    /// Session cookies get `Secure` (the site is served over HTTPS).
+    pub secure_cookies: bool,
 }
 
 /// The whole HTTP application.
-pub fn router(store: Store) -> Router {
+pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(|| async { Redirect::to("/desk") }))
+        .route(
+            "/signin",
+            get(pages::signin::form).post(pages::signin::with_password),
+        )
+        .route("/signin/link/{token}", get(pages::signin::with_link))
+        .route("/signout", post(pages::signin::sign_out))
+        .route(
+            "/signout/everywhere",
+            post(pages::signin::sign_out_everywhere),
+        )
+        .route("/account", get(pages::signin::account))
+        .route("/account/password", post(pages::signin::set_password))
+        .route("/desk", get(pages::desk::list))
+        .route(
+            "/desk/tickets/{number}",
+            get(pages::desk::show).post(pages::desk::answer),
+        )
         .route("/healthz", get(api::healthz))
         .route("/api/v1/tickets", get(api::list_tickets))
         .route(
@@ -39,5 +68,5 @@ pub fn router(store: Store) -> Router {
         .route("/api/v1/outbox", get(api::outbox))
         .route("/api/v1/sources", get(api::sources))
         .fallback(api::not_found)
-        .with_state(AppState { store })
+        .with_state(state)
 }

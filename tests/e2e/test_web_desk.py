@@ -1,0 +1,185 @@
+"""The staff desk in the web UI over plain HTTP with a cookie-keeping client (as a browser
+without JavaScript): sign-in by link and by password, the ticket list with filters and
+search, answering and changing status with the session's CSRF token, refusals, sign-out."""
+
+import http.cookiejar
+import re
+import smtplib
+import unittest
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from harness import Server, mail
+
+
+class Browser:
+    """Keeps cookies; does not follow redirects so tests see them."""
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    def __init__(self, srv):
+        self.srv = srv
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(self.jar), self.NoRedirect)
+
+    def request(self, path, form=None):
+        data = urllib.parse.urlencode(form).encode() if form is not None else None
+        try:
+            with self.opener.open(self.srv.url(path), data=data, timeout=10) as r:
+                return r.status, r.headers, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read().decode()
+
+    def get(self, path):
+        return self.request(path)
+
+    def post(self, path, form):
+        return self.request(path, form)
+
+    def csrf(self, page):
+        return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+
+
+def link_for(srv, email):
+    path = srv.cli("staff", "link", email).stdout.strip()
+    return urllib.parse.urlparse(path).path
+
+
+class WebDesk(unittest.TestCase):
+    def setUp(self):
+        srv = Server().bootstrap(
+            orgs=(("acme", "Acme", []), ("beta", "Beta", [])),
+            staff=[("alex@acme.test", "Alex Tech", "tech")])
+        self.addCleanup(srv.close)
+        self.tester_link = link_for(srv, "tester@ops.test")
+        self.alex_link = link_for(srv, "alex@acme.test")
+        srv.start()
+        for n, (to, subject) in enumerate([("acme@acme.test", "Printer jam"),
+                                           ("acme@acme.test", "Bug: login <b>broken</b>"),
+                                           ("beta@acme.test", "Invoice question")]):
+            with smtplib.SMTP("127.0.0.1", srv.smtp_port) as s:
+                s.send_message(mail(f"user{n}@customer.test", to, subject,
+                                    message_id=f"<w{n}@customer.test>"))
+            srv.decision_for(f"<w{n}@customer.test>")
+        self.srv = srv
+
+    def signed_in(self, link):
+        b = Browser(self.srv)
+        status, headers, _ = b.get(link)
+        self.assertEqual((status, headers["Location"]), (303, "/desk"))
+        cookie = headers["Set-Cookie"]
+        self.assertIn("HttpOnly", cookie)
+        self.assertIn("SameSite=Lax", cookie)
+        return b
+
+    def test_sign_in_filter_answer_and_change_status(self):
+        b = self.signed_in(self.tester_link)
+        status, _, page = b.get("/desk")
+        self.assertEqual(status, 200)
+        self.assertEqual(len(re.findall(r'class="ticket-row"', page)), 3)
+        # Markup in a subject is shown as text, never as markup.
+        self.assertIn("login &#60;b&#62;broken&#60;/b&#62;", page)
+        self.assertNotIn("<b>", page)
+        _, _, page = b.get("/desk?org=beta")
+        self.assertEqual(re.findall(r'>(Invoice question)<', page), ["Invoice question"])
+        _, _, page = b.get("/desk?type=bug")
+        self.assertEqual(len(re.findall(r'class="ticket-row"', page)), 1)
+        _, _, page = b.get("/desk?q=printer")
+        self.assertEqual(len(re.findall(r'class="ticket-row"', page)), 1)
+        n = self.srv.decision_for("<w0@customer.test>")["ticket"]
+
+        status, _, page = b.get(f"/desk/tickets/{n}")
+        self.assertEqual(status, 200)
+        self.assertIn("Printer jam", page)
+        csrf = b.csrf(page)
+        status, headers, _ = b.post(f"/desk/tickets/{n}", {
+            "csrf": csrf, "text": "Open the tray and pull gently.", "visibility": "public",
+            "status": "waiting"})
+        self.assertEqual((status, headers["Location"]), (303, f"/desk/tickets/{n}"))
+        t = self.srv.ticket(n)
+        self.assertEqual(t["status"], "waiting")
+        self.assertEqual([(e["kind"], e["author"]) for e in t["events"][-2:]],
+                         [("reply", "tester@ops.test"), ("update", "tester@ops.test")])
+        _, _, page = b.get(f"/desk/tickets/{n}")
+        self.assertIn("Open the tray and pull gently.", page)
+        self.assertIn('id="status">waiting<', page)
+
+    def test_forms_without_the_csrf_token_change_nothing(self):
+        b = self.signed_in(self.tester_link)
+        n = self.srv.decision_for("<w0@customer.test>")["ticket"]
+        before = self.srv.ticket(n)
+        for form in ({"text": "forged", "status": "closed"},
+                     {"csrf": "wrong", "text": "forged", "status": "closed"}):
+            status, _, _ = b.post(f"/desk/tickets/{n}", form)
+            self.assertEqual(status, 403)
+        status, _, _ = b.post("/signout", {"csrf": "wrong"})
+        self.assertEqual(status, 403)
+        self.assertEqual(self.srv.ticket(n), before)
+        # Another browser's valid token is not this one's.
+        other = self.signed_in(self.tester_link)
+        _, _, page = other.get(f"/desk/tickets/{n}")
+        status, _, _ = b.post(f"/desk/tickets/{n}", {"csrf": other.csrf(page), "text": "x"})
+        self.assertEqual(status, 403)
+        # Bad fields with a good token: a clear error, nothing written.
+        _, _, page = b.get(f"/desk/tickets/{n}")
+        status, _, page = b.post(f"/desk/tickets/{n}", {"csrf": b.csrf(page), "status": "done"})
+        self.assertEqual(status, 400)
+        self.assertIn("unknown status", page)
+        self.assertEqual(self.srv.ticket(n), before)
+
+    def test_a_tech_sees_only_their_tickets(self):
+        mine = self.srv.decision_for("<w1@customer.test>")["ticket"]
+        other = self.srv.decision_for("<w0@customer.test>")["ticket"]
+        self.srv.send("PATCH", f"/api/v1/tickets/{mine}", {"assignee": "alex@acme.test"})
+        b = self.signed_in(self.alex_link)
+        _, _, page = b.get("/desk")
+        self.assertEqual(re.findall(r'href="/desk/tickets/(\d+)"', page), [str(mine)])
+        _, _, page = b.get("/desk?q=printer")
+        self.assertEqual(re.findall(r'class="ticket-row"', page), [])
+        status, _, _ = b.get(f"/desk/tickets/{other}")
+        self.assertEqual(status, 404)
+        status, _, _ = b.get(f"/desk/tickets/{mine}")
+        self.assertEqual(status, 200)
+
+    def test_links_wear_out_passwords_and_signing_out(self):
+        # A link opens at most 5 times.
+        for _ in range(4):
+            self.signed_in(self.tester_link)
+        b = self.signed_in(self.tester_link)
+        status, _, page = Browser(self.srv).get(self.tester_link)
+        self.assertEqual(status, 403)
+        self.assertIn("used too often", page)
+        status, _, page = Browser(self.srv).get("/signin/link/not-a-real-token")
+        self.assertEqual(status, 403)
+        # Anonymous pages go to sign-in.
+        status, headers, _ = Browser(self.srv).get("/desk")
+        self.assertEqual((status, headers["Location"]), (303, "/signin"))
+        # Set a password, then sign in with it in another browser.
+        _, _, page = b.get("/account")
+        status, _, page = b.post("/account/password", {"csrf": b.csrf(page), "password": "short"})
+        self.assertEqual(status, 400)
+        status, _, page = b.post("/account/password",
+                                 {"csrf": b.csrf(page), "password": "correct horse battery"})
+        self.assertIn("Password set.", page)
+        other = Browser(self.srv)
+        status, _, page = other.post("/signin", {"email": "tester@ops.test", "password": "wrong one!!"})
+        self.assertEqual(status, 401)
+        status, _, page = other.post("/signin", {"email": "nobody@ops.test", "password": "wrong one!!"})
+        self.assertEqual(status, 401)
+        status, headers, _ = other.post("/signin", {"email": "Tester@ops.test",
+                                                    "password": "correct horse battery"})
+        self.assertEqual((status, headers["Location"]), (303, "/desk"))
+        self.assertEqual(other.get("/desk")[0], 200)
+        # Sign out everywhere ends both browsers' sessions.
+        _, _, page = b.get("/account")
+        b.post("/signout/everywhere", {"csrf": b.csrf(page)})
+        self.assertEqual(b.get("/desk")[0], 303)
+        self.assertEqual(other.get("/desk")[0], 303)
+
+
+if __name__ == "__main__":
+    unittest.main()

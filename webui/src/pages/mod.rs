@@ -1,0 +1,50 @@
+//! Server-rendered pages (askama): staff sign-in, the ticket desk, the account page.
+//! Readable without JavaScript; every form posts with the session's CSRF token.
+
+pub mod desk;
+pub mod signin;
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+
+/// Renders a page, or a plain 500 if the template fails.
+pub fn render(t: &impl Template) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "page rendering failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+/// A short plain error page for refusals (bad CSRF token, unknown ticket).
+pub fn refuse(status: StatusCode, message: &str) -> Response {
+    (status, Html(format!(
+        "<!DOCTYPE html><html><body><p role=\"alert\">{}</p><p><a href=\"/desk\">Back to the tickets</a></p></body></html>",
+        askama_escape(message)
+    )))
+        .into_response()
+}
+
+fn askama_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Runs store work off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, postdesk_store::StoreError> + Send + 'static,
+) -> Result<T, Response> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "page request failed");
+            Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))
+        }
+        Err(_) => Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error")),
+    }
+}

@@ -1,0 +1,246 @@
+//! Staff sign-in: with a password (argon2) or an emailed sign-in link; setting a password;
+//! signing out here or everywhere.
+
+use super::{blocking, refuse, render};
+use crate::session::{self, StaffSession};
+use crate::AppState;
+use argon2::password_hash::{phc::PasswordHash, PasswordHasher, PasswordVerifier};
+use argon2::Argon2;
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use postdesk_store::{LinkRefusal, Principal};
+use serde::Deserialize;
+
+const MIN_PASSWORD: usize = 10;
+
+#[derive(Template)]
+#[template(path = "signin.html")]
+struct SignInPage {
+    email: String,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    me_name: String,
+    csrf: String,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+pub async fn form() -> Response {
+    render(&SignInPage {
+        email: String::new(),
+        error: None,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct Credentials {
+    email: String,
+    password: String,
+}
+
+/// Hashes a new password (argon2id, random salt).
+pub fn hash_password(password: &str) -> Option<String> {
+    let hash: PasswordHash = Argon2::default().hash_password(password.as_bytes()).ok()?;
+    Some(hash.to_string())
+}
+
+fn password_matches(password: &str, stored: &str) -> bool {
+    stored.parse::<PasswordHash>().is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+pub async fn with_password(State(state): State<AppState>, Form(c): Form<Credentials>) -> Response {
+    let email = c.email.trim().to_ascii_lowercase();
+    let store = state.store.clone();
+    let lookup = email.clone();
+    let known = match blocking(move || {
+        Ok(match store.staff(&lookup)? {
+            Some(s) => store.password_hash(&s.email)?.map(|h| (s, h)),
+            None => None,
+        })
+    })
+    .await
+    {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    // One answer for an unknown address and a wrong password, so addresses do not leak.
+    let verified = match known {
+        Some((staff, hash)) => {
+            let password = c.password;
+            tokio::task::spawn_blocking(move || password_matches(&password, &hash).then_some(staff))
+                .await
+                .ok()
+                .flatten()
+        }
+        None => None,
+    };
+    let Some(staff) = verified else {
+        tracing::info!(email = %email, "password sign-in refused");
+        let mut page = render(&SignInPage {
+            email,
+            error: Some("That email and password do not match.".into()),
+        });
+        *page.status_mut() = StatusCode::UNAUTHORIZED;
+        return page;
+    };
+    signed_in(&state, Principal::Staff { email: staff.email })
+}
+
+/// `/signin/link/TOKEN`: an emailed sign-in link.
+pub async fn with_link(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let store = state.store.clone();
+    let now = state.clock.now();
+    let used = match blocking(move || store.use_login_link(&token, now)).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    match used {
+        Ok(principal @ Principal::Staff { .. }) => signed_in(&state, principal),
+        Ok(Principal::Portal { .. }) => {
+            refuse(StatusCode::BAD_REQUEST, "This link is for the portal.")
+        }
+        Err(why) => refuse(
+            StatusCode::FORBIDDEN,
+            match why {
+                LinkRefusal::Expired => "This sign-in link has expired. Ask for a new one.",
+                LinkRefusal::UsedUp => {
+                    "This sign-in link has been used too often. Ask for a new one."
+                }
+                LinkRefusal::Unknown => "This sign-in link is not valid.",
+            },
+        ),
+    }
+}
+
+fn signed_in(state: &AppState, principal: Principal) -> Response {
+    match session::start(state, principal) {
+        Ok(cookie) => ([(header::SET_COOKIE, cookie)], Redirect::to("/desk")).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start a session");
+            refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn sign_out(
+    State(state): State<AppState>,
+    me: StaffSession,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    if !me.csrf_ok(&f.csrf) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "The form was stale or forged; nothing was done.",
+        );
+    }
+    let store = state.store.clone();
+    let id = me.id.clone();
+    if let Err(r) = blocking(move || store.end_session(&id)).await {
+        return r;
+    }
+    (
+        [(header::SET_COOKIE, session::cookie(&state, "", 0))],
+        Redirect::to("/signin"),
+    )
+        .into_response()
+}
+
+pub async fn sign_out_everywhere(
+    State(state): State<AppState>,
+    me: StaffSession,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    if !me.csrf_ok(&f.csrf) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "The form was stale or forged; nothing was done.",
+        );
+    }
+    let store = state.store.clone();
+    let principal = Principal::Staff {
+        email: me.staff.email.clone(),
+    };
+    if let Err(r) = blocking(move || store.end_all_sessions(&principal)).await {
+        return r;
+    }
+    (
+        [(header::SET_COOKIE, session::cookie(&state, "", 0))],
+        Redirect::to("/signin"),
+    )
+        .into_response()
+}
+
+pub async fn account(me: StaffSession) -> Response {
+    render(&AccountPage {
+        me_name: me.staff.name,
+        csrf: me.csrf,
+        notice: None,
+        error: None,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct NewPassword {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    password: String,
+}
+
+pub async fn set_password(
+    State(state): State<AppState>,
+    me: StaffSession,
+    Form(f): Form<NewPassword>,
+) -> Response {
+    if !me.csrf_ok(&f.csrf) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "The form was stale or forged; nothing was done.",
+        );
+    }
+    let page = |notice: Option<&str>, error: Option<&str>| AccountPage {
+        me_name: me.staff.name.clone(),
+        csrf: me.csrf.clone(),
+        notice: notice.map(str::to_string),
+        error: error.map(str::to_string),
+    };
+    if f.password.chars().count() < MIN_PASSWORD {
+        let mut r = render(&page(
+            None,
+            Some("The password must have at least 10 characters."),
+        ));
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+        return r;
+    }
+    let password = f.password;
+    let Some(hash) = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .ok()
+        .flatten()
+    else {
+        return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+    };
+    let store = state.store.clone();
+    let email = me.staff.email.clone();
+    if let Err(r) = blocking(move || store.set_password_hash(&email, &hash)).await {
+        return r;
+    }
+    render(&page(Some("Password set."), None))
+}

@@ -1,0 +1,123 @@
+//! Browser sessions: a random id in an HttpOnly, SameSite=Lax cookie (Secure behind TLS),
+//! stored hashed; every form carries the session's CSRF token, compared in constant time.
+
+use crate::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Redirect, Response};
+use postdesk_store::{Principal, Staff, WebSession};
+
+pub const COOKIE: &str = "postdesk_session";
+/// How long a browser stays signed in without signing in again.
+const SESSION_DAYS: i64 = 14;
+
+/// Sign-in links are valid this long, and open at most this many times (mail scanners
+/// may open a link before its reader does).
+pub const LINK_HOURS: i64 = 12;
+pub const LINK_USES: u32 = 5;
+
+/// Issues a sign-in link for `principal` and returns its secret token; the store keeps
+/// only its hash.
+pub fn issue_link(
+    store: &postdesk_store::Store,
+    principal: Principal,
+    now: time::OffsetDateTime,
+) -> Result<String, postdesk_store::StoreError> {
+    let token = new_secret();
+    store.add_login_link(
+        &token,
+        &postdesk_store::LoginLink {
+            principal,
+            expires_at: now + time::Duration::hours(LINK_HOURS),
+            uses_left: LINK_USES,
+        },
+    )?;
+    Ok(token)
+}
+
+/// A fresh unguessable token (sessions, CSRF, sign-in links): 32 random bytes, base32.
+pub fn new_secret() -> String {
+    data_encoding::BASE32_NOPAD
+        .encode(&postdesk_store::random_bytes::<32>())
+        .to_ascii_lowercase()
+}
+
+fn session_id(parts: &Parts) -> Option<String> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_string())
+}
+
+/// Starts a session for `principal` and returns the cookie that carries it.
+pub fn start(
+    state: &AppState,
+    principal: Principal,
+) -> Result<HeaderValue, postdesk_store::StoreError> {
+    let id = new_secret();
+    state.store.add_session(
+        &id,
+        &WebSession {
+            principal,
+            csrf: new_secret(),
+            expires_at: state.clock.now() + time::Duration::days(SESSION_DAYS),
+        },
+    )?;
+    Ok(cookie(state, &id, SESSION_DAYS * 86_400))
+}
+
+/// The cookie header that sets (or, with max_age 0, removes) the session cookie.
+pub fn cookie(state: &AppState, id: &str, max_age: i64) -> HeaderValue {
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("postdesk_session=; Path=/; Max-Age=0"))
+}
+
+/// A signed-in staff member; pages that need one redirect to the sign-in page otherwise.
+pub struct StaffSession {
+    pub staff: Staff,
+    pub id: String,
+    pub csrf: String,
+}
+
+impl StaffSession {
+    /// Whether a submitted form's token is this session's.
+    pub fn csrf_ok(&self, submitted: &str) -> bool {
+        let (a, b) = (self.csrf.as_bytes(), submitted.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+impl FromRequestParts<AppState> for StaffSession {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let to_signin = || Redirect::to("/signin").into_response();
+        let id = session_id(parts).ok_or_else(to_signin)?;
+        let store = state.store.clone();
+        let now = state.clock.now();
+        let lookup = id.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            let Some(session) = store.session(&lookup, now)? else {
+                return Ok(None);
+            };
+            let Principal::Staff { email } = &session.principal else {
+                return Ok(None);
+            };
+            Ok::<_, postdesk_store::StoreError>(store.staff(email)?.map(|s| (s, session.csrf)))
+        })
+        .await
+        .map_err(|_| to_signin())?
+        .map_err(|_| to_signin())?;
+        let (staff, csrf) = found.ok_or_else(to_signin)?;
+        Ok(StaffSession { staff, id, csrf })
+    }
+}
