@@ -36,6 +36,9 @@ pub struct Config {
     pub dns_records: String,
     /// Log filter (tracing EnvFilter syntax), e.g. "info" or "postdesk_gateway=debug".
     pub log: String,
+    /// For tests only: a file holding seconds added to the web UI's clock (link and
+    /// session expiry), so a test can move a running server's time. Empty = wall clock.
+    pub clock_offset_file: String,
     /// Outbound relay; with no url, mail is written to DATA/outbox/.
     pub relay: Relay,
     /// Existing mailboxes read over IMAP (`[[imap]]` tables), each into one organization.
@@ -150,6 +153,7 @@ impl Default for Config {
             tls_key: String::new(),
             dns_records: String::new(),
             log: "info".into(),
+            clock_offset_file: String::new(),
             relay: Relay::default(),
             imap: Vec::new(),
         }

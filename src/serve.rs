@@ -160,13 +160,22 @@ async fn run(data: &Path, store: Store, config: Config, first_run: Option<FirstR
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
     let mut http_stop = stop_rx.clone();
-    let secure_cookies = config.public_url().starts_with("https://");
+    let public_url = config.public_url();
+    let clock: std::sync::Arc<dyn postdesk_store::Clock> = if config.clock_offset_file.is_empty() {
+        std::sync::Arc::new(postdesk_store::SystemClock)
+    } else {
+        tracing::warn!(file = %config.clock_offset_file, "the web UI's clock is moved by a file (a test setting)");
+        std::sync::Arc::new(postdesk_store::OffsetFileClock {
+            path: config.clock_offset_file.clone().into(),
+        })
+    };
     let http_task = tokio::spawn(async move {
-        let app = postdesk_webui::router(postdesk_webui::AppState {
-            store: store.clone(),
-            clock: std::sync::Arc::new(postdesk_store::SystemClock),
-            secure_cookies,
-        });
+        let app = postdesk_webui::router(postdesk_webui::AppState::new(
+            store.clone(),
+            clock,
+            &public_url,
+        ));
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let _ = axum::serve(http, app)
             .with_graceful_shutdown(async move {
                 let _ = http_stop.wait_for(|s| *s).await;

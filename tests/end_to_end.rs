@@ -105,3 +105,8 @@ fn api_writes() {
 fn web_desk() {
     run_suite("test_web_desk");
 }
+
+#[test]
+fn portal() {
+    run_suite("test_portal");
+}

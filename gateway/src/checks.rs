@@ -20,16 +20,7 @@ pub(crate) fn whitelist_verdict(
         Ok(Some(o)) => o,
         _ => return Verdict::Refuse(format!("<{address}> is no longer served here")),
     };
-    if org.whitelist.is_empty() {
-        return Verdict::Accept;
-    }
-    let allowed = from_domain.is_some_and(|d| {
-        org.whitelist.iter().any(|w| {
-            let w = w.trim().trim_start_matches('@').to_ascii_lowercase();
-            d == w || d.ends_with(&format!(".{w}"))
-        })
-    });
-    if allowed {
+    if org.allows_sender_domain(from_domain) {
         Verdict::Accept
     } else {
         Verdict::Refuse(format!(

@@ -1,6 +1,7 @@
-//! Outbound mail, fed by the event log: who hears of each event, rendering, the outbox and
-//! its transports. This slice sends acknowledgements of new tickets to a folder transport.
+//! Outbound mail: who hears of each event (fed by the event log), sign-in link mails,
+//! rendering, DKIM signing, the outbox and its transports (relay or folder).
 
+mod access_mail;
 mod dkim;
 mod error;
 mod plan;
@@ -9,6 +10,7 @@ mod render;
 mod transport;
 mod worker;
 
+pub use access_mail::{queue_sign_in_mail, SignInMail};
 pub use dkim::{dns_record, generate_key, sign, Algorithm};
 pub use error::NotifierError;
 pub use relay::{RelayConfig, RelayTransport, SendError};

@@ -137,7 +137,9 @@ impl Planner<'_> {
         };
         match (event.kind, event.visibility) {
             (EventKind::Created, _) => {
-                if event.inbound.is_some() && !ticket.automatic {
+                // An end user's request, by mail or in the portal (a guest's placeholder
+                // requester has no address and is dropped below).
+                if !event.by_staff && !ticket.automatic {
                     drafts.push(Draft {
                         recipient: ticket.requester.clone(),
                         kind: "acknowledgement",

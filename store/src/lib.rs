@@ -15,13 +15,15 @@ mod spool;
 mod tickets;
 
 pub use access::{LinkRefusal, LoginLink, Principal, WebSession};
-pub use clock::{Clock, SystemClock};
+pub use clock::{Clock, OffsetFileClock, SystemClock};
 pub use directory::hash_token;
 pub use dkim::DkimKeyRecord;
 pub use error::StoreError;
 pub use model::*;
 pub use outbox::{OutboxItem, OutboxStatus};
-pub use tickets::{normalize_message_id, DeliveryCommit, TicketAction, TicketFilter, TicketTarget};
+pub use tickets::{
+    normalize_message_id, DeliveryCommit, NewTicket, TicketAction, TicketFilter, TicketTarget,
+};
 
 use std::path::Path;
 

@@ -15,6 +15,21 @@ pub struct Org {
     pub created_at: OffsetDateTime,
 }
 
+impl Org {
+    /// Whether the sender whitelist lets mail from `domain` in (an empty list lets all).
+    /// A listed domain also allows its subdomains.
+    pub fn allows_sender_domain(&self, domain: Option<&str>) -> bool {
+        self.whitelist.is_empty()
+            || domain.is_some_and(|d| {
+                let d = d.to_ascii_lowercase();
+                self.whitelist.iter().any(|w| {
+                    let w = w.trim().trim_start_matches('@').to_ascii_lowercase();
+                    d == w || d.ends_with(&format!(".{w}"))
+                })
+            })
+    }
+}
+
 /// The organization address rule: starts with a letter, lowercase letters, digits and
 /// dashes, at least four characters.
 pub fn check_slug(slug: &str) -> Result<(), String> {

@@ -98,6 +98,23 @@ impl Store {
         Ok(added)
     }
 
+    /// Enqueues one mail that no event caused (a sign-in link, an invitation), keyed by
+    /// its own unique key. Durable when this returns.
+    pub fn enqueue_mail(&self, item: &OutboxItem) -> Result<(), StoreError> {
+        let k = item_key(&item.key);
+        let v = encode(item)?;
+        self.state
+            .transaction(|tx| {
+                if tx.get(k.as_bytes())?.is_none() {
+                    tx.insert(k.as_bytes(), v.clone())?;
+                    tx.insert(format!("outpending/{}", item.key).as_bytes(), &[])?;
+                }
+                Ok(())
+            })
+            .map_err(StoreError::from)?;
+        self.flush()
+    }
+
     /// How many automatic mails went to `recipient` since `since`.
     pub fn automatic_mail_count(
         &self,

@@ -134,13 +134,55 @@ fn append_change(
     Ok(update)
 }
 
-/// What a staff member does to a ticket from the web UI or the API: a public reply or an
+/// A ticket with a fresh number, open, as someone's new request.
+fn new_ticket(
+    tx: &TransactionalTree,
+    org: &str,
+    ticket_type: TicketType,
+    summary: &str,
+    requester: &str,
+    at: OffsetDateTime,
+) -> Result<Ticket, sled::transaction::UnabortableTransactionError> {
+    Ok(Ticket {
+        number: bump(tx, "counter/ticket")?,
+        org: org.to_string(),
+        ticket_type,
+        status: Status::Open,
+        summary: summary.to_string(),
+        requester: requester.to_string(),
+        assignee: None,
+        cc: Vec::new(),
+        participants: Vec::new(),
+        automatic: false,
+        priority: Default::default(),
+        due: None,
+        created_at: at,
+        updated_at: at,
+    })
+}
+
+/// A ticket opened on the web (the portal), not by mail.
+#[derive(Debug, Clone)]
+pub struct NewTicket {
+    pub org: String,
+    /// The end user's address, or a placeholder for a guest.
+    pub requester: String,
+    pub ticket_type: TicketType,
+    pub summary: String,
+    pub text: String,
+    pub attachments: Vec<AttachmentRef>,
+    pub at: OffsetDateTime,
+}
+
+/// What someone does to a ticket from the web UI or the API: a public reply or an
 /// internal note, and field changes, applied together.
 #[derive(Debug, Clone)]
 pub struct TicketAction {
     pub ticket: u64,
-    /// The staff member acting.
+    /// Who acts: a staff member, or the end user in the portal.
     pub author: String,
+    /// Staff may write notes and change fields; an end user only replies.
+    pub by_staff: bool,
     /// A reply (`Public`) or a note (`Internal`); `None` for field changes alone.
     pub text: Option<(Visibility, String)>,
     pub changes: Vec<crate::Change>,
@@ -148,10 +190,51 @@ pub struct TicketAction {
 }
 
 impl Store {
-    /// Applies a staff action in one transaction and returns the events it appended.
+    /// Opens a ticket from the web with its first message; returns it and that event.
+    pub fn open_ticket(&self, n: &NewTicket) -> Result<(Ticket, Event), StoreError> {
+        let done = self
+            .state
+            .transaction(|tx| {
+                let ticket = new_ticket(tx, &n.org, n.ticket_type, &n.summary, &n.requester, n.at)?;
+                let event = Event {
+                    seq: bump(tx, "counter/event")?,
+                    ticket: ticket.number,
+                    kind: EventKind::Created,
+                    author: n.requester.clone(),
+                    by_staff: false,
+                    visibility: Visibility::Public,
+                    text: n.text.clone(),
+                    message_id: None,
+                    attachments: n.attachments.clone(),
+                    inbound: None,
+                    automatic: false,
+                    change: None,
+                    at: n.at,
+                };
+                append_event(tx, &event)?;
+                tx.insert(recency_key(&ticket), &[])?;
+                tx.insert(
+                    num_key("ticket/", ticket.number),
+                    encode(&ticket).map_err(Abort)?,
+                )?;
+                Ok((ticket, event))
+            })
+            .map_err(StoreError::from)?;
+        self.flush()?;
+        Ok(done)
+    }
+
+    /// Applies an action in one transaction and returns the events it appended.
     pub fn act_on_ticket(&self, a: &TicketAction) -> Result<Vec<Event>, StoreError> {
         if a.text.is_none() && a.changes.is_empty() {
             return Err(StoreError::Invalid("nothing to do".into()));
+        }
+        if !a.by_staff
+            && (!a.changes.is_empty() || matches!(a.text, Some((Visibility::Internal, _))))
+        {
+            return Err(StoreError::Invalid(
+                "only staff write notes or change fields".into(),
+            ));
         }
         self.state
             .transaction(|tx| {
@@ -166,7 +249,7 @@ impl Store {
                     ticket: a.ticket,
                     kind: EventKind::Note,
                     author: a.author.clone(),
-                    by_staff: true,
+                    by_staff: a.by_staff,
                     visibility: Visibility::Internal,
                     text: String::new(),
                     message_id: None,
@@ -192,6 +275,11 @@ impl Store {
                 }
                 for change in &a.changes {
                     appended.push(append_change(tx, &mut ticket, change, &base)?);
+                }
+                // An end user writing back reopens a ticket that was waiting or done, as
+                // a reply by mail does.
+                if !a.by_staff && a.text.is_some() && ticket.status != Status::Open {
+                    ticket.status = Status::Open;
                 }
                 ticket.updated_at = a.at;
                 tx.insert(recency_key(&ticket), &[])?;
@@ -262,24 +350,14 @@ impl Store {
                         requester,
                         automatic,
                     } => {
-                        let number = bump(tx, "counter/ticket")?;
-                        let t = Ticket {
-                            number,
-                            org: c.org.clone(),
-                            ticket_type: *ticket_type,
-                            status: Status::Open,
-                            summary: summary.clone(),
-                            requester: requester.clone(),
-                            assignee: None,
-                            cc: Vec::new(),
-                            participants: Vec::new(),
-                            automatic: *automatic,
-                            priority: Default::default(),
-                            due: None,
-                            created_at: c.at,
-                            updated_at: c.at,
-                        };
-                        (t, true)
+                        let t = new_ticket(tx, &c.org, *ticket_type, summary, requester, c.at)?;
+                        (
+                            Ticket {
+                                automatic: *automatic,
+                                ..t
+                            },
+                            true,
+                        )
                     }
                 };
                 for p in &c.participants {

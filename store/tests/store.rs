@@ -377,6 +377,7 @@ fn staff_actions_append_events_in_one_transaction() {
     let action = |text, changes| TicketAction {
         ticket: 1,
         author: "ann@ops.test".into(),
+        by_staff: true,
         text,
         changes,
         at,

@@ -1,7 +1,9 @@
 """Starts a real `postdesk serve` on ephemeral ports in a private data folder, and talks
 to it the way users do: SMTP/LMTP with standard clients, the JSON API over HTTP."""
 
+import http.cookiejar
 import json
+import re
 import os
 import uuid
 from email.message import EmailMessage
@@ -12,6 +14,7 @@ import subprocess
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 BIN = os.environ.get("POSTDESK_BIN") or os.path.join(
@@ -186,3 +189,35 @@ def mail(frm, to, subject, body="Hello", **headers):
         m[k.replace("_", "-")] = v
     m.set_content(body)
     return m
+
+
+class Browser:
+    """A browser without JavaScript for the web UI: keeps cookies, posts forms, and does
+    not follow redirects so tests see them."""
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    def __init__(self, srv):
+        self.srv = srv
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(self.jar), self.NoRedirect)
+
+    def request(self, path, form=None):
+        data = urllib.parse.urlencode(form).encode() if form is not None else None
+        try:
+            with self.opener.open(self.srv.url(path), data=data, timeout=10) as r:
+                return r.status, r.headers, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read().decode()
+
+    def get(self, path):
+        return self.request(path)
+
+    def post(self, path, form):
+        return self.request(path, form)
+
+    def csrf(self, page):
+        return re.search(r'name="csrf" value="([^"]+)"', page).group(1)

@@ -2,46 +2,12 @@
 without JavaScript): sign-in by link and by password, the ticket list with filters and
 search, answering and changing status with the session's CSRF token, refusals, sign-out."""
 
-import http.cookiejar
 import re
 import smtplib
 import unittest
-import urllib.error
 import urllib.parse
-import urllib.request
 
-from harness import Server, mail
-
-
-class Browser:
-    """Keeps cookies; does not follow redirects so tests see them."""
-
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args, **kwargs):
-            return None
-
-    def __init__(self, srv):
-        self.srv = srv
-        self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(self.jar), self.NoRedirect)
-
-    def request(self, path, form=None):
-        data = urllib.parse.urlencode(form).encode() if form is not None else None
-        try:
-            with self.opener.open(self.srv.url(path), data=data, timeout=10) as r:
-                return r.status, r.headers, r.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.headers, e.read().decode()
-
-    def get(self, path):
-        return self.request(path)
-
-    def post(self, path, form):
-        return self.request(path, form)
-
-    def csrf(self, page):
-        return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+from harness import Browser, Server, mail
 
 
 def link_for(srv, email):

@@ -151,6 +151,7 @@ async fn act(
         Ok(store.act_on_ticket(&TicketAction {
             ticket: ticket.number,
             author: staff.email.clone(),
+            by_staff: true,
             text,
             changes,
             at: time::OffsetDateTime::now_utc(),

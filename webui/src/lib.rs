@@ -6,6 +6,7 @@ mod actions;
 mod api;
 mod auth;
 mod error;
+mod limits;
 mod pages;
 mod policy;
 mod session;
@@ -28,6 +29,21 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Session cookies get `Secure` (the site is served over HTTPS).
     pub secure_cookies: bool,
+    /// The web UI's base URL, for links in mail.
+    pub public_url: String,
+    pub link_limits: Arc<limits::LinkLimits>,
+}
+
+impl AppState {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, public_url: &str) -> AppState {
+        AppState {
+            store,
+            clock,
+            secure_cookies: public_url.starts_with("https://"),
+            public_url: public_url.trim_end_matches('/').to_string(),
+            link_limits: Arc::default(),
+        }
+    }
 }
 
 /// The whole HTTP application.
@@ -46,6 +62,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/account", get(pages::signin::account))
         .route("/account/password", post(pages::signin::set_password))
+        .route("/portal/link/{token}", get(pages::portal::with_link))
+        .route("/portal/{slug}", get(pages::portal::home))
+        .route("/portal/{slug}/link", post(pages::portal::request_link))
+        .route("/portal/{slug}/tickets", post(pages::portal::submit))
+        .route(
+            "/portal/{slug}/tickets/{number}",
+            get(pages::portal::show).post(pages::portal::reply),
+        )
+        .route("/portal/{slug}/signout", post(pages::portal::sign_out))
         .route("/desk", get(pages::desk::list))
         .route(
             "/desk/tickets/{number}",

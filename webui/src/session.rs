@@ -91,9 +91,27 @@ pub struct StaffSession {
 impl StaffSession {
     /// Whether a submitted form's token is this session's.
     pub fn csrf_ok(&self, submitted: &str) -> bool {
-        let (a, b) = (self.csrf.as_bytes(), submitted.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        same_token(&self.csrf, submitted)
     }
+}
+
+/// Whether a submitted form's token is the session's, compared in constant time.
+fn same_token(expected: &str, submitted: &str) -> bool {
+    let (a, b) = (expected.as_bytes(), submitted.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The request's live session, if it has one.
+async fn current(parts: &Parts, state: &AppState) -> Option<(String, WebSession)> {
+    let id = session_id(parts)?;
+    let store = state.store.clone();
+    let now = state.clock.now();
+    let lookup = id.clone();
+    let session = tokio::task::spawn_blocking(move || store.session(&lookup, now))
+        .await
+        .ok()?
+        .ok()??;
+    Some((id, session))
 }
 
 impl FromRequestParts<AppState> for StaffSession {
@@ -101,23 +119,58 @@ impl FromRequestParts<AppState> for StaffSession {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let to_signin = || Redirect::to("/signin").into_response();
-        let id = session_id(parts).ok_or_else(to_signin)?;
+        let (id, session) = current(parts, state).await.ok_or_else(to_signin)?;
+        let Principal::Staff { email } = session.principal else {
+            return Err(to_signin());
+        };
         let store = state.store.clone();
-        let now = state.clock.now();
-        let lookup = id.clone();
-        let found = tokio::task::spawn_blocking(move || {
-            let Some(session) = store.session(&lookup, now)? else {
-                return Ok(None);
-            };
-            let Principal::Staff { email } = &session.principal else {
-                return Ok(None);
-            };
-            Ok::<_, postdesk_store::StoreError>(store.staff(email)?.map(|s| (s, session.csrf)))
+        let staff = tokio::task::spawn_blocking(move || store.staff(&email))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten()
+            .ok_or_else(to_signin)?;
+        Ok(StaffSession {
+            staff,
+            id,
+            csrf: session.csrf,
         })
-        .await
-        .map_err(|_| to_signin())?
-        .map_err(|_| to_signin())?;
-        let (staff, csrf) = found.ok_or_else(to_signin)?;
-        Ok(StaffSession { staff, id, csrf })
+    }
+}
+
+/// An end user signed in to one organization's portal (pages check the organization).
+pub struct PortalSession {
+    pub org: String,
+    pub email: String,
+    pub id: String,
+    pub csrf: String,
+}
+
+impl PortalSession {
+    pub fn csrf_ok(&self, submitted: &str) -> bool {
+        same_token(&self.csrf, submitted)
+    }
+}
+
+/// Pages take `Option<PortalSession>` and show the sign-in form without one.
+impl axum::extract::OptionalFromRequestParts<AppState> for PortalSession {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(match current(parts, state).await {
+            Some((id, session)) => match session.principal {
+                Principal::Portal { org, email } => Some(PortalSession {
+                    org,
+                    email,
+                    id,
+                    csrf: session.csrf,
+                }),
+                Principal::Staff { .. } => None,
+            },
+            None => None,
+        })
     }
 }

@@ -53,14 +53,14 @@ pub struct DeskQuery {
     page: Option<usize>,
 }
 
-fn label<T: serde::Serialize>(v: &T) -> String {
+pub(super) fn label<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_value(v)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
 }
 
-fn short_time(t: time::OffsetDateTime) -> String {
+pub(super) fn short_time(t: time::OffsetDateTime) -> String {
     format!(
         "{}-{:02}-{:02} {:02}:{:02} UTC",
         t.year(),
@@ -378,6 +378,7 @@ pub async fn answer(
     let action = TicketAction {
         ticket: number,
         author: me.staff.email.clone(),
+        by_staff: true,
         text: (!text.is_empty()).then_some((visibility, text)),
         changes,
         at: state.clock.now(),

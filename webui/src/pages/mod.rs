@@ -1,7 +1,9 @@
-//! Server-rendered pages (askama): staff sign-in, the ticket desk, the account page.
+//! Server-rendered pages (askama): staff sign-in, the ticket desk, the account page, and
+//! the end-user portal.
 //! Readable without JavaScript; every form posts with the session's CSRF token.
 
 pub mod desk;
+pub mod portal;
 pub mod signin;
 
 use askama::Template;

@@ -110,16 +110,16 @@ pub async fn with_link(State(state): State<AppState>, Path(token): Path<String>)
         Ok(Principal::Portal { .. }) => {
             refuse(StatusCode::BAD_REQUEST, "This link is for the portal.")
         }
-        Err(why) => refuse(
-            StatusCode::FORBIDDEN,
-            match why {
-                LinkRefusal::Expired => "This sign-in link has expired. Ask for a new one.",
-                LinkRefusal::UsedUp => {
-                    "This sign-in link has been used too often. Ask for a new one."
-                }
-                LinkRefusal::Unknown => "This sign-in link is not valid.",
-            },
-        ),
+        Err(why) => refuse(StatusCode::FORBIDDEN, link_refusal(why)),
+    }
+}
+
+/// What a person is told when a sign-in link does not work.
+pub fn link_refusal(why: LinkRefusal) -> &'static str {
+    match why {
+        LinkRefusal::Expired => "This sign-in link has expired. Ask for a new one.",
+        LinkRefusal::UsedUp => "This sign-in link has been used too often. Ask for a new one.",
+        LinkRefusal::Unknown => "This sign-in link is not valid.",
     }
 }
 

@@ -1,0 +1,149 @@
+"""The end-user portal over HTTP with a cookie-keeping client: a sign-in link requested,
+read from the outbox and opened; a request submitted and listed under "my tickets"; replies
+both ways; links that expire (the server's clock moved) or wear out; the same answer for
+any address; one organization's session is no key to another's portal or other tickets."""
+
+import email
+import email.policy
+import glob
+import os
+import re
+import unittest
+
+from harness import Browser, Server, wait_for
+
+
+class Portal(unittest.TestCase):
+    def setUp(self):
+        self.srv = Server(config=None).bootstrap(orgs=(
+            ("acme", "Acme", []), ("beta", "Beta", ["--whitelist", "beta-customer.test"])))
+        self.addCleanup(self.srv.close)
+        self.clock = os.path.join(self.srv.dir, "clock-offset")
+        self.srv.env["POSTDESK_CLOCK_OFFSET_FILE"] = self.clock
+        self.srv.start()
+
+    def mails_to(self, address):
+        out = []
+        for path in glob.glob(os.path.join(self.srv.data, "outbox", "*.eml")):
+            with open(path, "rb") as f:
+                m = email.message_from_binary_file(f, policy=email.policy.default)
+            if address in str(m["To"]):
+                out.append(m)
+        return out
+
+    def request_link(self, browser, org, address):
+        status, _, page = browser.post(f"/portal/{org}/link", {"email": address})
+        self.assertEqual(status, 200)
+        self.assertIn("If this address can use the portal, a sign-in link is on its way", page)
+        return page
+
+    def link_in_mail(self, address, count=1):
+        mails = wait_for(lambda: (lambda m: m if len(m) >= count else None)(
+            [m for m in self.mails_to(address) if "sign-in link" in str(m["Subject"])]))
+        text = mails[-1].get_body(("plain",)).get_content()
+        return re.search(r"http://[^\s]+(/portal/link/[a-z0-9]+)", text).group(1)
+
+    def test_link_ticket_list_and_replies(self):
+        b = Browser(self.srv)
+        status, _, page = b.get("/portal/acme")
+        self.assertIn("Email me a sign-in link", page)
+        self.request_link(b, "acme", "Rita@Customer.test")
+        link = self.link_in_mail("rita@customer.test")
+        status, headers, _ = b.get(link)
+        self.assertEqual((status, headers["Location"]), (303, "/portal/acme"))
+        _, _, page = b.get("/portal/acme")
+        self.assertIn("New request", page)
+        status, _, page = b.post("/portal/acme/tickets", {
+            "csrf": b.csrf(page), "summary": "Printer <script>alert(1)</script> jams",
+            "description": "It jams on every page.\nSince Monday."})
+        self.assertEqual(status, 200)
+        number = int(re.search(r"Your request is ticket #(\d+)", page).group(1))
+        self.assertIn(f'href="/portal/acme/tickets/{number}"', page)
+        self.assertNotIn("<script>", page)
+        t = self.srv.ticket(number)
+        self.assertEqual((t["org"], t["requester"], t["status"]), ("acme", "rita@customer.test", "open"))
+        self.assertEqual(t["events"][0]["text"], "It jams on every page.\nSince Monday.")
+        # A portal request is acknowledged by mail like one sent by mail.
+        wait_for(lambda: [m for m in self.mails_to("rita@customer.test")
+                          if f"[#{number}]" in str(m["Subject"])])
+
+        # Staff answer (public) and note (internal); the user sees only the answer.
+        self.srv.send("POST", f"/api/v1/tickets/{number}/replies", {"text": "Try the rear tray."},
+                      expect=201)
+        self.srv.send("POST", f"/api/v1/tickets/{number}/notes", {"text": "SECRET NOTE"},
+                      expect=201)
+        self.srv.send("PATCH", f"/api/v1/tickets/{number}", {"status": "waiting"})
+        _, _, page = b.get(f"/portal/acme/tickets/{number}")
+        self.assertIn("Try the rear tray.", page)
+        self.assertNotIn("SECRET NOTE", page)
+        self.assertIn('id="status">waiting<', page)
+        status, headers, _ = b.post(f"/portal/acme/tickets/{number}",
+                                    {"csrf": b.csrf(page), "text": "The rear tray worked."})
+        self.assertEqual(status, 303)
+        t = self.srv.ticket(number)
+        self.assertEqual(t["status"], "open", "a reply from the user reopens the ticket")
+        self.assertEqual((t["events"][-1]["author"], t["events"][-1]["by_staff"]),
+                         ("rita@customer.test", False))
+
+    def test_links_expire_and_wear_out(self):
+        self.request_link(Browser(self.srv), "acme", "sam@customer.test")
+        link = self.link_in_mail("sam@customer.test")
+        for _ in range(5):
+            self.assertEqual(Browser(self.srv).get(link)[0], 303)
+        status, _, page = Browser(self.srv).get(link)
+        self.assertEqual(status, 403)
+        self.assertIn("used too often", page)
+        self.request_link(Browser(self.srv), "acme", "sam@customer.test")
+        fresh = self.link_in_mail("sam@customer.test", count=2)
+        with open(self.clock, "w") as f:
+            f.write(str(13 * 3600))
+        status, _, page = Browser(self.srv).get(fresh)
+        self.assertEqual(status, 403)
+        self.assertIn("expired", page)
+
+    def test_same_answer_whitelist_and_rate_limit(self):
+        b = Browser(self.srv)
+        # Beta only serves its whitelisted domain: same page, no mail.
+        self.request_link(b, "beta", "eve@elsewhere.test")
+        self.request_link(b, "beta", "ok@beta-customer.test")
+        self.link_in_mail("ok@beta-customer.test")
+        self.assertEqual(self.mails_to("eve@elsewhere.test"), [])
+        # At most 5 links an hour per address; the page does not tell.
+        for _ in range(7):
+            self.request_link(b, "acme", "flood@customer.test")
+        wait_for(lambda: len(self.mails_to("flood@customer.test")) >= 5)
+        self.assertEqual(len(self.mails_to("flood@customer.test")), 5)
+        status, _, _ = b.post("/portal/acme/link", {"email": "not an address"})
+        self.assertEqual(status, 400)
+        self.assertEqual(b.get("/portal/nosuch")[0], 404)
+
+    def test_sessions_stay_in_their_portal_and_their_tickets(self):
+        rita, sam = Browser(self.srv), Browser(self.srv)
+        for b, who in ((rita, "rita@customer.test"), (sam, "sam@customer.test")):
+            self.request_link(b, "acme", who)
+            b.get(self.link_in_mail(who))
+        _, _, page = rita.get("/portal/acme")
+        _, _, page = rita.post("/portal/acme/tickets", {
+            "csrf": rita.csrf(page), "summary": "Rita's", "description": "private"})
+        number = int(re.search(r"ticket #(\d+)", page).group(1))
+        # Another user of the same portal, and the same user in another portal.
+        self.assertEqual(sam.get(f"/portal/acme/tickets/{number}")[0], 404)
+        _, _, page = sam.get("/portal/acme")
+        self.assertNotIn("Rita's", page)
+        _, _, page = rita.get("/portal/beta")
+        self.assertIn("Email me a sign-in link", page)
+        self.assertEqual(rita.get(f"/portal/beta/tickets/{number}")[0], 303)
+        # A portal session is no staff session.
+        status, headers, _ = rita.get("/desk")
+        self.assertEqual((status, headers["Location"]), (303, "/signin"))
+        # Forms without the session's token do nothing.
+        events = len(self.srv.ticket(number)["events"])
+        self.assertEqual(rita.post(f"/portal/acme/tickets/{number}", {"text": "forged"})[0], 403)
+        self.assertEqual(rita.post("/portal/acme/tickets",
+                                   {"summary": "forged", "description": "x"})[0], 403)
+        self.assertEqual(len(self.srv.ticket(number)["events"]), events)
+        self.assertEqual(len(self.srv.tickets()), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()

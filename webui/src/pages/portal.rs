@@ -1,0 +1,495 @@
+//! The end-user portal of one organization (`/portal/SLUG`): sign-in by emailed link, a
+//! request form, "my tickets" (open and closed) with their public conversation, replies.
+
+use super::{blocking, refuse, render};
+use crate::session::{self, PortalSession};
+use crate::AppState;
+use askama::Template;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use postdesk_store::{
+    Event, EventKind, NewTicket, Org, Principal, Ticket, TicketAction, TicketFilter, TicketType,
+    Visibility,
+};
+use serde::Deserialize;
+use std::net::SocketAddr;
+
+const MAX_SUMMARY: usize = 300;
+const MAX_TEXT: usize = 100_000;
+
+struct Row {
+    number: u64,
+    summary: String,
+    status: String,
+    updated: String,
+}
+
+#[derive(Template)]
+#[template(path = "portal.html")]
+struct PortalPage {
+    slug: String,
+    org_name: String,
+    signed_in: bool,
+    email: String,
+    csrf: String,
+    tickets: Vec<Row>,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+struct EventView {
+    author: String,
+    at: String,
+    text: String,
+}
+
+#[derive(Template)]
+#[template(path = "portal_ticket.html")]
+struct PortalTicketPage {
+    slug: String,
+    org_name: String,
+    email: String,
+    csrf: String,
+    number: u64,
+    summary: String,
+    status: String,
+    handler: String,
+    due: String,
+    updated: String,
+    events: Vec<EventView>,
+    error: Option<String>,
+}
+
+async fn org(state: &AppState, slug: &str) -> Result<Org, Response> {
+    let store = state.store.clone();
+    let lookup = slug.to_string();
+    blocking(move || store.org(&lookup))
+        .await?
+        .ok_or_else(|| refuse(StatusCode::NOT_FOUND, "There is no such support portal."))
+}
+
+/// The session, if it is one of this organization's portal.
+fn of_org(session: Option<PortalSession>, slug: &str) -> Option<PortalSession> {
+    session.filter(|s| s.org == slug)
+}
+
+async fn portal_page(
+    state: &AppState,
+    org: &Org,
+    session: Option<&PortalSession>,
+    notice: Option<&str>,
+    error: Option<&str>,
+) -> Response {
+    let tickets = match session {
+        Some(s) => {
+            let store = state.store.clone();
+            let (slug, email) = (org.slug.clone(), s.email.clone());
+            let filter = TicketFilter {
+                org: Some(slug),
+                ..Default::default()
+            };
+            match blocking(move || store.tickets_where(&filter, 500, |t| t.requester == email))
+                .await
+            {
+                Ok(t) => t,
+                Err(r) => return r,
+            }
+        }
+        None => Vec::new(),
+    };
+    render(&PortalPage {
+        slug: org.slug.clone(),
+        org_name: org.name.clone(),
+        signed_in: session.is_some(),
+        email: session.map(|s| s.email.clone()).unwrap_or_default(),
+        csrf: session.map(|s| s.csrf.clone()).unwrap_or_default(),
+        tickets: tickets
+            .iter()
+            .map(|t| Row {
+                number: t.number,
+                summary: t.summary.clone(),
+                status: super::desk::label(&t.status),
+                updated: super::desk::short_time(t.updated_at),
+            })
+            .collect(),
+        notice: notice.map(str::to_string),
+        error: error.map(str::to_string),
+    })
+}
+
+pub async fn home(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    session: Option<PortalSession>,
+) -> Response {
+    let org = match org(&state, &slug).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    portal_page(&state, &org, of_org(session, &slug).as_ref(), None, None).await
+}
+
+#[derive(Deserialize)]
+pub struct LinkRequest {
+    #[serde(default)]
+    email: String,
+}
+
+/// A plausible mailbox address: one `@`, a dotted domain, no spaces or controls.
+fn plausible_address(a: &str) -> bool {
+    let Some((local, domain)) = a.split_once('@') else {
+        return false;
+    };
+    a.len() <= 254
+        && !local.is_empty()
+        && domain.contains('.')
+        && !domain.contains('@')
+        && !a
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+}
+
+pub async fn request_link(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Form(f): Form<LinkRequest>,
+) -> Response {
+    let org = match org(&state, &slug).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let email = f.email.trim().to_ascii_lowercase();
+    if !plausible_address(&email) {
+        let mut r = portal_page(&state, &org, None, None, Some("Enter your email address.")).await;
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+        return r;
+    }
+    // The same answer whatever happens next, so the page tells nobody which addresses
+    // may use the portal or were limited.
+    let answer =
+        "If this address can use the portal, a sign-in link is on its way. It works for 12 hours.";
+    let domain = email.rsplit_once('@').map(|(_, d)| d.to_string());
+    if !org.allows_sender_domain(domain.as_deref()) {
+        tracing::info!(org = %slug, "portal link refused: domain not on the whitelist");
+    } else if !state.link_limits.allow(&email, peer.ip()) {
+        tracing::warn!(org = %slug, ip = %peer.ip(), "portal link request rate limited");
+    } else {
+        let store = state.store.clone();
+        let now = state.clock.now();
+        let base = state.public_url.clone();
+        let recipient = email.clone();
+        let queued = blocking(move || {
+            let token = session::issue_link(
+                &store,
+                Principal::Portal {
+                    org: org.slug.clone(),
+                    email: recipient.clone(),
+                },
+                now,
+            )?;
+            let link = format!("{base}/portal/link/{token}");
+            let place = format!("the {} support portal", org.name);
+            postdesk_notifier::queue_sign_in_mail(
+                &store,
+                &postdesk_notifier::SignInMail {
+                    org: &org,
+                    recipient: &recipient,
+                    place: &place,
+                    link: &link,
+                    hours: session::LINK_HOURS,
+                    uses: session::LINK_USES,
+                },
+                now,
+            )
+            .map_err(|e| postdesk_store::StoreError::Invalid(e.to_string()))
+        })
+        .await;
+        if let Err(r) = queued {
+            return r;
+        }
+    }
+    let org = match self::org(&state, &slug).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    portal_page(&state, &org, None, Some(answer), None).await
+}
+
+/// `/portal/link/TOKEN`: the emailed link opens the portal signed in.
+pub async fn with_link(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let store = state.store.clone();
+    let now = state.clock.now();
+    let used = match blocking(move || store.use_login_link(&token, now)).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    match used {
+        Ok(principal @ Principal::Portal { .. }) => {
+            let Principal::Portal { org, .. } = &principal else {
+                return refuse(StatusCode::BAD_REQUEST, "This link is not for the portal.");
+            };
+            let target = format!("/portal/{org}");
+            match session::start(&state, principal.clone()) {
+                Ok(cookie) => {
+                    ([(header::SET_COOKIE, cookie)], Redirect::to(&target)).into_response()
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start a portal session");
+                    refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+                }
+            }
+        }
+        Ok(Principal::Staff { .. }) => {
+            refuse(StatusCode::BAD_REQUEST, "This link is not for the portal.")
+        }
+        Err(why) => refuse(StatusCode::FORBIDDEN, super::signin::link_refusal(why)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NewRequest {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    summary: String,
+    #[serde(default)]
+    description: String,
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    session: Option<PortalSession>,
+    Form(f): Form<NewRequest>,
+) -> Response {
+    let Some(me) = of_org(session, &slug) else {
+        return Redirect::to(&format!("/portal/{slug}")).into_response();
+    };
+    if !me.csrf_ok(&f.csrf) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "The form was stale or forged; nothing was sent.",
+        );
+    }
+    let org = match org(&state, &slug).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let summary = f.summary.split_whitespace().collect::<Vec<_>>().join(" ");
+    let description = f.description.trim().to_string();
+    let problem = if summary.is_empty() || description.is_empty() {
+        Some("Give a summary and a description.".to_string())
+    } else if summary.chars().count() > MAX_SUMMARY || description.len() > MAX_TEXT {
+        Some(format!(
+            "The summary may have {MAX_SUMMARY} characters, the description {MAX_TEXT}."
+        ))
+    } else {
+        None
+    };
+    if let Some(p) = problem {
+        let mut r = portal_page(&state, &org, Some(&me), None, Some(&p)).await;
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+        return r;
+    }
+    let store = state.store.clone();
+    let new = NewTicket {
+        org: org.slug.clone(),
+        requester: me.email.clone(),
+        ticket_type: TicketType::Question,
+        summary,
+        text: description,
+        attachments: Vec::new(),
+        at: state.clock.now(),
+    };
+    let (ticket, _) = match blocking(move || store.open_ticket(&new)).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let notice = format!(
+        "Thank you. Your request is ticket #{}; we will answer by mail and here.",
+        ticket.number
+    );
+    portal_page(&state, &org, Some(&me), Some(&notice), None).await
+}
+
+/// The ticket, if it is this user's in this organization.
+async fn own_ticket(
+    state: &AppState,
+    me: &PortalSession,
+    number: u64,
+) -> Result<(Ticket, Vec<Event>, String), Response> {
+    let store = state.store.clone();
+    let (org, email) = (me.org.clone(), me.email.clone());
+    let found = blocking(move || {
+        let Some(t) = store
+            .ticket(number)?
+            .filter(|t| t.org == org && t.requester == email)
+        else {
+            return Ok(None);
+        };
+        let handler = match &t.assignee {
+            Some(a) => store.staff(a)?.map(|s| s.name).unwrap_or_else(|| a.clone()),
+            None => "not assigned yet".to_string(),
+        };
+        let events = store.events_for(number)?;
+        Ok(Some((t, events, handler)))
+    })
+    .await?;
+    found.ok_or_else(|| {
+        refuse(
+            StatusCode::NOT_FOUND,
+            &format!("Ticket {number} not found."),
+        )
+    })
+}
+
+fn ticket_page(
+    org: &Org,
+    me: &PortalSession,
+    t: &Ticket,
+    events: &[Event],
+    handler: String,
+    error: Option<String>,
+) -> PortalTicketPage {
+    PortalTicketPage {
+        slug: org.slug.clone(),
+        org_name: org.name.clone(),
+        email: me.email.clone(),
+        csrf: me.csrf.clone(),
+        number: t.number,
+        summary: t.summary.clone(),
+        status: super::desk::label(&t.status),
+        handler,
+        due: t.due.clone().unwrap_or_else(|| "—".into()),
+        updated: super::desk::short_time(t.updated_at),
+        // End users see the public conversation: no notes, no field changes, no reports.
+        events: events
+            .iter()
+            .filter(|e| e.visibility == Visibility::Public)
+            .filter(|e| matches!(e.kind, EventKind::Created | EventKind::Reply))
+            .map(|e| EventView {
+                author: if e.by_staff {
+                    format!("{} (support)", e.author)
+                } else {
+                    e.author.clone()
+                },
+                at: super::desk::short_time(e.at),
+                text: e.text.clone(),
+            })
+            .collect(),
+        error,
+    }
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Path((slug, number)): Path<(String, u64)>,
+    session: Option<PortalSession>,
+) -> Response {
+    let Some(me) = of_org(session, &slug) else {
+        return Redirect::to(&format!("/portal/{slug}")).into_response();
+    };
+    let org = match org(&state, &slug).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    match own_ticket(&state, &me, number).await {
+        Ok((t, events, handler)) => render(&ticket_page(&org, &me, &t, &events, handler, None)),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Reply {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    text: String,
+}
+
+pub async fn reply(
+    State(state): State<AppState>,
+    Path((slug, number)): Path<(String, u64)>,
+    session: Option<PortalSession>,
+    Form(f): Form<Reply>,
+) -> Response {
+    let Some(me) = of_org(session, &slug) else {
+        return Redirect::to(&format!("/portal/{slug}")).into_response();
+    };
+    if !me.csrf_ok(&f.csrf) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "The form was stale or forged; nothing was sent.",
+        );
+    }
+    let org = match org(&state, &slug).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let (ticket, events, handler) = match own_ticket(&state, &me, number).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let text = f.text.trim().to_string();
+    if text.is_empty() || text.len() > MAX_TEXT {
+        let mut r = render(&ticket_page(
+            &org,
+            &me,
+            &ticket,
+            &events,
+            handler,
+            Some("Write a reply (at most 100,000 characters).".into()),
+        ));
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+        return r;
+    }
+    let action = TicketAction {
+        ticket: number,
+        author: me.email.clone(),
+        by_staff: false,
+        text: Some((Visibility::Public, text)),
+        changes: Vec::new(),
+        at: state.clock.now(),
+    };
+    let store = state.store.clone();
+    if let Err(r) = blocking(move || store.act_on_ticket(&action)).await {
+        return r;
+    }
+    Redirect::to(&format!("/portal/{slug}/tickets/{number}")).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn sign_out(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    session: Option<PortalSession>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    let Some(me) = of_org(session, &slug) else {
+        return Redirect::to(&format!("/portal/{slug}")).into_response();
+    };
+    if !me.csrf_ok(&f.csrf) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "The form was stale or forged; nothing was done.",
+        );
+    }
+    let store = state.store.clone();
+    let id = me.id.clone();
+    if let Err(r) = blocking(move || store.end_session(&id)).await {
+        return r;
+    }
+    (
+        [(header::SET_COOKIE, session::cookie(&state, "", 0))],
+        Redirect::to(&format!("/portal/{slug}")),
+    )
+        .into_response()
+}
