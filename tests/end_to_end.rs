@@ -110,3 +110,8 @@ fn web_desk() {
 fn portal() {
     run_suite("test_portal");
 }
+
+#[test]
+fn browser_in_chromium() {
+    run_suite("test_browser");
+}

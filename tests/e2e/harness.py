@@ -1,6 +1,9 @@
 """Starts a real `postdesk serve` on ephemeral ports in a private data folder, and talks
 to it the way users do: SMTP/LMTP with standard clients, the JSON API over HTTP."""
 
+import email
+import email.policy
+import glob
 import http.cookiejar
 import json
 import re
@@ -221,3 +224,27 @@ class Browser:
 
     def csrf(self, page):
         return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+
+
+def outbox_mails(srv, address):
+    """Mail written to the data folder's outbox (no relay configured) for `address`."""
+    out = []
+    for path in glob.glob(os.path.join(srv.data, "outbox", "*.eml")):
+        with open(path, "rb") as f:
+            m = email.message_from_binary_file(f, policy=email.policy.default)
+        if address in str(m["To"]):
+            out.append(m)
+    return out
+
+
+def sign_in_link(srv, address, count=1):
+    """The path of the newest sign-in link mailed to `address`, once `count` have come."""
+    mails = wait_for(lambda: (lambda m: m if len(m) >= count else None)(
+        [m for m in outbox_mails(srv, address) if "sign-in link" in str(m["Subject"])]))
+    text = mails[-1].get_body(("plain",)).get_content()
+    return re.search(r"http://[^\s]+(/portal/link/[a-z0-9]+)", text).group(1)
+
+
+def staff_link(srv, email_address):
+    """The path of a staff sign-in link made by `postdesk staff link` (server stopped)."""
+    return urllib.parse.urlparse(srv.cli("staff", "link", email_address).stdout.strip()).path

@@ -3,14 +3,11 @@ read from the outbox and opened; a request submitted and listed under "my ticket
 both ways; links that expire (the server's clock moved) or wear out; the same answer for
 any address; one organization's session is no key to another's portal or other tickets."""
 
-import email
-import email.policy
-import glob
 import os
 import re
 import unittest
 
-from harness import Browser, Server, wait_for
+from harness import Browser, Server, outbox_mails, sign_in_link, wait_for
 
 
 class Portal(unittest.TestCase):
@@ -23,25 +20,16 @@ class Portal(unittest.TestCase):
         self.srv.start()
 
     def mails_to(self, address):
-        out = []
-        for path in glob.glob(os.path.join(self.srv.data, "outbox", "*.eml")):
-            with open(path, "rb") as f:
-                m = email.message_from_binary_file(f, policy=email.policy.default)
-            if address in str(m["To"]):
-                out.append(m)
-        return out
+        return outbox_mails(self.srv, address)
+
+    def link_in_mail(self, address, count=1):
+        return sign_in_link(self.srv, address, count)
 
     def request_link(self, browser, org, address):
         status, _, page = browser.post(f"/portal/{org}/link", {"email": address})
         self.assertEqual(status, 200)
         self.assertIn("If this address can use the portal, a sign-in link is on its way", page)
         return page
-
-    def link_in_mail(self, address, count=1):
-        mails = wait_for(lambda: (lambda m: m if len(m) >= count else None)(
-            [m for m in self.mails_to(address) if "sign-in link" in str(m["Subject"])]))
-        text = mails[-1].get_body(("plain",)).get_content()
-        return re.search(r"http://[^\s]+(/portal/link/[a-z0-9]+)", text).group(1)
 
     def test_link_ticket_list_and_replies(self):
         b = Browser(self.srv)

@@ -5,14 +5,8 @@ search, answering and changing status with the session's CSRF token, refusals, s
 import re
 import smtplib
 import unittest
-import urllib.parse
 
-from harness import Browser, Server, mail
-
-
-def link_for(srv, email):
-    path = srv.cli("staff", "link", email).stdout.strip()
-    return urllib.parse.urlparse(path).path
+from harness import Browser, Server, mail, staff_link
 
 
 class WebDesk(unittest.TestCase):
@@ -21,8 +15,8 @@ class WebDesk(unittest.TestCase):
             orgs=(("acme", "Acme", []), ("beta", "Beta", [])),
             staff=[("alex@acme.test", "Alex Tech", "tech")])
         self.addCleanup(srv.close)
-        self.tester_link = link_for(srv, "tester@ops.test")
-        self.alex_link = link_for(srv, "alex@acme.test")
+        self.tester_link = staff_link(srv, "tester@ops.test")
+        self.alex_link = staff_link(srv, "alex@acme.test")
         srv.start()
         for n, (to, subject) in enumerate([("acme@acme.test", "Printer jam"),
                                            ("acme@acme.test", "Bug: login <b>broken</b>"),
