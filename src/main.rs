@@ -400,5 +400,6 @@ pub(crate) fn new_org(
         addresses,
         whitelist,
         created_at: time::OffsetDateTime::now_utc(),
+        portal: Default::default(),
     })
 }

@@ -115,3 +115,8 @@ fn portal() {
 fn browser_in_chromium() {
     run_suite("test_browser");
 }
+
+#[test]
+fn portal_modes_and_settings() {
+    run_suite("test_portal_modes");
+}

@@ -26,6 +26,7 @@ fn main() {
             addresses: vec!["bench@localhost".into()],
             whitelist: vec![],
             created_at: time::OffsetDateTime::now_utc(),
+            portal: Default::default(),
         };
         if let Err(e) = store.add_org(&org) {
             eprintln!("cannot add the bench organization: {e}");

@@ -3,6 +3,7 @@
 use crate::codec::{decode, encode};
 use crate::{Org, Staff, Store, StoreError};
 use sha2::{Digest, Sha256};
+use sled::transaction::ConflictableTransactionError::Abort;
 
 /// Lowercases an address and drops a `+tag` from its local part.
 fn base_address(address: &str) -> String {
@@ -25,22 +26,82 @@ pub(crate) fn data_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+fn check_addresses(org: &Org) -> Result<(), StoreError> {
+    if org.addresses.is_empty() {
+        return Err(StoreError::Invalid(
+            "an organization needs at least one address".into(),
+        ));
+    }
+    for a in &org.addresses {
+        if !a.contains('@') || a.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(StoreError::Invalid(format!(
+                "{a:?} is not an email address"
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Store {
+    /// Saves changed settings of an existing organization; its addresses may change, but
+    /// not to one another organization has. The slug and first address stay.
+    pub fn update_org(&self, org: &Org) -> Result<(), StoreError> {
+        check_addresses(org)?;
+        let org_key = format!("org/{}", org.slug);
+        let value = encode(org)?;
+        self.state
+            .transaction(|tx| {
+                let old: Org = match tx.get(org_key.as_bytes())? {
+                    Some(v) => decode(&v).map_err(Abort)?,
+                    None => {
+                        return Err(Abort(StoreError::NotFound(format!(
+                            "organization {}",
+                            org.slug
+                        ))))
+                    }
+                };
+                if old.addresses.first() != org.addresses.first() {
+                    return Err(Abort(StoreError::Invalid(
+                        "the organization's first address cannot change".into(),
+                    )));
+                }
+                for a in &old.addresses {
+                    tx.remove(format!("addr/{}", base_address(a)).as_bytes())?;
+                }
+                for a in &org.addresses {
+                    let k = format!("addr/{}", base_address(a));
+                    if tx.get(k.as_bytes())?.is_some() {
+                        return Err(Abort(StoreError::Exists(format!("address {a}"))));
+                    }
+                    tx.insert(k.as_bytes(), org.slug.as_bytes())?;
+                }
+                tx.insert(org_key.as_bytes(), value.clone())?;
+                Ok(())
+            })
+            .map_err(StoreError::from)?;
+        self.flush()
+    }
+
+    /// Sets the secret that checks an organization's directory tokens (HS256).
+    pub fn set_directory_secret(&self, slug: &str, secret: &[u8]) -> Result<(), StoreError> {
+        if self.org(slug)?.is_none() {
+            return Err(StoreError::NotFound(format!("organization {slug}")));
+        }
+        self.state.insert(format!("dirsecret/{slug}"), secret)?;
+        self.flush()
+    }
+
+    pub fn directory_secret(&self, slug: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .state
+            .get(format!("dirsecret/{slug}"))?
+            .map(|v| v.to_vec()))
+    }
+
     /// Adds a new organization; fails if the slug or one of its addresses is taken.
     pub fn add_org(&self, org: &Org) -> Result<(), StoreError> {
         crate::check_slug(&org.slug).map_err(StoreError::Invalid)?;
-        if org.addresses.is_empty() {
-            return Err(StoreError::Invalid(
-                "an organization needs at least one address".into(),
-            ));
-        }
-        for a in &org.addresses {
-            if !a.contains('@') || a.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(StoreError::Invalid(format!(
-                    "{a:?} is not an email address"
-                )));
-            }
-        }
+        check_addresses(org)?;
         let org_key = format!("org/{}", org.slug);
         let value = encode(org)?;
         self.state

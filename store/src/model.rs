@@ -13,6 +13,47 @@ pub struct Org {
     pub whitelist: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// How the organization's web portal looks and how its users sign in.
+    #[serde(default)]
+    pub portal: PortalSettings,
+}
+
+/// How end users sign in to an organization's portal.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PortalMode {
+    /// An emailed sign-in link.
+    #[default]
+    EmailLink,
+    /// No sign-in: email, summary and description; no attachments, no confirmation mail.
+    Guest,
+    /// An HS256 JWT from the organization's own sign-in service (issuer = slug).
+    DirectoryToken,
+}
+
+/// Whether the portal form asks for a category.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldMode {
+    #[default]
+    Hidden,
+    Optional,
+    Required,
+}
+
+/// The portal's texts and form; empty texts fall back to defaults naming the organization.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct PortalSettings {
+    pub mode: PortalMode,
+    pub page_title: String,
+    pub form_title: String,
+    pub form_message: String,
+    pub success_title: String,
+    /// The address shown to portal users for writing by mail.
+    pub displayed_email: String,
+    pub categories: Vec<String>,
+    pub category_field: FieldMode,
 }
 
 impl Org {
@@ -163,6 +204,9 @@ pub struct Ticket {
     /// Due date, `YYYY-MM-DD`.
     #[serde(default)]
     pub due: Option<String>,
+    /// One of the organization's categories, if the portal asked for one.
+    #[serde(default)]
+    pub category: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -202,6 +246,8 @@ pub enum Change {
     Assignee(Option<String>),
     Priority(Priority),
     Due(Option<String>),
+    /// The requester (contact), e.g. the real person behind a guest's ticket.
+    Contact(String),
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

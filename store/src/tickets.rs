@@ -120,6 +120,7 @@ fn append_change(
         crate::Change::Assignee(a) => ticket.assignee = a.clone(),
         crate::Change::Priority(p) => ticket.priority = *p,
         crate::Change::Due(d) => ticket.due = d.clone(),
+        crate::Change::Contact(c) => ticket.requester = c.clone(),
     }
     let update = Event {
         seq: bump(tx, "counter/event")?,
@@ -156,6 +157,7 @@ fn new_ticket(
         automatic: false,
         priority: Default::default(),
         due: None,
+        category: None,
         created_at: at,
         updated_at: at,
     })
@@ -170,6 +172,7 @@ pub struct NewTicket {
     pub ticket_type: TicketType,
     pub summary: String,
     pub text: String,
+    pub category: Option<String>,
     pub attachments: Vec<AttachmentRef>,
     pub at: OffsetDateTime,
 }
@@ -195,7 +198,10 @@ impl Store {
         let done = self
             .state
             .transaction(|tx| {
-                let ticket = new_ticket(tx, &n.org, n.ticket_type, &n.summary, &n.requester, n.at)?;
+                let ticket = Ticket {
+                    category: n.category.clone(),
+                    ..new_ticket(tx, &n.org, n.ticket_type, &n.summary, &n.requester, n.at)?
+                };
                 let event = Event {
                     seq: bump(tx, "counter/event")?,
                     ticket: ticket.number,

@@ -18,6 +18,7 @@ fn org(slug: &str) -> Org {
         addresses: vec![format!("{slug}@x.test")],
         whitelist: vec![],
         created_at: OffsetDateTime::now_utc(),
+        portal: Default::default(),
     }
 }
 

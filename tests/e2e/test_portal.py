@@ -26,7 +26,9 @@ class Portal(unittest.TestCase):
         return sign_in_link(self.srv, address, count)
 
     def request_link(self, browser, org, address):
-        status, _, page = browser.post(f"/portal/{org}/link", {"email": address})
+        _, _, page = browser.get(f"/portal/{org}")
+        status, _, page = browser.post(f"/portal/{org}/link",
+                                       {"csrf": browser.csrf(page), "email": address})
         self.assertEqual(status, 200)
         self.assertIn("If this address can use the portal, a sign-in link is on its way", page)
         return page
@@ -101,8 +103,15 @@ class Portal(unittest.TestCase):
             self.request_link(b, "acme", "flood@customer.test")
         wait_for(lambda: len(self.mails_to("flood@customer.test")) >= 5)
         self.assertEqual(len(self.mails_to("flood@customer.test")), 5)
-        status, _, _ = b.post("/portal/acme/link", {"email": "not an address"})
+        _, _, page = b.get("/portal/acme")
+        status, _, _ = b.post("/portal/acme/link", {"csrf": b.csrf(page), "email": "not an address"})
         self.assertEqual(status, 400)
+        # Without the form's token (another site posting), nothing is sent.
+        status, _, _ = Browser(self.srv).post("/portal/acme/link", {"email": "csrf@customer.test"})
+        self.assertEqual(status, 403)
+        status, _, _ = b.post("/portal/acme/link", {"csrf": "guess", "email": "csrf@customer.test"})
+        self.assertEqual(status, 403)
+        self.assertEqual(self.mails_to("csrf@customer.test"), [])
         self.assertEqual(b.get("/portal/nosuch")[0], 404)
 
     def test_sessions_stay_in_their_portal_and_their_tickets(self):

@@ -31,6 +31,8 @@ pub struct FieldsBody {
     assignee: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     due: Option<Option<String>>,
+    /// The requester's address (e.g. the real person behind a portal guest's ticket).
+    contact: Option<String>,
 }
 
 /// Tells a field given as `null` (Some(None)) from one left out (None).
@@ -123,9 +125,22 @@ pub async fn update_fields(
         };
         changes.push(Change::Assignee(assignee));
     }
+    if let Some(contact) = body.contact {
+        let contact = contact.trim().to_ascii_lowercase();
+        let valid = contact
+            .split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
+            && !contact.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !valid {
+            return Err(ApiError::BadRequest(format!(
+                "contact {contact:?} is not an email address"
+            )));
+        }
+        changes.push(Change::Contact(contact));
+    }
     if changes.is_empty() {
         return Err(ApiError::BadRequest(
-            "nothing to change: give status, priority, assignee or due".into(),
+            "nothing to change: give status, priority, assignee, due or contact".into(),
         ));
     }
     let events = act(&state, staff, &number, None, changes).await?;

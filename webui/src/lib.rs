@@ -5,6 +5,7 @@
 mod actions;
 mod api;
 mod auth;
+mod directory_token;
 mod error;
 mod limits;
 mod pages;
@@ -66,11 +67,22 @@ pub fn router(state: AppState) -> Router {
         .route("/portal/{slug}", get(pages::portal::home))
         .route("/portal/{slug}/link", post(pages::portal::request_link))
         .route("/portal/{slug}/tickets", post(pages::portal::submit))
+        .route("/portal/{slug}/guest", post(pages::portal::submit_as_guest))
+        .route("/portal/{slug}/sso", get(pages::portal::directory_sign_in))
         .route(
             "/portal/{slug}/tickets/{number}",
             get(pages::portal::show).post(pages::portal::reply),
         )
         .route("/portal/{slug}/signout", post(pages::portal::sign_out))
+        .route("/settings/orgs", get(pages::settings::orgs))
+        .route(
+            "/settings/orgs/{slug}",
+            get(pages::settings::org).post(pages::settings::save_org),
+        )
+        .route(
+            "/settings/orgs/{slug}/directory-secret",
+            post(pages::settings::new_directory_secret),
+        )
         .route("/desk", get(pages::desk::list))
         .route(
             "/desk/tickets/{number}",

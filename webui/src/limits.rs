@@ -1,5 +1,6 @@
-//! Rate limits on sign-in link requests (governor): per address, so nobody's inbox can be
-//! flooded, and per client IP, so addresses cannot be tried in bulk.
+//! Rate limits on the portal's anonymous forms (governor): sign-in link requests per
+//! address (nobody's inbox can be flooded) and per client IP (addresses cannot be tried
+//! in bulk), and guest tickets per client IP.
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::net::IpAddr;
@@ -8,6 +9,8 @@ use std::num::NonZeroU32;
 pub struct LinkLimits {
     per_address: DefaultKeyedRateLimiter<String>,
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
+    /// Guest tickets per client IP: a form anyone can post must not become a spam gun.
+    guests_per_ip: DefaultKeyedRateLimiter<IpAddr>,
 }
 
 impl Default for LinkLimits {
@@ -16,6 +19,7 @@ impl Default for LinkLimits {
         LinkLimits {
             per_address: RateLimiter::keyed(hourly(5)),
             per_ip: RateLimiter::keyed(hourly(30)),
+            guests_per_ip: RateLimiter::keyed(hourly(20)),
         }
     }
 }
@@ -28,5 +32,12 @@ impl LinkLimits {
         self.per_ip.retain_recent();
         self.per_address.retain_recent();
         by_ip && by_address
+    }
+
+    /// Whether `ip` may open one more guest ticket.
+    pub fn allow_guest(&self, ip: IpAddr) -> bool {
+        let ok = self.guests_per_ip.check_key(&ip).is_ok();
+        self.guests_per_ip.retain_recent();
+        ok
     }
 }

@@ -26,3 +26,12 @@ pub fn can_view_mail_logs(staff: &Staff) -> bool {
 pub fn can_issue_reply_address(staff: &Staff) -> bool {
     matches!(staff.role, Role::Owner | Role::Admin | Role::Manager)
 }
+
+/// Settings pages: owners and admins change them; managers may look.
+pub fn can_view_settings(staff: &Staff) -> bool {
+    matches!(staff.role, Role::Owner | Role::Admin | Role::Manager)
+}
+
+pub fn can_edit_settings(staff: &Staff) -> bool {
+    matches!(staff.role, Role::Owner | Role::Admin)
+}

@@ -43,7 +43,7 @@ pub fn new_secret() -> String {
         .to_ascii_lowercase()
 }
 
-fn session_id(parts: &Parts) -> Option<String> {
+fn cookie_value(parts: &Parts, name: &str) -> Option<String> {
     parts
         .headers
         .get_all(header::COOKIE)
@@ -51,8 +51,12 @@ fn session_id(parts: &Parts) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value.to_string())
+}
+
+fn session_id(parts: &Parts) -> Option<String> {
+    cookie_value(parts, COOKIE)
 }
 
 /// Starts a session for `principal` and returns the cookie that carries it.
@@ -172,5 +176,46 @@ impl axum::extract::OptionalFromRequestParts<AppState> for PortalSession {
             },
             None => None,
         })
+    }
+}
+
+/// The cookie of the anonymous form token: forms shown before anyone signs in (the
+/// portal's link request, the guest form) carry it in a field too, and a post counts only
+/// when both agree (a double-submit token: another site can neither read nor set it).
+pub const FORM_COOKIE: &str = "postdesk_form";
+
+/// The browser's anonymous form token, if it has one.
+pub struct FormToken(pub Option<String>);
+
+impl FromRequestParts<AppState> for FormToken {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(FormToken(cookie_value(parts, FORM_COOKIE)))
+    }
+}
+
+impl FormToken {
+    /// Whether a posted form's token matches the browser's cookie.
+    pub fn matches(&self, submitted: &str) -> bool {
+        self.0
+            .as_deref()
+            .is_some_and(|t| !t.is_empty() && same_token(t, submitted))
+    }
+
+    /// The token to put in a form, and the cookie to set when the browser has none yet.
+    pub fn for_form(&self, state: &AppState) -> (String, Option<HeaderValue>) {
+        match &self.0 {
+            Some(t) if !t.is_empty() => (t.clone(), None),
+            _ => {
+                let t = new_secret();
+                let secure = if state.secure_cookies { "; Secure" } else { "" };
+                let cookie = HeaderValue::from_str(&format!(
+                    "{FORM_COOKIE}={t}; Path=/portal; HttpOnly; SameSite=Lax{secure}"
+                ))
+                .ok();
+                (t, cookie)
+            }
+        }
     }
 }

@@ -19,6 +19,7 @@ pub fn store_with_org(name: &str, slug: &str) -> (Store, PathBuf) {
             addresses: vec![format!("{slug}@test.example")],
             whitelist: vec![],
             created_at: time::OffsetDateTime::now_utc(),
+            portal: Default::default(),
         })
         .expect("org");
     (store, dir)

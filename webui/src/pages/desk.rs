@@ -1,7 +1,7 @@
 //! The staff desk: the ticket list (newest activity first, filters, search, paging) and a
 //! ticket page with its conversation and the answer form (reply, note, status).
 
-use super::{blocking, refuse, render};
+use super::{blocking, refuse, render, Chrome};
 use crate::session::StaffSession;
 use crate::{policy, AppState};
 use askama::Template;
@@ -32,8 +32,7 @@ struct Row {
 #[derive(Template)]
 #[template(path = "desk.html")]
 struct DeskPage {
-    me_name: String,
-    csrf: String,
+    chrome: Chrome,
     statuses: Vec<Choice>,
     types: Vec<Choice>,
     orgs: Vec<Choice>,
@@ -171,8 +170,7 @@ pub async fn list(
         format!("/desk?{}", pairs.join("&"))
     };
     render(&DeskPage {
-        me_name: me.staff.name.clone(),
-        csrf: me.csrf.clone(),
+        chrome: Chrome::of(&me),
         statuses: choices(STATUSES, &status),
         types: choices(TYPES, &ticket_type),
         orgs: choices(orgs.iter().map(String::as_str), &org),
@@ -207,8 +205,7 @@ struct EventView {
 #[derive(Template)]
 #[template(path = "ticket.html")]
 struct TicketPage {
-    me_name: String,
-    csrf: String,
+    chrome: Chrome,
     number: u64,
     summary: String,
     status: String,
@@ -232,6 +229,7 @@ fn change_text(c: &Change) -> String {
         Change::Priority(p) => format!("priority → {}", label(p)),
         Change::Due(Some(d)) => format!("due {d}"),
         Change::Due(None) => "no due date".into(),
+        Change::Contact(c) => format!("contact → {c}"),
     }
 }
 
@@ -271,8 +269,7 @@ fn ticket_page(
     error: Option<String>,
 ) -> TicketPage {
     TicketPage {
-        me_name: me.staff.name.clone(),
-        csrf: me.csrf.clone(),
+        chrome: Chrome::of(me),
         number: t.number,
         summary: t.summary.clone(),
         status: label(&t.status),

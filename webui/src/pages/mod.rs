@@ -4,11 +4,30 @@
 
 pub mod desk;
 pub mod portal;
+pub mod settings;
 pub mod signin;
 
 use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
+
+/// What every staff page's header needs.
+pub struct Chrome {
+    pub me_name: String,
+    pub csrf: String,
+    /// Whether the settings link shows (owners, admins, managers).
+    pub settings: bool,
+}
+
+impl Chrome {
+    pub fn of(me: &crate::session::StaffSession) -> Chrome {
+        Chrome {
+            me_name: me.staff.name.clone(),
+            csrf: me.csrf.clone(),
+            settings: crate::policy::can_view_settings(&me.staff),
+        }
+    }
+}
 
 /// Renders a page, or a plain 500 if the template fails.
 pub fn render(t: &impl Template) -> Response {

@@ -1,17 +1,19 @@
-//! The end-user portal of one organization (`/portal/SLUG`): sign-in by emailed link, a
-//! request form, "my tickets" (open and closed) with their public conversation, replies.
+//! The end-user portal of one organization (`/portal/SLUG`): sign-in by emailed link or by
+//! the organization's directory token, or guest requests without sign-in; the request form
+//! with the organization's texts and categories, "my tickets" (open and closed) with their
+//! public conversation, and replies.
 
 use super::{blocking, refuse, render};
-use crate::session::{self, PortalSession};
+use crate::session::{self, FormToken, PortalSession};
 use crate::AppState;
 use askama::Template;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use postdesk_store::{
-    Event, EventKind, NewTicket, Org, Principal, Ticket, TicketAction, TicketFilter, TicketType,
-    Visibility,
+    Event, EventKind, FieldMode, NewTicket, Org, PortalMode, Principal, Ticket, TicketAction,
+    TicketFilter, TicketType, Visibility,
 };
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -30,13 +32,33 @@ struct Row {
 #[template(path = "portal.html")]
 struct PortalPage {
     slug: String,
-    org_name: String,
+    page_title: String,
+    form_title: String,
+    form_message: String,
+    displayed_email: String,
+    /// "email_link", "guest" or "directory_token".
+    mode: &'static str,
+    guest: bool,
+    form_action: String,
+    categories: Vec<String>,
+    /// "hidden", "optional" or "required".
+    category_field: &'static str,
     signed_in: bool,
     email: String,
+    /// The session's CSRF token, or the anonymous form token before sign-in.
     csrf: String,
     tickets: Vec<Row>,
+    success_title: Option<String>,
     notice: Option<String>,
     error: Option<String>,
+}
+
+/// What a portal page says besides its form.
+#[derive(Default)]
+struct Message<'a> {
+    success: bool,
+    notice: Option<&'a str>,
+    error: Option<&'a str>,
 }
 
 struct EventView {
@@ -75,12 +97,14 @@ fn of_org(session: Option<PortalSession>, slug: &str) -> Option<PortalSession> {
     session.filter(|s| s.org == slug)
 }
 
+/// The portal's front page: for a signed-in user the form and their tickets; otherwise
+/// the way in that the organization chose. `form_token` is the anonymous form token.
 async fn portal_page(
     state: &AppState,
     org: &Org,
     session: Option<&PortalSession>,
-    notice: Option<&str>,
-    error: Option<&str>,
+    form_token: &FormToken,
+    message: Message<'_>,
 ) -> Response {
     let tickets = match session {
         Some(s) => {
@@ -99,12 +123,45 @@ async fn portal_page(
         }
         None => Vec::new(),
     };
-    render(&PortalPage {
+    let p = &org.portal;
+    let or = |text: &str, default: String| {
+        if text.trim().is_empty() {
+            default
+        } else {
+            text.to_string()
+        }
+    };
+    let (csrf, cookie) = match session {
+        Some(s) => (s.csrf.clone(), None),
+        None => form_token.for_form(state),
+    };
+    let guest = session.is_none() && p.mode == PortalMode::Guest;
+    let page = render(&PortalPage {
         slug: org.slug.clone(),
-        org_name: org.name.clone(),
+        page_title: or(&p.page_title, format!("{} support", org.name)),
+        form_title: or(&p.form_title, "New request".into()),
+        form_message: p.form_message.clone(),
+        displayed_email: p.displayed_email.clone(),
+        mode: match p.mode {
+            PortalMode::EmailLink => "email_link",
+            PortalMode::Guest => "guest",
+            PortalMode::DirectoryToken => "directory_token",
+        },
+        guest,
+        form_action: if guest {
+            format!("/portal/{}/guest", org.slug)
+        } else {
+            format!("/portal/{}/tickets", org.slug)
+        },
+        categories: p.categories.clone(),
+        category_field: match p.category_field {
+            FieldMode::Hidden => "hidden",
+            FieldMode::Optional => "optional",
+            FieldMode::Required => "required",
+        },
         signed_in: session.is_some(),
         email: session.map(|s| s.email.clone()).unwrap_or_default(),
-        csrf: session.map(|s| s.csrf.clone()).unwrap_or_default(),
+        csrf,
         tickets: tickets
             .iter()
             .map(|t| Row {
@@ -114,8 +171,87 @@ async fn portal_page(
                 updated: super::desk::short_time(t.updated_at),
             })
             .collect(),
-        notice: notice.map(str::to_string),
-        error: error.map(str::to_string),
+        success_title: message
+            .success
+            .then(|| or(&p.success_title, "Thank you".into())),
+        notice: message.notice.map(str::to_string),
+        error: message.error.map(str::to_string),
+    });
+    match cookie {
+        Some(c) => ([(header::SET_COOKIE, c)], page).into_response(),
+        None => page,
+    }
+}
+
+/// A page answering a bad form: the front page with the error, status 400.
+async fn bad_form(
+    state: &AppState,
+    org: &Org,
+    session: Option<&PortalSession>,
+    form_token: &FormToken,
+    error: &str,
+) -> Response {
+    let mut r = portal_page(
+        state,
+        org,
+        session,
+        form_token,
+        Message {
+            error: Some(error),
+            ..Default::default()
+        },
+    )
+    .await;
+    *r.status_mut() = StatusCode::BAD_REQUEST;
+    r
+}
+
+/// The request form's fields, checked against the organization's settings.
+struct Request {
+    summary: String,
+    description: String,
+    category: Option<String>,
+}
+
+fn check_request(
+    org: &Org,
+    summary: &str,
+    description: &str,
+    category: &str,
+) -> Result<Request, String> {
+    let summary = summary.split_whitespace().collect::<Vec<_>>().join(" ");
+    let description = description.trim().to_string();
+    if summary.is_empty() || description.is_empty() {
+        return Err("Give a summary and a description.".into());
+    }
+    if summary.chars().count() > MAX_SUMMARY || description.len() > MAX_TEXT {
+        return Err(format!(
+            "The summary may have {MAX_SUMMARY} characters, the description {MAX_TEXT}."
+        ));
+    }
+    let category = category.trim();
+    let category = match org.portal.category_field {
+        FieldMode::Hidden => None,
+        _ if category.is_empty() => {
+            if org.portal.category_field == FieldMode::Required {
+                return Err("Choose a category.".into());
+            }
+            None
+        }
+        _ => match org
+            .portal
+            .categories
+            .iter()
+            .find(|c| c.as_str() == category)
+        {
+            Some(c) => Some(c.clone()),
+            None => return Err(format!("{category:?} is not one of the categories.")),
+        },
+    };
+    Ok(Request {
+        summary,
+        description,
+        category,
     })
 }
 
@@ -123,16 +259,26 @@ pub async fn home(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     session: Option<PortalSession>,
+    form_token: FormToken,
 ) -> Response {
     let org = match org(&state, &slug).await {
         Ok(o) => o,
         Err(r) => return r,
     };
-    portal_page(&state, &org, of_org(session, &slug).as_ref(), None, None).await
+    portal_page(
+        &state,
+        &org,
+        of_org(session, &slug).as_ref(),
+        &form_token,
+        Message::default(),
+    )
+    .await
 }
 
 #[derive(Deserialize)]
 pub struct LinkRequest {
+    #[serde(default)]
+    csrf: String,
     #[serde(default)]
     email: String,
 }
@@ -155,17 +301,28 @@ pub async fn request_link(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    form_token: FormToken,
     Form(f): Form<LinkRequest>,
 ) -> Response {
+    if !form_token.matches(&f.csrf) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "The form was stale or forged; nothing was sent. Reload the page and try again.",
+        );
+    }
     let org = match org(&state, &slug).await {
         Ok(o) => o,
         Err(r) => return r,
     };
+    if org.portal.mode != PortalMode::EmailLink {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "This portal does not sign in by emailed link.",
+        );
+    }
     let email = f.email.trim().to_ascii_lowercase();
     if !plausible_address(&email) {
-        let mut r = portal_page(&state, &org, None, None, Some("Enter your email address.")).await;
-        *r.status_mut() = StatusCode::BAD_REQUEST;
-        return r;
+        return bad_form(&state, &org, None, &form_token, "Enter your email address.").await;
     }
     // The same answer whatever happens next, so the page tells nobody which addresses
     // may use the portal or were limited.
@@ -215,7 +372,17 @@ pub async fn request_link(
         Ok(o) => o,
         Err(r) => return r,
     };
-    portal_page(&state, &org, None, Some(answer), None).await
+    portal_page(
+        &state,
+        &org,
+        None,
+        &form_token,
+        Message {
+            notice: Some(answer),
+            ..Default::default()
+        },
+    )
+    .await
 }
 
 /// `/portal/link/TOKEN`: the emailed link opens the portal signed in.
@@ -257,12 +424,29 @@ pub struct NewRequest {
     summary: String,
     #[serde(default)]
     description: String,
+    #[serde(default)]
+    category: String,
+}
+
+#[derive(Deserialize)]
+pub struct GuestRequest {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    summary: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    category: String,
 }
 
 pub async fn submit(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     session: Option<PortalSession>,
+    form_token: FormToken,
     Form(f): Form<NewRequest>,
 ) -> Response {
     let Some(me) = of_org(session, &slug) else {
@@ -278,41 +462,173 @@ pub async fn submit(
         Ok(o) => o,
         Err(r) => return r,
     };
-    let summary = f.summary.split_whitespace().collect::<Vec<_>>().join(" ");
-    let description = f.description.trim().to_string();
-    let problem = if summary.is_empty() || description.is_empty() {
-        Some("Give a summary and a description.".to_string())
-    } else if summary.chars().count() > MAX_SUMMARY || description.len() > MAX_TEXT {
-        Some(format!(
-            "The summary may have {MAX_SUMMARY} characters, the description {MAX_TEXT}."
-        ))
-    } else {
-        None
+    let request = match check_request(&org, &f.summary, &f.description, &f.category) {
+        Ok(r) => r,
+        Err(e) => return bad_form(&state, &org, Some(&me), &form_token, &e).await,
     };
-    if let Some(p) = problem {
-        let mut r = portal_page(&state, &org, Some(&me), None, Some(&p)).await;
-        *r.status_mut() = StatusCode::BAD_REQUEST;
-        return r;
+    let number = match open(&state, &org, me.email.clone(), request).await {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let notice = format!("Your request is ticket #{number}; we will answer by mail and here.");
+    portal_page(
+        &state,
+        &org,
+        Some(&me),
+        &form_token,
+        Message {
+            success: true,
+            notice: Some(&notice),
+            error: None,
+        },
+    )
+    .await
+}
+
+/// The ticket's creator in guest mode: a placeholder without an address, so nothing is
+/// mailed to it; staff set the real contact later.
+pub const GUEST: &str = "Portal Guest";
+
+/// `POST /portal/SLUG/guest`: a request without sign-in (guest mode only).
+pub async fn submit_as_guest(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    form_token: FormToken,
+    Form(f): Form<GuestRequest>,
+) -> Response {
+    if !form_token.matches(&f.csrf) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "The form was stale or forged; nothing was sent. Reload the page and try again.",
+        );
     }
+    let org = match org(&state, &slug).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    if org.portal.mode != PortalMode::Guest {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "This portal does not take requests without signing in.",
+        );
+    }
+    let email = f.email.trim().to_ascii_lowercase();
+    if !plausible_address(&email) {
+        return bad_form(&state, &org, None, &form_token, "Enter your email address.").await;
+    }
+    let mut request = match check_request(&org, &f.summary, &f.description, &f.category) {
+        Ok(r) => r,
+        Err(e) => return bad_form(&state, &org, None, &form_token, &e).await,
+    };
+    if !state.link_limits.allow_guest(peer.ip()) {
+        tracing::warn!(org = %slug, ip = %peer.ip(), "guest request rate limited");
+        return bad_form(
+            &state,
+            &org,
+            None,
+            &form_token,
+            "Too many requests from your network; try again later or write by mail.",
+        )
+        .await;
+    }
+    // The given address goes on top of the text: it is unverified, so it is not the contact.
+    request.description = format!("{email} wrote:\n\n{}", request.description);
+    let number = match open(&state, &org, GUEST.to_string(), request).await {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let notice = format!("Your request is ticket #{number}. We will answer by mail.");
+    portal_page(
+        &state,
+        &org,
+        None,
+        &form_token,
+        Message {
+            success: true,
+            notice: Some(&notice),
+            error: None,
+        },
+    )
+    .await
+}
+
+/// Opens the ticket; returns its number.
+async fn open(state: &AppState, org: &Org, requester: String, r: Request) -> Result<u64, Response> {
     let store = state.store.clone();
     let new = NewTicket {
         org: org.slug.clone(),
-        requester: me.email.clone(),
+        requester,
         ticket_type: TicketType::Question,
-        summary,
-        text: description,
+        summary: r.summary,
+        text: r.description,
+        category: r.category,
         attachments: Vec::new(),
         at: state.clock.now(),
     };
-    let (ticket, _) = match blocking(move || store.open_ticket(&new)).await {
-        Ok(t) => t,
+    let (ticket, _) = blocking(move || store.open_ticket(&new)).await?;
+    Ok(ticket.number)
+}
+
+#[derive(Deserialize)]
+pub struct Sso {
+    #[serde(default)]
+    token: String,
+}
+
+/// `GET /portal/SLUG/sso?token=JWT`: the organization's sign-in service sends its users
+/// here with a directory token (directory-token mode only).
+pub async fn directory_sign_in(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    Query(q): Query<Sso>,
+) -> Response {
+    let org = match org(&state, &slug).await {
+        Ok(o) => o,
         Err(r) => return r,
     };
-    let notice = format!(
-        "Thank you. Your request is ticket #{}; we will answer by mail and here.",
-        ticket.number
-    );
-    portal_page(&state, &org, Some(&me), Some(&notice), None).await
+    if org.portal.mode != PortalMode::DirectoryToken {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "This portal does not take directory tokens.",
+        );
+    }
+    let store = state.store.clone();
+    let lookup = slug.clone();
+    let secret =
+        match blocking(move || store.directory_secret(&lookup)).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return refuse(
+                StatusCode::FORBIDDEN,
+                "This portal has no directory secret yet; its administrators must generate one.",
+            ),
+            Err(r) => return r,
+        };
+    let now = state.clock.now().unix_timestamp();
+    let email = match crate::directory_token::verify(&q.token, &secret, &slug, now) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::info!(org = %slug, reason = ?e, "directory token refused");
+            return refuse(StatusCode::FORBIDDEN, e.message());
+        }
+    };
+    match session::start(
+        &state,
+        Principal::Portal {
+            org: slug.clone(),
+            email,
+        },
+    ) {
+        Ok(cookie) => (
+            [(header::SET_COOKIE, cookie)],
+            Redirect::to(&format!("/portal/{slug}")),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start a portal session");
+            refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
 }
 
 /// The ticket, if it is this user's in this organization.

@@ -1,7 +1,7 @@
 //! Staff sign-in: with a password (argon2) or an emailed sign-in link; setting a password;
 //! signing out here or everywhere.
 
-use super::{blocking, refuse, render};
+use super::{blocking, refuse, render, Chrome};
 use crate::session::{self, StaffSession};
 use crate::AppState;
 use argon2::password_hash::{phc::PasswordHash, PasswordHasher, PasswordVerifier};
@@ -26,8 +26,7 @@ struct SignInPage {
 #[derive(Template)]
 #[template(path = "account.html")]
 struct AccountPage {
-    me_name: String,
-    csrf: String,
+    chrome: Chrome,
     notice: Option<String>,
     error: Option<String>,
 }
@@ -189,8 +188,7 @@ pub async fn sign_out_everywhere(
 
 pub async fn account(me: StaffSession) -> Response {
     render(&AccountPage {
-        me_name: me.staff.name,
-        csrf: me.csrf,
+        chrome: Chrome::of(&me),
         notice: None,
         error: None,
     })
@@ -216,8 +214,7 @@ pub async fn set_password(
         );
     }
     let page = |notice: Option<&str>, error: Option<&str>| AccountPage {
-        me_name: me.staff.name.clone(),
-        csrf: me.csrf.clone(),
+        chrome: Chrome::of(&me),
         notice: notice.map(str::to_string),
         error: error.map(str::to_string),
     };

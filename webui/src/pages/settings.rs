@@ -1,0 +1,454 @@
+//! Settings: organizations (addresses, whitelist, categories, portal texts and sign-in
+//! mode, the directory-token secret). Owners and admins change them; managers look.
+
+use super::{blocking, refuse, render, Chrome};
+use crate::session::StaffSession;
+use crate::{policy, AppState};
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Form;
+use postdesk_store::{FieldMode, Org, PortalMode, StoreError};
+use serde::Deserialize;
+
+struct OrgRow {
+    slug: String,
+    name: String,
+    addresses: String,
+    mode: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "settings_orgs.html")]
+struct OrgsPage {
+    chrome: Chrome,
+    orgs: Vec<OrgRow>,
+}
+
+struct Choice {
+    value: &'static str,
+    selected: bool,
+}
+
+#[derive(Template)]
+#[template(path = "settings_org.html")]
+struct OrgPage {
+    chrome: Chrome,
+    can_edit: bool,
+    slug: String,
+    name: String,
+    first_address: String,
+    extra_addresses: String,
+    whitelist: String,
+    categories: String,
+    category_modes: Vec<Choice>,
+    portal_modes: Vec<Choice>,
+    page_title: String,
+    form_title: String,
+    form_message: String,
+    success_title: String,
+    displayed_email: String,
+    has_secret: bool,
+    new_secret: Option<String>,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+const PORTAL_MODES: [(&str, PortalMode); 3] = [
+    ("email_link", PortalMode::EmailLink),
+    ("guest", PortalMode::Guest),
+    ("directory_token", PortalMode::DirectoryToken),
+];
+const FIELD_MODES: [(&str, FieldMode); 3] = [
+    ("hidden", FieldMode::Hidden),
+    ("optional", FieldMode::Optional),
+    ("required", FieldMode::Required),
+];
+
+fn mode_name(m: PortalMode) -> &'static str {
+    PORTAL_MODES
+        .iter()
+        .find(|(_, v)| *v == m)
+        .map_or("email_link", |(n, _)| n)
+}
+
+fn forbidden() -> Response {
+    refuse(
+        StatusCode::FORBIDDEN,
+        "Settings are for owners, admins and managers.",
+    )
+}
+
+pub async fn orgs(State(state): State<AppState>, me: StaffSession) -> Response {
+    if !policy::can_view_settings(&me.staff) {
+        return forbidden();
+    }
+    let store = state.store.clone();
+    let orgs = match blocking(move || store.orgs()).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    render(&OrgsPage {
+        chrome: Chrome::of(&me),
+        orgs: orgs
+            .into_iter()
+            .map(|o| OrgRow {
+                addresses: o.addresses.join(", "),
+                mode: mode_name(o.portal.mode),
+                slug: o.slug,
+                name: o.name,
+            })
+            .collect(),
+    })
+}
+
+struct Outcome<'a> {
+    new_secret: Option<String>,
+    notice: Option<&'a str>,
+    error: Option<String>,
+}
+
+async fn org_page(state: &AppState, me: &StaffSession, org: &Org, o: Outcome<'_>) -> Response {
+    let store = state.store.clone();
+    let slug = org.slug.clone();
+    let has_secret = match blocking(move || Ok(store.directory_secret(&slug)?.is_some())).await {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let p = &org.portal;
+    let failed = o.error.is_some();
+    let mut page = render(&OrgPage {
+        chrome: Chrome::of(me),
+        can_edit: policy::can_edit_settings(&me.staff),
+        slug: org.slug.clone(),
+        name: org.name.clone(),
+        first_address: org.addresses.first().cloned().unwrap_or_default(),
+        extra_addresses: org
+            .addresses
+            .iter()
+            .skip(1)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n"),
+        whitelist: org.whitelist.join("\n"),
+        categories: p.categories.join("\n"),
+        category_modes: FIELD_MODES
+            .iter()
+            .map(|(n, v)| Choice {
+                value: n,
+                selected: *v == p.category_field,
+            })
+            .collect(),
+        portal_modes: PORTAL_MODES
+            .iter()
+            .map(|(n, v)| Choice {
+                value: n,
+                selected: *v == p.mode,
+            })
+            .collect(),
+        page_title: p.page_title.clone(),
+        form_title: p.form_title.clone(),
+        form_message: p.form_message.clone(),
+        success_title: p.success_title.clone(),
+        displayed_email: p.displayed_email.clone(),
+        has_secret,
+        new_secret: o.new_secret,
+        notice: o.notice.map(str::to_string),
+        error: o.error,
+    });
+    if failed {
+        *page.status_mut() = StatusCode::BAD_REQUEST;
+    }
+    page
+}
+
+async fn load_org(state: &AppState, slug: &str) -> Result<Org, Response> {
+    let store = state.store.clone();
+    let lookup = slug.to_string();
+    blocking(move || store.org(&lookup))
+        .await?
+        .ok_or_else(|| refuse(StatusCode::NOT_FOUND, "No such organization."))
+}
+
+pub async fn org(
+    State(state): State<AppState>,
+    me: StaffSession,
+    Path(slug): Path<String>,
+) -> Response {
+    if !policy::can_view_settings(&me.staff) {
+        return forbidden();
+    }
+    match load_org(&state, &slug).await {
+        Ok(org) => {
+            org_page(
+                &state,
+                &me,
+                &org,
+                Outcome {
+                    new_secret: None,
+                    notice: None,
+                    error: None,
+                },
+            )
+            .await
+        }
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct OrgForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    extra_addresses: String,
+    #[serde(default)]
+    whitelist: String,
+    #[serde(default)]
+    categories: String,
+    #[serde(default)]
+    category_field: String,
+    #[serde(default)]
+    portal_mode: String,
+    #[serde(default)]
+    page_title: String,
+    #[serde(default)]
+    form_title: String,
+    #[serde(default)]
+    form_message: String,
+    #[serde(default)]
+    success_title: String,
+    #[serde(default)]
+    displayed_email: String,
+}
+
+fn lines(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for l in text
+        .lines()
+        .flat_map(|l| l.split(','))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
+        if !out.iter().any(|o| o == l) {
+            out.push(l.to_string());
+        }
+    }
+    out
+}
+
+/// The organization as the form would leave it, or what is wrong with the form.
+fn apply(org: &Org, f: &OrgForm) -> Result<Org, String> {
+    let name = f.name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err("The name must be 1 to 100 characters.".into());
+    }
+    let mut addresses = vec![org.addresses.first().cloned().unwrap_or_default()];
+    for a in lines(&f.extra_addresses) {
+        let a = a.to_ascii_lowercase();
+        let Some((local, domain)) = a.split_once('@') else {
+            return Err(format!("{a:?} is not an email address."));
+        };
+        if local.is_empty() || local.contains('+') || !domain.contains('.') && domain != "localhost"
+        {
+            return Err(format!(
+                "{a:?} is not an address mail can be sent to (no + part)."
+            ));
+        }
+        if !addresses.contains(&a) {
+            addresses.push(a);
+        }
+    }
+    let whitelist = lines(&f.whitelist)
+        .into_iter()
+        .map(|d| d.trim_start_matches('@').to_ascii_lowercase())
+        .collect::<Vec<_>>();
+    if let Some(bad) = whitelist
+        .iter()
+        .find(|d| !d.contains('.') || d.contains(['@', ' ', '/']))
+    {
+        return Err(format!("{bad:?} is not a domain."));
+    }
+    let categories = lines(&f.categories);
+    if categories.iter().any(|c| c.chars().count() > 100) {
+        return Err("A category may have at most 100 characters.".into());
+    }
+    let category_field = FIELD_MODES
+        .iter()
+        .find(|(n, _)| *n == f.category_field)
+        .map(|(_, v)| *v)
+        .ok_or("Choose how the category field shows.")?;
+    if category_field != FieldMode::Hidden && categories.is_empty() {
+        return Err("A category field that shows needs categories.".into());
+    }
+    let mode = PORTAL_MODES
+        .iter()
+        .find(|(n, _)| *n == f.portal_mode)
+        .map(|(_, v)| *v)
+        .ok_or("Choose how portal users sign in.")?;
+    let displayed_email = f.displayed_email.trim().to_ascii_lowercase();
+    if !displayed_email.is_empty()
+        && (!displayed_email.contains('@') || displayed_email.contains(char::is_whitespace))
+    {
+        return Err(format!("{displayed_email:?} is not an email address."));
+    }
+    let text = |t: &str, max: usize| -> Result<String, String> {
+        let t = t.trim();
+        if t.chars().count() > max {
+            Err(format!("A portal text may have at most {max} characters."))
+        } else {
+            Ok(t.to_string())
+        }
+    };
+    let mut out = org.clone();
+    out.name = name.to_string();
+    out.addresses = addresses;
+    out.whitelist = whitelist;
+    out.portal.categories = categories;
+    out.portal.category_field = category_field;
+    out.portal.mode = mode;
+    out.portal.page_title = text(&f.page_title, 200)?;
+    out.portal.form_title = text(&f.form_title, 200)?;
+    out.portal.form_message = text(&f.form_message, 2000)?;
+    out.portal.success_title = text(&f.success_title, 200)?;
+    out.portal.displayed_email = displayed_email;
+    Ok(out)
+}
+
+pub async fn save_org(
+    State(state): State<AppState>,
+    me: StaffSession,
+    Path(slug): Path<String>,
+    Form(f): Form<OrgForm>,
+) -> Response {
+    if !me.csrf_ok(&f.csrf) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "The form was stale or forged; nothing was changed.",
+        );
+    }
+    if !policy::can_edit_settings(&me.staff) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "Only owners and admins change settings.",
+        );
+    }
+    let org = match load_org(&state, &slug).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let updated = match apply(&org, &f) {
+        Ok(u) => u,
+        Err(e) => {
+            return org_page(
+                &state,
+                &me,
+                &org,
+                Outcome {
+                    new_secret: None,
+                    notice: None,
+                    error: Some(e),
+                },
+            )
+            .await
+        }
+    };
+    let store = state.store.clone();
+    let saving = updated.clone();
+    let saved = tokio::task::spawn_blocking(move || store.update_org(&saving)).await;
+    match saved {
+        Ok(Ok(())) => {
+            tracing::info!(org = %slug, by = %me.staff.email, "organization settings changed");
+            org_page(
+                &state,
+                &me,
+                &updated,
+                Outcome {
+                    new_secret: None,
+                    notice: Some("Saved."),
+                    error: None,
+                },
+            )
+            .await
+        }
+        Ok(Err(StoreError::Exists(what))) => {
+            org_page(
+                &state,
+                &me,
+                &org,
+                Outcome {
+                    new_secret: None,
+                    notice: None,
+                    error: Some(format!("The {what} belongs to another organization.")),
+                },
+            )
+            .await
+        }
+        Ok(Err(StoreError::Invalid(why))) => {
+            org_page(
+                &state,
+                &me,
+                &org,
+                Outcome {
+                    new_secret: None,
+                    notice: None,
+                    error: Some(why),
+                },
+            )
+            .await
+        }
+        _ => refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// Generates a new directory-token secret, shows it once, and replaces the old one.
+pub async fn new_directory_secret(
+    State(state): State<AppState>,
+    me: StaffSession,
+    Path(slug): Path<String>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    if !me.csrf_ok(&f.csrf) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "The form was stale or forged; nothing was changed.",
+        );
+    }
+    if !policy::can_edit_settings(&me.staff) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "Only owners and admins change settings.",
+        );
+    }
+    let org = match load_org(&state, &slug).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let secret = crate::session::new_secret();
+    let store = state.store.clone();
+    let (lookup, value) = (slug.clone(), secret.clone());
+    if let Err(r) = blocking(move || store.set_directory_secret(&lookup, value.as_bytes())).await {
+        return r;
+    }
+    tracing::info!(org = %slug, by = %me.staff.email, "directory token secret replaced");
+    org_page(
+        &state,
+        &me,
+        &org,
+        Outcome {
+            new_secret: Some(secret),
+            notice: None,
+            error: None,
+        },
+    )
+    .await
+}
