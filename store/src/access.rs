@@ -144,6 +144,27 @@ impl Store {
         self.flush()
     }
 
+    /// Notes that a staff member was active at `at` (for "online now").
+    pub fn touch_staff(&self, email: &str, at: OffsetDateTime) -> Result<(), StoreError> {
+        let ns = u64::try_from(at.unix_timestamp_nanos()).unwrap_or(0);
+        self.state
+            .insert(format!("seen/{email}"), &ns.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// Staff members active at or after `since`.
+    pub fn staff_seen_since(&self, since: OffsetDateTime) -> Result<Vec<String>, StoreError> {
+        let floor = u64::try_from(since.unix_timestamp_nanos()).unwrap_or(0);
+        let mut out = Vec::new();
+        for item in self.state.scan_prefix("seen/") {
+            let (k, v) = item?;
+            if crate::codec::read_u64(&v).is_some_and(|ns| ns >= floor) {
+                out.push(String::from_utf8_lossy(&k["seen/".len()..]).into_owned());
+            }
+        }
+        Ok(out)
+    }
+
     /// Signs `principal` out everywhere. Returns how many sessions ended.
     pub fn end_all_sessions(&self, principal: &Principal) -> Result<usize, StoreError> {
         let prefix = format!("sessby/{}/", principal.key());

@@ -532,6 +532,29 @@ impl Store {
     }
 
     /// Events after `seq` in log order, at most `limit`: what a consumer reads from its cursor.
+    /// Calls `f` with every ticket, one at a time (for counts over all tickets without
+    /// holding them all).
+    pub fn visit_tickets(&self, mut f: impl FnMut(&Ticket)) -> Result<(), StoreError> {
+        for v in self.state.scan_prefix("ticket/").values() {
+            f(&decode::<Ticket>(&v?)?);
+        }
+        Ok(())
+    }
+
+    /// Events stamped at or after `since`, oldest first (read from the newest backwards).
+    pub fn events_newer_than(&self, since: OffsetDateTime) -> Result<Vec<Event>, StoreError> {
+        let mut out = Vec::new();
+        for v in self.state.scan_prefix("ev/").values().rev() {
+            let e: Event = decode(&v?)?;
+            if e.at < since {
+                break;
+            }
+            out.push(e);
+        }
+        out.reverse();
+        Ok(out)
+    }
+
     pub fn events_since(&self, seq: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
         self.state
             .range(num_key("ev/", seq.saturating_add(1))..num_key("ev/", u64::MAX))

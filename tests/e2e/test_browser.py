@@ -2,7 +2,8 @@
 it from the outbox, submits a ticket, finds it under "my tickets" and replies; a staff
 member signs in, filters the list, answers and changes the status; a link's 6th use and a
 13-hour-old link are refused; hostile mail HTML runs no script and loads nothing remote.
-Screenshots of the ticket list and a ticket page land in target/screenshots/."""
+Screenshots of the dashboard, the ticket list and a ticket page land in
+target/screenshots/."""
 
 import os
 import re
@@ -70,6 +71,15 @@ class Browser(unittest.TestCase):
         self.srv.send("PATCH", f"/api/v1/tickets/{number}", {"priority": "high"})
         self.go(self.staff_link)
         self.assertIn("Tickets", c.title)
+        self.go("/dashboard")
+        self.see("Tickets by type and status")
+        self.assertEqual(len(c.find_elements(By.CSS_SELECTOR, "#chart polyline")), 2)
+        screenshot(c, "dashboard")
+        # question × open is a link to that list.
+        c.find_element(By.CSS_SELECTOR, "#counts tbody tr:first-child td:first-of-type a").click()
+        WebDriverWait(c, 10).until(lambda d: "type=question&status=open" in d.current_url)
+        self.see("Scanner shows E42")
+        self.go("/desk")
         Select(c.find_element(By.NAME, "status")).select_by_value("open")
         c.find_element(By.XPATH, "//button[text()='Filter']").click()
         WebDriverWait(c, 10).until(lambda d: "status=open" in d.current_url)

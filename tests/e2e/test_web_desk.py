@@ -105,6 +105,25 @@ class WebDesk(unittest.TestCase):
         status, _, _ = b.get(f"/desk/tickets/{mine}")
         self.assertEqual(status, 200)
 
+    def test_dashboard_counts_what_each_may_see(self):
+        mine = self.srv.decision_for("<w1@customer.test>")["ticket"]
+        self.srv.send("PATCH", f"/api/v1/tickets/{mine}", {"assignee": "alex@acme.test",
+                                                           "status": "waiting"})
+        admin = self.signed_in(self.tester_link)
+        _, _, page = admin.get("/dashboard")
+        counts = lambda page: [int(n) for n in re.findall(r'<td><a href="[^"]+">(\d+)</a></td>', page)]
+        # question: 2 open; bug: 1 waiting; all columns add up to 3.
+        self.assertEqual(sum(counts(page)) // 2, 3)
+        self.assertIn('href="/desk?type=bug&#38;status=waiting">1<', page)
+        self.assertIn("opened 3", page)
+        alex = self.signed_in(self.alex_link)
+        _, _, page = alex.get("/dashboard")
+        self.assertEqual(sum(counts(page)) // 2, 1)
+        self.assertIn(f'href="/desk/tickets/{mine}"', page.split('id="assigned"')[1].split("</ul>")[0])
+        online = page.split('id="online"')[1].split("</ul>")[0]
+        self.assertIn("alex@acme.test", online)
+        self.assertIn("tester@ops.test", online)
+
     def test_links_wear_out_passwords_and_signing_out(self):
         # A link opens at most 5 times.
         for _ in range(4):

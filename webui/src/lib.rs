@@ -50,7 +50,8 @@ impl AppState {
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(|| async { Redirect::to("/desk") }))
+        .route("/", get(|| async { Redirect::to("/dashboard") }))
+        .route("/dashboard", get(pages::dashboard::show))
         .route(
             "/signin",
             get(pages::signin::form).post(pages::signin::with_password),

@@ -128,12 +128,20 @@ impl FromRequestParts<AppState> for StaffSession {
             return Err(to_signin());
         };
         let store = state.store.clone();
-        let staff = tokio::task::spawn_blocking(move || store.staff(&email))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .flatten()
-            .ok_or_else(to_signin)?;
+        let now = state.clock.now();
+        let staff = tokio::task::spawn_blocking(move || {
+            let staff = store.staff(&email)?;
+            if staff.is_some() {
+                // For "online now" on the dashboard.
+                store.touch_staff(&email, now)?;
+            }
+            Ok::<_, postdesk_store::StoreError>(staff)
+        })
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .flatten()
+        .ok_or_else(to_signin)?;
         Ok(StaffSession {
             staff,
             id,

@@ -2,6 +2,7 @@
 //! the end-user portal.
 //! Readable without JavaScript; every form posts with the session's CSRF token.
 
+pub mod dashboard;
 pub mod desk;
 pub mod portal;
 pub mod settings;
