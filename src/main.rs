@@ -289,6 +289,7 @@ fn run() -> Result<()> {
                         name,
                         role,
                         alerts: true,
+                        hourly_rate_cents: 0,
                         created_at: time::OffsetDateTime::now_utc(),
                     };
                     store.add_staff(&staff)?;
@@ -309,6 +310,7 @@ fn run() -> Result<()> {
                         &store,
                         postdesk_store::Principal::Staff { email },
                         time::OffsetDateTime::now_utc(),
+                        postdesk_webui::LINK_HOURS,
                     )?;
                     println!("{}/signin/link/{token}", config.public_url());
                 }

@@ -49,6 +49,7 @@ fn first_run_setup(store: &Store, config: &Config) -> Result<Option<FirstRun>> {
             name: "Administrator".into(),
             role: Role::Owner,
             alerts: true,
+            hourly_rate_cents: 0,
             created_at: time::OffsetDateTime::now_utc(),
         })?;
     }
@@ -60,6 +61,7 @@ fn first_run_setup(store: &Store, config: &Config) -> Result<Option<FirstRun>> {
             email: admin.clone(),
         },
         time::OffsetDateTime::now_utc(),
+        postdesk_webui::LINK_HOURS,
     )?;
     Ok(Some(FirstRun {
         admin,

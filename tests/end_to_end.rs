@@ -120,3 +120,8 @@ fn browser_in_chromium() {
 fn portal_modes_and_settings() {
     run_suite("test_portal_modes");
 }
+
+#[test]
+fn employees() {
+    run_suite("test_employees");
+}

@@ -1,4 +1,5 @@
-//! Mail that no ticket event causes: sign-in links for the portal and the staff desk.
+//! Mail that no ticket event causes: sign-in links for the portal and the staff desk, and
+//! invitations of new staff members.
 //! Rendered, DKIM-signed with the organization's key and queued in the same outbox.
 
 use crate::NotifierError;
@@ -11,6 +12,7 @@ use time::OffsetDateTime;
 #[derive(Template)]
 #[template(path = "signin_link.txt")]
 struct LinkText<'a> {
+    intro: &'a str,
     place: &'a str,
     link: &'a str,
     hours: i64,
@@ -21,6 +23,7 @@ struct LinkText<'a> {
 #[derive(Template)]
 #[template(path = "signin_link.html")]
 struct LinkHtml<'a> {
+    intro: &'a str,
     place: &'a str,
     link: &'a str,
     hours: i64,
@@ -34,6 +37,8 @@ pub struct SignInMail<'a> {
     pub recipient: &'a str,
     /// "the Acme Support portal", "the Postdesk staff desk".
     pub place: &'a str,
+    /// A first line saying why the mail comes (an invitation), or empty.
+    pub intro: &'a str,
     pub link: &'a str,
     pub hours: i64,
     pub uses: u32,
@@ -53,6 +58,7 @@ pub fn queue_sign_in_mail(
     };
     let render_err = |e: askama::Error| NotifierError::Render(e.to_string());
     let text = LinkText {
+        intro: m.intro,
         place: m.place,
         link: m.link,
         hours: m.hours,
@@ -62,6 +68,7 @@ pub fn queue_sign_in_mail(
     .render()
     .map_err(render_err)?;
     let html = LinkHtml {
+        intro: m.intro,
         place: m.place,
         link: m.link,
         hours: m.hours,

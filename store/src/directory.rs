@@ -167,6 +167,71 @@ impl Store {
         self.flush()
     }
 
+    /// Saves a staff member's changed name, role or rate.
+    pub fn update_staff(&self, staff: &Staff) -> Result<(), StoreError> {
+        let key = format!("staff/{}", staff.email);
+        if self.state.get(&key)?.is_none() {
+            return Err(StoreError::NotFound(format!(
+                "staff member {}",
+                staff.email
+            )));
+        }
+        self.state.insert(key, encode(staff)?)?;
+        self.flush()
+    }
+
+    /// Makes `to` the owner and `from` (the owner until now) an admin, together.
+    pub fn transfer_ownership(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        let (from_key, to_key) = (format!("staff/{from}"), format!("staff/{to}"));
+        self.state
+            .transaction(|tx| {
+                let read = |k: &str| -> Result<
+                    Staff,
+                    sled::transaction::ConflictableTransactionError<StoreError>,
+                > {
+                    let v = tx
+                        .get(k.as_bytes())?
+                        .ok_or_else(|| Abort(StoreError::NotFound(k.to_string())))?;
+                    decode(&v).map_err(Abort)
+                };
+                let (mut old, mut new) = (read(&from_key)?, read(&to_key)?);
+                if old.role != crate::Role::Owner {
+                    return Err(Abort(StoreError::Invalid(format!(
+                        "{from} is not the owner"
+                    ))));
+                }
+                old.role = crate::Role::Admin;
+                new.role = crate::Role::Owner;
+                tx.insert(from_key.as_bytes(), encode(&old).map_err(Abort)?)?;
+                tx.insert(to_key.as_bytes(), encode(&new).map_err(Abort)?)?;
+                Ok(())
+            })
+            .map_err(StoreError::from)?;
+        self.flush()
+    }
+
+    /// Removes a staff member with their password and API tokens; their sessions end.
+    pub fn remove_staff(&self, email: &str) -> Result<(), StoreError> {
+        if self.state.remove(format!("staff/{email}"))?.is_none() {
+            return Err(StoreError::NotFound(format!("staff member {email}")));
+        }
+        self.state.remove(format!("pw/{email}"))?;
+        let tokens: Vec<_> = self
+            .state
+            .scan_prefix("apitoken/")
+            .filter_map(Result::ok)
+            .filter(|(_, v)| v.as_ref() == email.as_bytes())
+            .map(|(k, _)| k)
+            .collect();
+        for k in tokens {
+            self.state.remove(k)?;
+        }
+        self.end_all_sessions(&crate::Principal::Staff {
+            email: email.to_string(),
+        })?;
+        self.flush()
+    }
+
     pub fn staff(&self, email: &str) -> Result<Option<Staff>, StoreError> {
         self.state
             .get(format!("staff/{}", email.trim().to_ascii_lowercase()))?

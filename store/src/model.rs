@@ -132,6 +132,9 @@ pub struct Staff {
     /// Receives alerts (new tickets, replies, notes) by mail.
     #[serde(default = "yes")]
     pub alerts: bool,
+    /// What an hour of this person's time costs, in cents (for ticket costs).
+    #[serde(default)]
+    pub hourly_rate_cents: u64,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }

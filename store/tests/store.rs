@@ -220,6 +220,7 @@ fn secrets_and_tokens() {
         name: "Alex".into(),
         role: Role::Tech,
         alerts: true,
+        hourly_rate_cents: 0,
         created_at: OffsetDateTime::now_utc(),
     })
     .expect("staff");
@@ -301,6 +302,7 @@ fn sign_in_links_expire_and_wear_out_sessions_end_everywhere() {
             name: "Ann".into(),
             role: Role::Tech,
             alerts: true,
+            hourly_rate_cents: 0,
             created_at: OffsetDateTime::now_utc(),
         })
         .unwrap();

@@ -145,11 +145,19 @@ class WebDesk(unittest.TestCase):
                                  {"csrf": b.csrf(page), "password": "correct horse battery"})
         self.assertIn("Password set.", page)
         other = Browser(self.srv)
-        status, _, page = other.post("/signin", {"email": "tester@ops.test", "password": "wrong one!!"})
+        _, _, page = other.get("/signin")
+        token = other.csrf(page)
+        status, _, page = other.post("/signin", {"csrf": token, "email": "tester@ops.test",
+                                                 "password": "wrong one!!"})
         self.assertEqual(status, 401)
-        status, _, page = other.post("/signin", {"email": "nobody@ops.test", "password": "wrong one!!"})
+        status, _, page = other.post("/signin", {"csrf": token, "email": "nobody@ops.test",
+                                                 "password": "wrong one!!"})
         self.assertEqual(status, 401)
-        status, headers, _ = other.post("/signin", {"email": "Tester@ops.test",
+        # A sign-in form posted from elsewhere (no token) is refused even with the password.
+        status, _, _ = Browser(self.srv).post("/signin", {"email": "tester@ops.test",
+                                                          "password": "correct horse battery"})
+        self.assertEqual(status, 403)
+        status, headers, _ = other.post("/signin", {"csrf": token, "email": "Tester@ops.test",
                                                     "password": "correct horse battery"})
         self.assertEqual((status, headers["Location"]), (303, "/desk"))
         self.assertEqual(other.get("/desk")[0], 200)

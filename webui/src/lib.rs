@@ -8,13 +8,14 @@ mod auth;
 mod directory_token;
 mod error;
 mod limits;
+mod links;
 mod pages;
 mod policy;
 mod session;
 
 pub use error::ApiError;
 pub use pages::signin::hash_password;
-pub use session::{issue_link, new_secret};
+pub use session::{issue_link, new_secret, LINK_HOURS};
 
 use axum::response::Redirect;
 use axum::routing::{get, post};
@@ -57,6 +58,7 @@ pub fn router(state: AppState) -> Router {
             get(pages::signin::form).post(pages::signin::with_password),
         )
         .route("/signin/link/{token}", get(pages::signin::with_link))
+        .route("/signin/email", post(pages::signin::email_link))
         .route("/signout", post(pages::signin::sign_out))
         .route(
             "/signout/everywhere",
@@ -75,6 +77,12 @@ pub fn router(state: AppState) -> Router {
             get(pages::portal::show).post(pages::portal::reply),
         )
         .route("/portal/{slug}/signout", post(pages::portal::sign_out))
+        .route(
+            "/settings/staff",
+            get(pages::staff::list).post(pages::staff::invite),
+        )
+        .route("/settings/staff/update", post(pages::staff::update))
+        .route("/settings/staff/delete", post(pages::staff::delete))
         .route("/settings/orgs", get(pages::settings::orgs))
         .route(
             "/settings/orgs/{slug}",

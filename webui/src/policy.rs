@@ -35,3 +35,37 @@ pub fn can_view_settings(staff: &Staff) -> bool {
 pub fn can_edit_settings(staff: &Staff) -> bool {
     matches!(staff.role, Role::Owner | Role::Admin)
 }
+
+/// What an owner or admin may not do to a staff member, if anything: nobody deletes the
+/// owner or themselves; only the owner hands ownership on (it moves, it is not shared),
+/// and the owner's own role changes only that way.
+pub fn staff_change_refused(
+    actor: &Staff,
+    target: &Staff,
+    new_role: Option<Role>,
+    delete: bool,
+) -> Option<&'static str> {
+    if !can_edit_settings(actor) {
+        return Some("Only owners and admins manage employees.");
+    }
+    if delete {
+        if target.role == Role::Owner {
+            return Some(
+                "The owner cannot be deleted; the owner can hand ownership to someone else first.",
+            );
+        }
+        if target.email == actor.email {
+            return Some("You cannot delete yourself.");
+        }
+        return None;
+    }
+    match new_role {
+        Some(Role::Owner) if target.role != Role::Owner && actor.role != Role::Owner => {
+            Some("Only the owner can hand ownership to someone else.")
+        }
+        Some(r) if target.role == Role::Owner && r != Role::Owner => {
+            Some("The owner's role changes only when the owner hands ownership to someone else.")
+        }
+        _ => None,
+    }
+}

@@ -13,23 +13,25 @@ pub const COOKIE: &str = "postdesk_session";
 const SESSION_DAYS: i64 = 14;
 
 /// Sign-in links are valid this long, and open at most this many times (mail scanners
-/// may open a link before its reader does).
+/// may open a link before its reader does). Invitations last longer.
 pub const LINK_HOURS: i64 = 12;
+pub const INVITATION_HOURS: i64 = 72;
 pub const LINK_USES: u32 = 5;
 
-/// Issues a sign-in link for `principal` and returns its secret token; the store keeps
-/// only its hash.
+/// Issues a sign-in link for `principal`, valid `hours`, and returns its secret token;
+/// the store keeps only its hash.
 pub fn issue_link(
     store: &postdesk_store::Store,
     principal: Principal,
     now: time::OffsetDateTime,
+    hours: i64,
 ) -> Result<String, postdesk_store::StoreError> {
     let token = new_secret();
     store.add_login_link(
         &token,
         &postdesk_store::LoginLink {
             principal,
-            expires_at: now + time::Duration::hours(LINK_HOURS),
+            expires_at: now + time::Duration::hours(hours),
             uses_left: LINK_USES,
         },
     )?;
@@ -187,8 +189,8 @@ impl axum::extract::OptionalFromRequestParts<AppState> for PortalSession {
     }
 }
 
-/// The cookie of the anonymous form token: forms shown before anyone signs in (the
-/// portal's link request, the guest form) carry it in a field too, and a post counts only
+/// The cookie of the anonymous form token: forms shown before anyone signs in (link
+/// requests, the guest form) carry it in a field too, and a post counts only
 /// when both agree (a double-submit token: another site can neither read nor set it).
 pub const FORM_COOKIE: &str = "postdesk_form";
 
@@ -219,7 +221,7 @@ impl FormToken {
                 let t = new_secret();
                 let secure = if state.secure_cookies { "; Secure" } else { "" };
                 let cookie = HeaderValue::from_str(&format!(
-                    "{FORM_COOKIE}={t}; Path=/portal; HttpOnly; SameSite=Lax{secure}"
+                    "{FORM_COOKIE}={t}; Path=/; HttpOnly; SameSite=Lax{secure}"
                 ))
                 .ok();
                 (t, cookie)

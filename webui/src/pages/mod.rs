@@ -7,6 +7,7 @@ pub mod desk;
 pub mod portal;
 pub mod settings;
 pub mod signin;
+pub mod staff;
 
 use askama::Template;
 use axum::http::StatusCode;

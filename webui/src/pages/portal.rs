@@ -334,44 +334,15 @@ pub async fn request_link(
     } else if !state.link_limits.allow(&email, peer.ip()) {
         tracing::warn!(org = %slug, ip = %peer.ip(), "portal link request rate limited");
     } else {
-        let store = state.store.clone();
-        let now = state.clock.now();
-        let base = state.public_url.clone();
-        let recipient = email.clone();
+        let (mailing, mail_org) = (state.clone(), org.clone());
         let queued = blocking(move || {
-            let token = session::issue_link(
-                &store,
-                Principal::Portal {
-                    org: org.slug.clone(),
-                    email: recipient.clone(),
-                },
-                now,
-            )?;
-            let link = format!("{base}/portal/link/{token}");
-            let place = format!("the {} support portal", org.name);
-            postdesk_notifier::queue_sign_in_mail(
-                &store,
-                &postdesk_notifier::SignInMail {
-                    org: &org,
-                    recipient: &recipient,
-                    place: &place,
-                    link: &link,
-                    hours: session::LINK_HOURS,
-                    uses: session::LINK_USES,
-                },
-                now,
-            )
-            .map_err(|e| postdesk_store::StoreError::Invalid(e.to_string()))
+            crate::links::mail_portal_link(&mailing, &mail_org, &email, session::LINK_HOURS)
         })
         .await;
         if let Err(r) = queued {
             return r;
         }
     }
-    let org = match self::org(&state, &slug).await {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
     portal_page(
         &state,
         &org,

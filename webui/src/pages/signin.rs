@@ -2,17 +2,18 @@
 //! signing out here or everywhere.
 
 use super::{blocking, refuse, render, Chrome};
-use crate::session::{self, StaffSession};
+use crate::session::{self, FormToken, StaffSession};
 use crate::AppState;
 use argon2::password_hash::{phc::PasswordHash, PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use postdesk_store::{LinkRefusal, Principal};
 use serde::Deserialize;
+use std::net::SocketAddr;
 
 const MIN_PASSWORD: usize = 10;
 
@@ -20,7 +21,30 @@ const MIN_PASSWORD: usize = 10;
 #[template(path = "signin.html")]
 struct SignInPage {
     email: String,
+    form_token: String,
+    notice: Option<String>,
     error: Option<String>,
+}
+
+/// The sign-in page, setting the anonymous form token's cookie when the browser has none.
+fn signin_page(
+    state: &AppState,
+    form_token: &FormToken,
+    email: String,
+    notice: Option<&str>,
+    error: Option<&str>,
+) -> Response {
+    let (token, cookie) = form_token.for_form(state);
+    let page = render(&SignInPage {
+        email,
+        form_token: token,
+        notice: notice.map(str::to_string),
+        error: error.map(str::to_string),
+    });
+    match cookie {
+        Some(c) => ([(header::SET_COOKIE, c)], page).into_response(),
+        None => page,
+    }
 }
 
 #[derive(Template)]
@@ -31,16 +55,59 @@ struct AccountPage {
     error: Option<String>,
 }
 
-pub async fn form() -> Response {
-    render(&SignInPage {
-        email: String::new(),
-        error: None,
-    })
+pub async fn form(State(state): State<AppState>, form_token: FormToken) -> Response {
+    signin_page(&state, &form_token, String::new(), None, None)
+}
+
+#[derive(Deserialize)]
+pub struct LinkRequest {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    email: String,
+}
+
+/// `POST /signin/email`: mails a staff member a sign-in link. The page says the same for
+/// any address, and requests are limited per address and per client IP.
+pub async fn email_link(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    form_token: FormToken,
+    Form(f): Form<LinkRequest>,
+) -> Response {
+    if !form_token.matches(&f.csrf) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "The form was stale or forged; nothing was sent. Reload the page and try again.",
+        );
+    }
+    let email = f.email.trim().to_ascii_lowercase();
+    if state.link_limits.allow(&email, peer.ip()) {
+        let mailing = state.clone();
+        let lookup = email.clone();
+        let sent = blocking(move || {
+            if mailing.store.staff(&lookup)?.is_some() {
+                crate::links::mail_staff_link(&mailing, &lookup, "", session::LINK_HOURS)?;
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(r) = sent {
+            return r;
+        }
+    } else {
+        tracing::warn!(ip = %peer.ip(), "staff link request rate limited");
+    }
+    signin_page(&state, &form_token, String::new(), Some("If this address belongs to an employee, a sign-in link is on its way. It works for 12 hours."), None)
 }
 
 #[derive(Deserialize)]
 pub struct Credentials {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
     email: String,
+    #[serde(default)]
     password: String,
 }
 
@@ -58,7 +125,18 @@ fn password_matches(password: &str, stored: &str) -> bool {
     })
 }
 
-pub async fn with_password(State(state): State<AppState>, Form(c): Form<Credentials>) -> Response {
+pub async fn with_password(
+    State(state): State<AppState>,
+    form_token: FormToken,
+    Form(c): Form<Credentials>,
+) -> Response {
+    // A forged sign-in would sign the victim in as the forger.
+    if !form_token.matches(&c.csrf) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "The form was stale or forged. Reload the page and try again.",
+        );
+    }
     let email = c.email.trim().to_ascii_lowercase();
     let store = state.store.clone();
     let lookup = email.clone();
@@ -86,10 +164,13 @@ pub async fn with_password(State(state): State<AppState>, Form(c): Form<Credenti
     };
     let Some(staff) = verified else {
         tracing::info!(email = %email, "password sign-in refused");
-        let mut page = render(&SignInPage {
+        let mut page = signin_page(
+            &state,
+            &form_token,
             email,
-            error: Some("That email and password do not match.".into()),
-        });
+            None,
+            Some("That email and password do not match."),
+        );
         *page.status_mut() = StatusCode::UNAUTHORIZED;
         return page;
     };
