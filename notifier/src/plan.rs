@@ -112,17 +112,24 @@ impl Planner<'_> {
         })
     }
 
+    /// The assignee (else owners, admins and managers), and the ticket's followers.
     fn staff_alert_list(&self, ticket: &Ticket) -> Result<Vec<String>, NotifierError> {
-        if let Some(a) = &ticket.assignee {
-            return Ok(vec![a.clone()]);
+        let mut list = match &ticket.assignee {
+            Some(a) => vec![a.clone()],
+            None => self
+                .store
+                .staff_list()?
+                .into_iter()
+                .filter(|s| matches!(s.role, Role::Owner | Role::Admin | Role::Manager))
+                .map(|s| s.email)
+                .collect(),
+        };
+        for f in &ticket.followers {
+            if !list.contains(f) {
+                list.push(f.clone());
+            }
         }
-        Ok(self
-            .store
-            .staff_list()?
-            .into_iter()
-            .filter(|s| matches!(s.role, Role::Owner | Role::Admin | Role::Manager))
-            .map(|s| s.email)
-            .collect())
+        Ok(list)
     }
 
     fn drafts(&self, event: &Event, ticket: &Ticket) -> Result<Vec<Draft>, NotifierError> {

@@ -210,6 +210,9 @@ pub struct Ticket {
     /// One of the organization's categories, if the portal asked for one.
     #[serde(default)]
     pub category: Option<String>,
+    /// Staff members who asked to hear of everything on this ticket.
+    #[serde(default)]
+    pub followers: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -251,6 +254,12 @@ pub enum Change {
     Due(Option<String>),
     /// The requester (contact), e.g. the real person behind a guest's ticket.
     Contact(String),
+    Type(TicketType),
+    Category(Option<String>),
+    /// The whole CC list.
+    Cc(Vec<String>),
+    /// Minutes the event's author worked on the ticket (changes no field; costs add up).
+    TimeSpent(u32),
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

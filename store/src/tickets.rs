@@ -121,6 +121,10 @@ fn append_change(
         crate::Change::Priority(p) => ticket.priority = *p,
         crate::Change::Due(d) => ticket.due = d.clone(),
         crate::Change::Contact(c) => ticket.requester = c.clone(),
+        crate::Change::Type(t) => ticket.ticket_type = *t,
+        crate::Change::Category(c) => ticket.category = c.clone(),
+        crate::Change::Cc(list) => ticket.cc = list.clone(),
+        crate::Change::TimeSpent(_) => {}
     }
     let update = Event {
         seq: bump(tx, "counter/event")?,
@@ -158,6 +162,7 @@ fn new_ticket(
         priority: Default::default(),
         due: None,
         category: None,
+        followers: Vec::new(),
         created_at: at,
         updated_at: at,
     })
@@ -228,6 +233,26 @@ impl Store {
             .map_err(StoreError::from)?;
         self.flush()?;
         Ok(done)
+    }
+
+    /// Adds or removes `email` among the ticket's followers (no event: it is personal).
+    pub fn set_following(&self, ticket: u64, email: &str, follow: bool) -> Result<(), StoreError> {
+        let key = num_key("ticket/", ticket);
+        self.state
+            .transaction(|tx| {
+                let raw = tx
+                    .get(&key)?
+                    .ok_or_else(|| Abort(StoreError::NotFound(format!("ticket {ticket}"))))?;
+                let mut t: Ticket = decode(&raw).map_err(Abort)?;
+                t.followers.retain(|f| f != email);
+                if follow {
+                    t.followers.push(email.to_string());
+                }
+                tx.insert(key.clone(), encode(&t).map_err(Abort)?)?;
+                Ok(())
+            })
+            .map_err(StoreError::from)?;
+        self.flush()
     }
 
     /// Applies an action in one transaction and returns the events it appended.

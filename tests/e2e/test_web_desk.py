@@ -6,7 +6,7 @@ import re
 import smtplib
 import unittest
 
-from harness import Browser, Server, mail, staff_link
+from harness import Browser, Server, mail, outbox_mails, staff_link, wait_for
 
 
 class WebDesk(unittest.TestCase):
@@ -123,6 +123,74 @@ class WebDesk(unittest.TestCase):
         online = page.split('id="online"')[1].split("</ul>")[0]
         self.assertIn("alex@acme.test", online)
         self.assertIn("tester@ops.test", online)
+
+    def test_fields_time_follow_original_and_attachments(self):
+        srv = self.srv
+        m = mail("user9@customer.test", "acme@acme.test", "Logs attached",
+                 message_id="<att@customer.test>")
+        m.add_attachment(b"line 1\nline 2\n", maintype="text", subtype="plain",
+                         filename="server.log")
+        with smtplib.SMTP("127.0.0.1", srv.smtp_port) as s:
+            s.send_message(m)
+        n = srv.decision_for("<att@customer.test>")["ticket"]
+        srv.send("PATCH", f"/api/v1/tickets/{n}", {"priority": "low"})
+        b = self.signed_in(self.tester_link)
+        _, _, page = b.get(f"/desk/tickets/{n}")
+        form = {"csrf": b.csrf(page), "status": "waiting", "type": "incident", "priority": "urgent",
+                "assignee": "alex@acme.test", "due": "2026-12-31", "category": "",
+                "contact": "real@customer.test", "cc": "boss@customer.test\nBoss@customer.test"}
+        status, _, _ = b.post(f"/desk/tickets/{n}/fields", form)
+        self.assertEqual(status, 303)
+        t = srv.ticket(n)
+        self.assertEqual((t["status"], t["type"], t["priority"], t["assignee"], t["due"],
+                          t["requester"], t["cc"]),
+                         ("waiting", "incident", "urgent", "alex@acme.test", "2026-12-31",
+                          "real@customer.test", ["boss@customer.test"]))
+        events = len(t["events"])
+        for bad in ({"due": "2026-13-01"}, {"assignee": "nobody@else.test"}, {"type": "chore"},
+                    {"contact": "not an address"}, {"cc": "x@y.test, broken"},
+                    {"category": "Printers"}):
+            with self.subTest(bad=bad):
+                self.assertEqual(b.post(f"/desk/tickets/{n}/fields", dict(form, **bad))[0], 400)
+        self.assertEqual(b.post(f"/desk/tickets/{n}/fields", dict(form, csrf="x"))[0], 403)
+        self.assertEqual(len(srv.ticket(n)["events"]), events)
+        # Time at the workers' rates: set through the CLI while the server is stopped.
+        for minutes in ("90", "30"):
+            _, _, page = b.get(f"/desk/tickets/{n}")
+            self.assertEqual(b.post(f"/desk/tickets/{n}/time",
+                                    {"csrf": b.csrf(page), "minutes": minutes})[0], 303)
+        self.assertEqual(b.post(f"/desk/tickets/{n}/time", {"csrf": b.csrf(page), "minutes": "0"})[0], 400)
+        _, _, page = b.get(f"/desk/tickets/{n}")
+        self.assertIn('id="time-spent">2:00 h<', page)
+        # Follow: the follower hears of the customer's next reply.
+        b.post(f"/desk/tickets/{n}/follow", {"csrf": b.csrf(page), "follow": "yes"})
+        self.assertEqual(srv.ticket(n)["followers"], ["tester@ops.test"])
+        _, _, page = b.get(f"/desk/tickets/{n}")
+        self.assertIn(">Unfollow<", page)
+        with smtplib.SMTP("127.0.0.1", srv.smtp_port) as s:
+            s.send_message(mail("real@customer.test", "acme@acme.test", "Re: Logs attached",
+                                "One more thing.", message_id="<att-2@customer.test>",
+                                in_reply_to="<att@customer.test>"))
+        wait_for(lambda: [m for m in outbox_mails(srv, "tester@ops.test")
+                          if "One more thing." in m.get_body(("plain",)).get_content()])
+        # The original message and the attachment, for those who may see the ticket.
+        seq = re.search(rf'href="/desk/tickets/{n}/original/(\d+)"', page).group(1)
+        status, headers, raw = b.get(f"/desk/tickets/{n}/original/{seq}")
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["Content-Type"].startswith("text/plain"))
+        self.assertIn("Message-ID: <att@customer.test>", raw)
+        href = re.search(rf'href="(/desk/tickets/{n}/attachments/[0-9a-f]+)"', page).group(1)
+        status, headers, body = b.get(href)
+        self.assertEqual((status, body), (200, "line 1\nline 2\n"))
+        self.assertIn('attachment; filename="server.log"', headers["Content-Disposition"])
+        other = srv.decision_for("<w0@customer.test>")["ticket"]
+        sha = href.rsplit("/", 1)[1]
+        # The hash does not open it through another ticket, nor for a Tech not involved.
+        self.assertEqual(b.get(f"/desk/tickets/{other}/attachments/{sha}")[0], 404)
+        srv.send("PATCH", f"/api/v1/tickets/{n}", {"assignee": None})
+        alex = self.signed_in(self.alex_link)
+        self.assertEqual(alex.get(href)[0], 404)
+        self.assertEqual(alex.get(f"/desk/tickets/{n}/original/{seq}")[0], 404)
 
     def test_links_wear_out_passwords_and_signing_out(self):
         # A link opens at most 5 times.

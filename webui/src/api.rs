@@ -36,6 +36,8 @@ fn ticket_json(t: &Ticket) -> Value {
         "automatic": t.automatic,
         "priority": t.priority,
         "due": t.due,
+        "category": t.category,
+        "followers": t.followers,
         "created_at": rfc3339(t.created_at),
         "updated_at": rfc3339(t.updated_at),
     })

@@ -95,7 +95,18 @@ pub fn router(state: AppState) -> Router {
         .route("/desk", get(pages::desk::list))
         .route(
             "/desk/tickets/{number}",
-            get(pages::desk::show).post(pages::desk::answer),
+            get(pages::ticket::show).post(pages::ticket::answer),
+        )
+        .route("/desk/tickets/{number}/fields", post(pages::ticket::fields))
+        .route("/desk/tickets/{number}/time", post(pages::ticket::log_time))
+        .route("/desk/tickets/{number}/follow", post(pages::ticket::follow))
+        .route(
+            "/desk/tickets/{number}/original/{seq}",
+            get(pages::ticket::original),
+        )
+        .route(
+            "/desk/tickets/{number}/attachments/{sha256}",
+            get(pages::ticket::attachment),
         )
         .route("/healthz", get(api::healthz))
         .route("/api/v1/tickets", get(api::list_tickets))

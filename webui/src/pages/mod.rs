@@ -8,6 +8,7 @@ pub mod portal;
 pub mod settings;
 pub mod signin;
 pub mod staff;
+pub mod ticket;
 
 use askama::Template;
 use axum::http::StatusCode;
