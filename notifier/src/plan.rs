@@ -12,7 +12,8 @@
 use crate::render::{acknowledgement, notification, Acknowledgement, Notification};
 use crate::NotifierError;
 use postdesk_store::{
-    DkimKeyRecord, Event, EventKind, Org, OutboxItem, OutboxStatus, Role, Store, Ticket, Visibility,
+    BellItem, DkimKeyRecord, Event, EventKind, Org, OutboxItem, OutboxStatus, Role, Store, Ticket,
+    Visibility,
 };
 use time::OffsetDateTime;
 
@@ -110,6 +111,48 @@ impl Planner<'_> {
             Some(staff) => staff.alerts,
             None => self.store.contact_alerts(recipient)?,
         })
+    }
+
+    /// The staff bell entries an event makes: new tickets, end users' replies and notes
+    /// reach the same staff as alert mails (whatever their mail setting), never the author.
+    pub fn bell(&self, event: &Event) -> Result<Vec<BellItem>, NotifierError> {
+        let relevant = match event.kind {
+            EventKind::Created => !event.automatic,
+            EventKind::Reply => !event.by_staff && !event.automatic,
+            EventKind::Note => true,
+            _ => false,
+        };
+        if !relevant {
+            return Ok(Vec::new());
+        }
+        let Some(ticket) = self.store.ticket(event.ticket)? else {
+            return Ok(Vec::new());
+        };
+        let what = match event.kind {
+            EventKind::Created => "opened",
+            EventKind::Reply => "replied on",
+            _ => "wrote a note on",
+        };
+        let text = format!(
+            "{} {what} #{} {}",
+            event.author, ticket.number, ticket.summary
+        )
+        .chars()
+        .take(200)
+        .collect::<String>();
+        Ok(self
+            .staff_alert_list(&ticket)?
+            .into_iter()
+            .filter(|s| *s != event.author)
+            .map(|staff| BellItem {
+                staff,
+                event: event.seq,
+                ticket: ticket.number,
+                text: text.clone(),
+                read: false,
+                at: event.at,
+            })
+            .collect())
     }
 
     /// The assignee (else owners, admins and managers), and the ticket's followers.

@@ -1,5 +1,5 @@
-//! The notifier loop: reads new events from its cursor, enqueues their mail with the
-//! cursor move in one transaction, then delivers due outbox items (concurrently, bounded,
+//! The notifier loop: reads new events from its cursor, enqueues their mail and bell
+//! entries with the cursor move in one transaction, then delivers due outbox items (concurrently, bounded,
 //! to the relay), retrying temporary failures with backoff for up to three days.
 
 use crate::plan::Planner;
@@ -68,12 +68,13 @@ impl Notifier {
             let Some(last) = events.last().map(|e| e.seq) else {
                 return Ok(());
             };
-            let mut items = Vec::new();
+            let (mut items, mut bell) = (Vec::new(), Vec::new());
             for e in &events {
                 let planned = planner.plan(e, &items)?;
                 items.extend(planned);
+                bell.extend(planner.bell(e)?);
             }
-            self.store.enqueue_outbound(CONSUMER, last, &items)?;
+            self.store.enqueue_outbound(CONSUMER, last, &items, &bell)?;
         }
     }
 

@@ -2,6 +2,7 @@
 //! group-committed inbound spool. This is the only crate that names sled.
 
 mod access;
+mod bell;
 mod blobs;
 mod clock;
 mod codec;
@@ -15,6 +16,7 @@ mod spool;
 mod tickets;
 
 pub use access::{LinkRefusal, LoginLink, Principal, WebSession};
+pub use bell::BellItem;
 pub use clock::{Clock, OffsetFileClock, SystemClock};
 pub use directory::hash_token;
 pub use dkim::DkimKeyRecord;

@@ -57,16 +57,27 @@ fn sent_key(recipient: &str, at: OffsetDateTime) -> Vec<u8> {
 
 impl Store {
     /// Enqueues `items` (skipping keys already present) and moves `consumer`'s cursor to
-    /// `seq`, in one transaction. Returns the items actually added.
+    /// `seq`, with the bell entries of those events, in one transaction. Returns the items
+    /// actually added.
     pub fn enqueue_outbound(
         &self,
         consumer: &str,
         seq: u64,
         items: &[OutboxItem],
+        bell: &[crate::BellItem],
     ) -> Result<usize, StoreError> {
         let encoded: Vec<(String, Vec<u8>)> = items
             .iter()
             .map(|i| Ok((item_key(&i.key), encode(i)?)))
+            .collect::<Result<_, StoreError>>()?;
+        let bell: Vec<(Vec<u8>, Vec<u8>)> = bell
+            .iter()
+            .map(|b| {
+                Ok((
+                    crate::bell::bell_key(&b.staff, b.event),
+                    crate::bell::encode_bell(b)?,
+                ))
+            })
             .collect::<Result<_, StoreError>>()?;
         let cursor = format!("cursor/{consumer}");
         let added = self
@@ -85,6 +96,11 @@ impl Store {
                             &item.ticket.to_be_bytes(),
                         )?;
                         added += 1;
+                    }
+                }
+                for (k, v) in &bell {
+                    if tx.get(k)?.is_none() {
+                        tx.insert(k.clone(), v.clone())?;
                     }
                 }
                 let current = read_counter(tx.get(cursor.as_bytes())?);

@@ -192,6 +192,28 @@ class WebDesk(unittest.TestCase):
         self.assertEqual(alex.get(href)[0], 404)
         self.assertEqual(alex.get(f"/desk/tickets/{n}/original/{seq}")[0], 404)
 
+    def test_notification_bell(self):
+        b = self.signed_in(self.tester_link)
+        unread = lambda page: int(re.search(r'id="unread">(\d+)<', page).group(1))
+        # Three new tickets, no assignee: the admin hears of each.
+        page = wait_for(lambda: (lambda p: p if unread(p) == 3 else None)(b.get("/desk")[2]))
+        self.assertIn("user0@customer.test opened #1 Printer jam", page)
+        status, headers, _ = b.get("/notifications/1")
+        self.assertEqual((status, headers["Location"]), (303, "/desk/tickets/1"))
+        self.assertEqual(unread(b.get("/desk")[2]), 2)
+        # Another's entry does not open, and the Tech has none for tickets not theirs.
+        alex = self.signed_in(self.alex_link)
+        self.assertEqual(alex.get("/notifications/1")[0], 404)
+        self.assertEqual(unread(alex.get("/desk")[2]), 0)
+        # Assigned, the Tech hears of the customer's reply.
+        n = self.srv.decision_for("<w1@customer.test>")["ticket"]
+        self.srv.send("PATCH", f"/api/v1/tickets/{n}", {"assignee": "alex@acme.test"})
+        with smtplib.SMTP("127.0.0.1", self.srv.smtp_port) as s:
+            s.send_message(mail("user1@customer.test", "acme@acme.test", "Re: bug",
+                                "Still broken.", in_reply_to="<w1@customer.test>"))
+        page = wait_for(lambda: (lambda p: p if unread(p) == 1 else None)(alex.get("/dashboard")[2]))
+        self.assertIn(f"user1@customer.test replied on #{n}", page)
+
     def test_links_wear_out_passwords_and_signing_out(self):
         # A link opens at most 5 times.
         for _ in range(4):

@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/dashboard") }))
         .route("/dashboard", get(pages::dashboard::show))
+        .route("/notifications/{event}", get(pages::bell::open))
         .route(
             "/signin",
             get(pages::signin::form).post(pages::signin::with_password),

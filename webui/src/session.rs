@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use postdesk_store::{Principal, Staff, WebSession};
 
 pub const COOKIE: &str = "postdesk_session";
+/// Bell entries shown in every staff page's header.
+pub const BELL_SHOWN: usize = 5;
 /// How long a browser stays signed in without signing in again.
 const SESSION_DAYS: i64 = 14;
 
@@ -92,6 +94,9 @@ pub struct StaffSession {
     pub staff: Staff,
     pub id: String,
     pub csrf: String,
+    /// The newest bell entries and how many of them are unread, for every page's header.
+    pub bell: Vec<postdesk_store::BellItem>,
+    pub unread: usize,
 }
 
 impl StaffSession {
@@ -131,13 +136,13 @@ impl FromRequestParts<AppState> for StaffSession {
         };
         let store = state.store.clone();
         let now = state.clock.now();
-        let staff = tokio::task::spawn_blocking(move || {
-            let staff = store.staff(&email)?;
-            if staff.is_some() {
-                // For "online now" on the dashboard.
-                store.touch_staff(&email, now)?;
-            }
-            Ok::<_, postdesk_store::StoreError>(staff)
+        let (staff, (bell, unread)) = tokio::task::spawn_blocking(move || {
+            let Some(staff) = store.staff(&email)? else {
+                return Ok(None);
+            };
+            // For "online now" on the dashboard.
+            store.touch_staff(&email, now)?;
+            Ok::<_, postdesk_store::StoreError>(Some((staff, store.bell(&email, BELL_SHOWN)?)))
         })
         .await
         .ok()
@@ -148,6 +153,8 @@ impl FromRequestParts<AppState> for StaffSession {
             staff,
             id,
             csrf: session.csrf,
+            bell,
+            unread,
         })
     }
 }

@@ -2,6 +2,7 @@
 //! the end-user portal.
 //! Readable without JavaScript; every form posts with the session's CSRF token.
 
+pub mod bell;
 pub mod dashboard;
 pub mod desk;
 pub mod portal;
@@ -14,12 +15,21 @@ use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
+/// One bell entry in the header.
+pub struct BellView {
+    pub event: u64,
+    pub text: String,
+    pub read: bool,
+}
+
 /// What every staff page's header needs.
 pub struct Chrome {
     pub me_name: String,
     pub csrf: String,
     /// Whether the settings link shows (owners, admins, managers).
     pub settings: bool,
+    pub unread: usize,
+    pub bell: Vec<BellView>,
 }
 
 impl Chrome {
@@ -28,6 +38,16 @@ impl Chrome {
             me_name: me.staff.name.clone(),
             csrf: me.csrf.clone(),
             settings: crate::policy::can_view_settings(&me.staff),
+            unread: me.unread,
+            bell: me
+                .bell
+                .iter()
+                .map(|b| BellView {
+                    event: b.event,
+                    text: b.text.clone(),
+                    read: b.read,
+                })
+                .collect(),
         }
     }
 }
