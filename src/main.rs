@@ -48,6 +48,9 @@ enum Command {
         /// Mail domain of organization addresses.
         #[arg(long)]
         domain: Option<String>,
+        /// On an empty data folder: the owner's email (default admin@DOMAIN). Ignored later.
+        #[arg(long)]
+        owner: Option<String>,
     },
     /// Organizations.
     Org {
@@ -169,6 +172,7 @@ fn run() -> Result<()> {
             lmtp,
             http,
             domain,
+            owner,
         } => {
             if let Some(v) = smtp {
                 config.smtp = v;
@@ -183,7 +187,7 @@ fn run() -> Result<()> {
                 config.domain = v;
             }
             config.validate()?;
-            serve::serve(&cli.data, config)
+            serve::serve(&cli.data, config, owner.as_deref())
         }
         Command::Dkim { command } => {
             let _lock = lock::acquire(&cli.data, "this command")?;

@@ -9,7 +9,7 @@ use postdesk_store::{Role, Staff, Store};
 use std::path::Path;
 use tokio::net::TcpListener;
 
-pub fn serve(data: &Path, config: Config) -> Result<()> {
+pub fn serve(data: &Path, config: Config, owner: Option<&str>) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
         .with_context(|| format!("invalid log filter {:?}", config.log))?;
     tracing_subscriber::fmt()
@@ -21,7 +21,7 @@ pub fn serve(data: &Path, config: Config) -> Result<()> {
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     let _lock = lock::acquire(data, "postdesk serve")?;
     let store = open_store(data)?;
-    let first_run = first_run_setup(&store, &config)?;
+    let first_run = first_run_setup(&store, &config, owner)?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
@@ -36,17 +36,41 @@ struct FirstRun {
     link: String,
 }
 
-fn first_run_setup(store: &Store, config: &Config) -> Result<Option<FirstRun>> {
+fn first_run_setup(
+    store: &Store,
+    config: &Config,
+    owner: Option<&str>,
+) -> Result<Option<FirstRun>> {
     if !store.is_empty()? {
+        if owner.is_some() {
+            tracing::warn!("--owner is only used on an empty data folder; ignored");
+        }
         return Ok(None);
     }
+    let admin = match owner {
+        Some(o) => {
+            let o = o.trim().to_ascii_lowercase();
+            if !o
+                .split_once('@')
+                .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty())
+                || o.contains(char::is_whitespace)
+            {
+                anyhow::bail!("--owner {o:?} is not an email address");
+            }
+            o
+        }
+        None => {
+            let default = format!("admin@{}", config.domain);
+            tracing::warn!(owner = %default, "no --owner given: the owner is {default}; start with --owner you@example.org on an empty data folder to choose");
+            default
+        }
+    };
     let org = new_org(config, "support", "Support", &[], &[])?;
     store.add_org(&org)?;
-    let admin = format!("admin@{}", config.domain);
     if store.staff(&admin)?.is_none() {
         store.add_staff(&Staff {
             email: admin.clone(),
-            name: "Administrator".into(),
+            name: "Owner".into(),
             role: Role::Owner,
             alerts: true,
             hourly_rate_cents: 0,

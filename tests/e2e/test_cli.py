@@ -9,7 +9,7 @@ import time
 import unittest
 from email.message import EmailMessage
 
-from harness import BIN, Server
+from harness import BIN, Browser, Server
 
 
 class Cli(unittest.TestCase):
@@ -19,7 +19,7 @@ class Cli(unittest.TestCase):
 
     def test_first_run_accepts_mail_at_once(self):
         args = [BIN, "--data", self.srv.data, "serve", "--smtp", f"127.0.0.1:{self.srv.smtp_port}",
-                "--http", f"127.0.0.1:{self.srv.http_port}"]
+                "--http", f"127.0.0.1:{self.srv.http_port}", "--owner", "Boss@Example.org"]
         env = dict(self.srv.env)
         env.pop("POSTDESK_DOMAIN")
         proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -34,6 +34,13 @@ class Cli(unittest.TestCase):
         self.assertIn("support@localhost", text)
         self.assertIn(f"swaks --server 127.0.0.1:{self.srv.smtp_port}", text)
         token = re.search(r"Bearer (pd_[0-9a-f]+)", text).group(1)
+        # The printed one-time link opens the web UI as the owner.
+        link = re.search(rf"http://127\.0\.0\.1:{self.srv.http_port}(/signin/link/[a-z0-9]+)", text).group(1)
+        browser = Browser(self.srv)
+        self.assertEqual(browser.get(link)[0], 303)
+        status, _, page = browser.get("/settings/staff")
+        self.assertEqual(status, 200)
+        self.assertIn("boss@example.org", page)
         m = EmailMessage()
         m["From"] = "newcomer@example.com"
         m["To"] = "support@localhost"
