@@ -125,3 +125,8 @@ fn portal_modes_and_settings() {
 fn employees() {
     run_suite("test_employees");
 }
+
+#[test]
+fn authorization_matrix() {
+    run_suite("test_authorization");
+}
