@@ -151,6 +151,18 @@ pub enum TicketType {
     Bug,
 }
 
+impl TicketType {
+    pub const ALL: [TicketType; 3] = [TicketType::Question, TicketType::Incident, TicketType::Bug];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketType::Question => "question",
+            TicketType::Incident => "incident",
+            TicketType::Bug => "bug",
+        }
+    }
+}
+
 impl std::str::FromStr for TicketType {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -170,6 +182,24 @@ pub enum Status {
     Waiting,
     Resolved,
     Closed,
+}
+
+impl Status {
+    pub const ALL: [Status; 4] = [
+        Status::Open,
+        Status::Waiting,
+        Status::Resolved,
+        Status::Closed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::Waiting => "waiting",
+            Status::Resolved => "resolved",
+            Status::Closed => "closed",
+        }
+    }
 }
 
 impl std::str::FromStr for Status {

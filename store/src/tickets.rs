@@ -96,6 +96,38 @@ fn bump(
     Ok(n)
 }
 
+/// The count of tickets of one organization, type and status.
+fn count_key(t: &Ticket) -> String {
+    format!(
+        "tcount/{}/{}/{}",
+        t.org,
+        t.ticket_type.as_str(),
+        t.status.as_str()
+    )
+}
+
+/// Writes a ticket with its indexes: the recency index and the counts by organization,
+/// type and status. `before` is the ticket as stored until now (`None` for a new one).
+fn save_ticket(
+    tx: &TransactionalTree,
+    before: Option<&Ticket>,
+    after: &Ticket,
+) -> Result<(), sled::transaction::ConflictableTransactionError<StoreError>> {
+    if let Some(b) = before {
+        tx.remove(recency_key(b))?;
+        let k = count_key(b);
+        let n = read_counter(tx.get(k.as_bytes())?).saturating_sub(1);
+        tx.insert(k.as_bytes(), &n.to_be_bytes())?;
+    }
+    tx.insert(recency_key(after), &[])?;
+    bump(tx, &count_key(after))?;
+    tx.insert(
+        num_key("ticket/", after.number),
+        encode(after).map_err(Abort)?,
+    )?;
+    Ok(())
+}
+
 /// Appends `event` to the log and to its ticket's event index.
 fn append_event(
     tx: &TransactionalTree,
@@ -223,11 +255,7 @@ impl Store {
                     at: n.at,
                 };
                 append_event(tx, &event)?;
-                tx.insert(recency_key(&ticket), &[])?;
-                tx.insert(
-                    num_key("ticket/", ticket.number),
-                    encode(&ticket).map_err(Abort)?,
-                )?;
+                save_ticket(tx, None, &ticket)?;
                 Ok((ticket, event))
             })
             .map_err(StoreError::from)?;
@@ -243,12 +271,13 @@ impl Store {
                 let raw = tx
                     .get(&key)?
                     .ok_or_else(|| Abort(StoreError::NotFound(format!("ticket {ticket}"))))?;
-                let mut t: Ticket = decode(&raw).map_err(Abort)?;
+                let before: Ticket = decode(&raw).map_err(Abort)?;
+                let mut t = before.clone();
                 t.followers.retain(|f| f != email);
                 if follow {
                     t.followers.push(email.to_string());
                 }
-                tx.insert(key.clone(), encode(&t).map_err(Abort)?)?;
+                save_ticket(tx, Some(&before), &t)?;
                 Ok(())
             })
             .map_err(StoreError::from)?;
@@ -273,8 +302,8 @@ impl Store {
                     .get(num_key("ticket/", a.ticket))?
                     .ok_or_else(|| Abort(StoreError::NotFound(format!("ticket {}", a.ticket))))?;
                 let mut ticket: Ticket = decode(&raw).map_err(Abort)?;
+                let before = ticket.clone();
                 let mut appended = Vec::new();
-                tx.remove(recency_key(&ticket))?;
                 let base = Event {
                     seq: 0,
                     ticket: a.ticket,
@@ -313,11 +342,7 @@ impl Store {
                     ticket.status = Status::Open;
                 }
                 ticket.updated_at = a.at;
-                tx.insert(recency_key(&ticket), &[])?;
-                tx.insert(
-                    num_key("ticket/", ticket.number),
-                    encode(&ticket).map_err(Abort)?,
-                )?;
+                save_ticket(tx, Some(&before), &ticket)?;
                 Ok(appended)
             })
             .map_err(StoreError::from)
@@ -368,7 +393,7 @@ impl Store {
                         return Ok(decision);
                     }
                 }
-                let (mut ticket, new_ticket) = match &c.target {
+                let (mut ticket, new_ticket): (Ticket, bool) = match &c.target {
                     TicketTarget::Existing(n) => {
                         let t = tx
                             .get(num_key("ticket/", *n))?
@@ -391,6 +416,7 @@ impl Store {
                         )
                     }
                 };
+                let before = (!new_ticket).then(|| ticket.clone());
                 for p in &c.participants {
                     if !ticket.participants.contains(p) {
                         ticket.participants.push(p.clone());
@@ -410,11 +436,7 @@ impl Store {
                 {
                     ticket.status = Status::Open;
                 }
-                if !new_ticket {
-                    tx.remove(recency_key(&ticket))?;
-                }
                 ticket.updated_at = c.at;
-                tx.insert(recency_key(&ticket), &[])?;
                 let seq = bump(tx, "counter/event")?;
                 let event = Event {
                     seq,
@@ -436,10 +458,7 @@ impl Store {
                 for change in &c.changes {
                     append_change(tx, &mut ticket, change, &event)?;
                 }
-                tx.insert(
-                    num_key("ticket/", ticket.number),
-                    encode(&ticket).map_err(Abort)?,
-                )?;
+                save_ticket(tx, before.as_ref(), &ticket)?;
                 if let Some(m) = &mid {
                     tx.insert(mid_key(&c.org, m).as_bytes(), &ticket.number.to_be_bytes())?;
                     let rk = format!("rawmid/{m}");
@@ -531,17 +550,46 @@ impl Store {
         Ok(out)
     }
 
-    /// Builds the recency index for stores written before it existed.
+    /// Builds the recency index and the ticket counts for stores written before they existed.
     pub(crate) fn ensure_recency_index(&self) -> Result<(), StoreError> {
-        if self.state.get("meta/recency-index")?.is_some() {
-            return Ok(());
+        if self.state.get("meta/recency-index")?.is_none() {
+            for v in self.state.scan_prefix("ticket/").values() {
+                let t: Ticket = decode(&v?)?;
+                self.state.insert(recency_key(&t), &[])?;
+            }
+            self.state.insert("meta/recency-index", &[1u8])?;
         }
-        for v in self.state.scan_prefix("ticket/").values() {
-            let t: Ticket = decode(&v?)?;
-            self.state.insert(recency_key(&t), &[])?;
+        if self.state.get("meta/ticket-counts")?.is_none() {
+            let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+            for v in self.state.scan_prefix("ticket/").values() {
+                *counts.entry(count_key(&decode(&v?)?)).or_default() += 1;
+            }
+            for (k, n) in counts {
+                self.state.insert(k, &n.to_be_bytes())?;
+            }
+            self.state.insert("meta/ticket-counts", &[1u8])?;
         }
-        self.state.insert("meta/recency-index", &[1u8])?;
         self.flush()
+    }
+
+    /// How many tickets each organization has of each type and status (kept with every
+    /// ticket write, so nothing is scanned).
+    pub fn ticket_counts(&self) -> Result<Vec<(String, TicketType, Status, u64)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.state.scan_prefix("tcount/") {
+            let (k, v) = item?;
+            let key = String::from_utf8_lossy(&k["tcount/".len()..]).into_owned();
+            let mut parts = key.rsplitn(3, '/');
+            let (Some(status), Some(ty), Some(org)) = (parts.next(), parts.next(), parts.next())
+            else {
+                return Err(StoreError::Corrupt("ticket count key".into()));
+            };
+            let (Ok(status), Ok(ty)) = (status.parse::<Status>(), ty.parse::<TicketType>()) else {
+                return Err(StoreError::Corrupt("ticket count key".into()));
+            };
+            out.push((org.to_string(), ty, status, read_counter(Some(v))));
+        }
+        Ok(out)
     }
 
     /// A ticket's events in log order.
@@ -556,7 +604,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Events after `seq` in log order, at most `limit`: what a consumer reads from its cursor.
     /// Calls `f` with every ticket, one at a time (for counts over all tickets without
     /// holding them all).
     pub fn visit_tickets(&self, mut f: impl FnMut(&Ticket)) -> Result<(), StoreError> {
@@ -580,6 +627,7 @@ impl Store {
         Ok(out)
     }
 
+    /// Events after `seq` in log order, at most `limit`: what a consumer reads from its cursor.
     pub fn events_since(&self, seq: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
         self.state
             .range(num_key("ev/", seq.saturating_add(1))..num_key("ev/", u64::MAX))

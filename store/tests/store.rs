@@ -405,6 +405,15 @@ fn staff_actions_append_events_in_one_transaction() {
     );
     let t = s.ticket(1).expect("t").expect("exists");
     assert_eq!((t.status, t.priority), (Status::Waiting, Priority::High));
+    // The counts follow every write: one waiting question, no open one left.
+    let counts = s.ticket_counts().expect("counts");
+    let count = |st| {
+        counts
+            .iter()
+            .find(|(o, ty, s, _)| o == "acme" && *ty == TicketType::Question && *s == st)
+            .map_or(0, |c| c.3)
+    };
+    assert_eq!((count(Status::Open), count(Status::Waiting)), (0, 1));
     assert_eq!(s.events_for(1).expect("ev").len(), 4);
     // Nothing to do, or no such ticket: refused, nothing written.
     assert!(matches!(

@@ -192,6 +192,34 @@ class WebDesk(unittest.TestCase):
         self.assertEqual(alex.get(href)[0], 404)
         self.assertEqual(alex.get(f"/desk/tickets/{n}/original/{seq}")[0], 404)
 
+    def test_relation_filter_counts_and_search_in_messages(self):
+        n0 = self.srv.decision_for("<w0@customer.test>")["ticket"]
+        n1 = self.srv.decision_for("<w1@customer.test>")["ticket"]
+        self.srv.send("PATCH", f"/api/v1/tickets/{n0}", {"assignee": "tester@ops.test",
+                                                         "status": "waiting"})
+        self.srv.send("POST", f"/api/v1/tickets/{n1}/notes", {"text": "Check the flux capacitor."},
+                      expect=201)
+        b = self.signed_in(self.tester_link)
+        rows = lambda page: re.findall(r'href="/desk/tickets/(\d+)"', page)
+        self.assertEqual(rows(b.get("/desk?mine=assigned")[2]), [str(n0)])
+        self.assertEqual(rows(b.get("/desk?mine=raised")[2]), [])
+        _, _, page = b.get(f"/desk/tickets/{n1}")
+        b.post(f"/desk/tickets/{n1}/follow", {"csrf": b.csrf(page), "follow": "yes"})
+        self.assertEqual(rows(b.get("/desk?mine=following")[2]), [str(n1)])
+        # Counts by status under the other filters.
+        _, _, page = b.get("/desk")
+        self.assertIn(">any (3)<", page)
+        self.assertIn(">open (2)<", page)
+        self.assertIn(">waiting (1)<", page)
+        _, _, page = b.get("/desk?org=acme")
+        self.assertIn(">any (2)<", page)
+        # The search reads messages too, not only summaries.
+        self.assertEqual(rows(b.get("/desk?q=capacitor")[2]), [str(n1)])
+        alex = self.signed_in(self.alex_link)
+        _, _, page = alex.get("/desk?q=capacitor")
+        self.assertEqual(rows(page), [])
+        self.assertIn(">any (0)<", page)
+
     def test_notification_bell(self):
         b = self.signed_in(self.tester_link)
         unread = lambda page: int(re.search(r'id="unread">(\d+)<', page).group(1))

@@ -65,58 +65,68 @@ pub async fn show(State(state): State<AppState>, me: StaffSession) -> Response {
     let now = state.clock.now();
     let gathered = blocking(move || {
         let mut counts: BTreeMap<(usize, usize), usize> = BTreeMap::new();
-        let (mut assigned, mut raised) = (Vec::new(), Vec::new());
+        let cell = |ty: TicketType, st: Status| {
+            (
+                TYPES.iter().position(|x| *x == ty).unwrap_or(0),
+                STATUSES.iter().position(|x| *x == st).unwrap_or(0),
+            )
+        };
+        if matches!(staff.role, postdesk_store::Role::Tech) {
+            // A Tech's own tickets: counted one by one.
+            store.visit_tickets(|t| {
+                if policy::can_view_ticket(&staff, t) {
+                    *counts.entry(cell(t.ticket_type, t.status)).or_default() += 1;
+                }
+            })?;
+        } else {
+            for (_, ty, st, n) in store.ticket_counts()? {
+                *counts.entry(cell(ty, st)).or_default() += n as usize;
+            }
+        }
+        let filter = postdesk_store::TicketFilter::default();
+        let assigned = store.tickets_where(&filter, 10, |t| {
+            matches!(t.status, Status::Open | Status::Waiting)
+                && t.assignee.as_deref() == Some(staff.email.as_str())
+        })?;
+        let raised = store.tickets_where(&filter, 10, |t| t.requester == staff.email)?;
         let first_day = (now - time::Duration::days(DAYS - 1)).date();
-        let mut opened = vec![0usize; DAYS as usize];
         let day_index = |t: time::OffsetDateTime| {
             let d = (t.date() - first_day).whole_days();
             (0..DAYS).contains(&d).then_some(d as usize)
         };
-        store.visit_tickets(|t| {
-            if !policy::can_view_ticket(&staff, t) {
-                return;
-            }
-            let ty = TYPES.iter().position(|x| *x == t.ticket_type).unwrap_or(0);
-            let st = STATUSES.iter().position(|x| *x == t.status).unwrap_or(0);
-            *counts.entry((ty, st)).or_default() += 1;
-            let open = matches!(t.status, Status::Open | Status::Waiting);
-            if open && t.assignee.as_deref() == Some(staff.email.as_str()) {
-                assigned.push(t.clone());
-            }
-            if t.requester == staff.email {
-                raised.push(t.clone());
-            }
-            if let Some(i) = day_index(t.created_at) {
-                opened[i] += 1;
-            }
-        })?;
-        let mut closed = vec![0usize; DAYS as usize];
+        let (mut opened, mut closed) = (vec![0usize; DAYS as usize], vec![0usize; DAYS as usize]);
+        let mut visible: BTreeMap<u64, bool> = BTreeMap::new();
         let since = first_day.midnight().assume_utc();
         for e in store.events_newer_than(since)? {
-            let done = matches!(
-                e.change,
-                Some(Change::Status(Status::Resolved | Status::Closed))
-            );
-            if e.kind == EventKind::Update && done {
-                if let (Some(i), Some(t)) = (day_index(e.at), store.ticket(e.ticket)?) {
-                    if policy::can_view_ticket(&staff, &t) {
-                        closed[i] += 1;
-                    }
+            let series = match (e.kind, &e.change) {
+                (EventKind::Created, _) => &mut opened,
+                (EventKind::Update, Some(Change::Status(Status::Resolved | Status::Closed))) => {
+                    &mut closed
                 }
+                _ => continue,
+            };
+            let seen = match visible.get(&e.ticket) {
+                Some(v) => *v,
+                None => {
+                    let v = store
+                        .ticket(e.ticket)?
+                        .is_some_and(|t| policy::can_view_ticket(&staff, &t));
+                    visible.insert(e.ticket, v);
+                    v
+                }
+            };
+            if let (true, Some(i)) = (seen, day_index(e.at)) {
+                series[i] += 1;
             }
         }
         let online = store.staff_seen_since(now - time::Duration::minutes(ONLINE_MINUTES))?;
         Ok((counts, assigned, raised, opened, closed, online, first_day))
     })
     .await;
-    let (counts, mut assigned, mut raised, opened, closed, online, first_day) = match gathered {
+    let (counts, assigned, raised, opened, closed, online, first_day) = match gathered {
         Ok(g) => g,
         Err(r) => return r,
     };
-    for list in [&mut assigned, &mut raised] {
-        list.sort_by_key(|t| std::cmp::Reverse(t.updated_at));
-        list.truncate(10);
-    }
     let rows = TYPES
         .iter()
         .enumerate()

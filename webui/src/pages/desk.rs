@@ -1,4 +1,5 @@
-//! The staff desk's ticket list: newest activity first, filters, search, paging.
+//! The staff desk's ticket list: newest activity first; filters by status (with counts),
+//! type, organization and my relation; text search in summaries and messages; paging.
 
 use super::{blocking, render, Chrome};
 use crate::session::StaffSession;
@@ -28,10 +29,14 @@ struct Row {
 #[template(path = "desk.html")]
 struct DeskPage {
     chrome: Chrome,
-    statuses: Vec<Choice>,
+    statuses: Vec<StatusChoice>,
+    /// Tickets under the filters other than status.
+    total: u64,
     types: Vec<Choice>,
     orgs: Vec<Choice>,
+    relations: Vec<Choice>,
     q: String,
+    search_capped: bool,
     tickets: Vec<Row>,
     prev_page: Option<String>,
     next_page: Option<String>,
@@ -43,6 +48,8 @@ pub struct DeskQuery {
     #[serde(rename = "type")]
     ticket_type: Option<String>,
     org: Option<String>,
+    /// raised, assigned, following or cc: my relation to the ticket.
+    mine: Option<String>,
     q: Option<String>,
     page: Option<usize>,
 }
@@ -66,6 +73,13 @@ pub(super) fn short_time(t: time::OffsetDateTime) -> String {
 }
 
 /// One option of a filter's select.
+/// A status option with how many tickets have it under the other filters.
+struct StatusChoice {
+    value: &'static str,
+    selected: bool,
+    count: u64,
+}
+
 pub(super) struct Choice {
     pub value: String,
     pub selected: bool,
@@ -82,6 +96,21 @@ pub(super) fn choices<'a>(
             selected: current.as_deref() == Some(v),
         })
         .collect()
+}
+
+/// How a ticket relates to the staff member looking ("my relation" filter).
+const RELATIONS: [&str; 4] = ["raised", "assigned", "following", "cc"];
+/// A text search reads at most this many of the most recently active tickets' messages.
+const SEARCH_CAP: usize = 20_000;
+
+fn related(t: &Ticket, email: &str, relation: Option<&str>) -> bool {
+    match relation {
+        Some("raised") => t.requester == email,
+        Some("assigned") => t.assignee.as_deref() == Some(email),
+        Some("following") => t.followers.iter().any(|f| f == email),
+        Some("cc") => t.cc.iter().any(|c| c == email),
+        _ => true,
+    }
 }
 
 pub async fn list(
@@ -101,38 +130,73 @@ pub async fn list(
         nonempty(&q.org),
         nonempty(&q.q),
     );
+    let relation = nonempty(&q.mine).filter(|r| RELATIONS.contains(&r.as_str()));
     let filter = TicketFilter {
         org: org.clone(),
         status: status.as_deref().and_then(|s| s.parse::<Status>().ok()),
-        ticket_type: ticket_type.as_deref().and_then(|t| match t {
-            "question" => Some(TicketType::Question),
-            "incident" => Some(TicketType::Incident),
-            "bug" => Some(TicketType::Bug),
-            _ => None,
-        }),
+        ticket_type: ticket_type
+            .as_deref()
+            .and_then(|t| t.parse::<TicketType>().ok()),
     };
     let page = q.page.unwrap_or(0).min(10_000);
     let store = state.store.clone();
     let staff = me.staff.clone();
     let needle = text.as_deref().map(str::to_lowercase);
-    let (tickets, orgs) = match blocking(move || {
+    let rel = relation.clone();
+    let found = blocking(move || {
+        let examined = std::cell::Cell::new(0usize);
         let matches = |t: &Ticket| {
-            policy::can_view_ticket(&staff, t)
-                && needle
-                    .as_deref()
-                    .is_none_or(|n| t.summary.to_lowercase().contains(n) || t.requester.contains(n))
+            if !policy::can_view_ticket(&staff, t) || !related(t, &staff.email, rel.as_deref()) {
+                return false;
+            }
+            let Some(n) = needle.as_deref() else {
+                return true;
+            };
+            examined.set(examined.get() + 1);
+            if examined.get() > SEARCH_CAP {
+                return false;
+            }
+            t.summary.to_lowercase().contains(n)
+                || t.requester.contains(n)
+                || store
+                    .events_for(t.number)
+                    .is_ok_and(|events| events.iter().any(|e| e.text.to_lowercase().contains(n)))
         };
         // One more than a page tells whether an older page exists.
         let tickets = store.tickets_where(&filter, (page + 1) * PAGE_SIZE + 1, matches)?;
+        let capped = examined.get() > SEARCH_CAP;
+        // Counts by status under the other filters (not the text search).
+        let mut counts = [0u64; 4];
+        let index = |s: Status| Status::ALL.iter().position(|x| *x == s).unwrap_or(0);
+        let type_filter = filter.ticket_type;
+        if matches!(staff.role, postdesk_store::Role::Tech) || rel.is_some() {
+            store.visit_tickets(|t| {
+                if policy::can_view_ticket(&staff, t)
+                    && related(t, &staff.email, rel.as_deref())
+                    && filter.org.as_ref().is_none_or(|o| *o == t.org)
+                    && type_filter.is_none_or(|ty| ty == t.ticket_type)
+                {
+                    counts[index(t.status)] += 1;
+                }
+            })?;
+        } else {
+            for (o, ty, st, n) in store.ticket_counts()? {
+                if filter.org.as_ref().is_none_or(|f| *f == o)
+                    && type_filter.is_none_or(|f| f == ty)
+                {
+                    counts[index(st)] += n;
+                }
+            }
+        }
         let orgs = store
             .orgs()?
             .into_iter()
             .map(|o| o.slug)
             .collect::<Vec<_>>();
-        Ok((tickets, orgs))
+        Ok((tickets, capped, counts, orgs))
     })
-    .await
-    {
+    .await;
+    let (tickets, capped, counts, orgs) = match found {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -158,6 +222,7 @@ pub async fn list(
             ("status", &status),
             ("type", &ticket_type),
             ("org", &org),
+            ("mine", &relation),
             ("q", &text),
         ] {
             if let Some(v) = v {
@@ -169,10 +234,21 @@ pub async fn list(
     };
     render(&DeskPage {
         chrome: Chrome::of(&me),
-        statuses: choices(STATUSES, &status),
+        statuses: Status::ALL
+            .iter()
+            .zip(counts)
+            .map(|(s, n)| StatusChoice {
+                value: s.as_str(),
+                selected: status.as_deref() == Some(s.as_str()),
+                count: n,
+            })
+            .collect(),
+        total: counts.iter().sum(),
         types: choices(TYPES, &ticket_type),
         orgs: choices(orgs.iter().map(String::as_str), &org),
+        relations: choices(RELATIONS, &relation),
         q: text.clone().unwrap_or_default(),
+        search_capped: capped,
         tickets: rows,
         prev_page: (page > 0).then(|| link(page - 1)),
         next_page: has_older.then(|| link(page + 1)),
