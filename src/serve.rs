@@ -187,6 +187,29 @@ async fn run(data: &Path, store: Store, config: Config, first_run: Option<FirstR
         .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
     let mut http_stop = stop_rx.clone();
     let public_url = config.public_url();
+    let outbound = if config.relay.url.is_empty() {
+        format!(
+            "No relay is configured: mail is written to {} for another program to send.",
+            data.join("outbox").display()
+        )
+    } else {
+        // Credentials written into the URL are not shown.
+        let url = match config.relay.url.split_once("://") {
+            Some((scheme, rest)) => match rest.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://***@{host}"),
+                None => config.relay.url.clone(),
+            },
+            None => config.relay.url.clone(),
+        };
+        if config.relay.username.is_empty() {
+            format!("Mail goes through the relay {url}.")
+        } else {
+            format!(
+                "Mail goes through the relay {url} as {}.",
+                config.relay.username
+            )
+        }
+    };
     let clock: std::sync::Arc<dyn postdesk_store::Clock> = if config.clock_offset_file.is_empty() {
         std::sync::Arc::new(postdesk_store::SystemClock)
     } else {
@@ -196,11 +219,10 @@ async fn run(data: &Path, store: Store, config: Config, first_run: Option<FirstR
         })
     };
     let http_task = tokio::spawn(async move {
-        let app = postdesk_webui::router(postdesk_webui::AppState::new(
-            store.clone(),
-            clock,
-            &public_url,
-        ));
+        let app = postdesk_webui::router(postdesk_webui::AppState {
+            outbound,
+            ..postdesk_webui::AppState::new(store.clone(), clock, &public_url)
+        });
         let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let _ = axum::serve(http, app)
             .with_graceful_shutdown(async move {

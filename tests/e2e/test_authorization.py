@@ -33,6 +33,8 @@ PAGES = [
     ("POST", "/settings/orgs/acme/directory-secret", (OUT, OUT, 403, 403, 403, 200, 200)),
     ("GET", "/settings/staff",                  (OUT, OUT, 403, 403, 200, 200, 200)),
     ("POST", "/settings/staff",                 (OUT, OUT, 403, 403, 403, 200, 200)),
+    ("GET", "/settings/email",                  (OUT, OUT, 403, 403, 200, 200, 200)),
+    ("POST", "/settings/email/acme/dkim",       (OUT, OUT, 403, 403, 403, 200, 200)),
     ("GET", "/account",                         (OUT, OUT, 200, 200, 200, 200, 200)),
     # The portal of acme: open to all as a sign-in page; its tickets only to their owners.
     ("GET", "/portal/acme",                     (200, 200, 200, 200, 200, 200, 200)),
@@ -120,6 +122,8 @@ class Authorization(unittest.TestCase):
                     "categories": "", "category_field": "hidden", "portal_mode": "email_link",
                     "page_title": "", "form_title": "", "form_message": "", "success_title": "",
                     "displayed_email": ""}
+        if path == "/settings/email/acme/dkim":
+            return {"csrf": token, "selector": f"s-{who.replace('_', '-')}", "algorithm": "ed25519"}
         if path == "/settings/staff":
             return {"csrf": token, "name": f"New {who}", "email": f"new-{who}@ops.test",
                     "role": "tech", "rate": "0"}

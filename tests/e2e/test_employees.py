@@ -102,6 +102,31 @@ class Employees(unittest.TestCase):
         self.assertEqual(mia.get("/desk")[0], 303)
         self.assertNotIn("mia@ops.test", self.staff_page(admin))
 
+    def test_email_settings_and_dkim_keys(self):
+        admin, mia = self.signed_in("tester@ops.test"), self.signed_in("mia@ops.test")
+        status, _, page = admin.get("/settings/email")
+        self.assertEqual(status, 200)
+        self.assertIn("No relay is configured", page)
+        self.assertIn("No DKIM key yet", page)
+        status, _, page = admin.post("/settings/email/acme/dkim", {
+            "csrf": admin.csrf(page), "selector": "desk2026", "algorithm": "rsa"})
+        self.assertEqual(status, 200)
+        record = re.search(r'<pre class="dkim-record"[^>]*>([^<]+)</pre>', page).group(1)
+        self.assertIn("desk2026._domainkey.acme.test", record)
+        self.assertIn("v=DKIM1; k=rsa; p=", record.replace('" "', ""))
+        # Managers see the record but cannot replace keys; bad selectors change nothing.
+        _, _, page = mia.get("/settings/email")
+        self.assertIn("desk2026._domainkey", page)
+        self.assertNotIn("/settings/email/acme/dkim", page)
+        self.assertEqual(mia.post("/settings/email/acme/dkim", {"csrf": mia.csrf(page),
+                                                                "selector": "x", "algorithm": "rsa"})[0], 403)
+        _, _, page = admin.get("/settings/email")
+        self.assertEqual(admin.post("/settings/email/acme/dkim", {
+            "csrf": admin.csrf(page), "selector": "bad selector", "algorithm": "rsa"})[0], 400)
+        self.assertEqual(admin.post("/settings/email/acme/dkim", {
+            "csrf": admin.csrf(page), "selector": "ok", "algorithm": "md5"})[0], 400)
+        self.assertIn("desk2026._domainkey", admin.get("/settings/email")[2])
+
     def test_emailed_sign_in_link_for_staff(self):
         b = Browser(self.srv)
         _, _, page = b.get("/signin")

@@ -34,6 +34,8 @@ pub struct AppState {
     /// The web UI's base URL, for links in mail.
     pub public_url: String,
     pub link_limits: Arc<limits::LinkLimits>,
+    /// How outbound mail leaves, for the email settings page (no secrets).
+    pub outbound: String,
 }
 
 impl AppState {
@@ -44,6 +46,7 @@ impl AppState {
             secure_cookies: public_url.starts_with("https://"),
             public_url: public_url.trim_end_matches('/').to_string(),
             link_limits: Arc::default(),
+            outbound: String::new(),
         }
     }
 }
@@ -84,6 +87,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/settings/staff/update", post(pages::staff::update))
         .route("/settings/staff/delete", post(pages::staff::delete))
+        .route("/settings/email", get(pages::email::show))
+        .route("/settings/email/{slug}/dkim", post(pages::email::generate))
         .route("/settings/orgs", get(pages::settings::orgs))
         .route(
             "/settings/orgs/{slug}",

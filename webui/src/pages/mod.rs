@@ -5,6 +5,7 @@
 pub mod bell;
 pub mod dashboard;
 pub mod desk;
+pub mod email;
 pub mod portal;
 pub mod settings;
 pub mod signin;
