@@ -20,6 +20,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import requests
+
 BIN = os.environ.get("POSTDESK_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "target", "debug", "postdesk")
 
@@ -221,6 +223,16 @@ class Browser:
 
     def post(self, path, form):
         return self.request(path, form)
+
+    def post_files(self, path, form, files=()):
+        """A multipart form post, as a browser sends a form with file fields; `files` are
+        (field, filename, bytes, content type)."""
+        parts = [(field, (name, data, ctype)) for field, name, data, ctype in files]
+        # An empty file field is still sent, as browsers do.
+        parts = parts or [("files", ("", b"", "application/octet-stream"))]
+        r = requests.post(self.srv.url(path), data=form, files=parts, cookies=self.jar,
+                          allow_redirects=False, timeout=30)
+        return r.status_code, r.headers, r.text
 
     def csrf(self, page):
         return re.search(r'name="csrf" value="([^"]+)"', page).group(1)

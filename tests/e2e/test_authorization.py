@@ -36,9 +36,11 @@ PAGES = [
     ("GET", "/settings/email",                  (OUT, OUT, 403, 403, 200, 200, 200)),
     ("POST", "/settings/email/acme/dkim",       (OUT, OUT, 403, 403, 403, 200, 200)),
     ("GET", "/account",                         (OUT, OUT, 200, 200, 200, 200, 200)),
+    ("POST", "/account/alerts",                 (OUT, OUT, 303, 303, 303, 303, 303)),
     # The portal of acme: open to all as a sign-in page; its tickets only to their owners.
     ("GET", "/portal/acme",                     (200, 200, 200, 200, 200, 200, 200)),
     ("GET", "/portal/acme/tickets/{n}",         (OUT, OUT, OUT, OUT, OUT, OUT, OUT)),
+    ("POST", "/portal/acme/mail",               (OUT, OUT, OUT, OUT, OUT, OUT, OUT)),
 ]
 API = [
     ("GET", "/api/v1/tickets/{n}",              (401, 401, 404, 200, 200, 200, 200)),
@@ -113,6 +115,8 @@ class Authorization(unittest.TestCase):
                     "contact": t["requester"], "cc": ""}
         if path.endswith("/time"):
             return {"csrf": token, "minutes": "5"}
+        if path == "/account/alerts":
+            return {"csrf": token, "alerts": "on"}
         if path.endswith("/follow"):
             return {"csrf": token, "follow": "yes"}
         if path == f"/desk/tickets/{n}":

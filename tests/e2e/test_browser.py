@@ -60,6 +60,10 @@ class Browser(unittest.TestCase):
         self.see("New request")
         c.find_element(By.NAME, "summary").send_keys("Scanner shows E42")
         c.find_element(By.NAME, "description").send_keys("Since this morning.")
+        photo = os.path.join(self.srv.dir, "display.txt")
+        with open(photo, "w") as f:
+            f.write("E42 on the display")
+        c.find_element(By.NAME, "files").send_keys(photo)
         c.find_element(By.XPATH, "//button[text()='Send']").click()
         number = int(re.search(r"Your request is ticket #(\d+)", self.see("Your request is ticket #")).group(1))
         c.find_element(By.LINK_TEXT, "Scanner shows E42").click()
@@ -87,6 +91,9 @@ class Browser(unittest.TestCase):
         screenshot(c, "ticket-list")
         c.find_element(By.LINK_TEXT, "Scanner shows E42").click()
         self.see("It also beeps.")
+        self.assertEqual(c.find_element(By.LINK_TEXT, "display.txt").get_attribute("href"),
+                         self.srv.url(f"/desk/tickets/{number}/attachments/") +
+                         self.srv.ticket(number)["events"][0]["attachments"][0]["sha256"])
         c.find_element(By.NAME, "text").send_keys("Please power-cycle it.")
         Select(c.find_element(By.NAME, "status")).select_by_value("waiting")
         c.find_element(By.XPATH, "//button[text()='Save']").click()

@@ -43,9 +43,11 @@ class Portal(unittest.TestCase):
         self.assertEqual((status, headers["Location"]), (303, "/portal/acme"))
         _, _, page = b.get("/portal/acme")
         self.assertIn("New request", page)
-        status, _, page = b.post("/portal/acme/tickets", {
+        status, _, page = b.post_files("/portal/acme/tickets", {
             "csrf": b.csrf(page), "summary": "Printer <script>alert(1)</script> jams",
-            "description": "It jams on every page.\nSince Monday."})
+            "description": "It jams on every page.\nSince Monday."},
+            [("files", "jam.txt", b"paper everywhere", "text/plain"),
+             ("files", "../../etc/passwd", b"not a path", "application/octet-stream")])
         self.assertEqual(status, 200)
         number = int(re.search(r"Your request is ticket #(\d+)", page).group(1))
         self.assertIn(f'href="/portal/acme/tickets/{number}"', page)
@@ -53,6 +55,9 @@ class Portal(unittest.TestCase):
         t = self.srv.ticket(number)
         self.assertEqual((t["org"], t["requester"], t["status"]), ("acme", "rita@customer.test", "open"))
         self.assertEqual(t["events"][0]["text"], "It jams on every page.\nSince Monday.")
+        # The files are attachments of the first message; names cannot be paths.
+        self.assertEqual([(a["name"], a["size"]) for a in t["events"][0]["attachments"]],
+                         [("jam.txt", 16), (".._.._etc_passwd", 10)])
         # A portal request is acknowledged by mail like one sent by mail.
         wait_for(lambda: [m for m in self.mails_to("rita@customer.test")
                           if f"[#{number}]" in str(m["Subject"])])
@@ -74,6 +79,28 @@ class Portal(unittest.TestCase):
         self.assertEqual(t["status"], "open", "a reply from the user reopens the ticket")
         self.assertEqual((t["events"][-1]["author"], t["events"][-1]["by_staff"]),
                          ("rita@customer.test", False))
+
+    def test_opting_out_of_automatic_mail(self):
+        b = Browser(self.srv)
+        self.request_link(b, "acme", "quiet@customer.test")
+        b.get(self.link_in_mail("quiet@customer.test"))
+        _, _, page = b.get("/portal/acme")
+        self.assertIn('id="automatic-mail">sent to you<', page)
+        self.assertEqual(b.post("/portal/acme/mail", {"csrf": "forged", "on": "no"})[0], 403)
+        b.post("/portal/acme/mail", {"csrf": b.csrf(page), "on": "no"})
+        _, _, page = b.get("/portal/acme")
+        self.assertIn('id="automatic-mail">not sent to you<', page)
+        _, _, page = b.post_files("/portal/acme/tickets", {"csrf": b.csrf(page),
+                                                            "summary": "Quiet please",
+                                                            "description": "No confirmations."})
+        number = int(re.search(r"ticket #(\d+)", page).group(1))
+        self.srv.send("POST", f"/api/v1/tickets/{number}/replies", {"text": "Answer anyway."},
+                      expect=201)
+        # The staff answer arrives; no acknowledgement was sent before it.
+        mails = wait_for(lambda: [m for m in self.mails_to("quiet@customer.test")
+                                  if f"[#{number}]" in str(m["Subject"])])
+        self.assertEqual(len(mails), 1)
+        self.assertIn("Answer anyway.", mails[0].get_body(("plain",)).get_content())
 
     def test_links_expire_and_wear_out(self):
         self.request_link(Browser(self.srv), "acme", "sam@customer.test")
@@ -120,7 +147,7 @@ class Portal(unittest.TestCase):
             self.request_link(b, "acme", who)
             b.get(self.link_in_mail(who))
         _, _, page = rita.get("/portal/acme")
-        _, _, page = rita.post("/portal/acme/tickets", {
+        _, _, page = rita.post_files("/portal/acme/tickets", {
             "csrf": rita.csrf(page), "summary": "Rita's", "description": "private"})
         number = int(re.search(r"ticket #(\d+)", page).group(1))
         # Another user of the same portal, and the same user in another portal.
@@ -136,8 +163,11 @@ class Portal(unittest.TestCase):
         # Forms without the session's token do nothing.
         events = len(self.srv.ticket(number)["events"])
         self.assertEqual(rita.post(f"/portal/acme/tickets/{number}", {"text": "forged"})[0], 403)
+        self.assertEqual(rita.post_files("/portal/acme/tickets",
+                                         {"summary": "forged", "description": "x"})[0], 403)
+        # A plain form post (not multipart) changes nothing either.
         self.assertEqual(rita.post("/portal/acme/tickets",
-                                   {"summary": "forged", "description": "x"})[0], 403)
+                                   {"csrf": "x", "summary": "forged", "description": "x"})[0], 400)
         self.assertEqual(len(self.srv.ticket(number)["events"]), events)
         self.assertEqual(len(self.srv.tickets()), 1)
 

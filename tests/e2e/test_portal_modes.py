@@ -61,6 +61,7 @@ class PortalModes(unittest.TestCase):
         self.assertIn("Acme Help Center", page)
         self.assertIn('name="email"', page)
         self.assertNotIn("Email me a sign-in link", page)
+        self.assertNotIn('type="file"', page, "guests send no attachments")
         form = {"csrf": b.csrf(page), "email": "walkin@customer.test", "summary": "Paper jam",
                 "description": "Tray 2 again.", "category": "Printers"}
         # Without the form token, without a category, with a made-up category: refused.
@@ -106,8 +107,9 @@ class PortalModes(unittest.TestCase):
         self.assertEqual((status, headers["Location"]), (303, "/portal/acme"))
         _, _, page = b.get("/portal/acme")
         self.assertIn("dana@customer.test", page)
-        _, _, page = b.post("/portal/acme/tickets", {"csrf": b.csrf(page), "summary": "VPN down",
-                                                      "description": "Since 9."})
+        _, _, page = b.post_files("/portal/acme/tickets", {"csrf": b.csrf(page),
+                                                            "summary": "VPN down",
+                                                            "description": "Since 9."})
         self.assertIn("VPN down", page)
         for bad, why in [(token(key="not-the-secret"), "signature does not match"),
                          (token(iss="beta"), "issued for another portal"),

@@ -4,6 +4,7 @@ search, answering and changing status with the session's CSRF token, refusals, s
 
 import re
 import smtplib
+import time
 import unittest
 
 from harness import Browser, Server, mail, outbox_mails, staff_link, wait_for
@@ -219,6 +220,21 @@ class WebDesk(unittest.TestCase):
         _, _, page = alex.get("/desk?q=capacitor")
         self.assertEqual(rows(page), [])
         self.assertIn(">any (0)<", page)
+
+    def test_mail_alerts_off_keeps_the_bell(self):
+        b = self.signed_in(self.tester_link)
+        _, _, page = b.get("/account")
+        self.assertIn('id="alerts">mailed to you<', page)
+        b.post("/account/alerts", {"csrf": b.csrf(page), "alerts": "off"})
+        self.assertIn('id="alerts">not mailed to you<', b.get("/account")[2])
+        before = len(outbox_mails(self.srv, "tester@ops.test"))
+        with smtplib.SMTP("127.0.0.1", self.srv.smtp_port) as s:
+            s.send_message(mail("late@customer.test", "acme@acme.test", "After opting out",
+                                message_id="<quiet@customer.test>"))
+        n = self.srv.decision_for("<quiet@customer.test>")["ticket"]
+        page = wait_for(lambda: (lambda p: p if f"opened #{n}" in p else None)(b.get("/desk")[2]))
+        time.sleep(0.5)
+        self.assertEqual(len(outbox_mails(self.srv, "tester@ops.test")), before)
 
     def test_notification_bell(self):
         b = self.signed_in(self.tester_link)

@@ -70,10 +70,16 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/account", get(pages::signin::account))
         .route("/account/password", post(pages::signin::set_password))
+        .route("/account/alerts", post(pages::signin::set_alerts))
         .route("/portal/link/{token}", get(pages::portal::with_link))
         .route("/portal/{slug}", get(pages::portal::home))
         .route("/portal/{slug}/link", post(pages::portal::request_link))
-        .route("/portal/{slug}/tickets", post(pages::portal::submit))
+        .route(
+            "/portal/{slug}/tickets",
+            post(pages::portal::submit).layer(axum::extract::DefaultBodyLimit::max(
+                pages::portal::MAX_UPLOAD + 64 * 1024,
+            )),
+        )
         .route("/portal/{slug}/guest", post(pages::portal::submit_as_guest))
         .route("/portal/{slug}/sso", get(pages::portal::directory_sign_in))
         .route(
@@ -81,6 +87,7 @@ pub fn router(state: AppState) -> Router {
             get(pages::portal::show).post(pages::portal::reply),
         )
         .route("/portal/{slug}/signout", post(pages::portal::sign_out))
+        .route("/portal/{slug}/mail", post(pages::portal::set_mail))
         .route(
             "/settings/staff",
             get(pages::staff::list).post(pages::staff::invite),

@@ -7,13 +7,13 @@ use super::{blocking, refuse, render};
 use crate::session::{self, FormToken, PortalSession};
 use crate::AppState;
 use askama::Template;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Multipart, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use postdesk_store::{
-    Event, EventKind, FieldMode, NewTicket, Org, PortalMode, Principal, Ticket, TicketAction,
-    TicketFilter, TicketType, Visibility,
+    AttachmentRef, Event, EventKind, FieldMode, NewTicket, Org, PortalMode, Principal, Ticket,
+    TicketAction, TicketFilter, TicketType, Visibility,
 };
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -45,6 +45,8 @@ struct PortalPage {
     category_field: &'static str,
     signed_in: bool,
     email: String,
+    /// Whether the signed-in user gets automatic mail (acknowledgements).
+    automatic_mail: bool,
     /// The session's CSRF token, or the anonymous form token before sign-in.
     csrf: String,
     tickets: Vec<Row>,
@@ -106,7 +108,7 @@ async fn portal_page(
     form_token: &FormToken,
     message: Message<'_>,
 ) -> Response {
-    let tickets = match session {
+    let (tickets, automatic_mail) = match session {
         Some(s) => {
             let store = state.store.clone();
             let (slug, email) = (org.slug.clone(), s.email.clone());
@@ -114,14 +116,17 @@ async fn portal_page(
                 org: Some(slug),
                 ..Default::default()
             };
-            match blocking(move || store.tickets_where(&filter, 500, |t| t.requester == email))
-                .await
-            {
+            let found = blocking(move || {
+                let tickets = store.tickets_where(&filter, 500, |t| t.requester == email)?;
+                Ok((tickets, store.contact_alerts(&email)?))
+            })
+            .await;
+            match found {
                 Ok(t) => t,
                 Err(r) => return r,
             }
         }
-        None => Vec::new(),
+        None => (Vec::new(), true),
     };
     let p = &org.portal;
     let or = |text: &str, default: String| {
@@ -161,6 +166,7 @@ async fn portal_page(
         },
         signed_in: session.is_some(),
         email: session.map(|s| s.email.clone()).unwrap_or_default(),
+        automatic_mail,
         csrf,
         tickets: tickets
             .iter()
@@ -211,6 +217,7 @@ struct Request {
     summary: String,
     description: String,
     category: Option<String>,
+    attachments: Vec<AttachmentRef>,
 }
 
 fn check_request(
@@ -252,6 +259,7 @@ fn check_request(
         summary,
         description,
         category,
+        attachments: Vec::new(),
     })
 }
 
@@ -387,7 +395,7 @@ pub async fn with_link(State(state): State<AppState>, Path(token): Path<String>)
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub struct NewRequest {
     #[serde(default)]
     csrf: String,
@@ -413,29 +421,121 @@ pub struct GuestRequest {
     category: String,
 }
 
+/// Largest upload with a portal request, all files together.
+pub const MAX_UPLOAD: usize = 25 * 1024 * 1024;
+const MAX_FILES: usize = 10;
+
+/// `POST /portal/SLUG/tickets` (multipart): a signed-in user's request, with attachments.
 pub async fn submit(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     session: Option<PortalSession>,
     form_token: FormToken,
-    Form(f): Form<NewRequest>,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
     let Some(me) = of_org(session, &slug) else {
         return Redirect::to(&format!("/portal/{slug}")).into_response();
     };
+    let org = match org(&state, &slug).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let Ok(mut multipart) = multipart else {
+        return bad_form(
+            &state,
+            &org,
+            Some(&me),
+            &form_token,
+            "The form was not sent as a form with files.",
+        )
+        .await;
+    };
+    let mut f = NewRequest::default();
+    let mut files: Vec<(String, String, Vec<u8>)> = Vec::new();
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(e) => {
+                let why = format!(
+                    "The upload could not be read ({e}); files may have {} MB together.",
+                    MAX_UPLOAD / (1024 * 1024)
+                );
+                return bad_form(&state, &org, Some(&me), &form_token, &why).await;
+            }
+        };
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "files" {
+            let filename = field
+                .file_name()
+                .unwrap_or_default()
+                .replace(['/', '\\', '\r', '\n', '"'], "_");
+            let content_type = field
+                .content_type()
+                .unwrap_or("application/octet-stream")
+                .to_ascii_lowercase();
+            let Ok(bytes) = field.bytes().await else {
+                return bad_form(
+                    &state,
+                    &org,
+                    Some(&me),
+                    &form_token,
+                    "A file could not be read.",
+                )
+                .await;
+            };
+            // A file input left empty still sends a part without a name or bytes.
+            if filename.is_empty() && bytes.is_empty() {
+                continue;
+            }
+            if files.len() >= MAX_FILES {
+                return bad_form(&state, &org, Some(&me), &form_token, "At most 10 files.").await;
+            }
+            let filename = if filename.is_empty() {
+                "attachment".to_string()
+            } else {
+                filename
+            };
+            files.push((filename, content_type, bytes.to_vec()));
+            continue;
+        }
+        let value = field.text().await.unwrap_or_default();
+        match name.as_str() {
+            "csrf" => f.csrf = value,
+            "summary" => f.summary = value,
+            "description" => f.description = value,
+            "category" => f.category = value,
+            _ => {}
+        }
+    }
     if !me.csrf_ok(&f.csrf) {
         return refuse(
             StatusCode::FORBIDDEN,
             "The form was stale or forged; nothing was sent.",
         );
     }
-    let org = match org(&state, &slug).await {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
-    let request = match check_request(&org, &f.summary, &f.description, &f.category) {
+    let mut request = match check_request(&org, &f.summary, &f.description, &f.category) {
         Ok(r) => r,
         Err(e) => return bad_form(&state, &org, Some(&me), &form_token, &e).await,
+    };
+    let store = state.store.clone();
+    let stored = blocking(move || {
+        files
+            .into_iter()
+            .map(|(name, content_type, bytes)| {
+                Ok(AttachmentRef {
+                    sha256: store.put_blob(&bytes)?,
+                    size: bytes.len() as u64,
+                    name,
+                    content_type,
+                })
+            })
+            .collect::<Result<Vec<_>, postdesk_store::StoreError>>()
+    })
+    .await;
+    request.attachments = match stored {
+        Ok(a) => a,
+        Err(r) => return r,
     };
     let number = match open(&state, &org, me.email.clone(), request).await {
         Ok(n) => n,
@@ -534,7 +634,7 @@ async fn open(state: &AppState, org: &Org, requester: String, r: Request) -> Res
         summary: r.summary,
         text: r.description,
         category: r.category,
-        attachments: Vec::new(),
+        attachments: r.attachments,
         at: state.clock.now(),
     };
     let (ticket, _) = blocking(move || store.open_ticket(&new)).await?;
@@ -779,4 +879,36 @@ pub async fn sign_out(
         Redirect::to(&format!("/portal/{slug}")),
     )
         .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct MailSetting {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    on: String,
+}
+
+/// `POST /portal/SLUG/mail`: a user turns their automatic mail on or off.
+pub async fn set_mail(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    session: Option<PortalSession>,
+    Form(f): Form<MailSetting>,
+) -> Response {
+    let Some(me) = of_org(session, &slug) else {
+        return Redirect::to(&format!("/portal/{slug}")).into_response();
+    };
+    if !me.csrf_ok(&f.csrf) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "The form was stale or forged; nothing was done.",
+        );
+    }
+    let on = f.on == "yes";
+    let store = state.store.clone();
+    match blocking(move || store.set_contact_alerts(&me.email, on)).await {
+        Ok(()) => Redirect::to(&format!("/portal/{slug}")).into_response(),
+        Err(r) => r,
+    }
 }

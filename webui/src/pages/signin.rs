@@ -51,6 +51,7 @@ fn signin_page(
 #[template(path = "account.html")]
 struct AccountPage {
     chrome: Chrome,
+    alerts: bool,
     notice: Option<String>,
     error: Option<String>,
 }
@@ -270,6 +271,7 @@ pub async fn sign_out_everywhere(
 pub async fn account(me: StaffSession) -> Response {
     render(&AccountPage {
         chrome: Chrome::of(&me),
+        alerts: me.staff.alerts,
         notice: None,
         error: None,
     })
@@ -296,6 +298,7 @@ pub async fn set_password(
     }
     let page = |notice: Option<&str>, error: Option<&str>| AccountPage {
         chrome: Chrome::of(&me),
+        alerts: me.staff.alerts,
         notice: notice.map(str::to_string),
         error: error.map(str::to_string),
     };
@@ -321,4 +324,37 @@ pub async fn set_password(
         return r;
     }
     render(&page(Some("Password set."), None))
+}
+
+#[derive(Deserialize)]
+pub struct Alerts {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    alerts: String,
+}
+
+/// Turns one's own mail alerts on or off (the bell keeps every entry either way).
+pub async fn set_alerts(
+    State(state): State<AppState>,
+    me: StaffSession,
+    Form(f): Form<Alerts>,
+) -> Response {
+    if !me.csrf_ok(&f.csrf) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "The form was stale or forged; nothing was done.",
+        );
+    }
+    let on = match f.alerts.as_str() {
+        "on" => true,
+        "off" => false,
+        _ => return refuse(StatusCode::BAD_REQUEST, "Choose on or off."),
+    };
+    let store = state.store.clone();
+    let email = me.staff.email.clone();
+    match blocking(move || store.set_staff_alerts(&email, on)).await {
+        Ok(()) => Redirect::to("/account").into_response(),
+        Err(r) => r,
+    }
 }
