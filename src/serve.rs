@@ -187,6 +187,7 @@ async fn run(data: &Path, store: Store, config: Config, first_run: Option<FirstR
         .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
     let mut http_stop = stop_rx.clone();
     let public_url = config.public_url();
+    let domain = config.domain.to_ascii_lowercase();
     let outbound = if config.relay.url.is_empty() {
         format!(
             "No relay is configured: mail is written to {} for another program to send.",
@@ -221,6 +222,7 @@ async fn run(data: &Path, store: Store, config: Config, first_run: Option<FirstR
     let http_task = tokio::spawn(async move {
         let app = postdesk_webui::router(postdesk_webui::AppState {
             outbound,
+            domain,
             ..postdesk_webui::AppState::new(store.clone(), clock, &public_url)
         });
         let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();

@@ -28,6 +28,7 @@ PAGES = [
     ("POST", "/desk/tickets/{n}/time",          (OUT, OUT, 404, 303, 303, 303, 303)),
     ("POST", "/desk/tickets/{n}/follow",        (OUT, OUT, 404, 303, 303, 303, 303)),
     ("GET", "/settings/orgs",                   (OUT, OUT, 403, 403, 200, 200, 200)),
+    ("POST", "/settings/orgs",                  (OUT, OUT, 403, 403, 403, 303, 303)),
     ("GET", "/settings/orgs/acme",              (OUT, OUT, 403, 403, 200, 200, 200)),
     ("POST", "/settings/orgs/acme",             (OUT, OUT, 403, 403, 403, 200, 200)),
     ("POST", "/settings/orgs/acme/directory-secret", (OUT, OUT, 403, 403, 403, 200, 200)),
@@ -128,6 +129,8 @@ class Authorization(unittest.TestCase):
                     "displayed_email": ""}
         if path == "/settings/email/acme/dkim":
             return {"csrf": token, "selector": f"s-{who.replace('_', '-')}", "algorithm": "ed25519"}
+        if path == "/settings/orgs":
+            return {"csrf": token, "slug": f"org-{who.replace('_', '-')}", "name": who}
         if path == "/settings/staff":
             return {"csrf": token, "name": f"New {who}", "email": f"new-{who}@ops.test",
                     "role": "tech", "rate": "0"}

@@ -130,6 +130,32 @@ class PortalModes(unittest.TestCase):
         self.assertEqual(b.get("/portal/beta")[0], 200)
         self.assertIn("Email me a sign-in link", b.get("/portal/beta")[2])
 
+    def test_add_an_organization(self):
+        _, _, page = self.admin.get("/settings/orgs")
+        token = self.admin.csrf(page)
+        for slug, why in (("ab", "at least 4 characters"), ("Acme2", "lowercase"),
+                          ("acme", "organization acme is taken")):
+            with self.subTest(slug=slug):
+                status, _, page = self.admin.post("/settings/orgs", {"csrf": token, "slug": slug,
+                                                                     "name": "X"})
+                self.assertEqual(status, 400)
+                self.assertIn(why, page)
+        status, headers, _ = self.admin.post("/settings/orgs", {"csrf": token, "slug": "gamma-help",
+                                                                "name": "Gamma"})
+        self.assertEqual((status, headers["Location"]), (303, "/settings/orgs/gamma-help"))
+        # It takes mail at once, and its portal is open.
+        with smtplib.SMTP("127.0.0.1", self.srv.smtp_port) as s:
+            s.send_message(mail("c@customer.test", "gamma-help@acme.test", "Hello Gamma",
+                                message_id="<gamma@customer.test>"))
+        d = self.srv.decision_for("<gamma@customer.test>")
+        self.assertEqual(self.srv.ticket(d["ticket"])["org"], "gamma-help")
+        self.assertIn("Gamma support", Browser(self.srv).get("/portal/gamma-help")[2])
+        mia = self.signed_in("mia@ops.test")
+        _, _, page = mia.get("/settings/orgs")
+        self.assertNotIn("Add an organization", page)
+        self.assertEqual(mia.post("/settings/orgs", {"csrf": mia.csrf(page), "slug": "delta-help",
+                                                     "name": "D"})[0], 403)
+
     def test_who_may_see_and_change_settings(self):
         mia, alex = self.signed_in("mia@ops.test"), self.signed_in("alex@ops.test")
         status, _, page = mia.get("/settings/orgs/acme")

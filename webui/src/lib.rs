@@ -36,6 +36,8 @@ pub struct AppState {
     pub link_limits: Arc<limits::LinkLimits>,
     /// How outbound mail leaves, for the email settings page (no secrets).
     pub outbound: String,
+    /// The mail domain: a new organization's address is `slug@domain`.
+    pub domain: String,
 }
 
 impl AppState {
@@ -47,6 +49,7 @@ impl AppState {
             public_url: public_url.trim_end_matches('/').to_string(),
             link_limits: Arc::default(),
             outbound: String::new(),
+            domain: "localhost".into(),
         }
     }
 }
@@ -96,7 +99,10 @@ pub fn router(state: AppState) -> Router {
         .route("/settings/staff/delete", post(pages::staff::delete))
         .route("/settings/email", get(pages::email::show))
         .route("/settings/email/{slug}/dkim", post(pages::email::generate))
-        .route("/settings/orgs", get(pages::settings::orgs))
+        .route(
+            "/settings/orgs",
+            get(pages::settings::orgs).post(pages::settings::add_org),
+        )
         .route(
             "/settings/orgs/{slug}",
             get(pages::settings::org).post(pages::settings::save_org),

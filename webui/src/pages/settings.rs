@@ -7,7 +7,7 @@ use crate::{policy, AppState};
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use postdesk_store::{FieldMode, Org, PortalMode, StoreError};
 use serde::Deserialize;
@@ -24,6 +24,9 @@ struct OrgRow {
 struct OrgsPage {
     chrome: Chrome,
     orgs: Vec<OrgRow>,
+    can_edit: bool,
+    domain: String,
+    error: Option<String>,
 }
 
 struct Choice {
@@ -84,13 +87,18 @@ pub async fn orgs(State(state): State<AppState>, me: StaffSession) -> Response {
     if !policy::can_view_settings(&me.staff) {
         return forbidden();
     }
+    orgs_page(&state, &me, None).await
+}
+
+async fn orgs_page(state: &AppState, me: &StaffSession, error: Option<String>) -> Response {
     let store = state.store.clone();
     let orgs = match blocking(move || store.orgs()).await {
         Ok(o) => o,
         Err(r) => return r,
     };
-    render(&OrgsPage {
-        chrome: Chrome::of(&me),
+    let failed = error.is_some();
+    let mut r = render(&OrgsPage {
+        chrome: Chrome::of(me),
         orgs: orgs
             .into_iter()
             .map(|o| OrgRow {
@@ -100,7 +108,77 @@ pub async fn orgs(State(state): State<AppState>, me: StaffSession) -> Response {
                 name: o.name,
             })
             .collect(),
-    })
+        can_edit: policy::can_edit_settings(&me.staff),
+        domain: state.domain.clone(),
+        error,
+    });
+    if failed {
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+    }
+    r
+}
+
+#[derive(Deserialize)]
+pub struct NewOrg {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    slug: String,
+    #[serde(default)]
+    name: String,
+}
+
+/// Adds an organization at `slug@domain`, then opens its settings.
+pub async fn add_org(
+    State(state): State<AppState>,
+    me: StaffSession,
+    Form(f): Form<NewOrg>,
+) -> Response {
+    if !me.csrf_ok(&f.csrf) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "The form was stale or forged; nothing was changed.",
+        );
+    }
+    if !policy::can_edit_settings(&me.staff) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "Only owners and admins change settings.",
+        );
+    }
+    let slug = f.slug.trim().to_string();
+    let name = f.name.trim().to_string();
+    if let Err(e) = postdesk_store::check_slug(&slug) {
+        return orgs_page(&state, &me, Some(e)).await;
+    }
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return orgs_page(
+            &state,
+            &me,
+            Some("The name must be 1 to 100 characters.".into()),
+        )
+        .await;
+    }
+    let org = Org {
+        addresses: vec![format!("{slug}@{}", state.domain)],
+        slug: slug.clone(),
+        name,
+        whitelist: Vec::new(),
+        created_at: state.clock.now(),
+        portal: Default::default(),
+    };
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || store.add_org(&org)).await {
+        Ok(Ok(())) => {
+            tracing::info!(org = %slug, by = %me.staff.email, "organization added");
+            Redirect::to(&format!("/settings/orgs/{slug}")).into_response()
+        }
+        Ok(Err(StoreError::Exists(what))) => {
+            orgs_page(&state, &me, Some(format!("The {what} is taken."))).await
+        }
+        Ok(Err(StoreError::Invalid(why))) => orgs_page(&state, &me, Some(why)).await,
+        _ => refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+    }
 }
 
 struct Outcome<'a> {
