@@ -126,17 +126,13 @@ pub async fn update_fields(
         changes.push(Change::Assignee(assignee));
     }
     if let Some(contact) = body.contact {
-        let contact = contact.trim().to_ascii_lowercase();
-        let valid = contact
-            .split_once('@')
-            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
-            && !contact.chars().any(|c| c.is_whitespace() || c.is_control());
-        if !valid {
-            return Err(ApiError::BadRequest(format!(
-                "contact {contact:?} is not an email address"
-            )));
-        }
-        changes.push(Change::Contact(contact));
+        let valid = crate::forms::email_address(&contact).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "contact {:?} is not an email address",
+                contact.trim()
+            ))
+        })?;
+        changes.push(Change::Contact(valid));
     }
     if changes.is_empty() {
         return Err(ApiError::BadRequest(

@@ -7,6 +7,7 @@ mod api;
 mod auth;
 mod directory_token;
 mod error;
+mod forms;
 mod limits;
 mod links;
 mod pages;

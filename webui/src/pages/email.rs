@@ -114,17 +114,8 @@ pub async fn generate(
     Path(slug): Path<String>,
     Form(f): Form<NewKey>,
 ) -> Response {
-    if !me.csrf_ok(&f.csrf) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "The form was stale or forged; nothing was changed.",
-        );
-    }
-    if !policy::can_edit_settings(&me.staff) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "Only owners and admins change settings.",
-        );
+    if let Some(refused) = super::settings_gate(&me, &f.csrf) {
+        return refused;
     }
     let selector = f.selector.trim().to_string();
     if selector.is_empty()

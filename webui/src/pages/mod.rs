@@ -93,3 +93,17 @@ pub async fn blocking<T: Send + 'static>(
         Err(_) => Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error")),
     }
 }
+
+/// The checks before any settings change: the form's token, then owner or admin.
+pub fn settings_gate(me: &crate::session::StaffSession, csrf: &str) -> Option<Response> {
+    if !me.csrf_ok(csrf) {
+        return Some(crate::forms::forged());
+    }
+    if !crate::policy::can_edit_settings(&me.staff) {
+        return Some(refuse(
+            StatusCode::FORBIDDEN,
+            "Only owners and admins change settings.",
+        ));
+    }
+    None
+}

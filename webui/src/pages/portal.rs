@@ -4,6 +4,7 @@
 //! public conversation, and replies.
 
 use super::{blocking, refuse, render};
+use crate::forms::{email_address, forged};
 use crate::session::{self, FormToken, PortalSession};
 use crate::AppState;
 use askama::Template;
@@ -291,20 +292,6 @@ pub struct LinkRequest {
     email: String,
 }
 
-/// A plausible mailbox address: one `@`, a dotted domain, no spaces or controls.
-fn plausible_address(a: &str) -> bool {
-    let Some((local, domain)) = a.split_once('@') else {
-        return false;
-    };
-    a.len() <= 254
-        && !local.is_empty()
-        && domain.contains('.')
-        && !domain.contains('@')
-        && !a
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
-}
-
 pub async fn request_link(
     State(state): State<AppState>,
     Path(slug): Path<String>,
@@ -313,10 +300,7 @@ pub async fn request_link(
     Form(f): Form<LinkRequest>,
 ) -> Response {
     if !form_token.matches(&f.csrf) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "The form was stale or forged; nothing was sent. Reload the page and try again.",
-        );
+        return forged();
     }
     let org = match org(&state, &slug).await {
         Ok(o) => o,
@@ -328,10 +312,9 @@ pub async fn request_link(
             "This portal does not sign in by emailed link.",
         );
     }
-    let email = f.email.trim().to_ascii_lowercase();
-    if !plausible_address(&email) {
+    let Some(email) = email_address(&f.email) else {
         return bad_form(&state, &org, None, &form_token, "Enter your email address.").await;
-    }
+    };
     // The same answer whatever happens next, so the page tells nobody which addresses
     // may use the portal or were limited.
     let answer =
@@ -509,10 +492,7 @@ pub async fn submit(
         }
     }
     if !me.csrf_ok(&f.csrf) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "The form was stale or forged; nothing was sent.",
-        );
+        return forged();
     }
     let mut request = match check_request(&org, &f.summary, &f.description, &f.category) {
         Ok(r) => r,
@@ -569,10 +549,7 @@ pub async fn submit_as_guest(
     Form(f): Form<GuestRequest>,
 ) -> Response {
     if !form_token.matches(&f.csrf) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "The form was stale or forged; nothing was sent. Reload the page and try again.",
-        );
+        return forged();
     }
     let org = match org(&state, &slug).await {
         Ok(o) => o,
@@ -584,10 +561,9 @@ pub async fn submit_as_guest(
             "This portal does not take requests without signing in.",
         );
     }
-    let email = f.email.trim().to_ascii_lowercase();
-    if !plausible_address(&email) {
+    let Some(email) = email_address(&f.email) else {
         return bad_form(&state, &org, None, &form_token, "Enter your email address.").await;
-    }
+    };
     let mut request = match check_request(&org, &f.summary, &f.description, &f.category) {
         Ok(r) => r,
         Err(e) => return bad_form(&state, &org, None, &form_token, &e).await,
@@ -807,10 +783,7 @@ pub async fn reply(
         return Redirect::to(&format!("/portal/{slug}")).into_response();
     };
     if !me.csrf_ok(&f.csrf) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "The form was stale or forged; nothing was sent.",
-        );
+        return forged();
     }
     let org = match org(&state, &slug).await {
         Ok(o) => o,
@@ -864,10 +837,7 @@ pub async fn sign_out(
         return Redirect::to(&format!("/portal/{slug}")).into_response();
     };
     if !me.csrf_ok(&f.csrf) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "The form was stale or forged; nothing was done.",
-        );
+        return forged();
     }
     let store = state.store.clone();
     let id = me.id.clone();
@@ -900,10 +870,7 @@ pub async fn set_mail(
         return Redirect::to(&format!("/portal/{slug}")).into_response();
     };
     if !me.csrf_ok(&f.csrf) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "The form was stale or forged; nothing was done.",
-        );
+        return forged();
     }
     let on = f.on == "yes";
     let store = state.store.clone();

@@ -134,17 +134,8 @@ pub async fn add_org(
     me: StaffSession,
     Form(f): Form<NewOrg>,
 ) -> Response {
-    if !me.csrf_ok(&f.csrf) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "The form was stale or forged; nothing was changed.",
-        );
-    }
-    if !policy::can_edit_settings(&me.staff) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "Only owners and admins change settings.",
-        );
+    if let Some(refused) = super::settings_gate(&me, &f.csrf) {
+        return refused;
     }
     let slug = f.slug.trim().to_string();
     let name = f.name.trim().to_string();
@@ -402,17 +393,8 @@ pub async fn save_org(
     Path(slug): Path<String>,
     Form(f): Form<OrgForm>,
 ) -> Response {
-    if !me.csrf_ok(&f.csrf) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "The form was stale or forged; nothing was changed.",
-        );
-    }
-    if !policy::can_edit_settings(&me.staff) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "Only owners and admins change settings.",
-        );
+    if let Some(refused) = super::settings_gate(&me, &f.csrf) {
+        return refused;
     }
     let org = match load_org(&state, &slug).await {
         Ok(o) => o,
@@ -495,17 +477,8 @@ pub async fn new_directory_secret(
     Path(slug): Path<String>,
     Form(f): Form<CsrfOnly>,
 ) -> Response {
-    if !me.csrf_ok(&f.csrf) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "The form was stale or forged; nothing was changed.",
-        );
-    }
-    if !policy::can_edit_settings(&me.staff) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "Only owners and admins change settings.",
-        );
+    if let Some(refused) = super::settings_gate(&me, &f.csrf) {
+        return refused;
     }
     let org = match load_org(&state, &slug).await {
         Ok(o) => o,

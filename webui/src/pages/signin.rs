@@ -2,6 +2,7 @@
 //! signing out here or everywhere.
 
 use super::{blocking, refuse, render, Chrome};
+use crate::forms::forged;
 use crate::session::{self, FormToken, StaffSession};
 use crate::AppState;
 use argon2::password_hash::{phc::PasswordHash, PasswordHasher, PasswordVerifier};
@@ -77,10 +78,7 @@ pub async fn email_link(
     Form(f): Form<LinkRequest>,
 ) -> Response {
     if !form_token.matches(&f.csrf) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "The form was stale or forged; nothing was sent. Reload the page and try again.",
-        );
+        return forged();
     }
     let email = f.email.trim().to_ascii_lowercase();
     if state.link_limits.allow(&email, peer.ip()) {
@@ -226,10 +224,7 @@ pub async fn sign_out(
     Form(f): Form<CsrfOnly>,
 ) -> Response {
     if !me.csrf_ok(&f.csrf) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "The form was stale or forged; nothing was done.",
-        );
+        return forged();
     }
     let store = state.store.clone();
     let id = me.id.clone();
@@ -249,10 +244,7 @@ pub async fn sign_out_everywhere(
     Form(f): Form<CsrfOnly>,
 ) -> Response {
     if !me.csrf_ok(&f.csrf) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "The form was stale or forged; nothing was done.",
-        );
+        return forged();
     }
     let store = state.store.clone();
     let principal = Principal::Staff {
@@ -291,10 +283,7 @@ pub async fn set_password(
     Form(f): Form<NewPassword>,
 ) -> Response {
     if !me.csrf_ok(&f.csrf) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "The form was stale or forged; nothing was done.",
-        );
+        return forged();
     }
     let page = |notice: Option<&str>, error: Option<&str>| AccountPage {
         chrome: Chrome::of(&me),
@@ -341,10 +330,7 @@ pub async fn set_alerts(
     Form(f): Form<Alerts>,
 ) -> Response {
     if !me.csrf_ok(&f.csrf) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "The form was stale or forged; nothing was done.",
-        );
+        return forged();
     }
     let on = match f.alerts.as_str() {
         "on" => true,

@@ -128,39 +128,18 @@ pub struct Invite {
     rate: String,
 }
 
-/// Checks the token and the right to manage employees; `Some` response refuses.
-fn gate(me: &StaffSession, csrf: &str) -> Option<Response> {
-    if !me.csrf_ok(csrf) {
-        return Some(refuse(
-            StatusCode::FORBIDDEN,
-            "The form was stale or forged; nothing was changed.",
-        ));
-    }
-    if !policy::can_edit_settings(&me.staff) {
-        return Some(refuse(
-            StatusCode::FORBIDDEN,
-            "Only owners and admins manage employees.",
-        ));
-    }
-    None
-}
-
 pub async fn invite(
     State(state): State<AppState>,
     me: StaffSession,
     Form(f): Form<Invite>,
 ) -> Response {
-    if let Some(r) = gate(&me, &f.csrf) {
+    if let Some(r) = super::settings_gate(&me, &f.csrf) {
         return r;
     }
-    let email = f.email.trim().to_ascii_lowercase();
+    let email = crate::forms::email_address(&f.email).unwrap_or_default();
     let name = f.name.trim().to_string();
-    let valid_email = email
-        .split_once('@')
-        .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
     let role = ROLES.iter().find(|(n, _)| *n == f.role).map(|(_, r)| *r);
-    let problem = if !valid_email {
+    let problem = if email.is_empty() {
         Some("Give the employee's email address.")
     } else if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         Some("Give the employee's name (at most 100 characters).")
@@ -245,7 +224,7 @@ pub async fn update(
     me: StaffSession,
     Form(f): Form<Update>,
 ) -> Response {
-    if let Some(r) = gate(&me, &f.csrf) {
+    if let Some(r) = super::settings_gate(&me, &f.csrf) {
         return r;
     }
     let Some(mut person) = (match target(&state, &f.email).await {
@@ -307,7 +286,7 @@ pub async fn delete(
     me: StaffSession,
     Form(f): Form<Delete>,
 ) -> Response {
-    if let Some(r) = gate(&me, &f.csrf) {
+    if let Some(r) = super::settings_gate(&me, &f.csrf) {
         return r;
     }
     let Some(person) = (match target(&state, &f.email).await {

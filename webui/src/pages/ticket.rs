@@ -4,6 +4,7 @@
 
 use super::desk::{choices, label, short_time, Choice, STATUSES, TYPES};
 use super::{blocking, refuse, render, Chrome};
+use crate::forms::{email_address, forged};
 use crate::session::StaffSession;
 use crate::{policy, AppState};
 use askama::Template;
@@ -232,13 +233,6 @@ fn bad(me: &StaffSession, c: &Context, message: &str) -> Response {
     r
 }
 
-fn forged() -> Response {
-    refuse(
-        StatusCode::FORBIDDEN,
-        "The form was stale or forged; nothing was done.",
-    )
-}
-
 /// Applies the action, then shows the ticket (post/redirect/get: a reload sends nothing twice).
 async fn apply(state: &AppState, number: u64, action: TicketAction) -> Response {
     let store = state.store.clone();
@@ -327,17 +321,6 @@ pub struct Fields {
     cc: String,
 }
 
-fn address(a: &str) -> Option<String> {
-    let a = a.trim().to_ascii_lowercase();
-    let ok = a
-        .split_once('@')
-        .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
-        && !a
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>');
-    ok.then_some(a)
-}
-
 /// The changes the fields form asks for, against the ticket as it is.
 fn field_changes(c: &Context, f: &Fields) -> Result<Vec<Change>, String> {
     let t = &c.ticket;
@@ -394,9 +377,9 @@ fn field_changes(c: &Context, f: &Fields) -> Result<Vec<Change>, String> {
     }
     let contact = f.contact.trim();
     if contact != t.requester {
-        changes.push(Change::Contact(address(contact).ok_or_else(|| {
-            format!("The contact {contact:?} is not an email address.")
-        })?));
+        changes.push(Change::Contact(email_address(contact).ok_or_else(
+            || format!("The contact {contact:?} is not an email address."),
+        )?));
     }
     let mut cc = Vec::new();
     for line in
@@ -405,7 +388,7 @@ fn field_changes(c: &Context, f: &Fields) -> Result<Vec<Change>, String> {
             .map(str::trim)
             .filter(|l| !l.is_empty())
     {
-        let a = address(line)
+        let a = email_address(line)
             .ok_or_else(|| format!("{line:?} in the CC list is not an email address."))?;
         if !cc.contains(&a) {
             cc.push(a);
