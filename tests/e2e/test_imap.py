@@ -8,7 +8,7 @@ import time
 import unittest
 
 from dovecot import Dovecot
-from harness import Server, mail, wait_for
+from harness import Browser, Server, mail, staff_link, wait_for
 
 
 def source_config(dovecot, after="move", poll_secs=1, folder="INBOX", tls="none", ca_file=""):
@@ -81,6 +81,7 @@ class ImapImport(unittest.TestCase):
 
     def test_mail_becomes_tickets_replies_thread_and_idle_is_prompt(self):
         dovecot, srv = self.start(after="move")
+        staff_link_path = staff_link(srv, "tester@ops.test")
         first = mail("ann@example.com", "acme@acme.test", "Printer is on fire",
                      "It smokes.", message_id="<fire@client.test>")
         dovecot.append("INBOX", first)
@@ -97,7 +98,15 @@ class ImapImport(unittest.TestCase):
         self.assertEqual(s["imported"], 2)
         self.assertGreaterEqual(s["last_uid"], 2)
         self.assertIsNone(s["last_error"])
-        # The password is never shown: not in the API, the log, or `postdesk config`.
+        # Admins see the source's state in the web UI's email settings.
+        b = Browser(srv)
+        self.assertEqual(b.get(staff_link_path)[0], 303)
+        _, _, page = b.get("/settings/email")
+        row = page.split('id="sources"')[1].split("</table>")[0]
+        self.assertIn(s["source"], row)
+        self.assertIn("connected, IDLE", row)
+        # The password is never shown: not in the API, the web UI, the log, or `postdesk config`.
+        self.assertNotIn(dovecot.password, page)
         self.assertNotIn(dovecot.password, str(srv.api("/api/v1/sources")))
         self.assertNotIn(dovecot.password, srv.read_log())
         shown = srv.cli("config").stdout

@@ -1,7 +1,9 @@
 //! Settings: email. How mail leaves (the relay from the configuration, or the outbox
-//! folder), each organization's sending address, and its DKIM key: the TXT record to
+//! folder), the mailboxes read over IMAP and their state, each organization's sending
+//! address, and its DKIM key: the TXT record to
 //! publish, and for owners and admins a new key.
 
+use super::desk::short_time;
 use super::{blocking, refuse, render, Chrome};
 use crate::session::StaffSession;
 use crate::{policy, AppState};
@@ -23,12 +25,24 @@ struct OrgMail {
     next_selector: String,
 }
 
+/// A mailbox source's status, as the importer last recorded it.
+struct SourceView {
+    source: String,
+    org: String,
+    state: String,
+    imported: u64,
+    refused: u64,
+    last_success: String,
+    last_error: String,
+}
+
 #[derive(Template)]
 #[template(path = "settings_email.html")]
 struct EmailPage {
     chrome: Chrome,
     can_edit: bool,
     outbound: String,
+    sources: Vec<SourceView>,
     orgs: Vec<OrgMail>,
     notice: Option<String>,
     error: Option<String>,
@@ -41,7 +55,31 @@ async fn page(
     error: Option<String>,
 ) -> Response {
     let store = state.store.clone();
-    let orgs = blocking(move || {
+    let found = blocking(move || {
+        let mut sources = Vec::new();
+        for s in store.mailbox_statuses()? {
+            let cursor = store.mailbox_cursor(&s.source)?;
+            sources.push(SourceView {
+                state: match (s.connected, s.idle) {
+                    (true, true) => "connected, IDLE".into(),
+                    (true, false) => "connected, polling".into(),
+                    (false, _) => "not connected".into(),
+                },
+                imported: cursor.imported,
+                refused: cursor.refused,
+                last_success: s
+                    .last_success
+                    .map(short_time)
+                    .unwrap_or_else(|| "never".into()),
+                last_error: match (s.last_error, s.last_error_at) {
+                    (Some(e), Some(at)) => format!("{} ({e})", short_time(at)),
+                    (Some(e), None) => e,
+                    _ => "none".into(),
+                },
+                source: s.source,
+                org: s.org,
+            });
+        }
         let mut out = Vec::new();
         for o in store.orgs()? {
             let key = store.dkim_key(&o.slug)?;
@@ -66,10 +104,10 @@ async fn page(
                 address,
             });
         }
-        Ok(out)
+        Ok((sources, out))
     })
     .await;
-    let orgs = match orgs {
+    let (sources, orgs) = match found {
         Ok(o) => o,
         Err(r) => return r,
     };
@@ -78,6 +116,7 @@ async fn page(
         chrome: Chrome::of(me),
         can_edit: policy::can_edit_settings(&me.staff),
         outbound: state.outbound.clone(),
+        sources,
         orgs,
         notice,
         error,
