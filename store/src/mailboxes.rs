@@ -48,7 +48,10 @@ impl Store {
                 encode(follow_up)?,
             )?;
         }
-        self.state.insert(digest_key(&origin.source, raw), &[])?;
+        // The digest also counts the message: imported (1) or set aside (0), exactly once
+        // per content whatever crashes or re-reads happen.
+        self.state
+            .insert(digest_key(&origin.source, raw), &[u8::from(accepted)])?;
         let key = cursor_key(&origin.source);
         let mut cursor: MailboxCursor = match self.state.get(&key)? {
             Some(v) => decode(&v)?,
@@ -59,11 +62,6 @@ impl Store {
             cursor.last_uid = 0;
         }
         cursor.last_uid = cursor.last_uid.max(origin.uid);
-        if accepted {
-            cursor.imported += 1;
-        } else {
-            cursor.refused += 1;
-        }
         self.state.insert(key, encode(&cursor)?)?;
         Ok(())
     }
@@ -101,6 +99,23 @@ impl Store {
             self.state.insert(cursor_key(source), encode(&cursor)?)?;
         }
         Ok(())
+    }
+
+    /// How many distinct messages `source` gave: (imported, set aside).
+    pub fn mailbox_counts(&self, source: &str) -> Result<(u64, u64), StoreError> {
+        let (mut imported, mut refused) = (0, 0);
+        for v in self
+            .state
+            .scan_prefix(format!("mbdigest/{source}\0").as_bytes())
+            .values()
+        {
+            if v?.as_ref() == [1] {
+                imported += 1;
+            } else {
+                refused += 1;
+            }
+        }
+        Ok((imported, refused))
     }
 
     /// Whether a message with exactly these bytes was already imported from `source`.

@@ -408,11 +408,6 @@ pub enum FollowUp {
 pub struct MailboxCursor {
     pub uidvalidity: u32,
     pub last_uid: u32,
-    /// Messages imported from this source, over all UIDVALIDITY epochs.
-    pub imported: u64,
-    /// Messages read but set aside (too large, unreadable, sender not allowed).
-    #[serde(default)]
-    pub refused: u64,
 }
 
 /// What an admin sees about a mailbox source (the password is never kept here).

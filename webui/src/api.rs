@@ -297,6 +297,7 @@ pub async fn sources(
         let mut out = Vec::new();
         for s in store.mailbox_statuses()? {
             let cursor = store.mailbox_cursor(&s.source)?;
+            let (imported, refused) = store.mailbox_counts(&s.source)?;
             out.push(json!({
                 "source": s.source,
                 "org": s.org,
@@ -304,8 +305,8 @@ pub async fn sources(
                 "idle": s.idle,
                 "uidvalidity": cursor.uidvalidity,
                 "last_uid": cursor.last_uid,
-                "imported": cursor.imported,
-                "refused": cursor.refused,
+                "imported": imported,
+                "refused": refused,
                 "last_success": s.last_success.map(rfc3339),
                 "last_error": s.last_error,
                 "last_error_at": s.last_error_at.map(rfc3339),

@@ -58,15 +58,15 @@ async fn page(
     let found = blocking(move || {
         let mut sources = Vec::new();
         for s in store.mailbox_statuses()? {
-            let cursor = store.mailbox_cursor(&s.source)?;
+            let (imported, refused) = store.mailbox_counts(&s.source)?;
             sources.push(SourceView {
                 state: match (s.connected, s.idle) {
                     (true, true) => "connected, IDLE".into(),
                     (true, false) => "connected, polling".into(),
                     (false, _) => "not connected".into(),
                 },
-                imported: cursor.imported,
-                refused: cursor.refused,
+                imported,
+                refused,
                 last_success: s
                     .last_success
                     .map(short_time)
