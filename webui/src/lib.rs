@@ -1,6 +1,6 @@
-//! HTTP: server-rendered staff pages (sign-in, desk, ticket), the JSON API (reads, and
-//! replies, notes and field changes for integrations) and `/healthz`; every route asks the
-//! policy.
+//! HTTP: the server-rendered staff desk, settings and end-user portal, the JSON API
+//! (reads, and replies, notes and field changes for integrations) and `/healthz`; every
+//! route asks the policy.
 
 mod actions;
 mod api;
