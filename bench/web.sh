@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Web benchmark: a store pre-filled through the real store API (100k tickets, 500k events
-# by default), the time to start the server on it, then wrk against the ticket list and a
-# ticket with its events. Prints RESULT lines (req/s and p99 latency).
+# by default), the time to start the server on it, then wrk against the API's ticket list
+# and a ticket with its events, and the web UI's ticket list, ticket page and dashboard
+# (signed in). Prints RESULT lines (req/s and p99 latency).
 # Env: TICKETS=100000 EVENTS=5 DUR=10s CONNS=20 HTTP=8597 SMTP=2597 KEEP=DIR (reuse a fill)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,14 +14,16 @@ DATA=${KEEP:-$(mktemp -d)/data}
 if [ ! -d "$DATA/db" ]; then target/release/postdesk-fill "$DATA" "$TICKETS" "$EVENTS"; fi
 target/release/postdesk --data "$DATA" staff add bench@localhost --name Bench --role admin >/dev/null 2>&1 || true
 TOKEN=$(target/release/postdesk --data "$DATA" token create bench@localhost)
+LINK=$(target/release/postdesk --data "$DATA" staff link bench@localhost | sed 's|^http://[^/]*||')
 start=$(date +%s.%N)
 POSTDESK_LOG=warn target/release/postdesk --data "$DATA" serve --smtp "127.0.0.1:$SMTP" --http "127.0.0.1:$HTTP" >/dev/null 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null' EXIT
 until curl -sf "http://127.0.0.1:$HTTP/healthz" >/dev/null; do sleep 0.02; done
 echo "RESULT web_start seconds=$(echo "$(date +%s.%N) - $start" | bc) tickets=$TICKETS events=$((TICKETS * EVENTS))"
+COOKIE=$(curl -s -o /dev/null -D - "http://127.0.0.1:$HTTP$LINK" | awk -F'[ ;]' 'tolower($1)=="set-cookie:" {print $2}')
 bench() { # name path
-  local out; out=$(wrk -t2 -c"$CONNS" -d"$DUR" --latency -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$HTTP$2")
+  local out; out=$(wrk -t2 -c"$CONNS" -d"$DUR" --latency -H "Authorization: Bearer $TOKEN" -H "Cookie: $COOKIE" "http://127.0.0.1:$HTTP$2")
   local rps p99
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
@@ -29,4 +32,7 @@ bench() { # name path
 bench ticket_list "/api/v1/tickets?limit=50"
 bench ticket_list_filtered "/api/v1/tickets?limit=50&type=bug"
 bench ticket "/api/v1/tickets/$((TICKETS / 2))"
+bench page_ticket_list "/desk"
+bench page_ticket "/desk/tickets/$((TICKETS / 2))"
+bench page_dashboard "/dashboard"
 echo "peak RSS $(awk '/VmHWM/ {printf "%.0f MB", $2/1024}' /proc/$PID/status)"

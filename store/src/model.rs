@@ -243,6 +243,9 @@ pub struct Ticket {
     /// Staff members who asked to hear of everything on this ticket.
     #[serde(default)]
     pub followers: Vec<String>,
+    /// When it was last resolved or closed; `None` while open or waiting.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub closed_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]

@@ -106,24 +106,62 @@ fn count_key(t: &Ticket) -> String {
     )
 }
 
-/// Writes a ticket with its indexes: the recency index and the counts by organization,
-/// type and status. `before` is the ticket as stored until now (`None` for a new one).
+/// Tickets of an organization opened or closed on one day (UTC), for the dashboard chart.
+fn daily_key(org: &str, day: time::Date, what: &str) -> String {
+    format!("daily/{org}/{day}/{what}")
+}
+
+/// A day as `Date`'s Display writes it: `YYYY-MM-DD`.
+fn parse_day(text: &str) -> Option<time::Date> {
+    let mut parts = text.splitn(3, '-');
+    let year = parts.next()?.parse().ok()?;
+    let month = time::Month::try_from(parts.next()?.parse::<u8>().ok()?).ok()?;
+    let day = parts.next()?.parse().ok()?;
+    time::Date::from_calendar_date(year, month, day).ok()
+}
+
+fn is_done(s: Status) -> bool {
+    matches!(s, Status::Resolved | Status::Closed)
+}
+
+/// Writes a ticket with its indexes: the recency index, the counts by organization, type
+/// and status, and the per-day opened/closed counts (`closed_at` is kept here too).
+/// `before` is the ticket as stored until now (`None` for a new one).
 fn save_ticket(
     tx: &TransactionalTree,
     before: Option<&Ticket>,
     after: &Ticket,
 ) -> Result<(), sled::transaction::ConflictableTransactionError<StoreError>> {
-    if let Some(b) = before {
-        tx.remove(recency_key(b))?;
-        let k = count_key(b);
-        let n = read_counter(tx.get(k.as_bytes())?).saturating_sub(1);
-        tx.insert(k.as_bytes(), &n.to_be_bytes())?;
+    let mut after = after.clone();
+    let was_done = before.is_some_and(|b| is_done(b.status));
+    if is_done(after.status) && !was_done {
+        after.closed_at = Some(after.updated_at);
+        bump(
+            tx,
+            &daily_key(&after.org, after.updated_at.date(), "closed"),
+        )?;
+    } else if !is_done(after.status) {
+        after.closed_at = None;
     }
-    tx.insert(recency_key(after), &[])?;
-    bump(tx, &count_key(after))?;
+    match before {
+        Some(b) => {
+            tx.remove(recency_key(b))?;
+            let k = count_key(b);
+            let n = read_counter(tx.get(k.as_bytes())?).saturating_sub(1);
+            tx.insert(k.as_bytes(), &n.to_be_bytes())?;
+        }
+        None => {
+            bump(
+                tx,
+                &daily_key(&after.org, after.created_at.date(), "opened"),
+            )?;
+        }
+    }
+    tx.insert(recency_key(&after), &[])?;
+    bump(tx, &count_key(&after))?;
     tx.insert(
         num_key("ticket/", after.number),
-        encode(after).map_err(Abort)?,
+        encode(&after).map_err(Abort)?,
     )?;
     Ok(())
 }
@@ -195,6 +233,7 @@ fn new_ticket(
         due: None,
         category: None,
         followers: Vec::new(),
+        closed_at: None,
         created_at: at,
         updated_at: at,
     })
@@ -562,7 +601,11 @@ impl Store {
         if self.state.get("meta/ticket-counts")?.is_none() {
             let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
             for v in self.state.scan_prefix("ticket/").values() {
-                *counts.entry(count_key(&decode(&v?)?)).or_default() += 1;
+                let t: Ticket = decode(&v?)?;
+                *counts.entry(count_key(&t)).or_default() += 1;
+                *counts
+                    .entry(daily_key(&t.org, t.created_at.date(), "opened"))
+                    .or_default() += 1;
             }
             for (k, n) in counts {
                 self.state.insert(k, &n.to_be_bytes())?;
@@ -613,18 +656,37 @@ impl Store {
         Ok(())
     }
 
-    /// Events stamped at or after `since`, oldest first (read from the newest backwards).
-    pub fn events_newer_than(&self, since: OffsetDateTime) -> Result<Vec<Event>, StoreError> {
-        let mut out = Vec::new();
-        for v in self.state.scan_prefix("ev/").values().rev() {
-            let e: Event = decode(&v?)?;
-            if e.at < since {
-                break;
+    /// Tickets opened and closed per organization and day, from `since` on:
+    /// (organization, day, opened, closed).
+    pub fn daily_counts(
+        &self,
+        since: time::Date,
+    ) -> Result<Vec<(String, time::Date, u64, u64)>, StoreError> {
+        let mut by_day: std::collections::BTreeMap<(String, time::Date), (u64, u64)> =
+            Default::default();
+        for item in self.state.scan_prefix("daily/") {
+            let (k, v) = item?;
+            let key = String::from_utf8_lossy(&k["daily/".len()..]).into_owned();
+            let mut parts = key.rsplitn(3, '/');
+            let (Some(what), Some(day), Some(org)) = (parts.next(), parts.next(), parts.next())
+            else {
+                return Err(StoreError::Corrupt("daily count key".into()));
+            };
+            let day =
+                parse_day(day).ok_or_else(|| StoreError::Corrupt("daily count key".into()))?;
+            if day < since {
+                continue;
             }
-            out.push(e);
+            let entry = by_day.entry((org.to_string(), day)).or_default();
+            match what {
+                "opened" => entry.0 += read_counter(Some(v)),
+                _ => entry.1 += read_counter(Some(v)),
+            }
         }
-        out.reverse();
-        Ok(out)
+        Ok(by_day
+            .into_iter()
+            .map(|((org, day), (opened, closed))| (org, day, opened, closed))
+            .collect())
     }
 
     /// Events after `seq` in log order, at most `limit`: what a consumer reads from its cursor.

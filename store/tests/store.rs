@@ -412,7 +412,16 @@ fn staff_actions_append_events_in_one_transaction() {
             .map_or(0, |c| c.3)
     };
     assert_eq!((count(Status::Open), count(Status::Waiting)), (0, 1));
-    assert_eq!(s.events_for(1).expect("ev").len(), 4);
+    // Resolving stamps closed_at and counts the day; reopening clears the stamp.
+    s.act_on_ticket(&action(None, vec![Change::Status(Status::Resolved)]))
+        .expect("resolve");
+    assert_eq!(s.ticket(1).expect("t").expect("exists").closed_at, Some(at));
+    let days = s.daily_counts(at.date()).expect("days");
+    assert_eq!(days, vec![("acme".to_string(), at.date(), 1, 1)]);
+    s.act_on_ticket(&action(None, vec![Change::Status(Status::Open)]))
+        .expect("reopen");
+    assert_eq!(s.ticket(1).expect("t").expect("exists").closed_at, None);
+    assert_eq!(s.events_for(1).expect("ev").len(), 6);
     // Nothing to do, or no such ticket: refused, nothing written.
     assert!(matches!(
         s.act_on_ticket(&action(None, vec![])),
@@ -424,7 +433,7 @@ fn staff_actions_append_events_in_one_transaction() {
         s.act_on_ticket(&missing),
         Err(StoreError::NotFound(_))
     ));
-    assert_eq!(s.events_for(1).expect("ev").len(), 4);
+    assert_eq!(s.events_for(1).expect("ev").len(), 6);
     drop(s);
     let _ = std::fs::remove_dir_all(dir);
 }

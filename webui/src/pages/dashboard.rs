@@ -9,7 +9,7 @@ use crate::{policy, AppState};
 use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
-use postdesk_store::{Change, EventKind, Status, Ticket, TicketType};
+use postdesk_store::{Status, Ticket, TicketType};
 use std::collections::BTreeMap;
 
 const STATUSES: [Status; 4] = [
@@ -71,16 +71,36 @@ pub async fn show(State(state): State<AppState>, me: StaffSession) -> Response {
                 STATUSES.iter().position(|x| *x == st).unwrap_or(0),
             )
         };
+        let first_day = (now - time::Duration::days(DAYS - 1)).date();
+        let day_index = |d: time::Date| {
+            let i = (d - first_day).whole_days();
+            (0..DAYS).contains(&i).then_some(i as usize)
+        };
+        let (mut opened, mut closed) = (vec![0usize; DAYS as usize], vec![0usize; DAYS as usize]);
         if matches!(staff.role, postdesk_store::Role::Tech) {
-            // A Tech's own tickets: counted one by one.
+            // A Tech's own tickets, read one at a time: counts and their days.
             store.visit_tickets(|t| {
-                if policy::can_view_ticket(&staff, t) {
-                    *counts.entry(cell(t.ticket_type, t.status)).or_default() += 1;
+                if !policy::can_view_ticket(&staff, t) {
+                    return;
+                }
+                *counts.entry(cell(t.ticket_type, t.status)).or_default() += 1;
+                if let Some(i) = day_index(t.created_at.date()) {
+                    opened[i] += 1;
+                }
+                if let Some(i) = t.closed_at.and_then(|c| day_index(c.date())) {
+                    closed[i] += 1;
                 }
             })?;
         } else {
+            // Everyone's tickets: from the counts kept with every ticket write.
             for (_, ty, st, n) in store.ticket_counts()? {
                 *counts.entry(cell(ty, st)).or_default() += n as usize;
+            }
+            for (_, day, o, c) in store.daily_counts(first_day)? {
+                if let Some(i) = day_index(day) {
+                    opened[i] += o as usize;
+                    closed[i] += c as usize;
+                }
             }
         }
         let filter = postdesk_store::TicketFilter::default();
@@ -89,36 +109,6 @@ pub async fn show(State(state): State<AppState>, me: StaffSession) -> Response {
                 && t.assignee.as_deref() == Some(staff.email.as_str())
         })?;
         let raised = store.tickets_where(&filter, 10, |t| t.requester == staff.email)?;
-        let first_day = (now - time::Duration::days(DAYS - 1)).date();
-        let day_index = |t: time::OffsetDateTime| {
-            let d = (t.date() - first_day).whole_days();
-            (0..DAYS).contains(&d).then_some(d as usize)
-        };
-        let (mut opened, mut closed) = (vec![0usize; DAYS as usize], vec![0usize; DAYS as usize]);
-        let mut visible: BTreeMap<u64, bool> = BTreeMap::new();
-        let since = first_day.midnight().assume_utc();
-        for e in store.events_newer_than(since)? {
-            let series = match (e.kind, &e.change) {
-                (EventKind::Created, _) => &mut opened,
-                (EventKind::Update, Some(Change::Status(Status::Resolved | Status::Closed))) => {
-                    &mut closed
-                }
-                _ => continue,
-            };
-            let seen = match visible.get(&e.ticket) {
-                Some(v) => *v,
-                None => {
-                    let v = store
-                        .ticket(e.ticket)?
-                        .is_some_and(|t| policy::can_view_ticket(&staff, &t));
-                    visible.insert(e.ticket, v);
-                    v
-                }
-            };
-            if let (true, Some(i)) = (seen, day_index(e.at)) {
-                series[i] += 1;
-            }
-        }
         let online = store.staff_seen_since(now - time::Duration::minutes(ONLINE_MINUTES))?;
         Ok((counts, assigned, raised, opened, closed, online, first_day))
     })
