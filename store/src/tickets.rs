@@ -111,6 +111,20 @@ fn daily_key(org: &str, day: time::Date, what: &str) -> String {
     format!("daily/{org}/{day}/{what}")
 }
 
+/// The index of a ticket by its requester and by its assignee.
+fn person_keys(t: &Ticket) -> Vec<Vec<u8>> {
+    let key = |prefix: &str, email: &str| {
+        let mut k = format!("{prefix}/{email}\0").into_bytes();
+        k.extend_from_slice(&t.number.to_be_bytes());
+        k
+    };
+    let mut keys = vec![key("byrequester", &t.requester)];
+    if let Some(a) = &t.assignee {
+        keys.push(key("byassignee", a));
+    }
+    keys
+}
+
 /// A day as `Date`'s Display writes it: `YYYY-MM-DD`.
 fn parse_day(text: &str) -> Option<time::Date> {
     let mut parts = text.splitn(3, '-');
@@ -142,6 +156,15 @@ fn save_ticket(
         )?;
     } else if !is_done(after.status) {
         after.closed_at = None;
+    }
+    // Who a ticket belongs to, for "assigned to me" and "raised by me" without a scan.
+    if let Some(b) = before {
+        for k in person_keys(b) {
+            tx.remove(k)?;
+        }
+    }
+    for k in person_keys(&after) {
+        tx.insert(k, &[])?;
     }
     match before {
         Some(b) => {
@@ -589,7 +612,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Builds the recency index and the ticket counts for stores written before they existed.
+    /// Builds the recency index, the person index and the ticket counts for stores written
+    /// before they existed.
     pub(crate) fn ensure_recency_index(&self) -> Result<(), StoreError> {
         if self.state.get("meta/recency-index")?.is_none() {
             for v in self.state.scan_prefix("ticket/").values() {
@@ -597,6 +621,14 @@ impl Store {
                 self.state.insert(recency_key(&t), &[])?;
             }
             self.state.insert("meta/recency-index", &[1u8])?;
+        }
+        if self.state.get("meta/person-index")?.is_none() {
+            for v in self.state.scan_prefix("ticket/").values() {
+                for k in person_keys(&decode(&v?)?) {
+                    self.state.insert(k, &[])?;
+                }
+            }
+            self.state.insert("meta/person-index", &[1u8])?;
         }
         if self.state.get("meta/ticket-counts")?.is_none() {
             let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
@@ -613,6 +645,34 @@ impl Store {
             self.state.insert("meta/ticket-counts", &[1u8])?;
         }
         self.flush()
+    }
+
+    /// Tickets raised by (`assigned == false`) or assigned to `email`, most recently
+    /// updated first, at most `limit`; read through the person index.
+    pub fn tickets_of(
+        &self,
+        email: &str,
+        assigned: bool,
+        limit: usize,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        let prefix = format!(
+            "{}/{email}\0",
+            if assigned {
+                "byassignee"
+            } else {
+                "byrequester"
+            }
+        );
+        let mut out = Vec::new();
+        for k in self.state.scan_prefix(prefix.as_bytes()).keys() {
+            let n = key_num(&k?).ok_or_else(|| StoreError::Corrupt("person index key".into()))?;
+            if let Some(t) = self.ticket(n)? {
+                out.push(t);
+            }
+        }
+        out.sort_by_key(|t| std::cmp::Reverse(t.updated_at));
+        out.truncate(limit);
+        Ok(out)
     }
 
     /// How many tickets each organization has of each type and status (kept with every

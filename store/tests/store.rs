@@ -420,8 +420,29 @@ fn staff_actions_append_events_in_one_transaction() {
     assert_eq!(days, vec![("acme".to_string(), at.date(), 1, 1)]);
     s.act_on_ticket(&action(None, vec![Change::Status(Status::Open)]))
         .expect("reopen");
+    // The person index follows assignments.
+    s.act_on_ticket(&action(
+        None,
+        vec![Change::Assignee(Some("ann@ops.test".into()))],
+    ))
+    .expect("assign");
+    assert_eq!(
+        s.tickets_of("ann@ops.test", true, 10).expect("mine").len(),
+        1
+    );
+    s.act_on_ticket(&action(None, vec![Change::Assignee(None)]))
+        .expect("unassign");
+    assert!(s
+        .tickets_of("ann@ops.test", true, 10)
+        .expect("mine")
+        .is_empty());
+    let requester = s.ticket(1).expect("t").expect("exists").requester;
+    assert_eq!(
+        s.tickets_of(&requester, false, 10).expect("raised").len(),
+        1
+    );
     assert_eq!(s.ticket(1).expect("t").expect("exists").closed_at, None);
-    assert_eq!(s.events_for(1).expect("ev").len(), 6);
+    assert_eq!(s.events_for(1).expect("ev").len(), 8);
     // Nothing to do, or no such ticket: refused, nothing written.
     assert!(matches!(
         s.act_on_ticket(&action(None, vec![])),
@@ -433,7 +454,7 @@ fn staff_actions_append_events_in_one_transaction() {
         s.act_on_ticket(&missing),
         Err(StoreError::NotFound(_))
     ));
-    assert_eq!(s.events_for(1).expect("ev").len(), 6);
+    assert_eq!(s.events_for(1).expect("ev").len(), 8);
     drop(s);
     let _ = std::fs::remove_dir_all(dir);
 }

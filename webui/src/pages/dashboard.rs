@@ -103,12 +103,10 @@ pub async fn show(State(state): State<AppState>, me: StaffSession) -> Response {
                 }
             }
         }
-        let filter = postdesk_store::TicketFilter::default();
-        let assigned = store.tickets_where(&filter, 10, |t| {
-            matches!(t.status, Status::Open | Status::Waiting)
-                && t.assignee.as_deref() == Some(staff.email.as_str())
-        })?;
-        let raised = store.tickets_where(&filter, 10, |t| t.requester == staff.email)?;
+        let mut assigned = store.tickets_of(&staff.email, true, usize::MAX)?;
+        assigned.retain(|t| matches!(t.status, Status::Open | Status::Waiting));
+        assigned.truncate(10);
+        let raised = store.tickets_of(&staff.email, false, 10)?;
         let online = store.staff_seen_since(now - time::Duration::minutes(ONLINE_MINUTES))?;
         Ok((counts, assigned, raised, opened, closed, online, first_day))
     })
