@@ -27,7 +27,7 @@ bench() { # name path
   local rps p99
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  echo "RESULT web $1 req_per_s=$rps p99=$p99"
+  echo "RESULT web $1 req_per_s=$rps p99=$p99 peak_rss_so_far=$(awk '/VmHWM/ {printf "%.0fMB", $2/1024}' /proc/$PID/status)"
 }
 bench ticket_list "/api/v1/tickets?limit=50"
 bench ticket_list_filtered "/api/v1/tickets?limit=50&type=bug"

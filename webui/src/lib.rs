@@ -39,6 +39,9 @@ pub struct AppState {
     pub outbound: String,
     /// The mail domain: a new organization's address is `slug@domain`.
     pub domain: String,
+    /// When each staff member's activity was last written (for "online now"), so page
+    /// views write the store at most once a minute per person.
+    pub last_seen: Arc<std::sync::Mutex<std::collections::HashMap<String, time::OffsetDateTime>>>,
 }
 
 impl AppState {
@@ -51,6 +54,7 @@ impl AppState {
             link_limits: Arc::default(),
             outbound: String::new(),
             domain: "localhost".into(),
+            last_seen: Arc::default(),
         }
     }
 }
