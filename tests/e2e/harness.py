@@ -78,6 +78,22 @@ class Server:
 
     # --- lifecycle ---
     def start(self):
+        # free_port() cannot hold a port: another suite running in parallel may bind it
+        # first. Then this server cannot listen and exits, and a healthz answer may even
+        # come from the other server; so "up" means our process lives and our SMTP port
+        # greets, and a lost port race is retried with fresh ports.
+        for attempt in range(5):
+            if self.launch():
+                return self
+            if attempt == 4 or "cannot listen" not in self.read_log():
+                raise AssertionError(f"server exited early: {self.read_log()}")
+            self.smtp_port, self.http_port = free_port(), free_port()
+            if self.lmtp_port:
+                self.lmtp_port = free_port()
+        raise AssertionError("server did not come up")
+
+    def launch(self):
+        """Starts the process; True once it serves, False if it exited early."""
         args = [BIN, *self.global_args(), "serve", "--smtp", f"127.0.0.1:{self.smtp_port}",
                 "--http", f"127.0.0.1:{self.http_port}", "--domain", self.domain]
         if self.lmtp_port:
@@ -86,10 +102,13 @@ class Server:
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"server exited early: {self.read_log()}")
+                return False
             try:
                 with urllib.request.urlopen(self.url("/healthz"), timeout=1):
-                    return self
+                    pass
+                with socket.create_connection(("127.0.0.1", self.smtp_port), timeout=2) as s:
+                    if s.recv(3) == b"220" and self.proc.poll() is None:
+                        return True
             except OSError:
                 time.sleep(0.05)
         raise AssertionError("server did not come up")
