@@ -1,7 +1,7 @@
 //! The staff desk's ticket list: newest activity first; filters by status (with counts),
 //! type, organization and my relation; text search in summaries and messages; paging.
 
-use super::{blocking, render, Chrome};
+use super::{blocking, choices, render, Choice, Chrome};
 use crate::session::StaffSession;
 use crate::{policy, AppState};
 use askama::Template;
@@ -78,24 +78,6 @@ struct StatusChoice {
     value: &'static str,
     selected: bool,
     count: u64,
-}
-
-pub(super) struct Choice {
-    pub value: String,
-    pub selected: bool,
-}
-
-pub(super) fn choices<'a>(
-    values: impl IntoIterator<Item = &'a str>,
-    current: &Option<String>,
-) -> Vec<Choice> {
-    values
-        .into_iter()
-        .map(|v| Choice {
-            value: v.to_string(),
-            selected: current.as_deref() == Some(v),
-        })
-        .collect()
 }
 
 /// How a ticket relates to the staff member looking ("my relation" filter).

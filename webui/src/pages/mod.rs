@@ -53,6 +53,26 @@ impl Chrome {
     }
 }
 
+/// One option of a select, and whether it is the current value.
+pub struct Choice {
+    pub value: String,
+    pub selected: bool,
+}
+
+/// The options of a select from its values and the current one.
+pub fn choices<'a>(
+    values: impl IntoIterator<Item = &'a str>,
+    current: &Option<String>,
+) -> Vec<Choice> {
+    values
+        .into_iter()
+        .map(|v| Choice {
+            value: v.to_string(),
+            selected: current.as_deref() == Some(v),
+        })
+        .collect()
+}
+
 /// Renders a page, or a plain 500 if the template fails.
 pub fn render(t: &impl Template) -> Response {
     match t.render() {

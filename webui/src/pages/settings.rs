@@ -1,7 +1,7 @@
 //! Settings: organizations (addresses, whitelist, categories, portal texts and sign-in
 //! mode, the directory-token secret). Owners and admins change them; managers look.
 
-use super::{blocking, refuse, render, Chrome};
+use super::{blocking, choices, refuse, render, Choice, Chrome};
 use crate::session::StaffSession;
 use crate::{policy, AppState};
 use askama::Template;
@@ -27,11 +27,6 @@ struct OrgsPage {
     can_edit: bool,
     domain: String,
     error: Option<String>,
-}
-
-struct Choice {
-    value: &'static str,
-    selected: bool,
 }
 
 #[derive(Template)]
@@ -202,20 +197,17 @@ async fn org_page(state: &AppState, me: &StaffSession, org: &Org, o: Outcome<'_>
             .join("\n"),
         whitelist: org.whitelist.join("\n"),
         categories: p.categories.join("\n"),
-        category_modes: FIELD_MODES
-            .iter()
-            .map(|(n, v)| Choice {
-                value: n,
-                selected: *v == p.category_field,
-            })
-            .collect(),
-        portal_modes: PORTAL_MODES
-            .iter()
-            .map(|(n, v)| Choice {
-                value: n,
-                selected: *v == p.mode,
-            })
-            .collect(),
+        category_modes: choices(
+            FIELD_MODES.iter().map(|(n, _)| *n),
+            &FIELD_MODES
+                .iter()
+                .find(|(_, v)| *v == p.category_field)
+                .map(|(n, _)| n.to_string()),
+        ),
+        portal_modes: choices(
+            PORTAL_MODES.iter().map(|(n, _)| *n),
+            &Some(mode_name(p.mode).to_string()),
+        ),
         page_title: p.page_title.clone(),
         form_title: p.form_title.clone(),
         form_message: p.form_message.clone(),

@@ -1,7 +1,7 @@
 //! Settings: employees. Owners and admins invite (a mail with a sign-in link to set a
 //! password), change role and hourly rate, and delete, within the policy's rules.
 
-use super::{blocking, refuse, render, Chrome};
+use super::{blocking, choices, refuse, render, Choice, Chrome};
 use crate::session::{StaffSession, INVITATION_HOURS};
 use crate::{policy, AppState};
 use askama::Template;
@@ -11,11 +11,6 @@ use axum::response::Response;
 use axum::Form;
 use postdesk_store::{Role, Staff, StoreError};
 use serde::Deserialize;
-
-struct Choice {
-    value: &'static str,
-    selected: bool,
-}
 
 struct Person {
     name: String,
@@ -82,13 +77,7 @@ async fn page(
         people: list
             .into_iter()
             .map(|s| Person {
-                roles: ROLES
-                    .iter()
-                    .map(|(n, r)| Choice {
-                        value: n,
-                        selected: *r == s.role,
-                    })
-                    .collect(),
+                roles: choices(ROLES.iter().map(|(n, _)| *n), &Some(s.role.to_string())),
                 role: s.role.to_string(),
                 rate: money(s.hourly_rate_cents),
                 name: s.name,

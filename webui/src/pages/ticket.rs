@@ -2,8 +2,8 @@
 //! attachments to download), the answer form (reply, note, status), its fields, follow,
 //! and time spent with its cost from the workers' hourly rates.
 
-use super::desk::{choices, label, short_time, Choice, STATUSES, TYPES};
-use super::{blocking, refuse, render, Chrome};
+use super::desk::{label, short_time, STATUSES, TYPES};
+use super::{blocking, choices, refuse, render, Choice, Chrome};
 use crate::forms::{email_address, forged};
 use crate::session::StaffSession;
 use crate::{policy, AppState};
