@@ -16,13 +16,6 @@ use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
-/// One bell entry in the header.
-pub struct BellView {
-    pub event: u64,
-    pub text: String,
-    pub read: bool,
-}
-
 /// What every staff page's header needs.
 pub struct Chrome {
     pub me_name: String,
@@ -30,7 +23,7 @@ pub struct Chrome {
     /// Whether the settings link shows (owners, admins, managers).
     pub settings: bool,
     pub unread: usize,
-    pub bell: Vec<BellView>,
+    pub bell: Vec<postdesk_store::BellItem>,
 }
 
 impl Chrome {
@@ -40,15 +33,7 @@ impl Chrome {
             csrf: me.csrf.clone(),
             settings: crate::policy::can_view_settings(&me.staff),
             unread: me.unread,
-            bell: me
-                .bell
-                .iter()
-                .map(|b| BellView {
-                    event: b.event,
-                    text: b.text.clone(),
-                    read: b.read,
-                })
-                .collect(),
+            bell: me.bell.clone(),
         }
     }
 }
