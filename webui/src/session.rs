@@ -63,21 +63,41 @@ fn session_id(parts: &Parts) -> Option<String> {
     cookie_value(parts, COOKIE)
 }
 
-/// Starts a session for `principal` and returns the cookie that carries it.
-pub fn start(
-    state: &AppState,
-    principal: Principal,
-) -> Result<HeaderValue, postdesk_store::StoreError> {
+/// Starts a session for `principal` and sends the browser to `to` with its cookie.
+pub fn sign_in(state: &AppState, principal: Principal, to: &str) -> Response {
     let id = new_secret();
-    state.store.add_session(
-        &id,
-        &WebSession {
-            principal,
-            csrf: new_secret(),
-            expires_at: state.clock.now() + time::Duration::days(SESSION_DAYS),
-        },
-    )?;
-    Ok(cookie(state, &id, SESSION_DAYS * 86_400))
+    let session = WebSession {
+        principal,
+        csrf: new_secret(),
+        expires_at: state.clock.now() + time::Duration::days(SESSION_DAYS),
+    };
+    match state.store.add_session(&id, &session) {
+        Ok(()) => (
+            [(
+                header::SET_COOKIE,
+                cookie(state, &id, SESSION_DAYS * 86_400),
+            )],
+            Redirect::to(to),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start a session");
+            crate::pages::refuse(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+            )
+        }
+    }
+}
+
+/// Removes the session cookie and sends the browser to `to` (the session itself is
+/// ended in the store by the caller).
+pub fn signed_out(state: &AppState, to: &str) -> Response {
+    (
+        [(header::SET_COOKIE, cookie(state, "", 0))],
+        Redirect::to(to),
+    )
+        .into_response()
 }
 
 /// The cookie header that sets (or, with max_age 0, removes) the session cookie.

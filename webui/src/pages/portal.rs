@@ -361,15 +361,7 @@ pub async fn with_link(State(state): State<AppState>, Path(token): Path<String>)
                 return refuse(StatusCode::BAD_REQUEST, "This link is not for the portal.");
             };
             let target = format!("/portal/{org}");
-            match session::start(&state, principal.clone()) {
-                Ok(cookie) => {
-                    ([(header::SET_COOKIE, cookie)], Redirect::to(&target)).into_response()
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot start a portal session");
-                    refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-                }
-            }
+            session::sign_in(&state, principal.clone(), &target)
         }
         Ok(Principal::Staff { .. }) => {
             refuse(StatusCode::BAD_REQUEST, "This link is not for the portal.")
@@ -659,23 +651,8 @@ pub async fn directory_sign_in(
             return refuse(StatusCode::FORBIDDEN, e.message());
         }
     };
-    match session::start(
-        &state,
-        Principal::Portal {
-            org: slug.clone(),
-            email,
-        },
-    ) {
-        Ok(cookie) => (
-            [(header::SET_COOKIE, cookie)],
-            Redirect::to(&format!("/portal/{slug}")),
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start a portal session");
-            refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-        }
-    }
+    let target = format!("/portal/{slug}");
+    session::sign_in(&state, Principal::Portal { org: slug, email }, &target)
 }
 
 /// The ticket, if it is this user's in this organization.
@@ -844,11 +821,7 @@ pub async fn sign_out(
     if let Err(r) = blocking(move || store.end_session(&id)).await {
         return r;
     }
-    (
-        [(header::SET_COOKIE, session::cookie(&state, "", 0))],
-        Redirect::to(&format!("/portal/{slug}")),
-    )
-        .into_response()
+    session::signed_out(&state, &format!("/portal/{slug}"))
 }
 
 #[derive(Deserialize)]

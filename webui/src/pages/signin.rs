@@ -173,7 +173,7 @@ pub async fn with_password(
         *page.status_mut() = StatusCode::UNAUTHORIZED;
         return page;
     };
-    signed_in(&state, Principal::Staff { email: staff.email })
+    session::sign_in(&state, Principal::Staff { email: staff.email }, "/desk")
 }
 
 /// `/signin/link/TOKEN`: an emailed sign-in link.
@@ -185,7 +185,7 @@ pub async fn with_link(State(state): State<AppState>, Path(token): Path<String>)
         Err(r) => return r,
     };
     match used {
-        Ok(principal @ Principal::Staff { .. }) => signed_in(&state, principal),
+        Ok(principal @ Principal::Staff { .. }) => session::sign_in(&state, principal, "/desk"),
         Ok(Principal::Portal { .. }) => {
             refuse(StatusCode::BAD_REQUEST, "This link is for the portal.")
         }
@@ -199,16 +199,6 @@ pub fn link_refusal(why: LinkRefusal) -> &'static str {
         LinkRefusal::Expired => "This sign-in link has expired. Ask for a new one.",
         LinkRefusal::UsedUp => "This sign-in link has been used too often. Ask for a new one.",
         LinkRefusal::Unknown => "This sign-in link is not valid.",
-    }
-}
-
-fn signed_in(state: &AppState, principal: Principal) -> Response {
-    match session::start(state, principal) {
-        Ok(cookie) => ([(header::SET_COOKIE, cookie)], Redirect::to("/desk")).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start a session");
-            refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-        }
     }
 }
 
@@ -231,11 +221,7 @@ pub async fn sign_out(
     if let Err(r) = blocking(move || store.end_session(&id)).await {
         return r;
     }
-    (
-        [(header::SET_COOKIE, session::cookie(&state, "", 0))],
-        Redirect::to("/signin"),
-    )
-        .into_response()
+    session::signed_out(&state, "/signin")
 }
 
 pub async fn sign_out_everywhere(
@@ -253,11 +239,7 @@ pub async fn sign_out_everywhere(
     if let Err(r) = blocking(move || store.end_all_sessions(&principal)).await {
         return r;
     }
-    (
-        [(header::SET_COOKIE, session::cookie(&state, "", 0))],
-        Redirect::to("/signin"),
-    )
-        .into_response()
+    session::signed_out(&state, "/signin")
 }
 
 pub async fn account(me: StaffSession) -> Response {
