@@ -489,13 +489,25 @@ pub async fn follow(
     if !me.csrf_ok(&f.csrf) {
         return forged();
     }
-    if let Err(r) = load(&state, &me, number).await {
-        return r;
-    }
+    // Only the ticket is needed to check the right to follow it, not the whole page.
     let store = state.store.clone();
-    let (email, on) = (me.staff.email.clone(), f.follow == "yes");
-    match blocking(move || store.set_following(number, &email, on)).await {
-        Ok(()) => Redirect::to(&format!("/desk/tickets/{number}")).into_response(),
+    let (staff, on) = (me.staff.clone(), f.follow == "yes");
+    let followed = blocking(move || {
+        let visible = store
+            .ticket(number)?
+            .is_some_and(|t| policy::can_view_ticket(&staff, &t));
+        if visible {
+            store.set_following(number, &staff.email, on)?;
+        }
+        Ok(visible)
+    })
+    .await;
+    match followed {
+        Ok(true) => Redirect::to(&format!("/desk/tickets/{number}")).into_response(),
+        Ok(false) => refuse(
+            StatusCode::NOT_FOUND,
+            &format!("Ticket {number} not found."),
+        ),
         Err(r) => r,
     }
 }
