@@ -1,17 +1,20 @@
 //! The pipeline: takes spooled messages in order, parses and classifies them, threads each
-//! delivery into a ticket and commits event + decision atomically. Resumes after a crash
-//! from the spool markers; a delivery already decided is not applied twice.
+//! delivery into a ticket and commits events + decisions atomically, several messages per
+//! transaction. Resumes after a crash from the spool markers; a delivery already decided
+//! is not applied twice.
 
 use crate::{DmarcChecker, GatewayError};
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 use postdesk_store::{
-    AttachmentRef, Change, Decision, DeliveryCommit, EventKind, Outcome, Priority, Status, Store,
-    StoreError, TicketTarget, TicketType, Visibility,
+    normalize_message_id, AttachmentRef, Change, Decision, DeliveryCommit, EventKind, Outcome,
+    PipelineWrite, Priority, Status, Store, StoreError, TicketTarget, TicketType, Visibility,
 };
 use postdesk_threading::{
     classify, html_to_text, match_ticket, parse_commands, split_type_prefix, strip_reply,
     strip_signature, Command, MatchRule, ThreadingInput, TicketLookup, TypePrefix,
 };
+use std::cell::Cell;
+use std::collections::HashSet;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
@@ -68,50 +71,177 @@ impl Pipeline {
     }
 }
 
+/// Most messages committed by one pipeline transaction. Each sled transaction costs a
+/// log write with a sync of its own; one per message made the pipeline's syncs, not the
+/// receiver's, the limit on ingest (issue 6).
+const MAX_BATCH_MESSAGES: usize = 64;
+
 /// Processes every spooled message not yet completed, oldest first. Returns how many.
 /// `dmarc` (when given) lets a staff member's mail prove itself by a DMARC pass.
 pub fn process_pending(store: &Store, dmarc: Option<&DmarcChecker>) -> Result<usize, GatewayError> {
     let secret = store.secret("reply-token")?;
     let pending = store.pending_inbound()?;
-    for id in &pending {
-        // A panic inside a parser must not turn one hostile message into a poison pill
-        // that stops the pipeline on every restart: record it and move on.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            process_one(store, &secret, dmarc, *id)
-        }));
-        match outcome {
-            Ok(Ok(())) => {}
-            // Storage trouble is temporary: stop here and retry the same message later.
-            Ok(Err(e @ GatewayError::Store(StoreError::Db(_))))
-            | Ok(Err(e @ GatewayError::Io(_))) => return Err(e),
-            // Anything else is about this message (a ticket gone meanwhile, bad data):
-            // record it and go on, so one message never blocks those behind it.
-            Ok(Err(e)) => {
-                tracing::error!(inbound = id, error = %e, "message could not be applied; recorded as refused");
-                record_failure(
-                    store,
-                    *id,
-                    &format!("the message could not be applied: {e}; the original is kept"),
-                )?;
-            }
-            Err(_) => {
-                tracing::error!(
-                    inbound = id,
-                    "processing panicked; message recorded as refused"
-                );
-                record_failure(
-                    store,
-                    *id,
-                    "the message could not be processed (parser failure); the original is kept",
-                )?;
-            }
+    let mut batch = Batch::default();
+    for &id in &pending {
+        let mut planned = plan_guarded(store, &secret, dmarc, id, &batch)?;
+        if planned.read_batch {
+            // This message threads on one planned in this batch: commit those first, so
+            // it is planned against the tickets they made.
+            batch.commit(store)?;
+            planned = plan_guarded(store, &secret, dmarc, id, &batch)?;
+        }
+        batch.add(id, planned.writes);
+        if batch.messages.len() >= MAX_BATCH_MESSAGES {
+            batch.commit(store)?;
         }
     }
+    batch.commit(store)?;
     Ok(pending.len())
 }
 
-/// Records a refusal for every delivery of a message not yet decided, and completes it.
-fn record_failure(store: &Store, id: u64, reason: &str) -> Result<(), GatewayError> {
+/// One message's planned writes, and whether planning read something the batch changes.
+struct Planned {
+    writes: Vec<PipelineWrite>,
+    read_batch: bool,
+}
+
+/// Plans one message. Storage trouble is returned (the pass stops and retries later);
+/// anything else about the message, a panic in a parser included, becomes a recorded
+/// refusal, so one hostile message never blocks those behind it or poisons every restart.
+fn plan_guarded(
+    store: &Store,
+    secret: &[u8],
+    dmarc: Option<&DmarcChecker>,
+    id: u64,
+    batch: &Batch,
+) -> Result<Planned, GatewayError> {
+    let lookup = BatchLookup {
+        store,
+        batch,
+        read_batch: Cell::new(false),
+    };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        plan_message(store, secret, dmarc, id, &lookup)
+    }));
+    let writes = match outcome {
+        Ok(Ok(writes)) => writes,
+        Ok(Err(e @ GatewayError::Store(StoreError::Db(_)))) | Ok(Err(e @ GatewayError::Io(_))) => {
+            return Err(e)
+        }
+        Ok(Err(e)) => {
+            tracing::error!(inbound = id, error = %e, "message could not be applied; recorded as refused");
+            failure_writes(
+                store,
+                id,
+                &format!("the message could not be applied: {e}; the original is kept"),
+            )?
+        }
+        Err(_) => {
+            tracing::error!(
+                inbound = id,
+                "processing panicked; message recorded as refused"
+            );
+            failure_writes(
+                store,
+                id,
+                "the message could not be processed (parser failure); the original is kept",
+            )?
+        }
+    };
+    Ok(Planned {
+        writes,
+        read_batch: lookup.read_batch.get(),
+    })
+}
+
+/// Messages planned and not yet committed, with what their writes touch, so a later
+/// message that would read those tickets or Message-IDs waits for the commit.
+#[derive(Default)]
+struct Batch {
+    writes: Vec<PipelineWrite>,
+    /// Inbound id and how many of `writes` are its.
+    messages: Vec<(u64, usize)>,
+    /// (organization, normalized Message-ID) of planned deliveries.
+    message_ids: HashSet<(String, String)>,
+    /// Existing tickets planned deliveries change.
+    tickets: HashSet<u64>,
+    opens_tickets: bool,
+}
+
+impl Batch {
+    fn add(&mut self, id: u64, writes: Vec<PipelineWrite>) {
+        for w in &writes {
+            if let PipelineWrite::Delivery(c) = w {
+                if let Some(m) = &c.message_id {
+                    self.message_ids
+                        .insert((c.org.clone(), normalize_message_id(m)));
+                }
+                match c.target {
+                    TicketTarget::Existing(n) => {
+                        self.tickets.insert(n);
+                    }
+                    TicketTarget::New { .. } => self.opens_tickets = true,
+                }
+            }
+        }
+        self.messages.push((id, writes.len()));
+        self.writes.extend(writes);
+    }
+
+    /// Commits the batch in one transaction. If it cannot be applied as a whole (a ticket
+    /// deleted meanwhile, bad data), each message is committed alone and one that still
+    /// fails is recorded as refused; storage errors are returned and the batch is planned
+    /// again on the next pass.
+    fn commit(&mut self, store: &Store) -> Result<(), GatewayError> {
+        if self.messages.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(self);
+        match store.commit_pipeline(&batch.writes) {
+            Ok(decisions) => log_decided(&batch.writes, &decisions),
+            Err(e @ StoreError::Db(_)) => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(error = %e, messages = batch.messages.len(), "batch not applied as a whole; committing message by message");
+                let mut rest = batch.writes.as_slice();
+                for &(id, n) in &batch.messages {
+                    let (mine, after) = rest.split_at(n);
+                    rest = after;
+                    match store.commit_pipeline(mine) {
+                        Ok(decisions) => log_decided(mine, &decisions),
+                        Err(e @ StoreError::Db(_)) => return Err(e.into()),
+                        Err(e) => {
+                            tracing::error!(inbound = id, error = %e, "message could not be applied; recorded as refused");
+                            let refusal = failure_writes(
+                                store,
+                                id,
+                                &format!(
+                                    "the message could not be applied: {e}; the original is kept"
+                                ),
+                            )?;
+                            store.commit_pipeline(&refusal)?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn log_decided(writes: &[PipelineWrite], decisions: &[Decision]) {
+    for (w, d) in writes.iter().zip(decisions) {
+        if matches!(w, PipelineWrite::Delivery(_)) {
+            tracing::info!(inbound = d.inbound, org = %d.org, outcome = ?d.outcome, "inbound decided");
+        }
+    }
+}
+
+/// A refusal for every delivery of a message, completing it.
+fn failure_writes(
+    store: &Store,
+    id: u64,
+    reason: &str,
+) -> Result<Vec<PipelineWrite>, GatewayError> {
     let orgs: Vec<String> = match store.envelope(id)? {
         Some(e) => e
             .deliveries
@@ -127,6 +257,7 @@ fn record_failure(store: &Store, id: u64, reason: &str) -> Result<(), GatewayErr
         orgs
     };
     let last = orgs.len() - 1;
+    let mut writes = Vec::with_capacity(orgs.len());
     for (i, org) in orgs.into_iter().enumerate() {
         let d = Decision {
             inbound: id,
@@ -140,22 +271,54 @@ fn record_failure(store: &Store, id: u64, reason: &str) -> Result<(), GatewayErr
             notes: vec![],
             at: time::OffsetDateTime::now_utc(),
         };
-        store.record_decision(&d, i == last)?;
+        writes.push(PipelineWrite::Decision {
+            decision: d,
+            last_delivery: i == last,
+        });
     }
-    Ok(())
+    Ok(writes)
 }
 
-struct StoreLookup<'a>(&'a Store);
+/// The store as threading sees it, noting when an answer may be changed by a planned,
+/// uncommitted message of the batch.
+struct BatchLookup<'a> {
+    store: &'a Store,
+    batch: &'a Batch,
+    read_batch: Cell<bool>,
+}
 
-impl TicketLookup for StoreLookup<'_> {
+impl BatchLookup<'_> {
+    fn ticket(&self, number: u64) -> Option<postdesk_store::Ticket> {
+        if self.batch.tickets.contains(&number) {
+            self.read_batch.set(true);
+        }
+        let ticket = self.store.ticket(number).ok().flatten();
+        if ticket.is_none() && self.batch.opens_tickets {
+            self.read_batch.set(true);
+        }
+        ticket
+    }
+}
+
+impl TicketLookup for BatchLookup<'_> {
     fn ticket_for_message_id(&self, org: &str, message_id: &str) -> Option<u64> {
-        self.0.ticket_for_message_id(org, message_id).ok().flatten()
+        if self
+            .batch
+            .message_ids
+            .contains(&(org.to_string(), normalize_message_id(message_id)))
+        {
+            self.read_batch.set(true);
+        }
+        self.store
+            .ticket_for_message_id(org, message_id)
+            .ok()
+            .flatten()
     }
     fn ticket_org(&self, ticket: u64) -> Option<String> {
-        self.0.ticket(ticket).ok().flatten().map(|t| t.org)
+        self.ticket(ticket).map(|t| t.org)
     }
     fn is_participant(&self, ticket: u64, address: &str) -> bool {
-        self.0.ticket(ticket).ok().flatten().is_some_and(|t| {
+        self.ticket(ticket).is_some_and(|t| {
             t.requester == address
                 || t.participants.iter().any(|p| p == address)
                 || t.cc.iter().any(|p| p == address)
@@ -262,12 +425,15 @@ fn attachments(store: &Store, msg: &Message<'_>) -> Result<Vec<AttachmentRef>, G
     Ok(out)
 }
 
-fn process_one(
+/// Decides what one spooled message does, as writes to commit: a delivery into a ticket or
+/// a refusal for each organization it was accepted for, the last one completing it.
+fn plan_message(
     store: &Store,
     secret: &[u8],
     dmarc: Option<&DmarcChecker>,
     id: u64,
-) -> Result<(), GatewayError> {
+    lookup: &BatchLookup<'_>,
+) -> Result<Vec<PipelineWrite>, GatewayError> {
     let (Some(envelope), Some(raw)) = (store.envelope(id)?, store.raw_message(id)?) else {
         tracing::error!(
             inbound = id,
@@ -285,16 +451,19 @@ fn process_one(
             notes: vec![],
             at: time::OffsetDateTime::now_utc(),
         };
-        store.record_decision(&d, true)?;
-        return Ok(());
+        return Ok(vec![PipelineWrite::Decision {
+            decision: d,
+            last_delivery: true,
+        }]);
     };
     let now = time::OffsetDateTime::now_utc();
     let total = envelope.deliveries.len() + envelope.refused.len();
-    let mut done = 0;
-    let mut finish = |store: &Store, d: &Decision| -> Result<(), GatewayError> {
-        done += 1;
-        store.record_decision(d, done == total)?;
-        Ok(())
+    let mut writes = Vec::with_capacity(total);
+    let mut finish = |d: Decision| {
+        writes.push(PipelineWrite::Decision {
+            decision: d,
+            last_delivery: writes.len() + 1 == total,
+        });
     };
     let parsed = MessageParser::default().parse(&raw[..]);
     let subject = parsed
@@ -328,7 +497,7 @@ fn process_one(
             notes: vec![format!("recipient {}", r.address)],
             at: now,
         };
-        finish(store, &d)?;
+        finish(d);
     }
     let Some(msg) = parsed else {
         for delivery in &envelope.deliveries {
@@ -344,9 +513,9 @@ fn process_one(
                 notes: vec![],
                 at: now,
             };
-            finish(store, &d)?;
+            finish(d);
         }
-        return Ok(());
+        return Ok(writes);
     };
     let class = classify(&msg, &envelope.mail_from);
     let text = display_text(&msg);
@@ -355,11 +524,10 @@ fn process_one(
     let references = id_list(msg.references());
     let to = lower_addresses(msg.to());
     let cc = lower_addresses(msg.cc());
-    let lookup = StoreLookup(store);
     let staff = store.staff(&from)?;
     let deliveries = envelope.deliveries.len();
     for (n, delivery) in envelope.deliveries.iter().enumerate() {
-        let last = done + 1 == total && n + 1 == deliveries;
+        let last = writes.len() + 1 == total && n + 1 == deliveries;
         let org = store.org(&delivery.org)?;
         let org_addresses = org.map(|o| o.addresses).unwrap_or_default();
         let is_org_address = |a: &String| {
@@ -378,7 +546,7 @@ fn process_one(
             references: &references,
             subject: &subject,
         };
-        let m = match_ticket(&input, secret, &lookup);
+        let m = match_ticket(&input, secret, lookup);
         let mut by_staff = staff.is_some() && m.rule == MatchRule::ReplyToken;
         if staff.is_some() && !by_staff {
             let verdict = dmarc.map(|c| {
@@ -406,12 +574,7 @@ fn process_one(
         }
         let (target, kind, rule): (TicketTarget, EventKind, &str) = if class.delivery_report {
             let about = reported_message_id(&msg)
-                .and_then(|mid| {
-                    store
-                        .ticket_for_message_id(&delivery.org, &mid)
-                        .ok()
-                        .flatten()
-                })
+                .and_then(|mid| lookup.ticket_for_message_id(&delivery.org, &mid))
                 .or(m.ticket);
             match about {
                 Some(t) => (
@@ -432,8 +595,10 @@ fn process_one(
                         notes,
                         at: now,
                     };
-                    done += 1;
-                    store.record_decision(&d, last)?;
+                    writes.push(PipelineWrite::Decision {
+                        decision: d,
+                        last_delivery: last,
+                    });
                     continue;
                 }
             }
@@ -529,11 +694,9 @@ fn process_one(
             last_delivery: last,
             at: now,
         };
-        let decision = store.commit_delivery(&commit)?;
-        done += 1;
-        tracing::info!(inbound = id, org = %delivery.org, outcome = ?decision.outcome, "inbound decided");
+        writes.push(PipelineWrite::Delivery(commit));
     }
-    Ok(())
+    Ok(writes)
 }
 
 /// What a staff reply's command lines amount to.

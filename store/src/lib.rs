@@ -24,7 +24,8 @@ pub use error::StoreError;
 pub use model::*;
 pub use outbox::{OutboxItem, OutboxStatus};
 pub use tickets::{
-    normalize_message_id, DeliveryCommit, NewTicket, TicketAction, TicketFilter, TicketTarget,
+    normalize_message_id, DeliveryCommit, NewTicket, PipelineWrite, TicketAction, TicketFilter,
+    TicketTarget,
 };
 
 use std::path::Path;

@@ -60,6 +60,18 @@ pub struct DeliveryCommit {
     pub at: OffsetDateTime,
 }
 
+/// One write the pipeline decided for a message: a delivery into a ticket, or a decision
+/// that changes no ticket (a refusal). Committed in order by [`Store::commit_pipeline`].
+#[derive(Debug, Clone)]
+pub enum PipelineWrite {
+    Delivery(DeliveryCommit),
+    Decision {
+        decision: Decision,
+        /// This is the message's last delivery: the spool marker goes with it.
+        last_delivery: bool,
+    },
+}
+
 /// Filters for the ticket list; `None` matches everything.
 #[derive(Debug, Clone, Default)]
 pub struct TicketFilter {
@@ -94,6 +106,146 @@ fn bump(
     let n = read_counter(tx.get(key.as_bytes())?) + 1;
     tx.insert(key.as_bytes(), &n.to_be_bytes())?;
     Ok(n)
+}
+
+/// The transaction body of [`Store::commit_delivery`].
+fn apply_delivery(
+    tx: &TransactionalTree,
+    c: &DeliveryCommit,
+) -> sled::transaction::ConflictableTransactionResult<Decision, StoreError> {
+    let mid = c.message_id.as_deref().map(normalize_message_id);
+    let dkey = decision_key(c.inbound, &c.org);
+    if let Some(done) = tx.get(&dkey)? {
+        let d: Decision = decode(&done).map_err(Abort)?;
+        if c.last_delivery {
+            tx.remove(num_key("pending/", c.inbound))?;
+        }
+        return Ok(d);
+    }
+    let mut decision = Decision {
+        inbound: c.inbound,
+        org: c.org.clone(),
+        message_id: mid.clone(),
+        from: c.from.clone(),
+        subject: c.subject.clone(),
+        outcome: Outcome::Refused {
+            reason: String::new(),
+        },
+        notes: c.notes.clone(),
+        at: c.at,
+    };
+    if let Some(m) = &mid {
+        if let Some(t) = tx.get(mid_key(&c.org, m).as_bytes())? {
+            decision.outcome = Outcome::Duplicate {
+                ticket: read_counter(Some(t)),
+            };
+            tx.insert(dkey, encode(&decision).map_err(Abort)?)?;
+            if c.last_delivery {
+                tx.remove(num_key("pending/", c.inbound))?;
+            }
+            return Ok(decision);
+        }
+    }
+    let (mut ticket, new_ticket): (Ticket, bool) = match &c.target {
+        TicketTarget::Existing(n) => {
+            let t = tx
+                .get(num_key("ticket/", *n))?
+                .ok_or_else(|| Abort(StoreError::NotFound(format!("ticket {n}"))))?;
+            (decode::<Ticket>(&t).map_err(Abort)?, false)
+        }
+        TicketTarget::New {
+            ticket_type,
+            summary,
+            requester,
+            automatic,
+        } => {
+            let t = new_ticket(tx, &c.org, *ticket_type, summary, requester, c.at)?;
+            (
+                Ticket {
+                    automatic: *automatic,
+                    ..t
+                },
+                true,
+            )
+        }
+    };
+    let before = (!new_ticket).then(|| ticket.clone());
+    for p in &c.participants {
+        if !ticket.participants.contains(p) {
+            ticket.participants.push(p.clone());
+        }
+    }
+    for p in &c.cc {
+        if !ticket.cc.contains(p) && *p != ticket.requester {
+            ticket.cc.push(p.clone());
+        }
+    }
+    // A person writing back reopens a ticket that was waiting or done.
+    if !new_ticket
+        && !c.by_staff
+        && !c.automatic
+        && c.kind == EventKind::Reply
+        && ticket.status != Status::Open
+    {
+        ticket.status = Status::Open;
+    }
+    ticket.updated_at = c.at;
+    let seq = bump(tx, "counter/event")?;
+    let event = Event {
+        seq,
+        ticket: ticket.number,
+        kind: c.kind,
+        author: c.from.clone(),
+        by_staff: c.by_staff,
+        visibility: c.visibility,
+        text: c.text.clone(),
+        message_id: mid.clone(),
+        attachments: c.attachments.clone(),
+        inbound: Some(c.inbound),
+        automatic: c.automatic,
+        change: None,
+        at: c.at,
+    };
+    append_event(tx, &event)?;
+    // Commands come after the text they arrived with, one event each.
+    for change in &c.changes {
+        append_change(tx, &mut ticket, change, &event)?;
+    }
+    save_ticket(tx, before.as_ref(), &ticket)?;
+    if let Some(m) = &mid {
+        tx.insert(mid_key(&c.org, m).as_bytes(), &ticket.number.to_be_bytes())?;
+        let rk = format!("rawmid/{m}");
+        if tx.get(rk.as_bytes())?.is_none() {
+            tx.insert(rk.as_bytes(), &c.inbound.to_be_bytes())?;
+        }
+    }
+    decision.outcome = Outcome::Accepted {
+        ticket: ticket.number,
+        new_ticket,
+        rule: c.rule.clone(),
+    };
+    tx.insert(dkey, encode(&decision).map_err(Abort)?)?;
+    if c.last_delivery {
+        tx.remove(num_key("pending/", c.inbound))?;
+    }
+    Ok(decision)
+}
+
+/// The transaction body of [`Store::record_decision`]: the first decision recorded for a
+/// delivery stands.
+fn apply_decision(
+    tx: &TransactionalTree,
+    d: &Decision,
+    last_delivery: bool,
+) -> sled::transaction::ConflictableTransactionResult<(), StoreError> {
+    let dkey = decision_key(d.inbound, &d.org);
+    if tx.get(&dkey)?.is_none() {
+        tx.insert(dkey, encode(d).map_err(Abort)?)?;
+    }
+    if last_delivery {
+        tx.remove(num_key("pending/", d.inbound))?;
+    }
+    Ok(())
 }
 
 /// The count of tickets of one organization, type and status.
@@ -419,143 +571,40 @@ impl Store {
     /// removal of the spool marker — all or nothing. Idempotent: a delivery already decided
     /// returns the earlier decision unchanged.
     pub fn commit_delivery(&self, c: &DeliveryCommit) -> Result<Decision, StoreError> {
-        let mid = c.message_id.as_deref().map(normalize_message_id);
-        let decision = self
-            .state
-            .transaction(|tx| {
-                let dkey = decision_key(c.inbound, &c.org);
-                if let Some(done) = tx.get(&dkey)? {
-                    let d: Decision = decode(&done).map_err(Abort)?;
-                    if c.last_delivery {
-                        tx.remove(num_key("pending/", c.inbound))?;
-                    }
-                    return Ok(d);
-                }
-                let mut decision = Decision {
-                    inbound: c.inbound,
-                    org: c.org.clone(),
-                    message_id: mid.clone(),
-                    from: c.from.clone(),
-                    subject: c.subject.clone(),
-                    outcome: Outcome::Refused {
-                        reason: String::new(),
-                    },
-                    notes: c.notes.clone(),
-                    at: c.at,
-                };
-                if let Some(m) = &mid {
-                    if let Some(t) = tx.get(mid_key(&c.org, m).as_bytes())? {
-                        decision.outcome = Outcome::Duplicate {
-                            ticket: read_counter(Some(t)),
-                        };
-                        tx.insert(dkey, encode(&decision).map_err(Abort)?)?;
-                        if c.last_delivery {
-                            tx.remove(num_key("pending/", c.inbound))?;
-                        }
-                        return Ok(decision);
-                    }
-                }
-                let (mut ticket, new_ticket): (Ticket, bool) = match &c.target {
-                    TicketTarget::Existing(n) => {
-                        let t = tx
-                            .get(num_key("ticket/", *n))?
-                            .ok_or_else(|| Abort(StoreError::NotFound(format!("ticket {n}"))))?;
-                        (decode::<Ticket>(&t).map_err(Abort)?, false)
-                    }
-                    TicketTarget::New {
-                        ticket_type,
-                        summary,
-                        requester,
-                        automatic,
-                    } => {
-                        let t = new_ticket(tx, &c.org, *ticket_type, summary, requester, c.at)?;
-                        (
-                            Ticket {
-                                automatic: *automatic,
-                                ..t
-                            },
-                            true,
-                        )
-                    }
-                };
-                let before = (!new_ticket).then(|| ticket.clone());
-                for p in &c.participants {
-                    if !ticket.participants.contains(p) {
-                        ticket.participants.push(p.clone());
-                    }
-                }
-                for p in &c.cc {
-                    if !ticket.cc.contains(p) && *p != ticket.requester {
-                        ticket.cc.push(p.clone());
-                    }
-                }
-                // A person writing back reopens a ticket that was waiting or done.
-                if !new_ticket
-                    && !c.by_staff
-                    && !c.automatic
-                    && c.kind == EventKind::Reply
-                    && ticket.status != Status::Open
-                {
-                    ticket.status = Status::Open;
-                }
-                ticket.updated_at = c.at;
-                let seq = bump(tx, "counter/event")?;
-                let event = Event {
-                    seq,
-                    ticket: ticket.number,
-                    kind: c.kind,
-                    author: c.from.clone(),
-                    by_staff: c.by_staff,
-                    visibility: c.visibility,
-                    text: c.text.clone(),
-                    message_id: mid.clone(),
-                    attachments: c.attachments.clone(),
-                    inbound: Some(c.inbound),
-                    automatic: c.automatic,
-                    change: None,
-                    at: c.at,
-                };
-                append_event(tx, &event)?;
-                // Commands come after the text they arrived with, one event each.
-                for change in &c.changes {
-                    append_change(tx, &mut ticket, change, &event)?;
-                }
-                save_ticket(tx, before.as_ref(), &ticket)?;
-                if let Some(m) = &mid {
-                    tx.insert(mid_key(&c.org, m).as_bytes(), &ticket.number.to_be_bytes())?;
-                    let rk = format!("rawmid/{m}");
-                    if tx.get(rk.as_bytes())?.is_none() {
-                        tx.insert(rk.as_bytes(), &c.inbound.to_be_bytes())?;
-                    }
-                }
-                decision.outcome = Outcome::Accepted {
-                    ticket: ticket.number,
-                    new_ticket,
-                    rule: c.rule.clone(),
-                };
-                tx.insert(dkey, encode(&decision).map_err(Abort)?)?;
-                if c.last_delivery {
-                    tx.remove(num_key("pending/", c.inbound))?;
-                }
-                Ok(decision)
-            })
-            .map_err(StoreError::from)?;
-        Ok(decision)
+        self.state
+            .transaction(|tx| apply_delivery(tx, c))
+            .map_err(StoreError::from)
     }
 
     /// Records a delivery that made no ticket change (refused, unparseable) so it is visible.
     pub fn record_decision(&self, d: &Decision, last_delivery: bool) -> Result<(), StoreError> {
-        let dkey = decision_key(d.inbound, &d.org);
-        let value = encode(d)?;
+        self.state
+            .transaction(|tx| apply_decision(tx, d, last_delivery))
+            .map_err(StoreError::from)
+    }
+
+    /// Applies what the pipeline decided about several messages, in order, in ONE
+    /// transaction: sled writes every transaction's batch to the log with a sync of its
+    /// own, so committing messages together is what lets the pipeline keep up with the
+    /// receiver (group commit, as the spool does). All or nothing; on an error nothing
+    /// is applied and the caller may retry message by message. Returns the decisions.
+    pub fn commit_pipeline(&self, writes: &[PipelineWrite]) -> Result<Vec<Decision>, StoreError> {
         self.state
             .transaction(|tx| {
-                if tx.get(&dkey)?.is_none() {
-                    tx.insert(dkey.clone(), value.clone())?;
+                let mut decided = Vec::with_capacity(writes.len());
+                for w in writes {
+                    match w {
+                        PipelineWrite::Delivery(c) => decided.push(apply_delivery(tx, c)?),
+                        PipelineWrite::Decision {
+                            decision,
+                            last_delivery,
+                        } => {
+                            apply_decision(tx, decision, *last_delivery)?;
+                            decided.push(decision.clone());
+                        }
+                    }
                 }
-                if last_delivery {
-                    tx.remove(num_key("pending/", d.inbound))?;
-                }
-                Ok(())
+                Ok(decided)
             })
             .map_err(StoreError::from)
     }
