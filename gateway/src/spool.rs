@@ -74,9 +74,11 @@ impl SpoolWriter {
         )
     }
 
-    /// Runs until every handle is dropped.
-    pub async fn run(mut self) {
-        while let Some(first) = self.rx.recv().await {
+    /// Runs on a thread of its own until every handle is dropped. A thread rather than
+    /// a task plus `spawn_blocking` per batch: one hand-off fewer on the path of every
+    /// acknowledgement (sessions wait on it), measured on 2 cores under c=20 load.
+    pub fn run(mut self) {
+        while let Some(first) = self.rx.blocking_recv() {
             let mut bytes = first.bytes();
             let mut messages = first.messages.len();
             let mut batch = vec![first];
@@ -90,26 +92,21 @@ impl SpoolWriter {
                     Err(_) => break,
                 }
             }
-            let store = self.store.clone();
-            let (batch, result) = tokio::task::spawn_blocking(move || {
-                let items: Vec<(&Envelope, &[u8])> = batch
-                    .iter()
-                    .flat_map(|r| r.messages.iter())
-                    .map(|(envelope, raw)| (envelope, raw.as_slice()))
-                    .collect();
-                let result = store.spool_batch(&items);
-                (batch, result)
-            })
-            .await
-            .unwrap_or_else(|e| {
-                (
-                    Vec::new(),
-                    Err(postdesk_store::StoreError::Invalid(e.to_string())),
-                )
-            });
+            let started = std::time::Instant::now();
+            let items: Vec<(&Envelope, &[u8])> = batch
+                .iter()
+                .flat_map(|r| r.messages.iter())
+                .map(|(envelope, raw)| (envelope, raw.as_slice()))
+                .collect();
+            let result = self.store.spool_batch(&items);
+            drop(items);
             match result {
                 Ok(ids) => {
-                    tracing::debug!(messages = ids.len(), "spool batch committed");
+                    tracing::debug!(
+                        messages = ids.len(),
+                        micros = started.elapsed().as_micros() as u64,
+                        "spool batch committed"
+                    );
                     let mut ids = ids.into_iter();
                     for r in batch {
                         let mine = ids.by_ref().take(r.messages.len()).collect();

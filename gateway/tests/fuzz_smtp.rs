@@ -78,11 +78,11 @@ struct Fixture {
     dir: std::path::PathBuf,
 }
 
-fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
+fn fixture() -> Fixture {
     let (store, dir) = common::store_with_org("fuzz-smtp", "fuzz");
     let (tx, _rx) = std::sync::mpsc::channel();
     let (writer, spool) = SpoolWriter::new(store.clone(), tx);
-    rt.spawn(writer.run());
+    std::thread::spawn(move || writer.run());
     let config = GatewayConfig {
         command_timeout: Duration::from_millis(300),
         data_timeout: Duration::from_millis(300),
@@ -140,7 +140,7 @@ fn smtp_and_lmtp_sessions_survive_any_input() {
         .enable_all()
         .build()
         .expect("runtime");
-    let fx = fixture(&rt);
+    let fx = fixture();
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(cases));
     let strategy = (prop::collection::vec(op(), 0..25), any::<bool>());
     let result = runner.run(&strategy, |(ops, lmtp)| {
