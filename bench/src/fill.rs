@@ -1,7 +1,8 @@
-//! Fills a data folder with synthetic tickets through the real store API, for the web
-//! benchmark: `postdesk-fill DATA_DIR [TICKETS] [EVENTS_PER_TICKET]` (defaults 100000, 5).
+//! Fills a data folder with synthetic tickets through the spool and the pipeline, for the
+//! web benchmark: `postdesk-fill DATA_DIR [TICKETS] [EVENTS_PER_TICKET]` (defaults 100000,
+//! 5): each ticket is a question mailed in and replies that thread by In-Reply-To.
 
-use postdesk_store::{DeliveryCommit, EventKind, Org, Store, TicketTarget, TicketType};
+use postdesk_store::{Delivery, Envelope, Org, Source, Store};
 use std::time::Instant;
 
 fn main() {
@@ -34,62 +35,46 @@ fn main() {
         }
     }
     let text = "The printer in room 4 prints blank pages since this morning. ".repeat(8);
+    let envelope = Envelope {
+        source: Source::Smtp,
+        peer: "127.0.0.1:1".into(),
+        helo: "fill.test".into(),
+        mail_from: "fill@customer.test".into(),
+        deliveries: vec![Delivery {
+            org: "bench".into(),
+            address: "bench@localhost".into(),
+        }],
+        refused: vec![],
+        received_at: time::OffsetDateTime::now_utc(),
+        mailbox: None,
+    };
     let started = Instant::now();
-    // Inbound ids far above the spool's, so synthetic decisions never collide with real ones.
-    let mut inbound = 1u64 << 40;
-    for t in 0..tickets {
-        let requester = format!("user{}@customer{}.test", t % 5000, t % 97);
-        let mut number = None;
+    // Per chunk of tickets, each round of messages (the first of every ticket, then every
+    // reply) is spooled as received mail and the pipeline threads it: the store ends up
+    // with what receiving that mail would leave (raw messages, envelopes, decisions,
+    // Message-ID index), not a shortcut of it.
+    const CHUNK: u64 = 500;
+    let mut done = 0;
+    while done < tickets {
+        let chunk = CHUNK.min(tickets - done);
         for e in 0..per {
-            inbound += 1;
-            let commit = DeliveryCommit {
-                inbound,
-                org: "bench".into(),
-                message_id: Some(format!("fill-{t}-{e}@bench.test")),
-                from: requester.clone(),
-                subject: format!("Printer problem {t}"),
-                target: match number {
-                    Some(n) => TicketTarget::Existing(n),
-                    None => TicketTarget::New {
-                        ticket_type: [TicketType::Question, TicketType::Incident, TicketType::Bug]
-                            [(t % 3) as usize],
-                        summary: format!("Printer problem {t}"),
-                        requester: requester.clone(),
-                        automatic: false,
-                    },
-                },
-                kind: if number.is_some() {
-                    EventKind::Reply
-                } else {
-                    EventKind::Created
-                },
-                by_staff: false,
-                text: text.clone(),
-                attachments: vec![],
-                automatic: false,
-                participants: vec![requester.clone()],
-                cc: vec![],
-                rule: "fill".into(),
-                notes: vec![],
-                visibility: postdesk_store::Visibility::Public,
-                changes: vec![],
-                last_delivery: true,
-                at: time::OffsetDateTime::now_utc(),
-            };
-            match store.commit_delivery(&commit) {
-                Ok(d) => {
-                    if let postdesk_store::Outcome::Accepted { ticket, .. } = d.outcome {
-                        number = Some(ticket);
-                    }
-                }
-                Err(e) => {
-                    eprintln!("commit failed: {e}");
-                    std::process::exit(1);
-                }
+            let raws: Vec<Vec<u8>> = (done..done + chunk)
+                .map(|t| message(t, e, &text))
+                .collect();
+            let batch: Vec<(&Envelope, &[u8])> =
+                raws.iter().map(|r| (&envelope, r.as_slice())).collect();
+            if let Err(e) = store.spool_batch(&batch) {
+                eprintln!("spooling failed: {e}");
+                std::process::exit(1);
+            }
+            if let Err(e) = postdesk_gateway::process_pending(&store, None) {
+                eprintln!("the pipeline failed: {e}");
+                std::process::exit(1);
             }
         }
-        if (t + 1) % 10_000 == 0 {
-            eprintln!("{} tickets", t + 1);
+        done += chunk;
+        if done % 10_000 == 0 {
+            eprintln!("{done} tickets");
         }
     }
     if let Err(e) = store.flush() {
@@ -101,4 +86,26 @@ fn main() {
         tickets * per,
         started.elapsed().as_secs_f64()
     );
+}
+
+/// Message `e` of ticket `t`: the question (`e == 0`) or a reply quoting the message before.
+fn message(t: u64, e: u64, text: &str) -> Vec<u8> {
+    let from = format!("user{}@customer{}.test", t % 5000, t % 97);
+    let kind = ["Question", "Incident", "Bug"][(t % 3) as usize];
+    let mut head = format!(
+        "From: User {t} <{from}>\r\nTo: bench@localhost\r\nDate: Thu, 26 Nov 2026 04:00:00 +0000\r\n\
+         Message-ID: <fill-{t}-{e}@customer.test>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n"
+    );
+    let body = if e == 0 {
+        head.push_str(&format!("Subject: {kind}: Printer problem {t}\r\n"));
+        format!("{text}\r\n")
+    } else {
+        let parent = format!("fill-{t}-{}@customer.test", e - 1);
+        head.push_str(&format!(
+            "Subject: Re: {kind}: Printer problem {t}\r\nIn-Reply-To: <{parent}>\r\nReferences: <{parent}>\r\n"
+        ));
+        format!("Still broken, attempt {e}.\r\n\r\nOn Thu, 26 Nov 2026 at 04:00, Bench <bench@localhost> wrote:\r\n> {text}\r\n")
+    };
+    format!("{head}\r\n{body}").into_bytes()
 }
