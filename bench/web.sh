@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Web benchmark: a store pre-filled as received mail through the spool and the pipeline
-# (100k tickets, 500k messages
-# by default), the time to start the server on it, then wrk against the API's ticket list
-# and a ticket with its events, and the web UI's ticket list, ticket page and dashboard
+# (100k tickets, 500k messages by default), the time to start the server on it, then wrk
+# against the API's ticket list and a ticket with its events, and the web UI's ticket list, ticket page and dashboard
 # (signed in). Prints RESULT lines (req/s and p99 latency).
 # Prints resident memory after each phase and its peak. A fresh fill is first served once
 # until the notifier has sent what the mail would have caused (the warm-up).
