@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Web benchmark: a store pre-filled as received mail through the spool and the pipeline
 # (100k tickets, 500k messages by default), the time to start the server on it, then wrk
-# against the API's ticket list and a ticket with its events, and the web UI's ticket list, ticket page and dashboard
-# (signed in). Prints RESULT lines (req/s and p99 latency).
-# Prints resident memory after each phase and its peak. A fresh fill is first served once
+# against the API's ticket list and a ticket with its events, and the web UI's ticket
+# list, ticket page and dashboard (signed in). Prints RESULT lines (req/s and p99 latency,
+# resident memory after each phase and its peak). A fresh fill is first served once
 # until the notifier has sent what the mail would have caused (the warm-up).
 # Env: TICKETS=100000 EVENTS=5 DUR=10s CONNS=20 HTTP=8597 SMTP=2597 KEEP=DIR (reuse a fill)
 set -euo pipefail
