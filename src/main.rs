@@ -366,8 +366,8 @@ fn run() -> Result<()> {
 }
 
 pub(crate) fn open_store(data: &Path) -> Result<Store> {
-    let store =
-        Store::open(data).with_context(|| format!("cannot open the store in {}", data.display()))?;
+    let store = Store::open(data)
+        .with_context(|| format!("cannot open the store in {}", data.display()))?;
     release_freed_memory();
     Ok(store)
 }

@@ -58,9 +58,7 @@ fn main() {
     while done < tickets {
         let chunk = CHUNK.min(tickets - done);
         for e in 0..per {
-            let raws: Vec<Vec<u8>> = (done..done + chunk)
-                .map(|t| message(t, e, &text))
-                .collect();
+            let raws: Vec<Vec<u8>> = (done..done + chunk).map(|t| message(t, e, &text)).collect();
             let batch: Vec<(&Envelope, &[u8])> =
                 raws.iter().map(|r| (&envelope, r.as_slice())).collect();
             if let Err(e) = store.spool_batch(&batch) {
