@@ -173,6 +173,10 @@ fn attribution_at(lines: &[&str], i: usize) -> Option<usize> {
     if first.is_empty() {
         return None;
     }
+    // Joined lines can only pass if one of them could (most body lines cannot).
+    if !lines[i..].iter().take(3).any(|l| may_be_attribution(l)) {
+        return None;
+    }
     let mut joined = String::new();
     for span in 1..=3 {
         let Some(l) = lines.get(i + span - 1) else {
@@ -263,8 +267,12 @@ fn may_be_separator(line: &str) -> bool {
     line.contains(['-', '_', '=', ':']) || line.trim().len() <= 40
 }
 
+/// An attribution has a colon (or '：'), an address or a date dash, or is written in a
+/// script at or above U+3000 (CJK), whose UTF-8 lead bytes are 0xE3 and up: one pass over
+/// the bytes, as this runs for every line of every body.
 fn may_be_attribution(text: &str) -> bool {
-    text.contains([':', '：', '@', '-']) || text.chars().any(|c| c >= '\u{3000}')
+    text.bytes()
+        .any(|b| matches!(b, b':' | b'@' | b'-') || b >= 0xE3)
 }
 
 fn is_footer(line: &str) -> bool {
