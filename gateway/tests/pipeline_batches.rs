@@ -23,7 +23,7 @@ fn replies_in_the_same_batch_thread_into_their_ticket() {
     let envelope = common::envelope("batch");
     // 150 conversations of two messages each, spooled in one commit: the pipeline sees
     // every reply in the same pending list as the message it answers, across its own
-    // batch boundaries (64 messages).
+    // batch boundaries (16 messages).
     let mut raws = Vec::new();
     for n in 0..150 {
         let from = format!("user{n}@client.test");
