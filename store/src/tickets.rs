@@ -231,8 +231,8 @@ fn apply_delivery(
     Ok(decision)
 }
 
-/// The transaction body of [`Store::record_decision`]: the first decision recorded for a
-/// delivery stands.
+/// Records a delivery that made no ticket change (refused, unparseable) so it is visible;
+/// the first decision recorded for a delivery stands.
 fn apply_decision(
     tx: &TransactionalTree,
     d: &Decision,
@@ -573,13 +573,6 @@ impl Store {
     pub fn commit_delivery(&self, c: &DeliveryCommit) -> Result<Decision, StoreError> {
         self.state
             .transaction(|tx| apply_delivery(tx, c))
-            .map_err(StoreError::from)
-    }
-
-    /// Records a delivery that made no ticket change (refused, unparseable) so it is visible.
-    pub fn record_decision(&self, d: &Decision, last_delivery: bool) -> Result<(), StoreError> {
-        self.state
-            .transaction(|tx| apply_decision(tx, d, last_delivery))
             .map_err(StoreError::from)
     }
 
