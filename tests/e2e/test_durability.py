@@ -1,7 +1,11 @@
 """Durability: clients send at concurrency 20 while the server is SIGKILLed and restarted
-several times; afterwards every message that received 250 is in a ticket exactly once."""
+several times; afterwards every message that received 250 is in a ticket exactly once, and
+the outbox has lost nothing: every acknowledgement owed went out once, as one file."""
 
 import collections
+import email
+import email.policy
+import glob
 import os
 import random
 import smtplib
@@ -14,6 +18,8 @@ from email.message import EmailMessage
 from harness import Server, wait_for
 
 SENDERS = 20
+# Automatic mail to one address per hour (the notifier's default): the acknowledgements owed.
+HOURLY_CAP = 10
 # The test suite runs 3 cycles; the bench command (bench/crash.sh) runs 10 cycles and
 # 10,000 messages through the same code.
 CYCLES = int(os.environ.get("DURABILITY_CYCLES", "3"))
@@ -90,8 +96,31 @@ class Durability(unittest.TestCase):
         doubled = [m for m in acked if seen[m] > 1]
         self.assertEqual(missing, [], f"{len(missing)} acknowledged messages lost")
         self.assertEqual(doubled, [], f"{len(doubled)} acknowledged messages stored twice")
+
+        # The outbox: every mail planned is sent (to the outbox folder here) and none twice.
+        def outbox():
+            return srv.api("/api/v1/outbox?limit=1000000")["outbox"]
+        wait_for(lambda: all(o["status"]["state"] == "sent" for o in outbox()), 120)
+        items = outbox()
+        acks = [o for o in items if o["kind"] == "acknowledgement"]
+        per_ticket = collections.Counter(o["ticket"] for o in acks)
+        self.assertEqual([t for t, n in per_ticket.items() if n > 1], [],
+                         "a ticket was acknowledged twice")
+        opened = collections.Counter(t["requester"] for t in srv.tickets("?limit=100000"))
+        sent_to = collections.Counter(o["recipient"] for o in acks)
+        for sender, tickets in opened.items():
+            self.assertEqual(sent_to[sender], min(tickets, HOURLY_CAP),
+                             f"{sender} opened {tickets} tickets")
+        files = collections.Counter()
+        for path in glob.glob(os.path.join(srv.data, "outbox", "*.eml")):
+            with open(path, "rb") as f:
+                files[email.message_from_binary_file(f, policy=email.policy.default)["Message-ID"]] += 1
+        self.assertEqual(sorted(files), sorted(o["message_id"] for o in items),
+                         "the outbox folder does not hold exactly the mail sent")
+        self.assertEqual([m for m, n in files.items() if n > 1], [], "a mail was written twice")
         print(f"\ndurability: {len(acked)} acknowledged messages over {CYCLES} SIGKILLs, "
-              f"all in tickets exactly once", flush=True)
+              f"all in tickets exactly once; {len(items)} outbound mails, each sent once",
+              flush=True)
 
 
 if __name__ == "__main__":
