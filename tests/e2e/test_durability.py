@@ -119,7 +119,8 @@ class Durability(unittest.TestCase):
                          "the outbox folder does not hold exactly the mail sent")
         self.assertEqual([m for m, n in files.items() if n > 1], [], "a mail was written twice")
         print(f"\ndurability: {len(acked)} acknowledged messages over {CYCLES} SIGKILLs, "
-              f"all in tickets exactly once; {len(items)} outbound mails, each sent once",
+              f"all in tickets exactly once; {len(items)} outbound mails "
+              f"({dict(collections.Counter(o['kind'] for o in items))}), each sent once",
               flush=True)
 
 
