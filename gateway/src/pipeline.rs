@@ -71,10 +71,10 @@ impl Pipeline {
     }
 }
 
-/// Most messages committed by one pipeline transaction. Each sled transaction costs a
+/// Most messages committed by one pipeline transaction. Each store transaction costs a
 /// log write with a sync of its own, and one per message made the pipeline's syncs, not
-/// the receiver's, the limit on ingest (issue 6). But a sled transaction also holds a
-/// lock every other sled operation waits for (the spool's writes, sessions' recipient
+/// the receiver's, the limit on ingest (issue 6). But a store transaction also holds a
+/// lock every other store operation waits for (the spool's writes, sessions' recipient
 /// lookups, web reads): under c=20 load a 64-message commit took 14.5 ms on average
 /// (74 ms at worst), waiting for or holding it, a 16-message one 5.5 ms. 16 keeps most
 /// of the saving.

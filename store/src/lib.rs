@@ -64,6 +64,7 @@ impl Store {
             blobs,
         };
         store.ensure_recency_index()?;
+        release_freed_memory();
         Ok(store)
     }
 
@@ -101,6 +102,17 @@ impl Store {
     /// Whether the store holds no organization yet (a first run).
     pub fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.state.scan_prefix("org/").next().is_none())
+    }
+}
+
+/// sled's recovery builds a transient table of every page while it opens the store (about
+/// 70 MB of a 170 MB peak on 100k tickets); glibc keeps those freed pages mapped, so a
+/// server would carry them for its whole life. Hand them back once the store is open.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap memory to the system.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
