@@ -26,6 +26,22 @@ pub(crate) fn data_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Points each of the organization's addresses at it; an address another organization
+/// holds aborts the transaction.
+fn claim_addresses(
+    tx: &sled::transaction::TransactionalTree,
+    org: &Org,
+) -> sled::transaction::ConflictableTransactionResult<(), StoreError> {
+    for a in &org.addresses {
+        let k = format!("addr/{}", base_address(a));
+        if tx.get(k.as_bytes())?.is_some() {
+            return Err(Abort(StoreError::Exists(format!("address {a}"))));
+        }
+        tx.insert(k.as_bytes(), org.slug.as_bytes())?;
+    }
+    Ok(())
+}
+
 fn check_addresses(org: &Org) -> Result<(), StoreError> {
     if org.addresses.is_empty() {
         return Err(StoreError::Invalid(
@@ -68,13 +84,7 @@ impl Store {
                 for a in &old.addresses {
                     tx.remove(format!("addr/{}", base_address(a)).as_bytes())?;
                 }
-                for a in &org.addresses {
-                    let k = format!("addr/{}", base_address(a));
-                    if tx.get(k.as_bytes())?.is_some() {
-                        return Err(Abort(StoreError::Exists(format!("address {a}"))));
-                    }
-                    tx.insert(k.as_bytes(), org.slug.as_bytes())?;
-                }
+                claim_addresses(tx, org)?;
                 tx.insert(org_key.as_bytes(), value.clone())?;
                 Ok(())
             })
@@ -113,13 +123,7 @@ impl Store {
                         org.slug
                     ))));
                 }
-                for a in &org.addresses {
-                    let k = format!("addr/{}", base_address(a));
-                    if tx.get(k.as_bytes())?.is_some() {
-                        return Err(Abort(StoreError::Exists(format!("address {a}"))));
-                    }
-                    tx.insert(k.as_bytes(), org.slug.as_bytes())?;
-                }
+                claim_addresses(tx, org)?;
                 tx.insert(org_key.as_bytes(), value.clone())?;
                 Ok(())
             })
