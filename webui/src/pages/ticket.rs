@@ -98,6 +98,19 @@ fn hours(minutes: u64) -> String {
 }
 
 /// The ticket and what its page needs, if this staff member may see it.
+/// [`load`] for a form that changes the ticket: a forged form is refused first.
+async fn load_to_change(
+    state: &AppState,
+    me: &StaffSession,
+    number: u64,
+    csrf: &str,
+) -> Result<Context, Response> {
+    if !me.csrf_ok(csrf) {
+        return Err(forged());
+    }
+    load(state, me, number).await
+}
+
 async fn load(state: &AppState, me: &StaffSession, number: u64) -> Result<Context, Response> {
     let store = state.store.clone();
     let staff = me.staff.clone();
@@ -261,10 +274,7 @@ pub async fn answer(
     Path(number): Path<u64>,
     Form(a): Form<Answer>,
 ) -> Response {
-    if !me.csrf_ok(&a.csrf) {
-        return forged();
-    }
-    let c = match load(&state, &me, number).await {
+    let c = match load_to_change(&state, &me, number, &a.csrf).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -406,10 +416,7 @@ pub async fn fields(
     Path(number): Path<u64>,
     Form(f): Form<Fields>,
 ) -> Response {
-    if !me.csrf_ok(&f.csrf) {
-        return forged();
-    }
-    let c = match load(&state, &me, number).await {
+    let c = match load_to_change(&state, &me, number, &f.csrf).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -445,10 +452,7 @@ pub async fn log_time(
     Path(number): Path<u64>,
     Form(f): Form<Time>,
 ) -> Response {
-    if !me.csrf_ok(&f.csrf) {
-        return forged();
-    }
-    let c = match load(&state, &me, number).await {
+    let c = match load_to_change(&state, &me, number, &f.csrf).await {
         Ok(c) => c,
         Err(r) => return r,
     };
