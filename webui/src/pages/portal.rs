@@ -100,6 +100,24 @@ fn of_org(session: Option<PortalSession>, slug: &str) -> Option<PortalSession> {
     session.filter(|s| s.org == slug)
 }
 
+/// The signed-in user of this portal sending a form: anyone else goes to the portal's front
+/// page, and a forged form is refused.
+// The error is the handler's answer, returned at once, as `load`s elsewhere return it.
+#[allow(clippy::result_large_err)]
+fn form_user(
+    session: Option<PortalSession>,
+    slug: &str,
+    csrf: &str,
+) -> Result<PortalSession, Response> {
+    let Some(me) = of_org(session, slug) else {
+        return Err(Redirect::to(&format!("/portal/{slug}")).into_response());
+    };
+    if !me.csrf_ok(csrf) {
+        return Err(forged());
+    }
+    Ok(me)
+}
+
 /// The portal's front page: for a signed-in user the form and their tickets; otherwise
 /// the way in that the organization chose. `form_token` is the anonymous form token.
 async fn portal_page(
@@ -756,12 +774,10 @@ pub async fn reply(
     session: Option<PortalSession>,
     Form(f): Form<Reply>,
 ) -> Response {
-    let Some(me) = of_org(session, &slug) else {
-        return Redirect::to(&format!("/portal/{slug}")).into_response();
+    let me = match form_user(session, &slug, &f.csrf) {
+        Ok(me) => me,
+        Err(r) => return r,
     };
-    if !me.csrf_ok(&f.csrf) {
-        return forged();
-    }
     let org = match org(&state, &slug).await {
         Ok(o) => o,
         Err(r) => return r,
@@ -810,12 +826,10 @@ pub async fn sign_out(
     session: Option<PortalSession>,
     Form(f): Form<CsrfOnly>,
 ) -> Response {
-    let Some(me) = of_org(session, &slug) else {
-        return Redirect::to(&format!("/portal/{slug}")).into_response();
+    let me = match form_user(session, &slug, &f.csrf) {
+        Ok(me) => me,
+        Err(r) => return r,
     };
-    if !me.csrf_ok(&f.csrf) {
-        return forged();
-    }
     let store = state.store.clone();
     let id = me.id.clone();
     if let Err(r) = blocking(move || store.end_session(&id)).await {
@@ -839,12 +853,10 @@ pub async fn set_mail(
     session: Option<PortalSession>,
     Form(f): Form<MailSetting>,
 ) -> Response {
-    let Some(me) = of_org(session, &slug) else {
-        return Redirect::to(&format!("/portal/{slug}")).into_response();
+    let me = match form_user(session, &slug, &f.csrf) {
+        Ok(me) => me,
+        Err(r) => return r,
     };
-    if !me.csrf_ok(&f.csrf) {
-        return forged();
-    }
     let on = f.on == "yes";
     let store = state.store.clone();
     match blocking(move || store.set_contact_alerts(&me.email, on)).await {
