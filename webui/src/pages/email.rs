@@ -4,7 +4,7 @@
 //! publish, and for owners and admins a new key.
 
 use super::desk::short_time;
-use super::{blocking, refuse, render, Chrome};
+use super::{blocking, refuse, render, settings_forbidden, Chrome};
 use crate::session::StaffSession;
 use crate::{policy, AppState};
 use askama::Template;
@@ -129,10 +129,7 @@ async fn page(
 
 pub async fn show(State(state): State<AppState>, me: StaffSession) -> Response {
     if !policy::can_view_settings(&me.staff) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "Settings are for owners, admins and managers.",
-        );
+        return settings_forbidden();
     }
     page(&state, &me, None, None).await
 }

@@ -99,6 +99,14 @@ pub async fn blocking<T: Send + 'static>(
     }
 }
 
+/// The answer to someone who may not see the settings pages.
+pub fn settings_forbidden() -> Response {
+    refuse(
+        StatusCode::FORBIDDEN,
+        "Settings are for owners, admins and managers.",
+    )
+}
+
 /// The checks before any settings change: the form's token, then owner or admin.
 pub fn settings_gate(me: &crate::session::StaffSession, csrf: &str) -> Option<Response> {
     if !me.csrf_ok(csrf) {

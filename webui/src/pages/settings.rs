@@ -1,7 +1,7 @@
 //! Settings: organizations (addresses, whitelist, categories, portal texts and sign-in
 //! mode, the directory-token secret). Owners and admins change them; managers look.
 
-use super::{blocking, choices, refuse, render, Choice, Chrome};
+use super::{blocking, choices, refuse, render, settings_forbidden, Choice, Chrome};
 use crate::session::StaffSession;
 use crate::{policy, AppState};
 use askama::Template;
@@ -71,16 +71,9 @@ fn mode_name(m: PortalMode) -> &'static str {
         .map_or("email_link", |(n, _)| n)
 }
 
-fn forbidden() -> Response {
-    refuse(
-        StatusCode::FORBIDDEN,
-        "Settings are for owners, admins and managers.",
-    )
-}
-
 pub async fn orgs(State(state): State<AppState>, me: StaffSession) -> Response {
     if !policy::can_view_settings(&me.staff) {
-        return forbidden();
+        return settings_forbidden();
     }
     orgs_page(&state, &me, None).await
 }
@@ -238,7 +231,7 @@ pub async fn org(
     Path(slug): Path<String>,
 ) -> Response {
     if !policy::can_view_settings(&me.staff) {
-        return forbidden();
+        return settings_forbidden();
     }
     match load_org(&state, &slug).await {
         Ok(org) => {

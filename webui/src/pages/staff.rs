@@ -1,7 +1,7 @@
 //! Settings: employees. Owners and admins invite (a mail with a sign-in link to set a
 //! password), change role and hourly rate, and delete, within the policy's rules.
 
-use super::{blocking, choices, refuse, render, Choice, Chrome};
+use super::{blocking, choices, render, settings_forbidden, Choice, Chrome};
 use crate::session::{StaffSession, INVITATION_HOURS};
 use crate::{policy, AppState};
 use askama::Template;
@@ -95,10 +95,7 @@ async fn page(
 
 pub async fn list(State(state): State<AppState>, me: StaffSession) -> Response {
     if !policy::can_view_settings(&me.staff) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "Settings are for owners, admins and managers.",
-        );
+        return settings_forbidden();
     }
     page(&state, &me, None, None).await
 }
