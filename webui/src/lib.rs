@@ -11,8 +11,9 @@ mod forms;
 mod limits;
 mod links;
 mod pages;
-mod policy;
 mod session;
+
+use postdesk_desk::policy;
 
 pub use error::ApiError;
 pub use pages::signin::hash_password;

@@ -1,0 +1,4 @@
+//! The desk: what may be done to tickets and by whom. For now its one policy, asked by every
+//! edge (web pages, the JSON API, staff mail commands in the pipeline, the notifier).
+
+pub mod policy;
