@@ -9,6 +9,11 @@ pub fn sanitize_html(html: &str) -> String {
         .to_string()
 }
 
+/// Quote marks written before a line, however deeply its `<blockquote>`s nest: the
+/// stripper only asks whether a line is quoted, and a mark per level would let thousands of
+/// nested blockquotes make the text quadratic in the HTML.
+const MAX_QUOTE_MARKS: usize = 8;
+
 /// Plain text of an HTML body: block elements become line breaks, quoted blocks
 /// (`<blockquote>`) become `> ` lines so the reply stripper sees them as quotes.
 pub fn html_to_text(html: &str) -> String {
@@ -23,7 +28,8 @@ pub fn html_to_text(html: &str) -> String {
             continue;
         }
         if rest.starts_with('<') {
-            let end = rest.find('>').unwrap_or(rest.len() - 1);
+            // An unclosed tag runs to the end of the text.
+            let end = rest.find('>').unwrap_or(rest.len());
             let tag = &rest[1..end];
             rest = &rest[(end + 1).min(rest.len())..];
             let closing = tag.starts_with('/');
@@ -76,7 +82,7 @@ pub fn html_to_text(html: &str) -> String {
             continue;
         }
         if at_line_start {
-            for _ in 0..quote_depth {
+            for _ in 0..quote_depth.min(MAX_QUOTE_MARKS) {
                 out.push_str("> ");
             }
             at_line_start = false;
@@ -106,7 +112,7 @@ fn newline(out: &mut String, at_line_start: &mut bool) {
 
 fn push_line_break(out: &mut String, at_line_start: &mut bool, quote_depth: usize) {
     if *at_line_start && quote_depth > 0 {
-        for _ in 0..quote_depth {
+        for _ in 0..quote_depth.min(MAX_QUOTE_MARKS) {
             out.push_str("> ");
         }
     }
@@ -170,5 +176,24 @@ mod tests {
         assert!(
             !sanitize_html("<img src=x onerror=alert(1)><script>x</script>").contains("onerror")
         );
+    }
+
+    #[test]
+    fn unclosed_tag_before_a_wide_character() {
+        assert_eq!(html_to_text("text <b:ì"), "text");
+    }
+
+    #[test]
+    fn deep_quotes_stay_linear() {
+        let depth = 30_000;
+        let html = format!(
+            "{}{}{}",
+            "<blockquote>".repeat(depth),
+            "line<br>".repeat(depth),
+            "</blockquote>".repeat(depth)
+        );
+        let text = html_to_text(&html);
+        assert!(text.len() < 20 * html.len() / 10, "{} bytes", text.len());
+        assert!(text.lines().all(|l| l.starts_with("> ")));
     }
 }

@@ -206,11 +206,10 @@ fn attribution_at(lines: &[&str], i: usize) -> Option<usize> {
     None
 }
 
-/// Where the quoted part begins, if anywhere, and how many lines its header spans.
-fn find_cut(lines: &[&str]) -> Option<(usize, usize)> {
-    // quoted_to_end[i]: from line i on there are only quoted, blank or footer lines (up to a
-    // mailing-list footer's underscore rule). Computed once, backwards, so long quotes stay
-    // linear.
+/// For each line, whether from it on there are only quoted, blank or footer lines (up to a
+/// mailing-list footer's underscore rule); one more entry, `true`, past the end. It depends
+/// only on the lines from `i` on, so one computation serves every part of the body.
+fn quoted_to_end(lines: &[&str]) -> Vec<bool> {
     let mut quoted_to_end = vec![true; lines.len() + 1];
     for i in (0..lines.len()).rev() {
         let l = lines[i];
@@ -220,7 +219,16 @@ fn find_cut(lines: &[&str]) -> Option<(usize, usize)> {
             (is_quoted(l) || is_blank(l) || is_footer(l)) && quoted_to_end[i + 1]
         };
     }
-    for i in 0..lines.len() {
+    quoted_to_end
+}
+
+/// Where the quoted part of `lines[from..]` begins, if anywhere, and how many lines its
+/// header spans. Every test looks at a bounded number of lines from the one it is at, so a
+/// scan is linear in the lines it passes; `quoted_to_end` comes from [`quoted_to_end`].
+fn find_cut(lines: &[&str], from: usize, quoted_to_end: &[bool]) -> Option<(usize, usize)> {
+    // Whether a line with text lies between `from` and the line looked at.
+    let mut text_above = false;
+    for i in from..lines.len() {
         let line = lines[i];
         if may_be_separator(line) && SEPARATOR.is_match(line) {
             // A long rule only counts when a header block follows it.
@@ -248,14 +256,20 @@ fn find_cut(lines: &[&str]) -> Option<(usize, usize)> {
             return Some((i, 1));
         }
         // A mobile footer with text above ends the reply; what follows is the old mail.
-        if is_footer(line) && lines[..i].iter().any(|l| !is_blank(l)) {
+        if is_footer(line) && text_above {
             return Some((i, 1));
         }
         if is_quoted(line) && quoted_to_end[i] {
             return Some((i, 0));
         }
+        text_above |= !is_blank(line);
     }
     None
+}
+
+/// [`find_cut`] over a whole body.
+fn first_cut(lines: &[&str]) -> Option<(usize, usize)> {
+    find_cut(lines, 0, &quoted_to_end(lines))
 }
 
 /// Cheap tests that rule lines out before the regexes run (most lines of a body).
@@ -281,10 +295,16 @@ fn is_footer(line: &str) -> bool {
 
 /// Cuts a trailing signature ("-- " delimiter) and mobile footers off `lines`.
 fn drop_signature(lines: &mut Vec<&str>) {
+    // nonblank_from[i]: lines with text from line i on; counted once, backwards, so the
+    // search below stays linear however many delimiter-like lines a body has.
+    let mut nonblank_from = vec![0usize; lines.len() + 1];
+    for i in (0..lines.len()).rev() {
+        nonblank_from[i] = nonblank_from[i + 1] + usize::from(!is_blank(lines[i]));
+    }
     // The first delimiter with only a signature-sized tail after it ("-- ", "---", "__").
     let delimiter = lines.iter().enumerate().position(|(i, l)| {
         let t = l.trim_end();
-        let tail = lines[i + 1..].iter().filter(|l| !is_blank(l)).count();
+        let tail = nonblank_from[i + 1];
         i > 0 && (((t == "--" || is_underscore_rule(t)) && tail <= 12) || (t == "---" && tail <= 3))
     });
     if let Some(pos) = delimiter {
@@ -312,48 +332,64 @@ static FORWARD: LazyLock<Regex> = LazyLock::new(|| {
 /// or quote). Text above the first quote header is new; a '>'-quoted block after a header
 /// is skipped and text below it is new too (bottom-posting and inline answers), while an
 /// unquoted block after a header is old mail and ends the new text.
+///
+/// A loop, not recursion: a body of thousands of quote blocks must neither grow the stack
+/// nor be scanned again from each block (each part is looked at once).
 fn new_lines<'a>(all: &[&'a str]) -> Option<Vec<&'a str>> {
-    let Some((cut, span)) = find_cut(all) else {
-        return Some(all.to_vec());
-    };
-    let above: Vec<&str> = all[..cut].to_vec();
-    let has_above = above.iter().any(|l| !is_blank(l));
-    let mut j = cut + span;
-    let quote_start = j;
-    while j < all.len() && (is_quoted(all[j]) || is_blank(all[j])) {
-        j += 1;
-    }
-    let skipped_quote = all[quote_start..j].iter().any(|l| is_quoted(l));
-    // A short greeting above a quote ("Hi,") is a bottom-post: the answer is below.
-    let greeting_only = above.iter().filter(|l| !is_blank(l)).count() <= 1
-        && above.iter().map(|l| l.trim().len()).sum::<usize>() <= 20;
-    if has_above && !(greeting_only && skipped_quote && j < all.len()) {
-        return Some(above);
-    }
-    if skipped_quote && j < all.len() {
-        match new_lines(&all[j..]) {
-            Some(below) if has_above => {
-                if below.iter().filter(|l| !is_blank(l)).count() < 2 {
-                    return Some(above);
-                }
-                let mut out = above;
-                out.extend(below);
-                Some(out)
-            }
-            Some(below) => Some(below),
-            None if has_above => Some(above),
-            None => None,
+    let quoted = quoted_to_end(all);
+    // Short greetings above a quote ("Hi,", a bottom-post), outermost first: each may
+    // join the answer found below it.
+    let mut greetings: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut start = 0;
+    let innermost: Option<std::ops::Range<usize>> = loop {
+        let Some((cut, span)) = find_cut(all, start, &quoted) else {
+            break Some(start..all.len());
+        };
+        let above = &all[start..cut];
+        let has_above = above.iter().any(|l| !is_blank(l));
+        let mut j = cut + span;
+        let quote_start = j;
+        while j < all.len() && (is_quoted(all[j]) || is_blank(all[j])) {
+            j += 1;
         }
-    } else if has_above {
-        Some(above)
-    } else {
-        None
+        let skipped_quote = all[quote_start..j].iter().any(|l| is_quoted(l));
+        // A short greeting above a quote ("Hi,") is a bottom-post: the answer is below.
+        let greeting_only = above.iter().filter(|l| !is_blank(l)).count() <= 1
+            && above.iter().map(|l| l.trim().len()).sum::<usize>() <= 20;
+        if has_above && !(greeting_only && skipped_quote && j < all.len()) {
+            break Some(start..cut);
+        }
+        if skipped_quote && j < all.len() {
+            if has_above {
+                greetings.push(start..cut);
+            }
+            start = j;
+            continue;
+        }
+        break None;
+    };
+    // Unwind from the innermost part outwards: a greeting keeps what was found below it
+    // only when that holds at least two lines of text.
+    let nonblank = |r: &std::ops::Range<usize>| all[r.clone()].iter().filter(|l| !is_blank(l)).count();
+    let mut parts: Vec<std::ops::Range<usize>> = innermost.into_iter().collect();
+    let mut text_lines = parts.first().map_or(0, nonblank);
+    let mut found = !parts.is_empty();
+    for greeting in greetings.into_iter().rev() {
+        let n = nonblank(&greeting);
+        if !found || text_lines < 2 {
+            parts.clear();
+            text_lines = 0;
+        }
+        parts.push(greeting);
+        text_lines += n;
+        found = true;
     }
+    found.then(|| parts.iter().rev().flat_map(|r| all[r.clone()].iter().copied()).collect())
 }
 
 /// The body of a bare forward: the lines after its banner and header block.
 fn forwarded_body<'a>(all: &[&'a str]) -> Vec<&'a str> {
-    let Some((cut, span)) = find_cut(all) else {
+    let Some((cut, span)) = first_cut(all) else {
         return all.to_vec();
     };
     let mut j = cut + span;
@@ -374,7 +410,7 @@ fn forwarded_body<'a>(all: &[&'a str]) -> Vec<&'a str> {
 
 /// Whether the body's first quote header is a forward banner.
 fn is_forward(all: &[&str]) -> bool {
-    find_cut(all).is_some_and(|(cut, _)| FORWARD.is_match(all[cut]))
+    first_cut(all).is_some_and(|(cut, _)| FORWARD.is_match(all[cut]))
 }
 
 fn finish(mut lines: Vec<&str>) -> String {
