@@ -9,6 +9,7 @@ mod codec;
 mod directory;
 mod dkim;
 mod error;
+mod held;
 mod mailboxes;
 mod model;
 mod outbox;
@@ -21,11 +22,12 @@ pub use clock::{Clock, OffsetFileClock, SystemClock};
 pub use directory::hash_token;
 pub use dkim::DkimKeyRecord;
 pub use error::StoreError;
+pub use held::HeldAction;
 pub use model::*;
 pub use outbox::{OutboxItem, OutboxStatus};
 pub use tickets::{
     normalize_message_id, DeliveryCommit, NewTicket, PipelineWrite, TicketAction, TicketFilter,
-    TicketTarget,
+    TicketTarget, MAX_PARTICIPANTS, MAX_TICKET_CC,
 };
 
 use std::path::Path;

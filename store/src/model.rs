@@ -344,8 +344,37 @@ pub struct Event {
     /// For `Update` events: what changed.
     #[serde(default)]
     pub change: Option<Change>,
+    /// Mail from someone who takes no part in the ticket (not its requester or a CC, not
+    /// staff who may see it, not the holder of a reply token): kept internal, changing
+    /// nothing and mailed to no one outside, until staff accept the sender as a CC or open
+    /// it as a ticket of its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
+    /// The sender's domain publishes a DMARC policy of reject or quarantine and this mail
+    /// fails it: the From may be forged, so no automatic answer goes to it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspected_spoofing: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
+}
+
+/// What staff did with a held mail (see [`Event::held`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum HeldOutcome {
+    /// The sender became a CC of the ticket.
+    Accepted {
+        by: String,
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+    /// The mail became the first message of a ticket of its own.
+    OpenedAsTicket {
+        ticket: u64,
+        by: String,
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
 }
 
 /// How a message reached us.

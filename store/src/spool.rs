@@ -70,3 +70,40 @@ impl Store {
             .and_then(|v| read_u64(&v)))
     }
 }
+
+/// The message the pipeline is planning: written before it starts on one, so that after a
+/// crash the next start knows which message was in hand (see [`Store::crash_suspect`]).
+const PLANNING: &str = "pipeline/planning";
+
+impl Store {
+    /// Notes that the pipeline starts on inbound message `id`; `durable` flushes it first
+    /// (after an unclean stop, until the backlog is through), so a message that kills the
+    /// process is known on the next start even if it does so at once.
+    pub fn note_planning(&self, id: u64, durable: bool) -> Result<(), StoreError> {
+        self.state.insert(PLANNING, &id.to_be_bytes())?;
+        if durable {
+            self.db.flush()?;
+        }
+        Ok(())
+    }
+
+    /// The pipeline has nothing in hand (a pass ended, or the server stops cleanly).
+    pub fn clear_planning(&self) -> Result<(), StoreError> {
+        self.state.remove(PLANNING)?;
+        Ok(())
+    }
+
+    /// On start: the message the pipeline had in hand when the last run ended without
+    /// clearing it (a crash), and how many runs have now ended while it was in hand,
+    /// counted durably. `None` after a clean stop.
+    pub fn crash_suspect(&self) -> Result<Option<(u64, u32)>, StoreError> {
+        let Some(id) = self.state.get(PLANNING)?.and_then(|v| read_u64(&v)) else {
+            return Ok(None);
+        };
+        let key = num_key("pipeline/crashes/", id);
+        let crashes = u32::try_from(read_counter(self.state.get(&key)?) + 1).unwrap_or(u32::MAX);
+        self.state.insert(key, &u64::from(crashes).to_be_bytes())?;
+        self.db.flush()?;
+        Ok(Some((id, crashes)))
+    }
+}

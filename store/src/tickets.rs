@@ -57,8 +57,17 @@ pub struct DeliveryCommit {
     pub changes: Vec<crate::Change>,
     /// This is the message's last delivery: the spool marker goes with it.
     pub last_delivery: bool,
+    /// From a non-participant: an internal entry that changes nothing (see `Event::held`).
+    pub held: bool,
+    /// The From may be forged (see `Event::suspected_spoofing`).
+    pub suspected_spoofing: bool,
     pub at: OffsetDateTime,
 }
+
+/// Most addresses a ticket's CC list grows to from mail; staff may set more by hand.
+pub const MAX_TICKET_CC: usize = 50;
+/// Most addresses kept in a ticket's list of everyone who wrote or was written to.
+pub const MAX_PARTICIPANTS: usize = 200;
 
 /// One write the pipeline decided for a message: a delivery into a ticket, or a decision
 /// that changes no ticket (a refusal). Committed in order by [`Store::commit_pipeline`].
@@ -95,11 +104,11 @@ fn recency_key(t: &Ticket) -> Vec<u8> {
     k
 }
 
-fn mid_key(org: &str, mid: &str) -> String {
+pub(crate) fn mid_key(org: &str, mid: &str) -> String {
     format!("mid/{org}/{mid}")
 }
 
-fn bump(
+pub(crate) fn bump(
     tx: &TransactionalTree,
     key: &str,
 ) -> Result<u64, sled::transaction::UnabortableTransactionError> {
@@ -170,18 +179,22 @@ fn apply_delivery(
         }
     };
     let before = (!new_ticket).then(|| ticket.clone());
-    for p in &c.participants {
-        if !ticket.participants.contains(p) {
-            ticket.participants.push(p.clone());
+    // A held mail widens nothing: who takes part and who is copied stay as they were.
+    if !c.held {
+        for p in &c.participants {
+            if ticket.participants.len() < MAX_PARTICIPANTS && !ticket.participants.contains(p) {
+                ticket.participants.push(p.clone());
+            }
         }
-    }
-    for p in &c.cc {
-        if !ticket.cc.contains(p) && *p != ticket.requester {
-            ticket.cc.push(p.clone());
+        for p in &c.cc {
+            if ticket.cc.len() < MAX_TICKET_CC && !ticket.cc.contains(p) && *p != ticket.requester {
+                ticket.cc.push(p.clone());
+            }
         }
     }
     // A person writing back reopens a ticket that was waiting or done.
     if !new_ticket
+        && !c.held
         && !c.by_staff
         && !c.automatic
         && c.kind == EventKind::Reply
@@ -204,6 +217,8 @@ fn apply_delivery(
         inbound: Some(c.inbound),
         automatic: c.automatic,
         change: None,
+        held: c.held,
+        suspected_spoofing: c.suspected_spoofing,
         at: c.at,
     };
     append_event(tx, &event)?;
@@ -293,7 +308,7 @@ fn is_done(s: Status) -> bool {
 /// Writes a ticket with its indexes: the recency index, the counts by organization, type
 /// and status, and the per-day opened/closed counts (`closed_at` is kept here too).
 /// `before` is the ticket as stored until now (`None` for a new one).
-fn save_ticket(
+pub(crate) fn save_ticket(
     tx: &TransactionalTree,
     before: Option<&Ticket>,
     after: &Ticket,
@@ -342,7 +357,7 @@ fn save_ticket(
 }
 
 /// Appends `event` to the log and to its ticket's event index.
-fn append_event(
+pub(crate) fn append_event(
     tx: &TransactionalTree,
     event: &Event,
 ) -> Result<(), sled::transaction::ConflictableTransactionError<StoreError>> {
@@ -354,7 +369,7 @@ fn append_event(
 }
 
 /// Applies a field change to the ticket and appends it as an `Update` event like `base`.
-fn append_change(
+pub(crate) fn append_change(
     tx: &TransactionalTree,
     ticket: &mut Ticket,
     change: &crate::Change,
@@ -378,6 +393,8 @@ fn append_change(
         message_id: None,
         attachments: Vec::new(),
         change: Some(change.clone()),
+        held: false,
+        suspected_spoofing: false,
         ..base.clone()
     };
     append_event(tx, &update)?;
@@ -385,7 +402,7 @@ fn append_change(
 }
 
 /// A ticket with a fresh number, open, as someone's new request.
-fn new_ticket(
+pub(crate) fn new_ticket(
     tx: &TransactionalTree,
     org: &str,
     ticket_type: TicketType,
@@ -466,6 +483,8 @@ impl Store {
                     inbound: None,
                     automatic: false,
                     change: None,
+                    held: false,
+                    suspected_spoofing: false,
                     at: n.at,
                 };
                 append_event(tx, &event)?;
@@ -531,6 +550,8 @@ impl Store {
                     inbound: None,
                     automatic: false,
                     change: None,
+                    held: false,
+                    suspected_spoofing: false,
                     at: a.at,
                 };
                 if let Some((visibility, text)) = &a.text {

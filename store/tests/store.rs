@@ -1,6 +1,6 @@
 //! The store's guarantees: one transaction per delivery, idempotent replays, dedup by
-//! Message-ID within an organization, the spool's pending markers, the address rule, and
-//! the mailbox cursor committed with imported mail.
+//! Message-ID within an organization, the spool's pending markers, the address rule, the
+//! mailbox cursor committed with imported mail, held mail and the pipeline's crash marker.
 
 use postdesk_store::*;
 use time::OffsetDateTime;
@@ -61,6 +61,8 @@ fn commit(inbound: u64, org: &str, mid: &str, target: TicketTarget, last: bool) 
         visibility: Visibility::Public,
         changes: vec![],
         last_delivery: last,
+        held: false,
+        suspected_spoofing: false,
         at: OffsetDateTime::now_utc(),
     }
 }
@@ -205,6 +207,115 @@ fn replies_reopen_and_track_participants() {
         "the requester is not their own CC"
     );
     assert_eq!(s.events_for(1).expect("ev").len(), 2);
+    drop(s);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn held_mail_widens_nothing_and_is_decided_once() {
+    let (s, dir) = temp_store("held");
+    s.add_org(&org("acme")).expect("org");
+    let ids = s
+        .spool_batch(&[
+            (&envelope(&["acme"]), b"a".as_slice()),
+            (&envelope(&["acme"]), b"b".as_slice()),
+            (&envelope(&["acme"]), b"c".as_slice()),
+        ])
+        .expect("spool");
+    s.commit_delivery(&commit(ids[0], "acme", "<a@x>", new_target(), true))
+        .expect("c");
+    s.act_on_ticket(&TicketAction {
+        ticket: 1,
+        author: "alex@acme.test".into(),
+        by_staff: true,
+        text: None,
+        changes: vec![Change::Status(Status::Resolved)],
+        at: OffsetDateTime::now_utc(),
+    })
+    .expect("resolved");
+    let held = |inbound, mid: &str, from: &str| {
+        let mut c = commit(inbound, "acme", mid, TicketTarget::Existing(1), true);
+        c.kind = EventKind::Reply;
+        c.from = from.into();
+        c.held = true;
+        c.visibility = Visibility::Internal;
+        c.participants = vec![from.into(), "friend@evil.test".into()];
+        c.cc = vec!["friend@evil.test".into()];
+        c
+    };
+    s.commit_delivery(&held(ids[1], "<b@x>", "eve@evil.test"))
+        .expect("held");
+    let t = s.ticket(1).expect("t").expect("exists");
+    assert!(t.cc.is_empty() && !t.participants.contains(&"eve@evil.test".to_string()));
+    assert_eq!(t.status, Status::Resolved, "a held mail reopens nothing");
+    let events = s.events_for(1).expect("events");
+    let eve = events.iter().find(|e| e.held).expect("held entry");
+    assert_eq!(eve.visibility, Visibility::Internal);
+    let now = OffsetDateTime::now_utc();
+    let not_held = events.iter().find(|e| !e.held).expect("first").seq;
+    assert!(matches!(
+        s.resolve_held(1, not_held, &HeldAction::Accept, "alex@acme.test", now),
+        Err(StoreError::NotFound(_))
+    ));
+    let accepted = s
+        .resolve_held(1, eve.seq, &HeldAction::Accept, "alex@acme.test", now)
+        .expect("accept");
+    assert!(matches!(accepted, HeldOutcome::Accepted { .. }));
+    assert_eq!(
+        s.ticket(1).expect("t").expect("t").cc,
+        vec!["eve@evil.test".to_string()]
+    );
+    assert!(matches!(
+        s.resolve_held(1, eve.seq, &HeldAction::Accept, "alex@acme.test", now),
+        Err(StoreError::Invalid(_))
+    ));
+    // Another outsider's mail becomes a ticket of its own, and its Message-ID goes with it.
+    s.commit_delivery(&held(ids[2], "<c@x>", "mallory@other.test"))
+        .expect("held");
+    let mallory = s
+        .events_for(1)
+        .expect("events")
+        .into_iter()
+        .find(|e| e.held && e.author == "mallory@other.test")
+        .expect("held entry");
+    let opened = s
+        .resolve_held(
+            1,
+            mallory.seq,
+            &HeldAction::OpenTicket {
+                summary: "Printer".into(),
+                ticket_type: TicketType::Incident,
+            },
+            "alex@acme.test",
+            now,
+        )
+        .expect("open");
+    let HeldOutcome::OpenedAsTicket { ticket, .. } = opened else {
+        panic!("opened {opened:?}")
+    };
+    let t2 = s.ticket(ticket).expect("t").expect("t");
+    assert_eq!(
+        (t2.requester.as_str(), t2.summary.as_str()),
+        ("mallory@other.test", "Printer")
+    );
+    assert_eq!(
+        s.ticket_for_message_id("acme", "<c@x>").expect("mid"),
+        Some(ticket)
+    );
+    assert_eq!(s.held_outcome(mallory.seq).expect("outcome"), Some(opened));
+    drop(s);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn the_message_in_hand_at_a_crash_is_counted() {
+    let (s, dir) = temp_store("planning");
+    assert_eq!(s.crash_suspect().expect("clean"), None);
+    s.note_planning(7, true).expect("note");
+    assert_eq!(s.crash_suspect().expect("first"), Some((7, 1)));
+    assert_eq!(s.crash_suspect().expect("second"), Some((7, 2)));
+    s.clear_planning().expect("clear");
+    assert_eq!(s.crash_suspect().expect("clean again"), None);
     drop(s);
     let _ = std::fs::remove_dir_all(dir);
 }
