@@ -34,6 +34,9 @@ pub struct Config {
     /// TXT records file (`NAME TXT "value"` lines) answering DMARC's DNS questions instead
     /// of the system resolver; for closed networks and tests. Empty = system DNS.
     pub dns_records: String,
+    /// How long one inbound message may take from parse to ticket, in milliseconds; a
+    /// message past it is recorded as failed (its original is kept) and the rest go on.
+    pub message_budget_ms: u64,
     /// Log filter (tracing EnvFilter syntax), e.g. "info" or "postdesk_gateway=debug".
     pub log: String,
     /// For tests only: a file holding seconds added to the web UI's clock (link and
@@ -152,6 +155,7 @@ impl Default for Config {
             tls_cert: String::new(),
             tls_key: String::new(),
             dns_records: String::new(),
+            message_budget_ms: postdesk_gateway::DEFAULT_BUDGET.as_millis() as u64,
             log: "info".into(),
             clock_offset_file: String::new(),
             relay: Relay::default(),

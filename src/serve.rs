@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::{lock, new_org, new_token, open_store};
 use anyhow::{Context, Result};
-use postdesk_gateway::{DnsSource, Gateway, Mode, Pipeline, SpoolWriter};
+use postdesk_gateway::{DnsSource, Gateway, Mode, Pipeline, Processor, SpoolWriter};
 use postdesk_store::{Role, Staff, Store};
 use std::path::Path;
 use tokio::net::TcpListener;
@@ -117,12 +117,16 @@ async fn run(data: &Path, store: Store, config: Config, first_run: Option<FirstR
             .with_context(|| format!("dns_records file {}", config.dns_records))?;
         DnsSource::Records(text)
     };
-    let pipeline_store = store.clone();
+    let processor = Processor::new(
+        store.clone(),
+        Some(dns),
+        std::time::Duration::from_millis(config.message_budget_ms.max(1)),
+    )?;
     let pipeline = std::thread::Builder::new()
         .name("pipeline".into())
         .spawn(move || {
             lower_priority();
-            Pipeline::new(pipeline_store, wake_rx, dns).run()
+            Pipeline::new(processor, wake_rx).run()
         })?;
     let notifier_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let notifier = {

@@ -54,6 +54,17 @@ fn main() {
     // with what receiving that mail would leave (raw messages, envelopes, decisions,
     // Message-ID index), not a shortcut of it.
     const CHUNK: u64 = 500;
+    let mut pipeline = match postdesk_gateway::Processor::new(
+        store.clone(),
+        None,
+        postdesk_gateway::DEFAULT_BUDGET,
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("the pipeline could not start: {e}");
+            std::process::exit(1);
+        }
+    };
     let mut done = 0;
     while done < tickets {
         let chunk = CHUNK.min(tickets - done);
@@ -65,7 +76,7 @@ fn main() {
                 eprintln!("spooling failed: {e}");
                 std::process::exit(1);
             }
-            if let Err(e) = postdesk_gateway::process_pending(&store, None) {
+            if let Err(e) = pipeline.process_pending() {
                 eprintln!("the pipeline failed: {e}");
                 std::process::exit(1);
             }

@@ -2,6 +2,7 @@
 //! shape, its header section, and the receiving organization's sender whitelist.
 
 use postdesk_store::Store;
+use postdesk_threading::{check_reply_token, plus_part};
 
 /// What the checks decided for one recipient organization.
 pub(crate) enum Verdict {
@@ -9,30 +10,51 @@ pub(crate) enum Verdict {
     Refuse(String),
 }
 
-/// Whether `org` takes mail from a sender in `from_domain` at `address`.
+/// Whether `org` takes mail at `address` from the From address `from`. The whitelist
+/// decides who may write to the organization as an end user; mail to a reply address whose
+/// token was issued to `from` for one of the organization's tickets, and mail from a staff
+/// address, are not refused by it (whether the sender is staff still needs its proof,
+/// which the pipeline asks for).
 pub(crate) fn whitelist_verdict(
     store: &Store,
     org: &str,
     address: &str,
-    from_domain: Option<&str>,
+    from: Option<&str>,
 ) -> Verdict {
     let org = match store.org(org) {
         Ok(Some(o)) => o,
         _ => return Verdict::Refuse(format!("<{address}> is no longer served here")),
     };
-    if org.allows_sender_domain(from_domain) {
+    let domain = from.and_then(|a| a.rsplit_once('@')).map(|(_, d)| d);
+    if org.allows_sender_domain(domain)
+        || from.is_some_and(|f| holds_reply_token(store, &org.slug, address, f))
+        || from.is_some_and(|f| matches!(store.staff(f), Ok(Some(_))))
+    {
         Verdict::Accept
     } else {
         Verdict::Refuse(format!(
             "Sender domain {} is not allowed to write to {address}",
-            from_domain.unwrap_or("(no From address)"),
+            domain.unwrap_or("(no From address)"),
         ))
     }
 }
 
-/// The From domain of a message (`Some(None)` when it has headers but no From address);
-/// `None` when it has no header section. Parser panics count as unreadable.
-pub(crate) fn from_domain(message: &[u8]) -> Option<Option<String>> {
+/// Whether `address` carries a reply token issued to `from` for a ticket of `org`.
+fn holds_reply_token(store: &Store, org: &str, address: &str, from: &str) -> bool {
+    let Some(token) = plus_part(address) else {
+        return false;
+    };
+    let Ok(secret) = store.secret("reply-token") else {
+        return false;
+    };
+    check_reply_token(&secret, token, from)
+        .and_then(|ticket| store.ticket(ticket).ok().flatten())
+        .is_some_and(|t| t.org == org)
+}
+
+/// The From address of a message, lowercase (`Some(None)` when it has headers but no From
+/// address); `None` when it has no header section. Parser panics count as unreadable.
+pub(crate) fn from_address(message: &[u8]) -> Option<Option<String>> {
     std::panic::catch_unwind(|| {
         let headers = mail_parser::MessageParser::new().parse_headers(message)?;
         Some(
@@ -40,7 +62,7 @@ pub(crate) fn from_domain(message: &[u8]) -> Option<Option<String>> {
                 .from()
                 .and_then(|a| a.first())
                 .and_then(|a| a.address())
-                .and_then(|a| a.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase())),
+                .map(|a| a.trim().to_ascii_lowercase()),
         )
     })
     .ok()

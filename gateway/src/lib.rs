@@ -13,10 +13,10 @@ mod spool;
 mod tls;
 
 pub use config::GatewayConfig;
-pub use dmarc::{DmarcChecker, DmarcVerdict, TxtAnswers};
+pub use dmarc::{Arrival, DmarcChecker, TxtAnswers};
 pub use error::GatewayError;
 pub use imap::{start_sources, AfterImport, ImapSourceConfig, ImapTls};
-pub use pipeline::{process_pending, DnsSource, Pipeline};
+pub use pipeline::{DnsSource, Pipeline, Processor, DEFAULT_BUDGET};
 pub use smtp::{serve, serve_connection, Mode};
 pub use spool::{SpoolHandle, SpoolWriter};
 pub use tls::load_tls;

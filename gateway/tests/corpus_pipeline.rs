@@ -75,7 +75,11 @@ fn every_corpus_message_goes_through_the_pipeline() {
         .map(|(_, raw)| (&envelope, raw.as_slice()))
         .collect();
     let ids = store.spool_batch(&batch).expect("spooled");
-    let processed = postdesk_gateway::process_pending(&store, None).expect("pipeline");
+    let processed =
+        postdesk_gateway::Processor::new(store.clone(), None, postdesk_gateway::DEFAULT_BUDGET)
+            .expect("pipeline")
+            .process_pending()
+            .expect("pipeline");
     assert_eq!(processed, msgs.len());
     assert!(store.pending_inbound().expect("pending").is_empty());
     let decisions = store.decisions(100_000).expect("decisions");
@@ -94,7 +98,10 @@ fn every_corpus_message_goes_through_the_pipeline() {
     assert!(failures.is_empty(), "the parser failed on {failures:?}");
     // Running the pipeline again changes nothing: it is idempotent.
     assert_eq!(
-        postdesk_gateway::process_pending(&store, None).expect("again"),
+        postdesk_gateway::Processor::new(store.clone(), None, postdesk_gateway::DEFAULT_BUDGET)
+            .expect("pipeline")
+            .process_pending()
+            .expect("again"),
         0
     );
     let tickets = store.tickets(&Default::default()).expect("tickets").len();

@@ -85,6 +85,10 @@ fn mutated_corpus_messages_go_through_the_pipeline() {
         .unwrap_or(64);
     let seeds = seeds();
     let (store, dir) = common::store_with_org("fuzz-pipeline", "fuzz");
+    let pipeline = std::cell::RefCell::new(
+        postdesk_gateway::Processor::new(store.clone(), None, postdesk_gateway::DEFAULT_BUDGET)
+            .expect("pipeline"),
+    );
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(cases));
     let strategy = (0..seeds.len(), prop::collection::vec(edit(), 0..6));
     let result = runner.run(&strategy, |(seed, edits)| {
@@ -93,7 +97,9 @@ fn mutated_corpus_messages_go_through_the_pipeline() {
         let ids = store
             .spool_batch(&[(&envelope, raw.as_slice())])
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
-        postdesk_gateway::process_pending(&store, None)
+        pipeline
+            .borrow_mut()
+            .process_pending()
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert!(store
             .pending_inbound()

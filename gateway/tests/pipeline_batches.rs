@@ -56,7 +56,11 @@ fn replies_in_the_same_batch_thread_into_their_ticket() {
     let batch: Vec<(&Envelope, &[u8])> = raws.iter().map(|r| (&envelope, r.as_slice())).collect();
     let ids = store.spool_batch(&batch).expect("spooled");
 
-    let processed = postdesk_gateway::process_pending(&store, None).expect("pipeline");
+    let processed =
+        postdesk_gateway::Processor::new(store.clone(), None, postdesk_gateway::DEFAULT_BUDGET)
+            .expect("pipeline")
+            .process_pending()
+            .expect("pipeline");
     assert_eq!(processed, raws.len());
     assert!(store.pending_inbound().expect("pending").is_empty());
 

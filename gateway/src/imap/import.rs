@@ -4,7 +4,7 @@
 
 use super::config::{AfterImport, ImapSourceConfig};
 use super::connect::{timed, ImapSession};
-use crate::checks::{check_shape, from_domain, whitelist_verdict, Verdict};
+use crate::checks::{check_shape, from_address, whitelist_verdict, Verdict};
 use crate::{GatewayError, SpoolHandle};
 use futures_util::TryStreamExt;
 use postdesk_store::{Delivery, Envelope, FollowUp, MailboxOrigin, RefusedDelivery, Source, Store};
@@ -223,10 +223,10 @@ impl Importer<'_> {
         } else if let Some(problem) = check_shape(raw, self.max_line_length) {
             Some(problem)
         } else {
-            match from_domain(raw) {
+            match from_address(raw) {
                 None => Some("message has no readable header section".to_string()),
-                Some(domain) => {
-                    match whitelist_verdict(self.store, &org.slug, &address, domain.as_deref()) {
+                Some(from) => {
+                    match whitelist_verdict(self.store, &org.slug, &address, from.as_deref()) {
                         Verdict::Accept => None,
                         Verdict::Refuse(reason) => Some(reason),
                     }

@@ -1,131 +1,76 @@
-//! The pipeline: takes spooled messages in order, parses and classifies them, threads each
-//! delivery into a ticket and commits events + decisions atomically, several messages per
-//! transaction. Resumes after a crash from the spool markers; a delivery already decided
-//! is not applied twice.
+//! Planning one spooled message: parse, classify, display text, thread each delivery into
+//! a ticket, decide who is writing (a participant, proven staff, or someone whose mail is
+//! held for staff) and what it may change, as writes for the pipeline to commit. Every
+//! step is linear in the message or capped; nothing here writes but attachment blobs.
 
+use super::people::{named_addresses, new_cc};
+use crate::dmarc::Arrival;
 use crate::{DmarcChecker, GatewayError};
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+use postdesk_desk::policy;
 use postdesk_store::{
-    normalize_message_id, AttachmentRef, Change, Decision, DeliveryCommit, EventKind, Outcome,
-    PipelineWrite, Priority, Status, Store, StoreError, TicketTarget, TicketType, Visibility,
+    normalize_message_id, AttachmentRef, Change, Decision, DeliveryCommit, Envelope, EventKind,
+    Outcome, PipelineWrite, Priority, Source, Staff, Status, Store, StoreError, Ticket,
+    TicketTarget, TicketType, Visibility,
 };
 use postdesk_threading::{
     classify, html_to_text, match_ticket, parse_commands, split_type_prefix, strip_reply,
     strip_signature, Command, MatchRule, ThreadingInput, TicketLookup, TypePrefix,
 };
-use std::cell::Cell;
+use std::cell::{Cell, OnceCell};
 use std::collections::HashSet;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::Duration;
 
-/// Where DMARC checks get their DNS answers.
-#[derive(Debug, Clone)]
-pub enum DnsSource {
-    /// The system resolvers.
-    System,
-    /// Only the TXT records in this text (zone-file lines); nothing goes to the network.
-    Records(String),
-}
+/// Most body text looked at for display: a reply's new text is near its top, and this
+/// bounds the work of stripping whatever the size of the mail (the original is kept whole).
+const MAX_BODY_TEXT: usize = 256 * 1024;
+/// Most text a ticket entry keeps; the rest is in the original.
+const MAX_EVENT_TEXT: usize = 100_000;
+/// Most attachments stored from one mail.
+const MAX_ATTACHMENTS: usize = 100;
+/// Most Message-IDs of In-Reply-To and References looked up (the newest).
+const MAX_IN_REPLY_TO: usize = 10;
+const MAX_REFERENCES: usize = 50;
 
-/// The pipeline worker: wakes when the spool commits, and every second regardless.
-pub struct Pipeline {
-    store: Store,
-    wake: Receiver<()>,
-    dns: DnsSource,
-}
-
-impl Pipeline {
-    pub fn new(store: Store, wake: Receiver<()>, dns: DnsSource) -> Pipeline {
-        Pipeline { store, wake, dns }
-    }
-
-    /// Runs on its own thread until the spool writer is gone.
-    pub fn run(self) {
-        // Built here: the checker owns a small runtime, which must not be created or
-        // dropped inside the server's async runtime.
-        let checker = match &self.dns {
-            DnsSource::System => DmarcChecker::system(),
-            DnsSource::Records(text) => DmarcChecker::from_records(text),
-        };
-        let checker = match checker {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::warn!(error = %e, "DMARC checks are off; staff must prove themselves with reply tokens");
-                None
-            }
-        };
-        loop {
-            if let Err(e) = process_pending(&self.store, checker.as_ref()) {
-                tracing::error!(error = %e, "pipeline pass failed; retrying");
-                std::thread::sleep(Duration::from_secs(1));
-            }
-            match self.wake.recv_timeout(Duration::from_secs(1)) {
-                Ok(()) => while self.wake.try_recv().is_ok() {},
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    let _ = process_pending(&self.store, checker.as_ref());
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// Most messages committed by one pipeline transaction. Each store transaction costs a
-/// log write with a sync of its own, and one per message made the pipeline's syncs, not
-/// the receiver's, the limit on ingest (issue 6). But a store transaction also holds a
-/// lock every other store operation waits for (the spool's writes, sessions' recipient
-/// lookups, web reads): under c=20 load a 64-message commit took 14.5 ms on average
-/// (74 ms at worst), waiting for or holding it, a 16-message one 5.5 ms. 16 keeps most
-/// of the saving.
-const MAX_BATCH_MESSAGES: usize = 16;
-
-/// Processes every spooled message not yet completed, oldest first. Returns how many.
-/// `dmarc` (when given) lets a staff member's mail prove itself by a DMARC pass.
-pub fn process_pending(store: &Store, dmarc: Option<&DmarcChecker>) -> Result<usize, GatewayError> {
-    let secret = store.secret("reply-token")?;
-    let pending = store.pending_inbound()?;
-    let mut batch = Batch::default();
-    for &id in &pending {
-        let mut planned = plan_guarded(store, &secret, dmarc, id, &batch)?;
-        if planned.read_batch {
-            // This message threads on one planned in this batch: commit those first, so
-            // it is planned against the tickets they made.
-            batch.commit(store)?;
-            planned = plan_guarded(store, &secret, dmarc, id, &batch)?;
-        }
-        batch.add(id, planned.writes);
-        if batch.messages.len() >= MAX_BATCH_MESSAGES {
-            batch.commit(store)?;
-        }
-    }
-    batch.commit(store)?;
-    Ok(pending.len())
+/// What planning needs besides the message: the store, the reply-token key, and the
+/// DKIM/DMARC checker when there is one.
+pub(super) struct PlanContext<'a> {
+    pub store: &'a Store,
+    pub secret: &'a [u8],
+    pub dmarc: Option<&'a DmarcChecker>,
 }
 
 /// One message's planned writes, and whether planning read something the batch changes.
-struct Planned {
-    writes: Vec<PipelineWrite>,
-    read_batch: bool,
+pub(super) struct Planned {
+    pub writes: Vec<PipelineWrite>,
+    pub read_batch: bool,
+}
+
+/// What the uncommitted batch touches: tickets it changes, Message-IDs it adds, whether
+/// it opens tickets.
+#[derive(Default, Clone)]
+pub(super) struct BatchView {
+    /// (organization, normalized Message-ID) of planned deliveries.
+    pub message_ids: HashSet<(String, String)>,
+    /// Existing tickets planned deliveries change.
+    pub tickets: HashSet<u64>,
+    pub opens_tickets: bool,
 }
 
 /// Plans one message. Storage trouble is returned (the pass stops and retries later);
 /// anything else about the message, a panic in a parser included, becomes a recorded
 /// refusal, so one hostile message never blocks those behind it or poisons every restart.
-fn plan_guarded(
-    store: &Store,
-    secret: &[u8],
-    dmarc: Option<&DmarcChecker>,
+pub(super) fn plan_guarded(
+    context: &PlanContext<'_>,
     id: u64,
-    batch: &Batch,
+    view: &BatchView,
 ) -> Result<Planned, GatewayError> {
     let lookup = BatchLookup {
-        store,
-        batch,
+        store: context.store,
+        view,
         read_batch: Cell::new(false),
     };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        plan_message(store, secret, dmarc, id, &lookup)
+        plan_message(context, id, &lookup)
     }));
     let writes = match outcome {
         Ok(Ok(writes)) => writes,
@@ -135,7 +80,7 @@ fn plan_guarded(
         Ok(Err(e)) => {
             tracing::error!(inbound = id, error = %e, "message could not be applied; recorded as refused");
             failure_writes(
-                store,
+                context.store,
                 id,
                 &format!("the message could not be applied: {e}; the original is kept"),
             )?
@@ -146,7 +91,7 @@ fn plan_guarded(
                 "processing panicked; message recorded as refused"
             );
             failure_writes(
-                store,
+                context.store,
                 id,
                 "the message could not be processed (parser failure); the original is kept",
             )?
@@ -158,98 +103,8 @@ fn plan_guarded(
     })
 }
 
-/// Messages planned and not yet committed, with what their writes touch, so a later
-/// message that would read those tickets or Message-IDs waits for the commit.
-#[derive(Default)]
-struct Batch {
-    writes: Vec<PipelineWrite>,
-    /// Inbound id and how many of `writes` are its.
-    messages: Vec<(u64, usize)>,
-    /// (organization, normalized Message-ID) of planned deliveries.
-    message_ids: HashSet<(String, String)>,
-    /// Existing tickets planned deliveries change.
-    tickets: HashSet<u64>,
-    opens_tickets: bool,
-}
-
-impl Batch {
-    fn add(&mut self, id: u64, writes: Vec<PipelineWrite>) {
-        for w in &writes {
-            if let PipelineWrite::Delivery(c) = w {
-                if let Some(m) = &c.message_id {
-                    self.message_ids
-                        .insert((c.org.clone(), normalize_message_id(m)));
-                }
-                match c.target {
-                    TicketTarget::Existing(n) => {
-                        self.tickets.insert(n);
-                    }
-                    TicketTarget::New { .. } => self.opens_tickets = true,
-                }
-            }
-        }
-        self.messages.push((id, writes.len()));
-        self.writes.extend(writes);
-    }
-
-    /// Commits the batch in one transaction. If it cannot be applied as a whole (a ticket
-    /// deleted meanwhile, bad data), each message is committed alone and one that still
-    /// fails is recorded as refused; storage errors are returned and the batch is planned
-    /// again on the next pass.
-    fn commit(&mut self, store: &Store) -> Result<(), GatewayError> {
-        if self.messages.is_empty() {
-            return Ok(());
-        }
-        let batch = std::mem::take(self);
-        let started = std::time::Instant::now();
-        match store.commit_pipeline(&batch.writes) {
-            Ok(decisions) => {
-                tracing::debug!(
-                    messages = batch.messages.len(),
-                    micros = started.elapsed().as_micros() as u64,
-                    "pipeline batch committed"
-                );
-                log_decided(&batch.writes, &decisions)
-            }
-            Err(e @ StoreError::Db(_)) => return Err(e.into()),
-            Err(e) => {
-                tracing::warn!(error = %e, messages = batch.messages.len(), "batch not applied as a whole; committing message by message");
-                let mut rest = batch.writes.as_slice();
-                for &(id, n) in &batch.messages {
-                    let (mine, after) = rest.split_at(n);
-                    rest = after;
-                    match store.commit_pipeline(mine) {
-                        Ok(decisions) => log_decided(mine, &decisions),
-                        Err(e @ StoreError::Db(_)) => return Err(e.into()),
-                        Err(e) => {
-                            tracing::error!(inbound = id, error = %e, "message could not be applied; recorded as refused");
-                            let refusal = failure_writes(
-                                store,
-                                id,
-                                &format!(
-                                    "the message could not be applied: {e}; the original is kept"
-                                ),
-                            )?;
-                            store.commit_pipeline(&refusal)?;
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-fn log_decided(writes: &[PipelineWrite], decisions: &[Decision]) {
-    for (w, d) in writes.iter().zip(decisions) {
-        if matches!(w, PipelineWrite::Delivery(_)) {
-            tracing::info!(inbound = d.inbound, org = %d.org, outcome = ?d.outcome, "inbound decided");
-        }
-    }
-}
-
 /// A refusal for every delivery of a message, completing it.
-fn failure_writes(
+pub(super) fn failure_writes(
     store: &Store,
     id: u64,
     reason: &str,
@@ -295,17 +150,17 @@ fn failure_writes(
 /// uncommitted message of the batch.
 struct BatchLookup<'a> {
     store: &'a Store,
-    batch: &'a Batch,
+    view: &'a BatchView,
     read_batch: Cell<bool>,
 }
 
 impl BatchLookup<'_> {
-    fn ticket(&self, number: u64) -> Option<postdesk_store::Ticket> {
-        if self.batch.tickets.contains(&number) {
+    fn ticket(&self, number: u64) -> Option<Ticket> {
+        if self.view.tickets.contains(&number) {
             self.read_batch.set(true);
         }
         let ticket = self.store.ticket(number).ok().flatten();
-        if ticket.is_none() && self.batch.opens_tickets {
+        if ticket.is_none() && self.view.opens_tickets {
             self.read_batch.set(true);
         }
         ticket
@@ -315,7 +170,7 @@ impl BatchLookup<'_> {
 impl TicketLookup for BatchLookup<'_> {
     fn ticket_for_message_id(&self, org: &str, message_id: &str) -> Option<u64> {
         if self
-            .batch
+            .view
             .message_ids
             .contains(&(org.to_string(), normalize_message_id(message_id)))
         {
@@ -329,39 +184,45 @@ impl TicketLookup for BatchLookup<'_> {
     fn ticket_org(&self, ticket: u64) -> Option<String> {
         self.ticket(ticket).map(|t| t.org)
     }
+    /// For a `[#N]` tag: the requester, a CC, or a staff address (whose proof, or its
+    /// absence, is looked at next).
     fn is_participant(&self, ticket: u64, address: &str) -> bool {
-        self.ticket(ticket).is_some_and(|t| {
-            t.requester == address
-                || t.participants.iter().any(|p| p == address)
-                || t.cc.iter().any(|p| p == address)
-        })
+        self.ticket(ticket)
+            .is_some_and(|t| t.requester == address || t.cc.iter().any(|p| p == address))
+            || self.store.staff(address).ok().flatten().is_some()
     }
 }
 
-fn lower_addresses(list: Option<&mail_parser::Address<'_>>) -> Vec<String> {
-    list.map(|a| {
-        a.iter()
-            .filter_map(|x| x.address())
-            .map(|x| x.trim().to_ascii_lowercase())
-            .filter(|x| x.contains('@'))
-            .collect()
-    })
-    .unwrap_or_default()
-}
-
-fn id_list(v: &mail_parser::HeaderValue<'_>) -> Vec<String> {
-    v.as_text_list()
+/// The Message-IDs of an In-Reply-To or References header, the newest `keep`.
+fn id_list(v: &mail_parser::HeaderValue<'_>, keep: usize) -> Vec<String> {
+    let ids: Vec<String> = v
+        .as_text_list()
         .map(|l| {
             l.iter()
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .collect()
         })
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let skip = ids.len().saturating_sub(keep);
+    ids.into_iter().skip(skip).collect()
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary.
+fn truncated(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// The display text of a message: its text body (or its HTML as text), quotes stripped,
-/// and a closing block that signs with the sender's name removed.
+/// and a closing block that signs with the sender's name removed. Only the first
+/// [`MAX_BODY_TEXT`] bytes are looked at and [`MAX_EVENT_TEXT`] kept; the original is whole.
 pub(crate) fn display_text(msg: &Message<'_>) -> String {
     let sender_name = msg
         .from()
@@ -378,11 +239,17 @@ pub(crate) fn display_text(msg: &Message<'_>) -> String {
     {
         msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default()
     } else if let Some(html) = msg.body_html(0) {
-        html_to_text(&html)
+        html_to_text(truncated(&html, 4 * MAX_BODY_TEXT))
     } else {
         msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default()
     };
-    strip_signature(&strip_reply(&body), &sender_name)
+    let body_cut = body.len() > MAX_BODY_TEXT;
+    let mut text = strip_signature(&strip_reply(truncated(&body, MAX_BODY_TEXT)), &sender_name);
+    if body_cut || text.len() > MAX_EVENT_TEXT {
+        text = truncated(&text, MAX_EVENT_TEXT).to_string();
+        text.push_str("\n\n[… the rest of this message is in the original]");
+    }
+    text
 }
 
 /// The Message-ID a delivery report is about: from its returned message or headers part.
@@ -410,14 +277,27 @@ fn reported_message_id(msg: &Message<'_>) -> Option<String> {
     })
 }
 
-fn attachments(store: &Store, msg: &Message<'_>) -> Result<Vec<AttachmentRef>, GatewayError> {
+/// The message's attachments, each stored once by content, at most [`MAX_ATTACHMENTS`];
+/// and a note when there were more.
+fn attachments(
+    store: &Store,
+    msg: &Message<'_>,
+) -> Result<(Vec<AttachmentRef>, Option<String>), GatewayError> {
     let mut out = Vec::new();
+    let mut more = 0usize;
     for part in msg.attachments() {
+        if out.len() >= MAX_ATTACHMENTS {
+            more += 1;
+            continue;
+        }
         let contents = part.contents();
-        let name = part
+        let name: String = part
             .attachment_name()
             .map(|n| n.replace(['/', '\\', '\r', '\n'], "_"))
-            .unwrap_or_else(|| "attachment".into());
+            .unwrap_or_else(|| "attachment".into())
+            .chars()
+            .take(200)
+            .collect();
         let content_type = part
             .content_type()
             .map(|ct| match ct.subtype() {
@@ -434,18 +314,48 @@ fn attachments(store: &Store, msg: &Message<'_>) -> Result<Vec<AttachmentRef>, G
             sha256,
         });
     }
-    Ok(out)
+    let note = (more > 0).then(|| {
+        format!("{more} attachment(s) beyond the first {MAX_ATTACHMENTS} not stored separately; they are in the original")
+    });
+    Ok((out, note))
+}
+
+/// A decision that changes no ticket.
+fn refusal(
+    envelope_id: u64,
+    org: &str,
+    head: &Head,
+    reason: String,
+    notes: Vec<String>,
+) -> Decision {
+    Decision {
+        inbound: envelope_id,
+        org: org.to_string(),
+        message_id: head.message_id.clone(),
+        from: head.from.clone(),
+        subject: head.subject.clone(),
+        outcome: Outcome::Refused { reason },
+        notes,
+        at: head.now,
+    }
+}
+
+/// What every decision about a message repeats.
+struct Head {
+    from: String,
+    subject: String,
+    message_id: Option<String>,
+    now: time::OffsetDateTime,
 }
 
 /// Decides what one spooled message does, as writes to commit: a delivery into a ticket or
 /// a refusal for each organization it was accepted for, the last one completing it.
 fn plan_message(
-    store: &Store,
-    secret: &[u8],
-    dmarc: Option<&DmarcChecker>,
+    context: &PlanContext<'_>,
     id: u64,
     lookup: &BatchLookup<'_>,
 ) -> Result<Vec<PipelineWrite>, GatewayError> {
+    let store = context.store;
     let (Some(envelope), Some(raw)) = (store.envelope(id)?, store.raw_message(id)?) else {
         tracing::error!(
             inbound = id,
@@ -468,7 +378,6 @@ fn plan_message(
             last_delivery: true,
         }]);
     };
-    let now = time::OffsetDateTime::now_utc();
     let total = envelope.deliveries.len() + envelope.refused.len();
     let mut writes = Vec::with_capacity(total);
     let mut finish = |d: Decision| {
@@ -478,237 +387,447 @@ fn plan_message(
         });
     };
     let parsed = MessageParser::default().parse(&raw[..]);
-    let subject = parsed
-        .as_ref()
-        .and_then(|m| m.subject())
-        .unwrap_or("")
-        .trim()
-        .to_string();
-    let from = parsed
-        .as_ref()
-        .and_then(|m| m.from())
-        .and_then(|a| a.first())
-        .and_then(|a| a.address())
-        .map(|a| a.trim().to_ascii_lowercase())
-        .filter(|a| !a.is_empty())
-        .unwrap_or_else(|| envelope.mail_from.trim().to_ascii_lowercase());
-    let message_id = parsed
-        .as_ref()
-        .and_then(|m| m.message_id())
-        .map(str::to_string);
+    let head = Head {
+        subject: parsed
+            .as_ref()
+            .and_then(|m| m.subject())
+            .map(|s| truncated(s.trim(), 1000).to_string())
+            .unwrap_or_default(),
+        from: parsed
+            .as_ref()
+            .and_then(|m| m.from())
+            .and_then(|a| a.first())
+            .and_then(|a| a.address())
+            .map(|a| a.trim().to_ascii_lowercase())
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| envelope.mail_from.trim().to_ascii_lowercase()),
+        message_id: parsed
+            .as_ref()
+            .and_then(|m| m.message_id())
+            .map(|m| truncated(m, 1000).to_string()),
+        now: time::OffsetDateTime::now_utc(),
+    };
     for r in &envelope.refused {
-        let d = Decision {
-            inbound: id,
-            org: r.org.clone(),
-            message_id: message_id.clone(),
-            from: from.clone(),
-            subject: subject.clone(),
-            outcome: Outcome::Refused {
-                reason: r.reason.clone(),
-            },
-            notes: vec![format!("recipient {}", r.address)],
-            at: now,
-        };
-        finish(d);
+        finish(refusal(
+            id,
+            &r.org,
+            &head,
+            r.reason.clone(),
+            vec![format!("recipient {}", r.address)],
+        ));
     }
     let Some(msg) = parsed else {
         for delivery in &envelope.deliveries {
-            let d = Decision {
-                inbound: id,
-                org: delivery.org.clone(),
-                message_id: None,
-                from: from.clone(),
-                subject: String::new(),
-                outcome: Outcome::Refused {
-                    reason: "message could not be parsed; the original is kept".into(),
-                },
-                notes: vec![],
-                at: now,
-            };
+            let mut d = refusal(
+                id,
+                &delivery.org,
+                &head,
+                "message could not be parsed; the original is kept".into(),
+                vec![],
+            );
+            d.message_id = None;
+            d.subject = String::new();
             finish(d);
         }
         return Ok(writes);
     };
-    let class = classify(&msg, &envelope.mail_from);
-    let text = display_text(&msg);
-    let files = attachments(store, &msg)?;
-    let in_reply_to = id_list(msg.in_reply_to());
-    let references = id_list(msg.references());
-    let to = lower_addresses(msg.to());
-    let cc = lower_addresses(msg.cc());
-    let staff = store.staff(&from)?;
+    let message = Planning {
+        context,
+        envelope: &envelope,
+        raw: &raw,
+        msg: &msg,
+        head: &head,
+        class: classify(&msg, &envelope.mail_from),
+        text: display_text(&msg),
+        in_reply_to: id_list(msg.in_reply_to(), MAX_IN_REPLY_TO),
+        references: id_list(msg.references(), MAX_REFERENCES),
+        named: named_addresses(&msg),
+        staff: store.staff(&head.from)?,
+        dkim_proof: OnceCell::new(),
+        spoofing: OnceCell::new(),
+    };
+    let (files, files_note) = attachments(store, &msg)?;
     let deliveries = envelope.deliveries.len();
     for (n, delivery) in envelope.deliveries.iter().enumerate() {
         let last = writes.len() + 1 == total && n + 1 == deliveries;
+        match message.delivery(id, delivery, lookup, &files, files_note.as_deref(), last)? {
+            Ok(commit) => writes.push(PipelineWrite::Delivery(commit)),
+            Err(decision) => writes.push(PipelineWrite::Decision {
+                decision,
+                last_delivery: last,
+            }),
+        }
+    }
+    Ok(writes)
+}
+
+/// A parsed message and what every one of its deliveries shares, worked out at most once.
+struct Planning<'a> {
+    context: &'a PlanContext<'a>,
+    envelope: &'a Envelope,
+    raw: &'a [u8],
+    msg: &'a Message<'a>,
+    head: &'a Head,
+    class: postdesk_threading::Classification,
+    text: String,
+    in_reply_to: Vec<String>,
+    references: Vec<String>,
+    /// To and Cc addresses (capped) and how many more there were.
+    named: (Vec<String>, usize),
+    /// The staff member the From names, proven or not.
+    staff: Option<Staff>,
+    /// Whether aligned DKIM proves the staff From (checked only when needed).
+    dkim_proof: OnceCell<Result<String, String>>,
+    /// Why the From of a new request may be forged, if it may.
+    spoofing: OnceCell<Option<String>>,
+}
+
+/// Who is writing into an existing ticket, and so what the mail may do there.
+enum Writer {
+    /// A participant: the requester, a CC, a token holder, or proven staff who may see it.
+    Participant,
+    /// Anyone else: the mail is held as an internal entry for staff to decide.
+    Outsider,
+}
+
+impl Planning<'_> {
+    /// The DKIM proof of the staff From, checked once per message.
+    fn dkim_proof(&self) -> &Result<String, String> {
+        self.dkim_proof.get_or_init(|| match self.context.dmarc {
+            Some(checker) => checker.staff_proof(self.raw, &self.head.from),
+            None => Err("DKIM checks are off".into()),
+        })
+    }
+
+    /// Why a new request's From may be forged, checked once per message.
+    fn spoofing(&self, host: &str) -> Option<&String> {
+        self.spoofing
+            .get_or_init(|| {
+                let checker = self.context.dmarc?;
+                let smtp_client = (self.envelope.source == Source::Smtp)
+                    .then(|| self.envelope.peer.parse::<std::net::SocketAddr>().ok())
+                    .flatten()
+                    .map(|a| a.ip());
+                checker.suspected_spoofing(
+                    self.raw,
+                    &Arrival {
+                        smtp_client,
+                        helo: &self.envelope.helo,
+                        mail_from: &self.envelope.mail_from,
+                        host,
+                    },
+                )
+            })
+            .as_ref()
+    }
+
+    /// One delivery: the commit into a ticket, or the decision that refuses it.
+    fn delivery(
+        &self,
+        id: u64,
+        delivery: &postdesk_store::Delivery,
+        lookup: &BatchLookup<'_>,
+        files: &[AttachmentRef],
+        files_note: Option<&str>,
+        last: bool,
+    ) -> Result<Result<DeliveryCommit, Decision>, GatewayError> {
+        let store = self.context.store;
+        let from = &self.head.from;
         let org = store.org(&delivery.org)?;
         let org_addresses = org.map(|o| o.addresses).unwrap_or_default();
-        let is_org_address = |a: &String| {
+        let is_ours = |a: &str| {
             let base = match a.split_once('@') {
                 Some((l, d)) => format!("{}@{d}", l.split('+').next().unwrap_or(l)),
-                None => a.clone(),
+                None => a.to_string(),
             };
             org_addresses.contains(&base)
         };
-        let mut notes = class.reasons.clone();
+        let mut notes = self.class.reasons.clone();
+        notes.extend(files_note.map(str::to_string));
+        if self.named.1 > 0 {
+            notes.push(format!(
+                "To/Cc named {} more address(es) than the {} looked at",
+                self.named.1,
+                self.named.0.len()
+            ));
+        }
         let input = ThreadingInput {
             org: &delivery.org,
-            sender: &from,
+            sender: from,
             recipients: std::slice::from_ref(&delivery.address),
-            in_reply_to: &in_reply_to,
-            references: &references,
-            subject: &subject,
+            in_reply_to: &self.in_reply_to,
+            references: &self.references,
+            subject: &self.head.subject,
         };
-        let m = match_ticket(&input, secret, lookup);
-        let mut by_staff = staff.is_some() && m.rule == MatchRule::ReplyToken;
-        if staff.is_some() && !by_staff {
-            let verdict = dmarc.map(|c| {
-                let peer = envelope
-                    .peer
-                    .parse::<std::net::SocketAddr>()
-                    .map(|a| a.ip())
-                    .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-                let host = delivery
-                    .address
-                    .rsplit_once('@')
-                    .map_or("localhost", |(_, d)| d);
-                c.check(&raw, peer, &envelope.helo, &envelope.mail_from, host)
-            });
-            match verdict {
-                Some(v) if v.pass => {
-                    by_staff = true;
-                    notes.push(format!("staff member {from} proven by {}", v.detail));
+        let m = match_ticket(&input, self.context.secret, lookup);
+        // Proof that the From is the staff member it names: a reply token issued to them,
+        // or a DKIM signature aligned with the From domain (SPF never proves a person).
+        let by_staff = match &self.staff {
+            Some(_) if m.rule == MatchRule::ReplyToken => true,
+            Some(_) => match self.dkim_proof() {
+                Ok(how) => {
+                    notes.push(format!("staff member {from} proven by {how}"));
+                    true
                 }
-                other => notes.push(format!(
-                    "From names staff member {from} but carries no proof (reply token or DMARC pass{}); handled as an end user's mail",
-                    other.map(|v| format!(": {}", v.detail)).unwrap_or_default()
-                )),
-            }
-        }
-        let (target, kind, rule): (TicketTarget, EventKind, &str) = if class.delivery_report {
-            let about = reported_message_id(&msg)
+                Err(why) => {
+                    notes.push(format!(
+                        "From names staff member {from} but carries no proof (reply token or aligned DKIM: {why}); handled as an end user's mail"
+                    ));
+                    false
+                }
+            },
+            None => false,
+        };
+        let staff = self.staff.as_ref().filter(|_| by_staff);
+        if self.class.delivery_report {
+            let about = reported_message_id(self.msg)
                 .and_then(|mid| lookup.ticket_for_message_id(&delivery.org, &mid))
                 .or(m.ticket);
-            match about {
-                Some(t) => (
-                    TicketTarget::Existing(t),
-                    EventKind::DeliveryReport,
-                    "delivery_report",
-                ),
-                None => {
-                    let d = Decision {
-                        inbound: id,
-                        org: delivery.org.clone(),
-                        message_id: message_id.clone(),
-                        from: from.clone(),
-                        subject: subject.clone(),
-                        outcome: Outcome::Refused {
-                            reason: "delivery report about a message not known here; recorded, no ticket opened".into(),
-                        },
-                        notes,
-                        at: now,
-                    };
-                    writes.push(PipelineWrite::Decision {
-                        decision: d,
-                        last_delivery: last,
-                    });
-                    continue;
-                }
+            let Some(t) = about else {
+                return Ok(Err(refusal(
+                    id,
+                    &delivery.org,
+                    self.head,
+                    "delivery report about a message not known here; recorded, no ticket opened"
+                        .into(),
+                    notes,
+                )));
+            };
+            // A report widens nothing: it is about a mail, not a person joining in.
+            return Ok(Ok(self.commit(
+                id,
+                delivery,
+                TicketTarget::Existing(t),
+                EventKind::DeliveryReport,
+                "delivery_report",
+                Entry {
+                    by_staff: false,
+                    held: false,
+                    text: self.text.clone(),
+                    visibility: Visibility::Public,
+                    changes: Vec::new(),
+                    participants: Vec::new(),
+                    cc: Vec::new(),
+                    suspected_spoofing: false,
+                },
+                files,
+                notes,
+                last,
+            )));
+        }
+        let named: Vec<String> = self
+            .named
+            .0
+            .iter()
+            .filter(|a| !is_ours(a))
+            .cloned()
+            .collect();
+        let Some(number) = m.ticket else {
+            // A new request.
+            let (prefix, summary) = split_type_prefix(&self.head.subject);
+            let ticket_type = match prefix {
+                TypePrefix::Incident => TicketType::Incident,
+                TypePrefix::Bug => TicketType::Bug,
+                TypePrefix::Question => TicketType::Question,
+            };
+            let summary = if summary.is_empty() {
+                "(no subject)".to_string()
+            } else {
+                summary.chars().take(300).collect()
+            };
+            let host = delivery
+                .address
+                .rsplit_once('@')
+                .map_or("localhost", |(_, d)| d);
+            // An acknowledgement would go back to the From: not when it is likely forged.
+            let spoofing = (!self.class.automatic && !by_staff)
+                .then(|| self.spoofing(host))
+                .flatten();
+            if let Some(why) = spoofing {
+                notes.push(format!(
+                    "suspected spoofing: {why}; no acknowledgement is sent"
+                ));
             }
-        } else {
-            match m.ticket {
-                Some(t) => (TicketTarget::Existing(t), EventKind::Reply, m.rule.as_str()),
-                None => {
-                    let (prefix, summary) = split_type_prefix(&subject);
-                    let ticket_type = match prefix {
-                        TypePrefix::Incident => TicketType::Incident,
-                        TypePrefix::Bug => TicketType::Bug,
-                        TypePrefix::Question => TicketType::Question,
-                    };
-                    let summary = if summary.is_empty() {
-                        "(no subject)".to_string()
-                    } else {
-                        summary.chars().take(300).collect()
-                    };
-                    (
-                        TicketTarget::New {
-                            ticket_type,
-                            summary,
-                            requester: from.clone(),
-                            automatic: class.automatic,
-                        },
-                        EventKind::Created,
-                        MatchRule::New.as_str(),
-                    )
-                }
+            let (cc, cc_note) = new_cc(&named, from, None, |_| false);
+            notes.extend(cc_note);
+            let mut participants = vec![from.clone()];
+            participants.extend(named.iter().cloned());
+            return Ok(Ok(self.commit(
+                id,
+                delivery,
+                TicketTarget::New {
+                    ticket_type,
+                    summary,
+                    requester: from.clone(),
+                    automatic: self.class.automatic,
+                },
+                EventKind::Created,
+                MatchRule::New.as_str(),
+                Entry {
+                    by_staff,
+                    held: false,
+                    text: self.text.clone(),
+                    visibility: Visibility::Public,
+                    changes: Vec::new(),
+                    participants,
+                    cc,
+                    suspected_spoofing: spoofing.is_some(),
+                },
+                files,
+                notes,
+                last,
+            )));
+        };
+        let Some(ticket) = lookup.ticket(number) else {
+            return Err(GatewayError::Store(StoreError::NotFound(format!(
+                "ticket {number}"
+            ))));
+        };
+        let may_see = staff.is_some_and(|s| policy::can_view_ticket(s, &ticket));
+        if staff.is_some() && !may_see {
+            notes.push(format!(
+                "staff member {from} may not see ticket {number}; the mail is held like a non-participant's"
+            ));
+        }
+        // Staff take part in what the policy lets them see, however they proved themselves
+        // (an old reply token included); anyone else by being asked in.
+        let takes_part = match staff {
+            Some(_) => may_see,
+            None => {
+                m.rule == MatchRule::ReplyToken
+                    || ticket.requester == *from
+                    || ticket.cc.iter().any(|c| c == from)
             }
         };
-        // A proven staff member may steer an existing ticket with command lines on top.
-        let mut text = text.clone();
-        let mut kind = kind;
-        let mut visibility = Visibility::Public;
-        let mut changes = Vec::new();
-        if by_staff && kind == EventKind::Reply {
-            match staff_commands(store, &from, &text)? {
-                StaffReply::Plain => {}
-                StaffReply::Commands {
-                    note,
-                    changes: c,
-                    rest,
-                } => {
-                    text = rest;
-                    changes = c;
-                    if note {
-                        visibility = Visibility::Internal;
-                    }
-                    notes.push(format!(
-                        "{} command(s) applied",
-                        changes.len() + usize::from(note)
-                    ));
-                }
-                StaffReply::Rejected(errors) => {
-                    notes.push(format!("commands not understood: {}", errors.join("; ")));
-                    text = errors.join("\n");
+        let writer = if takes_part {
+            Writer::Participant
+        } else {
+            Writer::Outsider
+        };
+        let mut entry = Entry {
+            by_staff: may_see,
+            held: false,
+            text: self.text.clone(),
+            visibility: Visibility::Public,
+            changes: Vec::new(),
+            participants: Vec::new(),
+            cc: Vec::new(),
+            suspected_spoofing: false,
+        };
+        let mut kind = EventKind::Reply;
+        match writer {
+            Writer::Outsider => {
+                notes.push(format!(
+                    "{from} takes no part in ticket {number}: kept as an internal entry until staff accept the sender or open it as a ticket of its own"
+                ));
+                entry.held = true;
+                entry.visibility = Visibility::Internal;
+                // A proven staff member who may not see the ticket is told so, like a
+                // bad command; the lines are never applied.
+                let commands = parse_commands(&self.text);
+                if staff.is_some() && !(commands.commands.is_empty() && commands.errors.is_empty())
+                {
                     kind = EventKind::CommandsRejected;
-                    visibility = Visibility::Internal;
+                    entry.text = format!("You may not change ticket #{number}.");
+                    notes.push("commands refused: the sender may not see this ticket".into());
+                }
+            }
+            Writer::Participant => {
+                let (cc, cc_note) = new_cc(&named, from, Some(&ticket), |_| false);
+                notes.extend(cc_note);
+                entry.cc = cc;
+                entry.participants = std::iter::once(from.clone()).chain(named).collect();
+                if let Some(staff) = staff {
+                    // A proven staff member may steer the ticket with command lines on top.
+                    match staff_commands(store, staff, &self.text)? {
+                        StaffReply::Plain => {}
+                        StaffReply::Commands {
+                            note,
+                            changes,
+                            rest,
+                        } => {
+                            notes.push(format!(
+                                "{} command(s) applied",
+                                changes.len() + usize::from(note)
+                            ));
+                            entry.text = rest;
+                            entry.changes = changes;
+                            if note {
+                                entry.visibility = Visibility::Internal;
+                            }
+                        }
+                        StaffReply::Rejected(errors) => {
+                            notes.push(format!("commands not understood: {}", errors.join("; ")));
+                            entry.text = errors.join("\n");
+                            kind = EventKind::CommandsRejected;
+                            entry.visibility = Visibility::Internal;
+                        }
+                    }
                 }
             }
         }
-        let mut participants = vec![from.clone()];
-        participants.extend(
-            to.iter()
-                .chain(cc.iter())
-                .filter(|a| !is_org_address(a))
-                .cloned(),
-        );
-        participants.dedup();
-        let commit = DeliveryCommit {
+        Ok(Ok(self.commit(
+            id,
+            delivery,
+            TicketTarget::Existing(number),
+            kind,
+            m.rule.as_str(),
+            entry,
+            files,
+            notes,
+            last,
+        )))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn commit(
+        &self,
+        id: u64,
+        delivery: &postdesk_store::Delivery,
+        target: TicketTarget,
+        kind: EventKind,
+        rule: &str,
+        entry: Entry,
+        files: &[AttachmentRef],
+        notes: Vec<String>,
+        last: bool,
+    ) -> DeliveryCommit {
+        DeliveryCommit {
             inbound: id,
             org: delivery.org.clone(),
-            message_id: message_id.clone(),
-            from: from.clone(),
-            subject: subject.clone(),
+            message_id: self.head.message_id.clone(),
+            from: self.head.from.clone(),
+            subject: self.head.subject.clone(),
             target,
             kind,
-            by_staff,
-            text,
-            attachments: files.clone(),
-            automatic: class.automatic,
-            participants,
-            cc: cc
-                .iter()
-                .filter(|a| !is_org_address(a) && **a != from)
-                .cloned()
-                .collect(),
+            by_staff: entry.by_staff,
+            text: entry.text,
+            attachments: files.to_vec(),
+            automatic: self.class.automatic,
+            participants: entry.participants,
+            cc: entry.cc,
             rule: rule.to_string(),
             notes,
-            visibility,
-            changes,
+            visibility: entry.visibility,
+            changes: entry.changes,
             last_delivery: last,
-            at: now,
-        };
-        writes.push(PipelineWrite::Delivery(commit));
+            held: entry.held,
+            suspected_spoofing: entry.suspected_spoofing,
+            at: self.head.now,
+        }
     }
-    Ok(writes)
+}
+
+/// The ticket entry a delivery makes, and what it changes.
+struct Entry {
+    by_staff: bool,
+    held: bool,
+    text: String,
+    visibility: Visibility,
+    changes: Vec<Change>,
+    participants: Vec<String>,
+    cc: Vec<String>,
+    suspected_spoofing: bool,
 }
 
 /// What a staff reply's command lines amount to.
@@ -723,7 +842,9 @@ enum StaffReply {
     Rejected(Vec<String>),
 }
 
-fn staff_commands(store: &Store, sender: &str, text: &str) -> Result<StaffReply, GatewayError> {
+/// The command lines of a proven staff member who may see the ticket (the policy was asked
+/// before): the same changes the web UI's forms let them make.
+fn staff_commands(store: &Store, sender: &Staff, text: &str) -> Result<StaffReply, GatewayError> {
     let parsed = parse_commands(text);
     if parsed.commands.is_empty() && parsed.errors.is_empty() {
         return Ok(StaffReply::Plain);
@@ -744,7 +865,7 @@ fn staff_commands(store: &Store, sender: &str, text: &str) -> Result<StaffReply,
             Command::Due(d) => changes.push(Change::Due(Some(d))),
             Command::Note => note = true,
             Command::Assign(who) => {
-                let who = who.unwrap_or_else(|| sender.to_string());
+                let who = who.unwrap_or_else(|| sender.email.clone());
                 match store.staff(&who)? {
                     Some(s) => changes.push(Change::Assignee(Some(s.email))),
                     None => errors.push(format!("#assign {who}: not a staff member")),

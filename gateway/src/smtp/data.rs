@@ -2,7 +2,7 @@
 
 use super::session::{read_more, Conn, Next, Recipient, Session};
 use super::Mode;
-use crate::checks::{check_shape, from_domain, whitelist_verdict, Verdict};
+use crate::checks::{check_shape, from_address, whitelist_verdict, Verdict};
 use postdesk_store::{Delivery, Envelope, RefusedDelivery, Source};
 use smtp_proto::request::receiver::DataReceiver;
 
@@ -75,7 +75,7 @@ impl Session {
             self.reply(&format!("554 5.6.0 {problem}"));
             return;
         }
-        let Some(from_domain) = from_domain(&message) else {
+        let Some(from) = from_address(&message) else {
             self.reply("554 5.6.0 Message has no readable header section");
             return;
         };
@@ -84,12 +84,7 @@ impl Session {
             .clone()
             .into_iter()
             .map(|r| {
-                let v = whitelist_verdict(
-                    &self.gateway.store,
-                    &r.org,
-                    &r.address,
-                    from_domain.as_deref(),
-                );
+                let v = whitelist_verdict(&self.gateway.store, &r.org, &r.address, from.as_deref());
                 (r, v)
             })
             .collect();
