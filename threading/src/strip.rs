@@ -370,7 +370,8 @@ fn new_lines<'a>(all: &[&'a str]) -> Option<Vec<&'a str>> {
     };
     // Unwind from the innermost part outwards: a greeting keeps what was found below it
     // only when that holds at least two lines of text.
-    let nonblank = |r: &std::ops::Range<usize>| all[r.clone()].iter().filter(|l| !is_blank(l)).count();
+    let nonblank =
+        |r: &std::ops::Range<usize>| all[r.clone()].iter().filter(|l| !is_blank(l)).count();
     let mut parts: Vec<std::ops::Range<usize>> = innermost.into_iter().collect();
     let mut text_lines = parts.first().map_or(0, nonblank);
     let mut found = !parts.is_empty();
@@ -384,7 +385,13 @@ fn new_lines<'a>(all: &[&'a str]) -> Option<Vec<&'a str>> {
         text_lines += n;
         found = true;
     }
-    found.then(|| parts.iter().rev().flat_map(|r| all[r.clone()].iter().copied()).collect())
+    found.then(|| {
+        parts
+            .iter()
+            .rev()
+            .flat_map(|r| all[r.clone()].iter().copied())
+            .collect()
+    })
 }
 
 /// The body of a bare forward: the lines after its banner and header block.

@@ -33,8 +33,12 @@ const PIECES: &[&str] = &[
 ];
 
 fn body() -> impl Strategy<Value = String> {
-    prop::collection::vec(0..PIECES.len(), 0..400)
-        .prop_map(|ix| ix.into_iter().map(|i| PIECES[i]).collect::<Vec<_>>().join("\n"))
+    prop::collection::vec(0..PIECES.len(), 0..400).prop_map(|ix| {
+        ix.into_iter()
+            .map(|i| PIECES[i])
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
 }
 
 proptest! {
@@ -69,9 +73,18 @@ fn hostile_shapes_finish_within_a_budget() {
     let shapes: Vec<(&str, String)> = vec![
         ("200,000 short lines", "a\n".repeat(200_000)),
         ("100,000 signature delimiters", "x\n--\n".repeat(100_000)),
-        ("30,000 greeting and quote blocks", "Hi\n> q\n".repeat(30_000) + "end"),
-        ("30,000 quote blocks between answers", "> q\nanswer\n".repeat(30_000)),
-        ("50,000 mobile footers", "text\n\nSent from my iPhone\n".repeat(50_000)),
+        (
+            "30,000 greeting and quote blocks",
+            "Hi\n> q\n".repeat(30_000) + "end",
+        ),
+        (
+            "30,000 quote blocks between answers",
+            "> q\nanswer\n".repeat(30_000),
+        ),
+        (
+            "50,000 mobile footers",
+            "text\n\nSent from my iPhone\n".repeat(50_000),
+        ),
         ("100,000 header lines", "From: a@b.test\n".repeat(100_000)),
         ("a 30,000-deep quote", ">".repeat(30_000) + " x\n"),
     ];
