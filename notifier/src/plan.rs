@@ -1,16 +1,21 @@
 //! Who hears of what, per event:
-//! - a new ticket from a person's mail: an acknowledgement to the requester, an alert to
-//!   the assignee or else the owners, admins and managers;
+//! - a new ticket from a person's mail: an acknowledgement to the requester (not when its
+//!   From is suspected forged), an alert to the assignee or else the owners, admins and
+//!   managers;
 //! - a public staff reply: to the requester and CCs, from "Name via Org";
 //! - a reply by the requester or a CC: to the assignee, or all those staff if unassigned;
+//! - mail held from a non-participant: an alert to the same staff, to decide about it;
 //! - an internal note: to the staff involved (the assignee);
-//! - staff commands not understood: back to that staff member.
+//! - staff commands not understood or not allowed: back to that staff member.
 //!
-//! Never the author of the event, never automatic mail, never our own addresses; machine
-//! mail is capped at `hourly_cap` per recipient per hour (a person's relayed answer is not).
+//! Staff hear only of tickets the policy lets them see, checked when the mail is planned
+//! and again when it is sent. Never the author of the event, never automatic mail, never
+//! our own addresses; machine mail is capped at `hourly_cap` per recipient per hour (a
+//! person's relayed answer is not).
 
 use crate::render::{acknowledgement, notification, Acknowledgement, Notification};
 use crate::NotifierError;
+use postdesk_desk::policy;
 use postdesk_store::{
     BellItem, DkimKeyRecord, Event, EventKind, Org, OutboxItem, OutboxStatus, Role, Store, Ticket,
     Visibility,
@@ -19,8 +24,30 @@ use time::OffsetDateTime;
 
 pub(crate) struct Planner<'a> {
     pub store: &'a Store,
+    /// Key of reply tokens.
     pub secret: [u8; 32],
+    /// Key of outbound Message-IDs.
+    pub message_id_secret: [u8; 32],
     pub hourly_cap: usize,
+}
+
+/// Mail that tells staff about a ticket: sent only to staff the policy lets see it.
+pub(crate) const STAFF_ALERTS: [&str; 4] = [
+    "new_ticket_alert",
+    "reply_alert",
+    "held_alert",
+    "note_alert",
+];
+
+/// Whether `recipient` is a staff member who may see `ticket` (and so may hear of it).
+pub(crate) fn may_hear_of(
+    store: &Store,
+    recipient: &str,
+    ticket: &Ticket,
+) -> Result<bool, NotifierError> {
+    Ok(store
+        .staff(recipient)?
+        .is_some_and(|s| policy::can_view_ticket(&s, ticket)))
 }
 
 /// Store reads shared by every mail one event causes.
@@ -70,6 +97,8 @@ impl Planner<'_> {
                 || !d.recipient.contains('@')
                 || self.store.org_for_address(&d.recipient)?.is_some()
                 || out.iter().any(|i: &OutboxItem| i.recipient == d.recipient)
+                || (STAFF_ALERTS.contains(&d.kind)
+                    && !may_hear_of(self.store, &d.recipient, &ticket)?)
             {
                 continue;
             }
@@ -118,7 +147,7 @@ impl Planner<'_> {
     pub fn bell(&self, event: &Event) -> Result<Vec<BellItem>, NotifierError> {
         let relevant = match event.kind {
             EventKind::Created => !event.automatic,
-            EventKind::Reply => !event.by_staff && !event.automatic,
+            EventKind::Reply => event.held || (!event.by_staff && !event.automatic),
             EventKind::Note => true,
             _ => false,
         };
@@ -130,6 +159,7 @@ impl Planner<'_> {
         };
         let what = match event.kind {
             EventKind::Created => "opened",
+            EventKind::Reply if event.held => "(not a participant) wrote on",
             EventKind::Reply => "replied on",
             _ => "wrote a note on",
         };
@@ -155,10 +185,15 @@ impl Planner<'_> {
             .collect())
     }
 
-    /// The assignee (else owners, admins and managers), and the ticket's followers.
+    /// The assignee (else, or when the assignee is no longer staff, the owners, admins
+    /// and managers), and the ticket's followers: those of them the policy lets see it.
     fn staff_alert_list(&self, ticket: &Ticket) -> Result<Vec<String>, NotifierError> {
-        let mut list = match &ticket.assignee {
-            Some(a) => vec![a.clone()],
+        let assignee = match &ticket.assignee {
+            Some(a) => self.store.staff(a)?,
+            None => None,
+        };
+        let mut list = match assignee {
+            Some(a) => vec![a.email],
             None => self
                 .store
                 .staff_list()?
@@ -172,7 +207,13 @@ impl Planner<'_> {
                 list.push(f.clone());
             }
         }
-        Ok(list)
+        let mut allowed = Vec::with_capacity(list.len());
+        for who in list {
+            if may_hear_of(self.store, &who, ticket)? {
+                allowed.push(who);
+            }
+        }
+        Ok(allowed)
     }
 
     fn drafts(&self, event: &Event, ticket: &Ticket) -> Result<Vec<Draft>, NotifierError> {
@@ -188,8 +229,9 @@ impl Planner<'_> {
         match (event.kind, event.visibility) {
             (EventKind::Created, _) => {
                 // An end user's request, by mail or in the portal (a guest's placeholder
-                // requester has no address and is dropped below).
-                if !event.by_staff && !ticket.automatic {
+                // requester has no address and is dropped below). A From suspected forged
+                // gets nothing back: it would be backscatter to whoever was impersonated.
+                if !event.by_staff && !ticket.automatic && !event.suspected_spoofing {
                     drafts.push(Draft {
                         recipient: ticket.requester.clone(),
                         kind: "acknowledgement",
@@ -211,6 +253,9 @@ impl Planner<'_> {
             }
             (EventKind::Reply, Visibility::Public) => {
                 drafts.extend(people("reply_alert", true, self.staff_alert_list(ticket)?));
+            }
+            (EventKind::Reply, Visibility::Internal) if event.held => {
+                drafts.extend(people("held_alert", true, self.staff_alert_list(ticket)?));
             }
             (EventKind::Reply | EventKind::Note, Visibility::Internal) => {
                 drafts.extend(people(
@@ -266,8 +311,18 @@ impl Planner<'_> {
             postdesk_threading::reply_address(&self.secret, ticket.number, org_address, &recipient);
         let thread = &shared.thread;
         let author_name = &shared.author_name;
+        // Staff told that they may not change a ticket learn nothing more of it.
+        let summary = if draft.kind == "commands_rejected"
+            && self.store.staff(&recipient)?.is_some()
+            && !may_hear_of(self.store, &recipient, ticket)?
+        {
+            "(a ticket you may not see)"
+        } else {
+            ticket.summary.as_str()
+        };
         let (message_id, mut raw) = if draft.kind == "acknowledgement" {
             acknowledgement(&Acknowledgement {
+                secret: &self.message_id_secret,
                 number: ticket.number,
                 event: event.seq,
                 summary: &ticket.summary,
@@ -299,6 +354,14 @@ impl Planner<'_> {
                     format!("Internal note by {author_name}:"),
                     Some("auto-generated"),
                 ),
+                "held_alert" => (
+                    org.name.clone(),
+                    format!(
+                        "{} wrote on this ticket but takes no part in it. The mail is kept as an internal entry: accept the sender as a CC, or open it as a ticket of its own, on the ticket's page.",
+                        event.author
+                    ),
+                    Some("auto-generated"),
+                ),
                 _ => (
                     org.name.clone(),
                     "Your commands were not understood, and nothing was changed:".to_string(),
@@ -306,9 +369,10 @@ impl Planner<'_> {
                 ),
             };
             notification(&Notification {
+                secret: &self.message_id_secret,
                 number: ticket.number,
                 event: event.seq,
-                summary: &ticket.summary,
+                summary,
                 org_name: &org.name,
                 org_address,
                 from_name: &from_name,

@@ -1,13 +1,14 @@
-//! Rendering an outbound mail: askama text and HTML bodies, threading headers (Message-ID
-//! naming ticket and event, In-Reply-To, References), the tagged subject, a per-recipient
-//! signed Reply-To, and Auto-Submitted. mail-builder encodes every header, so user text
-//! (a summary with CR/LF, say) cannot inject headers.
+//! Rendering an outbound mail: askama text and HTML bodies, threading headers (an
+//! unguessable Message-ID keyed with the installation's secret, In-Reply-To, References),
+//! the tagged subject, a per-recipient signed Reply-To, and Auto-Submitted. mail-builder
+//! encodes every header, so user text (a summary with CR/LF, say) cannot inject headers.
 
 use crate::NotifierError;
 use askama::Template;
+use hmac::{Hmac, Mac};
 use mail_builder::headers::raw::Raw;
 use mail_builder::MessageBuilder;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 #[derive(Template)]
 #[template(path = "acknowledgement.txt")]
@@ -47,6 +48,8 @@ struct NoteHtml<'a> {
 
 /// A notification: a staff answer relayed to the requester, or an alert to staff.
 pub(crate) struct Notification<'a> {
+    /// The installation's key for the ids of outbound mail.
+    pub secret: &'a [u8],
     pub number: u64,
     pub event: u64,
     pub summary: &'a str,
@@ -85,6 +88,7 @@ pub(crate) fn notification(n: &Notification<'_>) -> Result<(String, Vec<u8>), No
     .map_err(|e| NotifierError::Render(e.to_string()))?;
     compose(
         &Headers {
+            secret: n.secret,
             number: n.number,
             event: n.event,
             summary: &summary,
@@ -102,6 +106,7 @@ pub(crate) fn notification(n: &Notification<'_>) -> Result<(String, Vec<u8>), No
 
 /// What every outbound mail's headers are made of.
 struct Headers<'a> {
+    secret: &'a [u8],
     number: u64,
     event: u64,
     /// Already on one line.
@@ -125,7 +130,7 @@ fn compose(
         .org_address
         .rsplit_once('@')
         .map_or("localhost", |(_, d)| d);
-    let mid = message_id(h.number, h.event, h.recipient, domain);
+    let mid = message_id(h.secret, h.number, h.event, h.recipient, domain);
     let mut builder = MessageBuilder::new()
         .from((one_line(h.from_name), h.org_address.to_string()))
         .to(h.recipient.to_string())
@@ -137,7 +142,12 @@ fn compose(
         )
         .header(
             "Thread-Index",
-            Raw::new(thread_index(h.org_address, h.number, h.thread.len())),
+            Raw::new(thread_index(
+                h.secret,
+                h.org_address,
+                h.number,
+                h.thread.len(),
+            )),
         )
         .message_id(mid.clone())
         .text_body(text)
@@ -158,6 +168,8 @@ fn compose(
 
 /// Everything an acknowledgement needs.
 pub(crate) struct Acknowledgement<'a> {
+    /// The installation's key for the ids of outbound mail.
+    pub secret: &'a [u8],
     pub number: u64,
     pub event: u64,
     pub summary: &'a str,
@@ -169,25 +181,58 @@ pub(crate) struct Acknowledgement<'a> {
     pub thread: &'a [String],
 }
 
-/// `<t<ticket>.e<event>.<recipient hash>@<domain>>`: unique per recipient, and it names
-/// the ticket and event it came from.
-pub(crate) fn message_id(ticket: u64, event: u64, recipient: &str, domain: &str) -> String {
-    let h = Sha256::digest(recipient.to_ascii_lowercase().as_bytes());
+/// A keyed hash of `parts`, with a separator byte no part contains between them.
+fn keyed(secret: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(secret)
+        .unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new_from_slice(&[0]).expect("key"));
+    for p in parts {
+        m.update(p);
+        m.update(&[0]);
+    }
+    m.finalize().into_bytes().into()
+}
+
+/// `pd.<keyed hash of ticket, event and recipient>@<domain>`: unique per recipient, and
+/// unguessable without the installation's secret, so nobody can compute the id of a mail
+/// sent to someone else and thread into that person's ticket with it.
+pub(crate) fn message_id(
+    secret: &[u8],
+    ticket: u64,
+    event: u64,
+    recipient: &str,
+    domain: &str,
+) -> String {
+    let h = keyed(
+        secret,
+        &[
+            b"message-id",
+            &ticket.to_be_bytes(),
+            &event.to_be_bytes(),
+            recipient.to_ascii_lowercase().as_bytes(),
+        ],
+    );
     let tag = data_encoding::BASE32_NOPAD
-        .encode(&h[..5])
+        .encode(&h[..16])
         .to_ascii_lowercase();
-    format!("t{ticket}.e{event}.{tag}@{domain}")
+    format!("pd.{tag}@{domain}")
 }
 
 /// Outlook's conversation headers: `Thread-Topic` (the summary) and `Thread-Index`, a
 /// 22-byte root that names the ticket followed by one 5-byte block per earlier message, so
-/// Outlook keeps the ticket as one conversation in order.
-fn thread_index(org_address: &str, ticket: u64, depth: usize) -> String {
-    let root = Sha256::digest(format!("{org_address}/{ticket}").as_bytes());
+/// Outlook keeps the ticket as one conversation in order. Keyed like the Message-ID.
+fn thread_index(secret: &[u8], org_address: &str, ticket: u64, depth: usize) -> String {
+    let root = keyed(
+        secret,
+        &[
+            b"thread-index",
+            org_address.as_bytes(),
+            &ticket.to_be_bytes(),
+        ],
+    );
     let mut bytes = vec![0x01];
     bytes.extend_from_slice(&root[..21]);
     for i in 0..depth.min(50) {
-        let block = Sha256::digest(format!("{org_address}/{ticket}/{i}").as_bytes());
+        let block = keyed(secret, &[&root, &(i as u64).to_be_bytes()]);
         bytes.extend_from_slice(&block[..5]);
     }
     data_encoding::BASE64.encode(&bytes)
@@ -219,6 +264,7 @@ pub(crate) fn acknowledgement(a: &Acknowledgement<'_>) -> Result<(String, Vec<u8
     .map_err(|e| NotifierError::Render(e.to_string()))?;
     compose(
         &Headers {
+            secret: a.secret,
             number: a.number,
             event: a.event,
             summary: &summary,
@@ -239,9 +285,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn message_ids_need_the_secret() {
+        let a = message_id(b"one installation", 7, 3, "Bob@X.test", "acme.test");
+        assert_eq!(
+            a,
+            message_id(b"one installation", 7, 3, "bob@x.test", "acme.test")
+        );
+        assert_ne!(
+            a,
+            message_id(b"another one", 7, 3, "bob@x.test", "acme.test")
+        );
+        assert_ne!(
+            a,
+            message_id(b"one installation", 7, 4, "bob@x.test", "acme.test")
+        );
+        assert!(!a.contains("t7") && !a.contains("e3"), "{a}");
+    }
+
+    #[test]
     fn user_text_cannot_add_headers() {
         let thread = vec!["first@client.test".to_string()];
         let (mid, raw) = acknowledgement(&Acknowledgement {
+            secret: b"installation secret",
             number: 7,
             event: 3,
             summary: "Printer\r\nBcc: evil@x.test\nX-Evil: 1",
@@ -268,7 +333,10 @@ mod tests {
             headers.contains("In-Reply-To: <first@client.test>"),
             "{headers}"
         );
-        assert!(mid.starts_with("t7.e3."), "{mid}");
+        assert!(
+            mid.starts_with("pd.") && mid.ends_with("@acme.test"),
+            "{mid}"
+        );
         assert!(
             headers.contains("Thread-Topic: Printer Bcc: evil@x.test X-Evil: 1"),
             "{headers}"
@@ -288,7 +356,7 @@ mod tests {
         assert_eq!(
             &bytes[..22],
             &data_encoding::BASE64
-                .decode(thread_index("acme@acme.test", 7, 0).as_bytes())
+                .decode(thread_index(b"installation secret", "acme@acme.test", 7, 0).as_bytes())
                 .expect("b64")[..]
         );
     }

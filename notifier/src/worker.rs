@@ -2,7 +2,7 @@
 //! entries with the cursor move in one transaction, then delivers due outbox items (concurrently, bounded,
 //! to the relay), retrying temporary failures with backoff for up to three days.
 
-use crate::plan::Planner;
+use crate::plan::{may_hear_of, Planner, STAFF_ALERTS};
 use crate::{NotifierError, SendError, Transport};
 use futures_util::StreamExt;
 use postdesk_store::{OutboxItem, OutboxStatus, Store};
@@ -60,6 +60,7 @@ impl Notifier {
         let planner = Planner {
             store: &self.store,
             secret: self.store.secret("reply-token")?,
+            message_id_secret: self.store.secret("message-id")?,
             hourly_cap: self.config.hourly_cap,
         };
         loop {
@@ -82,7 +83,30 @@ impl Notifier {
     pub fn run_once(&self, runtime: &tokio::runtime::Runtime) -> Result<usize, NotifierError> {
         self.plan_new_events()?;
         let now = time::OffsetDateTime::now_utc();
-        let due = self.store.pending_outbox(now, 200)?;
+        let mut due = Vec::new();
+        for item in self.store.pending_outbox(now, 200)? {
+            // An alert waiting for a retry goes only to someone who may still see the
+            // ticket (an employee removed or unassigned meanwhile hears nothing more).
+            if STAFF_ALERTS.contains(&item.kind.as_str()) {
+                let allowed = match self.store.ticket(item.ticket)? {
+                    Some(t) => may_hear_of(&self.store, &item.recipient, &t)?,
+                    None => false,
+                };
+                if !allowed {
+                    tracing::info!(ticket = item.ticket, recipient = %item.recipient, kind = %item.kind, "alert dropped: the recipient may no longer see the ticket");
+                    self.store.set_outbox_status(
+                        &item.key,
+                        OutboxStatus::Failed {
+                            reason: "not sent: the recipient may no longer see the ticket".into(),
+                        },
+                        None,
+                        None,
+                    )?;
+                    continue;
+                }
+            }
+            due.push(item);
+        }
         if due.is_empty() {
             return Ok(0);
         }
