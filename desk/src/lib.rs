@@ -1,4 +1,6 @@
 //! The desk: what may be done to tickets and by whom. For now its one policy, asked by every
-//! edge (web pages, the JSON API, staff mail commands in the pipeline, the notifier).
+//! edge (web pages, the JSON API, staff mail commands in the pipeline, the notifier), and
+//! what becomes of mail held from non-participants.
 
+pub mod held;
 pub mod policy;

@@ -623,6 +623,14 @@ impl Store {
             .map_err(StoreError::from)
     }
 
+    /// What was decided about one delivery of an inbound message.
+    pub fn decision(&self, inbound: u64, org: &str) -> Result<Option<Decision>, StoreError> {
+        self.state
+            .get(decision_key(inbound, org))?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
     /// The decision log, newest first.
     pub fn decisions(&self, limit: usize) -> Result<Vec<Decision>, StoreError> {
         self.state

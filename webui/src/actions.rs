@@ -1,13 +1,16 @@
-//! JSON API writes for integrations: a public reply, an internal note, and field changes,
-//! each appended to the event log (the notifier mails what it should) under the same
-//! policy as reading.
+//! JSON API writes for integrations: a public reply, an internal note, field changes, and
+//! the decision about mail held from a non-participant, each appended to the event log
+//! (the notifier mails what it should) under the same policy as reading.
 
 use crate::auth::Caller;
 use crate::{policy, ApiError, AppState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use postdesk_store::{Change, Event, Priority, Staff, Status, TicketAction, Visibility};
+use postdesk_store::{
+    Change, Event, HeldAction, HeldOutcome, Priority, Staff, Status, StoreError, TicketAction,
+    Visibility,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -170,4 +173,100 @@ async fn act(
     })
     .await?;
     Ok(events.iter().map(crate::api::event_json).collect())
+}
+
+/// `POST /api/v1/tickets/N/held/SEQ/accept`: the sender of held mail SEQ becomes a CC.
+pub async fn accept_held(
+    State(state): State<AppState>,
+    Caller(staff): Caller,
+    Path((number, seq)): Path<(String, u64)>,
+) -> Result<Json<Value>, ApiError> {
+    let outcome = decide_held(&state, staff, &number, seq, false).await?;
+    Ok(Json(outcome))
+}
+
+/// `POST /api/v1/tickets/N/held/SEQ/ticket`: held mail SEQ opens a ticket of its own.
+pub async fn open_held(
+    State(state): State<AppState>,
+    Caller(staff): Caller,
+    Path((number, seq)): Path<(String, u64)>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let outcome = decide_held(&state, staff, &number, seq, true).await?;
+    Ok((StatusCode::CREATED, Json(outcome)))
+}
+
+async fn decide_held(
+    state: &AppState,
+    staff: Staff,
+    number: &str,
+    seq: u64,
+    open: bool,
+) -> Result<Value, ApiError> {
+    let number = crate::api::ticket_number(number)?;
+    let store = state.store.clone();
+    let now = state.clock.now();
+    crate::api::blocking(move || {
+        let outcome = resolve_held(&store, &staff, number, seq, open, now)?;
+        Ok(held_json(&outcome))
+    })
+    .await
+}
+
+/// Staff member `staff` decides about held mail `seq` of ticket `number` (the API and the
+/// ticket page both come here): a ticket they may not see is "not found", a decision
+/// taken already is a conflict.
+pub(crate) fn resolve_held(
+    store: &postdesk_store::Store,
+    staff: &Staff,
+    number: u64,
+    seq: u64,
+    open: bool,
+    now: time::OffsetDateTime,
+) -> Result<HeldOutcome, ApiError> {
+    store
+        .ticket(number)?
+        .filter(|t| policy::can_view_ticket(staff, t))
+        .ok_or_else(|| ApiError::NotFound(format!("ticket {number} not found")))?;
+    let action = if open {
+        let event = store
+            .events_for(number)?
+            .into_iter()
+            .find(|e| e.seq == seq && e.held)
+            .ok_or_else(|| ApiError::NotFound(format!("held mail {seq} on ticket {number}")))?;
+        let ticket = store
+            .ticket(number)?
+            .ok_or_else(|| ApiError::NotFound(format!("ticket {number} not found")))?;
+        let subject = match event.inbound {
+            Some(inbound) => store
+                .decision(inbound, &ticket.org)?
+                .map(|d| d.subject)
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        let (summary, ticket_type) = postdesk_desk::held::ticket_from_subject(&subject);
+        HeldAction::OpenTicket {
+            summary,
+            ticket_type,
+        }
+    } else {
+        HeldAction::Accept
+    };
+    store
+        .resolve_held(number, seq, &action, &staff.email, now)
+        .map_err(|e| match e {
+            StoreError::Invalid(why) => ApiError::Conflict(why),
+            StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
+            other => ApiError::Internal(other),
+        })
+}
+
+pub(crate) fn held_json(outcome: &HeldOutcome) -> Value {
+    match outcome {
+        HeldOutcome::Accepted { by, at } => json!({
+            "outcome": "accepted", "by": by, "at": at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        }),
+        HeldOutcome::OpenedAsTicket { ticket, by, at } => json!({
+            "outcome": "opened_as_ticket", "number": ticket, "by": by, "at": at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        }),
+    }
 }

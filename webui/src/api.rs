@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use postdesk_store::{Event, Status, Ticket, TicketFilter, TicketType};
+use postdesk_store::{normalize_message_id, Event, Status, Ticket, TicketFilter, TicketType};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -45,6 +45,7 @@ fn ticket_json(t: &Ticket) -> Value {
 
 pub(crate) fn event_json(e: &Event) -> Value {
     json!({
+        "seq": e.seq,
         "kind": e.kind,
         "author": e.author,
         "by_staff": e.by_staff,
@@ -56,6 +57,8 @@ pub(crate) fn event_json(e: &Event) -> Value {
         "attachments": e.attachments.iter().map(|a| json!({
             "name": a.name, "content_type": a.content_type, "size": a.size, "sha256": a.sha256,
         })).collect::<Vec<_>>(),
+        "held": e.held,
+        "suspected_spoofing": e.suspected_spoofing,
         "at": rfc3339(e.at),
     })
 }
@@ -153,28 +156,68 @@ pub async fn show_ticket(
     Ok(Json(v))
 }
 
+/// `GET /api/v1/messages/{message_id}/raw`: a stored original by its Message-ID. Each
+/// organization keeps its own Message-IDs, so the message is looked for through the
+/// tickets the caller may see, and what comes back is the original of that ticket's own
+/// entry with this Message-ID: another organization's mail with the same id stays hidden.
 pub async fn raw_message(
     State(state): State<AppState>,
     Caller(staff): Caller,
     Path(message_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let store = state.store.clone();
-    let mid = message_id.clone();
     let raw = blocking(move || {
-        let missing = || ApiError::NotFound(format!("no stored message {mid}"));
-        let inbound = store.inbound_for_message_id(&mid)?.ok_or_else(missing)?;
-        // Visible to those who see the inbound log, or who may see a ticket it belongs to.
-        let mut visible = policy::can_view_mail_logs(&staff);
+        let missing = || ApiError::NotFound(format!("no stored message {message_id}"));
+        let wanted = normalize_message_id(&message_id);
         for org in store.orgs()? {
-            if let Some(n) = store.ticket_for_message_id(&org.slug, &mid)? {
-                if let Some(t) = store.ticket(n)? {
-                    visible |= policy::can_view_ticket(&staff, &t);
-                }
+            let Some(ticket) = store
+                .ticket_for_message_id(&org.slug, &wanted)?
+                .and_then(|n| store.ticket(n).ok().flatten())
+                .filter(|t| policy::can_view_ticket(&staff, t))
+            else {
+                continue;
+            };
+            let inbound = store
+                .events_for(ticket.number)?
+                .into_iter()
+                .find(|e| e.message_id.as_deref() == Some(wanted.as_str()))
+                .and_then(|e| e.inbound);
+            if let Some(inbound) = inbound {
+                return store.raw_message(inbound)?.ok_or_else(missing);
             }
         }
-        if !visible {
-            return Err(missing());
+        // Mail in no ticket (refused, a duplicate) is for those who see the inbound log.
+        if policy::can_view_mail_logs(&staff) {
+            if let Some(inbound) = store.inbound_for_message_id(&wanted)? {
+                return store.raw_message(inbound)?.ok_or_else(missing);
+            }
         }
+        Err(missing())
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "message/rfc822")], raw).into_response())
+}
+
+/// `GET /api/v1/tickets/N/events/SEQ/raw`: the original of one entry of a ticket.
+pub async fn event_original(
+    State(state): State<AppState>,
+    Caller(staff): Caller,
+    Path((number, seq)): Path<(String, u64)>,
+) -> Result<Response, ApiError> {
+    let number = ticket_number(&number)?;
+    let store = state.store.clone();
+    let raw = blocking(move || {
+        let missing = || ApiError::NotFound(format!("ticket {number} has no original {seq}"));
+        store
+            .ticket(number)?
+            .filter(|t| policy::can_view_ticket(&staff, t))
+            .ok_or_else(|| ApiError::NotFound(format!("ticket {number} not found")))?;
+        let inbound = store
+            .events_for(number)?
+            .into_iter()
+            .find(|e| e.seq == seq)
+            .and_then(|e| e.inbound)
+            .ok_or_else(missing)?;
         store.raw_message(inbound)?.ok_or_else(missing)
     })
     .await?;

@@ -14,22 +14,37 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
+    /// The request is understood but the thing's state does not allow it (decided already).
+    #[error("{0}")]
+    Conflict(String),
     #[error("internal error")]
     Internal(#[from] postdesk_store::StoreError),
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = match &self {
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Internal(e) => {
-                tracing::error!(error = %e, "API request failed");
+                tracing::error!(error = %e, "request failed");
                 StatusCode::INTERNAL_SERVER_ERROR
             }
-        };
+        }
+    }
+
+    /// The same error as a page (for forms that share the API's checks).
+    pub(crate) fn into_page(self) -> Response {
+        crate::pages::refuse(self.status(), &self.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
         let body = Json(serde_json::json!({ "error": self.to_string() }));
         let mut response = (status, body).into_response();
         if status == StatusCode::UNAUTHORIZED {

@@ -126,6 +126,10 @@ pub fn router(state: AppState) -> Router {
         .route("/desk/tickets/{number}/time", post(pages::ticket::log_time))
         .route("/desk/tickets/{number}/follow", post(pages::ticket::follow))
         .route(
+            "/desk/tickets/{number}/held/{seq}/{decision}",
+            post(pages::ticket::held),
+        )
+        .route(
             "/desk/tickets/{number}/original/{seq}",
             get(pages::ticket::original),
         )
@@ -144,6 +148,18 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/tickets/{number}/reply-address",
             get(api::reply_address),
+        )
+        .route(
+            "/api/v1/tickets/{number}/events/{seq}/raw",
+            get(api::event_original),
+        )
+        .route(
+            "/api/v1/tickets/{number}/held/{seq}/accept",
+            post(actions::accept_held),
+        )
+        .route(
+            "/api/v1/tickets/{number}/held/{seq}/ticket",
+            post(actions::open_held),
         )
         .route("/api/v1/messages/{message_id}/raw", get(api::raw_message))
         .route("/api/v1/inbound", get(api::inbound_log))

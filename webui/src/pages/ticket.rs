@@ -12,7 +12,9 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use postdesk_store::{Change, Event, Org, Staff, Status, Ticket, TicketAction, Visibility};
+use postdesk_store::{
+    Change, Event, HeldOutcome, Org, Staff, Status, Ticket, TicketAction, Visibility,
+};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -34,6 +36,11 @@ struct EventView {
     change: String,
     original: bool,
     attachments: Vec<AttachmentView>,
+    /// Mail from a non-participant, held for staff to decide.
+    held: bool,
+    /// What staff decided about it, if they did.
+    held_decision: Option<String>,
+    suspected_spoofing: bool,
 }
 
 #[derive(Template)]
@@ -73,6 +80,8 @@ struct Context {
     events: Vec<Event>,
     staff: Vec<Staff>,
     org: Option<Org>,
+    /// Decisions about the ticket's held mail, by event.
+    held: BTreeMap<u64, HeldOutcome>,
 }
 
 fn change_text(c: &Change) -> String {
@@ -123,11 +132,18 @@ async fn load(state: &AppState, me: &StaffSession, number: u64) -> Result<Contex
         };
         let events = store.events_for(number)?;
         let org = store.org(&ticket.org)?;
+        let mut held = BTreeMap::new();
+        for e in events.iter().filter(|e| e.held) {
+            if let Some(outcome) = store.held_outcome(e.seq)? {
+                held.insert(e.seq, outcome);
+            }
+        }
         Ok(Some(Context {
             ticket,
             events,
             staff: store.staff_list()?,
             org,
+            held,
         }))
     })
     .await?;
@@ -203,6 +219,16 @@ fn page(
                 text: e.text.clone(),
                 change: e.change.as_ref().map(change_text).unwrap_or_default(),
                 original: e.inbound.is_some(),
+                held: e.held,
+                held_decision: c.held.get(&e.seq).map(|o| match o {
+                    HeldOutcome::Accepted { by, at } => {
+                        format!("{by} accepted the sender as a CC ({}).", short_time(*at))
+                    }
+                    HeldOutcome::OpenedAsTicket { ticket, by, at } => {
+                        format!("{by} opened it as ticket #{ticket} ({}).", short_time(*at))
+                    }
+                }),
+                suspected_spoofing: e.suspected_spoofing,
                 attachments: e
                     .attachments
                     .iter()
@@ -516,6 +542,48 @@ pub async fn follow(
     }
 }
 
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /desk/tickets/N/held/SEQ/{accept,ticket}`: staff decide about held mail.
+pub async fn held(
+    State(state): State<AppState>,
+    me: StaffSession,
+    Path((number, seq, decision)): Path<(u64, u64, String)>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    if !me.csrf_ok(&f.csrf) {
+        return forged();
+    }
+    let open = match decision.as_str() {
+        "accept" => false,
+        "ticket" => true,
+        _ => return refuse(StatusCode::NOT_FOUND, "No such decision."),
+    };
+    let store = state.store.clone();
+    let staff = me.staff.clone();
+    let now = state.clock.now();
+    let decided = blocking(move || {
+        Ok(crate::actions::resolve_held(
+            &store, &staff, number, seq, open, now,
+        ))
+    })
+    .await;
+    match decided {
+        Ok(Ok(HeldOutcome::OpenedAsTicket { ticket, .. })) => {
+            Redirect::to(&format!("/desk/tickets/{ticket}")).into_response()
+        }
+        Ok(Ok(HeldOutcome::Accepted { .. })) => {
+            Redirect::to(&format!("/desk/tickets/{number}")).into_response()
+        }
+        Ok(Err(e)) => e.into_page(),
+        Err(r) => r,
+    }
+}
+
 /// A download that the browser must not render: the bytes as they came.
 fn download(bytes: Vec<u8>, content_type: &'static str, filename: &str) -> Response {
     let safe: String = filename
@@ -626,6 +694,8 @@ mod tests {
             inbound: None,
             automatic: false,
             change: Some(Change::TimeSpent(m)),
+            held: false,
+            suspected_spoofing: false,
             at,
         };
         let staff = |email: &str, rate| Staff {
