@@ -130,3 +130,8 @@ fn employees() {
 fn authorization_matrix() {
     run_suite("test_authorization");
 }
+
+#[test]
+fn attacks_by_mail() {
+    run_suite("test_attacks_mail");
+}

@@ -1,8 +1,9 @@
-"""Staff proof by DMARC: a staff member's mail signed with DKIM by their domain (dkimpy as
-the signer, DNS answers from a records file) counts as staff; unsigned, tampered or
-unaligned mail with the same From does not."""
+"""Staff proof by DKIM aligned under DMARC: a staff member's mail signed with DKIM by their
+domain (dkimpy as the signer, DNS answers from a records file) counts as staff; unsigned,
+tampered or unaligned mail with the same From does not."""
 
 import base64
+import email.utils
 import os
 import smtplib
 import subprocess
@@ -53,7 +54,7 @@ class Dmarc(unittest.TestCase):
         m["To"] = "acme@acme.test"
         m["Subject"] = "Resetting the router"
         m["Message-ID"] = f"<{uuid.uuid4().hex}@acme.test>"
-        m["Date"] = "Wed, 25 Nov 2026 10:00:00 +0000"
+        m["Date"] = email.utils.formatdate()
         m.set_content(body)
         raw = m.as_bytes().replace(b"\n", b"\r\n")
         sig = dkim.sign(raw, b"sel", domain.encode(), key or self.acme_key,
@@ -74,7 +75,7 @@ class Dmarc(unittest.TestCase):
     def test_dkim_aligned_mail_proves_staff(self):
         mid, raw = self.signed("I restarted the router.")
         d = self.deliver(raw, mid)
-        self.assertTrue(any("proven by DMARC" in n for n in d["notes"]), d["notes"])
+        self.assertTrue(any("proven by DKIM aligned" in n for n in d["notes"]), d["notes"])
         self.assertTrue(self.srv.ticket(d["ticket"])["events"][0]["by_staff"])
 
     def test_tampered_mail_is_not_proof(self):
