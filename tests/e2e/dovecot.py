@@ -27,10 +27,7 @@ mail_location = maildir:{dir}/mail/%u
 # Tell IDLE clients about new mail at once rather than at the 30 s default check.
 mailbox_idle_check_interval = 1 secs
 {capability}
-namespace inbox {{
-  inbox = yes
-  separator = /
-}}
+{namespace}
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {dir}/passwd
@@ -62,11 +59,28 @@ service stats {{
 """
 
 
+# The inbox namespace most tests use: "/" as the hierarchy separator, as many servers have.
+SLASH_NAMESPACE = {"separator": "/"}
+# As Courier and Cyrus (without altnamespace) name folders: under "INBOX.", "." between.
+INBOX_PREFIX_NAMESPACE = {"prefix": "INBOX.", "separator": "."}
+
+
+def namespace_block(settings):
+    """The inbox namespace section for `settings`; none at all for None, which is Dovecot
+    as installed: its implicit namespace, maildir's "." separator, no prefix."""
+    if settings is None:
+        return ""
+    lines = "".join(f"  {k} = {v}\n" for k, v in settings.items())
+    return f"namespace inbox {{\n  inbox = yes\n{lines}}}"
+
+
 class Dovecot:
     """`capability`, if given, replaces what Dovecot announces after login (e.g. without
-    IDLE or MOVE, to exercise Postdesk's polling and copy-and-expunge paths)."""
+    IDLE or MOVE, to exercise Postdesk's polling and copy-and-expunge paths). `namespace`
+    gives the inbox namespace's settings, or None for none (Dovecot's default)."""
 
-    def __init__(self, user="support", password="s3cret-imap-pw", capability=None, tls=False):
+    def __init__(self, user="support", password="s3cret-imap-pw", capability=None, tls=False,
+                 namespace=SLASH_NAMESPACE):
         self.dir = tempfile.mkdtemp(prefix="dovecot-e2e-")
         os.chmod(self.dir, 0o755)
         self.port = free_port()
@@ -94,7 +108,7 @@ class Dovecot:
             f.write(CONFIG.format(
                 dir=self.dir, port=self.port, imaps_port=self.imaps_port, ssl=ssl,
                 uid=mail_user.pw_uid, gid=mail_user.pw_gid,
-                internal=internal,
+                internal=internal, namespace=namespace_block(namespace),
                 capability=f"imap_capability = {capability}" if capability else ""))
         self.proc = None
 
@@ -215,6 +229,27 @@ class Dovecot:
             return [int(x) for x in data[0].split()]
         finally:
             c.logout()
+
+    def folders(self):
+        """Every mailbox name as the server lists it (LIST "" "*")."""
+        def names(c):
+            typ, data = c.list('""', "*")
+            assert typ == "OK", data
+            # Each line: (flags) "delimiter" name, the name quoted or an atom.
+            return [line.decode().split(") ", 1)[1].split(" ", 1)[1].strip('"')
+                    for line in data if line]
+        return self.run_on(names)
+
+    def message_ids(self, folder):
+        """The Message-IDs of the messages in a folder, sorted."""
+        def ids(c):
+            typ, data = c.select(f'"{folder}"', readonly=True)
+            if typ != "OK" or data[0] == b"0":
+                return []
+            typ, data = c.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+            return sorted(part[1].decode().split(":", 1)[1].strip()
+                          for part in data if isinstance(part, tuple))
+        return self.run_on(ids)
 
     def uidvalidity(self, folder):
         c = self.client()

@@ -7,11 +7,12 @@ import smtplib
 import time
 import unittest
 
-from dovecot import Dovecot
+from dovecot import INBOX_PREFIX_NAMESPACE, Dovecot
 from harness import Browser, Server, mail, staff_link, wait_for
 
 
-def source_config(dovecot, after="move", poll_secs=1, folder="INBOX", tls="none", ca_file=""):
+def source_config(dovecot, after="move", poll_secs=1, folder="INBOX", tls="none", ca_file="",
+                  move_to="Postdesk/Imported", failed_folder="Postdesk/Failed"):
     host, port = ("127.0.0.1", dovecot.port) if tls == "none" else (
         "localhost", dovecot.imaps_port if tls == "tls" else dovecot.port)
     return f"""
@@ -25,7 +26,8 @@ user = "{dovecot.user}"
 password = "{dovecot.password}"
 folder = "{folder}"
 after = "{after}"
-move_to = "Postdesk/Imported"
+move_to = "{move_to}"
+failed_folder = "{failed_folder}"
 poll_secs = {poll_secs}
 """
 
@@ -46,12 +48,14 @@ def numbered(n, prefix="imap"):
 
 
 class ImapImport(unittest.TestCase):
-    def start(self, after="move", capability=None, poll_secs=1, folder="INBOX", env=None):
-        dovecot = Dovecot(capability=capability).start()
+    def start(self, after="move", capability=None, poll_secs=1, folder="INBOX", env=None,
+              folders={}, **namespace):
+        dovecot = Dovecot(capability=capability, **namespace).start()
         self.addCleanup(dovecot.close)
         if folder != "INBOX":
             dovecot.run_on(lambda c: c.create(folder))
-        srv = Server(config=source_config(dovecot, after, poll_secs, folder), env=env).bootstrap()
+        srv = Server(config=source_config(dovecot, after, poll_secs, folder, **folders),
+                     env=env).bootstrap()
         self.addCleanup(srv.close)
         return dovecot, srv
 
@@ -274,6 +278,59 @@ class ImapImport(unittest.TestCase):
         self.assertEqual((s["imported"], s["refused"]), (2, 3))
         big_decision = [d for d in refused if "exceeds" in d["reason"]][0]
         self.assertEqual(big_decision.get("subject"), "Huge log")
+
+    def test_dovecot_as_installed_moves_into_folders_named_its_way(self):
+        """Issue 11, attack 10: Dovecot with no namespace block (maildir's "." separator)
+        took no mail at all with after = "move"; the source retried CREATE of
+        "Postdesk/Imported" for ever. Announcing NAMESPACE (as installed) and not."""
+        for capability in (None, "IMAP4rev1 LITERAL+ UIDPLUS IDLE MOVE"):
+            with self.subTest(capability=capability or "as installed"):
+                dovecot, srv = self.start(after="move", capability=capability, namespace=None)
+                good = numbered(3, "dot")
+                garbage = b"\x00\x01 not a mail message\r\n"
+                dovecot.append_many("INBOX", good + [garbage])
+                srv.start()
+                wait_for(lambda: dovecot.uids("INBOX") == [])
+                # Once each, and moved into the folders under the server's own names.
+                self.assertEqual(dovecot.message_ids("Postdesk.Imported"),
+                                 sorted(m["Message-ID"] for m in good))
+                self.assertEqual(len(dovecot.uids("Postdesk.Failed")), 1)
+                self.assertEqual(sorted(f for f in dovecot.folders() if "Postdesk" in f),
+                                 ["Postdesk", "Postdesk.Failed", "Postdesk.Imported"])
+                wait_for(lambda: len(srv.decisions()) == 4 and len(srv.tickets()) == 3)
+                counts = ticket_entries(srv)
+                self.assertEqual(sorted(counts.values()), [1, 1, 1])
+                refused = [d for d in srv.decisions() if d["outcome"] == "refused"]
+                self.assertIn("moved to Postdesk.Failed", refused[0]["reason"])
+                s = self.source(srv)
+                self.assertEqual((s["imported"], s["refused"], s["last_error"]), (3, 1, None))
+
+    def test_a_personal_namespace_prefix_and_names_with_spaces_and_accents(self):
+        """Courier and Cyrus keep folders under "INBOX." (NAMESPACE says so): the configured
+        names go under it, beyond ASCII in modified UTF-7. A name with a space is found
+        again on the next connection, not created a second time (which fails)."""
+        dovecot, srv = self.start(after="move", namespace=INBOX_PREFIX_NAMESPACE,
+                                  folders={"move_to": "Help Desk/Traité",
+                                           "failed_folder": "Help Desk/Failed"})
+        done = "INBOX.Help Desk.Trait&AOk-"  # "é" is U+00E9: &AOk- (RFC 3501 5.1.3)
+        first = mail("fay@example.com", "acme@acme.test", "Prefixed",
+                     message_id="<prefix-1@client.test>")
+        dovecot.append("INBOX", first)
+        srv.start()
+        wait_for(lambda: dovecot.uids("INBOX") == [])
+        self.assertEqual(dovecot.message_ids(done),
+                         ["<prefix-1@client.test>"])
+        self.assertIn("INBOX.Help Desk.Failed", dovecot.folders())
+        # Reconnecting finds the folders it made and goes on importing.
+        srv.stop()
+        dovecot.append("INBOX", mail("fay@example.com", "acme@acme.test", "Prefixed again",
+                                     message_id="<prefix-2@client.test>"))
+        srv.start()
+        wait_for(lambda: dovecot.uids("INBOX") == [])
+        self.assertEqual(dovecot.message_ids(done),
+                         ["<prefix-1@client.test>", "<prefix-2@client.test>"])
+        wait_for(lambda: len(srv.tickets()) == 2)
+        self.assertIsNone(self.source(srv)["last_error"])
 
     def test_same_message_by_smtp_and_imap_is_one_ticket_entry(self):
         dovecot, srv = self.start(after="move")

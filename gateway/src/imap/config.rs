@@ -112,9 +112,20 @@ impl ImapSourceConfig {
                 self.host
             ));
         }
+        if let Some(problem) = folder_name_problem(&self.folder) {
+            return bad(format!("folder {:?} {problem}", self.folder));
+        }
         if self.after == AfterImport::Move {
             if self.move_to.trim().is_empty() {
                 return bad("after = \"move\" needs move_to".into());
+            }
+            for (setting, name) in [
+                ("move_to", &self.move_to),
+                ("failed_folder", &self.failed_folder),
+            ] {
+                if let Some(problem) = folder_name_problem(name) {
+                    return bad(format!("{setting} {name:?} {problem}"));
+                }
             }
             if self.move_to == self.folder || self.failed_folder == self.folder {
                 return bad("move_to and the failed folder must differ from folder".into());
@@ -124,6 +135,21 @@ impl ImapSourceConfig {
             return bad("poll interval must be at least one second".into());
         }
         Ok(())
+    }
+}
+
+/// Why a configured folder name cannot be a server's folder: levels are joined by "/", so
+/// none may be empty (servers refuse a leading, trailing or doubled separator); IMAP's
+/// wildcards and quoting characters would make the folder impossible to look up.
+fn folder_name_problem(name: &str) -> Option<&'static str> {
+    if name.chars().any(char::is_control) {
+        Some("has a control character")
+    } else if name.contains(['*', '%', '"', '\\']) {
+        Some("has one of * % \" \\, which IMAP uses for wildcards and quoting")
+    } else if name.split('/').any(|level| level.trim().is_empty()) {
+        Some("has an empty level: levels are joined by \"/\", none may be empty")
+    } else {
+        None
     }
 }
 
@@ -184,6 +210,39 @@ mod tests {
             ..source()
         };
         assert!(none.validate().is_err());
+    }
+
+    #[test]
+    fn folder_names_need_every_level() {
+        for bad in [
+            "/Imported",
+            "Postdesk/",
+            "Postdesk//Imported",
+            "Postdesk/ /x",
+            "a\r\nb",
+        ] {
+            let s = ImapSourceConfig {
+                move_to: bad.into(),
+                ..source()
+            };
+            assert!(s.validate().is_err(), "{bad:?}");
+            let s = ImapSourceConfig {
+                folder: bad.into(),
+                after: AfterImport::Keep,
+                ..source()
+            };
+            assert!(s.validate().is_err(), "{bad:?}");
+        }
+        let failed = ImapSourceConfig {
+            failed_folder: String::new(),
+            ..source()
+        };
+        assert!(failed.validate().is_err());
+        let fine = ImapSourceConfig {
+            move_to: "Help Desk/Traité".into(),
+            ..source()
+        };
+        assert!(fine.validate().is_ok());
     }
 
     #[test]

@@ -3,7 +3,9 @@
 
 mod config;
 mod connect;
+mod folders;
 mod import;
+mod namespace;
 mod source;
 
 pub use config::{AfterImport, ImapSourceConfig, ImapTls};

@@ -3,11 +3,11 @@
 //! jittered delays. What it knows is kept in the store for the API.
 
 use super::config::{AfterImport, ImapSourceConfig};
-use super::connect::{connect, timed, ImapSession};
+use super::connect::{connect, timed};
+use super::folders::{discover, ensure_folder, Hierarchy};
 use super::import::Importer;
 use crate::{Gateway, GatewayError};
 use async_imap::types::UnsolicitedResponse;
-use futures_util::TryStreamExt;
 use postdesk_store::MailboxStatus;
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,14 +75,11 @@ async fn connected(
     failures: &mut u32,
 ) -> Result<(), GatewayError> {
     let mut session = connect(source).await?;
-    let idle = timed("CAPABILITY", session.capabilities())
-        .await?
-        .has_str("IDLE");
-    let mut source = source.clone();
+    let capabilities = timed("CAPABILITY", session.capabilities()).await?;
+    let idle = capabilities.has_str("IDLE");
+    let hierarchy = discover(&mut session, capabilities.has_str("NAMESPACE")).await?;
+    let source = on_server(source, &hierarchy)?;
     if source.after == AfterImport::Move {
-        let delimiter = hierarchy_delimiter(&mut session).await?;
-        source.move_to = with_delimiter(&source.move_to, &delimiter);
-        source.failed_folder = with_delimiter(&source.failed_folder, &delimiter);
         ensure_folder(&mut session, &source.move_to).await?;
         ensure_folder(&mut session, &source.failed_folder).await?;
     }
@@ -147,45 +144,27 @@ async fn connected(
     }
 }
 
-async fn hierarchy_delimiter(session: &mut ImapSession) -> Result<String, GatewayError> {
-    let names = timed("LIST", async {
-        session
-            .list(Some(""), Some(""))
-            .await?
-            .try_collect::<Vec<_>>()
-            .await
-    })
-    .await?;
-    Ok(names
-        .first()
-        .and_then(|n| n.delimiter())
-        .unwrap_or("/")
-        .to_string())
-}
-
-/// Folder names are configured with `/`; servers with another separator get theirs.
-fn with_delimiter(folder: &str, delimiter: &str) -> String {
-    if delimiter.is_empty() || delimiter == "/" {
-        folder.to_string()
-    } else {
-        folder.replace('/', delimiter)
+/// The source with its folders under the server's names. The store keeps the configured
+/// name (`name`), so a changed server layout does not start the mailbox over.
+fn on_server(
+    source: &ImapSourceConfig,
+    hierarchy: &Hierarchy,
+) -> Result<ImapSourceConfig, GatewayError> {
+    let mut on_server = source.clone();
+    on_server.folder = hierarchy.server_name(&source.folder);
+    on_server.move_to = hierarchy.server_name(&source.move_to);
+    on_server.failed_folder = hierarchy.server_name(&source.failed_folder);
+    tracing::debug!(source = %source.name(), ?hierarchy, folder = %on_server.folder, move_to = %on_server.move_to, failed_folder = %on_server.failed_folder, "folder names on the server");
+    if source.after == AfterImport::Move
+        && (on_server.move_to == on_server.folder || on_server.failed_folder == on_server.folder)
+    {
+        return Err(GatewayError::Config(format!(
+            "imap source {}: on this server move_to and the failed folder are the folder read ({})",
+            source.name(),
+            on_server.folder
+        )));
     }
-}
-
-async fn ensure_folder(session: &mut ImapSession, folder: &str) -> Result<(), GatewayError> {
-    let found = timed("LIST", async {
-        session
-            .list(Some(""), Some(folder))
-            .await?
-            .try_collect::<Vec<_>>()
-            .await
-    })
-    .await?;
-    if found.is_empty() {
-        timed("CREATE", session.create(folder)).await?;
-        tracing::info!(folder, "created mailbox folder");
-    }
-    Ok(())
+    Ok(on_server)
 }
 
 /// 1 s doubling to 5 minutes, each between half and the whole of that, so many sources
@@ -220,15 +199,57 @@ mod tests {
         }
     }
 
+    fn source(folder: &str, move_to: &str) -> ImapSourceConfig {
+        ImapSourceConfig {
+            org: "acme".into(),
+            host: "127.0.0.1".into(),
+            port: 143,
+            tls: super::super::ImapTls::None,
+            user: "support".into(),
+            password: "secret".into(),
+            folder: folder.into(),
+            after: AfterImport::Move,
+            move_to: move_to.into(),
+            failed_folder: "Postdesk/Failed".into(),
+            poll_interval: Duration::from_secs(30),
+            ca_file: None,
+        }
+    }
+
     #[test]
-    fn folder_names_take_the_servers_separator() {
+    fn every_folder_gets_the_servers_name() {
+        let courier = Hierarchy {
+            prefix: "INBOX.".into(),
+            delimiter: Some('.'),
+        };
+        let s = on_server(&source("Support/Desk", "Postdesk/Imported"), &courier);
+        let s = s
+            .as_ref()
+            .map(|s| (&*s.folder, &*s.move_to, &*s.failed_folder));
         assert_eq!(
-            with_delimiter("Postdesk/Imported", "."),
-            "Postdesk.Imported"
+            s.ok(),
+            Some((
+                "INBOX.Support.Desk",
+                "INBOX.Postdesk.Imported",
+                "INBOX.Postdesk.Failed"
+            ))
         );
-        assert_eq!(
-            with_delimiter("Postdesk/Imported", "/"),
-            "Postdesk/Imported"
-        );
+    }
+
+    #[test]
+    fn names_that_meet_on_the_server_are_refused() {
+        let dots = Hierarchy {
+            prefix: String::new(),
+            delimiter: Some('.'),
+        };
+        // Different as configured, one folder on a "." server: moving would loop.
+        let same = source("Postdesk.Imported", "Postdesk/Imported");
+        assert!(same.validate().is_ok());
+        assert!(on_server(&same, &dots).is_err());
+        let slash = Hierarchy {
+            prefix: String::new(),
+            delimiter: Some('/'),
+        };
+        assert!(on_server(&same, &slash).is_ok());
     }
 }
