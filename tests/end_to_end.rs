@@ -130,3 +130,8 @@ fn employees() {
 fn authorization_matrix() {
     run_suite("test_authorization");
 }
+
+#[test]
+fn web_attacks() {
+    run_suite("test_attacks_web");
+}
