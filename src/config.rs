@@ -17,9 +17,13 @@ pub struct Config {
     /// HTTP listen address (web UI, API, health).
     pub http: String,
     /// The address people reach the web UI at, for links in mail and the CLI (e.g.
-    /// "https://desk.example.org"); empty = http://<http>. An https URL makes session
-    /// cookies Secure.
+    /// "https://desk.example.org"); empty = http://<http>. An https URL makes cookies
+    /// Secure with the `__Host-` prefix.
     pub public_url: String,
+    /// Reverse proxies (addresses or CIDR blocks) whose X-Forwarded-For / Forwarded headers
+    /// name the web client that rate limits count; empty = every client is its TCP peer.
+    /// `POSTDESK_TRUSTED_PROXIES` takes a comma-separated list.
+    pub trusted_proxies: Vec<String>,
     pub max_message_size: usize,
     pub max_line_length: usize,
     pub max_recipients: usize,
@@ -144,6 +148,7 @@ impl Default for Config {
             lmtp: String::new(),
             http: "127.0.0.1:8080".into(),
             public_url: String::new(),
+            trusted_proxies: Vec::new(),
             max_message_size: g.max_message_size,
             max_line_length: g.max_line_length,
             max_recipients: g.max_recipients,
@@ -179,8 +184,8 @@ impl Config {
         let defaults = toml::Table::try_from(Config::default())?;
         for (key, default) in &defaults {
             let var = format!("POSTDESK_{}", key.to_ascii_uppercase());
-            if let toml::Value::Array(_) = default {
-                // [[imap]] lists only come from the file.
+            if key == "imap" {
+                // [[imap]] tables only come from the file.
                 continue;
             }
             if let toml::Value::Table(section) = default {
@@ -234,6 +239,7 @@ impl Config {
         if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             bail!("public_url {url:?} must start with http:// or https://");
         }
+        self.trusted_proxies()?;
         if self.tls_cert.is_empty() != self.tls_key.is_empty() {
             bail!("tls_cert and tls_key must be set together");
         }
@@ -244,6 +250,12 @@ impl Config {
             source.source()?;
         }
         Ok(())
+    }
+
+    /// The parsed `trusted_proxies`.
+    pub fn trusted_proxies(&self) -> Result<postdesk_webui::TrustedProxies> {
+        postdesk_webui::TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))
     }
 
     /// The web UI's base URL, without a trailing slash.
@@ -280,6 +292,14 @@ fn env_value(var: &str, default: &toml::Value) -> Result<Option<toml::Value>> {
             raw.trim()
                 .parse()
                 .with_context(|| format!("{var}={raw:?} is not a whole number"))?,
+        ),
+        // A list of words: comma-separated.
+        toml::Value::Array(_) => toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_string()))
+                .collect(),
         ),
         _ => toml::Value::String(raw),
     }))

@@ -14,6 +14,7 @@ pub struct DataLock {
 pub fn acquire(data: &Path, purpose: &str) -> Result<DataLock> {
     std::fs::create_dir_all(data)
         .with_context(|| format!("cannot create data folder {}", data.display()))?;
+    crate::data_folder::tighten(data)?;
     let path = data.join("postdesk.lock");
     let mut file = OpenOptions::new()
         .read(true)

@@ -1,6 +1,7 @@
 //! The `postdesk` binary: command line, configuration, and wiring of the crates.
 
 mod config;
+mod data_folder;
 mod lock;
 mod serve;
 
@@ -154,6 +155,10 @@ enum OnOff {
 enum TokenCommand {
     /// Create an API token for a staff member and print it (it is stored hashed).
     Create { email: String },
+    /// List API tokens: id, staff member, creation date (never the tokens themselves).
+    List,
+    /// Revoke the API token with this id (as `token list` shows it).
+    Revoke { id: String },
 }
 
 fn main() {
@@ -164,6 +169,7 @@ fn main() {
 }
 
 fn run() -> Result<()> {
+    data_folder::private_umask();
     let cli = Cli::parse();
     let mut config = Config::load(cli.config.as_deref())?;
     match cli.command {
@@ -356,8 +362,25 @@ fn run() -> Result<()> {
             match command {
                 TokenCommand::Create { email } => {
                     let token = new_token();
-                    store.add_api_token(&email, &token)?;
+                    let id = store.add_api_token(&email, &token)?;
+                    eprintln!(
+                        "token {id} created for {}",
+                        email.trim().to_ascii_lowercase()
+                    );
                     println!("{token}");
+                }
+                TokenCommand::List => {
+                    for t in store.api_tokens()? {
+                        let created = match t.created_at {
+                            Some(at) => at.date().to_string(),
+                            None => "-".to_string(),
+                        };
+                        println!("{}\t{}\t{created}", t.id, t.email);
+                    }
+                }
+                TokenCommand::Revoke { id } => {
+                    let t = store.revoke_api_token(&id)?;
+                    println!("revoked token {} of {}", t.id, t.email);
                 }
             }
             Ok(())

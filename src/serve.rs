@@ -193,6 +193,7 @@ async fn run(data: &Path, store: Store, config: Config, first_run: Option<FirstR
         .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
     let mut http_stop = stop_rx.clone();
     let public_url = config.public_url();
+    let trusted_proxies = std::sync::Arc::new(config.trusted_proxies()?);
     let domain = config.domain.to_ascii_lowercase();
     let outbound = if config.relay.url.is_empty() {
         format!(
@@ -229,6 +230,7 @@ async fn run(data: &Path, store: Store, config: Config, first_run: Option<FirstR
         let app = postdesk_webui::router(postdesk_webui::AppState {
             outbound,
             domain,
+            trusted_proxies,
             ..postdesk_webui::AppState::new(store.clone(), clock, &public_url)
         });
         let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();

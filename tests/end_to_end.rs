@@ -135,3 +135,8 @@ fn authorization_matrix() {
 fn attacks_by_mail() {
     run_suite("test_attacks_mail");
 }
+
+#[test]
+fn attacks_on_the_web() {
+    run_suite("test_attacks_web");
+}

@@ -1,5 +1,6 @@
 //! Web access: staff password hashes, emailed sign-in links (magic links) with an expiry
-//! and a use limit, and sessions. Links and session ids are stored only as hashes.
+//! and a use limit, and sessions. Links and session ids are stored only as hashes, each
+//! indexed by its principal so signing out everywhere can end and void them all.
 
 use crate::codec::{decode, encode};
 use crate::directory::hash_token;
@@ -76,8 +77,59 @@ impl Store {
 
     /// Records a sign-in link under the hash of its secret `token`.
     pub fn add_login_link(&self, token: &str, link: &LoginLink) -> Result<(), StoreError> {
-        self.state
-            .insert(format!("link/{}", hash_token(token)), encode(link)?)?;
+        let hash = hash_token(token);
+        let mut batch = sled::Batch::default();
+        batch.insert(format!("link/{hash}").as_bytes(), encode(link)?);
+        batch.insert(
+            format!("linkby/{}/{hash}", link.principal.key()).as_bytes(),
+            &[],
+        );
+        self.state.apply_batch(batch)?;
+        self.flush()
+    }
+
+    /// Voids every sign-in link issued to `principal` that has not expired yet. Returns
+    /// how many were voided.
+    pub fn revoke_login_links(&self, principal: &Principal) -> Result<usize, StoreError> {
+        let prefix = format!("linkby/{}/", principal.key());
+        let keys: Vec<_> = self
+            .state
+            .scan_prefix(prefix.as_bytes())
+            .keys()
+            .collect::<Result<_, _>>()?;
+        let mut batch = sled::Batch::default();
+        for k in &keys {
+            let hash = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            batch.remove(format!("link/{hash}").as_bytes());
+            batch.remove(k.as_ref());
+        }
+        self.state.apply_batch(batch)?;
+        self.flush()?;
+        Ok(keys.len())
+    }
+
+    /// Indexes sign-in links stored before links were indexed by principal (once per data
+    /// folder), dropping the expired ones on the way.
+    pub(crate) fn ensure_link_index(&self) -> Result<(), StoreError> {
+        const DONE: &str = "migrated/link-index";
+        if self.state.get(DONE)?.is_some() {
+            return Ok(());
+        }
+        let now = OffsetDateTime::now_utc();
+        let mut batch = sled::Batch::default();
+        for item in self.state.scan_prefix("link/") {
+            let (k, v) = item?;
+            let hash = String::from_utf8_lossy(&k["link/".len()..]).into_owned();
+            match decode::<LoginLink>(&v) {
+                Ok(link) if link.expires_at > now => batch.insert(
+                    format!("linkby/{}/{hash}", link.principal.key()).as_bytes(),
+                    &[],
+                ),
+                _ => batch.remove(k),
+            }
+        }
+        batch.insert(DONE, &[]);
+        self.state.apply_batch(batch)?;
         self.flush()
     }
 
@@ -180,5 +232,50 @@ impl Store {
         }
         self.flush()?;
         Ok(keys.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revoking_voids_every_link_of_the_principal_old_ones_too() {
+        let dir = std::env::temp_dir().join(format!("postdesk-access-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let s = Store::open(&dir).expect("open");
+        let now = OffsetDateTime::now_utc();
+        let link = |email: &str| LoginLink {
+            principal: Principal::Staff {
+                email: email.into(),
+            },
+            expires_at: now + time::Duration::hours(12),
+            uses_left: 5,
+        };
+        s.add_login_link("new", &link("ann@x.test")).expect("link");
+        s.add_login_link("bob", &link("bob@x.test")).expect("link");
+        // A link stored before links were indexed by principal, found again on open.
+        s.state
+            .insert(
+                format!("link/{}", hash_token("old")),
+                encode(&link("ann@x.test")).expect("encode"),
+            )
+            .expect("old link");
+        s.state.remove("migrated/link-index").expect("marker");
+        drop(s);
+        let s = Store::open(&dir).expect("reopen");
+        let ann = Principal::Staff {
+            email: "ann@x.test".into(),
+        };
+        assert_eq!(s.revoke_login_links(&ann).expect("revoke"), 2);
+        for token in ["new", "old"] {
+            assert_eq!(
+                s.use_login_link(token, now).expect("use"),
+                Err(LinkRefusal::Unknown)
+            );
+        }
+        assert!(s.use_login_link("bob", now).expect("use").is_ok());
+        drop(s);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

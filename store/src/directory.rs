@@ -1,9 +1,41 @@
-//! Organizations, their addresses, staff members and their hashed API tokens.
+//! Organizations, their addresses and the ids of their directory tokens already used;
+//! staff members and their hashed API tokens.
 
 use crate::codec::{decode, encode};
 use crate::{Org, Staff, Store, StoreError};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sled::transaction::ConflictableTransactionError::Abort;
+use time::OffsetDateTime;
+
+/// Hex characters of a token's hash that name it in `postdesk token list`.
+pub const TOKEN_ID_LEN: usize = 12;
+
+/// What is stored for an API token (under `apitoken/<hash>`). Tokens made before this
+/// record existed hold just the staff member's address, and still work.
+#[derive(Serialize, Deserialize)]
+struct ApiTokenRecord {
+    email: String,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+}
+
+/// An API token as the command line lists it: never the token itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTokenInfo {
+    /// The first `TOKEN_ID_LEN` hex characters of the token's hash.
+    pub id: String,
+    pub email: String,
+    /// Unknown for tokens made before this was recorded.
+    pub created_at: Option<OffsetDateTime>,
+}
+
+fn read_api_token(value: &[u8]) -> (String, Option<OffsetDateTime>) {
+    match serde_json::from_slice::<ApiTokenRecord>(value) {
+        Ok(r) => (r.email, Some(r.created_at)),
+        Err(_) => (String::from_utf8_lossy(value).into_owned(), None),
+    }
+}
 
 /// Lowercases an address and drops a `+tag` from its local part.
 fn base_address(address: &str) -> String {
@@ -106,6 +138,55 @@ impl Store {
             .state
             .get(format!("dirsecret/{slug}"))?
             .map(|v| v.to_vec()))
+    }
+
+    /// Uses a directory token's id (`jti`) for organization `slug`: true the first time,
+    /// false if it was used before. Ids are kept (hashed) until their token's expiry
+    /// (`expires`, unix seconds), then forgotten in order, so what is kept stays bounded by
+    /// what can still be replayed.
+    pub fn use_directory_token(
+        &self,
+        slug: &str,
+        jti: &str,
+        expires: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.forget_expired_directory_tokens(now)?;
+        let hash = hash_token(jti);
+        let key = format!("dirjti/{slug}/{hash}");
+        let by_expiry = format!("dirjtiexp/{:020}/{slug}/{hash}", expires.max(0));
+        let first = self
+            .state
+            .transaction(|tx| {
+                if tx.get(key.as_bytes())?.is_some() {
+                    return Ok(false);
+                }
+                tx.insert(key.as_bytes(), by_expiry.as_bytes())?;
+                tx.insert(by_expiry.as_bytes(), &[])?;
+                Ok(true)
+            })
+            .map_err(StoreError::from)?;
+        self.flush()?;
+        Ok(first)
+    }
+
+    fn forget_expired_directory_tokens(&self, now: i64) -> Result<(), StoreError> {
+        let horizon = format!("dirjtiexp/{:020}", now.max(0));
+        let mut batch = sled::Batch::default();
+        for k in self.state.scan_prefix("dirjtiexp/").keys() {
+            let k = k?;
+            if k.as_ref() >= horizon.as_bytes() {
+                break;
+            }
+            // dirjtiexp/<expiry>/<slug>/<hash> indexes dirjti/<slug>/<hash>.
+            let text = String::from_utf8_lossy(&k);
+            if let Some((_, id)) = text["dirjtiexp/".len()..].split_once('/') {
+                batch.remove(format!("dirjti/{id}").as_bytes());
+            }
+            batch.remove(k);
+        }
+        self.state.apply_batch(batch)?;
+        Ok(())
     }
 
     /// Adds a new organization; fails if the slug or one of its addresses is taken.
@@ -214,7 +295,8 @@ impl Store {
         self.flush()
     }
 
-    /// Removes a staff member with their password and API tokens; their sessions end.
+    /// Removes a staff member with their password and API tokens; their sessions end and
+    /// their sign-in links are void.
     pub fn remove_staff(&self, email: &str) -> Result<(), StoreError> {
         if self.state.remove(format!("staff/{email}"))?.is_none() {
             return Err(StoreError::NotFound(format!("staff member {email}")));
@@ -224,15 +306,17 @@ impl Store {
             .state
             .scan_prefix("apitoken/")
             .filter_map(Result::ok)
-            .filter(|(_, v)| v.as_ref() == email.as_bytes())
+            .filter(|(_, v)| read_api_token(v).0 == email)
             .map(|(k, _)| k)
             .collect();
         for k in tokens {
             self.state.remove(k)?;
         }
-        self.end_all_sessions(&crate::Principal::Staff {
+        let principal = crate::Principal::Staff {
             email: email.to_string(),
-        })?;
+        };
+        self.end_all_sessions(&principal)?;
+        self.revoke_login_links(&principal)?;
         self.flush()
     }
 
@@ -288,23 +372,177 @@ impl Store {
         self.flush()
     }
 
-    /// Records an API token (by its hash) for a staff member.
-    pub fn add_api_token(&self, email: &str, token: &str) -> Result<(), StoreError> {
+    /// Records an API token (by its hash) for a staff member, created now; returns its id.
+    pub fn add_api_token(&self, email: &str, token: &str) -> Result<String, StoreError> {
         let staff = self
             .staff(email)?
             .ok_or_else(|| StoreError::NotFound(format!("staff member {email}")))?;
-        self.state.insert(
-            format!("apitoken/{}", hash_token(token)),
-            staff.email.as_bytes(),
-        )?;
-        self.flush()
+        let hash = hash_token(token);
+        let record = ApiTokenRecord {
+            email: staff.email,
+            created_at: OffsetDateTime::now_utc(),
+        };
+        self.state
+            .insert(format!("apitoken/{hash}"), encode(&record)?)?;
+        self.flush()?;
+        Ok(hash[..TOKEN_ID_LEN].to_string())
     }
 
     /// The staff member an API token belongs to.
     pub fn staff_for_api_token(&self, token: &str) -> Result<Option<Staff>, StoreError> {
         match self.state.get(format!("apitoken/{}", hash_token(token)))? {
-            Some(email) => self.staff(&String::from_utf8_lossy(&email)),
+            Some(v) => self.staff(&read_api_token(&v).0),
             None => Ok(None),
         }
+    }
+
+    /// Every API token: its id, owner and creation date.
+    pub fn api_tokens(&self) -> Result<Vec<ApiTokenInfo>, StoreError> {
+        self.state
+            .scan_prefix("apitoken/")
+            .map(|item| {
+                let (k, v) = item?;
+                let hash = String::from_utf8_lossy(&k["apitoken/".len()..]).into_owned();
+                let (email, created_at) = read_api_token(&v);
+                Ok(ApiTokenInfo {
+                    id: hash.chars().take(TOKEN_ID_LEN).collect(),
+                    email,
+                    created_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes the one API token whose id (hash) starts with `id` (at least 6 hex
+    /// characters); an id that names none or several changes nothing.
+    pub fn revoke_api_token(&self, id: &str) -> Result<ApiTokenInfo, StoreError> {
+        let id = id.trim().to_ascii_lowercase();
+        if id.len() < 6 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(StoreError::Invalid(format!(
+                "{id:?} is not a token id (at least 6 hex characters, as `token list` shows)"
+            )));
+        }
+        let matches: Vec<_> = self
+            .state
+            .scan_prefix(format!("apitoken/{id}"))
+            .collect::<Result<_, _>>()?;
+        let (key, value) = match matches.as_slice() {
+            [one] => one,
+            [] => return Err(StoreError::NotFound(format!("API token {id}"))),
+            _ => {
+                return Err(StoreError::Invalid(format!(
+                    "{id} names {} tokens; give more of its characters",
+                    matches.len()
+                )))
+            }
+        };
+        self.state.remove(key)?;
+        self.flush()?;
+        let (email, created_at) = read_api_token(value);
+        Ok(ApiTokenInfo {
+            id: String::from_utf8_lossy(&key["apitoken/".len()..])
+                .chars()
+                .take(TOKEN_ID_LEN)
+                .collect(),
+            email,
+            created_at,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Scratch(std::path::PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn store(name: &str) -> (Store, Scratch) {
+        let dir =
+            std::env::temp_dir().join(format!("postdesk-directory-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).expect("open");
+        store
+            .add_staff(&Staff {
+                email: "alex@x.test".into(),
+                name: "Alex".into(),
+                role: crate::Role::Admin,
+                alerts: true,
+                hourly_rate_cents: 0,
+                created_at: OffsetDateTime::now_utc(),
+            })
+            .expect("staff");
+        (store, Scratch(dir))
+    }
+
+    #[test]
+    fn api_tokens_are_listed_and_revoked_by_id() {
+        let (s, _dir) = store("tokens");
+        // A token stored before records had dates: the bare address.
+        s.state
+            .insert(
+                format!("apitoken/{}", hash_token("pd_old")),
+                b"alex@x.test".as_slice(),
+            )
+            .expect("old token");
+        let id = s.add_api_token("alex@x.test", "pd_new").expect("token");
+        assert_eq!(id, hash_token("pd_new")[..TOKEN_ID_LEN]);
+        for t in ["pd_old", "pd_new"] {
+            let who = s.staff_for_api_token(t).expect("read").map(|x| x.email);
+            assert_eq!(who.as_deref(), Some("alex@x.test"), "{t}");
+        }
+        let list = s.api_tokens().expect("list");
+        assert_eq!(list.len(), 2);
+        let old = list.iter().find(|t| t.id != id).expect("old");
+        assert_eq!((old.email.as_str(), old.created_at), ("alex@x.test", None));
+        assert!(list.iter().any(|t| t.id == id && t.created_at.is_some()));
+        // Bad, unknown and too short ids change nothing.
+        assert!(s.revoke_api_token("zzzzzz").is_err());
+        assert!(s.revoke_api_token("abc").is_err());
+        let unknown = if id.starts_with("000000") {
+            "ffffff"
+        } else {
+            "000000"
+        };
+        assert!(matches!(
+            s.revoke_api_token(unknown),
+            Err(StoreError::NotFound(_))
+        ));
+        assert_eq!(s.api_tokens().expect("list").len(), 2);
+        assert_eq!(s.revoke_api_token(&id).expect("revoke").id, id);
+        assert!(s.staff_for_api_token("pd_new").expect("read").is_none());
+        assert!(s.staff_for_api_token("pd_old").expect("read").is_some());
+        // Removing the staff member removes old-format tokens too.
+        s.remove_staff("alex@x.test").expect("remove");
+        assert!(s.api_tokens().expect("list").is_empty());
+    }
+
+    #[test]
+    fn directory_token_ids_are_used_once_and_forgotten_after_expiry() {
+        let (s, _dir) = store("jti");
+        assert!(s
+            .use_directory_token("acme", "j1", 1600, 1000)
+            .expect("use"));
+        assert!(!s
+            .use_directory_token("acme", "j1", 1600, 1100)
+            .expect("use"));
+        // Another organization's id space is its own.
+        assert!(s
+            .use_directory_token("beta", "j1", 1600, 1100)
+            .expect("use"));
+        assert!(s
+            .use_directory_token("acme", "j2", 1200, 1100)
+            .expect("use"));
+        // Once expired, an id is forgotten (its token is refused for its expiry anyway).
+        assert!(s
+            .use_directory_token("acme", "j3", 2300, 1700)
+            .expect("use"));
+        let kept = |prefix: &str| s.state.scan_prefix(prefix).count();
+        assert_eq!((kept("dirjti/"), kept("dirjtiexp/")), (1, 1));
     }
 }

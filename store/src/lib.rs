@@ -19,7 +19,7 @@ mod tickets;
 pub use access::{LinkRefusal, LoginLink, Principal, WebSession};
 pub use bell::BellItem;
 pub use clock::{Clock, OffsetFileClock, SystemClock};
-pub use directory::hash_token;
+pub use directory::{hash_token, ApiTokenInfo};
 pub use dkim::DkimKeyRecord;
 pub use error::StoreError;
 pub use held::HeldAction;
@@ -66,6 +66,7 @@ impl Store {
             blobs,
         };
         store.ensure_recency_index()?;
+        store.ensure_link_index()?;
         release_freed_memory();
         Ok(store)
     }

@@ -1,15 +1,18 @@
-"""The command line: first run, organizations and their address rule, staff, tokens,
-configuration from file and environment, and the data-folder lock while serving."""
+"""The command line: first run, organizations and their address rule, staff, tokens (made,
+listed, revoked), configuration from file and environment, the data-folder lock while
+serving, and a data folder only its owner can read."""
 
+import glob
 import os
 import re
 import smtplib
+import stat
 import subprocess
 import time
 import unittest
 from email.message import EmailMessage
 
-from harness import BIN, Browser, Server
+from harness import BIN, Browser, Server, mail, wait_for
 
 
 class Cli(unittest.TestCase):
@@ -82,6 +85,55 @@ class Cli(unittest.TestCase):
                 with open(os.path.join(root, name), "rb") as f:
                     self.assertNotIn(tok.encode(), f.read(), "tokens are stored hashed")
 
+    def test_tokens_are_listed_and_revoked(self):
+        self.srv.bootstrap(staff=[("alex@acme.test", "Alex", "manager")])
+        alex = self.srv.cli("token", "create", "alex@acme.test").stdout.strip()
+        listed = self.srv.cli("token", "list").stdout
+        rows = [line.split("\t") for line in listed.splitlines()]
+        self.assertEqual(len(rows), 2, listed)
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        self.assertEqual(sorted((r[1], r[2]) for r in rows),
+                         [("alex@acme.test", today), ("tester@ops.test", today)])
+        for r in rows:
+            self.assertRegex(r[0], r"^[0-9a-f]{12}$")
+        self.assertNotIn(alex, listed)
+        self.assertNotIn(self.srv.token, listed)
+        alex_id = next(r[0] for r in rows if r[1] == "alex@acme.test")
+        # A bad or unknown id changes nothing.
+        for bad in ("xyz", "0000000000000000"):
+            r = self.srv.cli("token", "revoke", bad, check=False)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertNotIn("panicked", r.stderr)
+        self.assertEqual(len(self.srv.cli("token", "list").stdout.splitlines()), 2)
+        out = self.srv.cli("token", "revoke", alex_id).stdout
+        self.assertIn(f"revoked token {alex_id} of alex@acme.test", out)
+        self.srv.start()
+        self.srv.api("/api/v1/tickets", token=alex, expect=401)
+        self.srv.api("/api/v1/tickets")
+
+    def test_data_folder_is_private(self):
+        self.srv.bootstrap().start()
+        with smtplib.SMTP("127.0.0.1", self.srv.smtp_port) as s:
+            s.send_message(mail("c@customer.test", "acme@acme.test", "Private?",
+                                message_id="<private@customer.test>"))
+        self.srv.decision_for("<private@customer.test>")
+        wait_for(lambda: glob.glob(os.path.join(self.srv.data, "outbox", "*.eml")))
+        self.srv.stop()
+        self.assertEqual(stat.S_IMODE(os.stat(self.srv.data).st_mode), 0o700)
+        paths = []
+        for root, dirs, files in os.walk(self.srv.data):
+            paths += [os.path.join(root, d) for d in dirs] + [os.path.join(root, f) for f in files]
+        self.assertTrue(any(p.endswith(".eml") for p in paths), paths)
+        for path in paths:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+            with self.subTest(path=os.path.relpath(path, self.srv.data)):
+                self.assertEqual(mode & 0o077, 0, oct(mode))
+        # A folder left open to others is tightened, with a warning.
+        os.chmod(self.srv.data, 0o755)
+        r = self.srv.cli("org", "list")
+        self.assertIn("was open to other users", r.stderr)
+        self.assertEqual(stat.S_IMODE(os.stat(self.srv.data).st_mode), 0o700)
+
     def test_admin_commands_refused_while_serving(self):
         self.srv.bootstrap().start()
         r = self.srv.cli("org", "list", check=False)
@@ -101,6 +153,7 @@ class Cli(unittest.TestCase):
                              text=True, check=True).stdout
         self.assertIn('domain = "example.org"', out)
         self.assertIn("max_recipients = 9", out)
+        self.assertIn("trusted_proxies = []", out)
         self.assertIn('smtp = "0.0.0.0:25"', out)
         self.assertIn('http = "127.0.0.1:8080"', out)
         with open(path, "w") as f:
@@ -111,6 +164,14 @@ class Cli(unittest.TestCase):
         r = subprocess.run([BIN, "config"], env=dict(env, POSTDESK_MAX_RECIPIENTS="many"),
                            capture_output=True, text=True)
         self.assertIn("POSTDESK_MAX_RECIPIENTS", r.stderr)
+        # Trusted proxies from the environment, a comma-separated list; a bad entry is named.
+        out = subprocess.run([BIN, "config"], env=dict(env, POSTDESK_TRUSTED_PROXIES="10.0.0.0/8, ::1"),
+                             capture_output=True, text=True, check=True).stdout
+        self.assertIn('trusted_proxies = ["10.0.0.0/8", "::1"]', out)
+        r = subprocess.run([BIN, "config"], env=dict(env, POSTDESK_TRUSTED_PROXIES="proxy.lan"),
+                           capture_output=True, text=True)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn('trusted_proxies: "proxy.lan" is not an IP address or CIDR block', r.stderr)
 
 
 if __name__ == "__main__":

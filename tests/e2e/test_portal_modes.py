@@ -1,12 +1,13 @@
 """Organization settings in the web UI and the portal's other sign-in modes: guest
 requests (no sign-in, no confirmation mail, "Portal Guest" as creator, the contact set
-later by staff) and directory tokens (HS256 JWTs made with PyJWT) with their error cases;
-who may see and change settings."""
+later by staff) and directory tokens (HS256 JWTs made with PyJWT, at most 10 minutes valid,
+each `jti` used once) with their error cases; who may see and change settings."""
 
 import re
 import smtplib
 import time
 import unittest
+import uuid
 
 import jwt
 
@@ -98,13 +99,19 @@ class PortalModes(unittest.TestCase):
         self.assertNotIn(secret, again, "the secret is shown only once")
 
         def token(key=secret, **claims):
-            body = {"iss": "acme", "email": "Dana@Customer.test", "exp": int(time.time()) + 300}
+            body = {"iss": "acme", "email": "Dana@Customer.test", "exp": int(time.time()) + 300,
+                    "jti": uuid.uuid4().hex}
             body.update(claims)
             return jwt.encode({k: v for k, v in body.items() if v is not None}, key, algorithm="HS256")
 
         b = Browser(self.srv)
-        status, headers, _ = b.get(f"/portal/acme/sso?token={token()}")
+        first = token()
+        status, headers, _ = b.get(f"/portal/acme/sso?token={first}")
         self.assertEqual((status, headers["Location"]), (303, "/portal/acme"))
+        # A token works once: seen in a log, a history or a Referer, it opens nothing.
+        status, _, page = Browser(self.srv).get(f"/portal/acme/sso?token={first}")
+        self.assertEqual(status, 403)
+        self.assertIn("already been used", page)
         _, _, page = b.get("/portal/acme")
         self.assertIn("dana@customer.test", page)
         _, _, page = b.post_files("/portal/acme/tickets", {"csrf": b.csrf(page),
@@ -115,6 +122,9 @@ class PortalModes(unittest.TestCase):
                          (token(iss="beta"), "issued for another portal"),
                          (token(exp=int(time.time()) - 5), "expired"),
                          (token(exp=None), "expired"),
+                         (token(exp=int(time.time()) + 3600), "valid for too long"),
+                         (token(iat=int(time.time()) - 3600), "valid for too long"),
+                         (token(jti=None), "no jti claim"),
                          (token(email=None), "names no email"),
                          ("garbage", "not a JWT")]:
             with self.subTest(why=why):

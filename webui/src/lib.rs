@@ -5,18 +5,21 @@
 mod actions;
 mod api;
 mod auth;
+mod client_ip;
 mod directory_token;
 mod error;
 mod forms;
 mod limits;
 mod links;
 mod pages;
+mod passwords;
 mod session;
 
 use postdesk_desk::policy;
 
+pub use client_ip::TrustedProxies;
 pub use error::ApiError;
-pub use pages::signin::hash_password;
+pub use passwords::hash_password;
 pub use session::{issue_link, new_secret, LINK_HOURS};
 
 use axum::response::Redirect;
@@ -31,11 +34,15 @@ pub struct AppState {
     pub store: Store,
     /// Everything that stamps or expires asks this clock, so tests can move time.
     pub clock: Arc<dyn Clock>,
-    /// Session cookies get `Secure` (the site is served over HTTPS).
+    /// Cookies get `Secure` and the `__Host-` prefix (the site is served over HTTPS).
     pub secure_cookies: bool,
     /// The web UI's base URL, for links in mail.
     pub public_url: String,
-    pub link_limits: Arc<limits::LinkLimits>,
+    pub limits: Arc<limits::Limits>,
+    /// Whose X-Forwarded-For / Forwarded headers name the client (see `ClientIp`).
+    pub trusted_proxies: Arc<TrustedProxies>,
+    /// Where passwords are hashed and checked, a few at a time.
+    pub passwords: Arc<passwords::Passwords>,
     /// How outbound mail leaves, for the email settings page (no secrets).
     pub outbound: String,
     /// The mail domain: a new organization's address is `slug@domain`.
@@ -52,7 +59,9 @@ impl AppState {
             clock,
             secure_cookies: public_url.starts_with("https://"),
             public_url: public_url.trim_end_matches('/').to_string(),
-            link_limits: Arc::default(),
+            limits: Arc::default(),
+            trusted_proxies: Arc::default(),
+            passwords: Arc::default(),
             outbound: String::new(),
             domain: "localhost".into(),
             last_seen: Arc::default(),
@@ -171,8 +180,9 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Headers on every answer: pages run no script at all and load nothing from elsewhere
-/// (mail content is hostile), cannot be framed, and send no Referer (sign-in links carry
-/// their token in the path).
+/// (mail content is hostile), cannot be framed, send no Referer (sign-in links carry
+/// their token in the path), and are never stored by a browser or a proxy cache (pages,
+/// API answers and downloads show tickets; a shared computer's cache must not).
 async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
     use axum::http::{header, HeaderValue};
     let h = response.headers_mut();
@@ -192,5 +202,6 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

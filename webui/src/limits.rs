@@ -1,43 +1,193 @@
-//! Rate limits on the portal's anonymous forms (governor): sign-in link requests per
-//! address (nobody's inbox can be flooded) and per client IP (addresses cannot be tried
-//! in bulk), and guest tickets per client IP.
+//! Rate limits (governor) on what anyone may try without being signed in: sign-in link
+//! requests per address (nobody's inbox can be flooded) and per client, guest tickets per
+//! client, and password attempts per submitted address (known or not) and per client.
+//! Clients are keyed by `ClientIp::key` (an IPv6 client by its /64).
 
+use crate::client_ip::ClientIp;
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
-pub struct LinkLimits {
-    per_address: DefaultKeyedRateLimiter<String>,
-    per_ip: DefaultKeyedRateLimiter<IpAddr>,
-    /// Guest tickets per client IP: a form anyone can post must not become a spam gun.
-    guests_per_ip: DefaultKeyedRateLimiter<IpAddr>,
+/// Password attempts per address: a few at once, then one a minute, whoever tries.
+const PASSWORD_BURST_PER_ACCOUNT: u32 = 5;
+const PASSWORD_EVERY_PER_ACCOUNT: Duration = Duration::from_secs(60);
+/// Password attempts per client: enough for an office behind one address signing in.
+const PASSWORD_BURST_PER_CLIENT: u32 = 30;
+const PASSWORD_EVERY_PER_CLIENT: Duration = Duration::from_secs(3);
+/// Submitted addresses are keyed by at most this many characters, so a key costs little.
+const MAX_ACCOUNT_KEY: usize = 320;
+/// Keys whose quota is whole again are dropped every this many checks.
+const CLEAN_EVERY: u32 = 1024;
+
+/// A refusal, and how long until the next attempt may pass.
+#[derive(Debug, Clone, Copy)]
+pub struct Wait(pub Duration);
+
+impl Wait {
+    /// Whole seconds for a Retry-After header, at least 1.
+    pub fn seconds(self) -> u64 {
+        (self.0.as_secs() + u64::from(self.0.subsec_nanos() > 0)).max(1)
+    }
 }
 
-impl Default for LinkLimits {
+/// One keyed limiter whose idle keys are cleaned up now and then, not on every check
+/// (a scan of every key per request would make a flood of new keys quadratic).
+struct Keyed<K: Hash + Eq + Clone> {
+    limiter: DefaultKeyedRateLimiter<K>,
+    checks: AtomicU32,
+}
+
+impl<K: Hash + Eq + Clone> Keyed<K> {
+    fn new(quota: Quota) -> Self {
+        Keyed {
+            limiter: RateLimiter::keyed(quota),
+            checks: AtomicU32::new(0),
+        }
+    }
+
+    fn check(&self, key: &K) -> Result<(), Wait> {
+        let outcome = self
+            .limiter
+            .check_key(key)
+            .map(|_| ())
+            .map_err(|not_until| Wait(not_until.wait_time_from(self.limiter.clock().now())));
+        if self.checks.fetch_add(1, Ordering::Relaxed) % CLEAN_EVERY == CLEAN_EVERY - 1 {
+            self.limiter.retain_recent();
+            self.limiter.shrink_to_fit();
+        }
+        outcome
+    }
+}
+
+pub struct Limits {
+    links_per_address: Keyed<String>,
+    links_per_client: Keyed<IpAddr>,
+    /// Guest tickets per client: a form anyone can post must not become a spam gun.
+    guests_per_client: Keyed<IpAddr>,
+    passwords_per_account: Keyed<String>,
+    passwords_per_client: Keyed<IpAddr>,
+}
+
+fn burst(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
+}
+
+fn paced(every: Duration, at_once: u32) -> Quota {
+    Quota::with_period(every)
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(burst(at_once))
+}
+
+impl Default for Limits {
     fn default() -> Self {
-        let hourly = |n: u32| Quota::per_hour(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
-        LinkLimits {
-            per_address: RateLimiter::keyed(hourly(5)),
-            per_ip: RateLimiter::keyed(hourly(30)),
-            guests_per_ip: RateLimiter::keyed(hourly(20)),
+        let hourly = |n: u32| Quota::per_hour(burst(n));
+        Limits {
+            links_per_address: Keyed::new(hourly(5)),
+            links_per_client: Keyed::new(hourly(30)),
+            guests_per_client: Keyed::new(hourly(20)),
+            passwords_per_account: Keyed::new(paced(
+                PASSWORD_EVERY_PER_ACCOUNT,
+                PASSWORD_BURST_PER_ACCOUNT,
+            )),
+            passwords_per_client: Keyed::new(paced(
+                PASSWORD_EVERY_PER_CLIENT,
+                PASSWORD_BURST_PER_CLIENT,
+            )),
         }
     }
 }
 
-impl LinkLimits {
-    /// Whether one more link may go to `address` asked from `ip`; both quotas are spent.
-    pub fn allow(&self, address: &str, ip: IpAddr) -> bool {
-        let by_ip = self.per_ip.check_key(&ip).is_ok();
-        let by_address = self.per_address.check_key(&address.to_string()).is_ok();
-        self.per_ip.retain_recent();
-        self.per_address.retain_recent();
-        by_ip && by_address
+impl Limits {
+    /// Whether one more sign-in link may go to `address` asked by `client`; both quotas
+    /// are spent.
+    pub fn allow_link(&self, address: &str, client: ClientIp) -> bool {
+        let by_client = self.links_per_client.check(&client.key()).is_ok();
+        let by_address = self.links_per_address.check(&account_key(address)).is_ok();
+        by_client && by_address
     }
 
-    /// Whether `ip` may open one more guest ticket.
-    pub fn allow_guest(&self, ip: IpAddr) -> bool {
-        let ok = self.guests_per_ip.check_key(&ip).is_ok();
-        self.guests_per_ip.retain_recent();
-        ok
+    /// Whether `client` may open one more guest ticket.
+    pub fn allow_guest(&self, client: ClientIp) -> Result<(), Wait> {
+        self.guests_per_client.check(&client.key())
+    }
+
+    /// Whether `client` may try one more password for `address`. The client's quota is
+    /// asked first, so one client cannot spend an account's quota faster than its own.
+    pub fn allow_password(&self, address: &str, client: ClientIp) -> Result<(), Wait> {
+        self.passwords_per_client.check(&client.key())?;
+        self.passwords_per_account.check(&account_key(address))
+    }
+}
+
+/// The key of a submitted address: lowercased, bounded in length.
+fn account_key(address: &str) -> String {
+    address
+        .trim()
+        .chars()
+        .take(MAX_ACCOUNT_KEY)
+        .collect::<String>()
+        .to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(s: &str) -> ClientIp {
+        ClientIp(s.parse().expect("test address"))
+    }
+
+    #[test]
+    fn password_attempts_stop_per_account_whoever_asks() {
+        let limits = Limits::default();
+        for i in 0..PASSWORD_BURST_PER_ACCOUNT {
+            let from = client(&format!("192.0.2.{i}"));
+            assert!(limits.allow_password("Ann@X.test", from).is_ok());
+        }
+        let wait = limits
+            .allow_password("ann@x.test ", client("198.51.100.1"))
+            .expect_err("the account's quota is spent");
+        assert!(wait.seconds() >= 1 && wait.seconds() <= 60, "{wait:?}");
+        // Another address is untouched.
+        assert!(limits
+            .allow_password("bob@x.test", client("198.51.100.1"))
+            .is_ok());
+    }
+
+    #[test]
+    fn password_attempts_stop_per_client_and_per_64() {
+        let limits = Limits::default();
+        for i in 0..PASSWORD_BURST_PER_CLIENT {
+            let from = client(&format!("2001:db8:0:1::{i:x}"));
+            assert!(limits.allow_password(&format!("u{i}@x.test"), from).is_ok());
+        }
+        assert!(limits
+            .allow_password("new@x.test", client("2001:db8:0:1:ffff::1"))
+            .is_err());
+        assert!(limits
+            .allow_password("new@x.test", client("2001:db8:0:2::1"))
+            .is_ok());
+    }
+
+    #[test]
+    fn guests_per_client() {
+        let limits = Limits::default();
+        for _ in 0..20 {
+            assert!(limits.allow_guest(client("192.0.2.1")).is_ok());
+        }
+        assert!(limits.allow_guest(client("192.0.2.1")).is_err());
+        assert!(limits.allow_guest(client("192.0.2.2")).is_ok());
+    }
+
+    #[test]
+    fn retry_after_rounds_up() {
+        assert_eq!(Wait(Duration::from_millis(1)).seconds(), 1);
+        assert_eq!(Wait(Duration::ZERO).seconds(), 1);
+        assert_eq!(Wait(Duration::from_secs(59)).seconds(), 59);
+        assert_eq!(Wait(Duration::from_millis(59_001)).seconds(), 60);
     }
 }

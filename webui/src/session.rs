@@ -1,5 +1,6 @@
-//! Browser sessions: a random id in an HttpOnly, SameSite=Lax cookie (Secure behind TLS),
-//! stored hashed; every form carries the session's CSRF token, compared in constant time.
+//! Browser sessions: a random id in an HttpOnly, SameSite=Lax cookie (Secure and
+//! `__Host-` under HTTPS), stored hashed; every form carries the session's CSRF token,
+//! compared in constant time.
 
 use crate::AppState;
 use axum::extract::FromRequestParts;
@@ -8,7 +9,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
 use postdesk_store::{Principal, Staff, WebSession};
 
-pub const COOKIE: &str = "postdesk_session";
+const COOKIE: &str = "postdesk_session";
 /// Bell entries shown in every staff page's header.
 pub const BELL_SHOWN: usize = 5;
 /// How long a browser stays signed in without signing in again.
@@ -59,8 +60,28 @@ fn cookie_value(parts: &Parts, name: &str) -> Option<String> {
         .map(|(_, value)| value.to_string())
 }
 
-fn session_id(parts: &Parts) -> Option<String> {
-    cookie_value(parts, COOKIE)
+/// A cookie's name as this site sets it: under HTTPS with the `__Host-` prefix, which
+/// browsers accept only from a secure origin, with Secure, Path=/ and no Domain, so
+/// neither a neighbouring subdomain nor a plain-HTTP answer can plant or replace it.
+fn cookie_name(state: &AppState, name: &str) -> String {
+    if state.secure_cookies {
+        format!("__Host-{name}")
+    } else {
+        name.to_string()
+    }
+}
+
+/// The attributes every cookie of this site carries.
+fn cookie_attributes(state: &AppState) -> &'static str {
+    if state.secure_cookies {
+        "Path=/; HttpOnly; SameSite=Lax; Secure"
+    } else {
+        "Path=/; HttpOnly; SameSite=Lax"
+    }
+}
+
+fn session_id(parts: &Parts, state: &AppState) -> Option<String> {
+    cookie_value(parts, &cookie_name(state, COOKIE))
 }
 
 /// Starts a session for `principal` and sends the browser to `to` with its cookie.
@@ -102,9 +123,10 @@ pub fn signed_out(state: &AppState, to: &str) -> Response {
 
 /// The cookie header that sets (or, with max_age 0, removes) the session cookie.
 pub fn cookie(state: &AppState, id: &str, max_age: i64) -> HeaderValue {
-    let secure = if state.secure_cookies { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+        "{}={id}; {}; Max-Age={max_age}",
+        cookie_name(state, COOKIE),
+        cookie_attributes(state)
     ))
     .unwrap_or_else(|_| HeaderValue::from_static("postdesk_session=; Path=/; Max-Age=0"))
 }
@@ -134,7 +156,7 @@ fn same_token(expected: &str, submitted: &str) -> bool {
 
 /// The request's live session, if it has one.
 async fn current(parts: &Parts, state: &AppState) -> Option<(String, WebSession)> {
-    let id = session_id(parts)?;
+    let id = session_id(parts, state)?;
     let store = state.store.clone();
     let now = state.clock.now();
     let lookup = id.clone();
@@ -233,7 +255,7 @@ impl axum::extract::OptionalFromRequestParts<AppState> for PortalSession {
 /// The cookie of the anonymous form token: forms shown before anyone signs in (link
 /// requests, the guest form) carry it in a field too, and a post counts only
 /// when both agree (a double-submit token: another site can neither read nor set it).
-pub const FORM_COOKIE: &str = "postdesk_form";
+const FORM_COOKIE: &str = "postdesk_form";
 
 /// The browser's anonymous form token, if it has one.
 pub struct FormToken(pub Option<String>);
@@ -241,8 +263,14 @@ pub struct FormToken(pub Option<String>);
 impl FromRequestParts<AppState> for FormToken {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
-        Ok(FormToken(cookie_value(parts, FORM_COOKIE)))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(FormToken(cookie_value(
+            parts,
+            &cookie_name(state, FORM_COOKIE),
+        )))
     }
 }
 
@@ -260,9 +288,10 @@ impl FormToken {
             Some(t) if !t.is_empty() => (t.clone(), None),
             _ => {
                 let t = new_secret();
-                let secure = if state.secure_cookies { "; Secure" } else { "" };
                 let cookie = HeaderValue::from_str(&format!(
-                    "{FORM_COOKIE}={t}; Path=/; HttpOnly; SameSite=Lax{secure}"
+                    "{}={t}; {}",
+                    cookie_name(state, FORM_COOKIE),
+                    cookie_attributes(state)
                 ))
                 .ok();
                 (t, cookie)

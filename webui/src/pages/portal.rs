@@ -4,12 +4,13 @@
 //! public conversation, and replies.
 
 use super::{blocking, refuse, render};
+use crate::client_ip::ClientIp;
 use crate::forms::{email_address, forged};
 use crate::session::{self, FormToken, PortalSession};
 use crate::AppState;
 use askama::Template;
-use axum::extract::{ConnectInfo, Multipart, Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use postdesk_store::{
@@ -17,7 +18,6 @@ use postdesk_store::{
     TicketAction, TicketFilter, TicketType, Visibility,
 };
 use serde::Deserialize;
-use std::net::SocketAddr;
 
 const MAX_SUMMARY: usize = 300;
 const MAX_TEXT: usize = 100_000;
@@ -313,7 +313,7 @@ pub struct LinkRequest {
 pub async fn request_link(
     State(state): State<AppState>,
     Path(slug): Path<String>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientIp,
     form_token: FormToken,
     Form(f): Form<LinkRequest>,
 ) -> Response {
@@ -340,8 +340,8 @@ pub async fn request_link(
     let domain = email.rsplit_once('@').map(|(_, d)| d.to_string());
     if !org.allows_sender_domain(domain.as_deref()) {
         tracing::info!(org = %slug, "portal link refused: domain not on the whitelist");
-    } else if !state.link_limits.allow(&email, peer.ip()) {
-        tracing::warn!(org = %slug, ip = %peer.ip(), "portal link request rate limited");
+    } else if !state.limits.allow_link(&email, client) {
+        tracing::warn!(org = %slug, client = %client, "portal link request rate limited");
     } else {
         let (mailing, mail_org) = (state.clone(), org.clone());
         let queued = blocking(move || {
@@ -550,11 +550,12 @@ pub async fn submit(
 /// mailed to it; staff set the real contact later.
 pub const GUEST: &str = "Portal Guest";
 
-/// `POST /portal/SLUG/guest`: a request without sign-in (guest mode only).
+/// `POST /portal/SLUG/guest`: a request without sign-in (guest mode only), from an address
+/// the organization's sender whitelist allows, limited per client.
 pub async fn submit_as_guest(
     State(state): State<AppState>,
     Path(slug): Path<String>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientIp,
     form_token: FormToken,
     Form(f): Form<GuestRequest>,
 ) -> Response {
@@ -574,13 +575,29 @@ pub async fn submit_as_guest(
     let Some(email) = email_address(&f.email) else {
         return bad_form(&state, &org, None, &form_token, "Enter your email address.").await;
     };
+    // The same rule as for mail: the whitelist decides who may write as an end user.
+    let domain = email.rsplit_once('@').map(|(_, d)| d.to_string());
+    if !org.allows_sender_domain(domain.as_deref()) {
+        tracing::info!(org = %slug, "guest request refused: domain not on the whitelist");
+        let mut r = bad_form(
+            &state,
+            &org,
+            None,
+            &form_token,
+            "This portal only takes requests from the addresses its organization has allowed; \
+             use your work address.",
+        )
+        .await;
+        *r.status_mut() = StatusCode::FORBIDDEN;
+        return r;
+    }
     let mut request = match check_request(&org, &f.summary, &f.description, &f.category) {
         Ok(r) => r,
         Err(e) => return bad_form(&state, &org, None, &form_token, &e).await,
     };
-    if !state.link_limits.allow_guest(peer.ip()) {
-        tracing::warn!(org = %slug, ip = %peer.ip(), "guest request rate limited");
-        return bad_form(
+    if let Err(wait) = state.limits.allow_guest(client) {
+        tracing::warn!(org = %slug, client = %client, "guest request rate limited");
+        let mut r = bad_form(
             &state,
             &org,
             None,
@@ -588,6 +605,10 @@ pub async fn submit_as_guest(
             "Too many requests from your network; try again later or write by mail.",
         )
         .await;
+        *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait.seconds()));
+        return r;
     }
     // The given address goes on top of the text: it is unverified, so it is not the contact.
     request.description = format!("{email} wrote:\n\n{}", request.description);
@@ -662,15 +683,31 @@ pub async fn directory_sign_in(
             Err(r) => return r,
         };
     let now = state.clock.now().unix_timestamp();
-    let email = match crate::directory_token::verify(&q.token, &secret, &slug, now) {
-        Ok(e) => e,
+    let verified = match crate::directory_token::verify(&q.token, &secret, &slug, now) {
+        Ok(v) => v,
         Err(e) => {
             tracing::info!(org = %slug, reason = ?e, "directory token refused");
             return refuse(StatusCode::FORBIDDEN, e.message());
         }
     };
+    // Single use: a token seen in a log, a Referer or a browser history opens nothing.
+    let store = state.store.clone();
+    let (org_slug, jti, expires) = (slug.clone(), verified.jti.clone(), verified.expires);
+    match blocking(move || store.use_directory_token(&org_slug, &jti, expires, now)).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(org = %slug, "directory token used again");
+            let e = crate::directory_token::TokenError::Replayed;
+            return refuse(StatusCode::FORBIDDEN, e.message());
+        }
+        Err(r) => return r,
+    }
     let target = format!("/portal/{slug}");
-    session::sign_in(&state, Principal::Portal { org: slug, email }, &target)
+    let principal = Principal::Portal {
+        org: slug,
+        email: verified.email,
+    };
+    session::sign_in(&state, principal, &target)
 }
 
 /// The ticket, if it is this user's in this organization.

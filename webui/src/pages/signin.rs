@@ -1,20 +1,20 @@
-//! Staff sign-in: with a password (argon2) or an emailed sign-in link; setting a password;
-//! signing out here or everywhere.
+//! Staff sign-in: with a password (argon2, throttled per address and per client) or an
+//! emailed sign-in link (never blocked by the password throttle); setting a password;
+//! signing out here or everywhere (which also voids the sign-in links still in mail).
 
 use super::{blocking, refuse, render, Chrome};
+use crate::client_ip::ClientIp;
 use crate::forms::forged;
+use crate::passwords::MAX_PASSWORD;
 use crate::session::{self, FormToken, StaffSession};
 use crate::AppState;
-use argon2::password_hash::{phc::PasswordHash, PasswordHasher, PasswordVerifier};
-use argon2::Argon2;
 use askama::Template;
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use postdesk_store::{LinkRefusal, Principal};
 use serde::Deserialize;
-use std::net::SocketAddr;
 
 const MIN_PASSWORD: usize = 10;
 
@@ -73,7 +73,7 @@ pub struct LinkRequest {
 /// any address, and requests are limited per address and per client IP.
 pub async fn email_link(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientIp,
     form_token: FormToken,
     Form(f): Form<LinkRequest>,
 ) -> Response {
@@ -81,7 +81,7 @@ pub async fn email_link(
         return forged();
     }
     let email = f.email.trim().to_ascii_lowercase();
-    if state.link_limits.allow(&email, peer.ip()) {
+    if state.limits.allow_link(&email, client) {
         let mailing = state.clone();
         let lookup = email.clone();
         let sent = blocking(move || {
@@ -95,7 +95,7 @@ pub async fn email_link(
             return r;
         }
     } else {
-        tracing::warn!(ip = %peer.ip(), "staff link request rate limited");
+        tracing::warn!(client = %client, "staff link request rate limited");
     }
     signin_page(&state, &form_token, String::new(), Some("If this address belongs to an employee, a sign-in link is on its way. It works for 12 hours."), None)
 }
@@ -110,22 +110,32 @@ pub struct Credentials {
     password: String,
 }
 
-/// Hashes a new password (argon2id, random salt).
-pub fn hash_password(password: &str) -> Option<String> {
-    let hash: PasswordHash = Argon2::default().hash_password(password.as_bytes()).ok()?;
-    Some(hash.to_string())
+/// The sign-in page with an error, its status and, when the client is to wait, a
+/// Retry-After header.
+fn refused_sign_in(
+    state: &AppState,
+    form_token: &FormToken,
+    email: String,
+    status: StatusCode,
+    error: &str,
+    retry_after: Option<u64>,
+) -> Response {
+    let mut page = signin_page(state, form_token, email, None, Some(error));
+    *page.status_mut() = status;
+    if let Some(seconds) = retry_after {
+        page.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    page
 }
 
-fn password_matches(password: &str, stored: &str) -> bool {
-    stored.parse::<PasswordHash>().is_ok_and(|h| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
-    })
-}
-
+/// `POST /signin`. Attempts are limited per submitted address (known or not, so the
+/// limit tells nothing) and per client before any hashing; the hashing itself runs a few
+/// at a time. A throttled address can still sign in by emailed link, so guessing at
+/// someone's password cannot lock them out.
 pub async fn with_password(
     State(state): State<AppState>,
+    client: ClientIp,
     form_token: FormToken,
     Form(c): Form<Credentials>,
 ) -> Response {
@@ -137,12 +147,32 @@ pub async fn with_password(
         );
     }
     let email = c.email.trim().to_ascii_lowercase();
+    if let Err(wait) = state.limits.allow_password(&email, client) {
+        tracing::warn!(email = %email, client = %client, "password sign-in throttled");
+        let minutes = wait.seconds().div_ceil(60);
+        let error = format!(
+            "Too many sign-in attempts for this address or from your network. Try again in \
+             {minutes} minute{}, or have a sign-in link mailed to you below.",
+            if minutes == 1 { "" } else { "s" }
+        );
+        return refused_sign_in(
+            &state,
+            &form_token,
+            email,
+            StatusCode::TOO_MANY_REQUESTS,
+            &error,
+            Some(wait.seconds()),
+        );
+    }
     let store = state.store.clone();
     let lookup = email.clone();
     let known = match blocking(move || {
         Ok(match store.staff(&lookup)? {
-            Some(s) => store.password_hash(&s.email)?.map(|h| (s, h)),
-            None => None,
+            Some(s) => {
+                let hash = store.password_hash(&s.email)?;
+                (Some(s), hash)
+            }
+            None => (None, None),
         })
     })
     .await
@@ -150,28 +180,37 @@ pub async fn with_password(
         Ok(k) => k,
         Err(r) => return r,
     };
-    // One answer for an unknown address and a wrong password, so addresses do not leak.
-    let verified = match known {
-        Some((staff, hash)) => {
-            let password = c.password;
-            tokio::task::spawn_blocking(move || password_matches(&password, &hash).then_some(staff))
-                .await
-                .ok()
-                .flatten()
-        }
-        None => None,
+    // One answer, after the same work, for an unknown address, a staff member without a
+    // password and a wrong password, so addresses do not leak.
+    let (staff, hash) = known;
+    let password = if c.password.len() > MAX_PASSWORD {
+        String::new()
+    } else {
+        c.password
     };
-    let Some(staff) = verified else {
-        tracing::info!(email = %email, "password sign-in refused");
-        let mut page = signin_page(
+    let matches = match state.passwords.verify(password, hash).await {
+        Ok(m) => m,
+        Err(crate::passwords::Busy) => {
+            return refused_sign_in(
+                &state,
+                &form_token,
+                email,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The server is busy checking passwords. Try again in a few seconds.",
+                Some(5),
+            )
+        }
+    };
+    let Some(staff) = staff.filter(|_| matches) else {
+        tracing::info!(email = %email, client = %client, "password sign-in refused");
+        return refused_sign_in(
             &state,
             &form_token,
             email,
+            StatusCode::UNAUTHORIZED,
+            "That email and password do not match.",
             None,
-            Some("That email and password do not match."),
         );
-        *page.status_mut() = StatusCode::UNAUTHORIZED;
-        return page;
     };
     session::sign_in(&state, Principal::Staff { email: staff.email }, "/desk")
 }
@@ -236,7 +275,13 @@ pub async fn sign_out_everywhere(
     let principal = Principal::Staff {
         email: me.staff.email.clone(),
     };
-    if let Err(r) = blocking(move || store.end_all_sessions(&principal)).await {
+    // Links still waiting in a mailbox would open a new session: they go too.
+    let ended = blocking(move || {
+        store.end_all_sessions(&principal)?;
+        store.revoke_login_links(&principal)
+    })
+    .await;
+    if let Err(r) = ended {
         return r;
     }
     session::signed_out(&state, "/signin")
@@ -273,21 +318,27 @@ pub async fn set_password(
         notice: notice.map(str::to_string),
         error: error.map(str::to_string),
     };
-    if f.password.chars().count() < MIN_PASSWORD {
+    if f.password.chars().count() < MIN_PASSWORD || f.password.len() > MAX_PASSWORD {
         let mut r = render(&page(
             None,
-            Some("The password must have at least 10 characters."),
+            Some("The password must have at least 10 characters (and at most 1024 bytes)."),
         ));
         *r.status_mut() = StatusCode::BAD_REQUEST;
         return r;
     }
-    let password = f.password;
-    let Some(hash) = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .ok()
-        .flatten()
-    else {
-        return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+    let hash = match state.passwords.hash(f.password).await {
+        Ok(Some(h)) => h,
+        Ok(None) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+        Err(crate::passwords::Busy) => {
+            let mut r = render(&page(
+                None,
+                Some("The server is busy checking passwords. Try again in a few seconds."),
+            ));
+            *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return r;
+        }
     };
     let store = state.store.clone();
     let email = me.staff.email.clone();
