@@ -72,9 +72,7 @@ class Hijack(unittest.TestCase):
     into that ticket; the mail must stay internal and widen nobody's mail."""
 
     def setUp(self):
-        self.srv = Server().bootstrap(
-            orgs=(("acme", "Acme", ["--whitelist", "customer.test"]),),
-            staff=[("alex@ops.test", "Alex", "tech")])
+        self.srv = Server().bootstrap(staff=[("alex@ops.test", "Alex", "tech")])
         self.addCleanup(self.srv.close)
         self.alex_token = self.srv.cli("token", "create", "alex@ops.test").stdout.strip()
         self.srv.start()
@@ -118,8 +116,9 @@ class Hijack(unittest.TestCase):
 
     def test_tech_copying_themselves_does_not_see_the_ticket(self):
         srv, n = self.srv, self.n
-        send(srv, mail("alex@ops.test", "acme@acme.test", "Re: Payroll export broken", "me too",
-                       Cc="alex@ops.test", In_Reply_To=self.ack["Message-ID"]))
+        # From a throwaway address, copying his staff address.
+        send(srv, mail("throwaway@customer.test", "acme@acme.test", "Re: Payroll export broken",
+                       "me too", Cc="alex@ops.test", In_Reply_To=self.ack["Message-ID"]))
         self.assertNotIn("alex@ops.test", srv.ticket(n)["cc"])
         srv.api(f"/api/v1/tickets/{n}", token=self.alex_token, expect=404)
 
@@ -183,24 +182,26 @@ class StaffProof(unittest.TestCase):
             # The staff domain's SPF covers the host mail arrives from.
             f.write('ops.test. IN TXT "v=spf1 ip4:127.0.0.1 -all"\n')
         cls.srv.env["POSTDESK_DNS_RECORDS"] = records
-        cls.srv.bootstrap(orgs=(("acme", "Acme", ["--whitelist", "customer.test"]),),
+        # "acme" takes mail only from customer.test; "open" from everyone.
+        cls.srv.bootstrap(orgs=(("acme", "Acme", ["--whitelist", "customer.test"]),
+                                ("open", "Open", [])),
                           staff=[("alex@ops.test", "Alex", "tech")]).start()
 
     @classmethod
     def tearDownClass(cls):
         cls.srv.close()
 
-    def ticket(self, assign=None):
-        d = send(self.srv, mail("carol@customer.test", "acme@acme.test", f"VPN {uuid.uuid4().hex[:6]}",
-                                "It fails."))
+    def ticket(self, assign=None, org="acme"):
+        d = send(self.srv, mail("carol@customer.test", f"{org}@acme.test",
+                                f"VPN {uuid.uuid4().hex[:6]}", "It fails."))
         if assign:
             self.srv.send("PATCH", f"/api/v1/tickets/{d['ticket']}", {"assignee": assign})
         return d["ticket"], acknowledgement_of_ticket(self.srv, d["ticket"])
 
-    def signed(self, body, irt, length=False, date=None, two_froms=False):
+    def signed(self, body, irt, length=False, date=None, two_froms=False, to="acme@acme.test"):
         m = EmailMessage()
         m["From"] = "Alex <alex@ops.test>, Eve <eve@ops.test>" if two_froms else "Alex <alex@ops.test>"
-        m["To"] = "acme@acme.test"
+        m["To"] = to
         m["Subject"] = "Re: VPN"
         m["Message-ID"] = f"<{uuid.uuid4().hex}@ops.test>"
         m["Date"] = date or email.utils.formatdate()
@@ -214,22 +215,22 @@ class StaffProof(unittest.TestCase):
         self.assertTrue(dkim.verify(raw, dnsfunc=lambda name, timeout=5: self.dns.get(name, b"")))
         return m["Message-ID"], raw
 
-    def deliver_raw(self, mid, raw):
+    def deliver_raw(self, mid, raw, to="acme@acme.test"):
         with smtplib.SMTP("127.0.0.1", self.srv.smtp_port) as s:
-            s.sendmail("alex@ops.test", ["acme@acme.test"], raw)
+            s.sendmail("alex@ops.test", [to], raw)
         return self.srv.decision_for(mid, timeout=20)
 
     def test_spf_alone_proves_nobody_by_smtp_or_lmtp(self):
-        n, ack = self.ticket(assign="alex@ops.test")
-        forged = mail("Alex <alex@ops.test>", "acme@acme.test", "Re: VPN", "#status closed\nDone.",
+        n, ack = self.ticket(assign="alex@ops.test", org="open")
+        forged = mail("Alex <alex@ops.test>", "open@acme.test", "Re: VPN", "#status closed\nDone.",
                       In_Reply_To=ack)
         d = send(self.srv, forged)
         self.assertTrue(any("no proof" in x for x in d["notes"]), d["notes"])
         self.assertEqual(self.srv.ticket(n)["status"], "open")
-        forged = mail("Alex <alex@ops.test>", "acme@acme.test", "Re: VPN", "#status closed\nDone.",
+        forged = mail("Alex <alex@ops.test>", "open@acme.test", "Re: VPN", "#status closed\nDone.",
                       In_Reply_To=ack)
         with smtplib.LMTP("127.0.0.1", self.srv.lmtp_port) as s:
-            s.sendmail("alex@ops.test", ["acme@acme.test"], forged.as_bytes())
+            s.sendmail("alex@ops.test", ["open@acme.test"], forged.as_bytes())
         d = self.srv.decision_for(forged["Message-ID"])
         self.assertTrue(any("no proof" in x for x in d["notes"]), d["notes"])
         t = self.srv.ticket(n)
@@ -247,12 +248,12 @@ class StaffProof(unittest.TestCase):
                           if "Please restart the client." in text_of(m)])
 
     def test_signatures_that_prove_too_little(self):
-        n, ack = self.ticket(assign="alex@ops.test")
+        n, ack = self.ticket(assign="alex@ops.test", org="open")
         for why, kwargs in [("l= leaves room for appended text", {"length": True}),
                             ("a signed mail from last month", {"date": "Mon, 02 Nov 2026 10:00:00 +0000"}),
                             ("two From addresses", {"two_froms": True})]:
-            mid, raw = self.signed("#status closed", ack, **kwargs)
-            d = self.deliver_raw(mid, raw)
+            mid, raw = self.signed("#status closed", ack, to="open@acme.test", **kwargs)
+            d = self.deliver_raw(mid, raw, to="open@acme.test")
             self.assertTrue(any("no proof" in x for x in d["notes"]), (why, d["notes"]))
             self.assertEqual(self.srv.ticket(n)["status"], "open", why)
 
@@ -271,16 +272,16 @@ class StaffProof(unittest.TestCase):
         t = self.srv.ticket(n)
         self.assertEqual(t["priority"], "high")
         self.assertTrue([e for e in t["events"] if e["kind"] == "reply" and e["by_staff"]])
-
-    def test_whitelist_still_refuses_strangers(self):
-        with self.assertRaises(smtplib.SMTPDataError) as refused:
-            send(self.srv, mail("someone@elsewhere.test", "acme@acme.test", "hi"))
-        self.assertEqual(refused.exception.smtp_code, 550)
+        # The whitelist still refuses everyone else, at the reply address too.
+        for to in ("acme@acme.test", addr):
+            with self.assertRaises(smtplib.SMTPDataError) as refused:
+                send(self.srv, mail("someone@elsewhere.test", to, "hi"))
+            self.assertEqual(refused.exception.smtp_code, 550)
 
     def test_tech_may_not_steer_a_ticket_they_may_not_see(self):
-        n, ack = self.ticket()
-        mid, raw = self.signed("#assign me\n#status closed", ack)
-        d = self.deliver_raw(mid, raw)
+        n, ack = self.ticket(org="open")
+        mid, raw = self.signed("#assign me\n#status closed", ack, to="open@acme.test")
+        d = self.deliver_raw(mid, raw, to="open@acme.test")
         self.assertTrue(any("may not see" in x for x in d["notes"]), d["notes"])
         t = self.srv.ticket(n)
         self.assertEqual((t["status"], t["assignee"]), ("open", None))
