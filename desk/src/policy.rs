@@ -1,4 +1,5 @@
-//! The one place that decides who may see and do what; every route asks it.
+//! The one place that decides who may see and do what: every page, API call, staff mail
+//! command and outbound alert asks it.
 
 use postdesk_store::{Role, Staff, Ticket};
 
@@ -67,5 +68,88 @@ pub fn staff_change_refused(
             Some("The owner's role changes only when the owner hands ownership to someone else.")
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use postdesk_store::{Status, TicketType};
+
+    fn staff(email: &str, role: Role) -> Staff {
+        Staff {
+            email: email.into(),
+            name: email.into(),
+            role,
+            alerts: true,
+            hourly_rate_cents: 0,
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn ticket() -> Ticket {
+        let at = time::OffsetDateTime::UNIX_EPOCH;
+        Ticket {
+            number: 1,
+            org: "acme".into(),
+            ticket_type: TicketType::Question,
+            status: Status::Open,
+            summary: "s".into(),
+            requester: "carol@customer.test".into(),
+            assignee: Some("alex@ops.test".into()),
+            cc: vec!["cc@ops.test".into()],
+            participants: vec!["seen@ops.test".into()],
+            automatic: false,
+            priority: Default::default(),
+            due: None,
+            category: None,
+            followers: vec!["follower@ops.test".into()],
+            closed_at: None,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    #[test]
+    fn techs_see_what_they_raised_hold_or_are_copied_on() {
+        let t = ticket();
+        for role in [Role::Owner, Role::Admin, Role::Manager] {
+            assert!(can_view_ticket(&staff("x@ops.test", role), &t));
+        }
+        assert!(can_view_ticket(&staff("alex@ops.test", Role::Tech), &t));
+        assert!(can_view_ticket(&staff("cc@ops.test", Role::Tech), &t));
+        let raised = Ticket {
+            requester: "mia@ops.test".into(),
+            ..ticket()
+        };
+        assert!(can_view_ticket(&staff("mia@ops.test", Role::Tech), &raised));
+        // Following, having once written, or being someone else: not enough.
+        for who in ["follower@ops.test", "seen@ops.test", "other@ops.test"] {
+            assert!(!can_view_ticket(&staff(who, Role::Tech), &t), "{who}");
+        }
+    }
+
+    #[test]
+    fn logs_settings_and_reply_addresses_are_not_for_techs() {
+        let tech = staff("t@ops.test", Role::Tech);
+        let manager = staff("m@ops.test", Role::Manager);
+        assert!(!can_view_mail_logs(&tech) && can_view_mail_logs(&manager));
+        assert!(!can_issue_reply_address(&tech) && can_issue_reply_address(&manager));
+        assert!(can_view_settings(&manager) && !can_edit_settings(&manager));
+        assert!(can_edit_settings(&staff("a@ops.test", Role::Admin)));
+    }
+
+    #[test]
+    fn the_owner_and_oneself_are_not_deleted() {
+        let owner = staff("o@ops.test", Role::Owner);
+        let admin = staff("a@ops.test", Role::Admin);
+        let tech = staff("t@ops.test", Role::Tech);
+        assert!(staff_change_refused(&admin, &owner, None, true).is_some());
+        assert!(staff_change_refused(&admin, &admin, None, true).is_some());
+        assert!(staff_change_refused(&admin, &tech, None, true).is_none());
+        assert!(staff_change_refused(&tech, &tech, Some(Role::Admin), false).is_some());
+        assert!(staff_change_refused(&admin, &tech, Some(Role::Owner), false).is_some());
+        assert!(staff_change_refused(&owner, &tech, Some(Role::Owner), false).is_none());
+        assert!(staff_change_refused(&owner, &owner, Some(Role::Admin), false).is_some());
     }
 }
