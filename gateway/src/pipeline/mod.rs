@@ -5,11 +5,15 @@
 //! message blocks those behind it or stalls every restart. Resumes after a crash from the
 //! spool markers; a delivery already decided is not applied twice.
 
+mod commands;
+mod content;
+mod lookup;
 mod people;
 mod plan;
 
 use crate::{DmarcChecker, GatewayError};
-use plan::{failure_writes, plan_guarded, BatchView, PlanContext, Planned};
+use lookup::BatchView;
+use plan::{failure_writes, plan_guarded, PlanContext, Planned};
 use postdesk_store::{
     normalize_message_id, Decision, PipelineWrite, Store, StoreError, TicketTarget,
 };

@@ -3,33 +3,26 @@
 //! held for staff) and what it may change, as writes for the pipeline to commit. Every
 //! step is linear in the message or capped; nothing here writes but attachment blobs.
 
+use super::commands::{staff_commands, StaffReply};
+use super::content::{
+    attachments, display_text, id_list, reported_message_id, truncated, MAX_IN_REPLY_TO,
+    MAX_REFERENCES,
+};
+use super::lookup::{BatchLookup, BatchView};
 use super::people::{named_addresses, new_cc};
 use crate::dmarc::Arrival;
 use crate::{DmarcChecker, GatewayError};
-use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+use mail_parser::{Message, MessageParser};
 use postdesk_desk::policy;
 use postdesk_store::{
-    normalize_message_id, AttachmentRef, Change, Decision, DeliveryCommit, Envelope, EventKind,
-    Outcome, PipelineWrite, Priority, Source, Staff, Status, Store, StoreError, Ticket,
-    TicketTarget, TicketType, Visibility,
+    AttachmentRef, Change, Decision, DeliveryCommit, Envelope, EventKind, Outcome, PipelineWrite,
+    Source, Staff, Store, StoreError, TicketTarget, TicketType, Visibility,
 };
 use postdesk_threading::{
-    classify, html_to_text, match_ticket, parse_commands, split_type_prefix, strip_reply,
-    strip_signature, Command, MatchRule, ThreadingInput, TicketLookup, TypePrefix,
+    classify, match_ticket, parse_commands, split_type_prefix, MatchRule, ThreadingInput,
+    TicketLookup, TypePrefix,
 };
 use std::cell::{Cell, OnceCell};
-use std::collections::HashSet;
-
-/// Most body text looked at for display: a reply's new text is near its top, and this
-/// bounds the work of stripping whatever the size of the mail (the original is kept whole).
-const MAX_BODY_TEXT: usize = 256 * 1024;
-/// Most text a ticket entry keeps; the rest is in the original.
-const MAX_EVENT_TEXT: usize = 100_000;
-/// Most attachments stored from one mail.
-const MAX_ATTACHMENTS: usize = 100;
-/// Most Message-IDs of In-Reply-To and References looked up (the newest).
-const MAX_IN_REPLY_TO: usize = 10;
-const MAX_REFERENCES: usize = 50;
 
 /// What planning needs besides the message: the store, the reply-token key, and the
 /// DKIM/DMARC checker when there is one.
@@ -43,17 +36,6 @@ pub(super) struct PlanContext<'a> {
 pub(super) struct Planned {
     pub writes: Vec<PipelineWrite>,
     pub read_batch: bool,
-}
-
-/// What the uncommitted batch touches: tickets it changes, Message-IDs it adds, whether
-/// it opens tickets.
-#[derive(Default, Clone)]
-pub(super) struct BatchView {
-    /// (organization, normalized Message-ID) of planned deliveries.
-    pub message_ids: HashSet<(String, String)>,
-    /// Existing tickets planned deliveries change.
-    pub tickets: HashSet<u64>,
-    pub opens_tickets: bool,
 }
 
 /// Plans one message. Storage trouble is returned (the pass stops and retries later);
@@ -144,180 +126,6 @@ pub(super) fn failure_writes(
         });
     }
     Ok(writes)
-}
-
-/// The store as threading sees it, noting when an answer may be changed by a planned,
-/// uncommitted message of the batch.
-struct BatchLookup<'a> {
-    store: &'a Store,
-    view: &'a BatchView,
-    read_batch: Cell<bool>,
-}
-
-impl BatchLookup<'_> {
-    fn ticket(&self, number: u64) -> Option<Ticket> {
-        if self.view.tickets.contains(&number) {
-            self.read_batch.set(true);
-        }
-        let ticket = self.store.ticket(number).ok().flatten();
-        if ticket.is_none() && self.view.opens_tickets {
-            self.read_batch.set(true);
-        }
-        ticket
-    }
-}
-
-impl TicketLookup for BatchLookup<'_> {
-    fn ticket_for_message_id(&self, org: &str, message_id: &str) -> Option<u64> {
-        if self
-            .view
-            .message_ids
-            .contains(&(org.to_string(), normalize_message_id(message_id)))
-        {
-            self.read_batch.set(true);
-        }
-        self.store
-            .ticket_for_message_id(org, message_id)
-            .ok()
-            .flatten()
-    }
-    fn ticket_org(&self, ticket: u64) -> Option<String> {
-        self.ticket(ticket).map(|t| t.org)
-    }
-    /// For a `[#N]` tag: the requester, a CC, or a staff address (whose proof, or its
-    /// absence, is looked at next).
-    fn is_participant(&self, ticket: u64, address: &str) -> bool {
-        self.ticket(ticket)
-            .is_some_and(|t| t.requester == address || t.cc.iter().any(|p| p == address))
-            || self.store.staff(address).ok().flatten().is_some()
-    }
-}
-
-/// The Message-IDs of an In-Reply-To or References header, the newest `keep`.
-fn id_list(v: &mail_parser::HeaderValue<'_>, keep: usize) -> Vec<String> {
-    let ids: Vec<String> = v
-        .as_text_list()
-        .map(|l| {
-            l.iter()
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
-    let skip = ids.len().saturating_sub(keep);
-    ids.into_iter().skip(skip).collect()
-}
-
-/// At most `max` bytes of `text`, cut at a character boundary.
-fn truncated(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
-/// The display text of a message: its text body (or its HTML as text), quotes stripped,
-/// and a closing block that signs with the sender's name removed. Only the first
-/// [`MAX_BODY_TEXT`] bytes are looked at and [`MAX_EVENT_TEXT`] kept; the original is whole.
-pub(crate) fn display_text(msg: &Message<'_>) -> String {
-    let sender_name = msg
-        .from()
-        .and_then(|a| a.first())
-        .and_then(|a| a.name())
-        .unwrap_or("")
-        .to_string();
-    let body = if !msg.text_body.is_empty()
-        && msg
-            .text_body
-            .first()
-            .and_then(|&i| msg.part(i))
-            .is_some_and(|p| matches!(p.body, PartType::Text(_)))
-    {
-        msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default()
-    } else if let Some(html) = msg.body_html(0) {
-        html_to_text(truncated(&html, 4 * MAX_BODY_TEXT))
-    } else {
-        msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default()
-    };
-    let body_cut = body.len() > MAX_BODY_TEXT;
-    let mut text = strip_signature(&strip_reply(truncated(&body, MAX_BODY_TEXT)), &sender_name);
-    if body_cut || text.len() > MAX_EVENT_TEXT {
-        text = truncated(&text, MAX_EVENT_TEXT).to_string();
-        text.push_str("\n\n[… the rest of this message is in the original]");
-    }
-    text
-}
-
-/// The Message-ID a delivery report is about: from its returned message or headers part.
-fn reported_message_id(msg: &Message<'_>) -> Option<String> {
-    msg.parts.iter().find_map(|part| {
-        // A returned message parsed as such, or its headers carried as text or bytes.
-        if let PartType::Message(inner) = &part.body {
-            return inner.message_id().map(str::to_string);
-        }
-        let returned_headers = part.content_type().is_some_and(|ct| {
-            ct.subtype().is_some_and(|s| {
-                s.eq_ignore_ascii_case("rfc822-headers") || s.eq_ignore_ascii_case("rfc822")
-            })
-        });
-        let bytes: &[u8] = match &part.body {
-            PartType::Text(t) | PartType::Html(t) => t.as_bytes(),
-            PartType::Binary(b) | PartType::InlineBinary(b) => b.as_ref(),
-            _ => return None,
-        };
-        if !returned_headers {
-            return None;
-        }
-        let headers = MessageParser::new().parse_headers(bytes)?;
-        headers.message_id().map(str::to_string)
-    })
-}
-
-/// The message's attachments, each stored once by content, at most [`MAX_ATTACHMENTS`];
-/// and a note when there were more.
-fn attachments(
-    store: &Store,
-    msg: &Message<'_>,
-) -> Result<(Vec<AttachmentRef>, Option<String>), GatewayError> {
-    let mut out = Vec::new();
-    let mut more = 0usize;
-    for part in msg.attachments() {
-        if out.len() >= MAX_ATTACHMENTS {
-            more += 1;
-            continue;
-        }
-        let contents = part.contents();
-        let name: String = part
-            .attachment_name()
-            .map(|n| n.replace(['/', '\\', '\r', '\n'], "_"))
-            .unwrap_or_else(|| "attachment".into())
-            .chars()
-            .take(200)
-            .collect();
-        let content_type = part
-            .content_type()
-            .map(|ct| match ct.subtype() {
-                Some(sub) => format!("{}/{}", ct.ctype(), sub),
-                None => ct.ctype().to_string(),
-            })
-            .unwrap_or_else(|| "application/octet-stream".into())
-            .to_ascii_lowercase();
-        let sha256 = store.put_blob(contents)?;
-        out.push(AttachmentRef {
-            name,
-            content_type,
-            size: contents.len() as u64,
-            sha256,
-        });
-    }
-    let note = (more > 0).then(|| {
-        format!("{more} attachment(s) beyond the first {MAX_ATTACHMENTS} not stored separately; they are in the original")
-    });
-    Ok((out, note))
 }
 
 /// A decision that changes no ticket.
@@ -828,58 +636,4 @@ struct Entry {
     participants: Vec<String>,
     cc: Vec<String>,
     suspected_spoofing: bool,
-}
-
-/// What a staff reply's command lines amount to.
-enum StaffReply {
-    Plain,
-    Commands {
-        note: bool,
-        changes: Vec<Change>,
-        rest: String,
-    },
-    /// Nothing is applied: the sender is told what was not understood.
-    Rejected(Vec<String>),
-}
-
-/// The command lines of a proven staff member who may see the ticket (the policy was asked
-/// before): the same changes the web UI's forms let them make.
-fn staff_commands(store: &Store, sender: &Staff, text: &str) -> Result<StaffReply, GatewayError> {
-    let parsed = parse_commands(text);
-    if parsed.commands.is_empty() && parsed.errors.is_empty() {
-        return Ok(StaffReply::Plain);
-    }
-    let mut errors = parsed.errors;
-    let mut changes = Vec::new();
-    let mut note = false;
-    for c in parsed.commands {
-        match c {
-            Command::Status(s) => match s.parse::<Status>() {
-                Ok(s) => changes.push(Change::Status(s)),
-                Err(e) => errors.push(e),
-            },
-            Command::Priority(p) => match p.parse::<Priority>() {
-                Ok(p) => changes.push(Change::Priority(p)),
-                Err(e) => errors.push(e),
-            },
-            Command::Due(d) => changes.push(Change::Due(Some(d))),
-            Command::Note => note = true,
-            Command::Assign(who) => {
-                let who = who.unwrap_or_else(|| sender.email.clone());
-                match store.staff(&who)? {
-                    Some(s) => changes.push(Change::Assignee(Some(s.email))),
-                    None => errors.push(format!("#assign {who}: not a staff member")),
-                }
-            }
-        }
-    }
-    Ok(if errors.is_empty() {
-        StaffReply::Commands {
-            note,
-            changes,
-            rest: parsed.text,
-        }
-    } else {
-        StaffReply::Rejected(errors)
-    })
 }
