@@ -110,10 +110,14 @@ impl Imap {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Relay {
-    /// smtp://host:port (STARTTLS when offered) or smtps://host:port.
+    /// smtp://host:port (STARTTLS, as `tls` says) or smtps://host:port (implicit TLS).
     pub url: String,
     pub username: String,
     pub password: String,
+    /// For smtp://: "required" (STARTTLS or the mail waits), "opportunistic" (STARTTLS
+    /// when offered, else clear text without credentials) or "none" (loopback relay only,
+    /// no credentials). Credentials never cross a connection without TLS.
+    pub tls: String,
     /// First retry delay after a temporary failure (doubles, up to 6 hours, for 3 days).
     pub retry_base_secs: u64,
     /// Mails handed to the relay at once.
@@ -126,6 +130,7 @@ impl Default for Relay {
             url: String::new(),
             username: String::new(),
             password: String::new(),
+            tls: postdesk_notifier::RelayTls::default().as_str().into(),
             retry_base_secs: 60,
             concurrency: 4,
         }
@@ -223,6 +228,10 @@ impl Config {
                 self.relay.url
             );
         }
+        let relay = self.relay_config()?;
+        if !relay.url.is_empty() {
+            postdesk_notifier::RelayTransport::new(&relay)?;
+        }
         if self.domain.trim().is_empty() || self.domain.contains(['@', ' ', '/']) {
             bail!("domain {:?} is not a host name", self.domain);
         }
@@ -240,6 +249,16 @@ impl Config {
             source.source()?;
         }
         Ok(())
+    }
+
+    /// The relay settings the notifier takes (`tls` parsed).
+    pub fn relay_config(&self) -> Result<postdesk_notifier::RelayConfig> {
+        Ok(postdesk_notifier::RelayConfig {
+            url: self.relay.url.clone(),
+            username: self.relay.username.clone(),
+            password: self.relay.password.clone(),
+            tls: self.relay.tls.parse()?,
+        })
     }
 
     /// The web UI's base URL, without a trailing slash.

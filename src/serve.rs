@@ -133,11 +133,7 @@ async fn run(data: &Path, store: Store, config: Config, first_run: Option<FirstR
             )
         } else {
             postdesk_notifier::Transport::Relay(postdesk_notifier::RelayTransport::new(
-                &postdesk_notifier::RelayConfig {
-                    url: config.relay.url.clone(),
-                    username: config.relay.username.clone(),
-                    password: config.relay.password.clone(),
-                },
+                &config.relay_config()?,
             )?)
         };
         let notifier_config = postdesk_notifier::NotifierConfig {
@@ -204,11 +200,16 @@ async fn run(data: &Path, store: Store, config: Config, first_run: Option<FirstR
             },
             None => config.relay.url.clone(),
         };
+        let tls = if url.starts_with("smtps://") {
+            "implicit".to_string()
+        } else {
+            config.relay.tls.to_ascii_lowercase()
+        };
         if config.relay.username.is_empty() {
-            format!("Mail goes through the relay {url}.")
+            format!("Mail goes through the relay {url} (TLS {tls}).")
         } else {
             format!(
-                "Mail goes through the relay {url} as {}.",
+                "Mail goes through the relay {url} as {} (TLS {tls}).",
                 config.relay.username
             )
         }
