@@ -24,7 +24,17 @@ pub struct Config {
     pub max_line_length: usize,
     pub max_recipients: usize,
     pub command_timeout_secs: u64,
+    /// Longest silence inside DATA.
     pub data_timeout_secs: u64,
+    /// Longest a whole DATA may take (421 4.4.2 after it), however it trickles.
+    pub data_deadline_secs: u64,
+    /// Concurrent SMTP + LMTP sessions (421 4.7.0 over it); keep it under `ulimit -n`.
+    pub max_sessions: usize,
+    /// The command and data timeouts from three quarters of max_sessions on.
+    pub stress_timeout_secs: u64,
+    /// MiB all sessions may buffer for messages being received; a message that finds no
+    /// room is answered 452 4.3.1 (try again later).
+    pub data_buffer_mb: usize,
     pub connections_per_minute: u32,
     pub messages_per_minute: u32,
     pub messages_per_sender_per_minute: u32,
@@ -151,6 +161,10 @@ impl Default for Config {
             max_recipients: g.max_recipients,
             command_timeout_secs: g.command_timeout.as_secs(),
             data_timeout_secs: g.data_timeout.as_secs(),
+            data_deadline_secs: g.data_deadline.as_secs(),
+            max_sessions: g.max_sessions,
+            stress_timeout_secs: g.stress_timeout.as_secs(),
+            data_buffer_mb: g.data_buffer_bytes >> 20,
             connections_per_minute: g.connections_per_minute,
             messages_per_minute: g.messages_per_minute,
             messages_per_sender_per_minute: g.messages_per_sender_per_minute,
@@ -245,6 +259,7 @@ impl Config {
         if self.max_recipients == 0 || self.max_message_size == 0 {
             bail!("max_recipients and max_message_size must be positive");
         }
+        self.gateway().validate()?;
         for source in &self.imap {
             source.source()?;
         }
@@ -278,6 +293,10 @@ impl Config {
             max_recipients: self.max_recipients,
             command_timeout: std::time::Duration::from_secs(self.command_timeout_secs.max(1)),
             data_timeout: std::time::Duration::from_secs(self.data_timeout_secs.max(1)),
+            data_deadline: std::time::Duration::from_secs(self.data_deadline_secs.max(1)),
+            max_sessions: self.max_sessions,
+            stress_timeout: std::time::Duration::from_secs(self.stress_timeout_secs.max(1)),
+            data_buffer_bytes: self.data_buffer_mb.saturating_mul(1 << 20),
             connections_per_minute: self.connections_per_minute,
             messages_per_minute: self.messages_per_minute,
             messages_per_sender_per_minute: self.messages_per_sender_per_minute,
