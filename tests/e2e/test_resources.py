@@ -12,6 +12,7 @@ under the README's bound."""
 import base64
 import os
 import resource
+import select
 import smtplib
 import socket
 import subprocess
@@ -204,6 +205,7 @@ class SessionBounds(unittest.TestCase):
 
     def test_session_cap_and_stress(self):
         srv = self.server(max_sessions=20, stress_timeout_secs=2)
+        time.sleep(0.2)  # the harness's start-up probe closes its session
         idle = [socket.create_connection(("127.0.0.1", srv.smtp_port), timeout=15) for _ in range(20)]
         for s in idle:
             self.addCleanup(s.close)
@@ -212,9 +214,9 @@ class SessionBounds(unittest.TestCase):
             reply = over.recv(512)
             self.assertTrue(reply.startswith(b"421 4.7.0"), reply)
             self.assertEqual(over.recv(512), b"", "closed after the 421")
-        # Twenty silent sessions are the cap's stress mode: each is closed after 2 s of
-        # silence (not the 300 s command timeout), so a sender that retries, as MTAs do
-        # after a 421, gets in.
+        # Twenty silent sessions are the cap's stress mode (from 15 on): silent ones are
+        # closed after 2 s of silence, not the 300 s command timeout, until fewer than 15
+        # are open; so a sender that retries after a 421, as MTAs do, gets in.
         t0 = time.time()
         while True:
             try:
@@ -223,11 +225,14 @@ class SessionBounds(unittest.TestCase):
             except (smtplib.SMTPConnectError, smtplib.SMTPServerDisconnected, ConnectionError):
                 self.assertLess(time.time() - t0, 10, "the idle flood was not shed")
                 time.sleep(0.25)
+        took = time.time() - t0
         self.assertEqual(srv.decision_for(mid)["outcome"], "accepted")
-        for s in idle:
+        shed = select.select(idle, [], [], 1)[0]
+        for s in shed:
             self.assertTrue(s.recv(512).startswith(b"421 4.4.2"))
-        print(f"\nresources: 20 idle sessions at the cap shed, a retrying sender served "
-              f"after {time.time() - t0:.1f} s", flush=True)
+        self.assertGreaterEqual(len(shed), 20 - 14)
+        print(f"\nresources: {len(shed)} of 20 idle sessions at the cap shed, a retrying sender "
+              f"served after {took:.1f} s", flush=True)
 
     def test_data_past_the_deadline_gets_421(self):
         srv = self.server(data_deadline_secs=3)
@@ -258,10 +263,15 @@ class SessionBounds(unittest.TestCase):
         self.addCleanup(stop.set)
         reply = f.readline()
         took = time.time() - t0
+        stop.set()
         self.assertTrue(reply.startswith(b"421 4.4.2"), reply)
         self.assertIn(b"within 3 seconds", reply)
         self.assertTrue(2.5 < took < 8, took)
-        self.assertEqual(f.read(), b"", "the session is closed")
+        try:
+            rest = f.read()
+        except ConnectionResetError:  # closed with trickled bytes unread
+            rest = b""
+        self.assertEqual(rest, b"", "the session is closed")
 
     def test_concurrent_big_messages_within_the_data_buffer(self):
         budget_mb, senders = 80, 6
@@ -271,11 +281,17 @@ class SessionBounds(unittest.TestCase):
         self.assertTrue(all(22 * 2**20 < len(m) < MAX_MESSAGE_MB * 2**20 for m in messages))
         codes, normal = {}, {}
 
-        def send_big(i):
+        together = threading.Barrier(senders)
+
+        def send_big(i, at_once=True):
             try:
                 with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=120) as c:
-                    c.sendmail(f"big{i}@customer.test", ["acme@acme.test"], messages[i])
-                codes[i] = (250, b"")
+                    c.ehlo()
+                    c.mail(f"big{i}@customer.test")
+                    c.rcpt("acme@acme.test")
+                    if at_once:
+                        together.wait(timeout=30)  # all six DATA streams at the same time
+                    codes[i] = c.data(messages[i])  # the answer to the end of data
             except smtplib.SMTPDataError as e:
                 codes[i] = (e.smtp_code, e.smtp_error)
 
@@ -304,7 +320,7 @@ class SessionBounds(unittest.TestCase):
                 self.assertEqual(srv.decision_for(message_id(messages[i]), timeout=120)["outcome"],
                                  "accepted")
             # The sender of a deferred message retries, and it is taken.
-            send_big(deferred[0])
+            send_big(deferred[0], at_once=False)
             self.assertEqual(codes[deferred[0]][0], 250)
             self.assertEqual(srv.decision_for(message_id(messages[deferred[0]]), timeout=120)["outcome"],
                              "accepted")
