@@ -6,7 +6,7 @@ use crate::GatewayConfig;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,6 +74,10 @@ pub(crate) struct Sessions {
     max: usize,
     stress_at: usize,
     pub(crate) stress_timeout: Duration,
+    /// When stress was last logged (seconds since `started`), so a flood that keeps
+    /// crossing the mark is logged once a minute, not at every crossing.
+    stress_logged: AtomicU64,
+    started: std::time::Instant,
 }
 
 /// A session's place under the cap, given back when the session ends.
@@ -95,6 +99,8 @@ impl Sessions {
             max,
             stress_at: (max - max / 4).max(1),
             stress_timeout: config.stress_timeout,
+            stress_logged: AtomicU64::new(0),
+            started: std::time::Instant::now(),
         }
     }
 
@@ -106,8 +112,7 @@ impl Sessions {
                 (n < self.max).then_some(n + 1)
             })
             .ok()?;
-        if before + 1 == self.stress_at {
-            // Exactly one opener crosses the threshold.
+        if before + 1 == self.stress_at && self.first_stress_this_minute() {
             tracing::warn!(
                 sessions = self.stress_at,
                 timeout_secs = self.stress_timeout.as_secs(),
@@ -117,6 +122,16 @@ impl Sessions {
         Some(SessionSlot {
             sessions: self.clone(),
         })
+    }
+
+    fn first_stress_this_minute(&self) -> bool {
+        let now = self.started.elapsed().as_secs() + 60;
+        let last = self.stress_logged.load(Ordering::Acquire);
+        now >= last + 60
+            && self
+                .stress_logged
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
     }
 
     pub(crate) fn stressed(&self) -> bool {

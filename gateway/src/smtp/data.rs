@@ -1,4 +1,6 @@
-//! DATA: receive the message, check size, line length and the sender whitelist, hand it to the spool, and answer only once it is durable.
+//! DATA: receive the message (within the size limit, the data deadline and the shared
+//! data buffer), check line length and the sender whitelist, hand it to the spool, and
+//! answer only once it is durable.
 
 use super::session::{read_within, Conn, Next, Read, Recipient, Session};
 use super::Mode;
