@@ -28,7 +28,17 @@ pub struct Config {
     pub max_line_length: usize,
     pub max_recipients: usize,
     pub command_timeout_secs: u64,
+    /// Longest silence inside DATA.
     pub data_timeout_secs: u64,
+    /// Longest a whole DATA may take (421 4.4.2 after it), however it trickles.
+    pub data_deadline_secs: u64,
+    /// Concurrent SMTP + LMTP sessions (421 4.7.0 over it); keep it under `ulimit -n`.
+    pub max_sessions: usize,
+    /// The command and data timeouts from three quarters of max_sessions on.
+    pub stress_timeout_secs: u64,
+    /// MiB all sessions may buffer for messages being received; a message that finds no
+    /// room is answered 452 4.3.1 (try again later).
+    pub data_buffer_mb: usize,
     pub connections_per_minute: u32,
     pub messages_per_minute: u32,
     pub messages_per_sender_per_minute: u32,
@@ -117,10 +127,14 @@ impl Imap {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Relay {
-    /// smtp://host:port (STARTTLS when offered) or smtps://host:port.
+    /// smtp://host:port (STARTTLS, as `tls` says) or smtps://host:port (implicit TLS).
     pub url: String,
     pub username: String,
     pub password: String,
+    /// For smtp://: "required" (STARTTLS or the mail waits), "opportunistic" (STARTTLS
+    /// when offered, else clear text without credentials) or "none" (loopback relay only,
+    /// no credentials). Credentials never cross a connection without TLS.
+    pub tls: String,
     /// First retry delay after a temporary failure (doubles, up to 6 hours, for 3 days).
     pub retry_base_secs: u64,
     /// Mails handed to the relay at once.
@@ -133,6 +147,7 @@ impl Default for Relay {
             url: String::new(),
             username: String::new(),
             password: String::new(),
+            tls: postdesk_notifier::RelayTls::default().as_str().into(),
             retry_base_secs: 60,
             concurrency: 4,
         }
@@ -154,6 +169,10 @@ impl Default for Config {
             max_recipients: g.max_recipients,
             command_timeout_secs: g.command_timeout.as_secs(),
             data_timeout_secs: g.data_timeout.as_secs(),
+            data_deadline_secs: g.data_deadline.as_secs(),
+            max_sessions: g.max_sessions,
+            stress_timeout_secs: g.stress_timeout.as_secs(),
+            data_buffer_mb: g.data_buffer_bytes >> 20,
             connections_per_minute: g.connections_per_minute,
             messages_per_minute: g.messages_per_minute,
             messages_per_sender_per_minute: g.messages_per_sender_per_minute,
@@ -232,6 +251,10 @@ impl Config {
                 self.relay.url
             );
         }
+        let relay = self.relay_config()?;
+        if !relay.url.is_empty() {
+            postdesk_notifier::RelayTransport::new(&relay)?;
+        }
         if self.domain.trim().is_empty() || self.domain.contains(['@', ' ', '/']) {
             bail!("domain {:?} is not a host name", self.domain);
         }
@@ -246,6 +269,7 @@ impl Config {
         if self.max_recipients == 0 || self.max_message_size == 0 {
             bail!("max_recipients and max_message_size must be positive");
         }
+        self.gateway().validate()?;
         for source in &self.imap {
             source.source()?;
         }
@@ -256,6 +280,16 @@ impl Config {
     pub fn trusted_proxies(&self) -> Result<postdesk_webui::TrustedProxies> {
         postdesk_webui::TrustedProxies::parse(&self.trusted_proxies)
             .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))
+    }
+
+    /// The relay settings the notifier takes (`tls` parsed).
+    pub fn relay_config(&self) -> Result<postdesk_notifier::RelayConfig> {
+        Ok(postdesk_notifier::RelayConfig {
+            url: self.relay.url.clone(),
+            username: self.relay.username.clone(),
+            password: self.relay.password.clone(),
+            tls: self.relay.tls.parse()?,
+        })
     }
 
     /// The web UI's base URL, without a trailing slash.
@@ -275,6 +309,10 @@ impl Config {
             max_recipients: self.max_recipients,
             command_timeout: std::time::Duration::from_secs(self.command_timeout_secs.max(1)),
             data_timeout: std::time::Duration::from_secs(self.data_timeout_secs.max(1)),
+            data_deadline: std::time::Duration::from_secs(self.data_deadline_secs.max(1)),
+            max_sessions: self.max_sessions,
+            stress_timeout: std::time::Duration::from_secs(self.stress_timeout_secs.max(1)),
+            data_buffer_bytes: self.data_buffer_mb.saturating_mul(1 << 20),
             connections_per_minute: self.connections_per_minute,
             messages_per_minute: self.messages_per_minute,
             messages_per_sender_per_minute: self.messages_per_sender_per_minute,

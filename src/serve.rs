@@ -10,6 +10,7 @@ use std::path::Path;
 use tokio::net::TcpListener;
 
 pub fn serve(data: &Path, config: Config, owner: Option<&str>) -> Result<()> {
+    map_large_buffers();
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
         .with_context(|| format!("invalid log filter {:?}", config.log))?;
     tracing_subscriber::fmt()
@@ -137,11 +138,7 @@ async fn run(data: &Path, store: Store, config: Config, first_run: Option<FirstR
             )
         } else {
             postdesk_notifier::Transport::Relay(postdesk_notifier::RelayTransport::new(
-                &postdesk_notifier::RelayConfig {
-                    url: config.relay.url.clone(),
-                    username: config.relay.username.clone(),
-                    password: config.relay.password.clone(),
-                },
+                &config.relay_config()?,
             )?)
         };
         let notifier_config = postdesk_notifier::NotifierConfig {
@@ -209,11 +206,16 @@ async fn run(data: &Path, store: Store, config: Config, first_run: Option<FirstR
             },
             None => config.relay.url.clone(),
         };
+        let tls = if url.starts_with("smtps://") {
+            "implicit".to_string()
+        } else {
+            config.relay.tls.to_ascii_lowercase()
+        };
         if config.relay.username.is_empty() {
-            format!("Mail goes through the relay {url}.")
+            format!("Mail goes through the relay {url} (TLS {tls}).")
         } else {
             format!(
-                "Mail goes through the relay {url} as {}.",
+                "Mail goes through the relay {url} as {} (TLS {tls}).",
                 config.relay.username
             )
         }
@@ -320,6 +322,20 @@ async fn shutdown_signal() {
 fn store_flush(store: &Store) {
     if let Err(e) = store.flush() {
         tracing::error!(error = %e, "final flush failed");
+    }
+}
+
+/// Message buffers (up to max_message_size each) are allocated and freed all day. glibc's
+/// default threshold for mapping an allocation on its own grows to 32 MiB after the first
+/// such buffer is freed, and from then on they come from the heap, whose freed pages stay
+/// with the process: RSS would keep the high-water mark of every burst of large mail, and
+/// the stated memory bound (README) would only hold until the heap fragments. A fixed
+/// threshold keeps every buffer over 1 MiB in a mapping of its own, handed back on free.
+fn map_large_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; it is called before any other thread runs.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }
 

@@ -30,6 +30,8 @@ pub struct Gateway {
     pub config: GatewayConfig,
     pub spool: SpoolHandle,
     pub(crate) limits: limits::Limits,
+    pub(crate) sessions: Arc<limits::Sessions>,
+    pub(crate) data_budget: limits::DataBudget,
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
     /// Set when the server stops: idle sessions answer 421 and close.
     pub(crate) stopping: tokio::sync::watch::Sender<bool>,
@@ -44,6 +46,8 @@ impl Gateway {
     ) -> Arc<Gateway> {
         Arc::new(Gateway {
             limits: limits::Limits::new(&config),
+            sessions: Arc::new(limits::Sessions::new(&config)),
+            data_budget: limits::DataBudget::new(config.data_buffer_bytes),
             store,
             config,
             spool,

@@ -13,6 +13,6 @@ mod worker;
 pub use access_mail::{queue_sign_in_mail, SignInMail};
 pub use dkim::{dns_record, generate_key, sign, Algorithm};
 pub use error::NotifierError;
-pub use relay::{RelayConfig, RelayTransport, SendError};
+pub use relay::{RelayConfig, RelayTls, RelayTransport, SendError};
 pub use transport::{FolderTransport, Transport};
 pub use worker::{Notifier, NotifierConfig};

@@ -1,10 +1,71 @@
-//! DATA: receive the message, check size, line length and the sender whitelist, hand it to the spool, and answer only once it is durable.
+//! DATA: receive the message (within the size limit, the data deadline and the shared
+//! data buffer), check line length and the sender whitelist, hand it to the spool, and
+//! answer only once it is durable.
 
-use super::session::{read_more, Conn, Next, Recipient, Session};
+use super::session::{read_within, Conn, Next, Read, Recipient, Session};
 use super::Mode;
 use crate::checks::{check_shape, from_address, whitelist_verdict, Verdict};
+use crate::limits::BufferGrant;
 use postdesk_store::{Delivery, Envelope, RefusedDelivery, Source};
 use smtp_proto::request::receiver::DataReceiver;
+use tokio::time::Instant;
+
+/// A message's first buffer: most mail fits it whole.
+const FIRST_BUFFER: usize = 64 * 1024;
+
+/// A message being received: its bytes, so far as they are kept, and the budget they hold.
+struct Incoming<'a> {
+    receiver: DataReceiver,
+    message: Vec<u8>,
+    /// Always covers `message`'s capacity while the message is kept.
+    grant: BufferGrant<'a>,
+    /// Message bytes received (dot-unstuffed), kept or not.
+    size: usize,
+    max: usize,
+    too_big: bool,
+    /// The shared data buffer had no room for the message.
+    no_room: bool,
+}
+
+impl Incoming<'_> {
+    /// Takes in `chunk`; at the end of the data, returns how much of `chunk` it used.
+    fn take(&mut self, chunk: &[u8]) -> Option<usize> {
+        let keeping = !self.too_big && !self.no_room;
+        let needed = self.message.len() + chunk.len();
+        if keeping && needed > self.message.capacity() {
+            // Doubling, within the size limit; the unstuffed data is never longer than
+            // what arrived, so the buffer never grows behind the grant's back.
+            let capacity = (self.message.capacity() * 2)
+                .max(FIRST_BUFFER)
+                .min(self.max)
+                .max(needed);
+            if self.grant.grow_to(capacity) {
+                self.message.reserve_exact(capacity - self.message.len());
+            } else {
+                self.no_room = true;
+                self.drop_message();
+            }
+        }
+        let before = self.message.len();
+        let mut iter = chunk.iter();
+        let done = self.receiver.ingest(&mut iter, &mut self.message);
+        self.size += self.message.len() - before;
+        if self.size > self.max && !self.too_big {
+            self.too_big = true;
+            self.drop_message();
+        }
+        if self.too_big || self.no_room {
+            // Not kept: the buffer holds one chunk at most, outside the budget.
+            self.message.clear();
+        }
+        done.then(|| chunk.len() - iter.as_slice().len())
+    }
+
+    fn drop_message(&mut self) {
+        self.message = Vec::new();
+        self.grant.release();
+    }
+}
 
 impl Session {
     pub(super) fn data_start(&mut self) -> Next {
@@ -21,50 +82,69 @@ impl Session {
     }
 
     /// Reads the message body after 354 and answers it; returns bytes read past its end
-    /// (pipelined commands).
+    /// (pipelined commands). The message is kept only while it fits `max_message_size`
+    /// and the sessions' shared data buffer; otherwise it is read to its end and dropped
+    /// (552 permanent, 452 temporary), so the session stays in step. A DATA still
+    /// unfinished at the data deadline ends the session with 421.
     pub(super) async fn receive_data(
         &mut self,
         conn: &mut impl Conn,
         leftover: Vec<u8>,
+        buf: &mut [u8],
     ) -> std::io::Result<Vec<u8>> {
-        let max = self.gateway.config.max_message_size;
-        let mut receiver = DataReceiver::new();
-        let mut message = Vec::with_capacity(64 * 1024);
-        let mut too_big = false;
-        let mut chunk = leftover;
-        let mut buf = vec![0u8; 64 * 1024];
-        let rest = loop {
-            let mut iter = chunk.iter();
-            let done = receiver.ingest(&mut iter, &mut message);
-            if message.len() > max {
-                // Keep reading to the end so the session stays in step, but store nothing.
-                too_big = true;
-                message.clear();
-            }
-            if done {
-                break iter.as_slice().to_vec();
-            }
-            match read_more(self, conn, &mut buf).await? {
-                Some(n) => chunk = buf[..n].to_vec(),
-                None => {
-                    self.reply(&format!(
-                        "421 4.4.2 {} Connection lost or timed out during DATA; closing",
-                        self.gateway.config.domain
-                    ));
-                    self.flush(conn).await?;
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "DATA not completed",
-                    ));
-                }
-            }
+        let gateway = self.gateway.clone();
+        let config = &gateway.config;
+        let deadline = Instant::now() + config.data_deadline;
+        let mut incoming = Incoming {
+            receiver: DataReceiver::new(),
+            message: Vec::new(),
+            grant: gateway.data_budget.grant(),
+            size: 0,
+            max: config.max_message_size,
+            too_big: false,
+            no_room: false,
         };
-        if too_big {
+        let rest = match incoming.take(&leftover) {
+            Some(end) => leftover[end..].to_vec(),
+            None => loop {
+                let n = match read_within(self, conn, buf, config.data_timeout, Some(deadline))
+                    .await?
+                {
+                    Read::Bytes(n) => n,
+                    ended => {
+                        let why = match ended {
+                            Read::Deadline => format!(
+                                "DATA not completed within {} seconds",
+                                config.data_deadline.as_secs()
+                            ),
+                            _ => "Connection lost or timed out during DATA".into(),
+                        };
+                        self.reply(&format!("421 4.4.2 {} {why}; closing", config.domain));
+                        self.flush(conn).await?;
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "DATA not completed",
+                        ));
+                    }
+                };
+                if let Some(end) = incoming.take(&buf[..n]) {
+                    break buf[end..n].to_vec();
+                }
+            },
+        };
+        if incoming.too_big {
             self.reply(&format!(
-                "552 5.3.4 Message exceeds the maximum size of {max} bytes"
+                "552 5.3.4 Message exceeds the maximum size of {} bytes",
+                config.max_message_size
             ));
+        } else if incoming.no_room {
+            tracing::warn!(peer = %self.peer, "data buffer full: message deferred with 452");
+            self.reply("452 4.3.1 Insufficient system storage; try again later");
         } else {
+            let Incoming { message, grant, .. } = incoming;
             self.finish_message(message).await;
+            // The buffer is given back only once the message is stored or refused.
+            drop(grant);
         }
         self.reset_transaction();
         Ok(rest)

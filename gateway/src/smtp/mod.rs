@@ -24,7 +24,8 @@ pub enum Mode {
     Lmtp,
 }
 
-/// Accepts connections until `shutdown` turns true; each gets its own session task.
+/// Accepts connections until `shutdown` turns true; each gets its own session task, up to
+/// `max_sessions` at once.
 pub async fn serve(
     listener: TcpListener,
     gateway: Arc<Gateway>,
@@ -48,10 +49,24 @@ pub async fn serve(
                         continue;
                     }
                 };
+                let Some(slot) = gateway.sessions.try_open() else {
+                    // Over the session cap: say so without waiting on the client (a fresh
+                    // socket's send buffer is empty) and close; a real sender retries.
+                    tracing::debug!(%peer, "session cap reached; connection refused");
+                    let _ = stream.try_write(
+                        format!(
+                            "421 4.7.0 {} Too many sessions at once; try again later\r\n",
+                            gateway.config.domain
+                        )
+                        .as_bytes(),
+                    );
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let gateway = gateway.clone();
                 tokio::spawn(async move {
                     session::run(stream, peer, gateway, mode).await;
+                    drop(slot);
                 });
             }
         }

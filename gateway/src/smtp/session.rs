@@ -7,7 +7,9 @@ use smtp_proto::request::receiver::RequestReceiver;
 use smtp_proto::{Error as ProtoError, Request};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
 
 /// A recipient accepted at RCPT time.
 #[derive(Debug, Clone)]
@@ -188,7 +190,7 @@ async fn converse(session: &mut Session, conn: &mut impl Conn) -> std::io::Resul
             let timeout = session.gateway.config.command_timeout;
             let mut stopping = session.gateway.stopping.subscribe();
             let read = tokio::select! {
-                r = tokio::time::timeout(timeout, conn.read(&mut buf)) => r,
+                r = read_within(session, conn, &mut buf, timeout, None) => r?,
                 () = async {
                     // The borrow guard is dropped here, inside: it must not live across awaits.
                     let _ = stopping.wait_for(|s| *s).await;
@@ -202,8 +204,9 @@ async fn converse(session: &mut Session, conn: &mut impl Conn) -> std::io::Resul
                 }
             };
             let n = match read {
-                Ok(r) => r?,
-                Err(_) => {
+                Read::Bytes(n) => n,
+                Read::Closed => return Ok(End::Closed),
+                Read::Silence | Read::Deadline => {
                     session.reply(&format!(
                         "421 4.4.2 {} Timeout waiting for a command; closing",
                         session.gateway.config.domain
@@ -212,9 +215,6 @@ async fn converse(session: &mut Session, conn: &mut impl Conn) -> std::io::Resul
                     return Ok(End::Closed);
                 }
             };
-            if n == 0 {
-                return Ok(End::Closed);
-            }
             input.extend_from_slice(&buf[..n]);
         }
         let mut next = Next::Continue;
@@ -279,23 +279,60 @@ async fn converse(session: &mut Session, conn: &mut impl Conn) -> std::io::Resul
             Next::Data => {
                 session.flush(conn).await?;
                 input = session
-                    .receive_data(conn, std::mem::take(&mut input))
+                    .receive_data(conn, std::mem::take(&mut input), &mut buf)
                     .await?;
             }
         }
     }
 }
 
-/// Reads more bytes for DATA with the data timeout; `Ok(None)` on EOF or timeout.
-pub(super) async fn read_more(
+/// How a read from the client ended.
+pub(super) enum Read {
+    Bytes(usize),
+    /// End of stream.
+    Closed,
+    /// The client said nothing for the allowed time.
+    Silence,
+    /// The deadline passed.
+    Deadline,
+}
+
+/// Reads what the client sends, allowing `timeout` of silence, and never past `deadline`.
+/// While the server is near its session cap, `stress_timeout` of silence is enough to give
+/// up; a read already waiting when stress begins finds out at its next check, every
+/// `stress_timeout`, so every silent session is shed within that time. Checking a counter
+/// on a timer the read has anyway keeps the common path free of shared locks.
+pub(super) async fn read_within(
     session: &Session,
     conn: &mut impl Conn,
     buf: &mut [u8],
-) -> std::io::Result<Option<usize>> {
-    match tokio::time::timeout(session.gateway.config.data_timeout, conn.read(buf)).await {
-        Ok(Ok(0)) => Ok(None),
-        Ok(Ok(n)) => Ok(Some(n)),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Ok(None),
+    timeout: Duration,
+    deadline: Option<Instant>,
+) -> std::io::Result<Read> {
+    let sessions = &session.gateway.sessions;
+    let started = Instant::now();
+    let mut next_check = started + sessions.stress_timeout;
+    loop {
+        let stressed = sessions.stressed();
+        let silence_until = if stressed {
+            started + timeout.min(sessions.stress_timeout)
+        } else {
+            started + timeout
+        };
+        let limit = deadline.map_or(silence_until, |d| d.min(silence_until));
+        let until = if stressed {
+            limit
+        } else {
+            limit.min(next_check)
+        };
+        // Reading is cancel-safe: a read cut short by the timer loses nothing.
+        match tokio::time::timeout_at(until, conn.read(buf)).await {
+            Ok(Ok(0)) => return Ok(Read::Closed),
+            Ok(Ok(n)) => return Ok(Read::Bytes(n)),
+            Ok(Err(e)) => return Err(e),
+            Err(_) if until < limit => next_check += sessions.stress_timeout,
+            Err(_) if deadline.is_some_and(|d| d <= silence_until) => return Ok(Read::Deadline),
+            Err(_) => return Ok(Read::Silence),
+        }
     }
 }
