@@ -14,6 +14,10 @@ pub enum StoreError {
     Invalid(String),
     #[error("{0} already exists")]
     Exists(String),
+    /// A file of the data folder could not be read or written (large messages and
+    /// attachments are kept as files).
+    #[error("data folder: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 impl From<sled::transaction::TransactionError<StoreError>> for StoreError {

@@ -9,6 +9,7 @@ mod codec;
 mod directory;
 mod dkim;
 mod error;
+mod files;
 mod held;
 mod mailboxes;
 mod model;
@@ -43,6 +44,8 @@ pub struct Store {
     raw: sled::Tree,
     /// Attachment contents keyed by SHA-256, stored once.
     blobs: sled::Tree,
+    /// Raw messages and attachments too large for sled's cache, as files.
+    files: files::Files,
 }
 
 impl Store {
@@ -64,6 +67,7 @@ impl Store {
             state,
             raw,
             blobs,
+            files: files::Files::open(dir)?,
         };
         store.ensure_recency_index()?;
         store.ensure_link_index()?;

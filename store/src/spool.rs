@@ -2,6 +2,7 @@
 //! and the markers of messages the pipeline has not finished yet.
 
 use crate::codec::{decode, encode, key_num, num_key, read_counter, read_u64};
+use crate::files::{Kind, LARGE};
 use crate::{Envelope, Store, StoreError};
 
 const NEXT_INBOUND: &str = "counter/inbound";
@@ -20,10 +21,25 @@ impl Store {
             .unwrap_or(0)
             + 1
             - batch.len() as u64;
+        // Large messages first, as synced files: sled may write anything below to disk
+        // before the flush, and a pending marker must never point at a missing message.
+        let mut files = false;
+        for (i, (_, raw)) in batch.iter().enumerate() {
+            if raw.len() > LARGE {
+                let id = first + i as u64;
+                self.files.write(Kind::Raw, &id.to_string(), raw)?;
+                files = true;
+            }
+        }
+        if files {
+            self.files.sync_folder(Kind::Raw)?;
+        }
         let mut ids = Vec::with_capacity(batch.len());
         for (i, (envelope, raw)) in batch.iter().enumerate() {
             let id = first + i as u64;
-            self.raw.insert(id.to_be_bytes(), *raw)?;
+            if raw.len() <= LARGE {
+                self.raw.insert(id.to_be_bytes(), *raw)?;
+            }
             self.state
                 .insert(num_key("envelope/", id), encode(*envelope)?)?;
             // The pending marker goes last: a marker always has its message.
@@ -58,7 +74,10 @@ impl Store {
 
     /// The original bytes of an inbound message.
     pub fn raw_message(&self, id: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.raw.get(id.to_be_bytes())?.map(|v| v.to_vec()))
+        if let Some(v) = self.raw.get(id.to_be_bytes())? {
+            return Ok(Some(v.to_vec()));
+        }
+        Ok(self.files.read(Kind::Raw, &id.to_string())?)
     }
 
     /// The inbound id of a stored message with this Message-ID (angle brackets optional).

@@ -325,7 +325,7 @@ impl Batch {
                 );
                 log_decided(&batch.writes, &decisions)
             }
-            Err(e @ StoreError::Db(_)) => return Err(e.into()),
+            Err(e @ (StoreError::Db(_) | StoreError::Io(_))) => return Err(e.into()),
             Err(e) => {
                 tracing::warn!(error = %e, messages = batch.messages.len(), "batch not applied as a whole; committing message by message");
                 let mut rest = batch.writes.as_slice();
@@ -334,7 +334,7 @@ impl Batch {
                     rest = after;
                     match store.commit_pipeline(mine) {
                         Ok(decisions) => log_decided(mine, &decisions),
-                        Err(e @ StoreError::Db(_)) => return Err(e.into()),
+                        Err(e @ (StoreError::Db(_) | StoreError::Io(_))) => return Err(e.into()),
                         Err(e) => {
                             tracing::error!(inbound = id, error = %e, "message could not be applied; recorded as refused");
                             let refusal = failure_writes(

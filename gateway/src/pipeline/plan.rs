@@ -56,9 +56,9 @@ pub(super) fn plan_guarded(
     }));
     let writes = match outcome {
         Ok(Ok(writes)) => writes,
-        Ok(Err(e @ GatewayError::Store(StoreError::Db(_)))) | Ok(Err(e @ GatewayError::Io(_))) => {
-            return Err(e)
-        }
+        Ok(Err(
+            e @ (GatewayError::Store(StoreError::Db(_) | StoreError::Io(_)) | GatewayError::Io(_)),
+        )) => return Err(e),
         Ok(Err(e)) => {
             tracing::error!(inbound = id, error = %e, "message could not be applied; recorded as refused");
             failure_writes(
