@@ -18,6 +18,9 @@ pub enum GatewayError {
     Imap(String),
     #[error("configuration: {0}")]
     Config(String),
+    /// The pipeline gave up on a message (past its time budget) and the work stopped.
+    #[error("processing was given up")]
+    Cancelled,
 }
 
 impl From<async_imap::error::Error> for GatewayError {

@@ -13,7 +13,7 @@ mod spool;
 mod tls;
 
 pub use config::GatewayConfig;
-pub use dmarc::{Arrival, DmarcChecker, TxtAnswers};
+pub use dmarc::{Arrival, DmarcChecker, SenderCheck, TxtAnswers};
 pub use error::GatewayError;
 pub use imap::{start_sources, AfterImport, ImapSourceConfig, ImapTls};
 pub use pipeline::{DnsSource, Pipeline, Processor, DEFAULT_BUDGET};

@@ -10,6 +10,7 @@ mod directory;
 mod dkim;
 mod error;
 mod files;
+mod grants;
 mod held;
 mod mailboxes;
 mod model;

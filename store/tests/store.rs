@@ -313,15 +313,24 @@ fn large_messages_and_attachments_are_files() {
     let small = b"From: a@b.test\r\n\r\nsmall".to_vec();
     let large: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
     let ids = s
-        .spool_batch(&[(&envelope(&[]), small.as_slice()), (&envelope(&[]), large.as_slice())])
+        .spool_batch(&[
+            (&envelope(&[]), small.as_slice()),
+            (&envelope(&[]), large.as_slice()),
+        ])
         .expect("spool");
     assert_eq!(s.raw_message(ids[0]).expect("small"), Some(small));
-    assert_eq!(s.raw_message(ids[1]).expect("large").as_deref(), Some(large.as_slice()));
+    assert_eq!(
+        s.raw_message(ids[1]).expect("large").as_deref(),
+        Some(large.as_slice())
+    );
     assert!(dir.join("files/raw").join(ids[1].to_string()).is_file());
     assert!(!dir.join("files/raw").join(ids[0].to_string()).exists());
     let hash = s.put_blob(&large).expect("blob");
     assert_eq!(s.put_blob(&large).expect("again"), hash, "stored once");
-    assert_eq!(s.blob(&hash).expect("read").as_deref(), Some(large.as_slice()));
+    assert_eq!(
+        s.blob(&hash).expect("read").as_deref(),
+        Some(large.as_slice())
+    );
     assert!(dir.join("files/blobs").join(&hash).is_file());
     for bad in ["../db", "..", "", "/etc/passwd"] {
         assert_eq!(s.blob(bad).expect("bad name"), None, "{bad}");

@@ -42,7 +42,12 @@ class Server:
         self.smtp_port = free_port()
         self.lmtp_port = free_port() if lmtp else None
         self.http_port = free_port()
-        self.env = dict(os.environ, POSTDESK_LOG="warn", POSTDESK_DOMAIN=domain)
+        # DKIM/DMARC answers come from a records file, empty unless a test writes one:
+        # tests ask no DNS server anything.
+        records = os.path.join(self.dir, "no-records.txt")
+        open(records, "w").close()
+        self.env = dict(os.environ, POSTDESK_LOG="warn", POSTDESK_DOMAIN=domain,
+                        POSTDESK_DNS_RECORDS=records)
         self.env.update(env or {})
         self.proc = None
         self.log = open(os.path.join(self.dir, "server.log"), "ab")

@@ -75,6 +75,7 @@ class Hijack(unittest.TestCase):
         self.srv = Server().bootstrap(staff=[("alex@ops.test", "Alex", "tech")])
         self.addCleanup(self.srv.close)
         self.alex_token = self.srv.cli("token", "create", "alex@ops.test").stdout.strip()
+        self.admin_link = staff_link(self.srv, "tester@ops.test")
         self.srv.start()
         d = send(self.srv, mail("Victim <victim@customer.test>", "acme@acme.test",
                                 "Payroll export broken", "Salary data attached."))
@@ -149,6 +150,30 @@ class Hijack(unittest.TestCase):
         srv.send("POST", f"/api/v1/tickets/{n}/held/{seq}/accept", {}, token=self.alex_token,
                  expect=404)
 
+    def test_a_forged_requester_from_widens_nothing(self):
+        srv, n = self.srv, self.n
+        d = send(srv, mail("Victim <victim@customer.test>", "acme@acme.test",
+                           f"Re: [#{n}] Payroll export broken", "Please copy my colleagues.",
+                           Cc="spy@evil.test, alex@ops.test"))
+        self.assertEqual(d["ticket"], n)
+        self.assertTrue(any("nothing proves the sender's address" in x for x in d["notes"]), d["notes"])
+        self.assertEqual(srv.ticket(n)["cc"], [])
+        srv.api(f"/api/v1/tickets/{n}", token=self.alex_token, expect=404)
+
+    def test_an_old_reply_token_of_a_removed_employee_lets_nobody_in(self):
+        srv, n = self.srv, self.n
+        addr = srv.api(f"/api/v1/tickets/{n}/reply-address?for=alex@ops.test")["address"]
+        admin = Browser(srv)
+        admin.get(self.admin_link)
+        page = admin.get("/settings/staff")[2]
+        admin.post("/settings/staff/delete", {"csrf": admin.csrf(page), "email": "alex@ops.test"})
+        d = send(srv, mail("alex@ops.test", addr, "Re: Payroll export broken", "Still here.",
+                           Cc="alex.private@evil.test"))
+        self.assertEqual((d["ticket"], d["rule"]), (n, "reply_token"))
+        last = srv.ticket(n)["events"][-1]
+        self.assertEqual((last["held"], last["visibility"]), (True, "internal"))
+        self.assertEqual(srv.ticket(n)["cc"], [])
+
     def test_thousands_of_addresses_are_cut_off(self):
         srv, n = self.srv, self.n
         many = ", ".join(f"p{i}@evil.test" for i in range(3000))
@@ -185,32 +210,36 @@ class StaffProof(unittest.TestCase):
         # "acme" takes mail only from customer.test; "open" from everyone.
         cls.srv.bootstrap(orgs=(("acme", "Acme", ["--whitelist", "customer.test"]),
                                 ("open", "Open", [])),
-                          staff=[("alex@ops.test", "Alex", "tech")]).start()
+                          staff=[("alex@ops.test", "Alex", "tech"),
+                                 ("boss@ops.test", "Boss", "manager")]).start()
 
     @classmethod
     def tearDownClass(cls):
         cls.srv.close()
 
     def ticket(self, assign=None, org="acme"):
-        d = send(self.srv, mail("carol@customer.test", f"{org}@acme.test",
+        # A requester of its own each time: acknowledgements to one are capped per hour.
+        d = send(self.srv, mail(f"carol.{uuid.uuid4().hex[:6]}@customer.test", f"{org}@acme.test",
                                 f"VPN {uuid.uuid4().hex[:6]}", "It fails."))
         if assign:
             self.srv.send("PATCH", f"/api/v1/tickets/{d['ticket']}", {"assignee": assign})
         return d["ticket"], acknowledgement_of_ticket(self.srv, d["ticket"])
 
-    def signed(self, body, irt, length=False, date=None, two_froms=False, to="acme@acme.test"):
+    def signed(self, body, irt, length=False, date=None, two_froms=False, to="acme@acme.test",
+               who="Alex <alex@ops.test>",
+               headers=(b"from", b"to", b"subject", b"message-id", b"date", b"in-reply-to")):
         m = EmailMessage()
-        m["From"] = "Alex <alex@ops.test>, Eve <eve@ops.test>" if two_froms else "Alex <alex@ops.test>"
+        m["From"] = "Alex <alex@ops.test>, Eve <eve@ops.test>" if two_froms else who
         m["To"] = to
         m["Subject"] = "Re: VPN"
         m["Message-ID"] = f"<{uuid.uuid4().hex}@ops.test>"
         m["Date"] = date or email.utils.formatdate()
-        m["In-Reply-To"] = irt
+        if irt:
+            m["In-Reply-To"] = irt
         m.set_content(body)
         raw = m.as_bytes().replace(b"\n", b"\r\n")
         sig = dkim.sign(raw, b"sel", b"ops.test", self.key, length=length,
-                        include_headers=[b"from", b"to", b"subject", b"message-id", b"date",
-                                         b"in-reply-to"])
+                        include_headers=list(headers))
         raw = sig + raw
         self.assertTrue(dkim.verify(raw, dnsfunc=lambda name, timeout=5: self.dns.get(name, b"")))
         return m["Message-ID"], raw
@@ -244,7 +273,8 @@ class StaffProof(unittest.TestCase):
         self.assertEqual(d["outcome"], "accepted")
         self.assertTrue(any("proven by DKIM aligned" in x for x in d["notes"]), d["notes"])
         self.assertEqual(self.srv.ticket(n)["status"], "waiting")
-        wait_for(lambda: [m for m in mails_to(self.srv, "carol@customer.test")
+        requester = self.srv.ticket(n)["requester"]
+        wait_for(lambda: [m for m in mails_to(self.srv, requester)
                           if "Please restart the client." in text_of(m)])
 
     def test_signatures_that_prove_too_little(self):
@@ -277,6 +307,65 @@ class StaffProof(unittest.TestCase):
             with self.assertRaises(smtplib.SMTPDataError) as refused:
                 send(self.srv, mail("someone@elsewhere.test", to, "hi"))
             self.assertEqual(refused.exception.smtp_code, 550)
+
+    def test_a_signed_mail_cannot_be_rewritten_or_given_fields(self):
+        n, ack = self.ticket(org="open")
+        mid, raw = self.signed("The quote is attached.", ack, to="open@acme.test",
+                               who="Boss <boss@ops.test>")
+        d = self.deliver_raw(mid, raw, to="open@acme.test")
+        self.assertTrue(any("proven by DKIM aligned" in x for x in d["notes"]), d["notes"])
+        other, other_ack = self.ticket(org="open")
+        # Unsigned twins below the signed fields (mail-parser reads "Subject :" as Subject,
+        # DKIM does not see it): another ticket's tag, a fresh Message-ID, a CC.
+        twin = raw.replace(b"\r\n\r\n", (f"\r\nSubject : Re: [#{other}] VPN\r\n"
+                                            f"Message-ID : <twin-{uuid.uuid4().hex}@x.test>\r\n"
+                                            "Cc : spy@evil.test\r\n\r\n").encode(), 1)
+        with smtplib.SMTP("127.0.0.1", self.srv.smtp_port) as s:
+            s.sendmail("boss@ops.test", ["open@acme.test"], twin)
+        time.sleep(2)
+        # A signature that left In-Reply-To and Cc out, given them afterwards.
+        mid2, bare = self.signed("#status closed\nDone.", None, to="open@acme.test",
+                                 who="Boss <boss@ops.test>",
+                                 headers=(b"from", b"to", b"subject", b"message-id", b"date"))
+        given = bare.replace(b"\r\n\r\n", (f"\r\nIn-Reply-To: {other_ack}\r\n"
+                                             "Cc: spy@evil.test\r\n\r\n").encode(), 1)
+        d = self.deliver_raw(mid2, given, to="open@acme.test")
+        self.assertTrue(any("no proof" in x for x in d["notes"]), d["notes"])
+        for t in (self.srv.ticket(n), self.srv.ticket(other)):
+            self.assertEqual((t["status"], t["cc"]), ("open", []))
+            self.assertEqual(len([e for e in t["events"] if e["kind"] == "reply" and e["by_staff"]]),
+                             1 if t["number"] == n else 0)
+        self.assertEqual(mails_to(self.srv, "spy@evil.test"), [])
+
+    def test_a_flood_of_signature_fields_costs_nothing(self):
+        n, ack = self.ticket(org="open")
+        bogus = "".join(f"DKIM-Signature : v=1; a=rsa-sha256; d=ops.test; s=sel; h=from; "
+                        f"bh=AAAA; b={i:04d}\r\n" for i in range(300))
+        padding = "".join(f"X-Pad-{i}: {'p' * 5000}\r\n" for i in range(50))
+        flood = (f"From: Alex <alex@ops.test>\r\nTo: open@acme.test\r\nSubject: Re: VPN\r\n"
+                 f"Message-ID: <flood@ops.test>\r\nIn-Reply-To: {ack}\r\n{bogus}{padding}\r\n"
+                 "#status closed\r\n").encode()
+        normal = mail("carol@customer.test", "open@acme.test", "Another question", "Hello?")
+        with smtplib.SMTP("127.0.0.1", self.srv.smtp_port) as s:
+            s.sendmail("alex@ops.test", ["open@acme.test"], flood)
+            s.sendmail("carol@customer.test", ["open@acme.test"], normal.as_bytes())
+            sent = time.time()
+        self.srv.decision_for(normal["Message-ID"], timeout=20)
+        self.assertLess(time.time() - sent, 10)
+        d = self.srv.decision_for("<flood@ops.test>")
+        self.assertTrue(any("malformed" in x for x in d["notes"]), d["notes"])
+        self.assertEqual(self.srv.ticket(n)["status"], "open")
+
+    def test_a_forged_staff_from_does_not_pass_the_whitelist(self):
+        forged = mail("Alex <alex@ops.test>", "acme@acme.test", "Please help", "Copy me.",
+                      Cc="outsider@evil.test")
+        with smtplib.SMTP("127.0.0.1", self.srv.smtp_port) as s:
+            s.sendmail("outsider@evil.test", ["acme@acme.test"], forged.as_bytes())
+        d = self.srv.decision_for(forged["Message-ID"])
+        self.assertEqual(d["outcome"], "refused")
+        self.assertIn("whitelist", d["reason"])
+        time.sleep(1)
+        self.assertEqual(mails_to(self.srv, "outsider@evil.test"), [])
 
     def test_tech_may_not_steer_a_ticket_they_may_not_see(self):
         n, ack = self.ticket(org="open")
@@ -330,6 +419,25 @@ class Stall(unittest.TestCase):
         self.assertLessEqual(len(shown[0]), 100_200, "display text is capped; the original is whole")
         raw = srv.api(f"/api/v1/messages/{urllib_quote(many_lines['Message-ID'])}/raw")
         self.assertGreater(len(raw), 400_000)
+
+
+    def test_nested_messages_do_not_kill_the_server(self):
+        srv = self.srv
+        nested = ("From: a@customer.test\r\nTo: acme@acme.test\r\nSubject: nested\r\n"
+                  "Message-ID: <nested@customer.test>\r\nMIME-Version: 1.0\r\n"
+                  + "Content-Type: message/rfc822\r\n\r\n" * 20_000
+                  + "Subject: x\r\n\r\nhi\r\n").encode()
+        normal = mail("d@customer.test", "acme@acme.test", "Printer", "The printer jams.")
+        with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=60) as s:
+            s.sendmail("a@customer.test", ["acme@acme.test"], nested)
+            s.sendmail("d@customer.test", ["acme@acme.test"], normal.as_bytes())
+            sent = time.time()
+        self.assertEqual(srv.decision_for(normal["Message-ID"], timeout=20)["outcome"], "accepted")
+        self.assertLess(time.time() - sent, 10)
+        d = srv.decision_for("<nested@customer.test>")
+        self.assertEqual(d["outcome"], "refused")
+        self.assertIn("message parts", d["reason"])
+        self.assertIsNone(srv.proc.poll(), "the server is still running")
 
 
 def urllib_quote(s):
@@ -422,6 +530,9 @@ class Backscatter(unittest.TestCase):
         srv.bootstrap().start()
         self.addCleanup(srv.close)
         forged = send(srv, mail("ceo@bank.test", "acme@acme.test", "Wire transfer", "Urgent."))
+        several = send(srv, mail("CEO <ceo@bank.test>, Someone <x@other.test>", "acme@acme.test",
+                                 "Wire transfer, again", "Urgent."))
+        self.assertTrue(any("suspected spoofing" in x for x in several["notes"]), several["notes"])
         honest = send(srv, mail("someone@customer.test", "acme@acme.test", "Question", "Hi."))
         self.assertTrue(any("suspected spoofing" in x for x in forged["notes"]), forged["notes"])
         self.assertTrue(srv.ticket(forged["ticket"])["events"][0]["suspected_spoofing"])

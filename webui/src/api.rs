@@ -289,6 +289,15 @@ pub async fn reply_address(
             .first()
             .cloned()
             .ok_or_else(|| ApiError::NotFound("organization has no address".into()))?;
+        // Handing someone a reply address lets them write into the ticket: someone who is
+        // neither its requester, a CC nor staff is let in by it (a token alone proves who
+        // writes, not that they may).
+        if ticket.requester != recipient
+            && !ticket.cc.contains(&recipient)
+            && store.staff(&recipient)?.is_none()
+        {
+            store.grant_reply(number, &recipient)?;
+        }
         let secret = store.secret("reply-token")?;
         Ok(postdesk_threading::reply_address(
             &secret, number, &base, &recipient,

@@ -17,7 +17,9 @@ use plan::{failure_writes, plan_guarded, PlanContext, Planned};
 use postdesk_store::{
     normalize_message_id, Decision, PipelineWrite, Store, StoreError, TicketTarget,
 };
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where DMARC checks get their DNS answers.
@@ -206,6 +208,7 @@ impl Processor {
                     .to_string()
             }
         };
+        self.worker.cancelled.store(true, Ordering::Relaxed);
         self.worker = Worker::start(self.store.clone(), self.dns.clone(), self.secret)?;
         Ok(Planned {
             writes: failure_writes(&self.store, id, &reason)?,
@@ -218,7 +221,13 @@ impl Processor {
 struct Worker {
     jobs: mpsc::Sender<(u64, BatchView)>,
     answers: Receiver<(u64, Result<Planned, GatewayError>)>,
+    /// Set when the pipeline gives up on this worker: it stops at its next step.
+    cancelled: Arc<AtomicBool>,
 }
+
+/// The planning thread's stack: parsers recurse on some structures (nested message parts
+/// are counted and bounded before parsing); room to spare costs only address space.
+const WORKER_STACK: usize = 64 * 1024 * 1024;
 
 enum WorkerAnswer {
     Planned(Result<Planned, GatewayError>),
@@ -234,8 +243,11 @@ impl Worker {
     ) -> Result<Worker, GatewayError> {
         let (jobs, job_rx) = mpsc::channel::<(u64, BatchView)>();
         let (answer_tx, answers) = mpsc::channel();
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let flag = cancelled.clone();
         std::thread::Builder::new()
             .name("pipeline-plan".into())
+            .stack_size(WORKER_STACK)
             .spawn(move || {
                 // Built here: the checker owns a small runtime, which must not be created or
                 // dropped inside the server's async runtime.
@@ -251,6 +263,7 @@ impl Worker {
                     store: &store,
                     secret: &secret,
                     dmarc: checker.as_ref(),
+                    cancelled: &flag,
                 };
                 while let Ok((id, view)) = job_rx.recv() {
                     let planned = plan_guarded(&context, id, &view);
@@ -260,7 +273,11 @@ impl Worker {
                     }
                 }
             })?;
-        Ok(Worker { jobs, answers })
+        Ok(Worker {
+            jobs,
+            answers,
+            cancelled,
+        })
     }
 
     fn plan(&self, id: u64, view: BatchView, budget: Duration) -> WorkerAnswer {

@@ -11,7 +11,7 @@ use super::content::{
 use super::lookup::{BatchLookup, BatchView};
 use super::people::{named_addresses, new_cc};
 use crate::dmarc::Arrival;
-use crate::{DmarcChecker, GatewayError};
+use crate::{DmarcChecker, GatewayError, SenderCheck};
 use mail_parser::{Message, MessageParser};
 use postdesk_desk::policy;
 use postdesk_store::{
@@ -24,12 +24,42 @@ use postdesk_threading::{
 };
 use std::cell::{Cell, OnceCell};
 
-/// What planning needs besides the message: the store, the reply-token key, and the
-/// DKIM/DMARC checker when there is one.
+/// Most MIME parts holding a whole message (`message/rfc822`, `message/global`, the parts
+/// of a `multipart/digest`) that a mail may name to be parsed: each may nest another.
+const MAX_MESSAGE_PARTS: usize = 500;
+
+/// What planning needs besides the message: the store, the reply-token key, the
+/// DKIM/DMARC checker when there is one, and the flag that tells a worker the pipeline
+/// gave up on it.
 pub(super) struct PlanContext<'a> {
     pub store: &'a Store,
     pub secret: &'a [u8],
     pub dmarc: Option<&'a DmarcChecker>,
+    pub cancelled: &'a std::sync::atomic::AtomicBool,
+}
+
+impl PlanContext<'_> {
+    /// Stops planning, between steps, once the pipeline has given up on this worker (the
+    /// message ran past its budget): its answer would be dropped anyway.
+    fn go_on(&self) -> Result<(), GatewayError> {
+        if self.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
+            Err(GatewayError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// How often the markers of a message part occur in `raw` ("message/" and "digest", any
+/// case): an upper bound on how deeply its parts can nest, in one pass.
+fn message_part_markers(raw: &[u8]) -> usize {
+    raw.windows(8)
+        .filter(|w| w.eq_ignore_ascii_case(b"message/"))
+        .count()
+        + raw
+            .windows(6)
+            .filter(|w| w.eq_ignore_ascii_case(b"digest"))
+            .count()
 }
 
 /// One message's planned writes, and whether planning read something the batch changes.
@@ -85,12 +115,34 @@ pub(super) fn plan_guarded(
     })
 }
 
-/// A refusal for every delivery of a message, completing it.
+/// A refusal for every delivery of a message, completing it; with its Message-ID, From and
+/// Subject when its header section can be read (headers only: nothing nests there).
 pub(super) fn failure_writes(
     store: &Store,
     id: u64,
     reason: &str,
 ) -> Result<Vec<PipelineWrite>, GatewayError> {
+    let (message_id, from, subject) = store
+        .raw_message(id)?
+        .and_then(|raw| {
+            std::panic::catch_unwind(|| {
+                let h = MessageParser::new().parse_headers(&raw[..])?;
+                Some((
+                    h.message_id().map(|m| truncated(m, 1000).to_string()),
+                    h.from()
+                        .and_then(|a| a.first())
+                        .and_then(|a| a.address())
+                        .map(|a| a.trim().to_ascii_lowercase())
+                        .unwrap_or_default(),
+                    h.subject()
+                        .map(|s| truncated(s.trim(), 1000).to_string())
+                        .unwrap_or_default(),
+                ))
+            })
+            .ok()
+            .flatten()
+        })
+        .unwrap_or_default();
     let orgs: Vec<String> = match store.envelope(id)? {
         Some(e) => e
             .deliveries
@@ -111,9 +163,9 @@ pub(super) fn failure_writes(
         let d = Decision {
             inbound: id,
             org,
-            message_id: None,
-            from: String::new(),
-            subject: String::new(),
+            message_id: message_id.clone(),
+            from: from.clone(),
+            subject: subject.clone(),
             outcome: Outcome::Refused {
                 reason: reason.to_string(),
             },
@@ -194,7 +246,21 @@ fn plan_message(
             last_delivery: writes.len() + 1 == total,
         });
     };
+    // mail-parser nests message parts without limit and drops them recursively: thousands
+    // of nested ones overflow the stack and abort the process. Counted before parsing.
+    let nested = message_part_markers(&raw);
+    if nested > MAX_MESSAGE_PARTS {
+        return failure_writes(
+            context.store,
+            id,
+            &format!(
+                "the message names {nested} message parts (message/*, digests), more than the \
+                 {MAX_MESSAGE_PARTS} processed; the original is kept"
+            ),
+        );
+    }
     let parsed = MessageParser::default().parse(&raw[..]);
+    context.go_on()?;
     let head = Head {
         subject: parsed
             .as_ref()
@@ -239,6 +305,7 @@ fn plan_message(
         }
         return Ok(writes);
     };
+    context.go_on()?;
     let message = Planning {
         context,
         envelope: &envelope,
@@ -252,11 +319,12 @@ fn plan_message(
         named: named_addresses(&msg),
         staff: store.staff(&head.from)?,
         dkim_proof: OnceCell::new(),
-        spoofing: OnceCell::new(),
+        sender: OnceCell::new(),
     };
     let (files, files_note) = attachments(store, &msg)?;
     let deliveries = envelope.deliveries.len();
     for (n, delivery) in envelope.deliveries.iter().enumerate() {
+        context.go_on()?;
         let last = writes.len() + 1 == total && n + 1 == deliveries;
         match message.delivery(id, delivery, lookup, &files, files_note.as_deref(), last)? {
             Ok(commit) => writes.push(PipelineWrite::Delivery(commit)),
@@ -286,13 +354,15 @@ struct Planning<'a> {
     staff: Option<Staff>,
     /// Whether aligned DKIM proves the staff From (checked only when needed).
     dkim_proof: OnceCell<Result<String, String>>,
-    /// Why the From of a new request may be forged, if it may.
-    spoofing: OnceCell<Option<String>>,
+    /// What DMARC says of an end user's From (checked only when needed; `.1` whether it
+    /// was asked to authenticate, not only to look for forgery).
+    sender: OnceCell<(SenderCheck, bool)>,
 }
 
 /// Who is writing into an existing ticket, and so what the mail may do there.
 enum Writer {
-    /// A participant: the requester, a CC, a token holder, or proven staff who may see it.
+    /// A participant: the requester, a CC, someone staff let in, or proven staff who may
+    /// see the ticket.
     Participant,
     /// Anyone else: the mail is held as an internal entry for staff to decide.
     Outsider,
@@ -307,26 +377,36 @@ impl Planning<'_> {
         })
     }
 
-    /// Why a new request's From may be forged, checked once per message.
-    fn spoofing(&self, host: &str) -> Option<&String> {
-        self.spoofing
-            .get_or_init(|| {
-                let checker = self.context.dmarc?;
-                let smtp_client = (self.envelope.source == Source::Smtp)
-                    .then(|| self.envelope.peer.parse::<std::net::SocketAddr>().ok())
-                    .flatten()
-                    .map(|a| a.ip());
-                checker.suspected_spoofing(
-                    self.raw,
-                    &Arrival {
-                        smtp_client,
-                        helo: &self.envelope.helo,
-                        mail_from: &self.envelope.mail_from,
-                        host,
-                    },
-                )
-            })
-            .as_ref()
+    /// What DMARC says of an end user's From, checked once per message (again only if
+    /// authentication is asked for the first time). `authenticate` asks whether the address
+    /// is proven, beyond whether it is likely forged.
+    fn sender(&self, host: &str, authenticate: bool) -> SenderCheck {
+        if let Some((check, authenticated_asked)) = self.sender.get() {
+            if *authenticated_asked || !authenticate {
+                return check.clone();
+            }
+        }
+        let Some(checker) = self.context.dmarc else {
+            return SenderCheck::default();
+        };
+        let smtp_client = (self.envelope.source == Source::Smtp)
+            .then(|| self.envelope.peer.parse::<std::net::SocketAddr>().ok())
+            .flatten()
+            .map(|a| a.ip());
+        let check = checker.sender_check(
+            self.raw,
+            &Arrival {
+                smtp_client,
+                helo: &self.envelope.helo,
+                mail_from: &self.envelope.mail_from,
+                host,
+            },
+            authenticate,
+        );
+        // A first answer is kept; one asked again with authentication replaces nothing
+        // (OnceCell), but is returned.
+        let _ = self.sender.set((check.clone(), authenticate));
+        check
     }
 
     /// One delivery: the commit into a ticket, or the decision that refuses it.
@@ -342,6 +422,13 @@ impl Planning<'_> {
         let store = self.context.store;
         let from = &self.head.from;
         let org = store.org(&delivery.org)?;
+        let host = delivery
+            .address
+            .rsplit_once('@')
+            .map_or("localhost", |(_, d)| d);
+        let whitelisted = org
+            .as_ref()
+            .is_none_or(|o| o.allows_sender_domain(from.rsplit_once('@').map(|(_, d)| d)));
         let org_addresses = org.map(|o| o.addresses).unwrap_or_default();
         let is_ours = |a: &str| {
             let base = match a.split_once('@') {
@@ -387,6 +474,21 @@ impl Planning<'_> {
             None => false,
         };
         let staff = self.staff.as_ref().filter(|_| by_staff);
+        // The receiver let this mail past the organization's whitelist because it names a
+        // staff member or went to a reply address; only a proven sender may use that.
+        if !whitelisted && !by_staff && m.rule != MatchRule::ReplyToken {
+            return Ok(Err(refusal(
+                id,
+                &delivery.org,
+                self.head,
+                format!(
+                    "the sender's domain is not on the whitelist of {}, and nothing proves the \
+                     sender (no reply token, no staff proof)",
+                    delivery.org
+                ),
+                notes,
+            )));
+        }
         if self.class.delivery_report {
             let about = reported_message_id(self.msg)
                 .and_then(|mid| lookup.ticket_for_message_id(&delivery.org, &mid))
@@ -423,13 +525,14 @@ impl Planning<'_> {
                 last,
             )));
         }
-        let named: Vec<String> = self
-            .named
-            .0
-            .iter()
-            .filter(|a| !is_ours(a))
-            .cloned()
-            .collect();
+        // Staff are never copied from mail: a CC may see the ticket, and who may is the
+        // policy's to say (an assignment), not a sender's.
+        let mut named = Vec::with_capacity(self.named.0.len());
+        for a in &self.named.0 {
+            if !is_ours(a) && store.staff(a)?.is_none() {
+                named.push(a.clone());
+            }
+        }
         let Some(number) = m.ticket else {
             // A new request.
             let (prefix, summary) = split_type_prefix(&self.head.subject);
@@ -443,20 +546,20 @@ impl Planning<'_> {
             } else {
                 summary.chars().take(300).collect()
             };
-            let host = delivery
-                .address
-                .rsplit_once('@')
-                .map_or("localhost", |(_, d)| d);
-            // An acknowledgement would go back to the From: not when it is likely forged.
+            // An acknowledgement would go back to the From, and staff answers to its CCs:
+            // neither when the From is likely forged.
             let spoofing = (!self.class.automatic && !by_staff)
-                .then(|| self.spoofing(host))
+                .then(|| self.sender(host, false).spoofing)
                 .flatten();
-            if let Some(why) = spoofing {
-                notes.push(format!(
-                    "suspected spoofing: {why}; no acknowledgement is sent"
-                ));
-            }
-            let (cc, cc_note) = new_cc(&named, from, None, |_| false);
+            let (cc, cc_note) = match &spoofing {
+                Some(why) => {
+                    notes.push(format!(
+                        "suspected spoofing: {why}; no acknowledgement is sent and nobody is copied"
+                    ));
+                    (Vec::new(), None)
+                }
+                None => new_cc(&named, from, None, |_| false),
+            };
             notes.extend(cc_note);
             let mut participants = vec![from.clone()];
             participants.extend(named.iter().cloned());
@@ -497,17 +600,30 @@ impl Planning<'_> {
                 "staff member {from} may not see ticket {number}; the mail is held like a non-participant's"
             ));
         }
-        // Staff take part in what the policy lets them see, however they proved themselves
-        // (an old reply token included); anyone else by being asked in.
+        // Staff take part in what the policy lets them see, however they proved themselves;
+        // anyone else by being the requester, a CC, or let in by staff (a reply address
+        // handed out). A reply token proves who writes, not that they may: a former
+        // employee's or a removed CC's old token lets them in no more.
         let takes_part = match staff {
             Some(_) => may_see,
             None => {
-                m.rule == MatchRule::ReplyToken
-                    || ticket.requester == *from
+                ticket.requester == *from
                     || ticket.cc.iter().any(|c| c == from)
+                    || store.reply_granted(number, from)?
             }
         };
-        let writer = if takes_part {
+        // Who writes by address only (no token, no staff proof) is believed unless the
+        // address's domain says mail failing DMARC is forged and this mail fails it.
+        let proven = by_staff || m.rule == MatchRule::ReplyToken;
+        let forged = if takes_part && !proven {
+            self.sender(host, false).spoofing
+        } else {
+            None
+        };
+        if let Some(why) = &forged {
+            notes.push(format!("suspected spoofing: {why}"));
+        }
+        let writer = if takes_part && forged.is_none() {
             Writer::Participant
         } else {
             Writer::Outsider
@@ -520,7 +636,7 @@ impl Planning<'_> {
             changes: Vec::new(),
             participants: Vec::new(),
             cc: Vec::new(),
-            suspected_spoofing: false,
+            suspected_spoofing: forged.is_some(),
         };
         let mut kind = EventKind::Reply;
         match writer {
@@ -541,7 +657,17 @@ impl Planning<'_> {
                 }
             }
             Writer::Participant => {
-                let (cc, cc_note) = new_cc(&named, from, Some(&ticket), |_| false);
+                let (mut cc, mut cc_note) = new_cc(&named, from, Some(&ticket), |_| false);
+                // Widening who receives a ticket's mail needs a sender whose address is
+                // proven: a reply token, staff proof, or a DMARC pass for its domain.
+                if !cc.is_empty() && !proven && !self.sender(host, true).authenticated {
+                    cc_note = Some(format!(
+                        "{} address(es) named in To/Cc not copied on the ticket: nothing proves \
+                         the sender's address (no reply token, no DMARC pass)",
+                        cc.len()
+                    ));
+                    cc.clear();
+                }
                 notes.extend(cc_note);
                 entry.cc = cc;
                 entry.participants = std::iter::once(from.clone()).chain(named).collect();
