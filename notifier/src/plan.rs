@@ -354,6 +354,14 @@ impl Planner<'_> {
                     format!("Internal note by {author_name}:"),
                     Some("auto-generated"),
                 ),
+                "held_alert" if event.suspected_spoofing => (
+                    org.name.clone(),
+                    format!(
+                        "Mail claiming to come from {} fails the DMARC check its domain asks for, so it may be forged. It is kept as an internal entry; nothing was sent or changed.",
+                        event.author
+                    ),
+                    Some("auto-generated"),
+                ),
                 "held_alert" => (
                     org.name.clone(),
                     format!(

@@ -539,6 +539,15 @@ class Backscatter(unittest.TestCase):
         acknowledgement_of(srv, "someone@customer.test")
         time.sleep(1)
         self.assertEqual(mails_to(srv, "ceo@bank.test"), [])
+        # Writing into the ticket as its requester, with the same forged From: held.
+        n = forged["ticket"]
+        again = send(srv, mail("ceo@bank.test", "acme@acme.test", f"Re: [#{n}] Wire transfer",
+                               "Copy my lawyer.", Cc="lawyer@evil.test"))
+        self.assertEqual(again["ticket"], n)
+        last = srv.ticket(n)["events"][-1]
+        self.assertEqual((last["held"], last["suspected_spoofing"], last["visibility"]),
+                         (True, True, "internal"))
+        self.assertEqual(srv.ticket(n)["cc"], [])
 
 
 if __name__ == "__main__":

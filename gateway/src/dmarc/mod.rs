@@ -27,6 +27,13 @@ use std::time::Duration;
 const MAX_SIGNATURES: usize = 5;
 /// How long one message's checks may take (DNS included).
 const CHECK_DEADLINE: Duration = Duration::from_secs(10);
+/// How long an end user's From may take to check: this runs for most mail, on the
+/// pipeline's path, so a domain whose DNS does not answer must cost little.
+const SENDER_DEADLINE: Duration = Duration::from_secs(3);
+/// How long a domain's DMARC policy, or the silence of its DNS, is remembered.
+const POLICY_TTL: Duration = Duration::from_secs(600);
+/// Most domains remembered; past it the memory starts afresh.
+const MAX_REMEMBERED: usize = 10_000;
 /// A signed Date further back than this is not proof: it bounds replaying a staff member's
 /// signed mail (the Message-ID, signed too, stops replays of one mail in one organization).
 const MAX_PROOF_AGE: time::Duration = time::Duration::days(7);
@@ -50,6 +57,44 @@ pub struct DmarcChecker {
     runtime: tokio::runtime::Runtime,
     authenticator: MessageAuthenticator,
     answers: TxtAnswers,
+    /// Each From domain's DMARC policy as last looked up (mail comes from few domains;
+    /// the resolver does not cache every negative answer), and the registered domains
+    /// whose DNS did not answer in time: their subdomains are not asked again for a while,
+    /// so a sender cannot stall the pipeline with many names under a silent zone.
+    remembered: std::sync::Mutex<Remembered>,
+}
+
+#[derive(Default)]
+struct Remembered {
+    policies: std::collections::HashMap<String, (Policy, std::time::Instant)>,
+    silent: std::collections::HashMap<String, std::time::Instant>,
+}
+
+impl Remembered {
+    fn forget_old(&mut self) {
+        if self.policies.len() + self.silent.len() > MAX_REMEMBERED {
+            self.policies.clear();
+            self.silent.clear();
+        }
+    }
+}
+
+/// The registered domain a name falls under, roughly (the last two labels, three when
+/// the second-level label is a short one under a country code, as in `co.uk`): what the
+/// memory of silent DNS is kept by.
+fn registered_domain(domain: &str) -> String {
+    let labels: Vec<&str> = domain.trim_end_matches('.').rsplit('.').collect();
+    let keep = match labels.as_slice() {
+        [tld, second, _, ..] if tld.len() == 2 && second.len() <= 3 => 3,
+        _ => 2,
+    };
+    labels
+        .iter()
+        .take(keep)
+        .rev()
+        .copied()
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// How a message reached us, for SPF: only SMTP from the sending host tells anything;
@@ -85,6 +130,7 @@ impl DmarcChecker {
             runtime,
             authenticator,
             answers: TxtAnswers::empty(),
+            remembered: Default::default(),
         })
     }
 
@@ -104,6 +150,7 @@ impl DmarcChecker {
             runtime,
             authenticator,
             answers,
+            remembered: Default::default(),
         })
     }
 
@@ -239,6 +286,28 @@ impl DmarcChecker {
         let Some(message) = AuthenticatedMessage::parse(source) else {
             return SenderCheck::default();
         };
+        let domain = from
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_ascii_lowercase())
+            .unwrap_or_default();
+        let zone = registered_domain(&domain);
+        let now = std::time::Instant::now();
+        let known_policy = {
+            let mut remembered = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
+            remembered.forget_old();
+            if remembered
+                .silent
+                .get(&zone)
+                .is_some_and(|since| now.duration_since(*since) < POLICY_TTL)
+            {
+                return SenderCheck::default();
+            }
+            remembered
+                .policies
+                .get(&domain)
+                .filter(|(_, at)| now.duration_since(*at) < POLICY_TTL)
+                .map(|(p, _)| *p)
+        };
         let a = &self.authenticator;
         let cache = &self.answers;
         let mail_from_domain = arrival
@@ -246,14 +315,17 @@ impl DmarcChecker {
             .rsplit_once('@')
             .map_or(arrival.helo, |(_, d)| d)
             .to_string();
-        let verdict = self.within_deadline(async {
+        let verdict = self.within(SENDER_DEADLINE, async {
             let no_spf = SpfOutput::new(String::new());
-            let policy = dmarc(a, cache, &message, &[], &no_spf, &mail_from_domain)
-                .await
-                .policy();
+            let policy = match known_policy {
+                Some(p) => p,
+                None => dmarc(a, cache, &message, &[], &no_spf, &mail_from_domain)
+                    .await
+                    .policy(),
+            };
             let enforced = matches!(policy, Policy::Reject | Policy::Quarantine);
             if !enforced && !need_authentication {
-                return SenderCheck::default();
+                return (policy, SenderCheck::default());
             }
             let dkim = a
                 .verify_dkim(Parameters::new(&message).with_txt_cache(cache))
@@ -276,7 +348,7 @@ impl DmarcChecker {
             let dmarc = dmarc(a, cache, &message, &dkim, &spf, &mail_from_domain).await;
             let pass = dmarc.dkim_result() == &DmarcResult::Pass
                 || dmarc.spf_result() == &DmarcResult::Pass;
-            SenderCheck {
+            let check = SenderCheck {
                 authenticated: pass,
                 spoofing: (enforced && !pass).then(|| {
                     format!(
@@ -291,12 +363,21 @@ impl DmarcChecker {
                         dmarc.spf_result()
                     )
                 }),
-            }
+            };
+            (policy, check)
         });
-        verdict.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "DMARC check gave no answer; nothing vouched or suspected");
-            SenderCheck::default()
-        })
+        let mut remembered = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
+        match verdict {
+            Ok((policy, check)) => {
+                remembered.policies.insert(domain, (policy, now));
+                check
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, zone = %zone, "DMARC check gave no answer; nothing vouched or suspected, and the zone is not asked again for 10 minutes");
+                remembered.silent.insert(zone, now);
+                SenderCheck::default()
+            }
+        }
     }
 
     /// Runs `checks` on the checker's runtime, giving up after [`CHECK_DEADLINE`].
@@ -304,12 +385,21 @@ impl DmarcChecker {
         &self,
         checks: impl std::future::Future<Output = T>,
     ) -> Result<T, String> {
+        self.within(CHECK_DEADLINE, checks)
+    }
+
+    /// Runs `checks` on the checker's runtime, giving up after `deadline`.
+    fn within<T>(
+        &self,
+        deadline: Duration,
+        checks: impl std::future::Future<Output = T>,
+    ) -> Result<T, String> {
         self.runtime
-            .block_on(async { tokio::time::timeout(CHECK_DEADLINE, checks).await })
+            .block_on(async { tokio::time::timeout(deadline, checks).await })
             .map_err(|_| {
                 format!(
                     "DKIM/DMARC checks took longer than {} s",
-                    CHECK_DEADLINE.as_secs()
+                    deadline.as_secs()
                 )
             })
     }
@@ -374,6 +464,20 @@ fn check_date(message: &AuthenticatedMessage<'_>) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zones_are_registered_domains() {
+        assert_eq!(registered_domain("a.b.attacker.com"), "attacker.com");
+        assert_eq!(registered_domain("mail.example.co.uk"), "example.co.uk");
+        assert_eq!(registered_domain("example.de"), "example.de");
+        assert_eq!(registered_domain("x.test"), "x.test");
+        assert_eq!(registered_domain("localhost"), "localhost");
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, GatewayError> {
