@@ -259,8 +259,6 @@ impl DmarcChecker {
         arrival: &Arrival<'_>,
         need_authentication: bool,
     ) -> SenderCheck {
-        let scan = HeaderScan::of(raw);
-        let verifiable = !scan.malformed && scan.signatures() <= MAX_SIGNATURES;
         let from = from_addresses(raw);
         if from.len() > 1 {
             return SenderCheck {
@@ -273,17 +271,6 @@ impl DmarcChecker {
             };
         }
         let Some(from) = from.into_iter().next() else {
-            return SenderCheck::default();
-        };
-        // What is verified: the mail itself, or only its From when its signatures cannot
-        // be checked (the policy still applies, and nothing passes).
-        let only_from = format!("From: <{from}>\r\n\r\n");
-        let source: &[u8] = if verifiable {
-            raw
-        } else {
-            only_from.as_bytes()
-        };
-        let Some(message) = AuthenticatedMessage::parse(source) else {
             return SenderCheck::default();
         };
         let domain = from
@@ -307,6 +294,25 @@ impl DmarcChecker {
                 .get(&domain)
                 .filter(|(_, at)| now.duration_since(*at) < POLICY_TTL)
                 .map(|(p, _)| *p)
+        };
+        // Most mail: a domain known to ask for nothing, and nothing to prove.
+        if !need_authentication
+            && known_policy.is_some_and(|p| !matches!(p, Policy::Reject | Policy::Quarantine))
+        {
+            return SenderCheck::default();
+        }
+        // What is verified: the mail itself, or only its From when its signatures cannot
+        // be checked (the policy still applies, and nothing passes).
+        let scan = HeaderScan::of(raw);
+        let verifiable = !scan.malformed && scan.signatures() <= MAX_SIGNATURES;
+        let only_from = format!("From: <{from}>\r\n\r\n");
+        let source: &[u8] = if verifiable {
+            raw
+        } else {
+            only_from.as_bytes()
+        };
+        let Some(message) = AuthenticatedMessage::parse(source) else {
+            return SenderCheck::default();
         };
         let a = &self.authenticator;
         let cache = &self.answers;

@@ -13,14 +13,14 @@ mod plan;
 
 use crate::{DmarcChecker, GatewayError};
 use lookup::BatchView;
-use plan::{failure_writes, plan_guarded, PlanContext, Planned};
+use plan::{failure_writes, plan_guarded, PlanContext};
 use postdesk_store::{
     normalize_message_id, Decision, PipelineWrite, Store, StoreError, TicketTarget,
 };
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Where DMARC checks get their DNS answers.
 #[derive(Debug, Clone)]
@@ -80,13 +80,16 @@ impl Pipeline {
     }
 }
 
-/// Plans and commits spooled messages.
+/// Plans and commits spooled messages: passes run on a worker thread, watched from the
+/// caller's thread, which gives up on a message past its budget.
 pub struct Processor {
     store: Store,
     dns: Option<DnsSource>,
     secret: [u8; 32],
     budget: Duration,
-    worker: Worker,
+    /// Started by the first pass, on the thread that runs the passes (whose priority
+    /// it inherits).
+    worker: Option<Worker>,
     /// Set until the first pass has looked at how the last run ended.
     recovered: bool,
     /// After an unclean stop: each message is noted durably before it is planned, up to
@@ -104,50 +107,87 @@ impl Processor {
         budget: Duration,
     ) -> Result<Processor, GatewayError> {
         let secret = store.secret("reply-token")?;
-        let worker = Worker::start(store.clone(), dns.clone(), secret)?;
         Ok(Processor {
             store,
             dns,
             secret,
             budget,
-            worker,
+            worker: None,
             recovered: false,
             careful_until: None,
         })
     }
 
-    /// Processes every spooled message not yet completed, oldest first. Returns how many.
+    /// Processes every spooled message not yet completed, oldest first. Returns how many
+    /// (those given up on included).
     pub fn process_pending(&mut self) -> Result<usize, GatewayError> {
         if !self.recovered {
             self.recover()?;
             self.recovered = true;
         }
-        let pending = self.store.pending_inbound()?;
-        let mut batch = Batch::default();
-        for &id in &pending {
-            let careful = self.careful_until.is_some_and(|last| id <= last);
-            self.store.note_planning(id, careful)?;
-            let mut planned = self.plan(id, &batch)?;
-            if planned.read_batch {
-                // This message threads on one planned in this batch: commit those first, so
-                // it is planned against the tickets they made.
-                batch.commit(&self.store)?;
-                planned = self.plan(id, &batch)?;
+        // How often the pass is looked at: often enough to give up soon after the budget.
+        let tick = (self.budget / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
+        let mut given_up = 0;
+        let mut worker = match self.worker.take() {
+            Some(w) => w,
+            None => Worker::start(self.store.clone(), self.dns.clone(), self.secret)?,
+        };
+        worker.start_pass(self.careful_until)?;
+        loop {
+            match worker.done.recv_timeout(tick) {
+                Ok(done) => {
+                    self.worker = Some(worker);
+                    let done = done?;
+                    self.careful_until = done.careful_until;
+                    return Ok(done.processed + given_up);
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let Some(id) = worker.progress.over(self.budget) else {
+                        continue;
+                    };
+                    tracing::error!(
+                        inbound = id,
+                        budget_ms = self.budget.as_millis() as u64,
+                        "message took longer than its budget; recorded as failed"
+                    );
+                    let reason = format!(
+                        "processing took longer than {:.1} s; recorded as failed, the original \
+                         is kept",
+                        self.budget.as_secs_f64()
+                    );
+                    worker = self.give_up(worker, id, &reason)?;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    // The worker died outside its guards; what it had in hand is suspect.
+                    let Some(id) = worker.progress.current() else {
+                        return Err(GatewayError::Io(std::io::Error::other(
+                            "the pipeline worker stopped",
+                        )));
+                    };
+                    tracing::error!(
+                        inbound = id,
+                        "pipeline worker died; message recorded as failed"
+                    );
+                    worker = self.give_up(
+                        worker,
+                        id,
+                        "the message could not be processed; recorded as failed, the original is kept",
+                    )?;
+                }
             }
-            batch.add(id, planned.writes);
-            if batch.messages.len() >= MAX_BATCH_MESSAGES {
-                batch.commit(&self.store)?;
-            }
+            given_up += 1;
+            worker.start_pass(self.careful_until)?;
         }
-        batch.commit(&self.store)?;
-        if self
-            .careful_until
-            .is_some_and(|last| pending.last().is_some_and(|&p| p >= last))
-        {
-            self.careful_until = None;
-        }
-        self.store.clear_planning()?;
-        Ok(pending.len())
+    }
+
+    /// Records message `id` as failed, tells `worker` to stop at its next step (what it
+    /// would still commit is idempotent: the first decision of a delivery stands), and
+    /// starts a fresh worker.
+    fn give_up(&self, worker: Worker, id: u64, reason: &str) -> Result<Worker, GatewayError> {
+        worker.cancelled.store(true, Ordering::Relaxed);
+        self.store
+            .commit_pipeline(&failure_writes(&self.store, id, reason)?)?;
+        Worker::start(self.store.clone(), self.dns.clone(), self.secret)
     }
 
     /// After an unclean stop: the message that was in hand counts one crash more, and is
@@ -182,45 +222,52 @@ impl Processor {
         }
         Ok(())
     }
+}
 
-    /// Plans one message on the worker, within the budget. A worker past the budget is
-    /// left to finish on its own (its answer is dropped) and a fresh one takes over.
-    fn plan(&mut self, id: u64, batch: &Batch) -> Result<Planned, GatewayError> {
-        let reason = match self.worker.plan(id, batch.view.clone(), self.budget) {
-            WorkerAnswer::Planned(planned) => return planned,
-            WorkerAnswer::Late => {
-                tracing::error!(
-                    inbound = id,
-                    budget_ms = self.budget.as_millis() as u64,
-                    "message took longer than its budget; recorded as failed"
-                );
-                format!(
-                    "processing took longer than {:.1} s; recorded as failed, the original is kept",
-                    self.budget.as_secs_f64()
-                )
-            }
-            WorkerAnswer::Gone => {
-                tracing::error!(
-                    inbound = id,
-                    "pipeline worker died; message recorded as failed"
-                );
-                "the message could not be processed; recorded as failed, the original is kept"
-                    .to_string()
-            }
-        };
-        self.worker.cancelled.store(true, Ordering::Relaxed);
-        self.worker = Worker::start(self.store.clone(), self.dns.clone(), self.secret)?;
-        Ok(Planned {
-            writes: failure_writes(&self.store, id, &reason)?,
-            read_batch: false,
-        })
+/// What a finished pass reports.
+struct PassDone {
+    processed: usize,
+    careful_until: Option<u64>,
+}
+
+/// Which message a worker has in hand, and since when, for the watch on its budget.
+struct Progress {
+    base: Instant,
+    /// The inbound id in hand; 0 when none (inbound ids start at 1).
+    current: AtomicU64,
+    /// When it was taken, in milliseconds after `base`.
+    since_ms: AtomicU64,
+}
+
+impl Progress {
+    fn take(&self, id: u64) {
+        self.since_ms
+            .store(self.base.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.current.store(id, Ordering::Release);
+    }
+
+    fn put_down(&self) {
+        self.current.store(0, Ordering::Release);
+    }
+
+    fn current(&self) -> Option<u64> {
+        Some(self.current.load(Ordering::Acquire)).filter(|&id| id != 0)
+    }
+
+    /// The message in hand, if it has been for longer than `budget`.
+    fn over(&self, budget: Duration) -> Option<u64> {
+        let id = self.current()?;
+        let since = Duration::from_millis(self.since_ms.load(Ordering::Relaxed));
+        (self.base.elapsed().saturating_sub(since) > budget).then_some(id)
     }
 }
 
-/// A thread that plans messages, so the pipeline can give up on one that takes too long.
+/// The thread that runs passes, so the pipeline can give up on a message that takes too
+/// long and go on with a fresh one.
 struct Worker {
-    jobs: mpsc::Sender<(u64, BatchView)>,
-    answers: Receiver<(u64, Result<Planned, GatewayError>)>,
+    passes: mpsc::Sender<Option<u64>>,
+    done: Receiver<Result<PassDone, GatewayError>>,
+    progress: Arc<Progress>,
     /// Set when the pipeline gives up on this worker: it stops at its next step.
     cancelled: Arc<AtomicBool>,
 }
@@ -229,22 +276,21 @@ struct Worker {
 /// are counted and bounded before parsing); room to spare costs only address space.
 const WORKER_STACK: usize = 64 * 1024 * 1024;
 
-enum WorkerAnswer {
-    Planned(Result<Planned, GatewayError>),
-    Late,
-    Gone,
-}
-
 impl Worker {
     fn start(
         store: Store,
         dns: Option<DnsSource>,
         secret: [u8; 32],
     ) -> Result<Worker, GatewayError> {
-        let (jobs, job_rx) = mpsc::channel::<(u64, BatchView)>();
-        let (answer_tx, answers) = mpsc::channel();
+        let (passes, pass_rx) = mpsc::channel::<Option<u64>>();
+        let (done_tx, done) = mpsc::channel();
         let cancelled = Arc::new(AtomicBool::new(false));
-        let flag = cancelled.clone();
+        let progress = Arc::new(Progress {
+            base: Instant::now(),
+            current: AtomicU64::new(0),
+            since_ms: AtomicU64::new(0),
+        });
+        let (flag, watched) = (cancelled.clone(), progress.clone());
         std::thread::Builder::new()
             .name("pipeline-plan".into())
             .stack_size(WORKER_STACK)
@@ -265,31 +311,65 @@ impl Worker {
                     dmarc: checker.as_ref(),
                     cancelled: &flag,
                 };
-                while let Ok((id, view)) = job_rx.recv() {
-                    let planned = plan_guarded(&context, id, &view);
-                    if answer_tx.send((id, planned)).is_err() {
+                while let Ok(careful_until) = pass_rx.recv() {
+                    let done = run_pass(&context, careful_until, &watched);
+                    if done_tx.send(done).is_err() {
                         // Given up on: a fresh worker has taken over.
                         return;
                     }
                 }
             })?;
         Ok(Worker {
-            jobs,
-            answers,
+            passes,
+            done,
+            progress,
             cancelled,
         })
     }
 
-    fn plan(&self, id: u64, view: BatchView, budget: Duration) -> WorkerAnswer {
-        if self.jobs.send((id, view)).is_err() {
-            return WorkerAnswer::Gone;
+    fn start_pass(&self, careful_until: Option<u64>) -> Result<(), GatewayError> {
+        self.passes
+            .send(careful_until)
+            .map_err(|_| GatewayError::Io(std::io::Error::other("the pipeline worker stopped")))
+    }
+}
+
+/// One pass over the pending messages, on the worker: each is planned (noted as in hand
+/// first) and committed with others in batches.
+fn run_pass(
+    context: &PlanContext<'_>,
+    careful_until: Option<u64>,
+    progress: &Progress,
+) -> Result<PassDone, GatewayError> {
+    let store = context.store;
+    let pending = store.pending_inbound()?;
+    let mut batch = Batch::default();
+    for &id in &pending {
+        let careful = careful_until.is_some_and(|last| id <= last);
+        store.note_planning(id, careful)?;
+        progress.take(id);
+        let mut planned = plan_guarded(context, id, &batch.view)?;
+        if planned.read_batch {
+            // This message threads on one planned in this batch: commit those first, so it
+            // is planned against the tickets they made.
+            context.go_on()?;
+            batch.commit(store)?;
+            planned = plan_guarded(context, id, &batch.view)?;
         }
-        match self.answers.recv_timeout(budget) {
-            Ok((answered, planned)) if answered == id => WorkerAnswer::Planned(planned),
-            Ok(_) | Err(RecvTimeoutError::Disconnected) => WorkerAnswer::Gone,
-            Err(RecvTimeoutError::Timeout) => WorkerAnswer::Late,
+        progress.put_down();
+        batch.add(id, planned.writes);
+        if batch.messages.len() >= MAX_BATCH_MESSAGES {
+            context.go_on()?;
+            batch.commit(store)?;
         }
     }
+    context.go_on()?;
+    batch.commit(store)?;
+    store.clear_planning()?;
+    Ok(PassDone {
+        processed: pending.len(),
+        careful_until: careful_until.filter(|&last| pending.last().is_none_or(|&p| p < last)),
+    })
 }
 
 /// Messages planned and not yet committed, with what their writes touch, so a later

@@ -41,7 +41,7 @@ pub(super) struct PlanContext<'a> {
 impl PlanContext<'_> {
     /// Stops planning, between steps, once the pipeline has given up on this worker (the
     /// message ran past its budget): its answer would be dropped anyway.
-    fn go_on(&self) -> Result<(), GatewayError> {
+    pub(super) fn go_on(&self) -> Result<(), GatewayError> {
         if self.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
             Err(GatewayError::Cancelled)
         } else {
@@ -51,15 +51,13 @@ impl PlanContext<'_> {
 }
 
 /// How often the markers of a message part occur in `raw` ("message/" and "digest", any
-/// case): an upper bound on how deeply its parts can nest, in one pass.
+/// case): an upper bound on how deeply its parts can nest, in one pass (a regex, whose
+/// literal prefilter skips most bytes: this runs for every message).
 fn message_part_markers(raw: &[u8]) -> usize {
-    raw.windows(8)
-        .filter(|w| w.eq_ignore_ascii_case(b"message/"))
-        .count()
-        + raw
-            .windows(6)
-            .filter(|w| w.eq_ignore_ascii_case(b"digest"))
-            .count()
+    static MARKERS: std::sync::LazyLock<regex::bytes::Regex> = std::sync::LazyLock::new(|| {
+        regex::bytes::Regex::new("(?i)message/|digest").expect("marker pattern")
+    });
+    MARKERS.find_iter(raw).count()
 }
 
 /// One message's planned writes, and whether planning read something the batch changes.
@@ -87,7 +85,9 @@ pub(super) fn plan_guarded(
     let writes = match outcome {
         Ok(Ok(writes)) => writes,
         Ok(Err(
-            e @ (GatewayError::Store(StoreError::Db(_) | StoreError::Io(_)) | GatewayError::Io(_)),
+            e @ (GatewayError::Store(StoreError::Db(_) | StoreError::Io(_))
+            | GatewayError::Io(_)
+            | GatewayError::Cancelled),
         )) => return Err(e),
         Ok(Err(e)) => {
             tracing::error!(inbound = id, error = %e, "message could not be applied; recorded as refused");

@@ -495,11 +495,17 @@ impl Page {
     /// value written stayed in memory for the life of the process. Count the
     /// materialized node instead whenever it is larger.
     pub(crate) fn cache_size(&self) -> u64 {
+        let log_size = self.log_size();
+        // Only a page with a blob among its fragments is undercounted; the others' log
+        // size is a fair estimate, and rss() walks the node, on every access.
+        if !self.cache_infos.iter().any(|ci| ci.pointer.is_blob()) {
+            return log_size;
+        }
         let in_memory = match self.update.as_deref() {
             Some(Update::Node(node)) => node.rss(),
             _ => 0,
         };
-        self.log_size().max(in_memory)
+        log_size.max(in_memory)
     }
 
     fn ts(&self) -> u64 {
