@@ -7,6 +7,7 @@
 use crate::NotifierError;
 use mail_send::smtp::message::Message;
 use mail_send::SmtpClientBuilder;
+use postdesk_desk::hosts::is_loopback;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -215,16 +216,6 @@ impl RelayTransport {
 fn to_mail_send(e: SendError) -> mail_send::Error {
     let (SendError::Temporary(m) | SendError::Permanent(m)) = e;
     mail_send::Error::Io(std::io::Error::other(m))
-}
-
-/// 127.0.0.0/8, ::1 or localhost: where clear text crosses no network.
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn classify(e: mail_send::Error) -> SendError {

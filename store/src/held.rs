@@ -90,23 +90,7 @@ impl Store {
                         let mut after = before.clone();
                         let mut cc = before.cc.clone();
                         cc.push(sender.clone());
-                        let base = Event {
-                            seq: 0,
-                            ticket,
-                            kind: EventKind::Update,
-                            author: by.to_string(),
-                            by_staff: true,
-                            visibility: crate::Visibility::Internal,
-                            text: String::new(),
-                            message_id: None,
-                            attachments: Vec::new(),
-                            inbound: None,
-                            automatic: false,
-                            change: None,
-                            held: false,
-                            suspected_spoofing: false,
-                            at,
-                        };
+                        let base = Event::by(ticket, by, true, at);
                         append_change(tx, &mut after, &Change::Cc(cc), &base)?;
                         after.updated_at = at;
                         save_ticket(tx, Some(&before), &after)?;

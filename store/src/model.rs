@@ -358,6 +358,30 @@ pub struct Event {
     pub at: OffsetDateTime,
 }
 
+impl Event {
+    /// An internal entry by `author` with nothing in it yet: the base of the entries an
+    /// action appends (its `seq` and `kind` are set when it is appended).
+    pub fn by(ticket: u64, author: &str, by_staff: bool, at: OffsetDateTime) -> Event {
+        Event {
+            seq: 0,
+            ticket,
+            kind: EventKind::Note,
+            author: author.to_string(),
+            by_staff,
+            visibility: Visibility::Internal,
+            text: String::new(),
+            message_id: None,
+            attachments: Vec::new(),
+            inbound: None,
+            automatic: false,
+            change: None,
+            held: false,
+            suspected_spoofing: false,
+            at,
+        }
+    }
+}
+
 /// What staff did with a held mail (see [`Event::held`]).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "outcome", rename_all = "snake_case")]

@@ -537,23 +537,7 @@ impl Store {
                 let mut ticket: Ticket = decode(&raw).map_err(Abort)?;
                 let before = ticket.clone();
                 let mut appended = Vec::new();
-                let base = Event {
-                    seq: 0,
-                    ticket: a.ticket,
-                    kind: EventKind::Note,
-                    author: a.author.clone(),
-                    by_staff: a.by_staff,
-                    visibility: Visibility::Internal,
-                    text: String::new(),
-                    message_id: None,
-                    attachments: Vec::new(),
-                    inbound: None,
-                    automatic: false,
-                    change: None,
-                    held: false,
-                    suspected_spoofing: false,
-                    at: a.at,
-                };
+                let base = Event::by(a.ticket, &a.author, a.by_staff, a.at);
                 if let Some((visibility, text)) = &a.text {
                     let event = Event {
                         seq: bump(tx, "counter/event")?,

@@ -1,6 +1,7 @@
 """Starts a real `postdesk serve` on ephemeral ports in a private data folder, and talks
 to it the way users do: SMTP/LMTP with standard clients, the JSON API over HTTP."""
 
+import base64
 import email
 import email.policy
 import glob
@@ -205,6 +206,16 @@ def wait_for(fn, timeout=10, interval=0.05):
         if time.time() > deadline:
             raise AssertionError(f"timed out waiting for {fn}")
         time.sleep(interval)
+
+
+def rsa_key(path):
+    """A new 2048-bit RSA key written to `path` (openssl): its PEM, and the base64 DER of
+    its public half, as a DKIM TXT record's p= carries it."""
+    subprocess.run(["openssl", "genrsa", "-out", path, "2048"], check=True, capture_output=True)
+    der = subprocess.run(["openssl", "rsa", "-in", path, "-pubout", "-outform", "DER"],
+                         check=True, capture_output=True).stdout
+    with open(path, "rb") as f:
+        return f.read(), base64.b64encode(der).decode()
 
 
 def mail(frm, to, subject, body="Hello", **headers):

@@ -6,7 +6,6 @@ another organization's original, removed people still hearing of tickets, and
 acknowledgements sent back to forged senders. smtplib and swaks are the clients, dkimpy
 signs, DNS answers come from a records file."""
 
-import base64
 import email
 import email.policy
 import email.utils
@@ -21,15 +20,7 @@ from email.message import EmailMessage
 
 import dkim
 
-from harness import Browser, Server, mail, staff_link, wait_for
-
-
-def rsa_key(path):
-    subprocess.run(["openssl", "genrsa", "-out", path, "2048"], check=True, capture_output=True)
-    der = subprocess.run(["openssl", "rsa", "-in", path, "-pubout", "-outform", "DER"],
-                         check=True, capture_output=True).stdout
-    with open(path, "rb") as f:
-        return f.read(), base64.b64encode(der).decode()
+from harness import Browser, Server, mail, rsa_key, staff_link, wait_for
 
 
 def outbox(srv):

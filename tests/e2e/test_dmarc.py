@@ -2,26 +2,16 @@
 domain (dkimpy as the signer, DNS answers from a records file) counts as staff; unsigned,
 tampered or unaligned mail with the same From does not."""
 
-import base64
 import email.utils
 import os
 import smtplib
-import subprocess
 import unittest
 import uuid
 from email.message import EmailMessage
 
 import dkim
 
-from harness import Server
-
-
-def rsa_key(path):
-    subprocess.run(["openssl", "genrsa", "-out", path, "2048"], check=True, capture_output=True)
-    der = subprocess.run(["openssl", "rsa", "-in", path, "-pubout", "-outform", "DER"],
-                         check=True, capture_output=True).stdout
-    with open(path, "rb") as f:
-        return f.read(), base64.b64encode(der).decode()
+from harness import Server, rsa_key
 
 
 class Dmarc(unittest.TestCase):

@@ -472,6 +472,13 @@ fn check_date(message: &AuthenticatedMessage<'_>) -> Result<(), String> {
     Ok(())
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime, GatewayError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(GatewayError::Io)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,11 +491,4 @@ mod tests {
         assert_eq!(registered_domain("x.test"), "x.test");
         assert_eq!(registered_domain("localhost"), "localhost");
     }
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, GatewayError> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(GatewayError::Io)
 }

@@ -1,6 +1,7 @@
 //! A mailbox source's settings, as the `[[imap]]` configuration tables give them.
 
 use crate::GatewayError;
+use postdesk_desk::hosts::is_loopback;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -151,15 +152,6 @@ fn folder_name_problem(name: &str) -> Option<&'static str> {
     } else {
         None
     }
-}
-
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

@@ -510,16 +510,7 @@ impl Planning<'_> {
                 TicketTarget::Existing(t),
                 EventKind::DeliveryReport,
                 "delivery_report",
-                Entry {
-                    by_staff: false,
-                    held: false,
-                    text: self.text.clone(),
-                    visibility: Visibility::Public,
-                    changes: Vec::new(),
-                    participants: Vec::new(),
-                    cc: Vec::new(),
-                    suspected_spoofing: false,
-                },
+                Entry::public(self.text.clone()),
                 files,
                 notes,
                 last,
@@ -576,13 +567,10 @@ impl Planning<'_> {
                 MatchRule::New.as_str(),
                 Entry {
                     by_staff,
-                    held: false,
-                    text: self.text.clone(),
-                    visibility: Visibility::Public,
-                    changes: Vec::new(),
                     participants,
                     cc,
                     suspected_spoofing: spoofing.is_some(),
+                    ..Entry::public(self.text.clone())
                 },
                 files,
                 notes,
@@ -630,13 +618,8 @@ impl Planning<'_> {
         };
         let mut entry = Entry {
             by_staff: may_see,
-            held: false,
-            text: self.text.clone(),
-            visibility: Visibility::Public,
-            changes: Vec::new(),
-            participants: Vec::new(),
-            cc: Vec::new(),
             suspected_spoofing: forged.is_some(),
+            ..Entry::public(self.text.clone())
         };
         let mut kind = EventKind::Reply;
         match writer {
@@ -762,4 +745,20 @@ struct Entry {
     participants: Vec<String>,
     cc: Vec<String>,
     suspected_spoofing: bool,
+}
+
+impl Entry {
+    /// Public `text` from an end user that changes nothing and widens nothing.
+    fn public(text: String) -> Entry {
+        Entry {
+            by_staff: false,
+            held: false,
+            text,
+            visibility: Visibility::Public,
+            changes: Vec::new(),
+            participants: Vec::new(),
+            cc: Vec::new(),
+            suspected_spoofing: false,
+        }
+    }
 }
