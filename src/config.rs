@@ -48,6 +48,9 @@ pub struct Config {
     /// TXT records file (`NAME TXT "value"` lines) answering DMARC's DNS questions instead
     /// of the system resolver; for closed networks and tests. Empty = system DNS.
     pub dns_records: String,
+    /// One DNS server (IP:PORT, e.g. a local validating resolver) that DKIM and DMARC
+    /// checks ask instead of the system's resolvers. Empty = system DNS.
+    pub dns_server: String,
     /// How long one inbound message may take from parse to ticket, in milliseconds; a
     /// message past it is recorded as failed (its original is kept) and the rest go on.
     pub message_budget_ms: u64,
@@ -179,6 +182,7 @@ impl Default for Config {
             tls_cert: String::new(),
             tls_key: String::new(),
             dns_records: String::new(),
+            dns_server: String::new(),
             message_budget_ms: postdesk_gateway::DEFAULT_BUDGET.as_millis() as u64,
             log: "info".into(),
             clock_offset_file: String::new(),
@@ -263,6 +267,17 @@ impl Config {
             bail!("public_url {url:?} must start with http:// or https://");
         }
         self.trusted_proxies()?;
+        if !self.dns_server.is_empty() {
+            if !self.dns_records.is_empty() {
+                bail!("dns_server and dns_records cannot both be set");
+            }
+            if self.dns_server.parse::<std::net::SocketAddr>().is_err() {
+                bail!(
+                    "dns_server {:?} must be IP:PORT, e.g. 127.0.0.1:53",
+                    self.dns_server
+                );
+            }
+        }
         if self.tls_cert.is_empty() != self.tls_key.is_empty() {
             bail!("tls_cert and tls_key must be set together");
         }

@@ -109,7 +109,14 @@ async fn run(data: &Path, store: Store, config: Config, first_run: Option<FirstR
     let spool_thread = std::thread::Builder::new()
         .name("spool".into())
         .spawn(move || writer.run())?;
-    let dns = if config.dns_records.is_empty() {
+    let dns = if !config.dns_server.is_empty() {
+        DnsSource::Server(config.dns_server.parse().with_context(|| {
+            format!(
+                "dns_server {:?} is not an IP:PORT address",
+                config.dns_server
+            )
+        })?)
+    } else if config.dns_records.is_empty() {
         DnsSource::System
     } else {
         let text = std::fs::read_to_string(&config.dns_records)

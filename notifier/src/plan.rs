@@ -278,11 +278,13 @@ impl Planner<'_> {
     /// What every mail about `event` needs from the store.
     fn shared(&self, event: &Event, ticket: &Ticket, org: &Org) -> Result<Shared, NotifierError> {
         Ok(Shared {
+            // Only the public conversation: held and internal mail's ids are not for
+            // anyone outside to see in References.
             thread: self
                 .store
                 .events_for(ticket.number)?
                 .iter()
-                .filter(|e| e.seq <= event.seq)
+                .filter(|e| e.seq <= event.seq && e.visibility == Visibility::Public && !e.held)
                 .filter_map(|e| e.message_id.clone())
                 .collect(),
             author_name: self

@@ -77,6 +77,17 @@ impl Store {
                 let outcome = match action {
                     HeldAction::Accept => {
                         let sender = &event.author;
+                        if event.suspected_spoofing {
+                            return Err(Abort(StoreError::Invalid(
+                                "this mail may be forged: its sender cannot be accepted".into(),
+                            )));
+                        }
+                        // A CC may see the ticket; whether staff may is the policy's to say.
+                        if tx.get(format!("staff/{sender}").as_bytes())?.is_some() {
+                            return Err(Abort(StoreError::Invalid(format!(
+                                "{sender} is staff: staff are not copied, assign the ticket instead"
+                            ))));
+                        }
                         if *sender == before.requester || before.cc.contains(sender) {
                             return Err(Abort(StoreError::Invalid(format!(
                                 "{sender} already takes part in ticket {ticket}"

@@ -92,9 +92,10 @@ impl Store {
                         // Replies to what we send thread by its Message-ID.
                         let mid = crate::normalize_message_id(&item.message_id);
                         tx.insert(
-                            format!("mid/{}/{mid}", item.org).as_bytes(),
+                            crate::tickets::mid_key(&item.org, &mid).as_bytes(),
                             &item.ticket.to_be_bytes(),
                         )?;
+                        tx.insert(crate::tickets::ourmid_key(&item.org, &mid).as_bytes(), &[])?;
                         added += 1;
                     }
                 }

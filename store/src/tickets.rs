@@ -108,6 +108,21 @@ pub(crate) fn mid_key(org: &str, mid: &str) -> String {
     format!("mid/{org}/{mid}")
 }
 
+/// Who first sent a Message-ID received in an organization (who owns it for threading).
+fn midfrom_key(org: &str, mid: &str) -> String {
+    format!("midfrom/{org}/{mid}")
+}
+
+/// The ticket a sender's mail with this Message-ID went to: what makes a retry a duplicate.
+fn midby_key(org: &str, mid: &str, from: &str) -> String {
+    format!("midby/{org}/{mid}\0{from}")
+}
+
+/// Marks a Message-ID as one of ours (outbound): delivery reports attach only about those.
+pub(crate) fn ourmid_key(org: &str, mid: &str) -> String {
+    format!("ourmid/{org}/{mid}")
+}
+
 pub(crate) fn bump(
     tx: &TransactionalTree,
     key: &str,
@@ -143,8 +158,29 @@ fn apply_delivery(
         notes: c.notes.clone(),
         at: c.at,
     };
+    // The first sender of a Message-ID owns it: the same id from the same sender again is
+    // a duplicate (a retry, SMTP and IMAP overlap); from another sender it is a message of
+    // its own, so nobody who learns an id early can make the real mail vanish.
+    let mut owns_mid = mid.is_some();
     if let Some(m) = &mid {
-        if let Some(t) = tx.get(mid_key(&c.org, m).as_bytes())? {
+        // The same sender's mail with this id, or an id seen before senders were kept
+        // (older stores, our own outbound ids): a duplicate.
+        let seen = match tx.get(midby_key(&c.org, m, &c.from).as_bytes())? {
+            Some(t) => Some(t),
+            None => match tx.get(mid_key(&c.org, m).as_bytes())? {
+                Some(t) if tx.get(midfrom_key(&c.org, m).as_bytes())?.is_none() => Some(t),
+                Some(_) => {
+                    owns_mid = false;
+                    decision.notes.push(
+                        "another sender used this Message-ID first; kept as a message of its own"
+                            .into(),
+                    );
+                    None
+                }
+                None => None,
+            },
+        };
+        if let Some(t) = seen {
             decision.outcome = Outcome::Duplicate {
                 ticket: read_counter(Some(t)),
             };
@@ -228,7 +264,14 @@ fn apply_delivery(
     }
     save_ticket(tx, before.as_ref(), &ticket)?;
     if let Some(m) = &mid {
+        tx.insert(
+            midby_key(&c.org, m, &c.from).as_bytes(),
+            &ticket.number.to_be_bytes(),
+        )?;
+    }
+    if let (Some(m), true) = (&mid, owns_mid) {
         tx.insert(mid_key(&c.org, m).as_bytes(), &ticket.number.to_be_bytes())?;
+        tx.insert(midfrom_key(&c.org, m).as_bytes(), c.from.as_bytes())?;
         let rk = format!("rawmid/{m}");
         if tx.get(rk.as_bytes())?.is_none() {
             tx.insert(rk.as_bytes(), &c.inbound.to_be_bytes())?;
@@ -820,6 +863,13 @@ impl Store {
             .state
             .get(mid_key(org, &normalize_message_id(mid)))?
             .map(|v| read_counter(Some(v))))
+    }
+
+    /// Whether a Message-ID is one Postdesk gave a mail it sent in this organization.
+    pub fn is_our_message_id(&self, org: &str, mid: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .state
+            .contains_key(ourmid_key(org, &normalize_message_id(mid)))?)
     }
 
     /// Remembers a Message-ID we generated for a ticket, so replies to it thread.

@@ -20,6 +20,7 @@ from email.message import EmailMessage
 
 import dkim
 
+from dns_server import DnsServer
 from harness import Browser, Server, mail, rsa_key, staff_link, wait_for
 
 
@@ -164,6 +165,49 @@ class Hijack(unittest.TestCase):
         last = srv.ticket(n)["events"][-1]
         self.assertEqual((last["held"], last["visibility"]), (True, "internal"))
         self.assertEqual(srv.ticket(n)["cc"], [])
+
+    def test_a_fake_delivery_report_attaches_nothing(self):
+        srv, n = self.srv, self.n
+        victim_id = srv.ticket(n)["events"][0]["message_id"]
+        fake = ("From: Mail Delivery System <MAILER-DAEMON@evil.test>\r\nTo: acme@acme.test\r\n"
+                "Subject: Undelivered\r\nMessage-ID: <fake-dsn@evil.test>\r\nMIME-Version: 1.0\r\n"
+                "Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n"
+                "--B\r\nContent-Type: text/plain\r\n\r\nThe victim's new address is victim@evil.test.\r\n"
+                "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+                f"Message-ID: {victim_id}\r\n--B--\r\n")
+        with smtplib.SMTP("127.0.0.1", srv.smtp_port) as s:
+            s.sendmail("", ["acme@acme.test"], fake.encode())
+        d = srv.decision_for("<fake-dsn@evil.test>")
+        self.assertEqual(d["outcome"], "refused")
+        self.assertEqual([e["kind"] for e in srv.ticket(n)["events"]], ["created"])
+
+    def test_a_message_id_used_first_by_someone_else_does_not_make_mail_vanish(self):
+        srv = self.srv
+        squat = send(srv, mail("squatter@evil.test", "acme@acme.test", "first",
+                               message_id="<tomorrow@customer.test>"))
+        real = send(srv, mail("ceo@customer.test", "acme@acme.test", "The real request",
+                              message_id="<tomorrow@customer.test>"))
+        self.assertEqual(real["outcome"], "accepted")
+        self.assertNotEqual(real["ticket"], squat["ticket"])
+        acknowledgement_of(srv, "ceo@customer.test")
+        again = send(srv, mail("ceo@customer.test", "acme@acme.test", "The real request",
+                               message_id="<tomorrow@customer.test>"))
+        self.assertEqual(again["outcome"], "duplicate", "the same sender's retry is one")
+
+    def test_forged_or_staff_senders_are_not_accepted_as_ccs(self):
+        srv, n = self.srv, self.n
+        send(srv, mail("Alex <alex@ops.test>", "acme@acme.test", "Re: Payroll export broken",
+                       "Loop me in.", In_Reply_To=self.ack["Message-ID"]))
+        seq = srv.ticket(n)["events"][-1]["seq"]
+        srv.send("POST", f"/api/v1/tickets/{n}/held/{seq}/accept", {}, expect=409)
+        srv.api(f"/api/v1/tickets/{n}", token=self.alex_token, expect=404)
+        # Answers to the requester name no held or internal mail in References.
+        srv.send("POST", f"/api/v1/tickets/{n}/notes", {"text": "internal"}, expect=201)
+        srv.send("POST", f"/api/v1/tickets/{n}/replies", {"text": "Answer."}, expect=201)
+        answer = wait_for(lambda: [m for m in mails_to(srv, "victim@customer.test")
+                                   if "Answer." in text_of(m)])[0]
+        held_id = srv.ticket(n)["events"][1]["message_id"]
+        self.assertNotIn(held_id, str(answer["References"]))
 
     def test_thousands_of_addresses_are_cut_off(self):
         srv, n = self.srv, self.n
@@ -328,6 +372,43 @@ class StaffProof(unittest.TestCase):
                              1 if t["number"] == n else 0)
         self.assertEqual(mails_to(self.srv, "spy@evil.test"), [])
 
+    def test_a_field_hidden_in_front_of_the_header_proves_nothing(self):
+        n, ack = self.ticket(org="open")
+        mid, raw = self.signed("Here is the export.", None, to="attacker@evil.test",
+                               who="Boss <boss@ops.test>",
+                               headers=(b"from", b"to", b"subject", b"message-id", b"date"))
+        for hidden in (f" In-Reply-To: {ack}\r\n", f"\tIn-Reply-To: {ack}\r\n"):
+            d = self.deliver_raw(f"{mid}", hidden.encode() + raw, to="open@acme.test")
+            self.assertTrue(any("no proof" in x for x in d["notes"]), d["notes"])
+            mid, raw = self.signed("Here is the export.", None, to="attacker@evil.test",
+                                   who="Boss <boss@ops.test>",
+                                   headers=(b"from", b"to", b"subject", b"message-id", b"date"))
+        t = self.srv.ticket(n)
+        self.assertEqual(t["cc"], [])
+        self.assertFalse([e for e in t["events"] if e["kind"] == "reply" and e["by_staff"]])
+
+    def test_a_signature_listing_thousands_of_fields_costs_little(self):
+        n, ack = self.ticket(org="open")
+        m = EmailMessage()
+        m["From"], m["To"], m["Subject"] = "Alex <alex@ops.test>", "open@acme.test", "Re: VPN"
+        m["Message-ID"], m["Date"], m["In-Reply-To"] = "<wide@ops.test>", email.utils.formatdate(), ack
+        m.set_content("#status closed")
+        raw = m.as_bytes().replace(b"\n", b"\r\n")
+        names = [f"x-absent-{i}".encode() for i in range(20_000)]
+        sig = dkim.sign(raw, b"sel", b"ops.test", self.key,
+                        include_headers=[b"from", b"to", b"subject", b"message-id", b"date",
+                                         b"in-reply-to"] + names)
+        normal = mail("carol@customer.test", "open@acme.test", "Another one", "Hello?")
+        with smtplib.SMTP("127.0.0.1", self.srv.smtp_port) as s:
+            s.sendmail("alex@ops.test", ["open@acme.test"], sig + raw)
+            s.sendmail("carol@customer.test", ["open@acme.test"], normal.as_bytes())
+            sent = time.time()
+        self.srv.decision_for(normal["Message-ID"], timeout=20)
+        self.assertLess(time.time() - sent, 10)
+        d = self.srv.decision_for("<wide@ops.test>")
+        self.assertTrue(any("fields" in x and "no proof" in x for x in d["notes"]), d["notes"])
+        self.assertEqual(self.srv.ticket(n)["status"], "open")
+
     def test_a_flood_of_signature_fields_costs_nothing(self):
         n, ack = self.ticket(org="open")
         bogus = "".join(f"DKIM-Signature : v=1; a=rsa-sha256; d=ops.test; s=sel; h=from; "
@@ -425,9 +506,23 @@ class Stall(unittest.TestCase):
             sent = time.time()
         self.assertEqual(srv.decision_for(normal["Message-ID"], timeout=20)["outcome"], "accepted")
         self.assertLess(time.time() - sent, 10)
-        d = srv.decision_for("<nested@customer.test>")
-        self.assertEqual(d["outcome"], "refused")
-        self.assertIn("message parts", d["reason"])
+        self.assertEqual(srv.decision_for("<nested@customer.test>")["outcome"], "accepted")
+        self.assertIsNone(srv.proc.poll(), "the server is still running")
+        # The same nesting hidden in a quoted-printable part, where no scan of the raw
+        # bytes sees it, and in digests.
+        hidden = ("From: b@customer.test\r\nTo: acme@acme.test\r\nSubject: hidden\r\n"
+                  "Message-ID: <hidden@customer.test>\r\nMIME-Version: 1.0\r\n"
+                  "Content-Type: message/rfc822\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+                  + "Content-Type: message=2Frfc822\r\n\r\n" * 30_000 + "Subject: x\r\n\r\nhi\r\n").encode()
+        digests = ("From: c@customer.test\r\nTo: acme@acme.test\r\nSubject: digests\r\n"
+                   "Message-ID: <digests@customer.test>\r\nMIME-Version: 1.0\r\n"
+                   + "".join(f"Content-Type: multipart/digest; boundary=\"d{i}\"\r\n\r\n--d{i}\r\n"
+                             for i in range(20_000)) + "Subject: x\r\n\r\nhi\r\n").encode()
+        with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=60) as s:
+            s.sendmail("b@customer.test", ["acme@acme.test"], hidden)
+            s.sendmail("c@customer.test", ["acme@acme.test"], digests)
+        for mid in ("<hidden@customer.test>", "<digests@customer.test>"):
+            self.assertEqual(srv.decision_for(mid, timeout=20)["outcome"], "accepted")
         self.assertIsNone(srv.proc.poll(), "the server is still running")
 
 
@@ -505,6 +600,70 @@ class RemovedPeople(unittest.TestCase):
             heard = [m for m in mails_to(srv, former)
                      if "any news?" in text_of(m) or "order a new one" in text_of(m)]
             self.assertEqual(heard, [], former)
+
+
+class DnsSilence(unittest.TestCase):
+    """Through a real DNS server (dnspython) that never answers for one zone: a sender
+    cannot make the check of someone else's domain go silent, nor stall the desk with
+    signatures or return paths that point into a silent zone."""
+
+    def setUp(self):
+        self.keys = os.path.join(tempfile_dir(), "ops.pem")
+        self.key, pub = rsa_key(self.keys)
+        self.dns = DnsServer({"_dmarc.bank.test": ["v=DMARC1; p=reject"],
+                              "_dmarc.ops.test": ["v=DMARC1; p=reject"],
+                              "sel._domainkey.ops.test": [f"v=DKIM1; k=rsa; p={pub}"]},
+                             silent=["slow.evil.test"])
+        self.addCleanup(self.dns.close)
+        srv = Server(env={"POSTDESK_DNS_SERVER": f"127.0.0.1:{self.dns.port}",
+                          "POSTDESK_DNS_RECORDS": ""})
+        srv.bootstrap(staff=[("boss@ops.test", "Boss", "manager")]).start()
+        self.addCleanup(srv.close)
+        self.srv = srv
+
+    def raw_signed_by_a_silent_zone(self, frm, message_id, body="#status closed"):
+        return (f"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=x.slow.evil.test; "
+                f"s=sel; h=from:to:subject; bh=AAAA; b=AAAA\r\nFrom: {frm}\r\n"
+                f"To: acme@acme.test\r\nSubject: Re: hello\r\nMessage-ID: {message_id}\r\n"
+                f"Date: {email.utils.formatdate()}\r\n\r\n{body}\r\n").encode()
+
+    def test_a_silent_zone_neither_stalls_the_desk_nor_blinds_it(self):
+        srv = self.srv
+        first = send(srv, mail("alice@bank.test", "acme@acme.test", "Wire transfer", "Urgent."))
+        n = first["ticket"]
+        self.assertTrue(srv.ticket(n)["events"][0]["suspected_spoofing"])
+        started = time.time()
+        with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=60) as s:
+            # Signatures and return paths pointing into the silent zone, from a staff
+            # address and from a domain that enforces DMARC.
+            for i in range(4):
+                s.sendmail(f"x@{i}.slow.evil.test", ["acme@acme.test"],
+                           self.raw_signed_by_a_silent_zone("Boss <boss@ops.test>", f"<boss{i}@x>"))
+                s.sendmail(f"x@{i}.slow.evil.test", ["acme@acme.test"],
+                           self.raw_signed_by_a_silent_zone("nobody@bank.test", f"<bank{i}@x>"))
+            # The attacker's own silent domains: each registered domain costs one wait.
+            for i in range(4):
+                s.sendmail(f"x@{i}.slow.evil.test", ["acme@acme.test"],
+                           mail(f"x@{i}.slow.evil.test", "acme@acme.test", "hi").as_bytes())
+            normal = mail("carol@customer.test", "acme@acme.test", "Printer", "It jams.")
+            s.sendmail("carol@customer.test", ["acme@acme.test"], normal.as_bytes())
+        srv.decision_for(normal["Message-ID"], timeout=30)
+        took = time.time() - started
+        print(f"\ndns silence: the normal mail was decided {took:.1f} s after the first "
+              "hostile one", flush=True)
+        self.assertLess(took, 10)
+        # bank.test is still checked: a forged reply as its requester is held.
+        again = send(srv, mail("alice@bank.test", "acme@acme.test", f"Re: [#{n}] Wire transfer",
+                               "Copy my lawyer.", Cc="lawyer@evil.test"))
+        last = srv.ticket(n)["events"][-1]
+        self.assertEqual((again["ticket"], last["held"], last["suspected_spoofing"]), (n, True, True))
+        self.assertFalse([q for q in self.dns.asked if q.endswith("slow.evil.test")
+                          and "_domainkey" in q], "no key is looked up for an unaligned signature")
+
+
+def tempfile_dir():
+    import tempfile
+    return tempfile.mkdtemp(prefix="postdesk-dns-")
 
 
 class Backscatter(unittest.TestCase):

@@ -12,6 +12,8 @@ pub(crate) struct HeaderScan {
     pub malformed: bool,
     /// Fields by lowercase name, and how many times each occurs.
     counts: HashMap<String, usize>,
+    /// How many fields there are in all.
+    pub fields: usize,
 }
 
 impl HeaderScan {
@@ -24,9 +26,14 @@ impl HeaderScan {
                 break;
             }
             if line[0] == b' ' || line[0] == b'\t' {
-                // A folded continuation of the field above.
+                // A folded continuation of the field above; with none above, mail-parser
+                // reads it as a field of its own and DKIM as another name.
+                if scan.fields == 0 {
+                    scan.malformed = true;
+                }
                 continue;
             }
+            scan.fields += 1;
             match line.iter().position(|&b| b == b':') {
                 Some(end) if end > 0 && line[..end].iter().all(|&b| b.is_ascii_graphic()) => {
                     let name = String::from_utf8_lossy(&line[..end]).to_ascii_lowercase();
@@ -69,6 +76,8 @@ mod tests {
             b"no colon here\r\n\r\n",
             b": empty name\r\n\r\n",
             b"Sub\x01ject: control\r\n\r\n",
+            b" In-Reply-To: <x@y>\r\nFrom: a@b.test\r\n\r\n",
+            b"\tCc: spy@evil.test\r\nFrom: a@b.test\r\n\r\n",
         ] {
             assert!(
                 HeaderScan::of(bad).malformed,

@@ -34,6 +34,12 @@ const SENDER_DEADLINE: Duration = Duration::from_secs(3);
 const POLICY_TTL: Duration = Duration::from_secs(600);
 /// Most domains remembered; past it the memory starts afresh.
 const MAX_REMEMBERED: usize = 10_000;
+/// Most fields a checked mail's header may have, and a checked signature may list.
+const MAX_FIELDS: usize = 1_000;
+const MAX_SIGNED_FIELDS: usize = 64;
+/// Fields that must not be doubled in a staff member's mail whether signed or not: a
+/// second Content-Type could make the signed body read differently.
+const ONCE_IF_PRESENT: [&str; 3] = ["content-type", "content-transfer-encoding", "mime-version"];
 /// A signed Date further back than this is not proof: it bounds replaying a staff member's
 /// signed mail (the Message-ID, signed too, stops replays of one mail in one organization).
 const MAX_PROOF_AGE: time::Duration = time::Duration::days(7);
@@ -134,6 +140,36 @@ impl DmarcChecker {
         })
     }
 
+    /// Asks one DNS server (a local validating resolver, say) instead of the system's:
+    /// UDP, a 2 s timeout, one attempt (the checks have deadlines of their own).
+    pub fn with_server(server: std::net::SocketAddr) -> Result<DmarcChecker, GatewayError> {
+        use mail_auth::hickory_resolver::config::{ConnectionConfig, NameServerConfig};
+        let runtime = runtime()?;
+        let mut udp = ConnectionConfig::udp();
+        udp.port = server.port();
+        let mut opts = ResolverOpts::default();
+        opts.timeout = Duration::from_secs(2);
+        opts.attempts = 1;
+        let authenticator = runtime
+            .block_on(async {
+                MessageAuthenticator::new(
+                    ResolverConfig::from_name_servers(vec![NameServerConfig::new(
+                        server.ip(),
+                        true,
+                        vec![udp],
+                    )]),
+                    opts,
+                )
+            })
+            .map_err(|e| GatewayError::Dns(format!("resolver {server}: {e}")))?;
+        Ok(DmarcChecker {
+            runtime,
+            authenticator,
+            answers: TxtAnswers::empty(),
+            remembered: Default::default(),
+        })
+    }
+
     /// Answers only from a records file; nothing goes to the network.
     pub fn from_records(text: &str) -> Result<DmarcChecker, GatewayError> {
         let answers = TxtAnswers::from_records(text)?;
@@ -164,17 +200,9 @@ impl DmarcChecker {
     /// `Err` why nothing did.
     pub fn staff_proof(&self, raw: &[u8], sender: &str) -> Result<String, String> {
         let scan = HeaderScan::of(raw);
-        if scan.malformed {
-            return Err("a header field name is malformed (spaces or controls in it)".into());
-        }
-        let signatures = scan.signatures();
+        checkable(&scan)?;
         if scan.count("dkim-signature") == 0 {
             return Err("no DKIM signature".into());
-        }
-        if signatures > MAX_SIGNATURES {
-            return Err(format!(
-                "{signatures} DKIM/ARC signatures (at most {MAX_SIGNATURES} are checked)"
-            ));
         }
         if let Some(field) = MUST_SIGN.iter().find(|f| scan.count(f) != 1) {
             return Err(format!(
@@ -185,20 +213,30 @@ impl DmarcChecker {
             .into_iter()
             .filter(|f| scan.count(f) > 0)
             .collect();
-        if let Some(field) = present.iter().find(|f| scan.count(f) > 1) {
+        if let Some(field) = present
+            .iter()
+            .chain(ONCE_IF_PRESENT.iter())
+            .find(|f| scan.count(f) > 1)
+        {
             return Err(format!("the {field} field occurs more than once"));
         }
-        let message = AuthenticatedMessage::parse(raw)
+        let mut message = AuthenticatedMessage::parse(raw)
             .ok_or_else(|| "the message could not be parsed for DKIM".to_string())?;
-        match message.from.as_slice() {
-            [one] if one.trim().eq_ignore_ascii_case(sender) => {}
+        let domain = match message.from.as_slice() {
+            [one] if one.trim().eq_ignore_ascii_case(sender) => domain_of(one),
             _ => {
                 return Err(format!(
                     "the From field must name exactly one address, {sender}"
                 ))
             }
-        }
+        };
         check_date(&message)?;
+        keep_aligned_signatures(&mut message, &domain)?;
+        if message.dkim_headers.is_empty() {
+            return Err(format!(
+                "no DKIM signature by {domain} (or its organization)"
+            ));
+        }
         let a = &self.authenticator;
         let cache = &self.answers;
         let covers = |s: &mail_auth::dkim::Signature| {
@@ -248,11 +286,16 @@ impl DmarcChecker {
         }
     }
 
-    /// What DMARC says of an end user's From. The policy is looked up first (one cached
-    /// lookup; most domains ask for nothing); signatures are verified only when the policy
-    /// is enforced or `need_authentication` asks whether the address is proven. A mail
-    /// whose header names are malformed or that carries too many signatures is not
-    /// verified (it fails). A lookup that fails or takes too long tells nothing.
+    /// What DMARC says of an end user's From. Each domain's policy is remembered (one
+    /// lookup per domain, not per mail); signatures are verified only when the policy is
+    /// enforced or `need_authentication` asks whether the address is proven, and only
+    /// those aligned with the From domain (SPF only for an aligned return path): every
+    /// lookup goes to the From domain's own zone, so no sender can make the check of
+    /// someone else's domain wait. A mail whose header names are malformed or that is too
+    /// large to verify cheaply is not verified (it fails). When the lookups give no answer
+    /// in time, a domain last known to enforce its policy is still taken to, and the mail
+    /// counts as failing it; otherwise nothing is vouched or suspected, and the zone is not
+    /// asked again for a while.
     pub fn sender_check(
         &self,
         raw: &[u8],
@@ -273,47 +316,50 @@ impl DmarcChecker {
         let Some(from) = from.into_iter().next() else {
             return SenderCheck::default();
         };
-        let domain = from
-            .rsplit_once('@')
-            .map(|(_, d)| d.to_ascii_lowercase())
-            .unwrap_or_default();
+        let domain = domain_of(&from);
         let zone = registered_domain(&domain);
         let now = std::time::Instant::now();
-        let known_policy = {
+        let (known, last_enforced) = {
             let mut remembered = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
             remembered.forget_old();
-            if remembered
-                .silent
-                .get(&zone)
-                .is_some_and(|since| now.duration_since(*since) < POLICY_TTL)
+            let last = remembered.policies.get(&domain).copied();
+            let last_enforced = last.is_some_and(|(p, _)| enforced(p));
+            if !last_enforced
+                && remembered
+                    .silent
+                    .get(&zone)
+                    .is_some_and(|since| now.duration_since(*since) < POLICY_TTL)
             {
                 return SenderCheck::default();
             }
-            remembered
-                .policies
-                .get(&domain)
+            let known = last
                 .filter(|(_, at)| now.duration_since(*at) < POLICY_TTL)
-                .map(|(p, _)| *p)
+                .map(|(p, _)| p);
+            (known, last_enforced)
         };
         // Most mail: a domain known to ask for nothing, and nothing to prove.
-        if !need_authentication
-            && known_policy.is_some_and(|p| !matches!(p, Policy::Reject | Policy::Quarantine))
-        {
+        if !need_authentication && known.is_some_and(|p| !enforced(p)) {
             return SenderCheck::default();
         }
         // What is verified: the mail itself, or only its From when its signatures cannot
-        // be checked (the policy still applies, and nothing passes).
+        // be checked cheaply (the policy still applies, and nothing passes).
         let scan = HeaderScan::of(raw);
-        let verifiable = !scan.malformed && scan.signatures() <= MAX_SIGNATURES;
         let only_from = format!("From: <{from}>\r\n\r\n");
-        let source: &[u8] = if verifiable {
+        let mut message = match AuthenticatedMessage::parse(if checkable(&scan).is_ok() {
             raw
         } else {
             only_from.as_bytes()
+        }) {
+            Some(m) => m,
+            None => return SenderCheck::default(),
         };
-        let Some(message) = AuthenticatedMessage::parse(source) else {
-            return SenderCheck::default();
-        };
+        if keep_aligned_signatures(&mut message, &domain).is_err() {
+            message.dkim_headers.clear();
+        }
+        let aligned_return_path = arrival
+            .mail_from
+            .rsplit_once('@')
+            .is_some_and(|(_, d)| registered_domain(d) == zone);
         let a = &self.authenticator;
         let cache = &self.answers;
         let mail_from_domain = arrival
@@ -323,21 +369,29 @@ impl DmarcChecker {
             .to_string();
         let verdict = self.within(SENDER_DEADLINE, async {
             let no_spf = SpfOutput::new(String::new());
-            let policy = match known_policy {
+            let policy = match known {
                 Some(p) => p,
-                None => dmarc(a, cache, &message, &[], &no_spf, &mail_from_domain)
-                    .await
-                    .policy(),
+                None => {
+                    let looked_up =
+                        dmarc(a, cache, &message, &[], &no_spf, &mail_from_domain).await;
+                    if matches!(
+                        looked_up.dkim_result(),
+                        DmarcResult::TempError(_) | DmarcResult::PermError(_)
+                    ) {
+                        // No answer is not "no policy".
+                        return None;
+                    }
+                    looked_up.policy()
+                }
             };
-            let enforced = matches!(policy, Policy::Reject | Policy::Quarantine);
-            if !enforced && !need_authentication {
-                return (policy, SenderCheck::default());
+            if !enforced(policy) && !need_authentication {
+                return Some((policy, SenderCheck::default()));
             }
             let dkim = a
                 .verify_dkim(Parameters::new(&message).with_txt_cache(cache))
                 .await;
             let spf = match arrival.smtp_client {
-                Some(ip) => {
+                Some(ip) if aligned_return_path => {
                     a.verify_spf(
                         Parameters::new(SpfParameters::verify_mail_from(
                             ip,
@@ -349,37 +403,48 @@ impl DmarcChecker {
                     )
                     .await
                 }
-                None => no_spf.clone(),
+                _ => no_spf.clone(),
             };
             let dmarc = dmarc(a, cache, &message, &dkim, &spf, &mail_from_domain).await;
             let pass = dmarc.dkim_result() == &DmarcResult::Pass
                 || dmarc.spf_result() == &DmarcResult::Pass;
-            let check = SenderCheck {
-                authenticated: pass,
-                spoofing: (enforced && !pass).then(|| {
-                    format!(
-                        "{} publishes DMARC p={} and this mail fails it (dkim={:?} spf={:?})",
-                        dmarc.domain(),
-                        if policy == Policy::Reject {
-                            "reject"
-                        } else {
-                            "quarantine"
-                        },
-                        dmarc.dkim_result(),
-                        dmarc.spf_result()
-                    )
-                }),
-            };
-            (policy, check)
+            Some((
+                policy,
+                SenderCheck {
+                    authenticated: pass,
+                    spoofing: (enforced(policy) && !pass).then(|| {
+                        format!(
+                            "{} publishes DMARC p={} and this mail fails it (dkim={:?} spf={:?})",
+                            dmarc.domain(),
+                            if policy == Policy::Reject {
+                                "reject"
+                            } else {
+                                "quarantine"
+                            },
+                            dmarc.dkim_result(),
+                            dmarc.spf_result()
+                        )
+                    }),
+                },
+            ))
         });
         let mut remembered = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
         match verdict {
-            Ok((policy, check)) => {
+            Ok(Some((policy, check))) => {
                 remembered.policies.insert(domain, (policy, now));
                 check
             }
-            Err(e) => {
-                tracing::warn!(error = %e, zone = %zone, "DMARC check gave no answer; nothing vouched or suspected, and the zone is not asked again for 10 minutes");
+            Ok(None) | Err(_) if last_enforced => {
+                tracing::warn!(%domain, "DMARC check gave no answer for a domain that enforces its policy; the mail counts as failing it");
+                SenderCheck {
+                    authenticated: false,
+                    spoofing: Some(format!(
+                        "{domain} enforces DMARC and the check of this mail gave no answer"
+                    )),
+                }
+            }
+            Ok(None) | Err(_) => {
+                tracing::warn!(%zone, "DMARC check gave no answer; nothing vouched or suspected, and the zone is not asked again for 10 minutes");
                 remembered.silent.insert(zone, now);
                 SenderCheck::default()
             }
@@ -409,6 +474,69 @@ impl DmarcChecker {
                 )
             })
     }
+}
+
+/// Whether a policy asks receivers to refuse or quarantine mail that fails DMARC.
+fn enforced(policy: Policy) -> bool {
+    matches!(policy, Policy::Reject | Policy::Quarantine)
+}
+
+/// The domain of an address, lowercase.
+fn domain_of(address: &str) -> String {
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Whether a mail can be verified at a cost bounded in its size: clean field names, few
+/// signatures, a header of ordinary length (mail-auth's header selection is quadratic in
+/// the names a signature lists and grows with the fields it searches).
+fn checkable(scan: &HeaderScan) -> Result<(), String> {
+    if scan.malformed {
+        return Err(
+            "a header field name is malformed (spaces or controls in it, or a \
+                    folded line with no field above)"
+                .into(),
+        );
+    }
+    if scan.signatures() > MAX_SIGNATURES {
+        return Err(format!(
+            "{} DKIM/ARC signatures (at most {MAX_SIGNATURES} are checked)",
+            scan.signatures()
+        ));
+    }
+    if scan.fields > MAX_FIELDS {
+        return Err(format!(
+            "{} header fields (at most {MAX_FIELDS} are checked)",
+            scan.fields
+        ));
+    }
+    Ok(())
+}
+
+/// Drops the DKIM signatures that could not count for DMARC (their domain is not the From
+/// domain's organization) and refuses a signature listing too many fields to check
+/// cheaply: only the From domain's own zone is asked for keys.
+fn keep_aligned_signatures(
+    message: &mut AuthenticatedMessage<'_>,
+    domain: &str,
+) -> Result<(), String> {
+    let zone = registered_domain(domain);
+    message
+        .dkim_headers
+        .retain(|h| registered_domain(&h.header.d.to_ascii_lowercase()) == zone);
+    if let Some(h) = message
+        .dkim_headers
+        .iter()
+        .find(|h| h.header.h.len() > MAX_SIGNED_FIELDS)
+    {
+        return Err(format!(
+            "a DKIM signature lists {} fields (at most {MAX_SIGNED_FIELDS} are checked)",
+            h.header.h.len()
+        ));
+    }
+    Ok(())
 }
 
 /// DMARC's verdict on a message given its DKIM and SPF results.

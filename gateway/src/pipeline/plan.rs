@@ -24,10 +24,6 @@ use postdesk_threading::{
 };
 use std::cell::{Cell, OnceCell};
 
-/// Most MIME parts holding a whole message (`message/rfc822`, `message/global`, the parts
-/// of a `multipart/digest`) that a mail may name to be parsed: each may nest another.
-const MAX_MESSAGE_PARTS: usize = 500;
-
 /// What planning needs besides the message: the store, the reply-token key, the
 /// DKIM/DMARC checker when there is one, and the flag that tells a worker the pipeline
 /// gave up on it.
@@ -48,16 +44,6 @@ impl PlanContext<'_> {
             Ok(())
         }
     }
-}
-
-/// How often the markers of a message part occur in `raw` ("message/" and "digest", any
-/// case): an upper bound on how deeply its parts can nest, in one pass (a regex, whose
-/// literal prefilter skips most bytes: this runs for every message).
-fn message_part_markers(raw: &[u8]) -> usize {
-    static MARKERS: std::sync::LazyLock<regex::bytes::Regex> = std::sync::LazyLock::new(|| {
-        regex::bytes::Regex::new("(?i)message/|digest").expect("marker pattern")
-    });
-    MARKERS.find_iter(raw).count()
 }
 
 /// One message's planned writes, and whether planning read something the batch changes.
@@ -246,19 +232,6 @@ fn plan_message(
             last_delivery: writes.len() + 1 == total,
         });
     };
-    // mail-parser nests message parts without limit and drops them recursively: thousands
-    // of nested ones overflow the stack and abort the process. Counted before parsing.
-    let nested = message_part_markers(&raw);
-    if nested > MAX_MESSAGE_PARTS {
-        return failure_writes(
-            context.store,
-            id,
-            &format!(
-                "the message names {nested} message parts (message/*, digests), more than the \
-                 {MAX_MESSAGE_PARTS} processed; the original is kept"
-            ),
-        );
-    }
     let parsed = MessageParser::default().parse(&raw[..]);
     context.go_on()?;
     let head = Head {
@@ -490,27 +463,37 @@ impl Planning<'_> {
             )));
         }
         if self.class.delivery_report {
-            let about = reported_message_id(self.msg)
-                .and_then(|mid| lookup.ticket_for_message_id(&delivery.org, &mid))
-                .or(m.ticket);
+            // A report attaches only about a mail we sent (its Message-ID is ours, keyed and
+            // unguessable): anyone can write "multipart/report" and name a customer's id.
+            let mut about = None;
+            if let Some(mid) = reported_message_id(self.msg) {
+                if store.is_our_message_id(&delivery.org, &mid)? {
+                    about = lookup.ticket_for_message_id(&delivery.org, &mid);
+                }
+            }
             let Some(t) = about else {
                 return Ok(Err(refusal(
                     id,
                     &delivery.org,
                     self.head,
-                    "delivery report about a message not known here; recorded, no ticket opened"
+                    "delivery report about no message sent from here; recorded, no ticket \
+                     changed"
                         .into(),
                     notes,
                 )));
             };
-            // A report widens nothing: it is about a mail, not a person joining in.
+            // A report widens nothing and is for staff: it is about a mail, not a person
+            // joining in.
             return Ok(Ok(self.commit(
                 id,
                 delivery,
                 TicketTarget::Existing(t),
                 EventKind::DeliveryReport,
                 "delivery_report",
-                Entry::public(self.text.clone()),
+                Entry {
+                    visibility: Visibility::Internal,
+                    ..Entry::public(self.text.clone())
+                },
                 files,
                 notes,
                 last,
