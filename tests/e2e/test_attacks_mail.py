@@ -173,8 +173,12 @@ class Hijack(unittest.TestCase):
                 "Subject: Undelivered\r\nMessage-ID: <fake-dsn@evil.test>\r\nMIME-Version: 1.0\r\n"
                 "Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n"
                 "--B\r\nContent-Type: text/plain\r\n\r\nThe victim's new address is victim@evil.test.\r\n"
+                "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+                "Reporting-MTA: dns; mx.evil.test\r\n\r\nFinal-Recipient: rfc822; victim@customer.test\r\n"
+                "Action: failed\r\nStatus: 5.1.1\r\n"
                 "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
-                f"Message-ID: {victim_id}\r\n--B--\r\n")
+                f"From: victim@customer.test\r\nTo: acme@acme.test\r\nMessage-ID: {victim_id}\r\n"
+                "Subject: Payroll export broken\r\n--B--\r\n")
         with smtplib.SMTP("127.0.0.1", srv.smtp_port) as s:
             s.sendmail("", ["acme@acme.test"], fake.encode())
         d = srv.decision_for("<fake-dsn@evil.test>")
