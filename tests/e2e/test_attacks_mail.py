@@ -187,15 +187,22 @@ class Hijack(unittest.TestCase):
 
     def test_a_message_id_used_first_by_someone_else_does_not_make_mail_vanish(self):
         srv = self.srv
-        squat = send(srv, mail("squatter@evil.test", "acme@acme.test", "first",
-                               message_id="<tomorrow@customer.test>"))
-        real = send(srv, mail("ceo@customer.test", "acme@acme.test", "The real request",
-                              message_id="<tomorrow@customer.test>"))
-        self.assertEqual(real["outcome"], "accepted")
+
+        def decided(m, count):
+            """The decisions on mail with this Message-ID, once there are `count`."""
+            send_only(srv, m)
+            return wait_for(lambda: (lambda ds: ds if len(ds) >= count else None)(
+                [d for d in srv.decisions() if d["message_id"] == "<tomorrow@customer.test>"]))
+
+        decided(mail("squatter@evil.test", "acme@acme.test", "first",
+                     message_id="<tomorrow@customer.test>"), 1)
+        real, squat = decided(mail("ceo@customer.test", "acme@acme.test", "The real request",
+                                   message_id="<tomorrow@customer.test>"), 2)
+        self.assertEqual((real["from"], real["outcome"]), ("ceo@customer.test", "accepted"))
         self.assertNotEqual(real["ticket"], squat["ticket"])
         acknowledgement_of(srv, "ceo@customer.test")
-        again = send(srv, mail("ceo@customer.test", "acme@acme.test", "The real request",
-                               message_id="<tomorrow@customer.test>"))
+        again = decided(mail("ceo@customer.test", "acme@acme.test", "The real request",
+                             message_id="<tomorrow@customer.test>"), 3)[0]
         self.assertEqual(again["outcome"], "duplicate", "the same sender's retry is one")
 
     def test_forged_or_staff_senders_are_not_accepted_as_ccs(self):
