@@ -1,7 +1,19 @@
-//! The desk: what may be done to tickets and by whom. For now its one policy, asked by every
-//! edge (web pages, the JSON API, staff mail commands in the pipeline, the notifier), and
-//! what becomes of mail held from non-participants, and which hosts are local.
+//! The desk: every change to a ticket and every view of one, between the store and the
+//! edges (web pages, the JSON API, staff mail commands, the CLI). Commands and queries ask
+//! the one policy, stamp events with the injected clock, and run store work off the async
+//! threads; edges parse their input into these types and render what comes back.
 
+pub mod address;
+pub mod downloads;
+pub mod error;
+pub mod fields;
+pub mod files;
 pub mod held;
 pub mod hosts;
+pub mod opening;
 pub mod policy;
+mod service;
+pub mod tickets;
+
+pub use error::{DeskError, DeskResult};
+pub use service::Desk;

@@ -3,13 +3,14 @@
 
 use postdesk_store::{Role, Staff, Ticket};
 
-/// Owner, Admin and Manager see every ticket; a Tech only those they raised, are assigned
-/// to, or are copied on.
+/// Owner, Admin and Manager see every ticket; a Tech only those they raised (as requester,
+/// or opened for someone else), are assigned to, or are copied on.
 pub fn can_view_ticket(staff: &Staff, ticket: &Ticket) -> bool {
     match staff.role {
         Role::Owner | Role::Admin | Role::Manager => true,
         Role::Tech => {
             ticket.requester == staff.email
+                || ticket.created_by.as_deref() == Some(staff.email.as_str())
                 || ticket.assignee.as_deref() == Some(staff.email.as_str())
                 || ticket.cc.contains(&staff.email)
         }
@@ -104,6 +105,7 @@ mod tests {
             due: None,
             category: None,
             followers: vec!["follower@ops.test".into()],
+            created_by: None,
             closed_at: None,
             created_at: at,
             updated_at: at,
@@ -123,6 +125,15 @@ mod tests {
             ..ticket()
         };
         assert!(can_view_ticket(&staff("mia@ops.test", Role::Tech), &raised));
+        // Opened for a customer: the contact changes, the creator keeps seeing it.
+        let opened_for = Ticket {
+            created_by: Some("mia@ops.test".into()),
+            ..ticket()
+        };
+        assert!(can_view_ticket(
+            &staff("mia@ops.test", Role::Tech),
+            &opened_for
+        ));
         // Following, having once written, or being someone else: not enough.
         for who in ["follower@ops.test", "seen@ops.test", "other@ops.test"] {
             assert!(!can_view_ticket(&staff(who, Role::Tech), &t), "{who}");

@@ -2,6 +2,8 @@
 //! - a new ticket from a person's mail: an acknowledgement to the requester (not when its
 //!   From is suspected forged), an alert to the assignee or else the owners, admins and
 //!   managers;
+//! - a ticket staff opened for someone: its first message to the requester (unless staff
+//!   asked for no mail), and the same alert;
 //! - a public staff reply: to the requester and CCs, from "Name via Org";
 //! - a reply by the requester or a CC: to the assignee, or all those staff if unassigned;
 //! - mail held from a non-participant: an alert to the same staff, to decide about it;
@@ -227,11 +229,27 @@ impl Planner<'_> {
             })
         };
         match (event.kind, event.visibility) {
+            (EventKind::Created, _) if event.by_staff => {
+                // Opened by staff for someone: the requester gets the first message as a
+                // staff answer (threaded, with a reply address), unless staff asked not.
+                if !event.quiet {
+                    drafts.extend(people(
+                        "staff_answer",
+                        false,
+                        vec![ticket.requester.clone()],
+                    ));
+                }
+                drafts.extend(people(
+                    "new_ticket_alert",
+                    true,
+                    self.staff_alert_list(ticket)?,
+                ));
+            }
             (EventKind::Created, _) => {
                 // An end user's request, by mail or in the portal (a guest's placeholder
                 // requester has no address and is dropped below). A From suspected forged
                 // gets nothing back: it would be backscatter to whoever was impersonated.
-                if !event.by_staff && !ticket.automatic && !event.suspected_spoofing {
+                if !ticket.automatic && !event.suspected_spoofing {
                     drafts.push(Draft {
                         recipient: ticket.requester.clone(),
                         kind: "acknowledgement",
@@ -338,8 +356,17 @@ impl Planner<'_> {
             let (from_name, intro, auto) = match draft.kind {
                 "staff_answer" => (
                     format!("{author_name} via {}", org.name),
-                    format!("{author_name} answered:"),
+                    if event.kind == EventKind::Created {
+                        format!("{author_name} opened this request for you:")
+                    } else {
+                        format!("{author_name} answered:")
+                    },
                     None,
+                ),
+                "new_ticket_alert" if event.by_staff => (
+                    org.name.clone(),
+                    format!("{author_name} opened a ticket for {}:", ticket.requester),
+                    Some("auto-generated"),
                 ),
                 "new_ticket_alert" => (
                     org.name.clone(),

@@ -243,6 +243,10 @@ pub struct Ticket {
     /// Staff members who asked to hear of everything on this ticket.
     #[serde(default)]
     pub followers: Vec<String>,
+    /// The staff member who opened it on someone's behalf (they keep seeing it after the
+    /// contact changes); `None` for tickets opened by their requester.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
     /// When it was last resolved or closed; `None` while open or waiting.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub closed_at: Option<OffsetDateTime>,
@@ -354,6 +358,10 @@ pub struct Event {
     /// fails it: the From may be forged, so no automatic answer goes to it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suspected_spoofing: bool,
+    /// Staff asked that no one outside be mailed about this entry (a ticket opened for the
+    /// record, say); staff alerts still go.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub quiet: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
 }
@@ -377,6 +385,7 @@ impl Event {
             change: None,
             held: false,
             suspected_spoofing: false,
+            quiet: false,
             at,
         }
     }

@@ -3,8 +3,8 @@
 
 use crate::codec::{decode, encode, key_num, num_key, read_counter};
 use crate::{
-    AttachmentRef, Decision, Event, EventKind, Outcome, Status, Store, StoreError, Ticket,
-    TicketType, Visibility,
+    AttachmentRef, Decision, Event, EventKind, Outcome, Priority, Status, Store, StoreError,
+    Ticket, TicketType, Visibility,
 };
 use sled::transaction::{ConflictableTransactionError::Abort, TransactionalTree};
 use time::OffsetDateTime;
@@ -255,6 +255,7 @@ fn apply_delivery(
         change: None,
         held: c.held,
         suspected_spoofing: c.suspected_spoofing,
+        quiet: false,
         at: c.at,
     };
     append_event(tx, &event)?;
@@ -438,6 +439,7 @@ pub(crate) fn append_change(
         change: Some(change.clone()),
         held: false,
         suspected_spoofing: false,
+        quiet: false,
         ..base.clone()
     };
     append_event(tx, &update)?;
@@ -468,13 +470,15 @@ pub(crate) fn new_ticket(
         due: None,
         category: None,
         followers: Vec::new(),
+        created_by: None,
         closed_at: None,
         created_at: at,
         updated_at: at,
     })
 }
 
-/// A ticket opened on the web (the portal), not by mail.
+/// A ticket opened on the web or the API (by its requester in the portal, or by staff on
+/// someone's behalf), not by mail.
 #[derive(Debug, Clone)]
 pub struct NewTicket {
     pub org: String,
@@ -484,7 +488,14 @@ pub struct NewTicket {
     pub summary: String,
     pub text: String,
     pub category: Option<String>,
+    pub priority: Priority,
+    pub assignee: Option<String>,
     pub attachments: Vec<AttachmentRef>,
+    /// The staff member opening it for the requester (the first message is theirs); `None`
+    /// when the requester opens it.
+    pub staff_author: Option<String>,
+    /// No mail to the requester about the first message (see [`Event::quiet`]).
+    pub quiet: bool,
     pub at: OffsetDateTime,
 }
 
@@ -499,6 +510,8 @@ pub struct TicketAction {
     pub by_staff: bool,
     /// A reply (`Public`) or a note (`Internal`); `None` for field changes alone.
     pub text: Option<(Visibility, String)>,
+    /// Files that go with the text.
+    pub attachments: Vec<AttachmentRef>,
     pub changes: Vec<crate::Change>,
     pub at: OffsetDateTime,
 }
@@ -511,24 +524,20 @@ impl Store {
             .transaction(|tx| {
                 let ticket = Ticket {
                     category: n.category.clone(),
+                    priority: n.priority,
+                    assignee: n.assignee.clone(),
+                    created_by: n.staff_author.clone(),
                     ..new_ticket(tx, &n.org, n.ticket_type, &n.summary, &n.requester, n.at)?
                 };
+                let author = n.staff_author.as_deref().unwrap_or(&n.requester);
                 let event = Event {
-                    seq: bump(tx, "counter/event")?,
-                    ticket: ticket.number,
                     kind: EventKind::Created,
-                    author: n.requester.clone(),
-                    by_staff: false,
                     visibility: Visibility::Public,
                     text: n.text.clone(),
-                    message_id: None,
                     attachments: n.attachments.clone(),
-                    inbound: None,
-                    automatic: false,
-                    change: None,
-                    held: false,
-                    suspected_spoofing: false,
-                    at: n.at,
+                    quiet: n.quiet,
+                    seq: bump(tx, "counter/event")?,
+                    ..Event::by(ticket.number, author, n.staff_author.is_some(), n.at)
                 };
                 append_event(tx, &event)?;
                 save_ticket(tx, None, &ticket)?;
@@ -565,6 +574,9 @@ impl Store {
         if a.text.is_none() && a.changes.is_empty() {
             return Err(StoreError::Invalid("nothing to do".into()));
         }
+        if a.text.is_none() && !a.attachments.is_empty() {
+            return Err(StoreError::Invalid("files go with a text".into()));
+        }
         if !a.by_staff
             && (!a.changes.is_empty() || matches!(a.text, Some((Visibility::Internal, _))))
         {
@@ -590,6 +602,7 @@ impl Store {
                         },
                         visibility: *visibility,
                         text: text.clone(),
+                        attachments: a.attachments.clone(),
                         ..base.clone()
                     };
                     append_event(tx, &event)?;

@@ -229,6 +229,7 @@ fn held_mail_widens_nothing_and_is_decided_once() {
         author: "alex@acme.test".into(),
         by_staff: true,
         text: None,
+        attachments: vec![],
         changes: vec![Change::Status(Status::Resolved)],
         at: OffsetDateTime::now_utc(),
     })
@@ -523,6 +524,7 @@ fn staff_actions_append_events_in_one_transaction() {
         author: "ann@ops.test".into(),
         by_staff: true,
         text,
+        attachments: vec![],
         changes,
         at,
     };

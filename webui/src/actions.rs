@@ -1,41 +1,77 @@
-//! JSON API writes for integrations: a public reply, an internal note, field changes, and
-//! the decision about mail held from a non-participant, each appended to the event log
-//! (the notifier mails what it should) under the same policy as reading.
+//! JSON API writes for integrations: a new ticket, a public reply or internal note (with
+//! files), field changes, and the decision about mail held from a non-participant; each
+//! is a desk command (the notifier mails what it should).
 
 use crate::auth::Caller;
-use crate::{policy, ApiError, AppState};
+use crate::{ApiError, AppState};
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use postdesk_store::{
-    Change, Event, HeldAction, HeldOutcome, Priority, Staff, Status, StoreError, TicketAction,
-    Visibility,
-};
+use postdesk_desk::fields::FieldEdit;
+use postdesk_desk::files::NewFile;
+use postdesk_desk::opening::TicketRequest;
+use postdesk_desk::tickets::Write;
+use postdesk_store::{HeldOutcome, Visibility};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-/// Longest reply or note accepted, in bytes.
-const MAX_TEXT: usize = 100_000;
+/// Largest JSON body with files: 25 MiB of files in base64, and the text.
+pub const MAX_JSON_BODY: usize = 36 * 1024 * 1024;
+
+/// A file in a JSON body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileBody {
+    name: String,
+    content_type: String,
+    data_base64: String,
+}
+
+/// Decodes the files of a JSON body (base64, line breaks allowed).
+fn files(list: Vec<FileBody>) -> Result<Vec<NewFile>, ApiError> {
+    list.into_iter()
+        .map(|f| {
+            let data: Vec<u8> = f
+                .data_base64
+                .bytes()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect();
+            let bytes = data_encoding::BASE64.decode(&data).map_err(|e| {
+                ApiError::BadRequest(format!("attachment {:?}: data_base64: {e}", f.name))
+            })?;
+            Ok(NewFile::new(&f.name, &f.content_type, bytes))
+        })
+        .collect()
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TextBody {
     text: String,
+    #[serde(default)]
+    attachments: Vec<FileBody>,
 }
 
-/// `PATCH /api/v1/tickets/N`: only the fields present change; `null` clears assignee or
-/// due date.
+/// `PATCH /api/v1/tickets/N`: only the fields present change; `null` clears assignee,
+/// due date or category.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FieldsBody {
     status: Option<String>,
+    #[serde(rename = "type")]
+    ticket_type: Option<String>,
     priority: Option<String>,
     #[serde(default, deserialize_with = "present")]
     assignee: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     due: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    category: Option<Option<String>>,
     /// The requester's address (e.g. the real person behind a portal guest's ticket).
     contact: Option<String>,
+    /// The whole CC list.
+    cc: Option<Vec<String>>,
 }
 
 /// Tells a field given as `null` (Some(None)) from one left out (None).
@@ -43,11 +79,17 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
     Option::<String>::deserialize(d).map(Some)
 }
 
+/// The body of a JSON request, or a 400 that says what is wrong with it.
+fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|Json(b)| b)
+        .map_err(|e| ApiError::BadRequest(e.body_text()))
+}
+
 pub async fn reply(
     state: State<AppState>,
     caller: Caller,
     number: Path<String>,
-    body: Result<Json<TextBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<TextBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     add_text(state, caller, number, body, Visibility::Public).await
 }
@@ -56,7 +98,7 @@ pub async fn note(
     state: State<AppState>,
     caller: Caller,
     number: Path<String>,
-    body: Result<Json<TextBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<TextBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     add_text(state, caller, number, body, Visibility::Internal).await
 }
@@ -65,114 +107,99 @@ async fn add_text(
     State(state): State<AppState>,
     Caller(staff): Caller,
     Path(number): Path<String>,
-    body: Result<Json<TextBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<TextBody>, JsonRejection>,
     visibility: Visibility,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let text = body.text.trim().to_string();
-    if text.is_empty() {
+    let body = json_body(body)?;
+    if body.text.trim().is_empty() {
         return Err(ApiError::BadRequest("text is empty".into()));
     }
-    if text.len() > MAX_TEXT {
-        return Err(ApiError::BadRequest(format!(
-            "text is longer than {MAX_TEXT} bytes"
-        )));
-    }
-    let events = act(&state, staff, &number, Some((visibility, text)), Vec::new()).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "events": events }))))
+    let write = Write {
+        text: body.text,
+        visibility: Some(visibility),
+        files: files(body.attachments)?,
+        fields: FieldEdit::default(),
+    };
+    let number = crate::api::ticket_number(&number)?;
+    let events = state.desk.write(staff, number, write).await?;
+    Ok((StatusCode::CREATED, Json(events_json(&events))))
 }
 
 pub async fn update_fields(
     State(state): State<AppState>,
     Caller(staff): Caller,
     Path(number): Path<String>,
-    body: Result<Json<FieldsBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<FieldsBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let mut changes = Vec::new();
-    if let Some(s) = body.status {
-        changes.push(Change::Status(
-            s.parse::<Status>().map_err(ApiError::BadRequest)?,
-        ));
-    }
-    if let Some(p) = body.priority {
-        changes.push(Change::Priority(
-            p.parse::<Priority>().map_err(ApiError::BadRequest)?,
-        ));
-    }
-    if let Some(due) = body.due {
-        if let Some(d) = &due {
-            if !postdesk_threading::valid_date(d) {
-                return Err(ApiError::BadRequest(format!(
-                    "due {d:?} is not a date written YYYY-MM-DD"
-                )));
-            }
-        }
-        changes.push(Change::Due(due));
-    }
-    if let Some(assignee) = body.assignee {
-        let assignee = match assignee {
-            Some(email) => {
-                let email = email.trim().to_ascii_lowercase();
-                let store = state.store.clone();
-                let found = crate::api::blocking(move || Ok(store.staff(&email)?)).await?;
-                Some(
-                    found
-                        .ok_or_else(|| {
-                            ApiError::BadRequest("assignee is not a staff member".into())
-                        })?
-                        .email,
-                )
-            }
-            None => None,
-        };
-        changes.push(Change::Assignee(assignee));
-    }
-    if let Some(contact) = body.contact {
-        let valid = crate::forms::email_address(&contact).ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "contact {:?} is not an email address",
-                contact.trim()
-            ))
-        })?;
-        changes.push(Change::Contact(valid));
-    }
-    if changes.is_empty() {
+    let body = json_body(body)?;
+    let fields = FieldEdit {
+        status: body.status,
+        ticket_type: body.ticket_type,
+        priority: body.priority,
+        assignee: body.assignee,
+        due: body.due,
+        category: body.category,
+        contact: body.contact,
+        cc: body.cc.map(|list| list.join("\n")),
+    };
+    if fields.is_empty() {
         return Err(ApiError::BadRequest(
-            "nothing to change: give status, priority, assignee, due or contact".into(),
+            "nothing to change: give status, type, priority, assignee, due, category, contact or cc"
+                .into(),
         ));
     }
-    let events = act(&state, staff, &number, None, changes).await?;
-    Ok(Json(json!({ "events": events })))
+    let number = crate::api::ticket_number(&number)?;
+    let write = Write {
+        fields,
+        ..Write::default()
+    };
+    let events = state.desk.write(staff, number, write).await?;
+    Ok(Json(events_json(&events)))
 }
 
-/// Checks the caller may act on the ticket, then applies the action.
-async fn act(
-    state: &AppState,
-    staff: Staff,
-    number: &str,
-    text: Option<(Visibility, String)>,
-    changes: Vec<Change>,
-) -> Result<Vec<Value>, ApiError> {
-    let number = crate::api::ticket_number(number)?;
-    let store = state.store.clone();
-    let events: Vec<Event> = crate::api::blocking(move || {
-        let ticket = store
-            .ticket(number)?
-            .filter(|t| policy::can_view_ticket(&staff, t))
-            // The same answer as a missing ticket, so ticket numbers do not leak.
-            .ok_or_else(|| ApiError::NotFound(format!("ticket {number} not found")))?;
-        Ok(store.act_on_ticket(&TicketAction {
-            ticket: ticket.number,
-            author: staff.email.clone(),
-            by_staff: true,
-            text,
-            changes,
-            at: time::OffsetDateTime::now_utc(),
-        })?)
-    })
-    .await?;
-    Ok(events.iter().map(crate::api::event_json).collect())
+fn events_json(events: &[postdesk_store::Event]) -> Value {
+    json!({ "events": events.iter().map(crate::api::event_json).collect::<Vec<_>>() })
+}
+
+/// `POST /api/v1/tickets`: a staff member opens a ticket for someone.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTicketBody {
+    org: String,
+    requester: String,
+    summary: String,
+    text: String,
+    #[serde(rename = "type")]
+    ticket_type: Option<String>,
+    priority: Option<String>,
+    assignee: Option<String>,
+    #[serde(default)]
+    attachments: Vec<FileBody>,
+    /// Mail the text to the requester (default true).
+    notify: Option<bool>,
+}
+
+pub async fn open_ticket(
+    State(state): State<AppState>,
+    Caller(staff): Caller,
+    body: Result<Json<NewTicketBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body = json_body(body)?;
+    let request = TicketRequest {
+        org: body.org,
+        requester: body.requester,
+        summary: body.summary,
+        text: body.text,
+        ticket_type: body.ticket_type,
+        priority: body.priority,
+        assignee: body.assignee,
+        files: files(body.attachments)?,
+        notify: body.notify.unwrap_or(true),
+    };
+    let (ticket, event) = state.desk.open_ticket(staff, request).await?;
+    let mut answer = crate::api::ticket_json(&ticket);
+    answer["events"] = json!([crate::api::event_json(&event)]);
+    Ok((StatusCode::CREATED, Json(answer)))
 }
 
 /// `POST /api/v1/tickets/N/held/SEQ/accept`: the sender of held mail SEQ becomes a CC.
@@ -181,8 +208,9 @@ pub async fn accept_held(
     Caller(staff): Caller,
     Path((number, seq)): Path<(String, u64)>,
 ) -> Result<Json<Value>, ApiError> {
-    let outcome = decide_held(&state, staff, &number, seq, false).await?;
-    Ok(Json(outcome))
+    let number = crate::api::ticket_number(&number)?;
+    let outcome = state.desk.decide_held(staff, number, seq, false).await?;
+    Ok(Json(held_json(&outcome)))
 }
 
 /// `POST /api/v1/tickets/N/held/SEQ/ticket`: held mail SEQ opens a ticket of its own.
@@ -191,73 +219,9 @@ pub async fn open_held(
     Caller(staff): Caller,
     Path((number, seq)): Path<(String, u64)>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let outcome = decide_held(&state, staff, &number, seq, true).await?;
-    Ok((StatusCode::CREATED, Json(outcome)))
-}
-
-async fn decide_held(
-    state: &AppState,
-    staff: Staff,
-    number: &str,
-    seq: u64,
-    open: bool,
-) -> Result<Value, ApiError> {
-    let number = crate::api::ticket_number(number)?;
-    let store = state.store.clone();
-    let now = state.clock.now();
-    crate::api::blocking(move || {
-        let outcome = resolve_held(&store, &staff, number, seq, open, now)?;
-        Ok(held_json(&outcome))
-    })
-    .await
-}
-
-/// Staff member `staff` decides about held mail `seq` of ticket `number` (the API and the
-/// ticket page both come here): a ticket they may not see is "not found", a decision
-/// taken already is a conflict.
-pub(crate) fn resolve_held(
-    store: &postdesk_store::Store,
-    staff: &Staff,
-    number: u64,
-    seq: u64,
-    open: bool,
-    now: time::OffsetDateTime,
-) -> Result<HeldOutcome, ApiError> {
-    store
-        .ticket(number)?
-        .filter(|t| policy::can_view_ticket(staff, t))
-        .ok_or_else(|| ApiError::NotFound(format!("ticket {number} not found")))?;
-    let action = if open {
-        let event = store
-            .events_for(number)?
-            .into_iter()
-            .find(|e| e.seq == seq && e.held)
-            .ok_or_else(|| ApiError::NotFound(format!("held mail {seq} on ticket {number}")))?;
-        let ticket = store
-            .ticket(number)?
-            .ok_or_else(|| ApiError::NotFound(format!("ticket {number} not found")))?;
-        let subject = match event.inbound {
-            Some(inbound) => store
-                .decision(inbound, &ticket.org)?
-                .map(|d| d.subject)
-                .unwrap_or_default(),
-            None => String::new(),
-        };
-        let (summary, ticket_type) = postdesk_desk::held::ticket_from_subject(&subject);
-        HeldAction::OpenTicket {
-            summary,
-            ticket_type,
-        }
-    } else {
-        HeldAction::Accept
-    };
-    store
-        .resolve_held(number, seq, &action, &staff.email, now)
-        .map_err(|e| match e {
-            StoreError::Invalid(why) => ApiError::Conflict(why),
-            StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
-            other => ApiError::Internal(other),
-        })
+    let number = crate::api::ticket_number(&number)?;
+    let outcome = state.desk.decide_held(staff, number, seq, true).await?;
+    Ok((StatusCode::CREATED, Json(held_json(&outcome))))
 }
 
 pub(crate) fn held_json(outcome: &HeldOutcome) -> Value {

@@ -23,7 +23,7 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
-fn ticket_json(t: &Ticket) -> Value {
+pub(crate) fn ticket_json(t: &Ticket) -> Value {
     json!({
         "number": t.number,
         "org": t.org,
@@ -38,6 +38,7 @@ fn ticket_json(t: &Ticket) -> Value {
         "due": t.due,
         "category": t.category,
         "followers": t.followers,
+        "created_by": t.created_by,
         "created_at": rfc3339(t.created_at),
         "updated_at": rfc3339(t.updated_at),
     })
@@ -59,6 +60,7 @@ pub(crate) fn event_json(e: &Event) -> Value {
         })).collect::<Vec<_>>(),
         "held": e.held,
         "suspected_spoofing": e.suspected_spoofing,
+        "quiet": e.quiet,
         "at": rfc3339(e.at),
     })
 }

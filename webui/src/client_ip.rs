@@ -64,7 +64,7 @@ impl FromRequestParts<AppState> for ClientIp {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else {
             tracing::error!("the HTTP server was started without the peer's address");
-            return Err(crate::pages::refuse(
+            return Err(crate::refusals::refuse(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal error",
             ));

@@ -19,6 +19,23 @@ pub enum ApiError {
     Conflict(String),
     #[error("internal error")]
     Internal(#[from] postdesk_store::StoreError),
+    /// Something failed below the desk; the cause goes to the log only.
+    #[error("internal error")]
+    Failed(String),
+}
+
+/// The one mapping of the desk's refusals to HTTP (pages go through [`ApiError::into_page`]).
+impl From<postdesk_desk::DeskError> for ApiError {
+    fn from(e: postdesk_desk::DeskError) -> ApiError {
+        use postdesk_desk::DeskError;
+        match e {
+            DeskError::NotFound(m) => ApiError::NotFound(m),
+            DeskError::Forbidden(m) => ApiError::Forbidden(m),
+            DeskError::Invalid(m) => ApiError::BadRequest(m),
+            DeskError::Conflict(m) => ApiError::Conflict(m),
+            DeskError::Internal(cause) => ApiError::Failed(cause),
+        }
+    }
 }
 
 impl ApiError {
@@ -33,12 +50,28 @@ impl ApiError {
                 tracing::error!(error = %e, "request failed");
                 StatusCode::INTERNAL_SERVER_ERROR
             }
+            ApiError::Failed(cause) => {
+                tracing::error!(error = %cause, "request failed");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
     /// The same error as a page (for forms that share the API's checks).
     pub(crate) fn into_page(self) -> Response {
-        crate::pages::refuse(self.status(), &self.to_string())
+        crate::refusals::refuse(self.status(), &self.to_string())
+    }
+}
+
+impl From<ApiError> for crate::refusals::Refusal {
+    fn from(e: ApiError) -> Self {
+        crate::refusals::Refusal(e.into_page())
+    }
+}
+
+impl From<postdesk_desk::DeskError> for crate::refusals::Refusal {
+    fn from(e: postdesk_desk::DeskError) -> Self {
+        ApiError::from(e).into()
     }
 }
 

@@ -1,57 +1,82 @@
-//! What every form handler checks the same way: the answer to a stale or forged form, and
-//! what counts as an email address.
+//! Form posts from signed-in staff, plain or with files: the session and the form's CSRF
+//! token are checked before the handler runs.
 
-use crate::pages::refuse;
-use axum::http::StatusCode;
-use axum::response::Response;
+use crate::refusals::forged;
+use crate::session::StaffSession;
+use crate::upload::Upload;
+use crate::AppState;
+use axum::extract::{FromRequest, FromRequestParts, Multipart, Request};
+use axum::response::{IntoResponse, Response};
+use axum::Form;
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
 
-/// The answer to a post whose CSRF token is missing or wrong: nothing was done.
-pub fn forged() -> Response {
-    refuse(
-        StatusCode::FORBIDDEN,
-        "The form was stale or forged; nothing was done. Reload the page and try again.",
-    )
+/// A form that carries the session's CSRF token.
+pub trait HasCsrf {
+    fn csrf(&self) -> &str;
 }
 
-/// A mailbox address mail can be sent to, lowercased: one `@`, a dotted domain, no
-/// spaces, controls or angle brackets, at most 254 characters.
-pub fn email_address(a: &str) -> Option<String> {
-    let a = a.trim().to_ascii_lowercase();
-    let (local, domain) = a.split_once('@')?;
-    let ok = a.len() <= 254
-        && !local.is_empty()
-        && domain.contains('.')
-        && !domain.contains('@')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !a
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>' || c == '"');
-    ok.then_some(a)
+/// A staff member's form post whose token matched their session: handlers that take it
+/// never see a stale or forged form.
+pub struct StaffForm<T> {
+    pub me: StaffSession,
+    pub form: T,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl<T: DeserializeOwned + HasCsrf + Send> FromRequest<AppState> for StaffForm<T> {
+    type Rejection = Response;
 
-    #[test]
-    fn addresses() {
-        assert_eq!(
-            email_address(" Ann@Example.ORG "),
-            Some("ann@example.org".into())
-        );
-        for bad in [
-            "",
-            "ann",
-            "@x.org",
-            "ann@x",
-            "a@b@c.org",
-            "a b@c.org",
-            "a@c.org.",
-            "<a@c.org>",
-            "a\r\n@c.org",
-        ] {
-            assert_eq!(email_address(bad), None, "{bad:?}");
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let me = StaffSession::from_request_parts(&mut parts, state).await?;
+        let Form(form) = Form::<T>::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if !me.csrf_ok(form.csrf()) {
+            return Err(forged());
         }
+        Ok(StaffForm { me, form })
+    }
+}
+
+/// A staff member's form with files (multipart) whose token matched their session. A form
+/// that cannot be read (too big, cut off) is kept as the reason, for the page to show.
+pub struct StaffUpload {
+    pub me: StaffSession,
+    pub upload: Result<Upload, String>,
+}
+
+impl FromRequest<AppState> for StaffUpload {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let me = StaffSession::from_request_parts(&mut parts, state).await?;
+        let request = Request::from_parts(parts, body);
+        let multipart = request
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+        // The same form without files may come urlencoded (a client without file inputs).
+        let upload = if multipart {
+            let multipart = Multipart::from_request(request, state)
+                .await
+                .map_err(IntoResponse::into_response)?;
+            Upload::read(multipart).await
+        } else {
+            let Form(fields) = Form::<HashMap<String, String>>::from_request(request, state)
+                .await
+                .map_err(IntoResponse::into_response)?;
+            Ok(Upload::from_fields(fields))
+        };
+        // An unreadable form changes nothing (the handler shows why); a readable one
+        // must carry the session's token.
+        if let Ok(u) = &upload {
+            if !me.csrf_ok(&u.field("csrf")) {
+                return Err(forged());
+            }
+        }
+        Ok(StaffUpload { me, upload })
     }
 }

@@ -13,7 +13,9 @@ mod limits;
 mod links;
 mod pages;
 mod passwords;
+mod refusals;
 mod session;
+mod upload;
 
 use postdesk_desk::policy;
 
@@ -31,6 +33,8 @@ use std::sync::Arc;
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct AppState {
+    /// Every ticket command and query goes through the desk.
+    pub desk: postdesk_desk::Desk,
     pub store: Store,
     /// Everything that stamps or expires asks this clock, so tests can move time.
     pub clock: Arc<dyn Clock>,
@@ -55,6 +59,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(store: Store, clock: Arc<dyn Clock>, public_url: &str) -> AppState {
         AppState {
+            desk: postdesk_desk::Desk::new(store.clone(), clock.clone()),
             store,
             clock,
             secure_cookies: public_url.starts_with("https://"),
@@ -95,7 +100,7 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/portal/{slug}/tickets",
             post(pages::portal::submit).layer(axum::extract::DefaultBodyLimit::max(
-                pages::portal::MAX_UPLOAD + 64 * 1024,
+                upload::MAX_UPLOAD_BODY,
             )),
         )
         .route("/portal/{slug}/guest", post(pages::portal::submit_as_guest))
@@ -129,7 +134,17 @@ pub fn router(state: AppState) -> Router {
         .route("/desk", get(pages::desk::list))
         .route(
             "/desk/tickets/{number}",
-            get(pages::ticket::show).post(pages::ticket::answer),
+            get(pages::ticket::show).post(pages::ticket::answer).layer(
+                axum::extract::DefaultBodyLimit::max(upload::MAX_UPLOAD_BODY),
+            ),
+        )
+        .route(
+            "/desk/new",
+            get(pages::new_ticket::form)
+                .post(pages::new_ticket::open)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    upload::MAX_UPLOAD_BODY,
+                )),
         )
         .route("/desk/tickets/{number}/fields", post(pages::ticket::fields))
         .route("/desk/tickets/{number}/time", post(pages::ticket::log_time))
@@ -147,12 +162,21 @@ pub fn router(state: AppState) -> Router {
             get(pages::ticket::attachment),
         )
         .route("/healthz", get(api::healthz))
-        .route("/api/v1/tickets", get(api::list_tickets))
+        .route(
+            "/api/v1/tickets",
+            get(api::list_tickets)
+                .post(actions::open_ticket)
+                .layer(axum::extract::DefaultBodyLimit::max(actions::MAX_JSON_BODY)),
+        )
         .route(
             "/api/v1/tickets/{number}",
             get(api::show_ticket).patch(actions::update_fields),
         )
-        .route("/api/v1/tickets/{number}/replies", post(actions::reply))
+        .route(
+            "/api/v1/tickets/{number}/replies",
+            post(actions::reply)
+                .layer(axum::extract::DefaultBodyLimit::max(actions::MAX_JSON_BODY)),
+        )
         .route("/api/v1/tickets/{number}/notes", post(actions::note))
         .route(
             "/api/v1/tickets/{number}/reply-address",

@@ -103,7 +103,7 @@ pub fn sign_in(state: &AppState, principal: Principal, to: &str) -> Response {
             .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "cannot start a session");
-            crate::pages::refuse(
+            crate::refusals::refuse(
                 axum::http::StatusCode::INTERNAL_SERVER_ERROR,
                 "internal error",
             )

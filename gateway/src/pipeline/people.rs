@@ -111,6 +111,7 @@ mod tests {
             due: None,
             category: None,
             followers: vec![],
+            created_by: None,
             closed_at: None,
             created_at: at,
             updated_at: at,

@@ -6,12 +6,14 @@ pub mod bell;
 pub mod dashboard;
 pub mod desk;
 pub mod email;
+pub mod new_ticket;
 pub mod portal;
 pub mod settings;
 pub mod signin;
 pub mod staff;
 pub mod ticket;
 
+pub use crate::refusals::refuse;
 use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -69,20 +71,13 @@ pub fn render(t: &impl Template) -> Response {
     }
 }
 
-/// A short plain error page for refusals (bad CSRF token, unknown ticket).
-pub fn refuse(status: StatusCode, message: &str) -> Response {
-    (status, Html(format!(
-        "<!DOCTYPE html><html><body><p role=\"alert\">{}</p><p><a href=\"/desk\">Back to the tickets</a></p></body></html>",
-        askama_escape(message)
-    )))
-        .into_response()
-}
-
-fn askama_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// A desk message ("the summary is empty") ended as a sentence on a page.
+pub fn sentence(why: &str) -> String {
+    if why.ends_with(['.', '!', '?']) {
+        why.to_string()
+    } else {
+        format!("{why}.")
+    }
 }
 
 /// Runs store work off the async threads.
@@ -110,7 +105,7 @@ pub fn settings_forbidden() -> Response {
 /// The checks before any settings change: the form's token, then owner or admin.
 pub fn settings_gate(me: &crate::session::StaffSession, csrf: &str) -> Option<Response> {
     if !me.csrf_ok(csrf) {
-        return Some(crate::forms::forged());
+        return Some(crate::refusals::forged());
     }
     if !crate::policy::can_edit_settings(&me.staff) {
         return Some(refuse(

@@ -5,17 +5,21 @@
 
 use super::{blocking, refuse, render};
 use crate::client_ip::ClientIp;
-use crate::forms::{email_address, forged};
+use crate::refusals::forged;
 use crate::session::{self, FormToken, PortalSession};
+use crate::upload::Upload;
 use crate::AppState;
 use askama::Template;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
+use postdesk_desk::address::email_address;
+use postdesk_desk::files::NewFile;
+use postdesk_desk::opening::PortalRequest;
 use postdesk_store::{
-    AttachmentRef, Event, EventKind, FieldMode, NewTicket, Org, PortalMode, Principal, Ticket,
-    TicketAction, TicketFilter, TicketType, Visibility,
+    Event, EventKind, FieldMode, Org, PortalMode, Principal, Ticket, TicketAction, TicketFilter,
+    TicketType, Visibility,
 };
 use serde::Deserialize;
 
@@ -236,7 +240,7 @@ struct Request {
     summary: String,
     description: String,
     category: Option<String>,
-    attachments: Vec<AttachmentRef>,
+    files: Vec<NewFile>,
 }
 
 fn check_request(
@@ -278,7 +282,7 @@ fn check_request(
         summary,
         description,
         category,
-        attachments: Vec::new(),
+        files: Vec::new(),
     })
 }
 
@@ -388,7 +392,7 @@ pub async fn with_link(State(state): State<AppState>, Path(token): Path<String>)
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 pub struct NewRequest {
     #[serde(default)]
     csrf: String,
@@ -415,8 +419,6 @@ pub struct GuestRequest {
 }
 
 /// Largest upload with a portal request, all files together.
-pub const MAX_UPLOAD: usize = 25 * 1024 * 1024;
-const MAX_FILES: usize = 10;
 
 /// `POST /portal/SLUG/tickets` (multipart): a signed-in user's request, with attachments.
 pub async fn submit(
@@ -433,7 +435,7 @@ pub async fn submit(
         Ok(o) => o,
         Err(r) => return r,
     };
-    let Ok(mut multipart) = multipart else {
+    let Ok(multipart) = multipart else {
         return bad_form(
             &state,
             &org,
@@ -443,64 +445,17 @@ pub async fn submit(
         )
         .await;
     };
-    let mut f = NewRequest::default();
-    let mut files: Vec<(String, String, Vec<u8>)> = Vec::new();
-    loop {
-        let field = match multipart.next_field().await {
-            Ok(Some(field)) => field,
-            Ok(None) => break,
-            Err(e) => {
-                let why = format!(
-                    "The upload could not be read ({e}); files may have {} MB together.",
-                    MAX_UPLOAD / (1024 * 1024)
-                );
-                return bad_form(&state, &org, Some(&me), &form_token, &why).await;
-            }
-        };
-        let name = field.name().unwrap_or_default().to_string();
-        if name == "files" {
-            let filename = field
-                .file_name()
-                .unwrap_or_default()
-                .replace(['/', '\\', '\r', '\n', '"'], "_");
-            let content_type = field
-                .content_type()
-                .unwrap_or("application/octet-stream")
-                .to_ascii_lowercase();
-            let Ok(bytes) = field.bytes().await else {
-                return bad_form(
-                    &state,
-                    &org,
-                    Some(&me),
-                    &form_token,
-                    "A file could not be read.",
-                )
-                .await;
-            };
-            // A file input left empty still sends a part without a name or bytes.
-            if filename.is_empty() && bytes.is_empty() {
-                continue;
-            }
-            if files.len() >= MAX_FILES {
-                return bad_form(&state, &org, Some(&me), &form_token, "At most 10 files.").await;
-            }
-            let filename = if filename.is_empty() {
-                "attachment".to_string()
-            } else {
-                filename
-            };
-            files.push((filename, content_type, bytes.to_vec()));
-            continue;
-        }
-        let value = field.text().await.unwrap_or_default();
-        match name.as_str() {
-            "csrf" => f.csrf = value,
-            "summary" => f.summary = value,
-            "description" => f.description = value,
-            "category" => f.category = value,
-            _ => {}
-        }
-    }
+    let upload = match Upload::read(multipart).await {
+        Ok(u) => u,
+        Err(why) => return bad_form(&state, &org, Some(&me), &form_token, &why).await,
+    };
+    let f = NewRequest {
+        csrf: upload.field("csrf"),
+        summary: upload.field("summary"),
+        description: upload.field("description"),
+        category: upload.field("category"),
+    };
+    let files = upload.files;
     if !me.csrf_ok(&f.csrf) {
         return forged();
     }
@@ -508,25 +463,7 @@ pub async fn submit(
         Ok(r) => r,
         Err(e) => return bad_form(&state, &org, Some(&me), &form_token, &e).await,
     };
-    let store = state.store.clone();
-    let stored = blocking(move || {
-        files
-            .into_iter()
-            .map(|(name, content_type, bytes)| {
-                Ok(AttachmentRef {
-                    sha256: store.put_blob(&bytes)?,
-                    size: bytes.len() as u64,
-                    name,
-                    content_type,
-                })
-            })
-            .collect::<Result<Vec<_>, postdesk_store::StoreError>>()
-    })
-    .await;
-    request.attachments = match stored {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+    request.files = files;
     let number = match open(&state, &org, me.email.clone(), request).await {
         Ok(n) => n,
         Err(r) => return r,
@@ -633,19 +570,20 @@ pub async fn submit_as_guest(
 
 /// Opens the ticket; returns its number.
 async fn open(state: &AppState, org: &Org, requester: String, r: Request) -> Result<u64, Response> {
-    let store = state.store.clone();
-    let new = NewTicket {
+    let request = PortalRequest {
         org: org.slug.clone(),
         requester,
         ticket_type: TicketType::Question,
         summary: r.summary,
         text: r.description,
         category: r.category,
-        attachments: r.attachments,
-        at: state.clock.now(),
+        files: r.files,
     };
-    let (ticket, _) = blocking(move || store.open_ticket(&new)).await?;
-    Ok(ticket.number)
+    state
+        .desk
+        .open_request(request)
+        .await
+        .map_err(|e| crate::ApiError::from(e).into_page())
 }
 
 #[derive(Deserialize)]
@@ -841,6 +779,7 @@ pub async fn reply(
         author: me.email.clone(),
         by_staff: false,
         text: Some((Visibility::Public, text)),
+        attachments: Vec::new(),
         changes: Vec::new(),
         at: state.clock.now(),
     };

@@ -4,8 +4,8 @@
 
 use super::{blocking, refuse, render, Chrome};
 use crate::client_ip::ClientIp;
-use crate::forms::forged;
 use crate::passwords::MAX_PASSWORD;
+use crate::refusals::forged;
 use crate::session::{self, FormToken, StaffSession};
 use crate::AppState;
 use askama::Template;

@@ -122,7 +122,7 @@ pub async fn invite(
     if let Some(r) = super::settings_gate(&me, &f.csrf) {
         return r;
     }
-    let email = crate::forms::email_address(&f.email).unwrap_or_default();
+    let email = postdesk_desk::address::email_address(&f.email).unwrap_or_default();
     let name = f.name.trim().to_string();
     let role = ROLES.iter().find(|(n, _)| *n == f.role).map(|(_, r)| *r);
     let problem = if email.is_empty() {

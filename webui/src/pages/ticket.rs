@@ -3,18 +3,19 @@
 //! and time spent with its cost from the workers' hourly rates.
 
 use super::desk::{label, short_time, STATUSES, TYPES};
-use super::{blocking, choices, refuse, render, Choice, Chrome};
-use crate::forms::{email_address, forged};
+use super::{choices, render, Choice, Chrome};
+use crate::forms::{HasCsrf, StaffForm, StaffUpload};
+use crate::refusals::{PageResult, Refusal};
 use crate::session::StaffSession;
-use crate::{policy, AppState};
+use crate::AppState;
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
-use postdesk_store::{
-    Change, Event, HeldOutcome, Org, Staff, Status, Ticket, TicketAction, Visibility,
-};
+use postdesk_desk::fields::FieldEdit;
+use postdesk_desk::tickets::{TicketView, Write};
+use postdesk_desk::DeskError;
+use postdesk_store::{Change, Event, HeldOutcome, Staff, Visibility};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -75,14 +76,7 @@ struct TicketPage {
 }
 
 /// A ticket with what its page needs.
-struct Context {
-    ticket: Ticket,
-    events: Vec<Event>,
-    staff: Vec<Staff>,
-    org: Option<Org>,
-    /// Decisions about the ticket's held mail, by event.
-    held: BTreeMap<u64, HeldOutcome>,
-}
+type Context = TicketView;
 
 fn change_text(c: &Change) -> String {
     match c {
@@ -107,53 +101,8 @@ fn hours(minutes: u64) -> String {
 }
 
 /// The ticket and what its page needs, if this staff member may see it.
-/// [`load`] for a form that changes the ticket: a forged form is refused first.
-async fn load_to_change(
-    state: &AppState,
-    me: &StaffSession,
-    number: u64,
-    csrf: &str,
-) -> Result<Context, Response> {
-    if !me.csrf_ok(csrf) {
-        return Err(forged());
-    }
-    load(state, me, number).await
-}
-
-async fn load(state: &AppState, me: &StaffSession, number: u64) -> Result<Context, Response> {
-    let store = state.store.clone();
-    let staff = me.staff.clone();
-    let found = blocking(move || {
-        let Some(ticket) = store
-            .ticket(number)?
-            .filter(|t| policy::can_view_ticket(&staff, t))
-        else {
-            return Ok(None);
-        };
-        let events = store.events_for(number)?;
-        let org = store.org(&ticket.org)?;
-        let mut held = BTreeMap::new();
-        for e in events.iter().filter(|e| e.held) {
-            if let Some(outcome) = store.held_outcome(e.seq)? {
-                held.insert(e.seq, outcome);
-            }
-        }
-        Ok(Some(Context {
-            ticket,
-            events,
-            staff: store.staff_list()?,
-            org,
-            held,
-        }))
-    })
-    .await?;
-    // The same answer as a missing ticket, so ticket numbers do not leak.
-    found.ok_or_else(|| {
-        refuse(
-            StatusCode::NOT_FOUND,
-            &format!("Ticket {number} not found."),
-        )
-    })
+async fn load(state: &AppState, me: &StaffSession, number: u64) -> Result<Context, Refusal> {
+    Ok(state.desk.ticket_view(me.staff.clone(), number).await?)
 }
 
 /// Minutes logged and their cost in cents, from each worker's hourly rate.
@@ -258,11 +207,9 @@ pub async fn show(
     State(state): State<AppState>,
     me: StaffSession,
     Path(number): Path<u64>,
-) -> Response {
-    match load(&state, &me, number).await {
-        Ok(c) => render(&page(&me, &c, None, None)),
-        Err(r) => r,
-    }
+) -> PageResult {
+    let c = load(&state, &me, number).await?;
+    Ok(render(&page(&me, &c, None, None)))
 }
 
 /// The ticket page again with an error, status 400.
@@ -272,67 +219,74 @@ fn bad(me: &StaffSession, c: &Context, message: &str) -> Response {
     r
 }
 
-/// Applies the action, then shows the ticket (post/redirect/get: a reload sends nothing twice).
-async fn apply(state: &AppState, number: u64, action: TicketAction) -> Response {
-    let store = state.store.clone();
-    match blocking(move || store.act_on_ticket(&action)).await {
-        Ok(_) => Redirect::to(&format!("/desk/tickets/{number}")).into_response(),
-        Err(r) => r,
+/// Shows the ticket again after a write, or with what was wrong with it (post/redirect/get:
+/// a reload sends nothing twice).
+async fn after_write(
+    state: &AppState,
+    me: &StaffSession,
+    number: u64,
+    written: Result<Vec<Event>, DeskError>,
+) -> PageResult {
+    match written {
+        Ok(events) if events.is_empty() => {
+            let c = load(state, me, number).await?;
+            Ok(render(&page(me, &c, Some("Nothing changed.".into()), None)))
+        }
+        Ok(_) => Ok(Redirect::to(&format!("/desk/tickets/{number}")).into_response()),
+        Err(DeskError::Invalid(why)) => {
+            let c = load(state, me, number).await?;
+            Ok(bad(me, &c, &super::sentence(&why)))
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
-#[derive(Deserialize)]
-pub struct Answer {
-    /// Missing counts as wrong: the form is refused, not rejected as malformed.
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    text: String,
-    #[serde(default)]
-    visibility: String,
-    #[serde(default)]
-    status: String,
+/// Form types that carry the session's CSRF token.
+macro_rules! csrf_form {
+    ($($form:ty),*) => {$(
+        impl HasCsrf for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        }
+    )*};
 }
+csrf_form!(Fields, Time, Follow, CsrfOnly);
 
+/// `POST /desk/tickets/N` (a form with files): a reply or an internal note, and a status.
 pub async fn answer(
     State(state): State<AppState>,
-    me: StaffSession,
     Path(number): Path<u64>,
-    Form(a): Form<Answer>,
-) -> Response {
-    let c = match load_to_change(&state, &me, number, &a.csrf).await {
-        Ok(c) => c,
-        Err(r) => return r,
+    StaffUpload { me, upload }: StaffUpload,
+) -> PageResult {
+    let upload = match upload {
+        Ok(u) => u,
+        Err(why) => {
+            let c = load(&state, &me, number).await?;
+            return Ok(bad(&me, &c, &why));
+        }
     };
-    let visibility = match a.visibility.as_str() {
+    let (text, status) = (upload.field("text"), upload.field("status"));
+    let visibility = match upload.field("visibility").as_str() {
         "internal" => Visibility::Internal,
         "public" | "" => Visibility::Public,
-        _ => return bad(&me, &c, "Choose a reply or an internal note."),
+        _ => return Err(DeskError::Invalid("choose a reply or an internal note".into()).into()),
     };
-    let mut changes = Vec::new();
-    if !a.status.is_empty() {
-        match a.status.parse::<Status>() {
-            Ok(s) if s != c.ticket.status => changes.push(Change::Status(s)),
-            Ok(_) => {}
-            Err(e) => return bad(&me, &c, &e),
-        }
+    if text.trim().is_empty() && status.is_empty() {
+        let c = load(&state, &me, number).await?;
+        return Ok(bad(&me, &c, "Write something or change the status."));
     }
-    let text = a.text.trim().to_string();
-    if text.len() > 100_000 {
-        return bad(&me, &c, "The text is longer than 100,000 characters.");
-    }
-    if text.is_empty() && changes.is_empty() {
-        return bad(&me, &c, "Write something or change the status.");
-    }
-    let action = TicketAction {
-        ticket: number,
-        author: me.staff.email.clone(),
-        by_staff: true,
-        text: (!text.is_empty()).then_some((visibility, text)),
-        changes,
-        at: state.clock.now(),
+    let write = Write {
+        text,
+        visibility: Some(visibility),
+        files: upload.files,
+        fields: FieldEdit {
+            status: (!status.is_empty()).then_some(status),
+            ..FieldEdit::default()
+        },
     };
-    apply(&state, number, action).await
+    let written = state.desk.write(me.staff.clone(), number, write).await;
+    after_write(&state, &me, number, written).await
 }
 
 #[derive(Deserialize)]
@@ -357,111 +311,27 @@ pub struct Fields {
     cc: String,
 }
 
-/// The changes the fields form asks for, against the ticket as it is.
-fn field_changes(c: &Context, f: &Fields) -> Result<Vec<Change>, String> {
-    let t = &c.ticket;
-    let mut changes = Vec::new();
-    let status = f.status.parse::<Status>()?;
-    if status != t.status {
-        changes.push(Change::Status(status));
-    }
-    let ticket_type = f.ticket_type.parse()?;
-    if ticket_type != t.ticket_type {
-        changes.push(Change::Type(ticket_type));
-    }
-    let priority = f.priority.parse()?;
-    if priority != t.priority {
-        changes.push(Change::Priority(priority));
-    }
-    let assignee = match f.assignee.trim() {
-        "" => None,
-        a => Some(
-            c.staff
-                .iter()
-                .find(|s| s.email == a)
-                .map(|s| s.email.clone())
-                .ok_or_else(|| format!("{a} is not a staff member."))?,
-        ),
-    };
-    if assignee != t.assignee {
-        changes.push(Change::Assignee(assignee));
-    }
-    let due = match f.due.trim() {
-        "" => None,
-        d if postdesk_threading::valid_date(d) => Some(d.to_string()),
-        d => return Err(format!("{d:?} is not a date written YYYY-MM-DD.")),
-    };
-    if due != t.due {
-        changes.push(Change::Due(due));
-    }
-    let categories = c
-        .org
-        .as_ref()
-        .map(|o| o.portal.categories.as_slice())
-        .unwrap_or_default();
-    let category = match f.category.trim() {
-        "" => None,
-        k if categories.iter().any(|x| x == k) => Some(k.to_string()),
-        k => {
-            return Err(format!(
-                "{k:?} is not one of the organization's categories."
-            ))
-        }
-    };
-    if category != t.category {
-        changes.push(Change::Category(category));
-    }
-    let contact = f.contact.trim();
-    if contact != t.requester {
-        changes.push(Change::Contact(email_address(contact).ok_or_else(
-            || format!("The contact {contact:?} is not an email address."),
-        )?));
-    }
-    let mut cc = Vec::new();
-    for line in
-        f.cc.lines()
-            .flat_map(|l| l.split(','))
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-    {
-        let a = email_address(line)
-            .ok_or_else(|| format!("{line:?} in the CC list is not an email address."))?;
-        if !cc.contains(&a) {
-            cc.push(a);
-        }
-    }
-    if cc != t.cc {
-        changes.push(Change::Cc(cc));
-    }
-    Ok(changes)
-}
-
 pub async fn fields(
     State(state): State<AppState>,
-    me: StaffSession,
     Path(number): Path<u64>,
-    Form(f): Form<Fields>,
-) -> Response {
-    let c = match load_to_change(&state, &me, number, &f.csrf).await {
-        Ok(c) => c,
-        Err(r) => return r,
+    StaffForm { me, form: f }: StaffForm<Fields>,
+) -> PageResult {
+    // The form sends every field; an empty one clears it.
+    let write = Write {
+        fields: FieldEdit {
+            status: Some(f.status),
+            ticket_type: Some(f.ticket_type),
+            priority: Some(f.priority),
+            assignee: Some(Some(f.assignee)),
+            due: Some(Some(f.due)),
+            category: Some(Some(f.category)),
+            contact: Some(f.contact),
+            cc: Some(f.cc),
+        },
+        ..Write::default()
     };
-    let changes = match field_changes(&c, &f) {
-        Ok(ch) if ch.is_empty() => {
-            return render(&page(&me, &c, Some("Nothing changed.".into()), None))
-        }
-        Ok(ch) => ch,
-        Err(e) => return bad(&me, &c, &e),
-    };
-    let action = TicketAction {
-        ticket: number,
-        author: me.staff.email.clone(),
-        by_staff: true,
-        text: None,
-        changes,
-        at: state.clock.now(),
-    };
-    apply(&state, number, action).await
+    let written = state.desk.write(me.staff.clone(), number, write).await;
+    after_write(&state, &me, number, written).await
 }
 
 #[derive(Deserialize)]
@@ -474,32 +344,12 @@ pub struct Time {
 
 pub async fn log_time(
     State(state): State<AppState>,
-    me: StaffSession,
     Path(number): Path<u64>,
-    Form(f): Form<Time>,
-) -> Response {
-    let c = match load_to_change(&state, &me, number, &f.csrf).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let Some(minutes) = f
-        .minutes
-        .trim()
-        .parse::<u32>()
-        .ok()
-        .filter(|m| (1..=1440).contains(m))
-    else {
-        return bad(&me, &c, "Give the minutes worked, 1 to 1440.");
-    };
-    let action = TicketAction {
-        ticket: number,
-        author: me.staff.email.clone(),
-        by_staff: true,
-        text: None,
-        changes: vec![Change::TimeSpent(minutes)],
-        at: state.clock.now(),
-    };
-    apply(&state, number, action).await
+    StaffForm { me, form: f }: StaffForm<Time>,
+) -> PageResult {
+    let minutes = f.minutes.trim().parse::<u32>().unwrap_or(0);
+    let logged = state.desk.log_time(me.staff.clone(), number, minutes).await;
+    after_write(&state, &me, number, logged).await
 }
 
 #[derive(Deserialize)]
@@ -512,34 +362,14 @@ pub struct Follow {
 
 pub async fn follow(
     State(state): State<AppState>,
-    me: StaffSession,
     Path(number): Path<u64>,
-    Form(f): Form<Follow>,
-) -> Response {
-    if !me.csrf_ok(&f.csrf) {
-        return forged();
-    }
-    // Only the ticket is needed to check the right to follow it, not the whole page.
-    let store = state.store.clone();
-    let (staff, on) = (me.staff.clone(), f.follow == "yes");
-    let followed = blocking(move || {
-        let visible = store
-            .ticket(number)?
-            .is_some_and(|t| policy::can_view_ticket(&staff, &t));
-        if visible {
-            store.set_following(number, &staff.email, on)?;
-        }
-        Ok(visible)
-    })
-    .await;
-    match followed {
-        Ok(true) => Redirect::to(&format!("/desk/tickets/{number}")).into_response(),
-        Ok(false) => refuse(
-            StatusCode::NOT_FOUND,
-            &format!("Ticket {number} not found."),
-        ),
-        Err(r) => r,
-    }
+    StaffForm { me, form: f }: StaffForm<Follow>,
+) -> PageResult {
+    state
+        .desk
+        .follow(me.staff.clone(), number, f.follow == "yes")
+        .await?;
+    Ok(Redirect::to(&format!("/desk/tickets/{number}")).into_response())
 }
 
 #[derive(Deserialize)]
@@ -551,37 +381,19 @@ pub struct CsrfOnly {
 /// `POST /desk/tickets/N/held/SEQ/{accept,ticket}`: staff decide about held mail.
 pub async fn held(
     State(state): State<AppState>,
-    me: StaffSession,
     Path((number, seq, decision)): Path<(u64, u64, String)>,
-    Form(f): Form<CsrfOnly>,
-) -> Response {
-    if !me.csrf_ok(&f.csrf) {
-        return forged();
-    }
+    StaffForm { me, .. }: StaffForm<CsrfOnly>,
+) -> PageResult {
     let open = match decision.as_str() {
         "accept" => false,
         "ticket" => true,
-        _ => return refuse(StatusCode::NOT_FOUND, "No such decision."),
+        _ => return Err(DeskError::NotFound("no such decision".into()).into()),
     };
-    let store = state.store.clone();
-    let staff = me.staff.clone();
-    let now = state.clock.now();
-    let decided = blocking(move || {
-        Ok(crate::actions::resolve_held(
-            &store, &staff, number, seq, open, now,
-        ))
-    })
-    .await;
-    match decided {
-        Ok(Ok(HeldOutcome::OpenedAsTicket { ticket, .. })) => {
-            Redirect::to(&format!("/desk/tickets/{ticket}")).into_response()
-        }
-        Ok(Ok(HeldOutcome::Accepted { .. })) => {
-            Redirect::to(&format!("/desk/tickets/{number}")).into_response()
-        }
-        Ok(Err(e)) => e.into_page(),
-        Err(r) => r,
-    }
+    let shown = match state.desk.decide_held(me.staff, number, seq, open).await? {
+        HeldOutcome::OpenedAsTicket { ticket, .. } => ticket,
+        HeldOutcome::Accepted { .. } => number,
+    };
+    Ok(Redirect::to(&format!("/desk/tickets/{shown}")).into_response())
 }
 
 /// A download that the browser must not render: the bytes as they came.
@@ -613,37 +425,19 @@ pub async fn original(
     State(state): State<AppState>,
     me: StaffSession,
     Path((number, seq)): Path<(u64, u64)>,
-) -> Response {
-    let c = match load(&state, &me, number).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let Some(inbound) = c
-        .events
-        .iter()
-        .find(|e| e.seq == seq)
-        .and_then(|e| e.inbound)
-    else {
-        return refuse(StatusCode::NOT_FOUND, "This event has no original message.");
-    };
-    let store = state.store.clone();
-    match blocking(move || store.raw_message(inbound)).await {
-        Ok(Some(raw)) => {
-            let mut r = download(
-                raw,
-                "text/plain; charset=utf-8",
-                &format!("ticket-{number}-{seq}.eml"),
-            );
-            // Shown in the browser as plain text; CSP and nosniff keep it inert.
-            r.headers_mut().insert(
-                header::CONTENT_DISPOSITION,
-                HeaderValue::from_static("inline"),
-            );
-            r
-        }
-        Ok(None) => refuse(StatusCode::NOT_FOUND, "The original message is gone."),
-        Err(r) => r,
-    }
+) -> PageResult {
+    let raw = state.desk.original(me.staff, number, seq).await?;
+    let mut r = download(
+        raw,
+        "text/plain; charset=utf-8",
+        &format!("ticket-{number}-{seq}.eml"),
+    );
+    // Shown in the browser as plain text; CSP and nosniff keep it inert.
+    r.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("inline"),
+    );
+    Ok(r)
 }
 
 /// `/desk/tickets/N/attachments/SHA256`: an attachment of this ticket, as a download.
@@ -651,27 +445,9 @@ pub async fn attachment(
     State(state): State<AppState>,
     me: StaffSession,
     Path((number, sha256)): Path<(u64, String)>,
-) -> Response {
-    let c = match load(&state, &me, number).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    // Only what this ticket carries: a hash alone opens nothing.
-    let Some(name) = c
-        .events
-        .iter()
-        .flat_map(|e| &e.attachments)
-        .find(|a| a.sha256 == sha256)
-        .map(|a| a.name.clone())
-    else {
-        return refuse(StatusCode::NOT_FOUND, "No such attachment on this ticket.");
-    };
-    let store = state.store.clone();
-    match blocking(move || store.blob(&sha256)).await {
-        Ok(Some(bytes)) => download(bytes, "application/octet-stream", &name),
-        Ok(None) => refuse(StatusCode::NOT_FOUND, "The attachment's contents are gone."),
-        Err(r) => r,
-    }
+) -> PageResult {
+    let file = state.desk.attachment(me.staff, number, sha256).await?;
+    Ok(download(file.bytes, "application/octet-stream", &file.name))
 }
 
 #[cfg(test)]
@@ -696,6 +472,7 @@ mod tests {
             change: Some(Change::TimeSpent(m)),
             held: false,
             suspected_spoofing: false,
+            quiet: false,
             at,
         };
         let staff = |email: &str, rate| Staff {

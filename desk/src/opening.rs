@@ -1,0 +1,191 @@
+//! Opening a ticket on the web or through the API: by staff on someone's behalf (the
+//! requester is mailed the first message, threaded and with a reply token, unless asked
+//! not to), or by the requester in the portal.
+
+use crate::address::email_address;
+use crate::error::{DeskError, DeskResult};
+use crate::fields::staff_member;
+use crate::files::{store_files, NewFile};
+use crate::service::Desk;
+use crate::tickets::checked_text;
+use postdesk_store::{Event, NewTicket, Priority, Staff, Ticket, TicketType};
+
+/// Longest summary, in characters.
+pub const MAX_SUMMARY: usize = 300;
+
+/// A ticket a staff member opens for someone.
+#[derive(Debug, Clone)]
+pub struct TicketRequest {
+    /// The organization's slug.
+    pub org: String,
+    pub requester: String,
+    pub summary: String,
+    pub text: String,
+    /// question (default), incident or bug.
+    pub ticket_type: Option<String>,
+    /// low, normal (default), high or urgent.
+    pub priority: Option<String>,
+    pub assignee: Option<String>,
+    pub files: Vec<NewFile>,
+    /// Mail the first message to the requester (the default).
+    pub notify: bool,
+}
+
+/// A request its requester opens in the portal (its fields checked by the portal's form).
+#[derive(Debug, Clone)]
+pub struct PortalRequest {
+    pub org: String,
+    /// The signed-in user's address, or the guest placeholder.
+    pub requester: String,
+    pub ticket_type: TicketType,
+    pub summary: String,
+    pub text: String,
+    pub category: Option<String>,
+    pub files: Vec<NewFile>,
+}
+
+/// A summary on one line, not empty, at most [`MAX_SUMMARY`] characters.
+pub fn checked_summary(summary: &str) -> DeskResult<String> {
+    let summary = summary.split_whitespace().collect::<Vec<_>>().join(" ");
+    if summary.is_empty() {
+        return Err(DeskError::Invalid("the summary is empty".into()));
+    }
+    if summary.chars().count() > MAX_SUMMARY {
+        return Err(DeskError::Invalid(format!(
+            "the summary is longer than {MAX_SUMMARY} characters"
+        )));
+    }
+    Ok(summary)
+}
+
+/// What the new-ticket form offers.
+pub struct TicketChoices {
+    /// Organizations, as (slug, name).
+    pub orgs: Vec<(String, String)>,
+    /// Staff who may be assigned, as (address, name).
+    pub assignees: Vec<(String, String)>,
+}
+
+impl Desk {
+    /// The organizations a ticket may be opened in and the staff it may be assigned to.
+    pub async fn ticket_choices(&self) -> DeskResult<TicketChoices> {
+        self.run(|desk| {
+            Ok(TicketChoices {
+                orgs: desk
+                    .store
+                    .orgs()?
+                    .into_iter()
+                    .map(|o| (o.slug, o.name))
+                    .collect(),
+                assignees: desk
+                    .store
+                    .staff_list()?
+                    .into_iter()
+                    .map(|s| (s.email, s.name))
+                    .collect(),
+            })
+        })
+        .await
+    }
+
+    /// `staff` opens a ticket for `r.requester`; the creator keeps seeing it whoever the
+    /// contact becomes.
+    pub async fn open_ticket(&self, staff: Staff, r: TicketRequest) -> DeskResult<(Ticket, Event)> {
+        let requester = email_address(&r.requester).ok_or_else(|| {
+            DeskError::Invalid(format!(
+                "the requester {:?} is not an email address",
+                r.requester.trim()
+            ))
+        })?;
+        let summary = checked_summary(&r.summary)?;
+        let text = checked_text(&r.text)?;
+        if text.is_empty() {
+            return Err(DeskError::Invalid("the text is empty".into()));
+        }
+        let ticket_type = match r.ticket_type.as_deref().map(str::trim) {
+            None | Some("") => TicketType::Question,
+            Some(t) => t.to_ascii_lowercase().parse().map_err(DeskError::Invalid)?,
+        };
+        let priority = match r.priority.as_deref().map(str::trim) {
+            None | Some("") => Priority::Normal,
+            Some(p) => p.to_ascii_lowercase().parse().map_err(DeskError::Invalid)?,
+        };
+        crate::files::check_files(&r.files)?;
+        self.run(move |desk| {
+            let org = desk
+                .store
+                .org(&r.org)?
+                .ok_or_else(|| DeskError::Invalid(format!("no organization {:?}", r.org)))?;
+            // Mail to one of our own addresses would come straight back in.
+            if desk.store.org_for_address(&requester)?.is_some() {
+                return Err(DeskError::Invalid(format!(
+                    "{requester} is one of the desk's own addresses"
+                )));
+            }
+            let assignee = match r.assignee.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(a) => {
+                    Some(staff_member(a, &desk.store.staff_list()?).map_err(DeskError::Invalid)?)
+                }
+            };
+            let attachments = store_files(&desk.store, &r.files)?;
+            Ok(desk.store.open_ticket(&NewTicket {
+                org: org.slug,
+                requester,
+                ticket_type,
+                summary,
+                text,
+                category: None,
+                priority,
+                assignee,
+                attachments,
+                staff_author: Some(staff.email),
+                quiet: !r.notify,
+                at: desk.now(),
+            })?)
+        })
+        .await
+    }
+
+    /// The requester opens a ticket in the portal; returns its number.
+    pub async fn open_request(&self, r: PortalRequest) -> DeskResult<u64> {
+        let summary = checked_summary(&r.summary)?;
+        let text = checked_text(&r.text)?;
+        if text.is_empty() {
+            return Err(DeskError::Invalid("the description is empty".into()));
+        }
+        crate::files::check_files(&r.files)?;
+        self.run(move |desk| {
+            let attachments = store_files(&desk.store, &r.files)?;
+            let (ticket, _) = desk.store.open_ticket(&NewTicket {
+                org: r.org,
+                requester: r.requester,
+                ticket_type: r.ticket_type,
+                summary,
+                text,
+                category: r.category,
+                priority: Priority::Normal,
+                assignee: None,
+                attachments,
+                staff_author: None,
+                quiet: false,
+                at: desk.now(),
+            })?;
+            Ok(ticket.number)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_are_one_line_and_bounded() {
+        assert_eq!(checked_summary("  a\n\tb  ").unwrap(), "a b");
+        assert!(checked_summary(" \n ").is_err());
+        assert!(checked_summary(&"x".repeat(MAX_SUMMARY + 1)).is_err());
+        assert!(checked_summary(&"é".repeat(MAX_SUMMARY)).is_ok());
+    }
+}
