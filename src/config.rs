@@ -142,6 +142,10 @@ pub struct Relay {
     pub retry_base_secs: u64,
     /// Mails handed to the relay at once.
     pub concurrency: usize,
+    /// Largest outbound mail in bytes, files included (folder or relay); 0 = the same as
+    /// `max_message_size`. Files that do not fit are named in the text instead, and a mail
+    /// the relay refuses for its size (552) goes again without its files.
+    pub max_message_size: usize,
 }
 
 impl Default for Relay {
@@ -153,6 +157,7 @@ impl Default for Relay {
             tls: postdesk_notifier::RelayTls::default().as_str().into(),
             retry_base_secs: 60,
             concurrency: 4,
+            max_message_size: 0,
         }
     }
 }
@@ -305,6 +310,14 @@ impl Config {
             password: self.relay.password.clone(),
             tls: self.relay.tls.parse()?,
         })
+    }
+
+    /// The largest outbound mail, files included.
+    pub fn max_outbound_size(&self) -> u64 {
+        match self.relay.max_message_size {
+            0 => self.max_message_size as u64,
+            n => n as u64,
+        }
     }
 
     /// The web UI's base URL, without a trailing slash.

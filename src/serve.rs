@@ -151,6 +151,8 @@ async fn run(data: &Path, store: Store, config: Config, first_run: Option<FirstR
         let notifier_config = postdesk_notifier::NotifierConfig {
             retry_base: std::time::Duration::from_secs(config.relay.retry_base_secs.max(1)),
             concurrency: config.relay.concurrency.max(1),
+            max_message_bytes: config.max_outbound_size(),
+            public_url: config.public_url(),
             ..Default::default()
         };
         let n = postdesk_notifier::Notifier::new(store.clone(), transport, notifier_config);

@@ -87,6 +87,11 @@ fn staff_answers_by_mail() {
 }
 
 #[test]
+fn attachments_in_outbound_mail() {
+    run_suite("test_attachments");
+}
+
+#[test]
 fn conversation_by_mail() {
     run_suite("test_conversation");
 }

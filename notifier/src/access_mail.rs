@@ -104,6 +104,7 @@ pub fn queue_sign_in_mail(
         kind: "sign_in_link".into(),
         message_id,
         raw,
+        files: Default::default(),
         status: OutboxStatus::Pending,
         attempts: 0,
         next_attempt_at: None,

@@ -87,6 +87,17 @@ pub fn dns_record(key: &DkimKeyRecord, domain: &str) -> String {
 
 /// `raw` with a DKIM-Signature header in front.
 pub fn sign(raw: &[u8], key: &DkimKeyRecord, domain: &str) -> Result<Vec<u8>, NotifierError> {
+    let mut out = signature_field(raw, key, domain)?;
+    out.extend_from_slice(raw);
+    Ok(out)
+}
+
+/// The DKIM-Signature field (with its CRLF) that signs `raw`, to put in front of it.
+pub(crate) fn signature_field(
+    raw: &[u8],
+    key: &DkimKeyRecord,
+    domain: &str,
+) -> Result<Vec<u8>, NotifierError> {
     let err = |e: mail_auth::Error| NotifierError::Dkim(e.to_string());
     let header = match key.algorithm.as_str() {
         "ed25519" => {
@@ -123,9 +134,7 @@ pub fn sign(raw: &[u8], key: &DkimKeyRecord, domain: &str) -> Result<Vec<u8>, No
         Some(head) => format!("{head};\r\n"),
         None => header,
     };
-    let mut out = header.into_bytes();
-    out.extend_from_slice(raw);
-    Ok(out)
+    Ok(header.into_bytes())
 }
 
 #[cfg(test)]

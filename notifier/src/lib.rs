@@ -2,6 +2,7 @@
 //! rendering, DKIM signing, the outbox and its transports (relay or folder).
 
 mod access_mail;
+mod attachments;
 mod dkim;
 mod error;
 mod plan;

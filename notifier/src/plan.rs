@@ -14,13 +14,23 @@
 //! and again when it is sent. Never the author of the event, never automatic mail, never
 //! our own addresses; machine mail is capped at `hourly_cap` per recipient per hour (a
 //! person's relayed answer is not).
+//!
+//! Mail that relays a person's message carries its files ([`CARRIES_FILES`]): a staff answer
+//! to the requester and CCs, and the alerts that pass an end user's mail or a note on to
+//! staff who may see the ticket. Held mail's files are not passed on (nobody vouches for
+//! them yet: staff look at them on the ticket's page), and files never reach end users
+//! except in a staff answer.
 
-use crate::render::{acknowledgement, notification, Acknowledgement, Notification};
+use crate::attachments::{prepare, EventFiles, Limits};
+use crate::render::{
+    acknowledgement, boundary_tag, notification, notification_head, notification_texts,
+    Acknowledgement, Notification,
+};
 use crate::NotifierError;
 use postdesk_desk::policy;
 use postdesk_store::{
-    BellItem, DkimKeyRecord, Event, EventKind, Org, OutboxItem, OutboxStatus, Role, Store, Ticket,
-    Visibility,
+    BellItem, DkimKeyRecord, Event, EventKind, MailFiles, Org, OutboxItem, OutboxStatus, Role,
+    Store, Ticket, Visibility,
 };
 use time::OffsetDateTime;
 
@@ -31,7 +41,19 @@ pub(crate) struct Planner<'a> {
     /// Key of outbound Message-IDs.
     pub message_id_secret: [u8; 32],
     pub hourly_cap: usize,
+    /// Largest outbound mail, files included; files that do not fit are named instead.
+    pub max_message_bytes: u64,
+    /// The web UI's base URL, for links to a ticket's page in staff mail; empty = none.
+    pub public_url: String,
 }
+
+/// Mail that carries the event's files: it relays a participant's message.
+pub(crate) const CARRIES_FILES: [&str; 4] = [
+    "staff_answer",
+    "new_ticket_alert",
+    "reply_alert",
+    "note_alert",
+];
 
 /// Mail that tells staff about a ticket: sent only to staff the policy lets see it.
 pub(crate) const STAFF_ALERTS: [&str; 4] = [
@@ -58,6 +80,8 @@ struct Shared {
     thread: Vec<String>,
     author_name: String,
     dkim_key: Option<DkimKeyRecord>,
+    /// The event's files as its mails of one kind carry them (worked out at the first).
+    files: Option<EventFiles>,
 }
 
 /// One mail to plan.
@@ -121,7 +145,7 @@ impl Planner<'_> {
                     continue;
                 }
             }
-            let shared = match &shared {
+            let shared = match &mut shared {
                 Some(c) => c,
                 None => shared.insert(self.shared(event, &ticket, &org)?),
             };
@@ -311,7 +335,22 @@ impl Planner<'_> {
                 .map(|s| s.name)
                 .unwrap_or_else(|| event.author.clone()),
             dkim_key: self.store.dkim_key(&org.slug)?,
+            files: None,
         })
+    }
+
+    /// Where the files left out of a mail of `kind` are: staff have the ticket's page, an
+    /// end user asks by answering.
+    fn files_hint(&self, kind: &str, ticket: &Ticket) -> String {
+        match (kind, self.public_url.is_empty()) {
+            ("staff_answer", _) => "Reply to this mail if you need them.".into(),
+            (_, true) => format!("They are on ticket #{}'s page in the desk.", ticket.number),
+            (_, false) => format!(
+                "They are on the ticket's page: {}/desk/tickets/{}",
+                self.public_url.trim_end_matches('/'),
+                ticket.number
+            ),
+        }
     }
 
     fn render(
@@ -319,7 +358,7 @@ impl Planner<'_> {
         event: &Event,
         ticket: &Ticket,
         org: &Org,
-        shared: &Shared,
+        shared: &mut Shared,
         draft: &Draft,
         now: OffsetDateTime,
     ) -> Result<Option<OutboxItem>, NotifierError> {
@@ -340,8 +379,10 @@ impl Planner<'_> {
         } else {
             ticket.summary.as_str()
         };
-        let (message_id, mut raw) = if draft.kind == "acknowledgement" {
-            acknowledgement(&Acknowledgement {
+        let domain = org_address.rsplit_once('@').map_or("", |(_, d)| d);
+        let mut files = MailFiles::default();
+        let (message_id, raw) = if draft.kind == "acknowledgement" {
+            let (mid, raw) = acknowledgement(&Acknowledgement {
                 secret: &self.message_id_secret,
                 number: ticket.number,
                 event: event.seq,
@@ -351,7 +392,8 @@ impl Planner<'_> {
                 recipient: &recipient,
                 reply_to: &reply_to,
                 thread,
-            })?
+            })?;
+            (mid, signed(raw, shared.dkim_key.as_ref(), domain)?)
         } else {
             let (from_name, intro, auto) = match draft.kind {
                 "staff_answer" => (
@@ -405,7 +447,7 @@ impl Planner<'_> {
                     Some("auto-replied"),
                 ),
             };
-            notification(&Notification {
+            let n = Notification {
                 secret: &self.message_id_secret,
                 number: ticket.number,
                 event: event.seq,
@@ -419,12 +461,39 @@ impl Planner<'_> {
                 intro: &intro,
                 body: &event.text,
                 auto_submitted: auto,
-            })?
+            };
+            let kind = CARRIES_FILES.iter().find(|k| **k == draft.kind);
+            match kind.filter(|_| !event.attachments.is_empty()) {
+                Some(kind) => {
+                    // Worked out once for every recipient of this kind of mail.
+                    let carried = match shared.files.take() {
+                        Some(f) if f.kind == *kind => f,
+                        _ => {
+                            let tag = boundary_tag(&self.message_id_secret, event.seq, kind);
+                            let hint = self.files_hint(kind, ticket);
+                            let limits = Limits {
+                                max_bytes: self.max_message_bytes,
+                                hint: &hint,
+                                tag: &tag,
+                            };
+                            prepare(self.store, kind, &event.attachments, &limits, |note| {
+                                notification_texts(&n, note)
+                            })?
+                        }
+                    };
+                    let (mid, head, mail_files) =
+                        with_files(&n, &carried, shared.dkim_key.as_ref(), domain)?;
+                    shared.files = Some(carried);
+                    files = mail_files;
+                    (mid, head)
+                }
+                None => {
+                    let (text, html) = notification_texts(&n, "")?;
+                    let (mid, raw) = notification(&n, text, html)?;
+                    (mid, signed(raw, shared.dkim_key.as_ref(), domain)?)
+                }
+            }
         };
-        if let Some(key) = &shared.dkim_key {
-            let domain = org_address.rsplit_once('@').map_or("", |(_, d)| d);
-            raw = crate::sign(&raw, key, domain)?;
-        }
         Ok(Some(OutboxItem {
             key: format!("{}:{recipient}", event.seq),
             event: event.seq,
@@ -434,6 +503,7 @@ impl Planner<'_> {
             kind: draft.kind.to_string(),
             message_id,
             raw,
+            files,
             status: OutboxStatus::Pending,
             attempts: 0,
             next_attempt_at: None,
@@ -441,4 +511,54 @@ impl Planner<'_> {
             created_at: now,
         }))
     }
+}
+
+/// `raw` signed when the organization has a DKIM key.
+fn signed(
+    raw: Vec<u8>,
+    key: Option<&DkimKeyRecord>,
+    domain: &str,
+) -> Result<Vec<u8>, NotifierError> {
+    match key {
+        Some(key) => crate::sign(&raw, key, domain),
+        None => Ok(raw),
+    }
+}
+
+/// One recipient's mail of an event with files: its Message-ID, its header (signed over
+/// the whole mail), and what it carries: the shared body by reference and the signed mail
+/// without the files. When no file fits, the header is that whole mail without them.
+fn with_files(
+    n: &Notification<'_>,
+    files: &EventFiles,
+    key: Option<&DkimKeyRecord>,
+    domain: &str,
+) -> Result<(String, Vec<u8>, MailFiles), NotifierError> {
+    let (text, html) = files.without.clone();
+    let (mid, whole) = notification(n, text, html)?;
+    let whole = signed(whole, key, domain)?;
+    let Some((body, sha256)) = &files.body else {
+        let named = MailFiles {
+            left_out: files.left_out.clone(),
+            ..MailFiles::default()
+        };
+        return Ok((mid, whole, named));
+    };
+    let (mid, mut head) = notification_head(n, &body.content_type)?;
+    if let Some(key) = key {
+        let mut full = Vec::with_capacity(head.len() + body.bytes.len());
+        full.extend_from_slice(&head);
+        full.extend_from_slice(&body.bytes);
+        let mut field = crate::dkim::signature_field(&full, key, domain)?;
+        drop(full);
+        field.extend_from_slice(&head);
+        head = field;
+    }
+    let carried = MailFiles {
+        body: Some(sha256.clone()),
+        attached: files.attached.clone(),
+        left_out: files.left_out.clone(),
+        without_files: Some(whole),
+    };
+    Ok((mid, head, carried))
 }

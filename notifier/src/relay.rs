@@ -70,6 +70,8 @@ pub struct RelayTransport {
 pub enum SendError {
     Temporary(String),
     Permanent(String),
+    /// Refused for its size (552, or 5.3.4): permanent for this message as it is.
+    TooLarge(String),
 }
 
 impl RelayTransport {
@@ -214,13 +216,18 @@ impl RelayTransport {
 }
 
 fn to_mail_send(e: SendError) -> mail_send::Error {
-    let (SendError::Temporary(m) | SendError::Permanent(m)) = e;
+    let (SendError::Temporary(m) | SendError::Permanent(m) | SendError::TooLarge(m)) = e;
     mail_send::Error::Io(std::io::Error::other(m))
 }
 
 fn classify(e: mail_send::Error) -> SendError {
     match &e {
         // A refused login is a setting to fix, not a verdict on the mail: retried.
+        mail_send::Error::UnexpectedReply(r)
+            if r.code() == 552 || (r.code() >= 500 && r.esc == [5, 3, 4]) =>
+        {
+            SendError::TooLarge(format!("{} {}", r.code(), r.message()))
+        }
         mail_send::Error::UnexpectedReply(r) if r.code() >= 500 => {
             SendError::Permanent(format!("{} {}", r.code(), r.message()))
         }

@@ -7,6 +7,7 @@ use crate::NotifierError;
 use askama::Template;
 use hmac::{Hmac, Mac};
 use mail_builder::headers::raw::Raw;
+use mail_builder::mime::{BodyPart, MimePart};
 use mail_builder::MessageBuilder;
 use sha2::Sha256;
 
@@ -31,6 +32,8 @@ struct AckHtml<'a> {
 struct NoteText<'a> {
     intro: &'a str,
     body: &'a str,
+    /// Files left out of the mail, or empty.
+    note: &'a str,
     number: u64,
     summary: &'a str,
     org_name: &'a str,
@@ -41,6 +44,7 @@ struct NoteText<'a> {
 struct NoteHtml<'a> {
     intro: &'a str,
     body: &'a str,
+    note: &'a str,
     number: u64,
     summary: &'a str,
     org_name: &'a str,
@@ -66,11 +70,16 @@ pub(crate) struct Notification<'a> {
     pub auto_submitted: Option<&'a str>,
 }
 
-pub(crate) fn notification(n: &Notification<'_>) -> Result<(String, Vec<u8>), NotifierError> {
+/// The text and HTML of a notification, with `note` (files left out) under the message.
+pub(crate) fn notification_texts(
+    n: &Notification<'_>,
+    note: &str,
+) -> Result<(String, String), NotifierError> {
     let summary = one_line(n.summary);
     let text = NoteText {
         intro: n.intro,
         body: n.body,
+        note,
         number: n.number,
         summary: &summary,
         org_name: n.org_name,
@@ -80,28 +89,70 @@ pub(crate) fn notification(n: &Notification<'_>) -> Result<(String, Vec<u8>), No
     let html = NoteHtml {
         intro: n.intro,
         body: n.body,
+        note,
         number: n.number,
         summary: &summary,
         org_name: n.org_name,
     }
     .render()
     .map_err(|e| NotifierError::Render(e.to_string()))?;
-    compose(
-        &Headers {
-            secret: n.secret,
-            number: n.number,
-            event: n.event,
-            summary: &summary,
-            org_address: n.org_address,
-            from_name: n.from_name,
-            recipient: n.recipient,
-            reply_to: n.reply_to,
-            thread: n.thread,
-            auto_submitted: n.auto_submitted,
-        },
-        text,
-        html,
-    )
+    Ok((text, html))
+}
+
+/// A whole notification mail of `text` and `html` (from [`notification_texts`]).
+pub(crate) fn notification(
+    n: &Notification<'_>,
+    text: String,
+    html: String,
+) -> Result<(String, Vec<u8>), NotifierError> {
+    compose(&n.headers(&one_line(n.summary)), text, html)
+}
+
+/// The header of a notification whose body, carrying files, is stored apart: every field,
+/// the body's `content_type` last, and the empty line that ends the header.
+pub(crate) fn notification_head(
+    n: &Notification<'_>,
+    content_type: &[u8],
+) -> Result<(String, Vec<u8>), NotifierError> {
+    let summary = one_line(n.summary);
+    let (mid, builder) = start(&n.headers(&summary));
+    // An empty raw part writes nothing: the builder's fields alone.
+    let mut head = builder
+        .body(MimePart::raw(BodyPart::Text("".into())))
+        .write_to_vec()?;
+    head.extend_from_slice(content_type);
+    head.extend_from_slice(b"\r\n");
+    Ok((mid, head))
+}
+
+impl Notification<'_> {
+    fn headers<'a>(&'a self, summary: &'a str) -> Headers<'a> {
+        Headers {
+            secret: self.secret,
+            number: self.number,
+            event: self.event,
+            summary,
+            org_address: self.org_address,
+            from_name: self.from_name,
+            recipient: self.recipient,
+            reply_to: self.reply_to,
+            thread: self.thread,
+            auto_submitted: self.auto_submitted,
+        }
+    }
+}
+
+/// The MIME boundaries' tag for the files body of `event`'s mail of `kind`: the same every
+/// time (a replayed event stores the same body once), and keyed, so no text written before
+/// the mail can contain it.
+pub(crate) fn boundary_tag(secret: &[u8], event: u64, kind: &str) -> String {
+    let h = keyed(
+        secret,
+        &[b"mime-boundary", &event.to_be_bytes(), kind.as_bytes()],
+    );
+    data_encoding::BASE32_NOPAD
+        .encode(&h[..15])
+        .to_ascii_lowercase()
 }
 
 /// What every outbound mail's headers are made of.
@@ -119,13 +170,9 @@ struct Headers<'a> {
     auto_submitted: Option<&'a str>,
 }
 
-/// Builds the message: threading headers, tagged subject, Outlook's conversation headers,
-/// signed Reply-To, `Auto-Submitted` on machine mail, and the two bodies.
-fn compose(
-    h: &Headers<'_>,
-    text: String,
-    html: String,
-) -> Result<(String, Vec<u8>), NotifierError> {
+/// The message's header fields: threading headers, tagged subject, Outlook's conversation
+/// headers, signed Reply-To, `Auto-Submitted` on machine mail. Returns the Message-ID too.
+fn start<'x>(h: &Headers<'x>) -> (String, MessageBuilder<'x>) {
     let domain = h
         .org_address
         .rsplit_once('@')
@@ -149,9 +196,7 @@ fn compose(
                 h.thread.len(),
             )),
         )
-        .message_id(mid.clone())
-        .text_body(text)
-        .html_body(html);
+        .message_id(mid.clone());
     if let Some(value) = h.auto_submitted {
         builder = builder
             .header("Auto-Submitted", Raw::new(value))
@@ -162,7 +207,17 @@ fn compose(
         let refs: Vec<String> = h.thread.iter().rev().take(20).rev().cloned().collect();
         builder = builder.references(refs);
     }
-    let raw = builder.write_to_vec()?;
+    (mid, builder)
+}
+
+/// The whole message: the header fields and the two bodies.
+fn compose(
+    h: &Headers<'_>,
+    text: String,
+    html: String,
+) -> Result<(String, Vec<u8>), NotifierError> {
+    let (mid, builder) = start(h);
+    let raw = builder.text_body(text).html_body(html).write_to_vec()?;
     Ok((mid, raw))
 }
 

@@ -3,9 +3,11 @@
 //! to the relay), retrying temporary failures with backoff for up to three days.
 
 use crate::plan::{may_hear_of, Planner, STAFF_ALERTS};
-use crate::{NotifierError, SendError, Transport};
+use crate::{NotifierError, RelayTransport, SendError, Transport};
 use futures_util::StreamExt;
 use postdesk_store::{OutboxItem, OutboxStatus, Store};
+use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,8 +25,13 @@ pub struct NotifierConfig {
     pub max_retry_delay: Duration,
     /// Temporary failures are retried this long, then the mail is marked failed.
     pub give_up_after: Duration,
-    /// Mails sent to the relay at once.
+    /// Mails sent to the relay at once (mails with files: one at a time).
     pub concurrency: usize,
+    /// Largest outbound mail, files included; the files that do not fit are named in
+    /// the text instead.
+    pub max_message_bytes: u64,
+    /// The web UI's base URL, for links to a ticket's page in staff mail; empty = none.
+    pub public_url: String,
 }
 
 impl Default for NotifierConfig {
@@ -36,6 +43,8 @@ impl Default for NotifierConfig {
             max_retry_delay: Duration::from_secs(6 * 3600),
             give_up_after: Duration::from_secs(3 * 86400),
             concurrency: 4,
+            max_message_bytes: 25 * 1024 * 1024,
+            public_url: String::new(),
         }
     }
 }
@@ -62,6 +71,8 @@ impl Notifier {
             secret: self.store.secret("reply-token")?,
             message_id_secret: self.store.secret("message-id")?,
             hourly_cap: self.config.hourly_cap,
+            max_message_bytes: self.config.max_message_bytes,
+            public_url: self.config.public_url.clone(),
         };
         loop {
             let cursor = self.store.cursor(CONSUMER)?;
@@ -72,6 +83,7 @@ impl Notifier {
             let (mut items, mut bell) = (Vec::new(), Vec::new());
             for e in &events {
                 let planned = planner.plan(e, &items)?;
+                bell.extend(crate::attachments::left_out_bell(&self.store, e, &planned)?);
                 items.extend(planned);
                 bell.extend(planner.bell(e)?);
             }
@@ -114,32 +126,28 @@ impl Notifier {
             Transport::Folder(folder) => due
                 .into_iter()
                 .map(|item| {
-                    let r = folder
-                        .deliver(&item.key, &item.raw)
-                        .map(|p| format!("folder {}", p.display()))
-                        .map_err(|e| SendError::Temporary(e.to_string()));
+                    let r = self.message(&item).and_then(|raw| {
+                        folder
+                            .deliver(&item.key, &raw)
+                            .map(|p| format!("folder {}", p.display()))
+                            .map_err(|e| SendError::Temporary(e.to_string()))
+                    });
                     (item, r)
                 })
                 .collect(),
             Transport::Relay(relay) => runtime.block_on(async {
-                futures_util::stream::iter(due)
-                    .map(|item| async move {
-                        let from = self
-                            .store
-                            .org(&item.org)
-                            .ok()
-                            .flatten()
-                            .and_then(|o| o.addresses.first().cloned())
-                            .unwrap_or_default();
-                        let r = relay
-                            .send(&from, &item.recipient, &item.raw)
-                            .await
-                            .map(|()| "relay".to_string());
-                        (item, r)
-                    })
+                // A mail with files is whole in memory only while it is sent: one at a time.
+                let (with_files, plain): (Vec<OutboxItem>, Vec<OutboxItem>) =
+                    due.into_iter().partition(|i| i.files.body.is_some());
+                let mut outcomes: Vec<_> = futures_util::stream::iter(plain)
+                    .map(|item| self.relay_one(relay, item))
                     .buffer_unordered(self.config.concurrency.max(1))
                     .collect()
-                    .await
+                    .await;
+                for item in with_files {
+                    outcomes.push(self.relay_one(relay, item).await);
+                }
+                outcomes
             }),
         };
         let mut sent = 0;
@@ -151,7 +159,16 @@ impl Notifier {
                     sent += 1;
                     (OutboxStatus::Sent { at: now, via }, None, None)
                 }
-                Err(SendError::Permanent(reason)) => {
+                Err(SendError::TooLarge(reason)) if item.files.without_files.is_some() => {
+                    // Never no mail: the text goes again at once, naming the files.
+                    tracing::warn!(ticket = item.ticket, recipient = %item.recipient, %reason, "relay refused the mail's size; sending it without its files");
+                    self.store.send_without_files(
+                        &item.key,
+                        &format!("the relay refused the mail with its files ({reason}); sent without them, named in the text"),
+                    )?;
+                    continue;
+                }
+                Err(SendError::Permanent(reason) | SendError::TooLarge(reason)) => {
                     tracing::warn!(recipient = %item.recipient, %reason, "mail refused permanently");
                     (OutboxStatus::Failed { reason }, None, None)
                 }
@@ -172,6 +189,60 @@ impl Notifier {
         }
         self.store.flush()?;
         Ok(sent)
+    }
+
+    /// One item to the relay, from the organization's first address.
+    async fn relay_one(
+        &self,
+        relay: &RelayTransport,
+        item: OutboxItem,
+    ) -> (OutboxItem, Result<String, SendError>) {
+        let from = self
+            .store
+            .org(&item.org)
+            .ok()
+            .flatten()
+            .and_then(|o| o.addresses.first().cloned())
+            .unwrap_or_default();
+        let r = match self.message(&item) {
+            Ok(raw) => relay
+                .send(&from, &item.recipient, &raw)
+                .await
+                .map(|()| "relay".to_string()),
+            Err(e) => Err(e),
+        };
+        (item, r)
+    }
+
+    /// The bytes to send for `item`: `raw`, then the stored body when it carries files,
+    /// checked against its SHA-256 so a retry sends exactly what was signed. Should that
+    /// body be gone, the item becomes its version without files (never no mail at all).
+    fn message<'a>(&self, item: &'a OutboxItem) -> Result<Cow<'a, [u8]>, SendError> {
+        let Some(sha256) = &item.files.body else {
+            return Ok(Cow::Borrowed(&item.raw));
+        };
+        let temporary = |e: postdesk_store::StoreError| SendError::Temporary(e.to_string());
+        let body = self.store.blob(sha256).map_err(temporary)?;
+        if let Some(body) =
+            body.filter(|b| data_encoding::HEXLOWER.encode(&Sha256::digest(b)) == *sha256)
+        {
+            let mut raw = Vec::with_capacity(item.raw.len() + body.len());
+            raw.extend_from_slice(&item.raw);
+            raw.extend_from_slice(&body);
+            return Ok(Cow::Owned(raw));
+        }
+        tracing::error!(ticket = item.ticket, recipient = %item.recipient, %sha256, "the body with the mail's files is gone or damaged; sending it without them");
+        match &item.files.without_files {
+            Some(whole) => {
+                self.store
+                    .send_without_files(&item.key, "the stored files are gone; sent without them")
+                    .map_err(temporary)?;
+                Ok(Cow::Borrowed(whole))
+            }
+            None => Err(SendError::Permanent(
+                "the body with the mail's files is gone".into(),
+            )),
+        }
     }
 
     /// Exponential backoff with ±20% jitter, so retries from many mails spread out.

@@ -26,7 +26,7 @@ pub use dkim::DkimKeyRecord;
 pub use error::StoreError;
 pub use held::HeldAction;
 pub use model::*;
-pub use outbox::{OutboxItem, OutboxStatus};
+pub use outbox::{MailFiles, OutboxItem, OutboxStatus};
 pub use tickets::{
     normalize_message_id, DeliveryCommit, NewTicket, PipelineWrite, TicketAction, TicketFilter,
     TicketTarget, MAX_PARTICIPANTS, MAX_TICKET_CC,

@@ -2,7 +2,7 @@
 //! transaction that advances the notifier's cursor, so a replay never sends twice.
 
 use crate::codec::{decode, encode, num_key, read_counter};
-use crate::{Store, StoreError};
+use crate::{AttachmentRef, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -31,8 +31,12 @@ pub struct OutboxItem {
     /// What it is: acknowledgement, notification, ...
     pub kind: String,
     pub message_id: String,
-    /// The rendered message, exactly as it is sent.
+    /// The rendered message, exactly as it is sent; when it carries files, only its header
+    /// (signed, up to and including the empty line), followed when sent by `files.body`.
     pub raw: Vec<u8>,
+    /// The event's files this mail carries or names as left out.
+    #[serde(default, skip_serializing_if = "MailFiles::is_empty")]
+    pub files: MailFiles,
     pub status: OutboxStatus,
     pub attempts: u32,
     /// When a temporarily failed item is tried again.
@@ -43,6 +47,33 @@ pub struct OutboxItem {
     pub last_error: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+/// Files relayed with an outbound mail, by reference: the body holding them is stored once
+/// as a blob shared by every recipient's mail of the event, so a retry or a restart sends
+/// the same bytes and the outbox holds no copy of a file per recipient.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MailFiles {
+    /// The SHA-256 of the blob that follows `raw`: the message body (text and files) after
+    /// the header's empty line. `None`: `raw` is the whole mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// The files in that body.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attached: Vec<AttachmentRef>,
+    /// Files left out (too large to send together); the text names them instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<AttachmentRef>,
+    /// The same mail without its files, a line naming them (signed, whole): sent instead
+    /// when the relay refuses the mail with its files for their size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub without_files: Option<Vec<u8>>,
+}
+
+impl MailFiles {
+    pub fn is_empty(&self) -> bool {
+        self == &MailFiles::default()
+    }
 }
 
 fn item_key(key: &str) -> String {
@@ -196,6 +227,29 @@ impl Store {
             self.state.remove(format!("outpending/{key}"))?;
         }
         Ok(())
+    }
+
+    /// Replaces a pending mail carrying files by its version without them (see
+    /// [`MailFiles::without_files`]), due at once; records `reason`. Returns false (and
+    /// changes nothing) when the item has no such version.
+    pub fn send_without_files(&self, key: &str, reason: &str) -> Result<bool, StoreError> {
+        let k = item_key(key);
+        let Some(v) = self.state.get(&k)? else {
+            return Err(StoreError::NotFound(format!("outbox item {key}")));
+        };
+        let mut item: OutboxItem = decode(&v)?;
+        let Some(whole) = item.files.without_files.take() else {
+            return Ok(false);
+        };
+        item.raw = whole;
+        item.files.body = None;
+        let attached = std::mem::take(&mut item.files.attached);
+        item.files.left_out.splice(0..0, attached);
+        item.attempts += 1;
+        item.next_attempt_at = None;
+        item.last_error = Some(reason.to_string());
+        self.state.insert(k, encode(&item)?)?;
+        Ok(true)
     }
 
     /// Every outbox item, newest first (for the API).

@@ -3,9 +3,11 @@
 //! it answers (the newest few), and the Message-ID a delivery report is about.
 
 use crate::GatewayError;
-use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+use mail_parser::parsers::MessageStream;
+use mail_parser::{Encoding, Message, MessageParser, MessagePart, MimeHeaders, PartType};
 use postdesk_store::{AttachmentRef, Store};
 use postdesk_threading::{html_to_text, strip_reply, strip_signature};
+use std::borrow::Cow;
 
 /// Most body text looked at for display: a reply's new text is near its top, and this
 /// bounds the work of stripping whatever the size of the mail (the original is kept whole).
@@ -102,6 +104,29 @@ pub(super) fn reported_message_id(msg: &Message<'_>) -> Option<String> {
     })
 }
 
+/// A file's bytes as they were sent. mail-parser hands a text part over as text: converted
+/// from its charset, with what is not UTF-8 replaced; so a text file is decoded again from
+/// the message's raw bytes (one linear pass), and is relayed to the requester unchanged.
+fn file_bytes<'a>(raw: &'a [u8], part: &'a MessagePart<'_>) -> Cow<'a, [u8]> {
+    if !matches!(part.body, PartType::Text(_) | PartType::Html(_)) {
+        return Cow::Borrowed(part.contents());
+    }
+    let range = part.raw_body_offset() as usize..part.raw_end_offset() as usize;
+    let Some(encoded) = raw.get(range) else {
+        return Cow::Borrowed(part.contents());
+    };
+    let (end, decoded) = match part.encoding {
+        Encoding::None => return Cow::Borrowed(encoded),
+        Encoding::Base64 => MessageStream::new(encoded).decode_base64_mime(b""),
+        Encoding::QuotedPrintable => MessageStream::new(encoded).decode_quoted_printable_mime(b""),
+    };
+    if end == usize::MAX {
+        Cow::Borrowed(part.contents())
+    } else {
+        decoded
+    }
+}
+
 /// The message's attachments, each stored once by content, at most [`MAX_ATTACHMENTS`];
 /// and a note when there were more.
 pub(super) fn attachments(
@@ -115,7 +140,8 @@ pub(super) fn attachments(
             more += 1;
             continue;
         }
-        let contents = part.contents();
+        let contents = file_bytes(msg.raw_message(), part);
+        let contents = contents.as_ref();
         let name: String = part
             .attachment_name()
             .map(|n| n.replace(['/', '\\', '\r', '\n'], "_"))
@@ -143,4 +169,56 @@ pub(super) fn attachments(
         format!("{more} attachment(s) beyond the first {MAX_ATTACHMENTS} not stored separately; they are in the original")
     });
     Ok((out, note))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_files_keep_their_bytes() {
+        // Not UTF-8, bare LF and CR, NUL: what text decoding would change.
+        let file = b"caf\xe9\nline\r\n\x00end\r";
+        let b64 = data_encoding::BASE64.encode(file);
+        let raw = format!(
+            "From: a@client.test\r\nTo: b@x.test\r\nSubject: s\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=b\r\n\r\n\
+             --b\r\nContent-Type: text/plain\r\n\r\nSee the files.\r\n\
+             --b\r\nContent-Type: text/plain; charset=iso-8859-1; name=a.txt\r\n\
+             Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=a.txt\r\n\r\n\
+             {b64}\r\n\
+             --b\r\nContent-Type: text/csv; name=b.csv\r\nContent-Transfer-Encoding: quoted-printable\r\n\
+             Content-Disposition: attachment; filename=b.csv\r\n\r\n\
+             caf=E9;1=0D=0A=00x\r\n\
+             --b\r\nContent-Type: text/plain; name=c.txt\r\nContent-Disposition: attachment; filename=c.txt\r\n\r\n\
+             plain 7bit\r\nsecond line\r\n\
+             --b\r\nContent-Type: application/octet-stream; name=d.bin\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--b--\r\n"
+        );
+        let raw = raw.as_bytes();
+        let msg = MessageParser::new().parse(raw).expect("parses");
+        let files: Vec<(String, Vec<u8>)> = msg
+            .attachments()
+            .map(|p| {
+                (
+                    p.attachment_name().unwrap_or("").to_string(),
+                    file_bytes(msg.raw_message(), p).into_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            files,
+            [
+                ("a.txt".to_string(), file.to_vec()),
+                ("b.csv".to_string(), b"caf\xe9;1\r\n\x00x".to_vec()),
+                ("c.txt".to_string(), b"plain 7bit\r\nsecond line".to_vec()),
+                ("d.bin".to_string(), file.to_vec()),
+            ]
+        );
+        assert_ne!(
+            msg.attachment(0).map(|p| p.contents().to_vec()),
+            Some(file.to_vec()),
+            "the parser's text would have changed the file"
+        );
+    }
 }
