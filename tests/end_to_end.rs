@@ -145,3 +145,8 @@ fn attacks_by_mail() {
 fn attacks_on_the_web() {
     run_suite("test_attacks_web");
 }
+
+#[test]
+fn staff_created_tickets_and_files() {
+    run_suite("test_staff_tickets");
+}
