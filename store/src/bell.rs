@@ -1,9 +1,10 @@
 //! The staff notification bell: one entry per (staff member, event) the notifier decides
 //! they should hear of, written with the notifier's cursor move; unread until opened.
 
-use crate::codec::{decode, encode};
+use crate::codec::{decode, encode, read_counter};
 use crate::{Store, StoreError};
 use serde::{Deserialize, Serialize};
+use sled::transaction::ConflictableTransactionError::Abort;
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -28,8 +29,15 @@ pub(crate) fn encode_bell(item: &BellItem) -> Result<Vec<u8>, StoreError> {
     encode(item)
 }
 
+/// How many of a staff member's bell entries are unread, kept with every write so a page
+/// header does not count them.
+pub(crate) fn unread_key(staff: &str) -> String {
+    format!("bellunread/{staff}")
+}
+
 impl Store {
-    /// The newest `limit` entries of a staff member's bell, and how many of those are unread.
+    /// The newest `limit` entries of a staff member's bell, and how many entries in all
+    /// are unread.
     pub fn bell(&self, staff: &str, limit: usize) -> Result<(Vec<BellItem>, usize), StoreError> {
         let prefix = format!("bell/{staff}\0");
         let items: Vec<BellItem> = self
@@ -40,21 +48,52 @@ impl Store {
             .take(limit)
             .map(|v| decode(&v?))
             .collect::<Result<_, StoreError>>()?;
-        let unread = items.iter().filter(|i| !i.read).count();
+        let unread = read_counter(self.state.get(unread_key(staff))?) as usize;
         Ok((items, unread))
+    }
+
+    /// Stores from before the unread count get it once, counted from their entries.
+    pub(crate) fn ensure_unread_counts(&self) -> Result<(), StoreError> {
+        const DONE: &str = "migrated/bell-unread";
+        if self.state.get(DONE)?.is_some() {
+            return Ok(());
+        }
+        let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+        for item in self.state.scan_prefix("bell/") {
+            let item: BellItem = decode(&item?.1)?;
+            if !item.read {
+                *counts.entry(item.staff).or_default() += 1;
+            }
+        }
+        let mut batch = sled::Batch::default();
+        for (staff, n) in counts {
+            batch.insert(unread_key(&staff).as_bytes(), &n.to_be_bytes());
+        }
+        batch.insert(DONE, &[]);
+        self.state.apply_batch(batch)?;
+        self.flush()
     }
 
     /// Marks one entry read; returns it (for its ticket), if it is this staff member's.
     pub fn open_bell_item(&self, staff: &str, event: u64) -> Result<Option<BellItem>, StoreError> {
         let key = bell_key(staff, event);
-        let Some(v) = self.state.get(&key)? else {
-            return Ok(None);
-        };
-        let mut item: BellItem = decode(&v)?;
-        if !item.read {
-            item.read = true;
-            self.state.insert(key, encode(&item)?)?;
-        }
-        Ok(Some(item))
+        let counter = unread_key(staff);
+        let opened = self
+            .state
+            .transaction(|tx| {
+                let Some(v) = tx.get(&key)? else {
+                    return Ok(None);
+                };
+                let mut item: BellItem = decode(&v).map_err(Abort)?;
+                if !item.read {
+                    item.read = true;
+                    tx.insert(key.as_slice(), encode(&item).map_err(Abort)?)?;
+                    let n = read_counter(tx.get(counter.as_bytes())?).saturating_sub(1);
+                    tx.insert(counter.as_bytes(), &n.to_be_bytes())?;
+                }
+                Ok(Some(item))
+            })
+            .map_err(StoreError::from)?;
+        Ok(opened)
     }
 }

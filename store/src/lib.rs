@@ -72,6 +72,7 @@ impl Store {
         };
         store.ensure_recency_index()?;
         store.ensure_link_index()?;
+        store.ensure_unread_counts()?;
         release_freed_memory();
         Ok(store)
     }

@@ -101,6 +101,7 @@ impl Store {
             .iter()
             .map(|i| Ok((item_key(&i.key), encode(i)?)))
             .collect::<Result<_, StoreError>>()?;
+        let bell_items = bell;
         let bell: Vec<(Vec<u8>, Vec<u8>)> = bell
             .iter()
             .map(|b| {
@@ -130,9 +131,12 @@ impl Store {
                         added += 1;
                     }
                 }
-                for (k, v) in &bell {
+                for ((k, v), b) in bell.iter().zip(bell_items) {
                     if tx.get(k)?.is_none() {
                         tx.insert(k.clone(), v.clone())?;
+                        if !b.read {
+                            crate::tickets::bump(tx, &crate::bell::unread_key(&b.staff))?;
+                        }
                     }
                 }
                 let current = read_counter(tx.get(cursor.as_bytes())?);

@@ -603,3 +603,32 @@ fn staff_actions_append_events_in_one_transaction() {
     drop(s);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn the_bell_counts_every_unread_entry_and_survives_a_restart() {
+    let (s, dir) = temp_store("bell-unread");
+    let at = OffsetDateTime::now_utc();
+    let item = |event| BellItem {
+        staff: "ann@ops.test".into(),
+        event,
+        ticket: 1,
+        text: format!("entry {event}"),
+        read: false,
+        at,
+    };
+    let items: Vec<BellItem> = (1..=7).map(item).collect();
+    s.enqueue_outbound("notifier", 7, &[], &items)
+        .expect("enqueue");
+    // The same entries again (a replayed batch) count once.
+    s.enqueue_outbound("notifier", 7, &[], &items)
+        .expect("again");
+    let (shown, unread) = s.bell("ann@ops.test", 5).expect("bell");
+    assert_eq!((shown.len(), unread), (5, 7));
+    s.open_bell_item("ann@ops.test", 3).expect("open");
+    s.open_bell_item("ann@ops.test", 3).expect("open twice");
+    assert_eq!(s.bell("ann@ops.test", 5).expect("bell").1, 6);
+    assert_eq!(s.bell("bob@ops.test", 5).expect("bell").1, 0);
+    drop(s);
+    let s = Store::open(&dir).expect("reopen");
+    assert_eq!(s.bell("ann@ops.test", 5).expect("bell").1, 6);
+}

@@ -3,7 +3,8 @@ member opens a ticket for someone (POST /api/v1/tickets, and "+ New ticket" in h
 Chromium with a file); the requester is mailed the text, threaded and with a reply token,
 and answering it lands in the same ticket; "notify": false mails nobody outside; a Tech
 keeps the tickets they opened after the contact changes; bad input changes nothing; an API
-reply's files and a web answer's file reach the requester byte for byte."""
+reply's files and a web answer's file reach the requester byte for byte; the bell counts every unread entry, the desk list
+opens on open tickets, and an unknown page is a page (JSON only under /api/)."""
 
 import base64
 import email
@@ -200,6 +201,30 @@ class StaffTickets(unittest.TestCase):
         self.assertEqual(status, 403)
         self.assertEqual(len(srv.tickets()), 1)
         self.assertEqual(len(srv.ticket(n)["events"]), before)
+
+    def test_the_bell_counts_past_five_and_the_list_opens_on_open_tickets(self):
+        srv = self.srv
+        numbers = [srv.send("POST", "/api/v1/tickets", {
+            "org": "acme", "requester": "alex@acme.test", "summary": f"Callback {i}",
+            "text": "Call the customer back.", "notify": False}, token=self.alex,
+            expect=201)["number"] for i in range(7)]
+        srv.send("PATCH", f"/api/v1/tickets/{numbers[0]}", {"status": "resolved"})
+        b = Browser(srv)
+        b.get(self.link)
+        # Each ticket opened by Alex is in the owner's bell: seven unread, not five.
+        page = wait_for(lambda: (lambda p: p if '<span id="unread">7</span>' in p else None)(
+            b.get("/dashboard")[2]))
+        self.assertIn("Callback 6", page)
+        _, _, listed = b.get("/desk")
+        self.assertNotIn("Callback 0<", listed)
+        self.assertIn("Callback 1<", listed)
+        _, _, everything = b.get("/desk?status=")
+        self.assertIn("Callback 0<", everything)
+        # An unknown page is a page for a browser, JSON only under /api/.
+        status, headers, body = b.get("/no-such-page")
+        self.assertEqual((status, headers["Content-Type"].split(";")[0]), (404, "text/html"))
+        self.assertIn("There is no such page.", body)
+        self.assertEqual(srv.api("/api/v1/no-such-thing", expect=404)["error"], "no such route")
 
     def web_post(self, path, fields):
         b = Browser(self.srv)

@@ -15,8 +15,14 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-pub async fn not_found() -> ApiError {
-    ApiError::NotFound("no such route".into())
+/// An unknown address: JSON under `/api/`, a page for browsers everywhere else.
+pub async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    let missing = ApiError::NotFound("no such route".into());
+    if uri.path().starts_with("/api/") {
+        axum::response::IntoResponse::into_response(missing)
+    } else {
+        crate::refusals::refuse(axum::http::StatusCode::NOT_FOUND, "There is no such page.")
+    }
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {

@@ -106,8 +106,13 @@ pub async fn list(
             .filter(|s| !s.is_empty())
             .map(str::to_string)
     };
+    // The list opens on what needs work; "any" (an empty status) shows every ticket.
+    let status = match &q.status {
+        None => Some(Status::Open.as_str().to_string()),
+        given => nonempty(given),
+    };
     let (status, ticket_type, org, text) = (
-        nonempty(&q.status),
+        status,
         nonempty(&q.ticket_type),
         nonempty(&q.org),
         nonempty(&q.q),
