@@ -418,8 +418,6 @@ pub struct GuestRequest {
     category: String,
 }
 
-/// Largest upload with a portal request, all files together.
-
 /// `POST /portal/SLUG/tickets` (multipart): a signed-in user's request, with attachments.
 pub async fn submit(
     State(state): State<AppState>,
