@@ -21,10 +21,10 @@
 //! person's relayed answer is not).
 //!
 //! Mail that relays a person's message carries its files ([`CARRIES_FILES`]): a staff answer
-//! to the requester and CCs, and the alerts that pass an end user's mail, a colleague's answer or a note on to
-//! staff who may see the ticket. Held mail's files are not passed on (nobody vouches for
-//! them yet: staff look at them on the ticket's page), and files never reach end users
-//! except in a staff answer.
+//! to the requester and CCs, and the alerts that pass an end user's mail, a colleague's
+//! answer or a note on to staff who may see the ticket. Held mail's files are not passed on
+//! (nobody vouches for them yet: staff look at them on the ticket's page), and files never
+//! reach end users except in a staff answer.
 
 use crate::attachments::{prepare, EventFiles, Limits};
 use crate::render::{
