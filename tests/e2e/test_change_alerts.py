@@ -52,10 +52,16 @@ class ChangeAlerts(unittest.TestCase):
                                   m.get_body(("plain",)).get_content()])
         self.assertEqual(mails[0]["Auto-Submitted"], "auto-generated")
         # The same assignment again changes nothing; other changes tell nobody; Alex
-        # handing it on tells Mia, not Alex; Alex taking it back tells nobody.
+        # handing it on (by mail) tells Mia, not Alex; Alex taking it back tells nobody.
         srv.send("PATCH", f"/api/v1/tickets/{n}", {"assignee": "alex@ops.test"})
         srv.send("PATCH", f"/api/v1/tickets/{n}", {"priority": "high", "status": "waiting"})
-        srv.send("PATCH", f"/api/v1/tickets/{n}", {"assignee": "mia@ops.test"}, token=self.alex)
+        # Alex hands it on by a mail command, answering his alert (its Reply-To proves him).
+        reply_to = mails[0]["Reply-To"].addresses[0].addr_spec
+        with smtplib.SMTP("127.0.0.1", srv.smtp_port) as s:
+            s.send_message(mail("Alex <alex@ops.test>", reply_to, f"Re: [#{n}] Printer",
+                                "#assign mia@ops.test\n", message_id="<hand-on@ops.test>"))
+        self.assertEqual(srv.decision_for("<hand-on@ops.test>")["ticket"], n)
+        self.assertEqual(srv.ticket(n)["assignee"], "mia@ops.test")
         # (Planned only while Mia still holds it: news already undone is not sent.)
         wait_for(lambda: self.outbox("mia@ops.test", "assigned_alert"))
         srv.send("PATCH", f"/api/v1/tickets/{n}", {"assignee": "alex@ops.test"},
