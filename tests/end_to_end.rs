@@ -102,6 +102,11 @@ fn imap_import_against_dovecot() {
 }
 
 #[test]
+fn change_alerts() {
+    run_suite("test_change_alerts");
+}
+
+#[test]
 fn api_writes() {
     run_suite("test_api_writes");
 }

@@ -4,10 +4,15 @@
 //!   managers;
 //! - a ticket staff opened for someone: its first message to the requester (unless staff
 //!   asked for no mail), and the same alert;
-//! - a public staff reply: to the requester and CCs, from "Name via Org";
-//! - a reply by the requester or a CC: to the assignee, or all those staff if unassigned;
+//! - a public staff reply: to the requester and CCs, from "Name via Org"; to the ticket's
+//!   followers as a `reply_alert`;
+//! - a reply by the requester or a CC: to the assignee, or all those staff if unassigned,
+//!   and the followers;
 //! - mail held from a non-participant: an alert to the same staff, to decide about it;
-//! - an internal note: to the staff involved (the assignee);
+//! - an internal note: to the staff involved (the assignee and the followers);
+//! - an assignment: an `assigned_alert` to the new assignee (while they still hold it);
+//! - a ticket resolved or closed by staff: a `resolved_notice` to the requester, saying how
+//!   to reopen it (answer the mail), once per time it is done; other field changes are silent;
 //! - staff commands not understood or not allowed: back to that staff member.
 //!
 //! Staff hear only of tickets the policy lets them see, checked when the mail is planned
@@ -16,21 +21,21 @@
 //! person's relayed answer is not).
 //!
 //! Mail that relays a person's message carries its files ([`CARRIES_FILES`]): a staff answer
-//! to the requester and CCs, and the alerts that pass an end user's mail or a note on to
-//! staff who may see the ticket. Held mail's files are not passed on (nobody vouches for
-//! them yet: staff look at them on the ticket's page), and files never reach end users
-//! except in a staff answer.
+//! to the requester and CCs, and the alerts that pass an end user's mail, a colleague's
+//! answer or a note on to staff who may see the ticket. Held mail's files are not passed on
+//! (nobody vouches for them yet: staff look at them on the ticket's page), and files never
+//! reach end users except in a staff answer.
 
 use crate::attachments::{prepare, EventFiles, Limits};
 use crate::render::{
-    acknowledgement, boundary_tag, notification, notification_head, notification_texts,
-    Acknowledgement, Notification,
+    acknowledgement, boundary_tag, framing, notification, notification_head, notification_texts,
+    About, Acknowledgement, Notification,
 };
 use crate::NotifierError;
 use postdesk_desk::policy;
 use postdesk_store::{
-    BellItem, DkimKeyRecord, Event, EventKind, MailFiles, Org, OutboxItem, OutboxStatus, Role,
-    Store, Ticket, Visibility,
+    BellItem, Change, DkimKeyRecord, Event, EventKind, MailFiles, Org, OutboxItem, OutboxStatus,
+    Role, Status, Store, Ticket, Visibility,
 };
 use time::OffsetDateTime;
 
@@ -56,11 +61,12 @@ pub(crate) const CARRIES_FILES: [&str; 4] = [
 ];
 
 /// Mail that tells staff about a ticket: sent only to staff the policy lets see it.
-pub(crate) const STAFF_ALERTS: [&str; 4] = [
+pub(crate) const STAFF_ALERTS: [&str; 5] = [
     "new_ticket_alert",
     "reply_alert",
     "held_alert",
     "note_alert",
+    "assigned_alert",
 ];
 
 /// Whether `recipient` is a staff member who may see `ticket` (and so may hear of it).
@@ -101,10 +107,7 @@ impl Planner<'_> {
         event: &Event,
         already: &[OutboxItem],
     ) -> Result<Vec<OutboxItem>, NotifierError> {
-        if event.automatic
-            || event.kind == EventKind::Update
-            || event.kind == EventKind::DeliveryReport
-        {
+        if event.automatic || event.kind == EventKind::DeliveryReport {
             return Ok(Vec::new());
         }
         let Some(ticket) = self.store.ticket(event.ticket)? else {
@@ -156,6 +159,31 @@ impl Planner<'_> {
         Ok(out)
     }
 
+    /// Who is told of a field change, and by which kind of mail: the new assignee, while
+    /// they still hold the ticket; the requester (an end user) of a ticket staff resolved or
+    /// closed, while it is still done. `closed_at` is when the ticket last became done, so
+    /// it equals this event's time only if this change made it so: resolved then closed
+    /// tells the requester once. Every other change is silent.
+    fn told_of_change(
+        &self,
+        event: &Event,
+        ticket: &Ticket,
+    ) -> Result<Option<(String, &'static str)>, NotifierError> {
+        Ok(match &event.change {
+            Some(Change::Assignee(Some(to))) if ticket.assignee.as_ref() == Some(to) => {
+                Some((to.clone(), "assigned_alert"))
+            }
+            Some(Change::Status(Status::Resolved | Status::Closed))
+                if event.by_staff
+                    && ticket.closed_at == Some(event.at)
+                    && self.store.staff(&ticket.requester)?.is_none() =>
+            {
+                Some((ticket.requester.clone(), "resolved_notice"))
+            }
+            _ => None,
+        })
+    }
+
     /// Per-user opt-out: staff alerts and end users' automatic mail. Rejected commands are
     /// an answer to the sender's own mail and always go.
     fn wants_automatic_mail(&self, recipient: &str, kind: &str) -> Result<bool, NotifierError> {
@@ -168,47 +196,75 @@ impl Planner<'_> {
         })
     }
 
-    /// The staff bell entries an event makes: new tickets, end users' replies and notes
-    /// reach the same staff as alert mails (whatever their mail setting), never the author.
+    /// The staff bell entries an event makes, whatever the recipients' mail setting, never
+    /// for the author: new tickets, end users' replies and notes reach the same staff as
+    /// alert mails; a colleague's public answer reaches the followers; an assignment, the
+    /// new assignee.
     pub fn bell(&self, event: &Event) -> Result<Vec<BellItem>, NotifierError> {
-        let relevant = match event.kind {
-            EventKind::Created => !event.automatic,
-            EventKind::Reply => event.held || (!event.by_staff && !event.automatic),
-            EventKind::Note => true,
-            _ => false,
-        };
-        if !relevant {
-            return Ok(Vec::new());
-        }
         let Some(ticket) = self.store.ticket(event.ticket)? else {
             return Ok(Vec::new());
         };
-        let what = match event.kind {
-            EventKind::Created => "opened",
-            EventKind::Reply if event.held => "(not a participant) wrote on",
-            EventKind::Reply => "replied on",
-            _ => "wrote a note on",
+        let (n, summary, author) = (ticket.number, &ticket.summary, &event.author);
+        let (staff, text) = match (event.kind, event.visibility) {
+            (EventKind::Created, _) if !event.automatic => (
+                self.staff_alert_list(&ticket)?,
+                format!("{author} opened #{n} {summary}"),
+            ),
+            (EventKind::Reply, _) if event.held => (
+                self.staff_alert_list(&ticket)?,
+                format!("{author} (not a participant) wrote on #{n} {summary}"),
+            ),
+            (EventKind::Reply, Visibility::Public) if event.by_staff && !event.automatic => (
+                self.visible_to(ticket.followers.clone(), &ticket)?,
+                format!("{author} answered on #{n} {summary}"),
+            ),
+            (EventKind::Reply, _) if !event.by_staff && !event.automatic => (
+                self.staff_alert_list(&ticket)?,
+                format!("{author} replied on #{n} {summary}"),
+            ),
+            (EventKind::Note, _) => (
+                self.staff_alert_list(&ticket)?,
+                format!("{author} wrote a note on #{n} {summary}"),
+            ),
+            (EventKind::Update, _) if !event.automatic => {
+                match self.told_of_change(event, &ticket)? {
+                    Some((to, "assigned_alert")) => (
+                        self.visible_to(vec![to], &ticket)?,
+                        format!("{author} assigned #{n} to you: {summary}"),
+                    ),
+                    _ => return Ok(Vec::new()),
+                }
+            }
+            _ => return Ok(Vec::new()),
         };
-        let text = format!(
-            "{} {what} #{} {}",
-            event.author, ticket.number, ticket.summary
-        )
-        .chars()
-        .take(200)
-        .collect::<String>();
-        Ok(self
-            .staff_alert_list(&ticket)?
+        let text = text.chars().take(200).collect::<String>();
+        Ok(staff
             .into_iter()
-            .filter(|s| *s != event.author)
+            .filter(|s| s != author)
             .map(|staff| BellItem {
                 staff,
                 event: event.seq,
-                ticket: ticket.number,
+                ticket: n,
                 text: text.clone(),
                 read: false,
                 at: event.at,
             })
             .collect())
+    }
+
+    /// Those of `people` the policy lets see `ticket`.
+    fn visible_to(
+        &self,
+        people: Vec<String>,
+        ticket: &Ticket,
+    ) -> Result<Vec<String>, NotifierError> {
+        let mut allowed = Vec::with_capacity(people.len());
+        for who in people {
+            if may_hear_of(self.store, &who, ticket)? {
+                allowed.push(who);
+            }
+        }
+        Ok(allowed)
     }
 
     /// The assignee (else, or when the assignee is no longer staff, the owners, admins
@@ -233,13 +289,7 @@ impl Planner<'_> {
                 list.push(f.clone());
             }
         }
-        let mut allowed = Vec::with_capacity(list.len());
-        for who in list {
-            if may_hear_of(self.store, &who, ticket)? {
-                allowed.push(who);
-            }
-        }
-        Ok(allowed)
+        self.visible_to(list, ticket)
     }
 
     fn drafts(&self, event: &Event, ticket: &Ticket) -> Result<Vec<Draft>, NotifierError> {
@@ -292,6 +342,9 @@ impl Planner<'_> {
                 let mut to = vec![ticket.requester.clone()];
                 to.extend(ticket.cc.iter().cloned());
                 drafts.extend(people("staff_answer", false, to));
+                // Followers read a colleague's answer as an alert: they are staff who asked
+                // to hear of the ticket, not part of the conversation with the requester.
+                drafts.extend(people("reply_alert", true, ticket.followers.clone()));
             }
             (EventKind::Reply, Visibility::Public) => {
                 drafts.extend(people("reply_alert", true, self.staff_alert_list(ticket)?));
@@ -300,11 +353,14 @@ impl Planner<'_> {
                 drafts.extend(people("held_alert", true, self.staff_alert_list(ticket)?));
             }
             (EventKind::Reply | EventKind::Note, Visibility::Internal) => {
-                drafts.extend(people(
-                    "note_alert",
-                    true,
-                    ticket.assignee.iter().cloned().collect(),
-                ));
+                let mut to: Vec<String> = ticket.assignee.iter().cloned().collect();
+                to.extend(ticket.followers.iter().cloned());
+                drafts.extend(people("note_alert", true, to));
+            }
+            (EventKind::Update, _) => {
+                if let Some((recipient, kind)) = self.told_of_change(event, ticket)? {
+                    drafts.extend(people(kind, true, vec![recipient]));
+                }
             }
             (EventKind::CommandsRejected, _) => drafts.push(Draft {
                 recipient: event.author.clone(),
@@ -395,58 +451,15 @@ impl Planner<'_> {
             })?;
             (mid, signed(raw, shared.dkim_key.as_ref(), domain)?)
         } else {
-            let (from_name, intro, auto) = match draft.kind {
-                "staff_answer" => (
-                    format!("{author_name} via {}", org.name),
-                    if event.kind == EventKind::Created {
-                        format!("{author_name} opened this request for you:")
-                    } else {
-                        format!("{author_name} answered:")
-                    },
-                    None,
-                ),
-                "new_ticket_alert" if event.by_staff => (
-                    org.name.clone(),
-                    format!("{author_name} opened a ticket for {}:", ticket.requester),
-                    Some("auto-generated"),
-                ),
-                "new_ticket_alert" => (
-                    org.name.clone(),
-                    format!("New ticket from {}:", event.author),
-                    Some("auto-generated"),
-                ),
-                "reply_alert" => (
-                    org.name.clone(),
-                    format!("{} replied:", event.author),
-                    Some("auto-generated"),
-                ),
-                "note_alert" => (
-                    org.name.clone(),
-                    format!("Internal note by {author_name}:"),
-                    Some("auto-generated"),
-                ),
-                "held_alert" if event.suspected_spoofing => (
-                    org.name.clone(),
-                    format!(
-                        "Mail claiming to come from {} fails the DMARC check its domain asks for, so it may be forged. It is kept as an internal entry; nothing was sent or changed.",
-                        event.author
-                    ),
-                    Some("auto-generated"),
-                ),
-                "held_alert" => (
-                    org.name.clone(),
-                    format!(
-                        "{} wrote on this ticket but takes no part in it. The mail is kept as an internal entry: accept the sender as a CC, or open it as a ticket of its own, on the ticket's page.",
-                        event.author
-                    ),
-                    Some("auto-generated"),
-                ),
-                _ => (
-                    org.name.clone(),
-                    "Your commands were not understood, and nothing was changed:".to_string(),
-                    Some("auto-replied"),
-                ),
-            };
+            let framing = framing(
+                draft.kind,
+                &About {
+                    event,
+                    ticket,
+                    author_name,
+                    org_name: &org.name,
+                },
+            );
             let n = Notification {
                 secret: &self.message_id_secret,
                 number: ticket.number,
@@ -454,13 +467,13 @@ impl Planner<'_> {
                 summary,
                 org_name: &org.name,
                 org_address,
-                from_name: &from_name,
+                from_name: &framing.from_name,
                 recipient: &recipient,
                 reply_to: &reply_to,
                 thread,
-                intro: &intro,
-                body: &event.text,
-                auto_submitted: auto,
+                intro: &framing.intro,
+                body: framing.body.as_deref().unwrap_or(&event.text),
+                auto_submitted: framing.auto_submitted,
             };
             let kind = CARRIES_FILES.iter().find(|k| **k == draft.kind);
             match kind.filter(|_| !event.attachments.is_empty()) {
@@ -562,3 +575,7 @@ fn with_files(
     };
     Ok((mid, head, carried))
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

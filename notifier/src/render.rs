@@ -9,6 +9,7 @@ use hmac::{Hmac, Mac};
 use mail_builder::headers::raw::Raw;
 use mail_builder::mime::{BodyPart, MimePart};
 use mail_builder::MessageBuilder;
+use postdesk_store::{Change, Event, EventKind, Status, Ticket};
 use sha2::Sha256;
 
 #[derive(Template)]
@@ -333,6 +334,88 @@ pub(crate) fn acknowledgement(a: &Acknowledgement<'_>) -> Result<(String, Vec<u8
         text,
         html,
     )
+}
+
+/// How a mail of one kind presents its event: the From's display name, the line above the
+/// text, the text when it is not the event's own (a field change has none), Auto-Submitted.
+pub(crate) struct Framing {
+    pub from_name: String,
+    pub intro: String,
+    pub body: Option<String>,
+    pub auto_submitted: Option<&'static str>,
+}
+
+/// What [`framing`] reads of the event and its ticket.
+pub(crate) struct About<'a> {
+    pub event: &'a Event,
+    pub ticket: &'a Ticket,
+    /// The author's staff name, or their address.
+    pub author_name: &'a str,
+    pub org_name: &'a str,
+}
+
+/// The framing of a mail of `kind` (every kind but the acknowledgement).
+pub(crate) fn framing(kind: &str, a: &About<'_>) -> Framing {
+    let (event, ticket, author_name) = (a.event, a.ticket, a.author_name);
+    let alert = |intro: String| Framing {
+        from_name: a.org_name.to_string(),
+        intro,
+        body: None,
+        auto_submitted: Some("auto-generated"),
+    };
+    match kind {
+        "staff_answer" => Framing {
+            from_name: format!("{author_name} via {}", a.org_name),
+            intro: if event.kind == EventKind::Created {
+                format!("{author_name} opened this request for you:")
+            } else {
+                format!("{author_name} answered:")
+            },
+            body: None,
+            auto_submitted: None,
+        },
+        "new_ticket_alert" if event.by_staff => alert(format!(
+            "{author_name} opened a ticket for {}:",
+            ticket.requester
+        )),
+        "new_ticket_alert" => alert(format!("New ticket from {}:", event.author)),
+        // A follower reads a colleague's public answer as it went to the requester.
+        "reply_alert" if event.by_staff => alert(format!(
+            "{author_name} answered {}:",
+            ticket.requester
+        )),
+        "reply_alert" => alert(format!("{} replied:", event.author)),
+        "note_alert" => alert(format!("Internal note by {author_name}:")),
+        "assigned_alert" => Framing {
+            body: Some(format!("Requested by {}.", ticket.requester)),
+            ..alert(format!("{author_name} assigned #{} to you.", ticket.number))
+        },
+        "resolved_notice" => Framing {
+            body: Some(
+                "If anything is still wrong, reply to this mail to reopen it.".to_string(),
+            ),
+            ..alert(format!(
+                "{author_name} marked your request #{} as {}.",
+                ticket.number,
+                match &event.change {
+                    Some(Change::Status(Status::Closed)) => "closed",
+                    _ => "resolved",
+                }
+            ))
+        },
+        "held_alert" if event.suspected_spoofing => alert(format!(
+            "Mail claiming to come from {} fails the DMARC check its domain asks for, so it may be forged. It is kept as an internal entry; nothing was sent or changed.",
+            event.author
+        )),
+        "held_alert" => alert(format!(
+            "{} wrote on this ticket but takes no part in it. The mail is kept as an internal entry: accept the sender as a CC, or open it as a ticket of its own, on the ticket's page.",
+            event.author
+        )),
+        _ => Framing {
+            auto_submitted: Some("auto-replied"),
+            ..alert("Your commands were not understood, and nothing was changed:".to_string())
+        },
+    }
 }
 
 #[cfg(test)]

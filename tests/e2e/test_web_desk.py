@@ -253,13 +253,14 @@ class WebDesk(unittest.TestCase):
         alex = self.signed_in(self.alex_link)
         self.assertEqual(alex.get("/notifications/1")[0], 404)
         self.assertEqual(unread(alex.get("/desk")[2]), 0)
-        # Assigned, the Tech hears of the customer's reply.
+        # Assigned, the Tech hears of it and of the customer's reply.
         n = self.srv.decision_for("<w1@customer.test>")["ticket"]
         self.srv.send("PATCH", f"/api/v1/tickets/{n}", {"assignee": "alex@acme.test"})
         with smtplib.SMTP("127.0.0.1", self.srv.smtp_port) as s:
             s.send_message(mail("user1@customer.test", "acme@acme.test", "Re: bug",
                                 "Still broken.", in_reply_to="<w1@customer.test>"))
-        page = wait_for(lambda: (lambda p: p if unread(p) == 1 else None)(alex.get("/dashboard")[2]))
+        page = wait_for(lambda: (lambda p: p if unread(p) == 2 else None)(alex.get("/dashboard")[2]))
+        self.assertIn(f"tester@ops.test assigned #{n} to you", page)
         self.assertIn(f"user1@customer.test replied on #{n}", page)
 
     def test_links_wear_out_passwords_and_signing_out(self):
