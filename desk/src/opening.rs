@@ -46,7 +46,12 @@ pub struct PortalRequest {
 
 /// A summary on one line, not empty, at most [`MAX_SUMMARY`] characters.
 pub fn checked_summary(summary: &str) -> DeskResult<String> {
-    let summary = summary.split_whitespace().collect::<Vec<_>>().join(" ");
+    // One line of printable text: it becomes a mail's Subject.
+    let summary = summary
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
     if summary.is_empty() {
         return Err(DeskError::Invalid("the summary is empty".into()));
     }
@@ -184,6 +189,7 @@ mod tests {
     #[test]
     fn summaries_are_one_line_and_bounded() {
         assert_eq!(checked_summary("  a\n\tb  ").unwrap(), "a b");
+        assert_eq!(checked_summary("S\0x\x1b[31m\r\ny").unwrap(), "S x [31m y");
         assert!(checked_summary(" \n ").is_err());
         assert!(checked_summary(&"x".repeat(MAX_SUMMARY + 1)).is_err());
         assert!(checked_summary(&"é".repeat(MAX_SUMMARY)).is_ok());

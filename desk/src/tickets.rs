@@ -36,8 +36,10 @@ pub struct Write {
     pub fields: FieldEdit,
 }
 
-/// Trims a text and checks its length; empty is allowed (the caller decides if it may be).
+/// Trims a text, makes every line end a plain newline (a lone CR must not reach a mail
+/// body), and checks its length; empty is allowed (the caller decides if it may be).
 pub fn checked_text(text: &str) -> DeskResult<String> {
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
     let text = text.trim();
     if text.len() > MAX_TEXT {
         return Err(DeskError::Invalid(format!(
@@ -219,5 +221,16 @@ impl Desk {
             StoreError::Invalid(why) => DeskError::Invalid(why),
             other => other.into(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_end_lines_plainly_and_are_bounded() {
+        assert_eq!(checked_text(" b\r.\rc\r\nd ").unwrap(), "b\n.\nc\nd");
+        assert!(checked_text(&"x".repeat(MAX_TEXT + 1)).is_err());
     }
 }

@@ -59,6 +59,11 @@ class StaffTickets(unittest.TestCase):
                              "data_base64": base64.b64encode(report).decode()}],
         }, expect=201)
         n = r["number"]
+        # Control characters never reach a Subject.
+        odd = srv.send("POST", "/api/v1/tickets", {
+            "org": "acme", "requester": "rita@customer.test", "summary": "S\u0000x\u001b[31m",
+            "text": "a\rb", "notify": False}, expect=201)
+        self.assertEqual((odd["summary"], odd["events"][0]["text"]), ("S x [31m", "a\nb"))
         self.assertEqual((r["requester"], r["summary"], r["type"], r["priority"], r["assignee"],
                           r["created_by"]),
                          ("rita@customer.test", "Your invoice copy", "incident", "high",
@@ -144,11 +149,14 @@ class StaffTickets(unittest.TestCase):
             expect=201)
         m = self.mails_to("rita@customer.test", "The manual is attached.")[0]
         self.assertEqual(sha(files_of(m)["manual.bin"]), sha(manual))
-        # Files on a note stay inside: the requester gets nothing more.
-        srv.send("POST", f"/api/v1/tickets/{n}/notes", {
+        # Files on a note stay inside: the requester gets nothing more. (A note takes
+        # files as large as a reply's: 3 MiB is over axum's default body limit.)
+        big = os.urandom(3 * 1024 * 1024)
+        r = srv.send("POST", f"/api/v1/tickets/{n}/notes", {
             "text": "Internal copy.", "attachments": [{
-                "name": "secret.txt", "content_type": "text/plain",
-                "data_base64": base64.b64encode(b"internal").decode()}]}, expect=201)
+                "name": "secret.bin", "content_type": "application/octet-stream",
+                "data_base64": base64.b64encode(big).decode()}]}, expect=201)
+        self.assertEqual(r["events"][0]["attachments"][0]["sha256"], sha(big))
         self.assertFalse([m for m in outbox_mails(srv, "rita@customer.test")
                           if "Internal copy." in text_of(m)])
 

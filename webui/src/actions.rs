@@ -110,6 +110,7 @@ async fn add_text(
     body: Result<Json<TextBody>, JsonRejection>,
     visibility: Visibility,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let number = crate::api::ticket_number(&number)?;
     let body = json_body(body)?;
     if body.text.trim().is_empty() {
         return Err(ApiError::BadRequest("text is empty".into()));
@@ -120,7 +121,6 @@ async fn add_text(
         files: files(body.attachments)?,
         fields: FieldEdit::default(),
     };
-    let number = crate::api::ticket_number(&number)?;
     let events = state.desk.write(staff, number, write).await?;
     Ok((StatusCode::CREATED, Json(events_json(&events))))
 }

@@ -63,7 +63,7 @@ impl FromRequest<AppState> for StaffUpload {
             let multipart = Multipart::from_request(request, state)
                 .await
                 .map_err(IntoResponse::into_response)?;
-            Upload::read(multipart).await
+            Upload::read(multipart, postdesk_desk::files::MAX_FILES).await
         } else {
             let Form(fields) = Form::<HashMap<String, String>>::from_request(request, state)
                 .await

@@ -24,6 +24,7 @@ pub use error::ApiError;
 pub use passwords::hash_password;
 pub use session::{issue_link, new_secret, LINK_HOURS};
 
+use axum::extract::State;
 use axum::response::Redirect;
 use axum::routing::{get, post};
 use axum::Router;
@@ -54,6 +55,8 @@ pub struct AppState {
     /// When each staff member's activity was last written (for "online now"), so page
     /// views write the store at most once a minute per person.
     pub last_seen: Arc<std::sync::Mutex<std::collections::HashMap<String, time::OffsetDateTime>>>,
+    /// Permits to read a large body (files), see `large`.
+    pub large_bodies: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -70,6 +73,7 @@ impl AppState {
             outbound: String::new(),
             domain: "localhost".into(),
             last_seen: Arc::default(),
+            large_bodies: Arc::new(tokio::sync::Semaphore::new(LARGE_AT_ONCE)),
         }
     }
 }
@@ -99,9 +103,7 @@ pub fn router(state: AppState) -> Router {
         .route("/portal/{slug}/link", post(pages::portal::request_link))
         .route(
             "/portal/{slug}/tickets",
-            post(pages::portal::submit).layer(axum::extract::DefaultBodyLimit::max(
-                upload::MAX_UPLOAD_BODY,
-            )),
+            large(&state, post(pages::portal::submit), upload::MAX_UPLOAD_BODY),
         )
         .route("/portal/{slug}/guest", post(pages::portal::submit_as_guest))
         .route("/portal/{slug}/sso", get(pages::portal::directory_sign_in))
@@ -177,7 +179,10 @@ pub fn router(state: AppState) -> Router {
             post(actions::reply)
                 .layer(axum::extract::DefaultBodyLimit::max(actions::MAX_JSON_BODY)),
         )
-        .route("/api/v1/tickets/{number}/notes", post(actions::note))
+        .route(
+            "/api/v1/tickets/{number}/notes",
+            large(&state, post(actions::note), actions::MAX_JSON_BODY),
+        )
         .route(
             "/api/v1/tickets/{number}/reply-address",
             get(api::reply_address),
@@ -201,6 +206,35 @@ pub fn router(state: AppState) -> Router {
         .fallback(api::not_found)
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// A route whose body may carry files: up to `limit` bytes, and only a few such requests
+/// at once (the rest wait before their body is read), so N senders of large bodies cost
+/// at most `LARGE_AT_ONCE` bodies of memory.
+fn large(
+    state: &AppState,
+    route: axum::routing::MethodRouter<AppState>,
+    limit: usize,
+) -> axum::routing::MethodRouter<AppState> {
+    route
+        .layer::<_, std::convert::Infallible>(axum::middleware::from_fn_with_state(
+            state.clone(),
+            one_of_few_large,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+}
+
+/// How many requests with large bodies are read at once.
+pub const LARGE_AT_ONCE: usize = 4;
+
+async fn one_of_few_large(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    // The semaphore is never closed, so acquiring only waits.
+    let _permit = state.large_bodies.acquire().await.ok();
+    next.run(request).await
 }
 
 /// Headers on every answer: pages run no script at all and load nothing from elsewhere

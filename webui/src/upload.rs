@@ -7,6 +7,10 @@ use std::collections::HashMap;
 
 /// Largest form with files: the files' limit and room for the text.
 pub const MAX_UPLOAD_BODY: usize = MAX_FILE_BYTES + 256 * 1024;
+/// Text fields a form may have: ours have a dozen; many thousands only cost time.
+const MAX_FIELDS: usize = 100;
+/// Files with one portal request (staff forms take as many as a mail may carry).
+pub const PORTAL_FILES: usize = 10;
 
 /// A form's text fields (the last of a repeated name wins) and its files.
 #[derive(Default)]
@@ -29,9 +33,10 @@ impl Upload {
         }
     }
 
-    /// Reads the whole form; files come from inputs named `files`. Says what is wrong in a
-    /// sentence for the page.
-    pub async fn read(mut multipart: Multipart) -> Result<Upload, String> {
+    /// Reads the whole form, at most `max_files` files (from inputs named `files`). Says
+    /// what is wrong in a sentence for the page.
+    pub async fn read(mut multipart: Multipart, max_files: usize) -> Result<Upload, String> {
+        let max_files = max_files.min(MAX_FILES);
         let mut upload = Upload::default();
         let too_big = || {
             format!(
@@ -48,6 +53,9 @@ impl Upload {
             };
             let name = field.name().unwrap_or_default().to_string();
             if name != "files" {
+                if upload.fields.len() >= MAX_FIELDS {
+                    return Err("The form has too many fields.".into());
+                }
                 let value = field
                     .text()
                     .await
@@ -72,8 +80,8 @@ impl Upload {
             if total > MAX_FILE_BYTES {
                 return Err(too_big());
             }
-            if upload.files.len() >= MAX_FILES {
-                return Err(format!("At most {MAX_FILES} files."));
+            if upload.files.len() >= max_files {
+                return Err(format!("At most {max_files} files."));
             }
             upload
                 .files

@@ -443,7 +443,7 @@ pub async fn submit(
         )
         .await;
     };
-    let upload = match Upload::read(multipart).await {
+    let upload = match Upload::read(multipart, crate::upload::PORTAL_FILES).await {
         Ok(u) => u,
         Err(why) => return bad_form(&state, &org, Some(&me), &form_token, &why).await,
     };
