@@ -131,41 +131,13 @@ pub fn staff_member(who: &str, staff: &[Staff]) -> Result<String, String> {
 mod tests {
     use super::*;
     use postdesk_store::Role;
-    use time::OffsetDateTime;
 
     fn ticket() -> Ticket {
-        let at = OffsetDateTime::UNIX_EPOCH;
-        Ticket {
-            number: 1,
-            org: "acme".into(),
-            ticket_type: TicketType::Question,
-            status: Status::Open,
-            summary: "s".into(),
-            requester: "ann@example.org".into(),
-            assignee: None,
-            cc: vec![],
-            participants: vec![],
-            automatic: false,
-            priority: Priority::Normal,
-            due: None,
-            category: None,
-            followers: vec![],
-            created_by: None,
-            closed_at: None,
-            created_at: at,
-            updated_at: at,
-        }
+        crate::fixtures::ticket("ann@example.org")
     }
 
     fn staff() -> Vec<Staff> {
-        vec![Staff {
-            email: "alex@acme.test".into(),
-            name: "Alex".into(),
-            role: Role::Tech,
-            alerts: true,
-            hourly_rate_cents: 0,
-            created_at: OffsetDateTime::UNIX_EPOCH,
-        }]
+        vec![crate::fixtures::staff("alex@acme.test", "Alex", Role::Tech)]
     }
 
     fn run(edit: FieldEdit) -> Result<Vec<Change>, String> {

@@ -8,6 +8,8 @@ pub mod downloads;
 pub mod error;
 pub mod fields;
 pub mod files;
+#[cfg(test)]
+mod fixtures;
 pub mod held;
 pub mod hosts;
 pub mod opening;

@@ -115,7 +115,6 @@ impl Desk {
             None | Some("") => Priority::Normal,
             Some(p) => p.to_ascii_lowercase().parse().map_err(DeskError::Invalid)?,
         };
-        crate::files::check_files(&r.files)?;
         self.run(move |desk| {
             let org = desk
                 .store
@@ -159,7 +158,6 @@ impl Desk {
         if text.is_empty() {
             return Err(DeskError::Invalid("the description is empty".into()));
         }
-        crate::files::check_files(&r.files)?;
         self.run(move |desk| {
             let attachments = store_files(&desk.store, &r.files)?;
             let (ticket, _) = desk.store.open_ticket(&NewTicket {

@@ -75,40 +75,18 @@ pub fn staff_change_refused(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use postdesk_store::{Status, TicketType};
 
     fn staff(email: &str, role: Role) -> Staff {
-        Staff {
-            email: email.into(),
-            name: email.into(),
-            role,
-            alerts: true,
-            hourly_rate_cents: 0,
-            created_at: time::OffsetDateTime::UNIX_EPOCH,
-        }
+        crate::fixtures::staff(email, email, role)
     }
 
     fn ticket() -> Ticket {
-        let at = time::OffsetDateTime::UNIX_EPOCH;
         Ticket {
-            number: 1,
-            org: "acme".into(),
-            ticket_type: TicketType::Question,
-            status: Status::Open,
-            summary: "s".into(),
-            requester: "carol@customer.test".into(),
             assignee: Some("alex@ops.test".into()),
             cc: vec!["cc@ops.test".into()],
             participants: vec!["seen@ops.test".into()],
-            automatic: false,
-            priority: Default::default(),
-            due: None,
-            category: None,
             followers: vec!["follower@ops.test".into()],
-            created_by: None,
-            closed_at: None,
-            created_at: at,
-            updated_at: at,
+            ..crate::fixtures::ticket("carol@customer.test")
         }
     }
 

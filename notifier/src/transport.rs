@@ -21,11 +21,14 @@ impl FolderTransport {
         Ok(FolderTransport { dir })
     }
 
-    /// Writes `raw` as `<key>.eml`; writing the same key again replaces it, so a replay
-    /// after a crash leaves one file.
-    pub fn deliver(&self, key: &str, raw: &[u8]) -> std::io::Result<PathBuf> {
-        let name: String = key
-            .chars()
+    /// The file a mail with outbox key `key` is written to.
+    pub fn path_of(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{}.eml", Self::file_stem(key)))
+    }
+
+    /// The key made safe as a file name.
+    fn file_stem(key: &str) -> String {
+        key.chars()
             .map(|c| {
                 if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
                     c
@@ -33,8 +36,14 @@ impl FolderTransport {
                     '_'
                 }
             })
-            .collect();
-        let path = self.dir.join(format!("{name}.eml"));
+            .collect()
+    }
+
+    /// Writes `raw` as `<key>.eml`; writing the same key again replaces it, so a replay
+    /// after a crash leaves one file.
+    pub fn deliver(&self, key: &str, raw: &[u8]) -> std::io::Result<PathBuf> {
+        let path = self.path_of(key);
+        let name = Self::file_stem(key);
         let tmp = self.dir.join(format!(".{name}.tmp"));
         {
             let mut f = std::fs::File::create(&tmp)?;

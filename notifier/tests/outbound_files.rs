@@ -143,18 +143,8 @@ impl Desk {
 
     /// The sent mail of `item`, as written to the folder.
     fn sent(&self, item: &OutboxItem) -> Vec<u8> {
-        let name: String = item
-            .key
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        std::fs::read(self.outbox_dir().join(format!("{name}.eml"))).expect("sent mail")
+        let folder = FolderTransport::new(self.outbox_dir()).expect("folder");
+        std::fs::read(folder.path_of(&item.key)).expect("sent mail")
     }
 }
 

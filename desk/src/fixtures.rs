@@ -1,0 +1,40 @@
+//! Test fixtures shared by the desk's unit tests: a plain open ticket and a staff member.
+
+use postdesk_store::{Priority, Role, Staff, Status, Ticket, TicketType};
+use time::OffsetDateTime;
+
+/// Ticket 1 of "acme", open, from `requester`, nobody assigned or copied.
+pub(crate) fn ticket(requester: &str) -> Ticket {
+    let at = OffsetDateTime::UNIX_EPOCH;
+    Ticket {
+        number: 1,
+        org: "acme".into(),
+        ticket_type: TicketType::Question,
+        status: Status::Open,
+        summary: "s".into(),
+        requester: requester.into(),
+        assignee: None,
+        cc: vec![],
+        participants: vec![],
+        automatic: false,
+        priority: Priority::Normal,
+        due: None,
+        category: None,
+        followers: vec![],
+        created_by: None,
+        closed_at: None,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+pub(crate) fn staff(email: &str, name: &str, role: Role) -> Staff {
+    Staff {
+        email: email.into(),
+        name: name.into(),
+        role,
+        alerts: true,
+        hourly_rate_cents: 0,
+        created_at: OffsetDateTime::UNIX_EPOCH,
+    }
+}
