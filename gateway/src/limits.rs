@@ -9,6 +9,7 @@ use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 
 pub(crate) struct Limits {
     connections: Option<DefaultKeyedRateLimiter<IpAddr>>,
@@ -74,6 +75,10 @@ pub(crate) struct Sessions {
     max: usize,
     stress_at: usize,
     pub(crate) stress_timeout: Duration,
+    /// Whether the server is under stress, told to waiting sessions as it changes. Waiting
+    /// on it costs a session no timer: a short periodic one per read woke the runtime's
+    /// I/O driver at every read, measurably slowing one-message connections.
+    stress: watch::Sender<bool>,
     /// When stress was last logged (seconds since `started`), so a flood that keeps
     /// crossing the mark is logged once a minute, not at every crossing.
     stress_logged: AtomicU64,
@@ -87,7 +92,10 @@ pub(crate) struct SessionSlot {
 
 impl Drop for SessionSlot {
     fn drop(&mut self) {
-        self.sessions.open.fetch_sub(1, Ordering::AcqRel);
+        let before = self.sessions.open.fetch_sub(1, Ordering::AcqRel);
+        if before == self.sessions.stress_at {
+            self.sessions.tell_stress();
+        }
     }
 }
 
@@ -99,6 +107,7 @@ impl Sessions {
             max,
             stress_at: (max - max / 4).max(1),
             stress_timeout: config.stress_timeout,
+            stress: watch::Sender::new(false),
             stress_logged: AtomicU64::new(0),
             started: std::time::Instant::now(),
         }
@@ -112,12 +121,15 @@ impl Sessions {
                 (n < self.max).then_some(n + 1)
             })
             .ok()?;
-        if before + 1 == self.stress_at && self.first_stress_this_minute() {
-            tracing::warn!(
-                sessions = self.stress_at,
-                timeout_secs = self.stress_timeout.as_secs(),
-                "many SMTP sessions open: silent clients now time out sooner"
-            );
+        if before + 1 == self.stress_at {
+            self.tell_stress();
+            if self.first_stress_this_minute() {
+                tracing::warn!(
+                    sessions = self.stress_at,
+                    timeout_secs = self.stress_timeout.as_secs(),
+                    "many SMTP sessions open: silent clients now time out sooner"
+                );
+            }
         }
         Some(SessionSlot {
             sessions: self.clone(),
@@ -134,8 +146,22 @@ impl Sessions {
                 .is_ok()
     }
 
-    pub(crate) fn stressed(&self) -> bool {
+    fn stressed(&self) -> bool {
         self.open.load(Ordering::Acquire) >= self.stress_at
+    }
+
+    /// Follows the stress mode: `true` while under stress, with a change told at once.
+    pub(crate) fn watch_stress(&self) -> watch::Receiver<bool> {
+        self.stress.subscribe()
+    }
+
+    /// Called after the count crossed the mark. The count is read under the channel's
+    /// lock, so when crossings race, the last to take the lock leaves the true state.
+    fn tell_stress(&self) {
+        self.stress.send_if_modified(|told| {
+            let now = self.stressed();
+            std::mem::replace(told, now) != now
+        });
     }
 }
 

@@ -299,9 +299,9 @@ pub(super) enum Read {
 
 /// Reads what the client sends, allowing `timeout` of silence, and never past `deadline`.
 /// While the server is near its session cap, `stress_timeout` of silence is enough to give
-/// up; a read already waiting when stress begins finds out at its next check, every
-/// `stress_timeout`, so every silent session is shed within that time. Checking a counter
-/// on a timer the read has anyway keeps the common path free of shared locks.
+/// up, counted from when this read began: a read already waiting when stress begins is
+/// told at once and gives up at that shorter limit, so every silent session is shed
+/// within `stress_timeout`.
 pub(super) async fn read_within(
     session: &Session,
     conn: &mut impl Conn,
@@ -311,28 +311,26 @@ pub(super) async fn read_within(
 ) -> std::io::Result<Read> {
     let sessions = &session.gateway.sessions;
     let started = Instant::now();
-    let mut next_check = started + sessions.stress_timeout;
+    let mut stress = sessions.watch_stress();
     loop {
-        let stressed = sessions.stressed();
-        let silence_until = if stressed {
-            started + timeout.min(sessions.stress_timeout)
+        let silence = if *stress.borrow_and_update() {
+            timeout.min(sessions.stress_timeout)
         } else {
-            started + timeout
+            timeout
         };
+        let silence_until = started + silence;
         let limit = deadline.map_or(silence_until, |d| d.min(silence_until));
-        let until = if stressed {
-            limit
-        } else {
-            limit.min(next_check)
-        };
-        // Reading is cancel-safe: a read cut short by the timer loses nothing.
-        match tokio::time::timeout_at(until, conn.read(buf)).await {
-            Ok(Ok(0)) => return Ok(Read::Closed),
-            Ok(Ok(n)) => return Ok(Read::Bytes(n)),
-            Ok(Err(e)) => return Err(e),
-            Err(_) if until < limit => next_check += sessions.stress_timeout,
-            Err(_) if deadline.is_some_and(|d| d <= silence_until) => return Ok(Read::Deadline),
-            Err(_) => return Ok(Read::Silence),
+        tokio::select! {
+            // Reading is cancel-safe: a read cut short by a change of mode loses nothing.
+            read = tokio::time::timeout_at(limit, conn.read(buf)) => return match read {
+                Ok(Ok(0)) => Ok(Read::Closed),
+                Ok(Ok(n)) => Ok(Read::Bytes(n)),
+                Ok(Err(e)) => Err(e),
+                Err(_) if deadline.is_some_and(|d| d <= silence_until) => Ok(Read::Deadline),
+                Err(_) => Ok(Read::Silence),
+            },
+            // Stress began or ended: wait again with the allowance of the new mode.
+            Ok(()) = stress.changed() => {}
         }
     }
 }
