@@ -72,6 +72,14 @@ impl Files {
         }
     }
 
+    /// Removes `name`; one already gone is no error.
+    pub(crate) fn remove(&self, kind: Kind, name: &str) -> io::Result<()> {
+        match fs::remove_file(self.path(kind, name)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     pub(crate) fn exists(&self, kind: Kind, name: &str) -> bool {
         self.path(kind, name).is_file()
     }

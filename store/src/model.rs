@@ -311,6 +311,8 @@ pub enum EventKind {
     Update,
     /// Staff mail commands that were not understood; nothing else changed. Internal.
     CommandsRejected,
+    /// The ticket was deleted (by `author`); the only entry of it left in the log.
+    Deleted,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

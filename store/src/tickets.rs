@@ -2,6 +2,7 @@
 //! Message-ID index used for threading and dedup, the decision log, and consumer cursors.
 
 use crate::codec::{decode, encode, key_num, num_key, read_counter};
+use crate::deletion::blobuse_key;
 use crate::{
     AttachmentRef, Decision, Event, EventKind, Outcome, Priority, Status, Store, StoreError,
     Ticket, TicketType, Visibility,
@@ -89,7 +90,7 @@ pub struct TicketFilter {
     pub ticket_type: Option<TicketType>,
 }
 
-fn decision_key(inbound: u64, org: &str) -> Vec<u8> {
+pub(crate) fn decision_key(inbound: u64, org: &str) -> Vec<u8> {
     let mut k = num_key("decision/", inbound);
     k.extend_from_slice(org.as_bytes());
     k
@@ -97,7 +98,7 @@ fn decision_key(inbound: u64, org: &str) -> Vec<u8> {
 
 /// The recency index: `tupd/<updated_at ns><number>`, so lists read newest first without
 /// loading every ticket.
-fn recency_key(t: &Ticket) -> Vec<u8> {
+pub(crate) fn recency_key(t: &Ticket) -> Vec<u8> {
     let ns = u64::try_from(t.updated_at.unix_timestamp_nanos()).unwrap_or(0);
     let mut k = num_key("tupd/", ns);
     k.extend_from_slice(&t.number.to_be_bytes());
@@ -109,13 +110,18 @@ pub(crate) fn mid_key(org: &str, mid: &str) -> String {
 }
 
 /// Who first sent a Message-ID received in an organization (who owns it for threading).
-fn midfrom_key(org: &str, mid: &str) -> String {
+pub(crate) fn midfrom_key(org: &str, mid: &str) -> String {
     format!("midfrom/{org}/{mid}")
 }
 
 /// The ticket a sender's mail with this Message-ID went to: what makes a retry a duplicate.
 fn midby_key(org: &str, mid: &str, from: &str) -> String {
-    format!("midby/{org}/{mid}\0{from}")
+    format!("{}{from}", midby_prefix(org, mid))
+}
+
+/// Where every sender's [`midby_key`] of one Message-ID begins.
+pub(crate) fn midby_prefix(org: &str, mid: &str) -> String {
+    format!("midby/{org}/{mid}\0")
 }
 
 /// Marks a Message-ID as one of ours (outbound): delivery reports attach only about those.
@@ -308,7 +314,7 @@ fn apply_decision(
 }
 
 /// The count of tickets of one organization, type and status.
-fn count_key(t: &Ticket) -> String {
+pub(crate) fn count_key(t: &Ticket) -> String {
     format!(
         "tcount/{}/{}/{}",
         t.org,
@@ -323,7 +329,7 @@ fn daily_key(org: &str, day: time::Date, what: &str) -> String {
 }
 
 /// The index of a ticket by its requester and by its assignee.
-fn person_keys(t: &Ticket) -> Vec<Vec<u8>> {
+pub(crate) fn person_keys(t: &Ticket) -> Vec<Vec<u8>> {
     let key = |prefix: &str, email: &str| {
         let mut k = format!("{prefix}/{email}\0").into_bytes();
         k.extend_from_slice(&t.number.to_be_bytes());
@@ -409,6 +415,9 @@ pub(crate) fn append_event(
     let mut tev = num_key("tev/", event.ticket);
     tev.extend_from_slice(&event.seq.to_be_bytes());
     tx.insert(tev, &[])?;
+    for a in &event.attachments {
+        tx.insert(blobuse_key(&a.sha256, event.ticket), &[])?;
+    }
     Ok(())
 }
 
@@ -754,6 +763,15 @@ impl Store {
                 self.state.insert(k, &n.to_be_bytes())?;
             }
             self.state.insert("meta/ticket-counts", &[1u8])?;
+        }
+        if self.state.get("meta/blob-uses")?.is_none() {
+            for v in self.state.scan_prefix("ev/").values() {
+                let e: Event = decode(&v?)?;
+                for a in &e.attachments {
+                    self.state.insert(blobuse_key(&a.sha256, e.ticket), &[])?;
+                }
+            }
+            self.state.insert("meta/blob-uses", &[1u8])?;
         }
         self.flush()
     }

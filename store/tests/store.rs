@@ -632,3 +632,105 @@ fn the_bell_counts_every_unread_entry_and_survives_a_restart() {
     let s = Store::open(&dir).expect("reopen");
     assert_eq!(s.bell("ann@ops.test", 5).expect("bell").1, 6);
 }
+
+#[test]
+fn deletion_removes_what_only_the_ticket_uses() {
+    let (s, dir) = temp_store("delete");
+    s.add_org(&org("acme")).expect("org");
+    s.add_org(&org("beta")).expect("org");
+    let ids = s
+        .spool_batch(&[
+            (&envelope(&["acme", "beta"]), b"to both".as_slice()),
+            (&envelope(&["acme"]), b"to acme".as_slice()),
+        ])
+        .expect("spool");
+    let file = |bytes: &[u8]| AttachmentRef {
+        name: "f".into(),
+        content_type: "application/octet-stream".into(),
+        size: bytes.len() as u64,
+        sha256: s.put_blob(bytes).expect("blob"),
+    };
+    let (shared, own) = (file(b"shared bytes"), file(b"own bytes"));
+    let with = |c: DeliveryCommit, a: &AttachmentRef| DeliveryCommit {
+        attachments: vec![a.clone()],
+        ..c
+    };
+    let deliveries = [
+        with(
+            commit(ids[0], "acme", "<m1@x>", new_target(), false),
+            &shared,
+        ),
+        with(
+            commit(ids[0], "beta", "<m1@x>", new_target(), true),
+            &shared,
+        ),
+        with(commit(ids[1], "acme", "<m2@x>", new_target(), true), &own),
+    ];
+    for d in &deliveries {
+        s.commit_delivery(d).expect("commit");
+    }
+    let at = OffsetDateTime::now_utc();
+
+    let gone = s
+        .delete_ticket(1, "admin@x.test", at, Some("Bob@C.test"))
+        .expect("delete");
+    assert_eq!(
+        (gone.events, gone.blocked.as_deref()),
+        (1, Some("bob@c.test"))
+    );
+    assert_eq!(s.ticket(1).expect("t"), None);
+    assert!(s.events_for(1).expect("ev").is_empty());
+    assert_eq!(s.ticket_for_message_id("acme", "<m1@x>").expect("m"), None);
+    // The mail also made beta's ticket: its original and file stay.
+    assert!(s.raw_message(ids[0]).expect("raw").is_some());
+    assert!(s.blob(&shared.sha256).expect("blob").is_some());
+    assert_eq!(
+        s.ticket_for_message_id("beta", "<m1@x>").expect("m"),
+        Some(2)
+    );
+    // The log keeps who deleted it, and nothing of what it said.
+    let last = s
+        .events_since(0, 100)
+        .expect("log")
+        .pop()
+        .expect("an event");
+    assert_eq!(
+        (
+            last.kind,
+            last.ticket,
+            last.author.as_str(),
+            last.text.as_str()
+        ),
+        (EventKind::Deleted, 1, "admin@x.test", "")
+    );
+    assert!(s.is_blocked("acme", "BOB@c.test").expect("b"));
+    assert!(!s.is_blocked("beta", "bob@c.test").expect("b"));
+    assert!(matches!(
+        s.delete_ticket(1, "admin@x.test", at, None),
+        Err(StoreError::NotFound(_))
+    ));
+
+    s.delete_ticket(3, "admin@x.test", at, None)
+        .expect("delete");
+    assert_eq!(s.raw_message(ids[1]).expect("raw"), None);
+    assert_eq!(s.blob(&own.sha256).expect("blob"), None);
+    s.delete_ticket(2, "admin@x.test", at, None)
+        .expect("delete");
+    assert_eq!(s.raw_message(ids[0]).expect("raw"), None);
+    assert_eq!(s.blob(&shared.sha256).expect("blob"), None);
+    assert!(s
+        .tickets(&TicketFilter::default())
+        .expect("list")
+        .is_empty());
+    assert!(s
+        .ticket_counts()
+        .expect("counts")
+        .iter()
+        .all(|(_, _, _, n)| *n == 0));
+
+    assert!(s.unblock_sender("acme", "bob@c.test").expect("unblock"));
+    assert!(!s.unblock_sender("acme", "bob@c.test").expect("unblock"));
+    assert!(s.blocked_senders("acme").expect("list").is_empty());
+    drop(s);
+    let _ = std::fs::remove_dir_all(dir);
+}

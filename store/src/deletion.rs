@@ -1,0 +1,310 @@
+//! Deleting a ticket — its events, indexes, originals, files and mail that no other ticket
+//! uses go; a deletion event stays in the log for audit — and the senders an organization
+//! blocks (a ticket deleted as spam), whose mail is refused at the door.
+
+use crate::bell::{unread_key, BellItem};
+use crate::codec::{decode, encode, num_key, read_counter, read_u64};
+use crate::files::Kind;
+use crate::outbox::OutboxItem;
+use crate::tickets::{
+    bump, count_key, mid_key, midby_prefix, midfrom_key, ourmid_key, person_keys, recency_key,
+};
+use crate::{
+    normalize_message_id, Decision, Event, EventKind, Outcome, Store, StoreError, Ticket,
+    Visibility,
+};
+use serde::{Deserialize, Serialize};
+use sled::transaction::ConflictableTransactionError::Abort;
+use std::collections::{BTreeMap, BTreeSet};
+use time::OffsetDateTime;
+
+/// A sender an organization refuses mail from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BlockedSender {
+    pub org: String,
+    /// The address, lowercase.
+    pub sender: String,
+    /// Who blocked it.
+    pub by: String,
+    /// The ticket deleted as spam that blocked it.
+    pub ticket: Option<u64>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// What a deletion removed, as reported to whoever asked for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deleted {
+    pub ticket: u64,
+    pub org: String,
+    /// Entries removed from the log (the deletion event itself not counted).
+    pub events: usize,
+    /// The sender blocked with it, when deleted as spam.
+    pub blocked: Option<String>,
+}
+
+fn block_key(org: &str, sender: &str) -> String {
+    format!("block/{org}/{}", sender.trim().to_ascii_lowercase())
+}
+
+/// Which ticket of which organization uses an attachment, so a deletion removes only the
+/// contents no other ticket still shows.
+pub(crate) fn blobuse_key(sha256: &str, ticket: u64) -> Vec<u8> {
+    let mut k = format!("blobuse/{sha256}/").into_bytes();
+    k.extend_from_slice(&ticket.to_be_bytes());
+    k
+}
+
+/// What one deletion removes, gathered before its transaction (sled transactions cannot
+/// scan; the transaction checks the ticket is still there, and once it is gone nothing can
+/// be added to it).
+#[derive(Default)]
+struct Gathered {
+    remove: BTreeSet<Vec<u8>>,
+    /// Decisions about the ticket's mail: kept, without their subjects.
+    decisions: Vec<(Vec<u8>, Decision)>,
+    /// Unread bell entries removed, per staff member.
+    unread: BTreeMap<String, u64>,
+    /// Inbound originals that only this ticket used.
+    originals: Vec<u64>,
+    /// Attachment contents this ticket used.
+    blobs: BTreeSet<String>,
+}
+
+impl Store {
+    /// Deletes ticket `number`: its events, the indexes that find it, the Message-IDs that
+    /// thread into it, its outbound mail, bell entries and reply grants, the originals of
+    /// its mail and the files of its attachments unless another ticket uses them. A
+    /// `Deleted` event naming who did it stays in the log. With `block`, the sender is
+    /// also refused by the organization from now on (spam).
+    pub fn delete_ticket(
+        &self,
+        number: u64,
+        by: &str,
+        at: OffsetDateTime,
+        block: Option<&str>,
+    ) -> Result<Deleted, StoreError> {
+        let ticket = self
+            .ticket(number)?
+            .ok_or_else(|| StoreError::NotFound(format!("ticket {number}")))?;
+        let events = self.events_for(number)?;
+        let gathered = self.gather(&ticket, &events)?;
+        let tkey = num_key("ticket/", number);
+        let blocked = block.map(|sender| BlockedSender {
+            org: ticket.org.clone(),
+            sender: sender.trim().to_ascii_lowercase(),
+            by: by.to_string(),
+            ticket: Some(number),
+            at,
+        });
+        self.state
+            .transaction(|tx| {
+                if tx.get(&tkey)?.is_none() {
+                    return Err(Abort(StoreError::NotFound(format!("ticket {number}"))));
+                }
+                for k in &gathered.remove {
+                    tx.remove(k.as_slice())?;
+                }
+                let ck = count_key(&ticket);
+                let n = read_counter(tx.get(ck.as_bytes())?).saturating_sub(1);
+                tx.insert(ck.as_bytes(), &n.to_be_bytes())?;
+                for (staff, gone) in &gathered.unread {
+                    let k = unread_key(staff);
+                    let n = read_counter(tx.get(k.as_bytes())?).saturating_sub(*gone);
+                    tx.insert(k.as_bytes(), &n.to_be_bytes())?;
+                }
+                for (k, d) in &gathered.decisions {
+                    tx.insert(k.as_slice(), encode(d).map_err(Abort)?)?;
+                }
+                if let Some(b) = &blocked {
+                    tx.insert(
+                        block_key(&b.org, &b.sender).as_bytes(),
+                        encode(b).map_err(Abort)?,
+                    )?;
+                }
+                let event = Event {
+                    kind: EventKind::Deleted,
+                    visibility: Visibility::Internal,
+                    seq: bump(tx, "counter/event")?,
+                    ..Event::by(number, by, true, at)
+                };
+                // In the log only: no index finds it from the ticket, which is gone.
+                tx.insert(num_key("ev/", event.seq), encode(&event).map_err(Abort)?)?;
+                Ok(())
+            })
+            .map_err(StoreError::from)?;
+        self.sweep(number, &ticket.org)?;
+        // The contents go once nothing names them any more.
+        for id in &gathered.originals {
+            self.raw.remove(id.to_be_bytes())?;
+            self.files.remove(Kind::Raw, &id.to_string())?;
+        }
+        for sha in &gathered.blobs {
+            if self
+                .state
+                .scan_prefix(format!("blobuse/{sha}/"))
+                .next()
+                .is_none()
+            {
+                self.blobs.remove(sha.as_bytes())?;
+                self.files.remove(Kind::Blob, sha)?;
+            }
+        }
+        self.flush()?;
+        Ok(Deleted {
+            ticket: number,
+            org: ticket.org,
+            events: events.len(),
+            blocked: blocked.map(|b| b.sender),
+        })
+    }
+
+    /// What was added to the ticket between gathering and the transaction (a reply
+    /// committed, an alert queued): once the ticket is gone nothing more can be, so one
+    /// more look finds the rest.
+    fn sweep(&self, number: u64, org: &str) -> Result<(), StoreError> {
+        for k in self.state.scan_prefix(num_key("tev/", number)).keys() {
+            let k = k?;
+            if let Some(seq) = k.get(k.len().saturating_sub(8)..).and_then(read_u64) {
+                self.state.remove(num_key("ev/", seq))?;
+            }
+            self.state.remove(k)?;
+        }
+        for kv in self.state.scan_prefix("outbox/") {
+            let (k, v) = kv?;
+            let item: OutboxItem = decode(&v)?;
+            if item.ticket == number && item.org == org {
+                self.state.remove(format!("outpending/{}", item.key))?;
+                self.state.remove(k)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn gather(&self, ticket: &Ticket, events: &[Event]) -> Result<Gathered, StoreError> {
+        let number = ticket.number;
+        let org = &ticket.org;
+        let mut g = Gathered::default();
+        g.remove.insert(num_key("ticket/", number));
+        g.remove.insert(recency_key(ticket));
+        g.remove.extend(person_keys(ticket));
+        let points_here =
+            |v: Option<sled::IVec>| v.is_some_and(|v| read_counter(Some(v)) == number);
+        for k in self.state.scan_prefix(num_key("tev/", number)).keys() {
+            g.remove.insert(k?.to_vec());
+        }
+        for e in events {
+            g.remove.insert(num_key("ev/", e.seq));
+            g.remove.insert(num_key("held/", e.seq));
+            for a in &e.attachments {
+                g.remove.insert(blobuse_key(&a.sha256, number));
+                g.blobs.insert(a.sha256.clone());
+            }
+            if let Some(m) = &e.message_id {
+                if points_here(self.state.get(mid_key(org, m))?) {
+                    g.remove.insert(mid_key(org, m).into_bytes());
+                    g.remove.insert(midfrom_key(org, m).into_bytes());
+                }
+                for kv in self.state.scan_prefix(midby_prefix(org, m)) {
+                    let (k, v) = kv?;
+                    if points_here(Some(v)) {
+                        g.remove.insert(k.to_vec());
+                    }
+                }
+            }
+            if let Some(inbound) = e.inbound {
+                self.gather_original(&mut g, org, number, inbound, e.message_id.as_deref())?;
+            }
+        }
+        for k in self.state.scan_prefix(format!("grant/{number}/")).keys() {
+            g.remove.insert(k?.to_vec());
+        }
+        for kv in self.state.scan_prefix("outbox/") {
+            let (k, v) = kv?;
+            let item: OutboxItem = decode(&v)?;
+            if item.ticket == number && item.org == *org {
+                g.remove.insert(k.to_vec());
+                g.remove
+                    .insert(format!("outpending/{}", item.key).into_bytes());
+                let mid = normalize_message_id(&item.message_id);
+                g.remove.insert(ourmid_key(org, &mid).into_bytes());
+                g.remove.insert(mid_key(org, &mid).into_bytes());
+            }
+        }
+        for kv in self.state.scan_prefix("bell/") {
+            let (k, v) = kv?;
+            let item: BellItem = decode(&v)?;
+            if item.ticket == number {
+                g.remove.insert(k.to_vec());
+                if !item.read {
+                    *g.unread.entry(item.staff).or_default() += 1;
+                }
+            }
+        }
+        Ok(g)
+    }
+
+    /// The original of inbound message `inbound` goes unless its mail also made or joined
+    /// a ticket elsewhere (one mail to two organizations); the decisions about it that
+    /// name this ticket lose their subject.
+    fn gather_original(
+        &self,
+        g: &mut Gathered,
+        org: &str,
+        number: u64,
+        inbound: u64,
+        message_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut used_elsewhere = false;
+        for kv in self.state.scan_prefix(num_key("decision/", inbound)) {
+            let (k, v) = kv?;
+            let mut d: Decision = decode(&v)?;
+            let ticket = match d.outcome {
+                Outcome::Accepted { ticket, .. } | Outcome::Duplicate { ticket } => ticket,
+                Outcome::Refused { .. } => continue,
+            };
+            if ticket == number && d.org == org {
+                d.subject = format!("(ticket {number} deleted)");
+                g.decisions.push((k.to_vec(), d));
+            } else if self.state.contains_key(num_key("ticket/", ticket))? {
+                used_elsewhere = true;
+            }
+        }
+        if !used_elsewhere && !g.originals.contains(&inbound) {
+            g.originals.push(inbound);
+            g.remove.insert(num_key("envelope/", inbound));
+            if let Some(m) = message_id {
+                let rk = format!("rawmid/{m}");
+                if self
+                    .state
+                    .get(&rk)?
+                    .is_some_and(|v| read_u64(&v) == Some(inbound))
+                {
+                    g.remove.insert(rk.into_bytes());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `org` refuses mail from `sender`.
+    pub fn is_blocked(&self, org: &str, sender: &str) -> Result<bool, StoreError> {
+        Ok(self.state.contains_key(block_key(org, sender))?)
+    }
+
+    /// The senders `org` refuses, by address.
+    pub fn blocked_senders(&self, org: &str) -> Result<Vec<BlockedSender>, StoreError> {
+        self.state
+            .scan_prefix(format!("block/{org}/"))
+            .values()
+            .map(|v| decode(&v?))
+            .collect()
+    }
+
+    /// Takes `sender` off `org`'s blocklist; `false` when it was not on it.
+    pub fn unblock_sender(&self, org: &str, sender: &str) -> Result<bool, StoreError> {
+        let gone = self.state.remove(block_key(org, sender))?.is_some();
+        self.flush()?;
+        Ok(gone)
+    }
+}
