@@ -4,6 +4,7 @@
 //! threads; edges parse their input into these types and render what comes back.
 
 pub mod address;
+mod deletion;
 pub mod downloads;
 pub mod error;
 pub mod fields;

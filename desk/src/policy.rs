@@ -29,6 +29,12 @@ pub fn can_issue_reply_address(staff: &Staff) -> bool {
     matches!(staff.role, Role::Owner | Role::Admin | Role::Manager)
 }
 
+/// Deleting a ticket (and marking it as spam) is for those who see every ticket; a Tech
+/// may not, not even one they raised.
+pub fn can_delete_tickets(staff: &Staff) -> bool {
+    matches!(staff.role, Role::Owner | Role::Admin | Role::Manager)
+}
+
 /// Settings pages: owners and admins change them; managers may look.
 pub fn can_view_settings(staff: &Staff) -> bool {
     matches!(staff.role, Role::Owner | Role::Admin | Role::Manager)
@@ -88,6 +94,14 @@ mod tests {
             followers: vec!["follower@ops.test".into()],
             ..crate::fixtures::ticket("carol@customer.test")
         }
+    }
+
+    #[test]
+    fn only_those_who_see_every_ticket_delete_them() {
+        for role in [Role::Owner, Role::Admin, Role::Manager] {
+            assert!(can_delete_tickets(&staff("x@ops.test", role)));
+        }
+        assert!(!can_delete_tickets(&staff("alex@ops.test", Role::Tech)));
     }
 
     #[test]

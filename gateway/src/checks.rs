@@ -10,7 +10,8 @@ pub(crate) enum Verdict {
     Refuse(String),
 }
 
-/// Whether `org` takes mail at `address` from the From address `from`. The whitelist
+/// Whether `org` takes mail at `address` from the From address `from`. A sender the
+/// organization blocked (spam) is refused whatever else holds. The whitelist
 /// decides who may write to the organization as an end user; mail to a reply address whose
 /// token was issued to `from` for one of the organization's tickets, and mail from a staff
 /// address, are not refused by it (whether the sender is staff still needs its proof,
@@ -25,6 +26,9 @@ pub(crate) fn whitelist_verdict(
         Ok(Some(o)) => o,
         _ => return Verdict::Refuse(format!("<{address}> is no longer served here")),
     };
+    if let Some(f) = from.filter(|f| matches!(store.is_blocked(&org.slug, f), Ok(true))) {
+        return Verdict::Refuse(format!("<{f}> is blocked from writing to {address}"));
+    }
     let domain = from.and_then(|a| a.rsplit_once('@')).map(|(_, d)| d);
     if org.allows_sender_domain(domain)
         || from.is_some_and(|f| holds_reply_token(store, &org.slug, address, f))

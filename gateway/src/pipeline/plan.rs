@@ -462,6 +462,17 @@ impl Planning<'_> {
                 notes,
             )));
         }
+        // Mail spooled before its sender was blocked, or fetched from a mailbox, meets the
+        // blocklist here.
+        if !by_staff && store.is_blocked(&delivery.org, from)? {
+            return Ok(Err(refusal(
+                id,
+                &delivery.org,
+                self.head,
+                format!("{from} is blocked by {} (marked as spam)", delivery.org),
+                notes,
+            )));
+        }
         if self.class.delivery_report {
             // A report attaches only about a mail we sent (its Message-ID is ours, keyed and
             // unguessable): anyone can write "multipart/report" and name a customer's id.

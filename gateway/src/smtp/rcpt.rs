@@ -24,6 +24,16 @@ impl Session {
         }
         match self.gateway.store.org_for_address(&address) {
             Ok(Some(org)) => {
+                let sender = self.mail_from.as_deref().unwrap_or_default();
+                if !sender.is_empty()
+                    && matches!(self.gateway.store.is_blocked(&org.slug, sender), Ok(true))
+                {
+                    // Refused before DATA: the organization marked this sender's mail as spam.
+                    self.reply(&format!(
+                        "550 5.7.1 <{sender}> is blocked from writing to <{address}>"
+                    ));
+                    return;
+                }
                 if self.recipients.iter().any(|r| r.address == address) {
                     self.reply("250 2.1.5 Recipient OK (duplicate ignored)");
                     return;
