@@ -1,6 +1,7 @@
 //! JSON API writes for integrations: a new ticket, a public reply or internal note (with
-//! files), field changes, and the decision about mail held from a non-participant; each
-//! is a desk command (the notifier mails what it should).
+//! files), field changes, the decision about mail held from a non-participant, deleting a
+//! ticket (as spam too) and unblocking a sender; each is a desk command (the notifier
+//! mails what it should).
 
 use crate::auth::Caller;
 use crate::{ApiError, AppState};
@@ -233,4 +234,41 @@ pub(crate) fn held_json(outcome: &HeldOutcome) -> Value {
             "outcome": "opened_as_ticket", "number": ticket, "by": by, "at": at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
         }),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteQuery {
+    /// `true`: the ticket is spam, and its requester is blocked for the organization.
+    #[serde(default)]
+    spam: bool,
+}
+
+/// `DELETE /api/v1/tickets/N[?spam=true]` (Owner, Admin, Manager): the ticket and what
+/// only it uses are removed; with `spam`, its requester's mail is refused from now on.
+pub async fn delete_ticket(
+    State(state): State<AppState>,
+    Caller(staff): Caller,
+    Path(number): Path<String>,
+    query: Result<axum::extract::Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let number = crate::api::ticket_number(&number)?;
+    let spam = query.map_err(|e| ApiError::BadRequest(e.body_text()))?.spam;
+    let deleted = state.desk.delete_ticket(staff, number, spam).await?;
+    Ok(Json(json!({
+        "deleted": deleted.ticket,
+        "org": deleted.org,
+        "events": deleted.events,
+        "blocked": deleted.blocked,
+    })))
+}
+
+/// `DELETE /api/v1/orgs/SLUG/blocked/ADDRESS`: the sender's mail is taken again.
+pub async fn unblock_sender(
+    State(state): State<AppState>,
+    Caller(staff): Caller,
+    Path((slug, sender)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    state.desk.unblock_sender(staff, slug, sender).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -1,4 +1,5 @@
-//! JSON API handlers: tickets, a ticket with its events, raw messages, the decision log.
+//! JSON API handlers: tickets, a ticket with its events, raw messages, the decision log,
+//! an organization's blocked senders.
 
 use crate::auth::Caller;
 use crate::{policy, ApiError, AppState};
@@ -376,4 +377,22 @@ pub async fn sources(
     })
     .await?;
     Ok(Json(json!({ "sources": list })))
+}
+
+/// `GET /api/v1/orgs/SLUG/blocked`: the senders the organization refuses.
+pub async fn blocked_senders(
+    State(state): State<AppState>,
+    Caller(staff): Caller,
+    Path(slug): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let list = state.desk.blocked_senders(staff, slug).await?;
+    Ok(Json(json!(list
+        .iter()
+        .map(|b| json!({
+            "sender": b.sender,
+            "by": b.by,
+            "ticket": b.ticket,
+            "at": b.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        }))
+        .collect::<Vec<_>>())))
 }

@@ -16,6 +16,18 @@ pub trait HasCsrf {
     fn csrf(&self) -> &str;
 }
 
+/// Implements [`HasCsrf`] for form types with a `csrf` field.
+macro_rules! csrf_form {
+    ($($form:ty),*) => {$(
+        impl $crate::forms::HasCsrf for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        }
+    )*};
+}
+pub(crate) use csrf_form;
+
 /// A staff member's form post whose token matched their session: handlers that take it
 /// never see a stale or forged form.
 pub struct StaffForm<T> {

@@ -130,6 +130,10 @@ pub fn router(state: AppState) -> Router {
             get(pages::settings::org).post(pages::settings::save_org),
         )
         .route(
+            "/settings/orgs/{slug}/unblock",
+            post(pages::settings::unblock),
+        )
+        .route(
             "/settings/orgs/{slug}/directory-secret",
             post(pages::settings::new_directory_secret),
         )
@@ -151,6 +155,7 @@ pub fn router(state: AppState) -> Router {
         .route("/desk/tickets/{number}/fields", post(pages::ticket::fields))
         .route("/desk/tickets/{number}/time", post(pages::ticket::log_time))
         .route("/desk/tickets/{number}/follow", post(pages::ticket::follow))
+        .route("/desk/tickets/{number}/delete", post(pages::ticket::delete))
         .route(
             "/desk/tickets/{number}/held/{seq}/{decision}",
             post(pages::ticket::held),
@@ -172,7 +177,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/v1/tickets/{number}",
-            get(api::show_ticket).patch(actions::update_fields),
+            get(api::show_ticket)
+                .patch(actions::update_fields)
+                .delete(actions::delete_ticket),
+        )
+        .route("/api/v1/orgs/{slug}/blocked", get(api::blocked_senders))
+        .route(
+            "/api/v1/orgs/{slug}/blocked/{sender}",
+            axum::routing::delete(actions::unblock_sender),
         )
         .route(
             "/api/v1/tickets/{number}/replies",

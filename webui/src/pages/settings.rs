@@ -2,6 +2,8 @@
 //! mode, the directory-token secret). Owners and admins change them; managers look.
 
 use super::{blocking, choices, refuse, render, settings_forbidden, Choice, Chrome};
+use crate::forms::{csrf_form, StaffForm};
+use crate::refusals::{PageResult, Refusal};
 use crate::session::StaffSession;
 use crate::{policy, AppState};
 use askama::Template;
@@ -49,6 +51,8 @@ struct OrgPage {
     displayed_email: String,
     has_secret: bool,
     new_secret: Option<String>,
+    /// Senders refused since a ticket of theirs was deleted as spam.
+    blocked: Vec<postdesk_store::BlockedSender>,
     notice: Option<String>,
     error: Option<String>,
 }
@@ -173,6 +177,14 @@ async fn org_page(state: &AppState, me: &StaffSession, org: &Org, o: Outcome<'_>
         Ok(h) => h,
         Err(r) => return r,
     };
+    let blocked = match state
+        .desk
+        .blocked_senders(me.staff.clone(), org.slug.clone())
+        .await
+    {
+        Ok(list) => list,
+        Err(e) => return Refusal::from(e).0,
+    };
     let p = &org.portal;
     let failed = o.error.is_some();
     let mut page = render(&OrgPage {
@@ -208,6 +220,7 @@ async fn org_page(state: &AppState, me: &StaffSession, org: &Org, o: Outcome<'_>
         displayed_email: p.displayed_email.clone(),
         has_secret,
         new_secret: o.new_secret,
+        blocked,
         notice: o.notice.map(str::to_string),
         error: o.error,
     });
@@ -487,4 +500,27 @@ pub async fn new_directory_secret(
         },
     )
     .await
+}
+
+#[derive(Deserialize)]
+pub struct Unblock {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    sender: String,
+}
+
+csrf_form!(Unblock);
+
+/// `POST /settings/orgs/SLUG/unblock`: a sender blocked as spam may write again.
+pub async fn unblock(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    StaffForm { me, form: f }: StaffForm<Unblock>,
+) -> PageResult {
+    state
+        .desk
+        .unblock_sender(me.staff.clone(), slug.clone(), f.sender)
+        .await?;
+    Ok(Redirect::to(&format!("/settings/orgs/{slug}")).into_response())
 }

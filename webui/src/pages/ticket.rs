@@ -1,10 +1,10 @@
 //! A ticket in the staff desk: its conversation (with the original message and the
 //! attachments to download), the answer form (reply, note, status), its fields, follow,
-//! and time spent with its cost from the workers' hourly rates.
+//! time spent with its cost from the workers' hourly rates, and deletion (as spam too).
 
 use super::desk::{label, short_time, STATUSES, TYPES};
 use super::{choices, render, Choice, Chrome};
-use crate::forms::{HasCsrf, StaffForm, StaffUpload};
+use crate::forms::{csrf_form, StaffForm, StaffUpload};
 use crate::refusals::{PageResult, Refusal};
 use crate::session::StaffSession;
 use crate::AppState;
@@ -61,6 +61,8 @@ struct TicketPage {
     time_spent: String,
     cost: String,
     following: bool,
+    /// Whether the delete (and spam) form shows.
+    can_delete: bool,
     events: Vec<EventView>,
     statuses: Vec<Choice>,
     types: Vec<Choice>,
@@ -156,6 +158,7 @@ fn page(
         time_spent: hours(minutes),
         cost: format!("{}.{:02}", cost / 100, cost % 100),
         following: t.followers.contains(&me.staff.email),
+        can_delete: postdesk_desk::policy::can_delete_tickets(&me.staff),
         events: c
             .events
             .iter()
@@ -241,17 +244,7 @@ async fn after_write(
     }
 }
 
-/// Form types that carry the session's CSRF token.
-macro_rules! csrf_form {
-    ($($form:ty),*) => {$(
-        impl HasCsrf for $form {
-            fn csrf(&self) -> &str {
-                &self.csrf
-            }
-        }
-    )*};
-}
-csrf_form!(Fields, Time, Follow, CsrfOnly);
+csrf_form!(Fields, Time, Follow, Delete, CsrfOnly);
 
 /// `POST /desk/tickets/N` (a form with files): a reply or an internal note, and a status.
 pub async fn answer(
@@ -370,6 +363,28 @@ pub async fn follow(
         .follow(me.staff.clone(), number, f.follow == "yes")
         .await?;
     Ok(Redirect::to(&format!("/desk/tickets/{number}")).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct Delete {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    spam: String,
+}
+
+/// `POST /desk/tickets/N/delete`: the ticket goes (as spam: its requester is blocked too),
+/// and the desk list opens.
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(number): Path<u64>,
+    StaffForm { me, form: f }: StaffForm<Delete>,
+) -> PageResult {
+    state
+        .desk
+        .delete_ticket(me.staff.clone(), number, f.spam == "yes")
+        .await?;
+    Ok(Redirect::to("/desk").into_response())
 }
 
 #[derive(Deserialize)]
