@@ -43,8 +43,29 @@ pub struct Deleted {
     pub blocked: Option<String>,
 }
 
+/// The form of an address a block matches: lowercase, without a quoted local part's
+/// quotes, a `+tag` or a trailing dot on the domain, so one block covers every spelling of
+/// the same mailbox.
+pub(crate) fn blocked_form(sender: &str) -> String {
+    let a = sender.trim().to_ascii_lowercase();
+    let Some((local, domain)) = a.rsplit_once('@') else {
+        return a;
+    };
+    let local = local.trim_matches('"');
+    let local = local.split_once('+').map_or(local, |(base, _)| base);
+    format!("{local}@{}", domain.trim_end_matches('.'))
+}
+
 fn block_key(org: &str, sender: &str) -> String {
-    format!("block/{org}/{}", sender.trim().to_ascii_lowercase())
+    format!("block/{org}/{}", blocked_form(sender))
+}
+
+/// Which tickets show an inbound original (a held mail opened as its own ticket copies
+/// its entry), so a deletion removes only originals no other ticket shows.
+pub(crate) fn inbounduse_key(inbound: u64, ticket: u64) -> Vec<u8> {
+    let mut k = num_key("inbounduse/", inbound);
+    k.extend_from_slice(&ticket.to_be_bytes());
+    k
 }
 
 /// Which ticket of which organization uses an attachment, so a deletion removes only the
@@ -69,6 +90,8 @@ struct Gathered {
     originals: Vec<u64>,
     /// Attachment contents this ticket used.
     blobs: BTreeSet<String>,
+    /// Stored bodies of its outbound mail with files.
+    bodies: BTreeSet<String>,
 }
 
 impl Store {
@@ -92,7 +115,7 @@ impl Store {
         let tkey = num_key("ticket/", number);
         let blocked = block.map(|sender| BlockedSender {
             org: ticket.org.clone(),
-            sender: sender.trim().to_ascii_lowercase(),
+            sender: blocked_form(sender),
             by: by.to_string(),
             ticket: Some(number),
             at,
@@ -138,6 +161,10 @@ impl Store {
         for id in &gathered.originals {
             self.raw.remove(id.to_be_bytes())?;
             self.files.remove(Kind::Raw, &id.to_string())?;
+        }
+        for sha in &gathered.bodies {
+            self.blobs.remove(sha.as_bytes())?;
+            self.files.remove(Kind::Blob, sha)?;
         }
         for sha in &gathered.blobs {
             if self
@@ -213,6 +240,7 @@ impl Store {
                 }
             }
             if let Some(inbound) = e.inbound {
+                g.remove.insert(inbounduse_key(inbound, number));
                 self.gather_original(&mut g, org, number, inbound, e.message_id.as_deref())?;
             }
         }
@@ -226,6 +254,8 @@ impl Store {
                 g.remove.insert(k.to_vec());
                 g.remove
                     .insert(format!("outpending/{}", item.key).into_bytes());
+                // The stored body of a mail with files is that mail's alone.
+                g.bodies.extend(item.files.body.clone());
                 let mid = normalize_message_id(&item.message_id);
                 g.remove.insert(ourmid_key(org, &mid).into_bytes());
                 g.remove.insert(mid_key(org, &mid).into_bytes());
@@ -270,6 +300,17 @@ impl Store {
                 used_elsewhere = true;
             }
         }
+        for k in self
+            .state
+            .scan_prefix(num_key("inbounduse/", inbound))
+            .keys()
+        {
+            let k = k?;
+            let other = k.get(k.len().saturating_sub(8)..).and_then(read_u64);
+            if other.is_some_and(|t| t != number) {
+                used_elsewhere = true;
+            }
+        }
         if !used_elsewhere && !g.originals.contains(&inbound) {
             g.originals.push(inbound);
             g.remove.insert(num_key("envelope/", inbound));
@@ -301,7 +342,8 @@ impl Store {
             .collect()
     }
 
-    /// Takes `sender` off `org`'s blocklist; `false` when it was not on it.
+    /// Takes `sender` (any spelling of the blocked address) off `org`'s blocklist; `false`
+    /// when it was not on it.
     pub fn unblock_sender(&self, org: &str, sender: &str) -> Result<bool, StoreError> {
         let gone = self.state.remove(block_key(org, sender))?.is_some();
         self.flush()?;

@@ -2,7 +2,7 @@
 //! Message-ID index used for threading and dedup, the decision log, and consumer cursors.
 
 use crate::codec::{decode, encode, key_num, num_key, read_counter};
-use crate::deletion::blobuse_key;
+use crate::deletion::{blobuse_key, inbounduse_key};
 use crate::{
     AttachmentRef, Decision, Event, EventKind, Outcome, Priority, Status, Store, StoreError,
     Ticket, TicketType, Visibility,
@@ -418,6 +418,9 @@ pub(crate) fn append_event(
     for a in &event.attachments {
         tx.insert(blobuse_key(&a.sha256, event.ticket), &[])?;
     }
+    if let Some(inbound) = event.inbound {
+        tx.insert(inbounduse_key(inbound, event.ticket), &[])?;
+    }
     Ok(())
 }
 
@@ -764,14 +767,17 @@ impl Store {
             }
             self.state.insert("meta/ticket-counts", &[1u8])?;
         }
-        if self.state.get("meta/blob-uses")?.is_none() {
+        if self.state.get("meta/content-uses")?.is_none() {
             for v in self.state.scan_prefix("ev/").values() {
                 let e: Event = decode(&v?)?;
                 for a in &e.attachments {
                     self.state.insert(blobuse_key(&a.sha256, e.ticket), &[])?;
                 }
+                if let Some(inbound) = e.inbound {
+                    self.state.insert(inbounduse_key(inbound, e.ticket), &[])?;
+                }
             }
-            self.state.insert("meta/blob-uses", &[1u8])?;
+            self.state.insert("meta/content-uses", &[1u8])?;
         }
         self.flush()
     }

@@ -304,6 +304,19 @@ fn held_mail_widens_nothing_and_is_decided_once() {
         Some(ticket)
     );
     assert_eq!(s.held_outcome(mallory.seq).expect("outcome"), Some(opened));
+    // Deleting the first ticket keeps the original the opened ticket shows.
+    s.delete_ticket(1, "alex@acme.test", now, None)
+        .expect("delete");
+    assert_eq!(s.raw_message(ids[0]).expect("raw"), None);
+    assert_eq!(s.raw_message(ids[1]).expect("raw"), None);
+    assert_eq!(
+        s.raw_message(ids[2]).expect("raw").as_deref(),
+        Some(b"c".as_slice())
+    );
+    assert_eq!(
+        s.ticket_for_message_id("acme", "<c@x>").expect("mid"),
+        Some(ticket)
+    );
     drop(s);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -704,6 +717,11 @@ fn deletion_removes_what_only_the_ticket_uses() {
         (EventKind::Deleted, 1, "admin@x.test", "")
     );
     assert!(s.is_blocked("acme", "BOB@c.test").expect("b"));
+    // Every spelling of the same mailbox is the same block.
+    for spelling in ["bob+sale@c.test", "\"bob\"@c.test", "bob@c.test."] {
+        assert!(s.is_blocked("acme", spelling).expect("b"), "{spelling}");
+    }
+    assert!(!s.is_blocked("acme", "bobby@c.test").expect("b"));
     assert!(!s.is_blocked("beta", "bob@c.test").expect("b"));
     assert!(matches!(
         s.delete_ticket(1, "admin@x.test", at, None),
@@ -728,7 +746,7 @@ fn deletion_removes_what_only_the_ticket_uses() {
         .iter()
         .all(|(_, _, _, n)| *n == 0));
 
-    assert!(s.unblock_sender("acme", "bob@c.test").expect("unblock"));
+    assert!(s.unblock_sender("acme", "Bob+x@c.test.").expect("unblock"));
     assert!(!s.unblock_sender("acme", "bob@c.test").expect("unblock"));
     assert!(s.blocked_senders("acme").expect("list").is_empty());
     drop(s);

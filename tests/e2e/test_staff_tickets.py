@@ -15,6 +15,7 @@ import re
 import smtplib
 import unittest
 
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -164,7 +165,9 @@ class StaffTickets(unittest.TestCase):
         srv = self.srv
         c = chromium()
         self.addCleanup(c.quit)
-        see = lambda text: WebDriverWait(c, 10).until(
+        # The body read while a submitted form's page replaces it is stale: read it again.
+        see = lambda text: WebDriverWait(
+            c, 10, ignored_exceptions=(StaleElementReferenceException,)).until(
             lambda d: text in d.find_element(By.TAG_NAME, "body").text)
         c.get(srv.url(self.link))
         c.get(srv.url("/desk"))
