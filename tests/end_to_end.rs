@@ -31,6 +31,30 @@ fn run_suite(module: &str) {
     assert!(!stderr.contains("skipped="), "{module} skipped tests");
 }
 
+/// A suite written but not listed here would never run in CI.
+#[test]
+fn every_suite_is_listed() {
+    let listed = include_str!("end_to_end.rs");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e");
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("tests/e2e") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if let Some(module) = name
+            .strip_prefix("test_")
+            .and_then(|m| m.strip_suffix(".py"))
+        {
+            if !listed.contains(&format!("run_suite(\"test_{module}\")")) {
+                missing.push(name);
+            }
+        }
+    }
+    assert!(missing.is_empty(), "suites never run: {missing:?}");
+}
+
 #[test]
 fn inbound() {
     run_suite("test_inbound");
@@ -99,6 +123,11 @@ fn conversation_by_mail() {
 #[test]
 fn imap_import_against_dovecot() {
     run_suite("test_imap");
+}
+
+#[test]
+fn delete_and_spam() {
+    run_suite("test_delete_spam");
 }
 
 #[test]
