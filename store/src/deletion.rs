@@ -60,6 +60,14 @@ fn block_key(org: &str, sender: &str) -> String {
     format!("block/{org}/{}", blocked_form(sender))
 }
 
+/// Mail judged a duplicate of what ticket `ticket` holds: its original and decision-log
+/// line answer to that ticket.
+pub(crate) fn duplicate_key(ticket: u64, inbound: u64) -> Vec<u8> {
+    let mut k = num_key("tdup/", ticket);
+    k.extend_from_slice(&inbound.to_be_bytes());
+    k
+}
+
 /// Which tickets show an inbound original (a held mail opened as its own ticket copies
 /// its entry), so a deletion removes only originals no other ticket shows.
 pub(crate) fn inbounduse_key(inbound: u64, ticket: u64) -> Vec<u8> {
@@ -125,17 +133,10 @@ impl Store {
                 if tx.get(&tkey)?.is_none() {
                     return Err(Abort(StoreError::NotFound(format!("ticket {number}"))));
                 }
-                for k in &gathered.remove {
-                    tx.remove(k.as_slice())?;
-                }
+                remove_gathered(tx, &gathered)?;
                 let ck = count_key(&ticket);
                 let n = read_counter(tx.get(ck.as_bytes())?).saturating_sub(1);
                 tx.insert(ck.as_bytes(), &n.to_be_bytes())?;
-                for (staff, gone) in &gathered.unread {
-                    let k = unread_key(staff);
-                    let n = read_counter(tx.get(k.as_bytes())?).saturating_sub(*gone);
-                    tx.insert(k.as_bytes(), &n.to_be_bytes())?;
-                }
                 for (k, d) in &gathered.decisions {
                     tx.insert(k.as_slice(), encode(d).map_err(Abort)?)?;
                 }
@@ -156,13 +157,13 @@ impl Store {
                 Ok(())
             })
             .map_err(StoreError::from)?;
-        self.sweep(number, &ticket.org)?;
+        let late = self.sweep(number, &ticket.org)?;
         // The contents go once nothing names them any more.
         for id in &gathered.originals {
             self.raw.remove(id.to_be_bytes())?;
             self.files.remove(Kind::Raw, &id.to_string())?;
         }
-        for sha in &gathered.bodies {
+        for sha in gathered.bodies.iter().chain(&late.bodies) {
             self.blobs.remove(sha.as_bytes())?;
             self.files.remove(Kind::Blob, sha)?;
         }
@@ -186,26 +187,25 @@ impl Store {
         })
     }
 
-    /// What was added to the ticket between gathering and the transaction (a reply
-    /// committed, an alert queued): once the ticket is gone nothing more can be, so one
-    /// more look finds the rest.
-    fn sweep(&self, number: u64, org: &str) -> Result<(), StoreError> {
+    /// What was added to the ticket between gathering and the transaction (an entry
+    /// committed, mail or a bell entry queued): once the ticket is gone nothing more can
+    /// be, so one more look finds the rest. Returns what it found, for the stored bodies.
+    fn sweep(&self, number: u64, org: &str) -> Result<Gathered, StoreError> {
+        let mut g = Gathered::default();
         for k in self.state.scan_prefix(num_key("tev/", number)).keys() {
             let k = k?;
             if let Some(seq) = k.get(k.len().saturating_sub(8)..).and_then(read_u64) {
-                self.state.remove(num_key("ev/", seq))?;
+                g.remove.insert(num_key("ev/", seq));
             }
-            self.state.remove(k)?;
+            g.remove.insert(k.to_vec());
         }
-        for kv in self.state.scan_prefix("outbox/") {
-            let (k, v) = kv?;
-            let item: OutboxItem = decode(&v)?;
-            if item.ticket == number && item.org == org {
-                self.state.remove(format!("outpending/{}", item.key))?;
-                self.state.remove(k)?;
-            }
+        self.gather_mail(&mut g, number, org)?;
+        if !g.remove.is_empty() {
+            self.state
+                .transaction(|tx| remove_gathered(tx, &g))
+                .map_err(StoreError::from)?;
         }
-        Ok(())
+        Ok(g)
     }
 
     fn gather(&self, ticket: &Ticket, events: &[Event]) -> Result<Gathered, StoreError> {
@@ -244,13 +244,27 @@ impl Store {
                 self.gather_original(&mut g, org, number, inbound, e.message_id.as_deref())?;
             }
         }
+        for k in self.state.scan_prefix(num_key("tdup/", number)).keys() {
+            let k = k?;
+            if let Some(inbound) = k.get(k.len().saturating_sub(8)..).and_then(read_u64) {
+                self.gather_original(&mut g, org, number, inbound, None)?;
+            }
+            g.remove.insert(k.to_vec());
+        }
         for k in self.state.scan_prefix(format!("grant/{number}/")).keys() {
             g.remove.insert(k?.to_vec());
         }
+        self.gather_mail(&mut g, number, org)?;
+        Ok(g)
+    }
+
+    /// The ticket's outbound mail records (with the Message-IDs replies would thread by,
+    /// and stored bodies) and bell entries.
+    fn gather_mail(&self, g: &mut Gathered, number: u64, org: &str) -> Result<(), StoreError> {
         for kv in self.state.scan_prefix("outbox/") {
             let (k, v) = kv?;
             let item: OutboxItem = decode(&v)?;
-            if item.ticket == number && item.org == *org {
+            if item.ticket == number && item.org == org {
                 g.remove.insert(k.to_vec());
                 g.remove
                     .insert(format!("outpending/{}", item.key).into_bytes());
@@ -271,7 +285,7 @@ impl Store {
                 }
             }
         }
-        Ok(g)
+        Ok(())
     }
 
     /// The original of inbound message `inbound` goes unless its mail also made or joined
@@ -349,4 +363,21 @@ impl Store {
         self.flush()?;
         Ok(gone)
     }
+}
+
+/// Removes what `g` gathered and counts the unread bell entries among it off their
+/// owners' counters.
+fn remove_gathered(
+    tx: &sled::transaction::TransactionalTree,
+    g: &Gathered,
+) -> Result<(), sled::transaction::ConflictableTransactionError<StoreError>> {
+    for k in &g.remove {
+        tx.remove(k.as_slice())?;
+    }
+    for (staff, gone) in &g.unread {
+        let k = unread_key(staff);
+        let n = read_counter(tx.get(k.as_bytes())?).saturating_sub(*gone);
+        tx.insert(k.as_bytes(), &n.to_be_bytes())?;
+    }
+    Ok(())
 }

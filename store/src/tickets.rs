@@ -2,7 +2,7 @@
 //! Message-ID index used for threading and dedup, the decision log, and consumer cursors.
 
 use crate::codec::{decode, encode, key_num, num_key, read_counter};
-use crate::deletion::{blobuse_key, inbounduse_key};
+use crate::deletion::{blobuse_key, duplicate_key, inbounduse_key};
 use crate::{
     AttachmentRef, Decision, Event, EventKind, Outcome, Priority, Status, Store, StoreError,
     Ticket, TicketType, Visibility,
@@ -187,10 +187,11 @@ fn apply_delivery(
             },
         };
         if let Some(t) = seen {
-            decision.outcome = Outcome::Duplicate {
-                ticket: read_counter(Some(t)),
-            };
+            let ticket = read_counter(Some(t));
+            decision.outcome = Outcome::Duplicate { ticket };
             tx.insert(dkey, encode(&decision).map_err(Abort)?)?;
+            // The ticket answers for this original too: it goes when the ticket does.
+            tx.insert(duplicate_key(ticket, c.inbound), &[])?;
             if c.last_delivery {
                 tx.remove(num_key("pending/", c.inbound))?;
             }
@@ -775,6 +776,12 @@ impl Store {
                 }
                 if let Some(inbound) = e.inbound {
                     self.state.insert(inbounduse_key(inbound, e.ticket), &[])?;
+                }
+            }
+            for v in self.state.scan_prefix("decision/").values() {
+                let d: Decision = decode(&v?)?;
+                if let Outcome::Duplicate { ticket } = d.outcome {
+                    self.state.insert(duplicate_key(ticket, d.inbound), &[])?;
                 }
             }
             self.state.insert("meta/content-uses", &[1u8])?;

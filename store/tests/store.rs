@@ -752,3 +752,30 @@ fn deletion_removes_what_only_the_ticket_uses() {
     drop(s);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn deletion_takes_the_originals_of_duplicates_too() {
+    let (s, dir) = temp_store("delete-dup");
+    s.add_org(&org("acme")).expect("org");
+    let ids = s
+        .spool_batch(&[
+            (&envelope(&["acme"]), b"first".as_slice()),
+            (&envelope(&["acme"]), b"the same, again".as_slice()),
+        ])
+        .expect("spool");
+    s.commit_delivery(&commit(ids[0], "acme", "<m@x>", new_target(), true))
+        .expect("first");
+    let again = s
+        .commit_delivery(&commit(ids[1], "acme", "<m@x>", new_target(), true))
+        .expect("again");
+    assert_eq!(again.outcome, Outcome::Duplicate { ticket: 1 });
+    s.delete_ticket(1, "admin@x.test", OffsetDateTime::now_utc(), None)
+        .expect("delete");
+    assert_eq!(s.raw_message(ids[0]).expect("raw"), None);
+    assert_eq!(s.raw_message(ids[1]).expect("raw"), None);
+    for d in s.decisions(10).expect("log") {
+        assert_eq!(d.subject, "(ticket 1 deleted)", "inbound {}", d.inbound);
+    }
+    drop(s);
+    let _ = std::fs::remove_dir_all(dir);
+}
