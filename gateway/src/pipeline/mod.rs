@@ -49,13 +49,6 @@ const MAX_CRASHES: u32 = 3;
 /// of the saving.
 const MAX_BATCH_MESSAGES: usize = 16;
 
-/// How long the pipeline lets mail gather after a wake before it starts a pass. Each pass
-/// costs a hand-off to the worker, a scan of the pending markers and a store transaction;
-/// woken by every spool commit, a busy pipeline did all that for one message at a time,
-/// competing for the CPU with the receiver whose 250s senders wait for. A few milliseconds
-/// later, a ticket is still opened long before anyone can look at it.
-const GATHER: Duration = Duration::from_millis(10);
-
 /// The pipeline worker: wakes when the spool commits, and every second regardless.
 pub struct Pipeline {
     processor: Processor,
@@ -76,10 +69,7 @@ impl Pipeline {
                 std::thread::sleep(Duration::from_secs(1));
             }
             match self.wake.recv_timeout(Duration::from_secs(1)) {
-                Ok(()) => {
-                    std::thread::sleep(GATHER);
-                    while self.wake.try_recv().is_ok() {}
-                }
+                Ok(()) => while self.wake.try_recv().is_ok() {},
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     if let Err(e) = self.processor.process_pending() {
