@@ -8,7 +8,7 @@ use crate::fields::staff_member;
 use crate::files::{store_files, NewFile};
 use crate::service::Desk;
 use crate::tickets::checked_text;
-use postdesk_store::{Event, NewTicket, Priority, Staff, Ticket, TicketType};
+use postdesk_store::{Event, NewTicket, Org, Priority, Staff, Ticket, TicketType};
 
 /// Longest summary, in characters.
 pub const MAX_SUMMARY: usize = 300;
@@ -152,6 +152,16 @@ impl Desk {
     }
 
     /// The requester opens a ticket in the portal; returns its number.
+    /// Every organization's portal, by name, for the public list of portals.
+    pub async fn portals(&self) -> DeskResult<Vec<Org>> {
+        self.run(|desk| {
+            let mut orgs = desk.store.orgs()?;
+            orgs.sort_by_key(|o| o.name.to_lowercase());
+            Ok(orgs)
+        })
+        .await
+    }
+
     pub async fn open_request(&self, r: PortalRequest) -> DeskResult<u64> {
         let summary = checked_summary(&r.summary)?;
         let text = checked_text(&r.text)?;

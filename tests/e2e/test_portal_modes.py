@@ -1,4 +1,5 @@
-"""Organization settings in the web UI and the portal's other sign-in modes: guest
+"""Organization settings in the web UI, the list of portals at /portal, the type picker
+and the address shown by default, and the portal's other sign-in modes: guest
 requests (no sign-in, no confirmation mail, "Portal Guest" as creator, the contact set
 later by staff) and directory tokens (HS256 JWTs made with PyJWT, at most 10 minutes valid,
 each `jti` used once) with their error cases; who may see and change settings."""
@@ -69,13 +70,18 @@ class PortalModes(unittest.TestCase):
         self.assertEqual(Browser(self.srv).post("/portal/acme/guest", form)[0], 403)
         self.assertEqual(b.post("/portal/acme/guest", dict(form, category=""))[0], 400)
         self.assertEqual(b.post("/portal/acme/guest", dict(form, category="Coffee"))[0], 400)
+        self.assertEqual(b.post("/portal/acme/guest", dict(form, type="urgent"))[0], 400)
         self.assertEqual(self.srv.tickets(), [])
-        status, _, page = b.post("/portal/acme/guest", form)
+        # The user picks the type; the organization's address is shown by default.
+        self.assertIn('<option value="bug">Bug</option>', page)
+        self.assertIn('href="mailto:acme@acme.test"', page)
+        status, _, page = b.post("/portal/acme/guest", dict(form, type="bug"))
         self.assertEqual(status, 200)
         self.assertIn("Got it, thanks!", page)
         number = int(re.search(r"ticket #(\d+)", page).group(1))
         t = self.srv.ticket(number)
         self.assertEqual((t["requester"], t["events"][0]["author"]), ("Portal Guest", "Portal Guest"))
+        self.assertEqual(t["type"], "bug")
         self.assertTrue(t["events"][0]["text"].startswith("walkin@customer.test wrote:"))
         # Staff are alerted; the unverified address gets nothing.
         wait_for(lambda: outbox_mails(self.srv, "tester@ops.test"))
@@ -88,6 +94,12 @@ class PortalModes(unittest.TestCase):
         # The other ways in are closed in guest mode.
         self.assertEqual(b.post("/portal/acme/link", {"csrf": b.csrf(page), "email": "x@y.test"})[0], 404)
         self.assertEqual(b.get("/portal/acme/sso?token=x")[0], 404)
+
+    def test_the_portal_list(self):
+        status, _, page = Browser(self.srv).get("/portal")
+        self.assertEqual(status, 200)
+        self.assertIn('<a href="/portal/acme">Acme support</a>', page)
+        self.assertIn('<a href="/portal/beta">Beta support</a>', page)
 
     def test_directory_token_mode(self):
         self.configure(portal_mode="directory_token")
@@ -200,3 +212,12 @@ class PortalModes(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class OnePortal(unittest.TestCase):
+    def test_the_only_portal_opens_at_once(self):
+        srv = Server().bootstrap()
+        self.addCleanup(srv.close)
+        srv.start()
+        status, headers, _ = Browser(srv).get("/portal")
+        self.assertEqual((status, headers["Location"]), (303, "/portal/acme"))

@@ -98,6 +98,7 @@ pub fn router(state: AppState) -> Router {
         .route("/account", get(pages::signin::account))
         .route("/account/password", post(pages::signin::set_password))
         .route("/account/alerts", post(pages::signin::set_alerts))
+        .route("/portal", get(pages::portals::list))
         .route("/portal/link/{token}", get(pages::portal::with_link))
         .route("/portal/{slug}", get(pages::portal::home))
         .route("/portal/{slug}/link", post(pages::portal::request_link))

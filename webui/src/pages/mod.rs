@@ -8,6 +8,7 @@ pub mod desk;
 pub mod email;
 pub mod new_ticket;
 pub mod portal;
+pub mod portals;
 pub mod settings;
 pub mod signin;
 pub mod staff;

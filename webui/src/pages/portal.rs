@@ -169,7 +169,12 @@ async fn portal_page(
         page_title: or(&p.page_title, format!("{} support", org.name)),
         form_title: or(&p.form_title, "New request".into()),
         form_message: p.form_message.clone(),
-        displayed_email: p.displayed_email.clone(),
+        // Users learn they can write by mail: the organization's address unless another
+        // is set.
+        displayed_email: or(
+            &p.displayed_email,
+            org.addresses.first().cloned().unwrap_or_default(),
+        ),
         mode: match p.mode {
             PortalMode::EmailLink => "email_link",
             PortalMode::Guest => "guest",
@@ -237,6 +242,7 @@ async fn bad_form(
 
 /// The request form's fields, checked against the organization's settings.
 struct Request {
+    ticket_type: TicketType,
     summary: String,
     description: String,
     category: Option<String>,
@@ -245,10 +251,18 @@ struct Request {
 
 fn check_request(
     org: &Org,
+    ticket_type: &str,
     summary: &str,
     description: &str,
     category: &str,
 ) -> Result<Request, String> {
+    // Question unless the user picked another (an older form sends no type).
+    let ticket_type = match ticket_type.trim() {
+        "" => TicketType::Question,
+        t => t
+            .parse::<TicketType>()
+            .map_err(|_| format!("{t:?} is not a type: question, incident or bug."))?,
+    };
     let summary = summary.split_whitespace().collect::<Vec<_>>().join(" ");
     let description = description.trim().to_string();
     if summary.is_empty() || description.is_empty() {
@@ -279,6 +293,7 @@ fn check_request(
         },
     };
     Ok(Request {
+        ticket_type,
         summary,
         description,
         category,
@@ -396,6 +411,8 @@ pub async fn with_link(State(state): State<AppState>, Path(token): Path<String>)
 pub struct NewRequest {
     #[serde(default)]
     csrf: String,
+    #[serde(default, rename = "type")]
+    ticket_type: String,
     #[serde(default)]
     summary: String,
     #[serde(default)]
@@ -408,6 +425,8 @@ pub struct NewRequest {
 pub struct GuestRequest {
     #[serde(default)]
     csrf: String,
+    #[serde(default, rename = "type")]
+    ticket_type: String,
     #[serde(default)]
     email: String,
     #[serde(default)]
@@ -449,6 +468,7 @@ pub async fn submit(
     };
     let f = NewRequest {
         csrf: upload.field("csrf"),
+        ticket_type: upload.field("type"),
         summary: upload.field("summary"),
         description: upload.field("description"),
         category: upload.field("category"),
@@ -457,7 +477,13 @@ pub async fn submit(
     if !me.csrf_ok(&f.csrf) {
         return forged();
     }
-    let mut request = match check_request(&org, &f.summary, &f.description, &f.category) {
+    let mut request = match check_request(
+        &org,
+        &f.ticket_type,
+        &f.summary,
+        &f.description,
+        &f.category,
+    ) {
         Ok(r) => r,
         Err(e) => return bad_form(&state, &org, Some(&me), &form_token, &e).await,
     };
@@ -526,7 +552,13 @@ pub async fn submit_as_guest(
         *r.status_mut() = StatusCode::FORBIDDEN;
         return r;
     }
-    let mut request = match check_request(&org, &f.summary, &f.description, &f.category) {
+    let mut request = match check_request(
+        &org,
+        &f.ticket_type,
+        &f.summary,
+        &f.description,
+        &f.category,
+    ) {
         Ok(r) => r,
         Err(e) => return bad_form(&state, &org, None, &form_token, &e).await,
     };
@@ -571,7 +603,7 @@ async fn open(state: &AppState, org: &Org, requester: String, r: Request) -> Res
     let request = PortalRequest {
         org: org.slug.clone(),
         requester,
-        ticket_type: TicketType::Question,
+        ticket_type: r.ticket_type,
         summary: r.summary,
         text: r.description,
         category: r.category,
