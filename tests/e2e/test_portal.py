@@ -80,6 +80,46 @@ class Portal(unittest.TestCase):
         self.assertEqual((t["events"][-1]["author"], t["events"][-1]["by_staff"]),
                          ("rita@customer.test", False))
 
+    def test_my_tickets_searched_and_paged(self):
+        srv = self.srv
+        numbers = {}
+        for i in range(25):
+            summary = f"Invoice question {i}" if i % 2 else f"Printer jam {i}"
+            t = srv.send("POST", "/api/v1/tickets", {
+                "org": "acme", "requester": "rita@customer.test", "summary": summary,
+                "text": "Details.", "notify": False}, expect=201)
+            numbers[summary] = t["number"]
+        srv.send("POST", "/api/v1/tickets", {
+            "org": "beta", "requester": "rita@customer.test", "summary": "Invoice elsewhere",
+            "text": "Other portal.", "notify": False}, expect=201)
+        b = Browser(srv)
+        self.request_link(b, "acme", "rita@customer.test")
+        b.get(self.link_in_mail("rita@customer.test"))
+        rows = lambda page: re.findall(r'class="ticket-row"><td>(\d+)</td>', page)
+        _, _, page = b.get("/portal/acme")
+        self.assertEqual(len(rows(page)), 20)
+        self.assertIn('rel="next" href="/portal/acme?q=&amp;page=2"', page)
+        _, _, page2 = b.get("/portal/acme?page=2")
+        self.assertEqual(len(rows(page2)), 5)
+        self.assertIn('rel="prev"', page2)
+        self.assertEqual(len(set(rows(page)) | set(rows(page2))), 25, "every ticket once")
+        _, _, odd = b.get("/portal/acme?q=INVOICE+question")
+        self.assertEqual(len(rows(odd)), 12)
+        self.assertNotIn("Invoice elsewhere", odd)
+        _, _, one = b.get(f"/portal/acme?q=%23{numbers['Printer jam 4']}")
+        self.assertEqual(rows(one), [str(numbers["Printer jam 4"])])
+        _, _, none = b.get("/portal/acme?q=coffee")
+        self.assertIn("No ticket matches.", none)
+        for odd_page in ("abc", "0", "99", "-1"):
+            status, _, page = b.get(f"/portal/acme?page={odd_page}")
+            self.assertEqual(status, 200, odd_page)
+        # The form's type picker sets the type.
+        status, _, page = b.post_files("/portal/acme/tickets", {
+            "csrf": b.csrf(page), "type": "incident", "summary": "Server down",
+            "description": "Since noon."})
+        number = int(re.search(r"Your request is ticket #(\d+)", page).group(1))
+        self.assertEqual(srv.ticket(number)["type"], "incident")
+
     def test_opting_out_of_automatic_mail(self):
         b = Browser(self.srv)
         self.request_link(b, "acme", "quiet@customer.test")

@@ -18,8 +18,8 @@ use postdesk_desk::address::email_address;
 use postdesk_desk::files::NewFile;
 use postdesk_desk::opening::PortalRequest;
 use postdesk_store::{
-    Event, EventKind, FieldMode, Org, PortalMode, Principal, Ticket, TicketAction, TicketFilter,
-    TicketType, Visibility,
+    Event, EventKind, FieldMode, Org, PortalMode, Principal, Ticket, TicketAction, TicketType,
+    Visibility,
 };
 use serde::Deserialize;
 
@@ -55,6 +55,11 @@ struct PortalPage {
     /// The session's CSRF token, or the anonymous form token before sign-in.
     csrf: String,
     tickets: Vec<Row>,
+    /// The search in the user's tickets, and the page of them shown (1 = newest).
+    q: String,
+    page: usize,
+    newer: Option<usize>,
+    older: Option<usize>,
     success_title: Option<String>,
     notice: Option<String>,
     error: Option<String>,
@@ -130,17 +135,15 @@ async fn portal_page(
     session: Option<&PortalSession>,
     form_token: &FormToken,
     message: Message<'_>,
+    list: &TicketList,
 ) -> Response {
-    let (tickets, automatic_mail) = match session {
+    let (found, automatic_mail) = match session {
         Some(s) => {
             let store = state.store.clone();
             let (slug, email) = (org.slug.clone(), s.email.clone());
-            let filter = TicketFilter {
-                org: Some(slug),
-                ..Default::default()
-            };
             let found = blocking(move || {
-                let tickets = store.tickets_where(&filter, 500, |t| t.requester == email)?;
+                let mut tickets = store.tickets_of(&email, false, usize::MAX)?;
+                tickets.retain(|t| t.org == slug);
                 Ok((tickets, store.contact_alerts(&email)?))
             })
             .await;
@@ -151,6 +154,7 @@ async fn portal_page(
         }
         None => (Vec::new(), true),
     };
+    let shown = list.apply(found);
     let p = &org.portal;
     let or = |text: &str, default: String| {
         if text.trim().is_empty() {
@@ -196,7 +200,12 @@ async fn portal_page(
         email: session.map(|s| s.email.clone()).unwrap_or_default(),
         automatic_mail,
         csrf,
-        tickets: tickets
+        q: list.q.clone(),
+        page: shown.page,
+        newer: (shown.page > 1).then(|| shown.page - 1),
+        older: shown.more.then_some(shown.page + 1),
+        tickets: shown
+            .tickets
             .iter()
             .map(|t| Row {
                 number: t.number,
@@ -234,6 +243,7 @@ async fn bad_form(
             error: Some(error),
             ..Default::default()
         },
+        &TicketList::default(),
     )
     .await;
     *r.status_mut() = StatusCode::BAD_REQUEST;
@@ -306,6 +316,7 @@ pub async fn home(
     Path(slug): Path<String>,
     session: Option<PortalSession>,
     form_token: FormToken,
+    Query(list): Query<TicketList>,
 ) -> Response {
     let org = match org(&state, &slug).await {
         Ok(o) => o,
@@ -317,8 +328,60 @@ pub async fn home(
         of_org(session, &slug).as_ref(),
         &form_token,
         Message::default(),
+        &list,
     )
     .await
+}
+
+/// Tickets shown on one page of the portal.
+const TICKETS_PER_PAGE: usize = 20;
+
+/// `?q=` searches the user's tickets by number or words of the summary; `?page=` pages
+/// through them, newest first. Anything unreadable is the first page of all.
+#[derive(Deserialize, Default)]
+pub struct TicketList {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    page: Option<String>,
+}
+
+struct Shown {
+    tickets: Vec<Ticket>,
+    page: usize,
+    more: bool,
+}
+
+impl TicketList {
+    fn apply(&self, tickets: Vec<Ticket>) -> Shown {
+        let q = self.q.trim().to_lowercase();
+        let number = q.trim_start_matches('#').parse::<u64>().ok();
+        let words: Vec<&str> = q.split_whitespace().collect();
+        let mut found: Vec<Ticket> = tickets
+            .into_iter()
+            .filter(|t| {
+                Some(t.number) == number || {
+                    let summary = t.summary.to_lowercase();
+                    words.iter().all(|w| summary.contains(w))
+                }
+            })
+            .collect();
+        let pages = found.len().div_ceil(TICKETS_PER_PAGE).max(1);
+        let page = self
+            .page
+            .as_deref()
+            .and_then(|p| p.parse::<usize>().ok())
+            .unwrap_or(1)
+            .clamp(1, pages);
+        let start = (page - 1) * TICKETS_PER_PAGE;
+        let more = found.len() > start + TICKETS_PER_PAGE;
+        found.truncate(start + TICKETS_PER_PAGE);
+        Shown {
+            tickets: found.split_off(start.min(found.len())),
+            page,
+            more,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -380,6 +443,7 @@ pub async fn request_link(
             notice: Some(answer),
             ..Default::default()
         },
+        &TicketList::default(),
     )
     .await
 }
@@ -503,6 +567,7 @@ pub async fn submit(
             notice: Some(&notice),
             error: None,
         },
+        &TicketList::default(),
     )
     .await
 }
@@ -594,6 +659,7 @@ pub async fn submit_as_guest(
             notice: Some(&notice),
             error: None,
         },
+        &TicketList::default(),
     )
     .await
 }
