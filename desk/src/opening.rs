@@ -8,7 +8,9 @@ use crate::fields::staff_member;
 use crate::files::{store_files, NewFile};
 use crate::service::Desk;
 use crate::tickets::checked_text;
-use postdesk_store::{Event, NewTicket, Org, Priority, Staff, Ticket, TicketType};
+use postdesk_store::{
+    Event, NewTicket, Org, Priority, Staff, Ticket, TicketAction, TicketType, Visibility,
+};
 
 /// Longest summary, in characters.
 pub const MAX_SUMMARY: usize = 300;
@@ -41,6 +43,16 @@ pub struct PortalRequest {
     pub summary: String,
     pub text: String,
     pub category: Option<String>,
+    pub files: Vec<NewFile>,
+}
+
+/// A portal user's reply to their own ticket, with files.
+pub struct RequesterReply {
+    pub org: String,
+    /// The signed-in user's address: only their own tickets take their replies.
+    pub requester: String,
+    pub ticket: u64,
+    pub text: String,
     pub files: Vec<NewFile>,
 }
 
@@ -152,6 +164,33 @@ impl Desk {
     }
 
     /// The requester opens a ticket in the portal; returns its number.
+    /// A public reply by the ticket's requester (from the portal), with its files; it
+    /// reopens a ticket that was waiting or done, as a reply by mail does.
+    pub async fn reply_as_requester(&self, r: RequesterReply) -> DeskResult<()> {
+        let text = checked_text(&r.text)?;
+        if text.is_empty() {
+            return Err(DeskError::Invalid("Write a reply.".into()));
+        }
+        self.run(move |desk| {
+            desk.store
+                .ticket(r.ticket)?
+                .filter(|t| t.org == r.org && t.requester == r.requester)
+                .ok_or_else(|| DeskError::NotFound(format!("ticket {} not found", r.ticket)))?;
+            let attachments = store_files(&desk.store, &r.files)?;
+            desk.act(&TicketAction {
+                ticket: r.ticket,
+                author: r.requester.clone(),
+                by_staff: false,
+                text: Some((Visibility::Public, text)),
+                attachments,
+                changes: Vec::new(),
+                at: desk.now(),
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Every organization's portal, by name, for the public list of portals.
     pub async fn portals(&self) -> DeskResult<Vec<Org>> {
         self.run(|desk| {

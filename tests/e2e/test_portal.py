@@ -72,13 +72,21 @@ class Portal(unittest.TestCase):
         self.assertIn("Try the rear tray.", page)
         self.assertNotIn("SECRET NOTE", page)
         self.assertIn('id="status">waiting<', page)
-        status, headers, _ = b.post(f"/portal/acme/tickets/{number}",
-                                    {"csrf": b.csrf(page), "text": "The rear tray worked."})
+        # A reply with nothing to say changes nothing; one with a file carries it.
+        status, _, _ = b.post_files(f"/portal/acme/tickets/{number}",
+                                    {"csrf": b.csrf(page), "text": "  "})
+        self.assertEqual(status, 400)
+        photo = os.urandom(3000)
+        status, headers, _ = b.post_files(
+            f"/portal/acme/tickets/{number}", {"csrf": b.csrf(page), "text": "The rear tray worked."},
+            [("files", "tray.jpg", photo, "image/jpeg")])
         self.assertEqual(status, 303)
         t = self.srv.ticket(number)
         self.assertEqual(t["status"], "open", "a reply from the user reopens the ticket")
         self.assertEqual((t["events"][-1]["author"], t["events"][-1]["by_staff"]),
                          ("rita@customer.test", False))
+        self.assertEqual([(a["name"], a["size"]) for a in t["events"][-1]["attachments"]],
+                         [("tray.jpg", 3000)])
 
     def test_my_tickets_searched_and_paged(self):
         srv = self.srv
@@ -202,7 +210,14 @@ class Portal(unittest.TestCase):
         self.assertEqual((status, headers["Location"]), (303, "/signin"))
         # Forms without the session's token do nothing.
         events = len(self.srv.ticket(number)["events"])
-        self.assertEqual(rita.post(f"/portal/acme/tickets/{number}", {"text": "forged"})[0], 403)
+        self.assertEqual(rita.post_files(f"/portal/acme/tickets/{number}", {"text": "forged"})[0],
+                         403)
+        self.assertEqual(rita.post(f"/portal/acme/tickets/{number}",
+                                   {"csrf": "x", "text": "forged"})[0], 400)
+        # Someone else's ticket takes no reply from them, token or not.
+        _, _, page = sam.get("/portal/acme")
+        self.assertEqual(sam.post_files(f"/portal/acme/tickets/{number}",
+                                        {"csrf": sam.csrf(page), "text": "mine now"})[0], 404)
         self.assertEqual(rita.post_files("/portal/acme/tickets",
                                          {"summary": "forged", "description": "x"})[0], 403)
         # A plain form post (not multipart) changes nothing either.

@@ -110,7 +110,11 @@ pub fn router(state: AppState) -> Router {
         .route("/portal/{slug}/sso", get(pages::portal::directory_sign_in))
         .route(
             "/portal/{slug}/tickets/{number}",
-            get(pages::portal::show).post(pages::portal::reply),
+            get(pages::portal::show).merge(large(
+                &state,
+                post(pages::portal::reply),
+                upload::MAX_UPLOAD_BODY,
+            )),
         )
         .route("/portal/{slug}/signout", post(pages::portal::sign_out))
         .route("/portal/{slug}/mail", post(pages::portal::set_mail))

@@ -16,10 +16,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use postdesk_desk::address::email_address;
 use postdesk_desk::files::NewFile;
-use postdesk_desk::opening::PortalRequest;
+use postdesk_desk::opening::{PortalRequest, RequesterReply};
+use postdesk_desk::DeskError;
 use postdesk_store::{
-    Event, EventKind, FieldMode, Org, PortalMode, Principal, Ticket, TicketAction, TicketType,
-    Visibility,
+    Event, EventKind, FieldMode, Org, PortalMode, Principal, Ticket, TicketType, Visibility,
 };
 use serde::Deserialize;
 
@@ -831,59 +831,58 @@ pub async fn show(
     }
 }
 
-#[derive(Deserialize)]
-pub struct Reply {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    text: String,
-}
-
+/// `POST /portal/SLUG/tickets/N` (a form with files): the user's reply to their ticket.
 pub async fn reply(
     State(state): State<AppState>,
     Path((slug, number)): Path<(String, u64)>,
     session: Option<PortalSession>,
-    Form(f): Form<Reply>,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
-    let me = match form_user(session, &slug, &f.csrf) {
+    let Ok(multipart) = multipart else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "The form was not sent as a form with files.",
+        );
+    };
+    let upload = match Upload::read(multipart, crate::upload::PORTAL_FILES).await {
+        Ok(u) => u,
+        Err(why) => return refuse(StatusCode::BAD_REQUEST, &why),
+    };
+    let me = match form_user(session, &slug, &upload.field("csrf")) {
         Ok(me) => me,
         Err(r) => return r,
     };
-    let org = match org(&state, &slug).await {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
-    let (ticket, events, handler) = match own_ticket(&state, &me, number).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let text = f.text.trim().to_string();
-    if text.is_empty() || text.len() > MAX_TEXT {
-        let mut r = render(&ticket_page(
-            &org,
-            &me,
-            &ticket,
-            &events,
-            handler,
-            Some("Write a reply (at most 100,000 characters).".into()),
-        ));
-        *r.status_mut() = StatusCode::BAD_REQUEST;
-        return r;
-    }
-    let action = TicketAction {
+    let reply = RequesterReply {
+        org: slug.clone(),
+        requester: me.email.clone(),
         ticket: number,
-        author: me.email.clone(),
-        by_staff: false,
-        text: Some((Visibility::Public, text)),
-        attachments: Vec::new(),
-        changes: Vec::new(),
-        at: state.clock.now(),
+        text: upload.field("text"),
+        files: upload.files,
     };
-    let store = state.store.clone();
-    if let Err(r) = blocking(move || store.act_on_ticket(&action)).await {
-        return r;
+    match state.desk.reply_as_requester(reply).await {
+        Ok(()) => Redirect::to(&format!("/portal/{slug}/tickets/{number}")).into_response(),
+        Err(DeskError::Invalid(why)) => {
+            let org = match org(&state, &slug).await {
+                Ok(o) => o,
+                Err(r) => return r,
+            };
+            let (ticket, events, handler) = match own_ticket(&state, &me, number).await {
+                Ok(v) => v,
+                Err(r) => return r,
+            };
+            let mut r = render(&ticket_page(
+                &org,
+                &me,
+                &ticket,
+                &events,
+                handler,
+                Some(why),
+            ));
+            *r.status_mut() = StatusCode::BAD_REQUEST;
+            r
+        }
+        Err(e) => crate::ApiError::from(e).into_page(),
     }
-    Redirect::to(&format!("/portal/{slug}/tickets/{number}")).into_response()
 }
 
 #[derive(Deserialize)]
