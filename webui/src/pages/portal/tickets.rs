@@ -1,0 +1,180 @@
+//! A portal user's own ticket: its public conversation, who handles it, and their replies
+//! with files.
+
+use crate::pages::{blocking, refuse, render};
+use crate::session::PortalSession;
+use crate::upload::Upload;
+use crate::AppState;
+use askama::Template;
+use axum::extract::{Multipart, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use postdesk_desk::opening::RequesterReply;
+use postdesk_desk::DeskError;
+use postdesk_store::{Event, EventKind, Org, Ticket, Visibility};
+
+use super::{form_user, of_org, org};
+
+struct EventView {
+    author: String,
+    at: String,
+    text: String,
+}
+
+#[derive(Template)]
+#[template(path = "portal_ticket.html")]
+struct PortalTicketPage {
+    slug: String,
+    org_name: String,
+    email: String,
+    csrf: String,
+    number: u64,
+    summary: String,
+    status: String,
+    handler: String,
+    due: String,
+    updated: String,
+    events: Vec<EventView>,
+    error: Option<String>,
+}
+
+/// The ticket, if it is this user's in this organization.
+async fn own_ticket(
+    state: &AppState,
+    me: &PortalSession,
+    number: u64,
+) -> Result<(Ticket, Vec<Event>, String), Response> {
+    let store = state.store.clone();
+    let (org, email) = (me.org.clone(), me.email.clone());
+    let found = blocking(move || {
+        let Some(t) = store
+            .ticket(number)?
+            .filter(|t| t.org == org && t.requester == email)
+        else {
+            return Ok(None);
+        };
+        let handler = match &t.assignee {
+            Some(a) => store.staff(a)?.map(|s| s.name).unwrap_or_else(|| a.clone()),
+            None => "not assigned yet".to_string(),
+        };
+        let events = store.events_for(number)?;
+        Ok(Some((t, events, handler)))
+    })
+    .await?;
+    found.ok_or_else(|| {
+        refuse(
+            StatusCode::NOT_FOUND,
+            &format!("Ticket {number} not found."),
+        )
+    })
+}
+
+fn ticket_page(
+    org: &Org,
+    me: &PortalSession,
+    t: &Ticket,
+    events: &[Event],
+    handler: String,
+    error: Option<String>,
+) -> PortalTicketPage {
+    PortalTicketPage {
+        slug: org.slug.clone(),
+        org_name: org.name.clone(),
+        email: me.email.clone(),
+        csrf: me.csrf.clone(),
+        number: t.number,
+        summary: t.summary.clone(),
+        status: crate::pages::desk::label(&t.status),
+        handler,
+        due: t.due.clone().unwrap_or_else(|| "—".into()),
+        updated: crate::pages::desk::short_time(t.updated_at),
+        // End users see the public conversation: no notes, no field changes, no reports.
+        events: events
+            .iter()
+            .filter(|e| e.visibility == Visibility::Public)
+            .filter(|e| matches!(e.kind, EventKind::Created | EventKind::Reply))
+            .map(|e| EventView {
+                author: if e.by_staff {
+                    format!("{} (support)", e.author)
+                } else {
+                    e.author.clone()
+                },
+                at: crate::pages::desk::short_time(e.at),
+                text: e.text.clone(),
+            })
+            .collect(),
+        error,
+    }
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Path((slug, number)): Path<(String, u64)>,
+    session: Option<PortalSession>,
+) -> Response {
+    let Some(me) = of_org(session, &slug) else {
+        return Redirect::to(&format!("/portal/{slug}")).into_response();
+    };
+    let org = match org(&state, &slug).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    match own_ticket(&state, &me, number).await {
+        Ok((t, events, handler)) => render(&ticket_page(&org, &me, &t, &events, handler, None)),
+        Err(r) => r,
+    }
+}
+
+/// `POST /portal/SLUG/tickets/N` (a form with files): the user's reply to their ticket.
+pub async fn reply(
+    State(state): State<AppState>,
+    Path((slug, number)): Path<(String, u64)>,
+    session: Option<PortalSession>,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    let Ok(multipart) = multipart else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "The form was not sent as a form with files.",
+        );
+    };
+    let upload = match Upload::read(multipart, crate::upload::PORTAL_FILES).await {
+        Ok(u) => u,
+        Err(why) => return refuse(StatusCode::BAD_REQUEST, &why),
+    };
+    let me = match form_user(session, &slug, &upload.field("csrf")) {
+        Ok(me) => me,
+        Err(r) => return r,
+    };
+    let reply = RequesterReply {
+        org: slug.clone(),
+        requester: me.email.clone(),
+        ticket: number,
+        text: upload.field("text"),
+        files: upload.files,
+    };
+    match state.desk.reply_as_requester(reply).await {
+        Ok(()) => Redirect::to(&format!("/portal/{slug}/tickets/{number}")).into_response(),
+        Err(DeskError::Invalid(why)) => {
+            let org = match org(&state, &slug).await {
+                Ok(o) => o,
+                Err(r) => return r,
+            };
+            let (ticket, events, handler) = match own_ticket(&state, &me, number).await {
+                Ok(v) => v,
+                Err(r) => return r,
+            };
+            let mut r = render(&ticket_page(
+                &org,
+                &me,
+                &ticket,
+                &events,
+                handler,
+                Some(why),
+            ));
+            *r.status_mut() = StatusCode::BAD_REQUEST;
+            r
+        }
+        Err(e) => crate::ApiError::from(e).into_page(),
+    }
+}
