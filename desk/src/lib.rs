@@ -15,6 +15,7 @@ pub mod held;
 pub mod hosts;
 pub mod opening;
 pub mod policy;
+pub mod portal;
 mod service;
 pub mod tickets;
 

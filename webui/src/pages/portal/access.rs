@@ -212,9 +212,8 @@ pub async fn set_mail(
         Err(r) => return r,
     };
     let on = f.on == "yes";
-    let store = state.store.clone();
-    match blocking(move || store.set_contact_alerts(&me.email, on)).await {
+    match state.desk.set_automatic_mail(me.email.clone(), on).await {
         Ok(()) => Redirect::to(&format!("/portal/{slug}")).into_response(),
-        Err(r) => r,
+        Err(e) => crate::refusals::Refusal::from(e).0,
     }
 }

@@ -7,8 +7,8 @@ mod access;
 mod requests;
 mod tickets;
 
-use crate::pages::{blocking, refuse, render};
-use crate::refusals::forged;
+use crate::pages::render;
+use crate::refusals::{forged, Refusal};
 use crate::session::{FormToken, PortalSession};
 use crate::AppState;
 use askama::Template;
@@ -73,11 +73,11 @@ struct Message<'a> {
 }
 
 async fn org(state: &AppState, slug: &str) -> Result<Org, Response> {
-    let store = state.store.clone();
-    let lookup = slug.to_string();
-    blocking(move || store.org(&lookup))
-        .await?
-        .ok_or_else(|| refuse(StatusCode::NOT_FOUND, "There is no such support portal."))
+    state
+        .desk
+        .portal(slug.to_string())
+        .await
+        .map_err(|e| Refusal::from(e).0)
 }
 
 /// The session, if it is one of this organization's portal.
@@ -115,17 +115,13 @@ async fn portal_page(
 ) -> Response {
     let (found, automatic_mail) = match session {
         Some(s) => {
-            let store = state.store.clone();
-            let (slug, email) = (org.slug.clone(), s.email.clone());
-            let found = blocking(move || {
-                let mut tickets = store.tickets_of(&email, false, usize::MAX)?;
-                tickets.retain(|t| t.org == slug);
-                Ok((tickets, store.contact_alerts(&email)?))
-            })
-            .await;
+            let found = state
+                .desk
+                .requester_tickets(org.slug.clone(), s.email.clone())
+                .await;
             match found {
                 Ok(t) => t,
-                Err(r) => return r,
+                Err(e) => return Refusal::from(e).0,
             }
         }
         None => (Vec::new(), true),

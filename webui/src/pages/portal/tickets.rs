@@ -1,7 +1,8 @@
 //! A portal user's own ticket: its public conversation, who handles it, and their replies
 //! with files.
 
-use crate::pages::{blocking, refuse, render};
+use crate::pages::{refuse, render};
+use crate::refusals::Refusal;
 use crate::session::PortalSession;
 use crate::upload::Upload;
 use crate::AppState;
@@ -44,29 +45,12 @@ async fn own_ticket(
     me: &PortalSession,
     number: u64,
 ) -> Result<(Ticket, Vec<Event>, String), Response> {
-    let store = state.store.clone();
-    let (org, email) = (me.org.clone(), me.email.clone());
-    let found = blocking(move || {
-        let Some(t) = store
-            .ticket(number)?
-            .filter(|t| t.org == org && t.requester == email)
-        else {
-            return Ok(None);
-        };
-        let handler = match &t.assignee {
-            Some(a) => store.staff(a)?.map(|s| s.name).unwrap_or_else(|| a.clone()),
-            None => "not assigned yet".to_string(),
-        };
-        let events = store.events_for(number)?;
-        Ok(Some((t, events, handler)))
-    })
-    .await?;
-    found.ok_or_else(|| {
-        refuse(
-            StatusCode::NOT_FOUND,
-            &format!("Ticket {number} not found."),
-        )
-    })
+    let own = state
+        .desk
+        .requester_ticket(me.org.clone(), me.email.clone(), number)
+        .await
+        .map_err(|e| Refusal::from(e).0)?;
+    Ok((own.ticket, own.events, own.handler))
 }
 
 fn ticket_page(
