@@ -13,6 +13,7 @@ pub mod files;
 mod fixtures;
 pub mod held;
 pub mod hosts;
+pub mod mail_logs;
 pub mod opening;
 pub mod policy;
 pub mod portal;

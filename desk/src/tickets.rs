@@ -9,7 +9,7 @@ use crate::policy;
 use crate::service::Desk;
 use postdesk_store::{
     Change, Event, HeldAction, HeldOutcome, Org, Staff, StoreError, Ticket, TicketAction,
-    Visibility,
+    TicketFilter, Visibility,
 };
 use std::collections::BTreeMap;
 
@@ -131,6 +131,58 @@ impl Desk {
                 changes: vec![Change::TimeSpent(minutes)],
                 at: desk.now(),
             })
+        })
+        .await
+    }
+
+    /// The tickets `staff` may see that match `filter`, newest first, at most `limit`.
+    pub async fn tickets(
+        &self,
+        staff: Staff,
+        filter: TicketFilter,
+        limit: usize,
+    ) -> DeskResult<Vec<Ticket>> {
+        self.run(move |desk| {
+            Ok(desk
+                .store
+                .tickets_where(&filter, limit, |t| policy::can_view_ticket(&staff, t))?)
+        })
+        .await
+    }
+
+    /// The signed reply address (`org+TOKEN@domain`) through which `recipient` can write
+    /// into the ticket, the one outbound mail to them carries in Reply-To. Handing it out
+    /// lets its holder in: someone neither requester, CC nor staff is granted the ticket.
+    pub async fn reply_address(
+        &self,
+        staff: Staff,
+        number: u64,
+        recipient: String,
+    ) -> DeskResult<String> {
+        if !policy::can_issue_reply_address(&staff) {
+            return Err(DeskError::Forbidden(
+                "reply addresses are issued by owners, admins and managers".into(),
+            ));
+        }
+        let recipient = crate::address::email_address(&recipient)
+            .ok_or_else(|| DeskError::Invalid("give ?for=EMAIL".into()))?;
+        self.run(move |desk| {
+            let ticket = desk.visible_ticket(&staff, number)?;
+            let base = desk
+                .store
+                .org(&ticket.org)?
+                .and_then(|o| o.addresses.first().cloned())
+                .ok_or_else(|| DeskError::NotFound("the organization has no address".into()))?;
+            if ticket.requester != recipient
+                && !ticket.cc.contains(&recipient)
+                && desk.store.staff(&recipient)?.is_none()
+            {
+                desk.store.grant_reply(number, &recipient)?;
+            }
+            let secret = desk.store.secret("reply-token")?;
+            Ok(postdesk_threading::reply_address(
+                &secret, number, &base, &recipient,
+            ))
         })
         .await
     }

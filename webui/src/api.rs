@@ -2,12 +2,12 @@
 //! an organization's blocked senders.
 
 use crate::auth::Caller;
-use crate::{policy, ApiError, AppState};
+use crate::{ApiError, AppState};
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use postdesk_store::{normalize_message_id, Event, Status, Ticket, TicketFilter, TicketType};
+use postdesk_store::{Event, Status, Ticket, TicketFilter, TicketType};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -82,26 +82,6 @@ fn page(limit: Option<usize>, default: usize) -> usize {
     limit.unwrap_or(default).min(10_000)
 }
 
-/// The decision log, the outbox and the mailbox sources show every organization's mail.
-fn require_mail_logs(staff: &postdesk_store::Staff, what: &str) -> Result<(), ApiError> {
-    if policy::can_view_mail_logs(staff) {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(format!(
-            "{what} is for owners, admins and managers"
-        )))
-    }
-}
-
-/// Runs a store call off the async threads.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::BadRequest(format!("request aborted: {e}")))?
-}
-
 #[derive(Deserialize)]
 pub struct TicketQuery {
     org: Option<String>,
@@ -132,11 +112,7 @@ pub async fn list_tickets(
             .map_err(ApiError::BadRequest)?,
     };
     let limit = page(q.limit, 100);
-    let store = state.store.clone();
-    let tickets = blocking(move || {
-        Ok(store.tickets_where(&filter, limit, |t| policy::can_view_ticket(&staff, t))?)
-    })
-    .await?;
+    let tickets = state.desk.tickets(staff, filter, limit).await?;
     let list: Vec<Value> = tickets.iter().map(ticket_json).collect();
     Ok(Json(json!({ "tickets": list })))
 }
@@ -147,63 +123,21 @@ pub async fn show_ticket(
     Path(number): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let number = ticket_number(&number)?;
-    let store = state.store.clone();
-    let (ticket, events) = blocking(move || {
-        let t = store
-            .ticket(number)?
-            .ok_or_else(|| ApiError::NotFound(format!("ticket {number} not found")))?;
-        let events = store.events_for(number)?;
-        Ok((t, events))
-    })
-    .await?;
-    if !policy::can_view_ticket(&staff, &ticket) {
-        // The same answer as a missing ticket, so ticket numbers do not leak.
-        return Err(ApiError::NotFound(format!("ticket {number} not found")));
-    }
+    let view = state.desk.ticket_view(staff, number).await?;
+    let (ticket, events) = (view.ticket, view.events);
     let mut v = ticket_json(&ticket);
     v["events"] = Value::Array(events.iter().map(event_json).collect());
     Ok(Json(v))
 }
 
-/// `GET /api/v1/messages/{message_id}/raw`: a stored original by its Message-ID. Each
-/// organization keeps its own Message-IDs, so the message is looked for through the
-/// tickets the caller may see, and what comes back is the original of that ticket's own
-/// entry with this Message-ID: another organization's mail with the same id stays hidden.
+/// `GET /api/v1/messages/{message_id}/raw`: a stored original by its Message-ID, through
+/// the tickets the caller may see (see `Desk::original_by_message_id`).
 pub async fn raw_message(
     State(state): State<AppState>,
     Caller(staff): Caller,
     Path(message_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let store = state.store.clone();
-    let raw = blocking(move || {
-        let missing = || ApiError::NotFound(format!("no stored message {message_id}"));
-        let wanted = normalize_message_id(&message_id);
-        for org in store.orgs()? {
-            let Some(ticket) = store
-                .ticket_for_message_id(&org.slug, &wanted)?
-                .and_then(|n| store.ticket(n).ok().flatten())
-                .filter(|t| policy::can_view_ticket(&staff, t))
-            else {
-                continue;
-            };
-            let inbound = store
-                .events_for(ticket.number)?
-                .into_iter()
-                .find(|e| e.message_id.as_deref() == Some(wanted.as_str()))
-                .and_then(|e| e.inbound);
-            if let Some(inbound) = inbound {
-                return store.raw_message(inbound)?.ok_or_else(missing);
-            }
-        }
-        // Mail in no ticket (refused, a duplicate) is for those who see the inbound log.
-        if policy::can_view_mail_logs(&staff) {
-            if let Some(inbound) = store.inbound_for_message_id(&wanted)? {
-                return store.raw_message(inbound)?.ok_or_else(missing);
-            }
-        }
-        Err(missing())
-    })
-    .await?;
+    let raw = state.desk.original_by_message_id(staff, message_id).await?;
     Ok(([(header::CONTENT_TYPE, "message/rfc822")], raw).into_response())
 }
 
@@ -214,22 +148,7 @@ pub async fn event_original(
     Path((number, seq)): Path<(String, u64)>,
 ) -> Result<Response, ApiError> {
     let number = ticket_number(&number)?;
-    let store = state.store.clone();
-    let raw = blocking(move || {
-        let missing = || ApiError::NotFound(format!("ticket {number} has no original {seq}"));
-        store
-            .ticket(number)?
-            .filter(|t| policy::can_view_ticket(&staff, t))
-            .ok_or_else(|| ApiError::NotFound(format!("ticket {number} not found")))?;
-        let inbound = store
-            .events_for(number)?
-            .into_iter()
-            .find(|e| e.seq == seq)
-            .and_then(|e| e.inbound)
-            .ok_or_else(missing)?;
-        store.raw_message(inbound)?.ok_or_else(missing)
-    })
-    .await?;
+    let raw = state.desk.original(staff, number, seq).await?;
     Ok(([(header::CONTENT_TYPE, "message/rfc822")], raw).into_response())
 }
 
@@ -243,10 +162,7 @@ pub async fn inbound_log(
     Caller(staff): Caller,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    require_mail_logs(&staff, "the inbound log")?;
-    let limit = page(q.limit, 100);
-    let store = state.store.clone();
-    let decisions = blocking(move || Ok(store.decisions(limit)?)).await?;
+    let decisions = state.desk.decisions(staff, page(q.limit, 100)).await?;
     let list: Vec<Value> = decisions
         .iter()
         .map(|d| {
@@ -274,45 +190,11 @@ pub async fn reply_address(
     Path(number): Path<String>,
     Query(q): Query<ReplyAddressQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    if !policy::can_issue_reply_address(&staff) {
-        return Err(ApiError::Forbidden(
-            "reply addresses are issued by owners, admins and managers".into(),
-        ));
-    }
     let number = ticket_number(&number)?;
     let recipient = q
         .recipient
-        .map(|r| r.trim().to_ascii_lowercase())
-        .filter(|r| r.contains('@') && !r.contains(char::is_whitespace))
         .ok_or_else(|| ApiError::BadRequest("give ?for=EMAIL".into()))?;
-    let store = state.store.clone();
-    let address = blocking(move || {
-        let ticket = store
-            .ticket(number)?
-            .ok_or_else(|| ApiError::NotFound(format!("ticket {number} not found")))?;
-        let org = store
-            .org(&ticket.org)?
-            .ok_or_else(|| ApiError::NotFound(format!("organization {} not found", ticket.org)))?;
-        let base = org
-            .addresses
-            .first()
-            .cloned()
-            .ok_or_else(|| ApiError::NotFound("organization has no address".into()))?;
-        // Handing someone a reply address lets them write into the ticket: someone who is
-        // neither its requester, a CC nor staff is let in by it (a token alone proves who
-        // writes, not that they may).
-        if ticket.requester != recipient
-            && !ticket.cc.contains(&recipient)
-            && store.staff(&recipient)?.is_none()
-        {
-            store.grant_reply(number, &recipient)?;
-        }
-        let secret = store.secret("reply-token")?;
-        Ok(postdesk_threading::reply_address(
-            &secret, number, &base, &recipient,
-        ))
-    })
-    .await?;
+    let address = state.desk.reply_address(staff, number, recipient).await?;
     Ok(Json(json!({ "address": address })))
 }
 
@@ -322,10 +204,7 @@ pub async fn outbox(
     Caller(staff): Caller,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    require_mail_logs(&staff, "the outbox")?;
-    let limit = page(q.limit, 100);
-    let store = state.store.clone();
-    let items = blocking(move || Ok(store.outbox(limit)?)).await?;
+    let items = state.desk.outbox(staff, page(q.limit, 100)).await?;
     let list: Vec<Value> = items
         .iter()
         .map(|i| {
@@ -352,30 +231,27 @@ pub async fn sources(
     State(state): State<AppState>,
     Caller(staff): Caller,
 ) -> Result<Json<Value>, ApiError> {
-    require_mail_logs(&staff, "the mailbox sources")?;
-    let store = state.store.clone();
-    let list = blocking(move || {
-        let mut out = Vec::new();
-        for s in store.mailbox_statuses()? {
-            let cursor = store.mailbox_cursor(&s.source)?;
-            let (imported, refused) = store.mailbox_counts(&s.source)?;
-            out.push(json!({
-                "source": s.source,
-                "org": s.org,
-                "connected": s.connected,
-                "idle": s.idle,
-                "uidvalidity": cursor.uidvalidity,
-                "last_uid": cursor.last_uid,
-                "imported": imported,
-                "refused": refused,
-                "last_success": s.last_success.map(rfc3339),
-                "last_error": s.last_error,
-                "last_error_at": s.last_error_at.map(rfc3339),
-            }));
-        }
-        Ok(out)
-    })
-    .await?;
+    let list: Vec<Value> = state
+        .desk
+        .sources(staff)
+        .await?
+        .into_iter()
+        .map(|s| {
+            json!({
+                "source": s.status.source,
+                "org": s.status.org,
+                "connected": s.status.connected,
+                "idle": s.status.idle,
+                "uidvalidity": s.cursor.uidvalidity,
+                "last_uid": s.cursor.last_uid,
+                "imported": s.imported,
+                "refused": s.refused,
+                "last_success": s.status.last_success.map(rfc3339),
+                "last_error": s.status.last_error,
+                "last_error_at": s.status.last_error_at.map(rfc3339),
+            })
+        })
+        .collect();
     Ok(Json(json!({ "sources": list })))
 }
 
