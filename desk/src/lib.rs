@@ -4,6 +4,8 @@
 //! threads; edges parse their input into these types and render what comes back.
 
 pub mod address;
+mod bell;
+pub mod dashboard;
 mod deletion;
 pub mod downloads;
 pub mod error;

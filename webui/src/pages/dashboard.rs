@@ -3,14 +3,14 @@
 //! opened and closed per day over 30 days, drawn server-side as SVG.
 
 use super::desk::label;
-use super::{blocking, render, Chrome};
+use super::{render, Chrome};
+use crate::refusals::PageResult;
 use crate::session::StaffSession;
-use crate::{policy, AppState};
+use crate::AppState;
 use askama::Template;
 use axum::extract::State;
-use axum::response::Response;
+use postdesk_desk::dashboard::Dashboard;
 use postdesk_store::{Status, Ticket, TicketType};
-use std::collections::BTreeMap;
 
 const STATUSES: [Status; 4] = [
     Status::Open,
@@ -19,9 +19,6 @@ const STATUSES: [Status; 4] = [
     Status::Closed,
 ];
 const TYPES: [TicketType; 3] = [TicketType::Question, TicketType::Incident, TicketType::Bug];
-const DAYS: i64 = 30;
-/// Active within this many minutes counts as online.
-const ONLINE_MINUTES: i64 = 5;
 
 struct Cell {
     count: usize,
@@ -59,72 +56,24 @@ fn item(t: &Ticket) -> Item {
     }
 }
 
-pub async fn show(State(state): State<AppState>, me: StaffSession) -> Response {
-    let store = state.store.clone();
-    let staff = me.staff.clone();
-    let now = state.clock.now();
-    let gathered = blocking(move || {
-        let mut counts: BTreeMap<(usize, usize), usize> = BTreeMap::new();
-        let cell = |ty: TicketType, st: Status| {
-            (
-                TYPES.iter().position(|x| *x == ty).unwrap_or(0),
-                STATUSES.iter().position(|x| *x == st).unwrap_or(0),
-            )
-        };
-        let first_day = (now - time::Duration::days(DAYS - 1)).date();
-        let day_index = |d: time::Date| {
-            let i = (d - first_day).whole_days();
-            (0..DAYS).contains(&i).then_some(i as usize)
-        };
-        let (mut opened, mut closed) = (vec![0usize; DAYS as usize], vec![0usize; DAYS as usize]);
-        if matches!(staff.role, postdesk_store::Role::Tech) {
-            // A Tech's own tickets, read one at a time: counts and their days.
-            store.visit_tickets(|t| {
-                if !policy::can_view_ticket(&staff, t) {
-                    return;
-                }
-                *counts.entry(cell(t.ticket_type, t.status)).or_default() += 1;
-                if let Some(i) = day_index(t.created_at.date()) {
-                    opened[i] += 1;
-                }
-                if let Some(i) = t.closed_at.and_then(|c| day_index(c.date())) {
-                    closed[i] += 1;
-                }
-            })?;
-        } else {
-            // Everyone's tickets: from the counts kept with every ticket write.
-            for (_, ty, st, n) in store.ticket_counts()? {
-                *counts.entry(cell(ty, st)).or_default() += n as usize;
-            }
-            for (_, day, o, c) in store.daily_counts(first_day)? {
-                if let Some(i) = day_index(day) {
-                    opened[i] += o as usize;
-                    closed[i] += c as usize;
-                }
-            }
-        }
-        let mut assigned = store.tickets_of(&staff.email, true, usize::MAX)?;
-        assigned.retain(|t| matches!(t.status, Status::Open | Status::Waiting));
-        assigned.truncate(10);
-        let raised = store.tickets_of(&staff.email, false, 10)?;
-        let online = store.staff_seen_since(now - time::Duration::minutes(ONLINE_MINUTES))?;
-        Ok((counts, assigned, raised, opened, closed, online, first_day))
-    })
-    .await;
-    let (counts, assigned, raised, opened, closed, online, first_day) = match gathered {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
+pub async fn show(State(state): State<AppState>, me: StaffSession) -> PageResult {
+    let Dashboard {
+        counts,
+        first_day,
+        opened,
+        closed,
+        assigned,
+        raised,
+        online,
+    } = state.desk.dashboard(me.staff.clone()).await?;
     let rows = TYPES
         .iter()
-        .enumerate()
-        .map(|(ty, t)| {
+        .map(|t| {
             let name = label(t);
             let mut cells: Vec<Cell> = STATUSES
                 .iter()
-                .enumerate()
-                .map(|(st, s)| Cell {
-                    count: counts.get(&(ty, st)).copied().unwrap_or(0),
+                .map(|s| Cell {
+                    count: counts.get(&(t.as_str(), s.as_str())).copied().unwrap_or(0) as usize,
                     href: format!("/desk?type={name}&status={}", label(s)),
                 })
                 .collect();
@@ -135,7 +84,7 @@ pub async fn show(State(state): State<AppState>, me: StaffSession) -> Response {
             CountRow { label: name, cells }
         })
         .collect();
-    render(&DashboardPage {
+    Ok(render(&DashboardPage {
         chrome: Chrome::of(&me),
         statuses: STATUSES.iter().map(label).collect(),
         counts: rows,
@@ -143,7 +92,7 @@ pub async fn show(State(state): State<AppState>, me: StaffSession) -> Response {
         assigned: assigned.iter().map(item).collect(),
         raised: raised.iter().map(item).collect(),
         online,
-    })
+    }))
 }
 
 /// An SVG line chart of two daily series; only numbers and dates go into it.
