@@ -15,6 +15,7 @@ pub mod files;
 mod fixtures;
 pub mod held;
 pub mod hosts;
+pub mod lists;
 pub mod mail_logs;
 pub mod opening;
 pub mod policy;

@@ -1,13 +1,14 @@
 //! The staff desk's ticket list: newest activity first; filters by status (with counts),
 //! type, organization and my relation; text search in summaries and messages; paging.
 
-use super::{blocking, choices, render, Choice, Chrome};
+use super::{choices, render, Choice, Chrome};
+use crate::refusals::PageResult;
 use crate::session::StaffSession;
-use crate::{policy, AppState};
+use crate::AppState;
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::response::Response;
-use postdesk_store::{Status, Ticket, TicketFilter, TicketType};
+use postdesk_desk::lists::{ListQuery, TicketList, RELATIONS};
+use postdesk_store::{Status, TicketFilter, TicketType};
 use serde::Deserialize;
 
 const PAGE_SIZE: usize = 50;
@@ -80,26 +81,11 @@ struct StatusChoice {
     count: u64,
 }
 
-/// How a ticket relates to the staff member looking ("my relation" filter).
-const RELATIONS: [&str; 4] = ["raised", "assigned", "following", "cc"];
-/// A text search reads at most this many of the most recently active tickets' messages.
-const SEARCH_CAP: usize = 20_000;
-
-fn related(t: &Ticket, email: &str, relation: Option<&str>) -> bool {
-    match relation {
-        Some("raised") => t.requester == email,
-        Some("assigned") => t.assignee.as_deref() == Some(email),
-        Some("following") => t.followers.iter().any(|f| f == email),
-        Some("cc") => t.cc.iter().any(|c| c == email),
-        _ => true,
-    }
-}
-
 pub async fn list(
     State(state): State<AppState>,
     me: StaffSession,
     Query(q): Query<DeskQuery>,
-) -> Response {
+) -> PageResult {
     let nonempty = |s: &Option<String>| {
         s.as_deref()
             .map(str::trim)
@@ -126,72 +112,27 @@ pub async fn list(
             .and_then(|t| t.parse::<TicketType>().ok()),
     };
     let page = q.page.unwrap_or(0).min(10_000);
-    let store = state.store.clone();
-    let staff = me.staff.clone();
-    let needle = text.as_deref().map(str::to_lowercase);
-    let rel = relation.clone();
-    let found = blocking(move || {
-        let examined = std::cell::Cell::new(0usize);
-        let matches = |t: &Ticket| {
-            if !policy::can_view_ticket(&staff, t) || !related(t, &staff.email, rel.as_deref()) {
-                return false;
-            }
-            let Some(n) = needle.as_deref() else {
-                return true;
-            };
-            examined.set(examined.get() + 1);
-            if examined.get() > SEARCH_CAP {
-                return false;
-            }
-            t.summary.to_lowercase().contains(n)
-                || t.requester.contains(n)
-                || store
-                    .events_for(t.number)
-                    .is_ok_and(|events| events.iter().any(|e| e.text.to_lowercase().contains(n)))
-        };
-        // One more than a page tells whether an older page exists.
-        let tickets = store.tickets_where(&filter, (page + 1) * PAGE_SIZE + 1, matches)?;
-        let capped = examined.get() > SEARCH_CAP;
-        // Counts by status under the other filters (not the text search).
-        let mut counts = [0u64; 4];
-        let index = |s: Status| Status::ALL.iter().position(|x| *x == s).unwrap_or(0);
-        let type_filter = filter.ticket_type;
-        if matches!(staff.role, postdesk_store::Role::Tech) || rel.is_some() {
-            store.visit_tickets(|t| {
-                if policy::can_view_ticket(&staff, t)
-                    && related(t, &staff.email, rel.as_deref())
-                    && filter.org.as_ref().is_none_or(|o| *o == t.org)
-                    && type_filter.is_none_or(|ty| ty == t.ticket_type)
-                {
-                    counts[index(t.status)] += 1;
-                }
-            })?;
-        } else {
-            for (o, ty, st, n) in store.ticket_counts()? {
-                if filter.org.as_ref().is_none_or(|f| *f == o)
-                    && type_filter.is_none_or(|f| f == ty)
-                {
-                    counts[index(st)] += n;
-                }
-            }
-        }
-        let orgs = store
-            .orgs()?
-            .into_iter()
-            .map(|o| o.slug)
-            .collect::<Vec<_>>();
-        Ok((tickets, capped, counts, orgs))
-    })
-    .await;
-    let (tickets, capped, counts, orgs) = match found {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let has_older = tickets.len() > (page + 1) * PAGE_SIZE;
+    let TicketList {
+        tickets,
+        has_older,
+        capped,
+        counts,
+        orgs,
+    } = state
+        .desk
+        .ticket_list(
+            me.staff.clone(),
+            ListQuery {
+                filter,
+                relation: relation.clone(),
+                text: text.clone(),
+                page,
+                page_size: PAGE_SIZE,
+            },
+        )
+        .await?;
     let rows = tickets
         .into_iter()
-        .skip(page * PAGE_SIZE)
-        .take(PAGE_SIZE)
         .map(|t| Row {
             number: t.number,
             summary: t.summary.clone(),
@@ -219,7 +160,7 @@ pub async fn list(
         pairs.push(format!("page={p}"));
         format!("/desk?{}", pairs.join("&"))
     };
-    render(&DeskPage {
+    Ok(render(&DeskPage {
         chrome: Chrome::of(&me),
         statuses: Status::ALL
             .iter()
@@ -239,7 +180,7 @@ pub async fn list(
         tickets: rows,
         prev_page: (page > 0).then(|| link(page - 1)),
         next_page: has_older.then(|| link(page + 1)),
-    })
+    }))
 }
 
 fn url_encode(s: &str) -> String {
