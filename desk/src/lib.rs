@@ -8,6 +8,7 @@ mod bell;
 pub mod dashboard;
 mod deletion;
 pub mod downloads;
+pub mod employees;
 pub mod error;
 pub mod fields;
 pub mod files;

@@ -2,6 +2,7 @@
 //! password), change role and hourly rate, and delete, within the policy's rules.
 
 use super::{blocking, choices, render, settings_forbidden, Choice, Chrome};
+use crate::refusals::Refusal;
 use crate::session::{StaffSession, INVITATION_HOURS};
 use crate::{policy, AppState};
 use askama::Template;
@@ -9,7 +10,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Form;
-use postdesk_store::{Role, Staff, StoreError};
+use postdesk_desk::employees::Invitation;
+use postdesk_desk::DeskError;
+use postdesk_store::Role;
 use serde::Deserialize;
 
 struct Person {
@@ -66,10 +69,9 @@ async fn page(
     notice: Option<&str>,
     error: Option<&str>,
 ) -> Response {
-    let store = state.store.clone();
-    let list = match blocking(move || store.staff_list()).await {
+    let list = match state.desk.staff_list(me.staff.clone()).await {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(e) => return Refusal::from(e).0,
     };
     let mut r = render(&StaffPage {
         chrome: Chrome::of(me),
@@ -122,68 +124,64 @@ pub async fn invite(
     if let Some(r) = super::settings_gate(&me, &f.csrf) {
         return r;
     }
-    let email = postdesk_desk::address::email_address(&f.email).unwrap_or_default();
-    let name = f.name.trim().to_string();
     let role = ROLES.iter().find(|(n, _)| *n == f.role).map(|(_, r)| *r);
-    let problem = if email.is_empty() {
-        Some("Give the employee's email address.")
-    } else if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        Some("Give the employee's name (at most 100 characters).")
-    } else if !matches!(role, Some(Role::Admin | Role::Manager | Role::Tech)) {
-        Some("Choose admin, manager or tech (ownership is handed on, not given to newcomers).")
-    } else if parse_money(&f.rate).is_none() {
-        Some("The hourly rate is an amount like 45 or 45.50.")
-    } else {
-        None
+    let (Some(role @ (Role::Admin | Role::Manager | Role::Tech)), Some(rate)) =
+        (role, parse_money(&f.rate))
+    else {
+        let why = if parse_money(&f.rate).is_none() {
+            "The hourly rate is an amount like 45 or 45.50."
+        } else {
+            "Choose admin, manager or tech (ownership is handed on, not given to newcomers)."
+        };
+        return page(&state, &me, None, Some(why)).await;
     };
-    if let Some(p) = problem {
-        return page(&state, &me, None, Some(p)).await;
-    }
-    let staff = Staff {
-        email: email.clone(),
-        name: name.clone(),
-        role: role.unwrap_or(Role::Tech),
-        alerts: true,
-        hourly_rate_cents: parse_money(&f.rate).unwrap_or(0),
-        created_at: state.clock.now(),
+    let invited = state
+        .desk
+        .invite_employee(
+            me.staff.clone(),
+            Invitation {
+                email: f.email,
+                name: f.name,
+                role,
+                hourly_rate_cents: rate,
+            },
+        )
+        .await;
+    let new = match invited {
+        Ok(new) => new,
+        Err(e) => return failed(&state, &me, e).await,
     };
-    let mailing = state.clone();
     let intro = format!(
         "{} invited you to the Postdesk staff desk as {}. Open the link, then set a password on your account page.",
-        me.staff.name, staff.role
+        me.staff.name, new.role
     );
-    let added = blocking(move || match mailing.store.add_staff(&staff) {
-        Ok(()) => {
-            crate::links::mail_staff_link(&mailing, &staff.email, &intro, INVITATION_HOURS)?;
-            Ok(true)
+    let (mailing, to) = (state.clone(), new.email.clone());
+    let mailed =
+        blocking(move || crate::links::mail_staff_link(&mailing, &to, &intro, INVITATION_HOURS))
+            .await;
+    if let Err(r) = mailed {
+        return r;
+    }
+    tracing::info!(email = %new.email, by = %me.staff.email, "employee invited");
+    page(
+        &state,
+        &me,
+        Some(&format!(
+            "Invited {}; the invitation is on its way to {}.",
+            new.name, new.email
+        )),
+        None,
+    )
+    .await
+}
+
+/// A refused change shows on the page; anything else is the error page.
+async fn failed(state: &AppState, me: &StaffSession, e: DeskError) -> Response {
+    match e {
+        DeskError::Invalid(why) | DeskError::Conflict(why) => {
+            page(state, me, None, Some(&why)).await
         }
-        Err(StoreError::Exists(_)) => Ok(false),
-        Err(e) => Err(e),
-    })
-    .await;
-    match added {
-        Ok(true) => {
-            tracing::info!(email = %email, by = %me.staff.email, "employee invited");
-            page(
-                &state,
-                &me,
-                Some(&format!(
-                    "Invited {name}; the invitation is on its way to {email}."
-                )),
-                None,
-            )
-            .await
-        }
-        Ok(false) => {
-            page(
-                &state,
-                &me,
-                None,
-                Some("That address already belongs to an employee."),
-            )
-            .await
-        }
-        Err(r) => r,
+        other => Refusal::from(other).0,
     }
 }
 
@@ -199,12 +197,6 @@ pub struct Update {
     rate: String,
 }
 
-async fn target(state: &AppState, email: &str) -> Result<Option<Staff>, Response> {
-    let store = state.store.clone();
-    let email = email.to_string();
-    blocking(move || store.staff(&email)).await
-}
-
 pub async fn update(
     State(state): State<AppState>,
     me: StaffSession,
@@ -213,12 +205,6 @@ pub async fn update(
     if let Some(r) = super::settings_gate(&me, &f.csrf) {
         return r;
     }
-    let Some(mut person) = (match target(&state, &f.email).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    }) else {
-        return page(&state, &me, None, Some("No such employee.")).await;
-    };
     let Some(role) = ROLES.iter().find(|(n, _)| *n == f.role).map(|(_, r)| *r) else {
         return page(&state, &me, None, Some("Choose a role.")).await;
     };
@@ -231,32 +217,16 @@ pub async fn update(
         )
         .await;
     };
-    if let Some(why) = policy::staff_change_refused(&me.staff, &person, Some(role), false) {
-        return page(&state, &me, None, Some(why)).await;
-    }
-    let store = state.store.clone();
-    let (owner, handing_on) = (
-        me.staff.email.clone(),
-        role == Role::Owner && person.role != Role::Owner,
-    );
-    person.hourly_rate_cents = rate;
-    if !handing_on {
-        person.role = role;
-    }
-    let email = person.email.clone();
-    let saved = blocking(move || {
-        store.update_staff(&person)?;
-        if handing_on {
-            store.transfer_ownership(&owner, &person.email)?;
-        }
-        Ok(())
-    })
-    .await;
-    if let Err(r) = saved {
-        return r;
-    }
-    tracing::info!(email = %email, by = %me.staff.email, role = %role, "employee changed");
-    page(&state, &me, Some(&format!("Saved {email}.")), None).await
+    let person = match state
+        .desk
+        .change_employee(me.staff.clone(), f.email, role, rate)
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => return failed(&state, &me, e).await,
+    };
+    tracing::info!(email = %person.email, by = %me.staff.email, role = %role, "employee changed");
+    page(&state, &me, Some(&format!("Saved {}.", person.email)), None).await
 }
 
 #[derive(Deserialize)]
@@ -275,20 +245,10 @@ pub async fn delete(
     if let Some(r) = super::settings_gate(&me, &f.csrf) {
         return r;
     }
-    let Some(person) = (match target(&state, &f.email).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    }) else {
-        return page(&state, &me, None, Some("No such employee.")).await;
+    let person = match state.desk.remove_employee(me.staff.clone(), f.email).await {
+        Ok(p) => p,
+        Err(e) => return failed(&state, &me, e).await,
     };
-    if let Some(why) = policy::staff_change_refused(&me.staff, &person, None, true) {
-        return page(&state, &me, None, Some(why)).await;
-    }
-    let store = state.store.clone();
-    let email = person.email.clone();
-    if let Err(r) = blocking(move || store.remove_staff(&email)).await {
-        return r;
-    }
     tracing::info!(email = %person.email, by = %me.staff.email, "employee deleted");
     page(
         &state,
@@ -297,20 +257,4 @@ pub async fn delete(
         None,
     )
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn money_round_trips() {
-        assert_eq!(parse_money("45"), Some(4500));
-        assert_eq!(parse_money("45.5"), Some(4550));
-        assert_eq!(parse_money(" 0.07 "), Some(7));
-        for bad in ["", "-1", "4.555", "1e3", "12,50", ".5"] {
-            assert_eq!(parse_money(bad), None, "{bad}");
-        }
-        assert_eq!(money(4550), "45.50");
-    }
 }

@@ -1,0 +1,122 @@
+//! Employees (staff) in settings: the list for those who see settings; inviting, changing
+//! a role or rate, handing on ownership and removing for owners and admins, under the
+//! policy's rules (nobody removes the owner or themselves; ownership moves, it is not
+//! shared).
+
+use crate::address::email_address;
+use crate::{policy, Desk, DeskError, DeskResult};
+use postdesk_store::{Role, Staff, StoreError};
+
+/// A new employee as the settings form gives them.
+pub struct Invitation {
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub hourly_rate_cents: u64,
+}
+
+fn require_edit(staff: &Staff) -> DeskResult<()> {
+    if policy::can_edit_settings(staff) {
+        Ok(())
+    } else {
+        Err(DeskError::Forbidden(
+            "Only owners and admins change settings.".into(),
+        ))
+    }
+}
+
+impl Desk {
+    pub async fn staff_list(&self, staff: Staff) -> DeskResult<Vec<Staff>> {
+        if !policy::can_view_settings(&staff) {
+            return Err(DeskError::Forbidden(
+                "Settings are for owners, admins and managers.".into(),
+            ));
+        }
+        self.run(|desk| Ok(desk.store.staff_list()?)).await
+    }
+
+    /// Adds the employee; returns them as stored (the address lowercased).
+    pub async fn invite_employee(&self, staff: Staff, i: Invitation) -> DeskResult<Staff> {
+        require_edit(&staff)?;
+        let email = email_address(&i.email)
+            .ok_or_else(|| DeskError::Invalid("Give the employee's email address.".into()))?;
+        let name = i.name.trim().to_string();
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(DeskError::Invalid(
+                "Give the employee's name (at most 100 characters).".into(),
+            ));
+        }
+        if i.role == Role::Owner {
+            return Err(DeskError::Invalid(
+                "Choose admin, manager or tech (ownership is handed on, not given to newcomers)."
+                    .into(),
+            ));
+        }
+        self.run(move |desk| {
+            let new = Staff {
+                email,
+                name,
+                role: i.role,
+                alerts: true,
+                hourly_rate_cents: i.hourly_rate_cents,
+                created_at: desk.now(),
+            };
+            desk.store.add_staff(&new).map_err(|e| match e {
+                StoreError::Exists(_) => {
+                    DeskError::Conflict("That address already belongs to an employee.".into())
+                }
+                other => other.into(),
+            })?;
+            Ok(new)
+        })
+        .await
+    }
+
+    /// Sets an employee's role and hourly rate; `Role::Owner` hands ownership on (only the
+    /// owner may). Returns them as saved.
+    pub async fn change_employee(
+        &self,
+        staff: Staff,
+        email: String,
+        role: Role,
+        hourly_rate_cents: u64,
+    ) -> DeskResult<Staff> {
+        require_edit(&staff)?;
+        self.run(move |desk| {
+            let mut person = desk
+                .store
+                .staff(&email)?
+                .ok_or_else(|| DeskError::Invalid("No such employee.".into()))?;
+            if let Some(why) = policy::staff_change_refused(&staff, &person, Some(role), false) {
+                return Err(DeskError::Invalid(why.into()));
+            }
+            let handing_on = role == Role::Owner && person.role != Role::Owner;
+            person.hourly_rate_cents = hourly_rate_cents;
+            if !handing_on {
+                person.role = role;
+            }
+            desk.store.update_staff(&person)?;
+            if handing_on {
+                desk.store.transfer_ownership(&staff.email, &person.email)?;
+            }
+            Ok(person)
+        })
+        .await
+    }
+
+    pub async fn remove_employee(&self, staff: Staff, email: String) -> DeskResult<Staff> {
+        require_edit(&staff)?;
+        self.run(move |desk| {
+            let person = desk
+                .store
+                .staff(&email)?
+                .ok_or_else(|| DeskError::Invalid("No such employee.".into()))?;
+            if let Some(why) = policy::staff_change_refused(&staff, &person, None, true) {
+                return Err(DeskError::Invalid(why.into()));
+            }
+            desk.store.remove_staff(&person.email)?;
+            Ok(person)
+        })
+        .await
+    }
+}
