@@ -19,10 +19,12 @@ pub mod hosts;
 pub mod lists;
 pub mod mail_logs;
 pub mod opening;
+pub mod organizations;
 pub mod policy;
 pub mod portal;
 mod service;
 pub mod tickets;
+pub mod tokens;
 
 pub use error::{DeskError, DeskResult};
 pub use service::Desk;

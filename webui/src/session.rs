@@ -41,12 +41,8 @@ pub fn issue_link(
     Ok(token)
 }
 
-/// A fresh unguessable token (sessions, CSRF, sign-in links): 32 random bytes, base32.
-pub fn new_secret() -> String {
-    data_encoding::BASE32_NOPAD
-        .encode(&postdesk_store::random_bytes::<32>())
-        .to_ascii_lowercase()
-}
+/// A fresh unguessable token (sessions, CSRF, sign-in links).
+pub use postdesk_desk::tokens::new_token as new_secret;
 
 fn cookie_value(parts: &Parts, name: &str) -> Option<String> {
     parts

@@ -1,7 +1,7 @@
 //! Settings: organizations (addresses, whitelist, categories, portal texts and sign-in
 //! mode, the directory-token secret). Owners and admins change them; managers look.
 
-use super::{blocking, choices, refuse, render, settings_forbidden, Choice, Chrome};
+use super::{choices, render, settings_forbidden, Choice, Chrome};
 use crate::forms::{csrf_form, StaffForm};
 use crate::refusals::{PageResult, Refusal};
 use crate::session::StaffSession;
@@ -11,7 +11,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use postdesk_store::{FieldMode, Org, PortalMode, StoreError};
+use postdesk_desk::DeskError;
+use postdesk_store::{FieldMode, Org, PortalMode};
 use serde::Deserialize;
 
 struct OrgRow {
@@ -83,10 +84,9 @@ pub async fn orgs(State(state): State<AppState>, me: StaffSession) -> Response {
 }
 
 async fn orgs_page(state: &AppState, me: &StaffSession, error: Option<String>) -> Response {
-    let store = state.store.clone();
-    let orgs = match blocking(move || store.orgs()).await {
+    let orgs = match state.desk.orgs(me.staff.clone()).await {
         Ok(o) => o,
-        Err(r) => return r,
+        Err(e) => return Refusal::from(e).0,
     };
     let failed = error.is_some();
     let mut r = render(&OrgsPage {
@@ -129,38 +129,19 @@ pub async fn add_org(
     if let Some(refused) = super::settings_gate(&me, &f.csrf) {
         return refused;
     }
-    let slug = f.slug.trim().to_string();
-    let name = f.name.trim().to_string();
-    if let Err(e) = postdesk_store::check_slug(&slug) {
-        return orgs_page(&state, &me, Some(e)).await;
-    }
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return orgs_page(
-            &state,
-            &me,
-            Some("The name must be 1 to 100 characters.".into()),
-        )
+    let added = state
+        .desk
+        .add_org(me.staff.clone(), f.slug, f.name, state.domain.clone())
         .await;
-    }
-    let org = Org {
-        addresses: vec![format!("{slug}@{}", state.domain)],
-        slug: slug.clone(),
-        name,
-        whitelist: Vec::new(),
-        created_at: state.clock.now(),
-        portal: Default::default(),
-    };
-    let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || store.add_org(&org)).await {
-        Ok(Ok(())) => {
-            tracing::info!(org = %slug, by = %me.staff.email, "organization added");
-            Redirect::to(&format!("/settings/orgs/{slug}")).into_response()
+    match added {
+        Ok(org) => {
+            tracing::info!(org = %org.slug, by = %me.staff.email, "organization added");
+            Redirect::to(&format!("/settings/orgs/{}", org.slug)).into_response()
         }
-        Ok(Err(StoreError::Exists(what))) => {
-            orgs_page(&state, &me, Some(format!("The {what} is taken."))).await
+        Err(DeskError::Invalid(why) | DeskError::Conflict(why)) => {
+            orgs_page(&state, &me, Some(why)).await
         }
-        Ok(Err(StoreError::Invalid(why))) => orgs_page(&state, &me, Some(why)).await,
-        _ => refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+        Err(e) => Refusal::from(e).0,
     }
 }
 
@@ -170,13 +151,31 @@ struct Outcome<'a> {
     error: Option<String>,
 }
 
-async fn org_page(state: &AppState, me: &StaffSession, org: &Org, o: Outcome<'_>) -> Response {
-    let store = state.store.clone();
-    let slug = org.slug.clone();
-    let has_secret = match blocking(move || Ok(store.directory_secret(&slug)?.is_some())).await {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
+impl<'a> Outcome<'a> {
+    fn notice(notice: &'a str) -> Outcome<'a> {
+        Outcome {
+            new_secret: None,
+            notice: Some(notice),
+            error: None,
+        }
+    }
+
+    fn error(error: String) -> Outcome<'a> {
+        Outcome {
+            new_secret: None,
+            notice: None,
+            error: Some(error),
+        }
+    }
+}
+
+async fn org_page(
+    state: &AppState,
+    me: &StaffSession,
+    (org, has_secret): &(Org, bool),
+    o: Outcome<'_>,
+) -> Response {
+    let has_secret = *has_secret;
     let blocked = match state
         .desk
         .blocked_senders(me.staff.clone(), org.slug.clone())
@@ -230,12 +229,16 @@ async fn org_page(state: &AppState, me: &StaffSession, org: &Org, o: Outcome<'_>
     page
 }
 
-async fn load_org(state: &AppState, slug: &str) -> Result<Org, Response> {
-    let store = state.store.clone();
-    let lookup = slug.to_string();
-    blocking(move || store.org(&lookup))
-        .await?
-        .ok_or_else(|| refuse(StatusCode::NOT_FOUND, "No such organization."))
+async fn load_org(
+    state: &AppState,
+    me: &StaffSession,
+    slug: &str,
+) -> Result<(Org, bool), Response> {
+    state
+        .desk
+        .org_settings(me.staff.clone(), slug.to_string())
+        .await
+        .map_err(|e| Refusal::from(e).0)
 }
 
 pub async fn org(
@@ -246,7 +249,7 @@ pub async fn org(
     if !policy::can_view_settings(&me.staff) {
         return settings_forbidden();
     }
-    match load_org(&state, &slug).await {
+    match load_org(&state, &me, &slug).await {
         Ok(org) => {
             org_page(
                 &state,
@@ -394,71 +397,24 @@ pub async fn save_org(
     if let Some(refused) = super::settings_gate(&me, &f.csrf) {
         return refused;
     }
-    let org = match load_org(&state, &slug).await {
+    let org = match load_org(&state, &me, &slug).await {
         Ok(o) => o,
         Err(r) => return r,
     };
-    let updated = match apply(&org, &f) {
+    let updated = match apply(&org.0, &f) {
         Ok(u) => u,
-        Err(e) => {
-            return org_page(
-                &state,
-                &me,
-                &org,
-                Outcome {
-                    new_secret: None,
-                    notice: None,
-                    error: Some(e),
-                },
-            )
-            .await
-        }
+        Err(e) => return org_page(&state, &me, &org, Outcome::error(e)).await,
     };
-    let store = state.store.clone();
-    let saving = updated.clone();
-    let saved = tokio::task::spawn_blocking(move || store.update_org(&saving)).await;
-    match saved {
-        Ok(Ok(())) => {
+    match state.desk.save_org(me.staff.clone(), updated.clone()).await {
+        Ok(()) => {
             tracing::info!(org = %slug, by = %me.staff.email, "organization settings changed");
-            org_page(
-                &state,
-                &me,
-                &updated,
-                Outcome {
-                    new_secret: None,
-                    notice: Some("Saved."),
-                    error: None,
-                },
-            )
-            .await
+            let saved = (updated, org.1);
+            org_page(&state, &me, &saved, Outcome::notice("Saved.")).await
         }
-        Ok(Err(StoreError::Exists(what))) => {
-            org_page(
-                &state,
-                &me,
-                &org,
-                Outcome {
-                    new_secret: None,
-                    notice: None,
-                    error: Some(format!("The {what} belongs to another organization.")),
-                },
-            )
-            .await
+        Err(DeskError::Invalid(why) | DeskError::Conflict(why)) => {
+            org_page(&state, &me, &org, Outcome::error(why)).await
         }
-        Ok(Err(StoreError::Invalid(why))) => {
-            org_page(
-                &state,
-                &me,
-                &org,
-                Outcome {
-                    new_secret: None,
-                    notice: None,
-                    error: Some(why),
-                },
-            )
-            .await
-        }
-        _ => refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+        Err(e) => Refusal::from(e).0,
     }
 }
 
@@ -478,16 +434,19 @@ pub async fn new_directory_secret(
     if let Some(refused) = super::settings_gate(&me, &f.csrf) {
         return refused;
     }
-    let org = match load_org(&state, &slug).await {
+    let org = match load_org(&state, &me, &slug).await {
         Ok(o) => o,
         Err(r) => return r,
     };
-    let secret = crate::session::new_secret();
-    let store = state.store.clone();
-    let (lookup, value) = (slug.clone(), secret.clone());
-    if let Err(r) = blocking(move || store.set_directory_secret(&lookup, value.as_bytes())).await {
-        return r;
-    }
+    let secret = match state
+        .desk
+        .new_directory_secret(me.staff.clone(), slug.clone())
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => return Refusal::from(e).0,
+    };
+    let org = (org.0, true);
     tracing::info!(org = %slug, by = %me.staff.email, "directory token secret replaced");
     org_page(
         &state,

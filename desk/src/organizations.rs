@@ -1,0 +1,116 @@
+//! Organizations in settings: the list and one organization's settings for those who see
+//! settings; adding one, saving its settings and replacing its directory-token secret for
+//! owners and admins.
+
+use crate::{policy, Desk, DeskError, DeskResult};
+use postdesk_store::{check_slug, Org, Staff, StoreError};
+
+fn require_view(staff: &Staff) -> DeskResult<()> {
+    if policy::can_view_settings(staff) {
+        Ok(())
+    } else {
+        Err(DeskError::Forbidden(
+            "Settings are for owners, admins and managers.".into(),
+        ))
+    }
+}
+
+fn require_edit(staff: &Staff) -> DeskResult<()> {
+    if policy::can_edit_settings(staff) {
+        Ok(())
+    } else {
+        Err(DeskError::Forbidden(
+            "Only owners and admins change settings.".into(),
+        ))
+    }
+}
+
+/// Store refusals of a settings change, as the form shows them.
+fn refused(e: StoreError, taken: &str) -> DeskError {
+    match e {
+        StoreError::Exists(what) => DeskError::Conflict(format!("The {what} {taken}.")),
+        StoreError::Invalid(why) => DeskError::Invalid(why),
+        other => other.into(),
+    }
+}
+
+impl Desk {
+    pub async fn orgs(&self, staff: Staff) -> DeskResult<Vec<Org>> {
+        require_view(&staff)?;
+        self.run(|desk| Ok(desk.store.orgs()?)).await
+    }
+
+    /// Organization `slug`, and whether it has a directory-token secret.
+    pub async fn org_settings(&self, staff: Staff, slug: String) -> DeskResult<(Org, bool)> {
+        require_view(&staff)?;
+        self.run(move |desk| {
+            let org = desk
+                .store
+                .org(&slug)?
+                .ok_or_else(|| DeskError::NotFound("No such organization.".into()))?;
+            let has_secret = desk.store.directory_secret(&slug)?.is_some();
+            Ok((org, has_secret))
+        })
+        .await
+    }
+
+    /// Adds organization `slug` named `name`, receiving mail at `slug@domain`.
+    pub async fn add_org(
+        &self,
+        staff: Staff,
+        slug: String,
+        name: String,
+        domain: String,
+    ) -> DeskResult<Org> {
+        require_edit(&staff)?;
+        let (slug, name) = (slug.trim().to_string(), name.trim().to_string());
+        check_slug(&slug).map_err(DeskError::Invalid)?;
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(DeskError::Invalid(
+                "The name must be 1 to 100 characters.".into(),
+            ));
+        }
+        self.run(move |desk| {
+            let org = Org {
+                addresses: vec![format!("{slug}@{domain}")],
+                slug,
+                name,
+                whitelist: Vec::new(),
+                created_at: desk.now(),
+                portal: Default::default(),
+            };
+            desk.store
+                .add_org(&org)
+                .map_err(|e| refused(e, "is taken"))?;
+            Ok(org)
+        })
+        .await
+    }
+
+    /// Saves an organization's changed settings (checked by the store: addresses another
+    /// organization has are refused).
+    pub async fn save_org(&self, staff: Staff, org: Org) -> DeskResult<()> {
+        require_edit(&staff)?;
+        self.run(move |desk| {
+            desk.store
+                .update_org(&org)
+                .map_err(|e| refused(e, "belongs to another organization"))
+        })
+        .await
+    }
+
+    /// Replaces organization `slug`'s directory-token secret; returns the new one, to be
+    /// shown once.
+    pub async fn new_directory_secret(&self, staff: Staff, slug: String) -> DeskResult<String> {
+        require_edit(&staff)?;
+        self.run(move |desk| {
+            desk.store
+                .org(&slug)?
+                .ok_or_else(|| DeskError::NotFound("No such organization.".into()))?;
+            let secret = crate::tokens::new_token();
+            desk.store.set_directory_secret(&slug, secret.as_bytes())?;
+            Ok(secret)
+        })
+        .await
+    }
+}
