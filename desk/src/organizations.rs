@@ -1,9 +1,9 @@
-//! Organizations in settings: the list and one organization's settings for those who see
-//! settings; adding one, saving its settings and replacing its directory-token secret for
-//! owners and admins.
+//! Organizations in settings: the list (with their DKIM keys) and one organization's
+//! settings for those who see settings; adding one, saving its settings, replacing its
+//! directory-token secret or its DKIM key for owners and admins.
 
 use crate::{policy, Desk, DeskError, DeskResult};
-use postdesk_store::{check_slug, Org, Staff, StoreError};
+use postdesk_store::{check_slug, DkimKeyRecord, Org, Staff, StoreError};
 
 fn require_view(staff: &Staff) -> DeskResult<()> {
     if policy::can_view_settings(staff) {
@@ -110,6 +110,37 @@ impl Desk {
             let secret = crate::tokens::new_token();
             desk.store.set_directory_secret(&slug, secret.as_bytes())?;
             Ok(secret)
+        })
+        .await
+    }
+
+    /// Every organization with its DKIM key, if it has one.
+    pub async fn orgs_with_keys(
+        &self,
+        staff: Staff,
+    ) -> DeskResult<Vec<(Org, Option<DkimKeyRecord>)>> {
+        require_view(&staff)?;
+        self.run(|desk| {
+            desk.store
+                .orgs()?
+                .into_iter()
+                .map(|o| {
+                    let key = desk.store.dkim_key(&o.slug)?;
+                    Ok((o, key))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Replaces the organization's DKIM key (made by the caller, which knows how).
+    pub async fn set_dkim_key(&self, staff: Staff, key: DkimKeyRecord) -> DeskResult<()> {
+        require_edit(&staff)?;
+        self.run(move |desk| {
+            desk.store
+                .org(&key.org)?
+                .ok_or_else(|| DeskError::NotFound("No such organization.".into()))?;
+            Ok(desk.store.put_dkim_key(&key)?)
         })
         .await
     }

@@ -4,7 +4,8 @@
 //! publish, and for owners and admins a new key.
 
 use super::desk::short_time;
-use super::{blocking, refuse, render, settings_forbidden, Chrome};
+use super::{render, settings_forbidden, Chrome};
+use crate::refusals::Refusal;
 use crate::session::StaffSession;
 use crate::{policy, AppState};
 use askama::Template;
@@ -12,7 +13,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Form;
-use postdesk_store::{DkimKeyRecord, StoreError};
+use postdesk_desk::DeskError;
+use postdesk_store::DkimKeyRecord;
 use serde::Deserialize;
 
 struct OrgMail {
@@ -54,42 +56,50 @@ async fn page(
     notice: Option<String>,
     error: Option<String>,
 ) -> Response {
-    let store = state.store.clone();
-    let found = blocking(move || {
-        let mut sources = Vec::new();
-        for s in store.mailbox_statuses()? {
-            let (imported, refused) = store.mailbox_counts(&s.source)?;
-            sources.push(SourceView {
-                state: match (s.connected, s.idle) {
-                    (true, true) => "connected, IDLE".into(),
-                    (true, false) => "connected, polling".into(),
-                    (false, _) => "not connected".into(),
-                },
-                imported,
-                refused,
-                last_success: s
-                    .last_success
-                    .map(short_time)
-                    .unwrap_or_else(|| "never".into()),
-                last_error: match (s.last_error, s.last_error_at) {
-                    (Some(e), Some(at)) => format!("{} ({e})", short_time(at)),
-                    (Some(e), None) => e,
-                    _ => "none".into(),
-                },
-                source: s.source,
-                org: s.org,
-            });
-        }
-        let mut out = Vec::new();
-        for o in store.orgs()? {
-            let key = store.dkim_key(&o.slug)?;
+    let found = async {
+        let sources = state.desk.sources(me.staff.clone()).await?;
+        let orgs = state.desk.orgs_with_keys(me.staff.clone()).await?;
+        Ok::<_, DeskError>((sources, orgs))
+    }
+    .await;
+    let (sources, orgs) = match found {
+        Ok(found) => found,
+        Err(e) => return Refusal::from(e).0,
+    };
+    let sources = sources
+        .into_iter()
+        .map(|s| SourceView {
+            state: match (s.status.connected, s.status.idle) {
+                (true, true) => "connected, IDLE".into(),
+                (true, false) => "connected, polling".into(),
+                (false, _) => "not connected".into(),
+            },
+            imported: s.imported,
+            refused: s.refused,
+            last_success: s
+                .status
+                .last_success
+                .map(short_time)
+                .unwrap_or_else(|| "never".into()),
+            last_error: match (s.status.last_error, s.status.last_error_at) {
+                (Some(e), Some(at)) => format!("{} ({e})", short_time(at)),
+                (Some(e), None) => e,
+                _ => "none".into(),
+            },
+            source: s.status.source,
+            org: s.status.org,
+        })
+        .collect();
+    let year = time::OffsetDateTime::now_utc().year();
+    let orgs = orgs
+        .into_iter()
+        .map(|(o, key)| {
             let address = o.addresses.first().cloned().unwrap_or_default();
             let domain = address
                 .rsplit_once('@')
                 .map(|(_, d)| d.to_string())
                 .unwrap_or_default();
-            let year = time::OffsetDateTime::now_utc().year();
-            out.push(OrgMail {
+            OrgMail {
                 record: key
                     .as_ref()
                     .map(|k| postdesk_notifier::dns_record(k, &domain)),
@@ -102,15 +112,9 @@ async fn page(
                 slug: o.slug,
                 name: o.name,
                 address,
-            });
-        }
-        Ok((sources, out))
-    })
-    .await;
-    let (sources, orgs) = match found {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
+            }
+        })
+        .collect();
     let failed = error.is_some();
     let mut r = render(&EmailPage {
         chrome: Chrome::of(me),
@@ -173,30 +177,29 @@ pub async fn generate(
         "ed25519" => postdesk_notifier::Algorithm::Ed25519,
         _ => return page(&state, &me, None, Some("Choose rsa or ed25519.".into())).await,
     };
-    let store = state.store.clone();
-    let made = blocking(move || {
-        if store.org(&slug)?.is_none() {
-            return Ok(None);
-        }
-        let (algorithm, private_key, public_key) = postdesk_notifier::generate_key(algorithm)
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        store.put_dkim_key(&DkimKeyRecord {
-            org: slug.clone(),
-            selector,
-            algorithm,
-            private_key,
-            public_key,
-            created_at: time::OffsetDateTime::now_utc(),
-        })?;
-        Ok(Some(slug))
-    })
-    .await;
-    match made {
-        Ok(Some(slug)) => {
-            tracing::info!(org = %slug, by = %me.staff.email, "DKIM key replaced");
-            page(&state, &me, Some(format!("New DKIM key for {slug}: publish its record before mail is checked against it.")), None).await
-        }
-        Ok(None) => refuse(StatusCode::NOT_FOUND, "No such organization."),
-        Err(r) => r,
+    let (algorithm, private_key, public_key) = match postdesk_notifier::generate_key(algorithm) {
+        Ok(made) => made,
+        Err(e) => return page(&state, &me, None, Some(e.to_string())).await,
+    };
+    let key = DkimKeyRecord {
+        org: slug.clone(),
+        selector,
+        algorithm,
+        private_key,
+        public_key,
+        created_at: time::OffsetDateTime::now_utc(),
+    };
+    if let Err(e) = state.desk.set_dkim_key(me.staff.clone(), key).await {
+        return Refusal::from(e).0;
     }
+    tracing::info!(org = %slug, by = %me.staff.email, "DKIM key replaced");
+    page(
+        &state,
+        &me,
+        Some(format!(
+            "New DKIM key for {slug}: publish its record before mail is checked against it."
+        )),
+        None,
+    )
+    .await
 }
