@@ -40,3 +40,10 @@ def screenshot(driver, name):
     path = os.path.abspath(os.path.join(SCREENSHOTS, f"{name}.png"))
     driver.save_screenshot(path)
     return path
+
+
+def page_text(driver):
+    """The page's visible text, read in one script run: a page that a submitted form is
+    replacing has no stale element to trip over (reading `body.text` through a found
+    element raced with the navigation in CI)."""
+    return driver.execute_script("return document.body ? document.body.innerText : ''")

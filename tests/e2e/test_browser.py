@@ -12,10 +12,9 @@ import unittest
 from email.message import EmailMessage
 
 from selenium.webdriver.common.by import By
-from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from chromium import chromium, screenshot
+from chromium import chromium, page_text, screenshot
 from harness import Server, outbox_mails, sign_in_link, staff_link, wait_for
 
 
@@ -40,12 +39,11 @@ class Browser(unittest.TestCase):
         self.chrome.get(self.srv.url(path))
 
     def text(self):
-        return self.chrome.find_element(By.TAG_NAME, "body").text
+        return page_text(self.chrome)
 
     def see(self, expected):
         """Waits for the page (after a click, the next page) to show `expected`."""
-        WebDriverWait(self.chrome, 10, ignored_exceptions=[StaleElementReferenceException]).until(
-            lambda d: expected in d.find_element(By.TAG_NAME, "body").text)
+        WebDriverWait(self.chrome, 10).until(lambda d: expected in page_text(d))
         return self.text()
 
     def test_portal_user_and_staff_member(self):

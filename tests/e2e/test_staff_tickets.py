@@ -15,11 +15,10 @@ import re
 import smtplib
 import unittest
 
-from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from chromium import chromium
+from chromium import chromium, page_text
 from harness import Browser, Server, mail, outbox_mails, staff_link, wait_for
 
 
@@ -165,10 +164,7 @@ class StaffTickets(unittest.TestCase):
         srv = self.srv
         c = chromium()
         self.addCleanup(c.quit)
-        # The body read while a submitted form's page replaces it is stale: read it again.
-        see = lambda text: WebDriverWait(
-            c, 10, ignored_exceptions=(StaleElementReferenceException,)).until(
-            lambda d: text in d.find_element(By.TAG_NAME, "body").text)
+        see = lambda text: WebDriverWait(c, 10).until(lambda d: text in page_text(d))
         c.get(srv.url(self.link))
         c.get(srv.url("/desk"))
         c.find_element(By.ID, "new-ticket").click()
