@@ -56,11 +56,7 @@ impl Desk {
         staff: Staff,
         org: String,
     ) -> DeskResult<Vec<BlockedSender>> {
-        if !policy::can_view_settings(&staff) {
-            return Err(DeskError::Forbidden(
-                "Settings are for owners, admins and managers.".into(),
-            ));
-        }
+        policy::require_settings_view(&staff)?;
         self.run(move |desk| {
             desk.store
                 .org(&org)?
@@ -77,11 +73,7 @@ impl Desk {
         org: String,
         sender: String,
     ) -> DeskResult<()> {
-        if !policy::can_edit_settings(&staff) {
-            return Err(DeskError::Forbidden(
-                "Only owners and admins change settings.".into(),
-            ));
-        }
+        policy::require_settings_edit(&staff)?;
         // Matched against what is on the list, however it was spelled when blocked (a
         // requester need not be an address this desk would accept as typed).
         let sender = sender.trim().to_string();

@@ -4,7 +4,8 @@
 //! shared).
 
 use crate::address::email_address;
-use crate::{policy, Desk, DeskError, DeskResult};
+use crate::policy::{self, require_settings_edit, require_settings_view};
+use crate::{Desk, DeskError, DeskResult};
 use postdesk_store::{Role, Staff, StoreError};
 
 /// A new employee as the settings form gives them.
@@ -15,29 +16,15 @@ pub struct Invitation {
     pub hourly_rate_cents: u64,
 }
 
-fn require_edit(staff: &Staff) -> DeskResult<()> {
-    if policy::can_edit_settings(staff) {
-        Ok(())
-    } else {
-        Err(DeskError::Forbidden(
-            "Only owners and admins change settings.".into(),
-        ))
-    }
-}
-
 impl Desk {
     pub async fn staff_list(&self, staff: Staff) -> DeskResult<Vec<Staff>> {
-        if !policy::can_view_settings(&staff) {
-            return Err(DeskError::Forbidden(
-                "Settings are for owners, admins and managers.".into(),
-            ));
-        }
+        require_settings_view(&staff)?;
         self.run(|desk| Ok(desk.store.staff_list()?)).await
     }
 
     /// Adds the employee; returns them as stored (the address lowercased).
     pub async fn invite_employee(&self, staff: Staff, i: Invitation) -> DeskResult<Staff> {
-        require_edit(&staff)?;
+        require_settings_edit(&staff)?;
         let email = email_address(&i.email)
             .ok_or_else(|| DeskError::Invalid("Give the employee's email address.".into()))?;
         let name = i.name.trim().to_string();
@@ -81,7 +68,7 @@ impl Desk {
         role: Role,
         hourly_rate_cents: u64,
     ) -> DeskResult<Staff> {
-        require_edit(&staff)?;
+        require_settings_edit(&staff)?;
         self.run(move |desk| {
             let mut person = desk
                 .store
@@ -105,7 +92,7 @@ impl Desk {
     }
 
     pub async fn remove_employee(&self, staff: Staff, email: String) -> DeskResult<Staff> {
-        require_edit(&staff)?;
+        require_settings_edit(&staff)?;
         self.run(move |desk| {
             let person = desk
                 .store

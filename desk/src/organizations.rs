@@ -2,28 +2,9 @@
 //! settings for those who see settings; adding one, saving its settings, replacing its
 //! directory-token secret or its DKIM key for owners and admins.
 
-use crate::{policy, Desk, DeskError, DeskResult};
+use crate::policy::{require_settings_edit, require_settings_view};
+use crate::{Desk, DeskError, DeskResult};
 use postdesk_store::{check_slug, DkimKeyRecord, Org, Staff, StoreError};
-
-fn require_view(staff: &Staff) -> DeskResult<()> {
-    if policy::can_view_settings(staff) {
-        Ok(())
-    } else {
-        Err(DeskError::Forbidden(
-            "Settings are for owners, admins and managers.".into(),
-        ))
-    }
-}
-
-fn require_edit(staff: &Staff) -> DeskResult<()> {
-    if policy::can_edit_settings(staff) {
-        Ok(())
-    } else {
-        Err(DeskError::Forbidden(
-            "Only owners and admins change settings.".into(),
-        ))
-    }
-}
 
 /// Store refusals of a settings change, as the form shows them.
 fn refused(e: StoreError, taken: &str) -> DeskError {
@@ -36,13 +17,13 @@ fn refused(e: StoreError, taken: &str) -> DeskError {
 
 impl Desk {
     pub async fn orgs(&self, staff: Staff) -> DeskResult<Vec<Org>> {
-        require_view(&staff)?;
+        require_settings_view(&staff)?;
         self.run(|desk| Ok(desk.store.orgs()?)).await
     }
 
     /// Organization `slug`, and whether it has a directory-token secret.
     pub async fn org_settings(&self, staff: Staff, slug: String) -> DeskResult<(Org, bool)> {
-        require_view(&staff)?;
+        require_settings_view(&staff)?;
         self.run(move |desk| {
             let org = desk
                 .store
@@ -62,7 +43,7 @@ impl Desk {
         name: String,
         domain: String,
     ) -> DeskResult<Org> {
-        require_edit(&staff)?;
+        require_settings_edit(&staff)?;
         let (slug, name) = (slug.trim().to_string(), name.trim().to_string());
         check_slug(&slug).map_err(DeskError::Invalid)?;
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
@@ -90,7 +71,7 @@ impl Desk {
     /// Saves an organization's changed settings (checked by the store: addresses another
     /// organization has are refused).
     pub async fn save_org(&self, staff: Staff, org: Org) -> DeskResult<()> {
-        require_edit(&staff)?;
+        require_settings_edit(&staff)?;
         self.run(move |desk| {
             desk.store
                 .update_org(&org)
@@ -102,7 +83,7 @@ impl Desk {
     /// Replaces organization `slug`'s directory-token secret; returns the new one, to be
     /// shown once.
     pub async fn new_directory_secret(&self, staff: Staff, slug: String) -> DeskResult<String> {
-        require_edit(&staff)?;
+        require_settings_edit(&staff)?;
         self.run(move |desk| {
             desk.store
                 .org(&slug)?
@@ -119,7 +100,7 @@ impl Desk {
         &self,
         staff: Staff,
     ) -> DeskResult<Vec<(Org, Option<DkimKeyRecord>)>> {
-        require_view(&staff)?;
+        require_settings_view(&staff)?;
         self.run(|desk| {
             desk.store
                 .orgs()?
@@ -135,7 +116,7 @@ impl Desk {
 
     /// Replaces the organization's DKIM key (made by the caller, which knows how).
     pub async fn set_dkim_key(&self, staff: Staff, key: DkimKeyRecord) -> DeskResult<()> {
-        require_edit(&staff)?;
+        require_settings_edit(&staff)?;
         self.run(move |desk| {
             desk.store
                 .org(&key.org)?

@@ -1,6 +1,7 @@
 //! The one place that decides who may see and do what: every page, API call, staff mail
 //! command and outbound alert asks it.
 
+use crate::{DeskError, DeskResult};
 use postdesk_store::{Role, Staff, Ticket};
 
 /// Owner, Admin and Manager see every ticket; a Tech only those they raised (as requester,
@@ -42,6 +43,28 @@ pub fn can_view_settings(staff: &Staff) -> bool {
 
 pub fn can_edit_settings(staff: &Staff) -> bool {
     matches!(staff.role, Role::Owner | Role::Admin)
+}
+
+/// [`can_view_settings`] as a desk command's first step.
+pub(crate) fn require_settings_view(staff: &Staff) -> DeskResult<()> {
+    if can_view_settings(staff) {
+        Ok(())
+    } else {
+        Err(DeskError::Forbidden(
+            "Settings are for owners, admins and managers.".into(),
+        ))
+    }
+}
+
+/// [`can_edit_settings`] as a desk command's first step.
+pub(crate) fn require_settings_edit(staff: &Staff) -> DeskResult<()> {
+    if can_edit_settings(staff) {
+        Ok(())
+    } else {
+        Err(DeskError::Forbidden(
+            "Only owners and admins change settings.".into(),
+        ))
+    }
 }
 
 /// What an owner or admin may not do to a staff member, if anything: nobody deletes the
