@@ -22,7 +22,7 @@ use postdesk_desk::policy;
 pub use client_ip::TrustedProxies;
 pub use error::ApiError;
 pub use passwords::hash_password;
-pub use session::{issue_link, new_secret, LINK_HOURS};
+pub use session::{issue_link, LINK_HOURS};
 
 use axum::extract::State;
 use axum::response::Redirect;

@@ -29,7 +29,7 @@ pub fn issue_link(
     now: time::OffsetDateTime,
     hours: i64,
 ) -> Result<String, postdesk_store::StoreError> {
-    let token = new_secret();
+    let token = new_token();
     store.add_login_link(
         &token,
         &postdesk_store::LoginLink {
@@ -41,8 +41,7 @@ pub fn issue_link(
     Ok(token)
 }
 
-/// A fresh unguessable token (sessions, CSRF, sign-in links).
-pub use postdesk_desk::tokens::new_token as new_secret;
+use postdesk_desk::tokens::new_token;
 
 fn cookie_value(parts: &Parts, name: &str) -> Option<String> {
     parts
@@ -82,10 +81,10 @@ fn session_id(parts: &Parts, state: &AppState) -> Option<String> {
 
 /// Starts a session for `principal` and sends the browser to `to` with its cookie.
 pub fn sign_in(state: &AppState, principal: Principal, to: &str) -> Response {
-    let id = new_secret();
+    let id = new_token();
     let session = WebSession {
         principal,
-        csrf: new_secret(),
+        csrf: new_token(),
         expires_at: state.clock.now() + time::Duration::days(SESSION_DAYS),
     };
     match state.store.add_session(&id, &session) {
@@ -283,7 +282,7 @@ impl FormToken {
         match &self.0 {
             Some(t) if !t.is_empty() => (t.clone(), None),
             _ => {
-                let t = new_secret();
+                let t = new_token();
                 let cookie = HeaderValue::from_str(&format!(
                     "{}={t}; {}",
                     cookie_name(state, FORM_COOKIE),

@@ -145,6 +145,7 @@ pub async fn add_org(
     }
 }
 
+#[derive(Default)]
 struct Outcome<'a> {
     new_secret: Option<String>,
     notice: Option<&'a str>,
@@ -154,17 +155,15 @@ struct Outcome<'a> {
 impl<'a> Outcome<'a> {
     fn notice(notice: &'a str) -> Outcome<'a> {
         Outcome {
-            new_secret: None,
             notice: Some(notice),
-            error: None,
+            ..Default::default()
         }
     }
 
     fn error(error: String) -> Outcome<'a> {
         Outcome {
-            new_secret: None,
-            notice: None,
             error: Some(error),
+            ..Default::default()
         }
     }
 }
@@ -250,19 +249,7 @@ pub async fn org(
         return settings_forbidden();
     }
     match load_org(&state, &me, &slug).await {
-        Ok(org) => {
-            org_page(
-                &state,
-                &me,
-                &org,
-                Outcome {
-                    new_secret: None,
-                    notice: None,
-                    error: None,
-                },
-            )
-            .await
-        }
+        Ok(org) => org_page(&state, &me, &org, Outcome::default()).await,
         Err(r) => r,
     }
 }
@@ -454,8 +441,7 @@ pub async fn new_directory_secret(
         &org,
         Outcome {
             new_secret: Some(secret),
-            notice: None,
-            error: None,
+            ..Default::default()
         },
     )
     .await
