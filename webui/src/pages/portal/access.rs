@@ -14,7 +14,7 @@ use postdesk_desk::address::email_address;
 use postdesk_store::{PortalMode, Principal};
 use serde::Deserialize;
 
-use super::{bad_form, form_user, org, portal_page, Message, TicketList};
+use super::{bad_form, form_user, org, portal_page, Message};
 
 #[derive(Deserialize)]
 pub struct LinkRequest {
@@ -75,7 +75,6 @@ pub async fn request_link(
             notice: Some(answer),
             ..Default::default()
         },
-        &TicketList::default(),
     )
     .await
 }

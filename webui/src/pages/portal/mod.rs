@@ -111,6 +111,25 @@ async fn portal_page(
     session: Option<&PortalSession>,
     form_token: &FormToken,
     message: Message<'_>,
+) -> Response {
+    front_page(
+        state,
+        org,
+        session,
+        form_token,
+        message,
+        &TicketList::default(),
+    )
+    .await
+}
+
+/// [`portal_page`] showing the page of "my tickets" that `list` asks for.
+async fn front_page(
+    state: &AppState,
+    org: &Org,
+    session: Option<&PortalSession>,
+    form_token: &FormToken,
+    message: Message<'_>,
     list: &TicketList,
 ) -> Response {
     let (found, automatic_mail) = match session {
@@ -215,7 +234,6 @@ async fn bad_form(
             error: Some(error),
             ..Default::default()
         },
-        &TicketList::default(),
     )
     .await;
     *r.status_mut() = StatusCode::BAD_REQUEST;
@@ -233,7 +251,7 @@ pub async fn home(
         Ok(o) => o,
         Err(r) => return r,
     };
-    portal_page(
+    front_page(
         &state,
         &org,
         of_org(session, &slug).as_ref(),

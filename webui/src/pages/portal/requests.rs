@@ -17,7 +17,7 @@ use postdesk_desk::opening::PortalRequest;
 use postdesk_store::{FieldMode, Org, PortalMode, TicketType};
 use serde::Deserialize;
 
-use super::{bad_form, of_org, org, portal_page, Message, TicketList, MAX_SUMMARY, MAX_TEXT};
+use super::{bad_form, of_org, org, portal_page, Message, MAX_SUMMARY, MAX_TEXT};
 
 /// The request form's fields, checked against the organization's settings.
 struct Request {
@@ -176,7 +176,6 @@ pub async fn submit(
             notice: Some(&notice),
             error: None,
         },
-        &TicketList::default(),
     )
     .await
 }
@@ -268,7 +267,6 @@ pub async fn submit_as_guest(
             notice: Some(&notice),
             error: None,
         },
-        &TicketList::default(),
     )
     .await
 }
