@@ -3,11 +3,12 @@
 //! blocks (a ticket deleted as spam), whose mail is refused at the door.
 
 use crate::bell::{unread_key, BellItem};
-use crate::codec::{decode, encode, num_key, read_counter, read_u64};
+use crate::codec::{decode, encode, key_num, num_key, read_counter, read_u64};
 use crate::files::Kind;
 use crate::outbox::OutboxItem;
 use crate::tickets::{
     bump, count_key, mid_key, midby_prefix, midfrom_key, ourmid_key, person_keys, recency_key,
+    tev_key,
 };
 use crate::{
     normalize_message_id, Decision, Event, EventKind, Outcome, Store, StoreError, Ticket,
@@ -194,7 +195,7 @@ impl Store {
         let mut g = Gathered::default();
         for k in self.state.scan_prefix(num_key("tev/", number)).keys() {
             let k = k?;
-            if let Some(seq) = k.get(k.len().saturating_sub(8)..).and_then(read_u64) {
+            if let Some(seq) = key_num(&k) {
                 g.remove.insert(num_key("ev/", seq));
             }
             g.remove.insert(k.to_vec());
@@ -217,11 +218,9 @@ impl Store {
         g.remove.extend(person_keys(ticket));
         let points_here =
             |v: Option<sled::IVec>| v.is_some_and(|v| read_counter(Some(v)) == number);
-        for k in self.state.scan_prefix(num_key("tev/", number)).keys() {
-            g.remove.insert(k?.to_vec());
-        }
         for e in events {
             g.remove.insert(num_key("ev/", e.seq));
+            g.remove.insert(tev_key(number, e.seq));
             g.remove.insert(num_key("held/", e.seq));
             for a in &e.attachments {
                 g.remove.insert(blobuse_key(&a.sha256, number));
@@ -246,7 +245,7 @@ impl Store {
         }
         for k in self.state.scan_prefix(num_key("tdup/", number)).keys() {
             let k = k?;
-            if let Some(inbound) = k.get(k.len().saturating_sub(8)..).and_then(read_u64) {
+            if let Some(inbound) = key_num(&k) {
                 self.gather_original(&mut g, org, number, inbound, None)?;
             }
             g.remove.insert(k.to_vec());
@@ -320,7 +319,7 @@ impl Store {
             .keys()
         {
             let k = k?;
-            let other = k.get(k.len().saturating_sub(8)..).and_then(read_u64);
+            let other = key_num(&k);
             if other.is_some_and(|t| t != number) {
                 used_elsewhere = true;
             }

@@ -407,15 +407,20 @@ pub(crate) fn save_ticket(
     Ok(())
 }
 
+/// The ticket's event index: `tev/<ticket><seq>`, in log order.
+pub(crate) fn tev_key(ticket: u64, seq: u64) -> Vec<u8> {
+    let mut k = num_key("tev/", ticket);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
 /// Appends `event` to the log and to its ticket's event index.
 pub(crate) fn append_event(
     tx: &TransactionalTree,
     event: &Event,
 ) -> Result<(), sled::transaction::ConflictableTransactionError<StoreError>> {
     tx.insert(num_key("ev/", event.seq), encode(event).map_err(Abort)?)?;
-    let mut tev = num_key("tev/", event.ticket);
-    tev.extend_from_slice(&event.seq.to_be_bytes());
-    tx.insert(tev, &[])?;
+    tx.insert(tev_key(event.ticket, event.seq), &[])?;
     for a in &event.attachments {
         tx.insert(blobuse_key(&a.sha256, event.ticket), &[])?;
     }
