@@ -2,7 +2,7 @@
 //! for the organization; and the blocklist those leave, seen and trimmed in settings.
 
 use crate::{policy, Desk, DeskError, DeskResult};
-use postdesk_store::{BlockedSender, Deleted, Staff, StoreError};
+use postdesk_store::{blocked_form, BlockedSender, Deleted, Staff, StoreError};
 
 impl Desk {
     /// Deletes ticket `number`; `spam` also blocks its requester for the organization.
@@ -23,13 +23,16 @@ impl Desk {
             let ticket = desk.visible_ticket(&staff, number)?;
             let block = if spam {
                 let sender = ticket.requester.clone();
-                if desk.store.staff(&sender)?.is_some() {
+                // A block covers every spelling of the mailbox (`+tag` and all): checked
+                // in that form, so no spelling of a staff address blocks its owner.
+                let mailbox = blocked_form(&sender);
+                if desk.store.staff(&sender)?.is_some() || desk.store.staff(&mailbox)?.is_some() {
                     return Err(DeskError::Invalid(format!(
                         "{sender} is a staff member's address: delete the ticket without \
                          marking it as spam"
                     )));
                 }
-                if desk.store.org_for_address(&sender)?.is_some() {
+                if desk.store.org_for_address(&mailbox)?.is_some() {
                     return Err(DeskError::Invalid(format!(
                         "{sender} is one of Postdesk's own addresses and cannot be blocked"
                     )));

@@ -47,7 +47,7 @@ pub struct Deleted {
 /// The form of an address a block matches: lowercase, without a quoted local part's
 /// quotes, a `+tag` or a trailing dot on the domain, so one block covers every spelling of
 /// the same mailbox.
-pub(crate) fn blocked_form(sender: &str) -> String {
+pub fn blocked_form(sender: &str) -> String {
     let a = sender.trim().to_ascii_lowercase();
     let Some((local, domain)) = a.rsplit_once('@') else {
         return a;

@@ -22,7 +22,7 @@ mod tickets;
 pub use access::{LinkRefusal, LoginLink, Principal, WebSession};
 pub use bell::BellItem;
 pub use clock::{Clock, OffsetFileClock, SystemClock};
-pub use deletion::{BlockedSender, Deleted};
+pub use deletion::{blocked_form, BlockedSender, Deleted};
 pub use directory::{hash_token, ApiTokenInfo};
 pub use dkim::DkimKeyRecord;
 pub use error::StoreError;

@@ -116,6 +116,11 @@ class DeleteAndSpam(unittest.TestCase):
         srv.send("DELETE", f"/api/v1/tickets/{t['number']}?spam=true", b"", expect=400)
         srv.api(f"/api/v1/tickets/{t['number']}")
         srv.send("DELETE", f"/api/v1/tickets/{t['number']}", b"", expect=200)
+        # Nor any spelling of it: a block of alex+x@ would be a block of alex@.
+        t = srv.send("POST", "/api/v1/tickets", {
+            "org": "acme", "requester": "Alex+Laptop@acme.test", "summary": "Laptop",
+            "text": "Mine is broken.", "notify": False}, expect=201)
+        srv.send("DELETE", f"/api/v1/tickets/{t['number']}?spam=true", b"", expect=400)
         self.assertEqual(srv.api("/api/v1/orgs/acme/blocked"), [])
 
     def test_the_desk_page_deletes_with_its_form_token(self):
