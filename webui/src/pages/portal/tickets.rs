@@ -2,7 +2,7 @@
 //! with files.
 
 use crate::pages::{refuse, render};
-use crate::refusals::Refusal;
+use crate::refusals::{forged, Refusal};
 use crate::session::PortalSession;
 use crate::upload::Upload;
 use crate::AppState;
@@ -14,7 +14,7 @@ use postdesk_desk::opening::RequesterReply;
 use postdesk_desk::DeskError;
 use postdesk_store::{Event, EventKind, Org, Ticket, Visibility};
 
-use super::{form_user, of_org, org};
+use super::{of_org, org};
 
 struct EventView {
     author: String,
@@ -116,6 +116,10 @@ pub async fn reply(
     session: Option<PortalSession>,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
+    // Signed in before the body is read: only a portal user's upload costs a read.
+    let Some(me) = of_org(session, &slug) else {
+        return Redirect::to(&format!("/portal/{slug}")).into_response();
+    };
     let Ok(multipart) = multipart else {
         return refuse(
             StatusCode::BAD_REQUEST,
@@ -126,10 +130,9 @@ pub async fn reply(
         Ok(u) => u,
         Err(why) => return refuse(StatusCode::BAD_REQUEST, &why),
     };
-    let me = match form_user(session, &slug, &upload.field("csrf")) {
-        Ok(me) => me,
-        Err(r) => return r,
-    };
+    if !me.csrf_ok(&upload.field("csrf")) {
+        return forged();
+    }
     let reply = RequesterReply {
         org: slug.clone(),
         requester: me.email.clone(),
