@@ -1095,15 +1095,17 @@ impl SegmentAccountant {
         let config = self.config.clone();
 
         io_fail!(&config, "file truncation");
-        threadpool::spawn(move || {
-            debug!("truncating file to length {}", at);
-            let res = config
-                .file
-                .set_len(at)
-                .and_then(|_| config.file.sync_all())
-                .map_err(|e| e.into());
-            completer.fill(res);
-        })?;
+        // Postdesk patch: truncate here, not on the IO threadpool. `bump_tip` waits for a
+        // pending truncation while holding the segment accountant's lock, and every IO
+        // thread may be waiting for that lock (`sa_stabilize`) with the truncation queued
+        // behind them: a deadlock that stopped all writes (see PATCHES.md).
+        debug!("truncating file to length {}", at);
+        let res = config
+            .file
+            .set_len(at)
+            .and_then(|_| config.file.sync_all())
+            .map_err(|e| e.into());
+        completer.fill(res);
 
         if self.async_truncations.insert(at, promise).is_some() {
             panic!(
