@@ -91,8 +91,10 @@ impl Desk {
                 }
             }
             if policy::can_view_mail_logs(&staff) {
-                if let Some(inbound) = store.inbound_for_message_id(&wanted)? {
-                    return store.raw_message(inbound)?.ok_or_else(missing);
+                for org in store.orgs()? {
+                    if let Some(inbound) = store.inbound_for_message_id(&org.slug, &wanted)? {
+                        return store.raw_message(inbound)?.ok_or_else(missing);
+                    }
                 }
             }
             Err(missing())

@@ -7,8 +7,8 @@ use crate::codec::{decode, encode, key_num, num_key, read_counter, read_u64};
 use crate::files::Kind;
 use crate::outbox::OutboxItem;
 use crate::tickets::{
-    bump, count_key, mid_key, midby_prefix, midfrom_key, ourmid_key, person_keys, recency_key,
-    tev_key,
+    bump, count_key, mid_key, mid_ticket, midby_prefix, midfrom_key, ourmid_key, person_keys,
+    recency_key, tev_key,
 };
 use crate::{
     normalize_message_id, Decision, Event, EventKind, Outcome, Store, StoreError, Ticket,
@@ -216,8 +216,7 @@ impl Store {
         g.remove.insert(num_key("ticket/", number));
         g.remove.insert(recency_key(ticket));
         g.remove.extend(person_keys(ticket));
-        let points_here =
-            |v: Option<sled::IVec>| v.is_some_and(|v| read_counter(Some(v)) == number);
+        let points_here = |v: Option<sled::IVec>| v.is_some_and(|v| mid_ticket(&v) == Some(number));
         for e in events {
             g.remove.insert(num_key("ev/", e.seq));
             g.remove.insert(tev_key(number, e.seq));
@@ -327,6 +326,7 @@ impl Store {
         if !used_elsewhere && !g.originals.contains(&inbound) {
             g.originals.push(inbound);
             g.remove.insert(num_key("envelope/", inbound));
+            // Where stores before `mid_entry` kept a Message-ID's first original.
             if let Some(m) = message_id {
                 let rk = format!("rawmid/{m}");
                 if self

@@ -3,7 +3,8 @@
 
 use crate::codec::{decode, encode, num_key};
 use crate::tickets::{
-    append_change, append_event, bump, mid_key, new_ticket, save_ticket, MAX_TICKET_CC,
+    append_change, append_event, bump, mid_key, moved_mid_entry, new_ticket, save_ticket,
+    MAX_TICKET_CC,
 };
 use crate::{Change, Event, EventKind, HeldOutcome, Store, StoreError, Ticket, TicketType};
 use sled::transaction::ConflictableTransactionError::Abort;
@@ -131,10 +132,9 @@ impl Store {
                         save_ticket(tx, None, &opened)?;
                         // Replies to the mail now thread into its own ticket.
                         if let Some(mid) = &event.message_id {
-                            tx.insert(
-                                mid_key(&before.org, mid).as_bytes(),
-                                &opened.number.to_be_bytes(),
-                            )?;
+                            let key = mid_key(&before.org, mid);
+                            let entry = tx.get(key.as_bytes())?.unwrap_or_default();
+                            tx.insert(key.as_bytes(), moved_mid_entry(&entry, opened.number))?;
                         }
                         HeldOutcome::OpenedAsTicket {
                             ticket: opened.number,

@@ -79,15 +79,6 @@ impl Store {
         }
         Ok(self.files.read(Kind::Raw, &id.to_string())?)
     }
-
-    /// The inbound id of a stored message with this Message-ID (angle brackets optional).
-    pub fn inbound_for_message_id(&self, message_id: &str) -> Result<Option<u64>, StoreError> {
-        let mid = crate::tickets::normalize_message_id(message_id);
-        Ok(self
-            .state
-            .get(format!("rawmid/{mid}"))?
-            .and_then(|v| read_u64(&v)))
-    }
 }
 
 /// The message the pipeline is planning: written before it starts on one, so that after a

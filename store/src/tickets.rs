@@ -1,7 +1,7 @@
 //! Tickets and the event log: the one transaction that applies an inbound delivery, the
 //! Message-ID index used for threading and dedup, the decision log, and consumer cursors.
 
-use crate::codec::{decode, encode, key_num, num_key, read_counter};
+use crate::codec::{decode, encode, key_num, num_key, read_counter, read_u64};
 use crate::deletion::{blobuse_key, duplicate_key, inbounduse_key};
 use crate::{
     AttachmentRef, Decision, Event, EventKind, Outcome, Priority, Status, Store, StoreError,
@@ -105,16 +105,49 @@ pub(crate) fn recency_key(t: &Ticket) -> Vec<u8> {
     k
 }
 
+/// The Message-ID index of an organization: see [`mid_entry`] for what it holds.
 pub(crate) fn mid_key(org: &str, mid: &str) -> String {
     format!("mid/{org}/{mid}")
 }
 
-/// Who first sent a Message-ID received in an organization (who owns it for threading).
+/// A received Message-ID's entry: its ticket, the inbound message that brought it first
+/// and that message's sender, who owns the id for threading. One key, written once per
+/// new message: keys named by Message-IDs land in random places of the tree, and each
+/// costs the store's write lock a page of its own, so what belongs to one id stays in one.
+fn mid_entry(ticket: u64, inbound: u64, from: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(16 + from.len());
+    v.extend_from_slice(&ticket.to_be_bytes());
+    v.extend_from_slice(&inbound.to_be_bytes());
+    v.extend_from_slice(from.as_bytes());
+    v
+}
+
+/// `entry` (a [`mid_entry`] or a ticket-only one) pointing at another ticket, its origin kept.
+pub(crate) fn moved_mid_entry(entry: &[u8], ticket: u64) -> Vec<u8> {
+    let mut v = ticket.to_be_bytes().to_vec();
+    v.extend_from_slice(entry.get(8..).unwrap_or_default());
+    v
+}
+
+/// The ticket of a [`mid_entry`], or of an entry holding the ticket alone (our own
+/// outbound ids, and ids stored before entries held more).
+pub(crate) fn mid_ticket(v: &[u8]) -> Option<u64> {
+    v.get(..8).and_then(read_u64)
+}
+
+/// The inbound message and sender of a [`mid_entry`]; `None` for a ticket-only entry.
+fn mid_origin(v: &[u8]) -> Option<(u64, &str)> {
+    let inbound = v.get(8..16).and_then(read_u64)?;
+    Some((inbound, std::str::from_utf8(v.get(16..)?).ok()?))
+}
+
+/// Where stores before [`mid_entry`] kept who first sent a Message-ID; read, never written.
 pub(crate) fn midfrom_key(org: &str, mid: &str) -> String {
     format!("midfrom/{org}/{mid}")
 }
 
-/// The ticket a sender's mail with this Message-ID went to: what makes a retry a duplicate.
+/// The ticket another sender's mail with an id someone else owns went to: what makes that
+/// sender's retry a duplicate (the owner's retry is recognised by the [`mid_entry`]).
 fn midby_key(org: &str, mid: &str, from: &str) -> String {
     format!("{}{from}", midby_prefix(org, mid))
 }
@@ -172,22 +205,30 @@ fn apply_delivery(
         // The same sender's mail with this id, or an id seen before senders were kept
         // (older stores, our own outbound ids): a duplicate.
         let seen = match tx.get(midby_key(&c.org, m, &c.from).as_bytes())? {
-            Some(t) => Some(t),
+            Some(t) => mid_ticket(&t),
             None => match tx.get(mid_key(&c.org, m).as_bytes())? {
-                Some(t) if tx.get(midfrom_key(&c.org, m).as_bytes())?.is_none() => Some(t),
-                Some(_) => {
-                    owns_mid = false;
-                    decision.notes.push(
-                        "another sender used this Message-ID first; kept as a message of its own"
-                            .into(),
-                    );
-                    None
+                Some(entry) => {
+                    let owner = match mid_origin(&entry) {
+                        Some((_, from)) => Some(from.to_string()),
+                        None => tx
+                            .get(midfrom_key(&c.org, m).as_bytes())?
+                            .map(|f| String::from_utf8_lossy(&f).into_owned()),
+                    };
+                    if owner.is_none_or(|o| o == c.from) {
+                        mid_ticket(&entry)
+                    } else {
+                        owns_mid = false;
+                        decision.notes.push(
+                            "another sender used this Message-ID first; kept as a message of its own"
+                                .into(),
+                        );
+                        None
+                    }
                 }
                 None => None,
             },
         };
-        if let Some(t) = seen {
-            let ticket = read_counter(Some(t));
+        if let Some(ticket) = seen {
             decision.outcome = Outcome::Duplicate { ticket };
             tx.insert(dkey, encode(&decision).map_err(Abort)?)?;
             // The ticket answers for this original too: it goes when the ticket does.
@@ -272,17 +313,12 @@ fn apply_delivery(
     }
     save_ticket(tx, before.as_ref(), &ticket)?;
     if let Some(m) = &mid {
-        tx.insert(
-            midby_key(&c.org, m, &c.from).as_bytes(),
-            &ticket.number.to_be_bytes(),
-        )?;
-    }
-    if let (Some(m), true) = (&mid, owns_mid) {
-        tx.insert(mid_key(&c.org, m).as_bytes(), &ticket.number.to_be_bytes())?;
-        tx.insert(midfrom_key(&c.org, m).as_bytes(), c.from.as_bytes())?;
-        let rk = format!("rawmid/{m}");
-        if tx.get(rk.as_bytes())?.is_none() {
-            tx.insert(rk.as_bytes(), &c.inbound.to_be_bytes())?;
+        if owns_mid {
+            let entry = mid_entry(ticket.number, c.inbound, &c.from);
+            tx.insert(mid_key(&c.org, m).as_bytes(), entry)?;
+        } else {
+            let by = midby_key(&c.org, m, &c.from);
+            tx.insert(by.as_bytes(), &ticket.number.to_be_bytes())?;
         }
     }
     decision.outcome = Outcome::Accepted {
@@ -911,7 +947,25 @@ impl Store {
         Ok(self
             .state
             .get(mid_key(org, &normalize_message_id(mid)))?
-            .map(|v| read_counter(Some(v))))
+            .and_then(|v| mid_ticket(&v)))
+    }
+
+    /// The inbound message that first brought a Message-ID into an organization.
+    pub fn inbound_for_message_id(&self, org: &str, mid: &str) -> Result<Option<u64>, StoreError> {
+        let mid = normalize_message_id(mid);
+        if let Some((inbound, _)) = self
+            .state
+            .get(mid_key(org, &mid))?
+            .as_deref()
+            .and_then(mid_origin)
+        {
+            return Ok(Some(inbound));
+        }
+        // Stores before `mid_entry` kept it under a key of its own.
+        Ok(self
+            .state
+            .get(format!("rawmid/{mid}"))?
+            .and_then(|v| read_u64(&v)))
     }
 
     /// Whether a Message-ID is one Postdesk gave a mail it sent in this organization.
@@ -939,5 +993,141 @@ impl Store {
         self.state
             .insert(format!("cursor/{consumer}"), &seq.to_be_bytes())?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EventKind, TicketType, Visibility};
+
+    struct Scratch(std::path::PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn store(name: &str) -> (Store, Scratch) {
+        let dir =
+            std::env::temp_dir().join(format!("postdesk-tickets-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        (Store::open(&dir).expect("open"), Scratch(dir))
+    }
+
+    fn delivery(inbound: u64, from: &str) -> DeliveryCommit {
+        DeliveryCommit {
+            inbound,
+            org: "acme".into(),
+            message_id: Some("<m1@x>".into()),
+            from: from.into(),
+            subject: "s".into(),
+            target: TicketTarget::New {
+                ticket_type: TicketType::Question,
+                summary: "s".into(),
+                requester: from.into(),
+                automatic: false,
+            },
+            kind: EventKind::Created,
+            by_staff: false,
+            text: "t".into(),
+            attachments: vec![],
+            automatic: false,
+            participants: vec![from.into()],
+            cc: vec![],
+            rule: "new".into(),
+            notes: vec![],
+            visibility: Visibility::Public,
+            changes: vec![],
+            last_delivery: true,
+            held: false,
+            suspected_spoofing: false,
+            at: OffsetDateTime::now_utc(),
+        }
+    }
+
+    fn outcome(s: &Store, inbound: u64, from: &str) -> Outcome {
+        s.commit_delivery(&delivery(inbound, from))
+            .expect("commit")
+            .outcome
+    }
+
+    #[test]
+    fn a_message_id_entry_keeps_its_ticket_first_original_and_owner() {
+        let (s, _dir) = store("entry");
+        assert!(matches!(
+            outcome(&s, 1, "bob@c.test"),
+            Outcome::Accepted { ticket: 1, .. }
+        ));
+        // The owner's retry is a duplicate; another sender's mail is its own, and its
+        // retry a duplicate of that.
+        assert_eq!(
+            outcome(&s, 2, "bob@c.test"),
+            Outcome::Duplicate { ticket: 1 }
+        );
+        assert!(matches!(
+            outcome(&s, 3, "eve@d.test"),
+            Outcome::Accepted { ticket: 2, .. }
+        ));
+        assert_eq!(
+            outcome(&s, 4, "eve@d.test"),
+            Outcome::Duplicate { ticket: 2 }
+        );
+        assert_eq!(s.ticket_for_message_id("acme", "m1@x").expect("t"), Some(1));
+        assert_eq!(
+            s.inbound_for_message_id("acme", "<m1@x>").expect("i"),
+            Some(1)
+        );
+        assert_eq!(s.inbound_for_message_id("beta", "m1@x").expect("i"), None);
+        // Moving the entry to another ticket keeps who sent it first.
+        let entry = s
+            .state
+            .get(mid_key("acme", "m1@x"))
+            .expect("get")
+            .expect("entry");
+        let moved = moved_mid_entry(&entry, 7);
+        assert_eq!(mid_ticket(&moved), Some(7));
+        assert_eq!(mid_origin(&moved), Some((1, "bob@c.test")));
+        assert_eq!(mid_ticket(&moved_mid_entry(&[], 7)), Some(7));
+    }
+
+    #[test]
+    fn entries_written_before_they_held_the_owner_are_still_read() {
+        let (s, _dir) = store("legacy");
+        // As stores before `mid_entry` wrote them: the ticket alone, the owner and the first
+        // original under keys of their own; and an outbound id of ours (the ticket alone).
+        s.state
+            .insert(mid_key("acme", "m1@x"), &5u64.to_be_bytes())
+            .expect("w");
+        s.state
+            .insert(midfrom_key("acme", "m1@x"), b"bob@c.test")
+            .expect("w");
+        s.state
+            .insert("rawmid/m1@x", &9u64.to_be_bytes())
+            .expect("w");
+        s.state
+            .insert(mid_key("acme", "m2@x"), &6u64.to_be_bytes())
+            .expect("w");
+        assert_eq!(
+            outcome(&s, 10, "bob@c.test"),
+            Outcome::Duplicate { ticket: 5 }
+        );
+        assert!(matches!(
+            outcome(&s, 11, "eve@d.test"),
+            Outcome::Accepted { .. }
+        ));
+        assert_eq!(
+            s.inbound_for_message_id("acme", "m1@x").expect("i"),
+            Some(9)
+        );
+        let ours = DeliveryCommit {
+            message_id: Some("m2@x".into()),
+            ..delivery(12, "eve@d.test")
+        };
+        assert_eq!(
+            s.commit_delivery(&ours).expect("c").outcome,
+            Outcome::Duplicate { ticket: 6 }
+        );
     }
 }

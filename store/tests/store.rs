@@ -167,7 +167,10 @@ fn spool_then_commit_is_idempotent_and_dedups() {
         s.ticket_for_message_id("acme", "<m1@x>").expect("m"),
         Some(1)
     );
-    assert_eq!(s.inbound_for_message_id("m1@x").expect("m"), Some(ids[0]));
+    assert_eq!(
+        s.inbound_for_message_id("acme", "m1@x").expect("m"),
+        Some(ids[0])
+    );
     assert_eq!(
         s.decisions(10).expect("d").first().map(|d| d.inbound),
         Some(ids[1]),
