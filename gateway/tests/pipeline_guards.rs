@@ -4,7 +4,7 @@
 
 mod common;
 
-use postdesk_gateway::Processor;
+use postdesk_gateway::{Pipeline, Processor};
 use postdesk_store::{Decision, Envelope, Outcome, Store};
 use std::time::{Duration, Instant};
 
@@ -79,6 +79,46 @@ fn a_message_past_its_budget_is_recorded_and_the_rest_go_on() {
         "the original is kept"
     );
     drop(pipeline);
+    drop(store);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The server's way: the worker follows the spool's wake itself and the pipeline only
+/// watches it. A message past its budget is given up on there too, a fresh worker takes the
+/// wake over, and what the spool commits before it closes is processed before `run` ends.
+#[test]
+fn a_following_worker_is_watched_and_finishes_when_the_spool_closes() {
+    let (store, dir) = common::store_with_org("pipeline-follow", "guard");
+    let envelope = common::envelope("guard");
+    let first = spool(
+        &store,
+        &envelope,
+        &[heavy_mail(), mail("after-heavy", "The printer jams.")],
+    );
+    let (wake, wake_rx) = std::sync::mpsc::channel();
+    let processor =
+        Processor::new(store.clone(), None, Duration::from_millis(300)).expect("pipeline");
+    let running = std::thread::spawn(move || Pipeline::new(processor, wake_rx).run());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !store.pending_inbound().expect("pending").is_empty() {
+        assert!(Instant::now() < deadline, "the first messages were never decided");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        matches!(&decision(&store, first[0]).outcome, Outcome::Refused { reason } if reason.contains("longer than 0.3 s"))
+    );
+    assert!(matches!(decision(&store, first[1]).outcome, Outcome::Accepted { .. }));
+    // The fresh worker wakes for new mail, and the last mail before the spool closes is
+    // decided before `run` returns.
+    let later = spool(&store, &envelope, &[mail("woken", "Hello.")]);
+    wake.send(()).expect("wake");
+    let last = spool(&store, &envelope, &[mail("last", "Bye.")]);
+    drop(wake);
+    running.join().expect("pipeline thread");
+    for id in later.iter().chain(&last) {
+        assert!(matches!(decision(&store, *id).outcome, Outcome::Accepted { .. }));
+    }
+    assert!(store.pending_inbound().expect("pending").is_empty());
     drop(store);
     let _ = std::fs::remove_dir_all(dir);
 }
