@@ -8,7 +8,7 @@ mod serve;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use config::Config;
-use postdesk_store::{Org, Role, Staff, Store};
+use postdesk_desk::model::{Org, Role, Staff, Store};
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
@@ -228,7 +228,7 @@ fn run() -> Result<()> {
                     }
                     let (algorithm, private_key, public_key) =
                         postdesk_notifier::generate_key(algorithm)?;
-                    let key = postdesk_store::DkimKeyRecord {
+                    let key = postdesk_desk::model::DkimKeyRecord {
                         org: o.slug.clone(),
                         selector,
                         algorithm,
@@ -316,11 +316,13 @@ fn run() -> Result<()> {
                     if store.staff(&email)?.is_none() {
                         anyhow::bail!("{email} is not a staff member");
                     }
-                    let token = postdesk_webui::issue_link(
-                        &store,
-                        postdesk_store::Principal::Staff { email },
-                        time::OffsetDateTime::now_utc(),
-                        postdesk_webui::LINK_HOURS,
+                    let desk = postdesk_desk::Desk::new(
+                        store.clone(),
+                        std::sync::Arc::new(postdesk_desk::model::SystemClock),
+                    );
+                    let token = desk.sign_in_token(
+                        postdesk_desk::model::Principal::Staff { email },
+                        postdesk_desk::access::LINK_HOURS,
                     )?;
                     println!("{}/signin/link/{token}", config.public_url());
                 }
@@ -393,7 +395,7 @@ pub(crate) fn open_store(data: &Path) -> Result<Store> {
 }
 
 pub(crate) fn new_token() -> String {
-    let bytes: [u8; 24] = postdesk_store::random_bytes();
+    let bytes: [u8; 24] = postdesk_desk::model::random_bytes();
     format!(
         "pd_{}",
         bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
@@ -407,7 +409,7 @@ pub(crate) fn new_org(
     extra: &[String],
     whitelist: &[String],
 ) -> Result<Org> {
-    postdesk_store::check_slug(slug).map_err(anyhow::Error::msg)?;
+    postdesk_desk::model::check_slug(slug).map_err(anyhow::Error::msg)?;
     let mut addresses = vec![format!("{slug}@{}", config.domain.to_ascii_lowercase())];
     for a in extra {
         let a = a.trim().to_ascii_lowercase();

@@ -4,9 +4,11 @@
 use crate::config::Config;
 use crate::{lock, new_org, new_token, open_store};
 use anyhow::{Context, Result};
+use postdesk_desk::model::{Clock, OffsetFileClock, Principal, Role, Staff, Store, SystemClock};
+use postdesk_desk::Desk;
 use postdesk_gateway::{DnsSource, Gateway, Mode, Pipeline, Processor, SpoolWriter};
-use postdesk_store::{Role, Staff, Store};
 use std::path::Path;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 
 pub fn serve(data: &Path, config: Config, owner: Option<&str>) -> Result<()> {
@@ -22,11 +24,24 @@ pub fn serve(data: &Path, config: Config, owner: Option<&str>) -> Result<()> {
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     let _lock = lock::acquire(data, "postdesk serve")?;
     let store = open_store(data)?;
-    let first_run = first_run_setup(&store, &config, owner)?;
+    let desk = Desk::new(store.clone(), clock(&config));
+    let first_run = first_run_setup(&store, &desk, &config, owner)?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(run(data, store, config, first_run))
+        .block_on(run(data, store, desk, config, first_run))
+}
+
+/// The clock everything stamps and expires by: the system's, or moved by a file (tests).
+fn clock(config: &Config) -> Arc<dyn Clock> {
+    if config.clock_offset_file.is_empty() {
+        Arc::new(SystemClock)
+    } else {
+        tracing::warn!(file = %config.clock_offset_file, "the desk's clock is moved by a file (a test setting)");
+        Arc::new(OffsetFileClock {
+            path: config.clock_offset_file.clone().into(),
+        })
+    }
 }
 
 /// Credentials made on an empty data folder, printed once.
@@ -39,6 +54,7 @@ struct FirstRun {
 
 fn first_run_setup(
     store: &Store,
+    desk: &Desk,
     config: &Config,
     owner: Option<&str>,
 ) -> Result<Option<FirstRun>> {
@@ -80,13 +96,11 @@ fn first_run_setup(
     }
     let token = new_token();
     store.add_api_token(&admin, &token)?;
-    let link = postdesk_webui::issue_link(
-        store,
-        postdesk_store::Principal::Staff {
+    let link = desk.sign_in_token(
+        Principal::Staff {
             email: admin.clone(),
         },
-        time::OffsetDateTime::now_utc(),
-        postdesk_webui::LINK_HOURS,
+        postdesk_desk::access::LINK_HOURS,
     )?;
     Ok(Some(FirstRun {
         admin,
@@ -95,7 +109,13 @@ fn first_run_setup(
     }))
 }
 
-async fn run(data: &Path, store: Store, config: Config, first_run: Option<FirstRun>) -> Result<()> {
+async fn run(
+    data: &Path,
+    store: Store,
+    desk: Desk,
+    config: Config,
+    first_run: Option<FirstRun>,
+) -> Result<()> {
     let tls = if config.tls_cert.is_empty() {
         None
     } else {
@@ -229,20 +249,12 @@ async fn run(data: &Path, store: Store, config: Config, first_run: Option<FirstR
             )
         }
     };
-    let clock: std::sync::Arc<dyn postdesk_store::Clock> = if config.clock_offset_file.is_empty() {
-        std::sync::Arc::new(postdesk_store::SystemClock)
-    } else {
-        tracing::warn!(file = %config.clock_offset_file, "the web UI's clock is moved by a file (a test setting)");
-        std::sync::Arc::new(postdesk_store::OffsetFileClock {
-            path: config.clock_offset_file.clone().into(),
-        })
-    };
     let http_task = tokio::spawn(async move {
         let app = postdesk_webui::router(postdesk_webui::AppState {
             outbound,
             domain,
             trusted_proxies,
-            ..postdesk_webui::AppState::new(store.clone(), clock, &public_url)
+            ..postdesk_webui::AppState::new(desk, &public_url)
         });
         let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let _ = axum::serve(http, app)

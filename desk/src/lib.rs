@@ -3,6 +3,7 @@
 //! the one policy, stamp events with the injected clock, and run store work off the async
 //! threads; edges parse their input into these types and render what comes back.
 
+pub mod access;
 pub mod address;
 mod bell;
 pub mod dashboard;
@@ -18,6 +19,7 @@ pub mod held;
 pub mod hosts;
 pub mod lists;
 pub mod mail_logs;
+pub mod model;
 pub mod opening;
 pub mod organizations;
 pub mod policy;

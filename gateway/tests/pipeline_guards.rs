@@ -101,13 +101,19 @@ fn a_following_worker_is_watched_and_finishes_when_the_spool_closes() {
     let running = std::thread::spawn(move || Pipeline::new(processor, wake_rx).run());
     let deadline = Instant::now() + Duration::from_secs(60);
     while !store.pending_inbound().expect("pending").is_empty() {
-        assert!(Instant::now() < deadline, "the first messages were never decided");
+        assert!(
+            Instant::now() < deadline,
+            "the first messages were never decided"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(
         matches!(&decision(&store, first[0]).outcome, Outcome::Refused { reason } if reason.contains("longer than 0.3 s"))
     );
-    assert!(matches!(decision(&store, first[1]).outcome, Outcome::Accepted { .. }));
+    assert!(matches!(
+        decision(&store, first[1]).outcome,
+        Outcome::Accepted { .. }
+    ));
     // The fresh worker wakes for new mail, and the last mail before the spool closes is
     // decided before `run` returns.
     let later = spool(&store, &envelope, &[mail("woken", "Hello.")]);
@@ -116,7 +122,10 @@ fn a_following_worker_is_watched_and_finishes_when_the_spool_closes() {
     drop(wake);
     running.join().expect("pipeline thread");
     for id in later.iter().chain(&last) {
-        assert!(matches!(decision(&store, *id).outcome, Outcome::Accepted { .. }));
+        assert!(matches!(
+            decision(&store, *id).outcome,
+            Outcome::Accepted { .. }
+        ));
     }
     assert!(store.pending_inbound().expect("pending").is_empty());
     drop(store);

@@ -1,12 +1,12 @@
 //! Mail that no ticket event causes: sign-in links for the portal and the staff desk, and
-//! invitations of new staff members.
+//! invitations of new staff members, as the desk asked for them (`SignInRequest`).
 //! Rendered, DKIM-signed with the organization's key and queued in the same outbox.
 
 use crate::NotifierError;
 use askama::Template;
 use mail_builder::headers::raw::Raw;
 use mail_builder::MessageBuilder;
-use postdesk_store::{Org, OutboxItem, OutboxStatus, Store};
+use postdesk_store::{OutboxItem, OutboxStatus, SignInRequest, Store};
 use time::OffsetDateTime;
 
 #[derive(Template)]
@@ -31,49 +31,61 @@ struct LinkHtml<'a> {
     org_name: &'a str,
 }
 
-/// A sign-in link to send.
-pub struct SignInMail<'a> {
-    pub org: &'a Org,
-    pub recipient: &'a str,
-    /// "the Acme Support portal", "the Postdesk staff desk".
-    pub place: &'a str,
-    /// A first line saying why the mail comes (an invitation), or empty.
-    pub intro: &'a str,
-    pub link: &'a str,
-    pub hours: i64,
-    pub uses: u32,
+/// Renders, signs and queues the sign-in mail the desk asked for; returns how many
+/// requests were handled. One that can never be made (its organization is gone or has no
+/// address) is dropped with an error in the log; a store error leaves it for the next pass.
+pub(crate) fn queue_sign_in_mail(
+    store: &Store,
+    now: OffsetDateTime,
+) -> Result<usize, NotifierError> {
+    let requests = store.sign_in_requests(100)?;
+    for (id, request) in &requests {
+        let mail = match sign_in_mail(store, request, now) {
+            Ok(item) => Some(item),
+            Err(NotifierError::Render(why)) => {
+                tracing::error!(org = %request.org, error = %why, "sign-in mail cannot be made; dropped");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        store.fulfil_sign_in_request(*id, mail.as_ref())?;
+    }
+    Ok(requests.len())
 }
 
-/// Renders, signs and queues a sign-in link mail.
-pub fn queue_sign_in_mail(
+/// The outbox item of one sign-in mail: rendered, and DKIM-signed with the organization's key.
+fn sign_in_mail(
     store: &Store,
-    m: &SignInMail<'_>,
+    m: &SignInRequest,
     now: OffsetDateTime,
-) -> Result<(), NotifierError> {
-    let Some(from) = m.org.addresses.first() else {
+) -> Result<OutboxItem, NotifierError> {
+    let org = store
+        .org(&m.org)?
+        .ok_or_else(|| NotifierError::Render(format!("organization {} is gone", m.org)))?;
+    let Some(from) = org.addresses.first() else {
         return Err(NotifierError::Render(format!(
             "organization {} has no address",
-            m.org.slug
+            org.slug
         )));
     };
     let render_err = |e: askama::Error| NotifierError::Render(e.to_string());
     let text = LinkText {
-        intro: m.intro,
-        place: m.place,
-        link: m.link,
+        intro: &m.intro,
+        place: &m.place,
+        link: &m.link,
         hours: m.hours,
         uses: m.uses,
-        org_name: &m.org.name,
+        org_name: &org.name,
     }
     .render()
     .map_err(render_err)?;
     let html = LinkHtml {
-        intro: m.intro,
-        place: m.place,
-        link: m.link,
+        intro: &m.intro,
+        place: &m.place,
+        link: &m.link,
         hours: m.hours,
         uses: m.uses,
-        org_name: &m.org.name,
+        org_name: &org.name,
     }
     .render()
     .map_err(render_err)?;
@@ -83,8 +95,8 @@ pub fn queue_sign_in_mail(
         .to_ascii_lowercase();
     let message_id = format!("signin.{tag}@{domain}");
     let mut raw = MessageBuilder::new()
-        .from((m.org.name.replace(['\r', '\n'], " "), from.to_string()))
-        .to(m.recipient.to_string())
+        .from((org.name.replace(['\r', '\n'], " "), from.to_string()))
+        .to(m.recipient.clone())
         .subject(format!("Your sign-in link for {}", m.place))
         .message_id(message_id.clone())
         .header("Auto-Submitted", Raw::new("auto-generated"))
@@ -92,15 +104,15 @@ pub fn queue_sign_in_mail(
         .text_body(text)
         .html_body(html)
         .write_to_vec()?;
-    if let Some(key) = store.dkim_key(&m.org.slug)? {
+    if let Some(key) = store.dkim_key(&org.slug)? {
         raw = crate::sign(&raw, &key, domain)?;
     }
-    store.enqueue_mail(&OutboxItem {
+    Ok(OutboxItem {
         key: format!("signin:{tag}"),
         event: 0,
         ticket: 0,
-        org: m.org.slug.clone(),
-        recipient: m.recipient.to_string(),
+        org: org.slug.clone(),
+        recipient: m.recipient.clone(),
         kind: "sign_in_link".into(),
         message_id,
         raw,
@@ -110,6 +122,5 @@ pub fn queue_sign_in_mail(
         next_attempt_at: None,
         last_error: None,
         created_at: now,
-    })?;
-    Ok(())
+    })
 }

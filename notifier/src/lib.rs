@@ -11,7 +11,6 @@ mod render;
 mod transport;
 mod worker;
 
-pub use access_mail::{queue_sign_in_mail, SignInMail};
 pub use dkim::{dns_record, generate_key, sign, Algorithm};
 pub use error::NotifierError;
 pub use relay::{RelayConfig, RelayTls, RelayTransport, SendError};

@@ -95,6 +95,7 @@ impl Notifier {
     pub fn run_once(&self, runtime: &tokio::runtime::Runtime) -> Result<usize, NotifierError> {
         self.plan_new_events()?;
         let now = time::OffsetDateTime::now_utc();
+        crate::access_mail::queue_sign_in_mail(&self.store, now)?;
         let mut due = Vec::new();
         for item in self.store.pending_outbox(now, 200)? {
             // An alert waiting for a retry goes only to someone who may still see the

@@ -13,6 +13,7 @@ mod error;
 mod files;
 mod grants;
 mod held;
+mod mail_requests;
 mod mailboxes;
 mod model;
 mod outbox;
@@ -27,6 +28,7 @@ pub use directory::{hash_token, ApiTokenInfo};
 pub use dkim::DkimKeyRecord;
 pub use error::StoreError;
 pub use held::HeldAction;
+pub use mail_requests::SignInRequest;
 pub use model::*;
 pub use outbox::{MailFiles, OutboxItem, OutboxStatus};
 pub use tickets::{

@@ -76,6 +76,21 @@ impl MailFiles {
     }
 }
 
+/// Puts one mail that no event caused (a sign-in link, an invitation) in the outbox under
+/// its own unique key, unless it is there already.
+pub(crate) fn put_mail(
+    tx: &sled::transaction::TransactionalTree,
+    item: &OutboxItem,
+    value: &[u8],
+) -> Result<(), sled::transaction::UnabortableTransactionError> {
+    let k = item_key(&item.key);
+    if tx.get(k.as_bytes())?.is_none() {
+        tx.insert(k.as_bytes(), value)?;
+        tx.insert(format!("outpending/{}", item.key).as_bytes(), &[])?;
+    }
+    Ok(())
+}
+
 fn item_key(key: &str) -> String {
     format!("outbox/{key}")
 }
@@ -148,23 +163,6 @@ impl Store {
             .map_err(StoreError::from)?;
         self.flush()?;
         Ok(added)
-    }
-
-    /// Enqueues one mail that no event caused (a sign-in link, an invitation), keyed by
-    /// its own unique key. Durable when this returns.
-    pub fn enqueue_mail(&self, item: &OutboxItem) -> Result<(), StoreError> {
-        let k = item_key(&item.key);
-        let v = encode(item)?;
-        self.state
-            .transaction(|tx| {
-                if tx.get(k.as_bytes())?.is_none() {
-                    tx.insert(k.as_bytes(), v.clone())?;
-                    tx.insert(format!("outpending/{}", item.key).as_bytes(), &[])?;
-                }
-                Ok(())
-            })
-            .map_err(StoreError::from)?;
-        self.flush()
     }
 
     /// How many automatic mails went to `recipient` since `since`.

@@ -782,3 +782,64 @@ fn deletion_takes_the_originals_of_duplicates_too() {
     drop(s);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_sign_in_request_becomes_one_outbox_mail() {
+    let (s, dir) = temp_store("signin-requests");
+    let request = |to: &str| SignInRequest {
+        org: "acme".into(),
+        recipient: to.into(),
+        place: "the Acme Support portal".into(),
+        intro: String::new(),
+        link: "https://desk.test/portal/link/secret".into(),
+        hours: 12,
+        uses: 5,
+        at: OffsetDateTime::now_utc(),
+    };
+    s.request_sign_in_mail(&request("a@c.test")).expect("asked");
+    s.request_sign_in_mail(&request("b@c.test")).expect("asked");
+    let asked = s.sign_in_requests(10).expect("requests");
+    assert_eq!(
+        asked
+            .iter()
+            .map(|(_, r)| r.recipient.as_str())
+            .collect::<Vec<_>>(),
+        ["a@c.test", "b@c.test"],
+        "oldest first"
+    );
+    let mail = OutboxItem {
+        key: "signin:one".into(),
+        event: 0,
+        ticket: 0,
+        org: "acme".into(),
+        recipient: "a@c.test".into(),
+        kind: "sign_in_link".into(),
+        message_id: "signin.one@x.test".into(),
+        raw: b"mail".to_vec(),
+        files: Default::default(),
+        status: OutboxStatus::Pending,
+        attempts: 0,
+        next_attempt_at: None,
+        last_error: None,
+        created_at: OffsetDateTime::now_utc(),
+    };
+    s.fulfil_sign_in_request(asked[0].0, Some(&mail))
+        .expect("queued");
+    // Done twice (a pass that died after the commit): nothing more is queued.
+    s.fulfil_sign_in_request(
+        asked[0].0,
+        Some(&OutboxItem {
+            key: "signin:two".into(),
+            ..mail.clone()
+        }),
+    )
+    .expect("again");
+    // One that cannot be made is dropped without mail.
+    s.fulfil_sign_in_request(asked[1].0, None).expect("dropped");
+    assert!(s.sign_in_requests(10).expect("requests").is_empty());
+    let queued = s.outbox(10).expect("outbox");
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].key, "signin:one");
+    drop(s);
+    let _ = std::fs::remove_dir_all(dir);
+}

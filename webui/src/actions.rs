@@ -11,9 +11,9 @@ use axum::http::StatusCode;
 use axum::Json;
 use postdesk_desk::fields::FieldEdit;
 use postdesk_desk::files::NewFile;
+use postdesk_desk::model::{HeldOutcome, Visibility};
 use postdesk_desk::opening::TicketRequest;
 use postdesk_desk::tickets::Write;
-use postdesk_store::{HeldOutcome, Visibility};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -158,7 +158,7 @@ pub async fn update_fields(
     Ok(Json(events_json(&events)))
 }
 
-fn events_json(events: &[postdesk_store::Event]) -> Value {
+fn events_json(events: &[postdesk_desk::model::Event]) -> Value {
     json!({ "events": events.iter().map(crate::api::event_json).collect::<Vec<_>>() })
 }
 

@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use postdesk_store::{Event, Status, Ticket, TicketFilter, TicketType};
+use postdesk_desk::model::{Event, Status, Ticket, TicketFilter, TicketType};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;

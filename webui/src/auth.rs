@@ -3,7 +3,7 @@
 use crate::{ApiError, AppState};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use postdesk_store::Staff;
+use postdesk_desk::model::Staff;
 
 /// The staff member a request acts as.
 pub struct Caller(pub Staff);
@@ -23,11 +23,7 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthorized)?;
-        let store = state.store.clone();
-        let token = token.to_string();
-        let staff = tokio::task::spawn_blocking(move || store.staff_for_api_token(&token))
-            .await
-            .map_err(|_| ApiError::Unauthorized)??;
+        let staff = state.desk.api_caller(token.to_string()).await?;
         staff.map(Caller).ok_or(ApiError::Unauthorized)
     }
 }

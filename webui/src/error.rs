@@ -17,8 +17,6 @@ pub enum ApiError {
     /// The request is understood but the thing's state does not allow it (decided already).
     #[error("{0}")]
     Conflict(String),
-    #[error("internal error")]
-    Internal(#[from] postdesk_store::StoreError),
     /// Something failed below the desk; the cause goes to the log only.
     #[error("internal error")]
     Failed(String),
@@ -46,10 +44,6 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Internal(e) => {
-                tracing::error!(error = %e, "request failed");
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
             ApiError::Failed(cause) => {
                 tracing::error!(error = %cause, "request failed");
                 StatusCode::INTERNAL_SERVER_ERROR

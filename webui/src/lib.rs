@@ -10,7 +10,6 @@ mod directory_token;
 mod error;
 mod forms;
 mod limits;
-mod links;
 mod pages;
 mod passwords;
 mod refusals;
@@ -22,23 +21,19 @@ use postdesk_desk::policy;
 pub use client_ip::TrustedProxies;
 pub use error::ApiError;
 pub use passwords::hash_password;
-pub use session::{issue_link, LINK_HOURS};
 
 use axum::extract::State;
 use axum::response::Redirect;
 use axum::routing::{get, post};
 use axum::Router;
-use postdesk_store::{Clock, Store};
 use std::sync::Arc;
 
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct AppState {
-    /// Every ticket command and query goes through the desk.
+    /// Every command and query goes through the desk (its clock stamps and expires
+    /// everything, so tests can move time).
     pub desk: postdesk_desk::Desk,
-    pub store: Store,
-    /// Everything that stamps or expires asks this clock, so tests can move time.
-    pub clock: Arc<dyn Clock>,
     /// Cookies get `Secure` and the `__Host-` prefix (the site is served over HTTPS).
     pub secure_cookies: bool,
     /// The web UI's base URL, for links in mail.
@@ -60,11 +55,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Store, clock: Arc<dyn Clock>, public_url: &str) -> AppState {
+    pub fn new(desk: postdesk_desk::Desk, public_url: &str) -> AppState {
         AppState {
-            desk: postdesk_desk::Desk::new(store.clone(), clock.clone()),
-            store,
-            clock,
+            desk,
             secure_cookies: public_url.starts_with("https://"),
             public_url: public_url.trim_end_matches('/').to_string(),
             limits: Arc::default(),

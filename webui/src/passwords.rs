@@ -169,7 +169,8 @@ fn password_matches(password: &[u8], stored: &str, memory: &mut Vec<Block>) -> b
 fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| {
-        let random = data_encoding::BASE32_NOPAD.encode(&postdesk_store::random_bytes::<16>());
+        let random =
+            data_encoding::BASE32_NOPAD.encode(&postdesk_desk::model::random_bytes::<16>());
         hash_password(&random).unwrap_or_default()
     })
 }

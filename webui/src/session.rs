@@ -7,41 +7,13 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
-use postdesk_store::{Principal, Staff, WebSession};
+use postdesk_desk::access::SESSION_DAYS;
+use postdesk_desk::model::{BellItem, Principal, Staff, WebSession};
+use postdesk_desk::tokens::new_token;
 
 const COOKIE: &str = "postdesk_session";
 /// Bell entries shown in every staff page's header.
 pub const BELL_SHOWN: usize = 5;
-/// How long a browser stays signed in without signing in again.
-const SESSION_DAYS: i64 = 14;
-
-/// Sign-in links are valid this long, and open at most this many times (mail scanners
-/// may open a link before its reader does). Invitations last longer.
-pub const LINK_HOURS: i64 = 12;
-pub const INVITATION_HOURS: i64 = 72;
-pub const LINK_USES: u32 = 5;
-
-/// Issues a sign-in link for `principal`, valid `hours`, and returns its secret token;
-/// the store keeps only its hash.
-pub fn issue_link(
-    store: &postdesk_store::Store,
-    principal: Principal,
-    now: time::OffsetDateTime,
-    hours: i64,
-) -> Result<String, postdesk_store::StoreError> {
-    let token = new_token();
-    store.add_login_link(
-        &token,
-        &postdesk_store::LoginLink {
-            principal,
-            expires_at: now + time::Duration::hours(hours),
-            uses_left: LINK_USES,
-        },
-    )?;
-    Ok(token)
-}
-
-use postdesk_desk::tokens::new_token;
 
 fn cookie_value(parts: &Parts, name: &str) -> Option<String> {
     parts
@@ -80,15 +52,9 @@ fn session_id(parts: &Parts, state: &AppState) -> Option<String> {
 }
 
 /// Starts a session for `principal` and sends the browser to `to` with its cookie.
-pub fn sign_in(state: &AppState, principal: Principal, to: &str) -> Response {
-    let id = new_token();
-    let session = WebSession {
-        principal,
-        csrf: new_token(),
-        expires_at: state.clock.now() + time::Duration::days(SESSION_DAYS),
-    };
-    match state.store.add_session(&id, &session) {
-        Ok(()) => (
+pub async fn sign_in(state: &AppState, principal: Principal, to: &str) -> Response {
+    match state.desk.start_session(principal).await {
+        Ok(id) => (
             [(
                 header::SET_COOKIE,
                 cookie(state, &id, SESSION_DAYS * 86_400),
@@ -96,13 +62,7 @@ pub fn sign_in(state: &AppState, principal: Principal, to: &str) -> Response {
             Redirect::to(to),
         )
             .into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start a session");
-            crate::refusals::refuse(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error",
-            )
-        }
+        Err(e) => crate::ApiError::from(e).into_page(),
     }
 }
 
@@ -132,7 +92,7 @@ pub struct StaffSession {
     pub id: String,
     pub csrf: String,
     /// The newest bell entries and how many of them are unread, for every page's header.
-    pub bell: Vec<postdesk_store::BellItem>,
+    pub bell: Vec<BellItem>,
     pub unread: usize,
 }
 
@@ -152,13 +112,7 @@ fn same_token(expected: &str, submitted: &str) -> bool {
 /// The request's live session, if it has one.
 async fn current(parts: &Parts, state: &AppState) -> Option<(String, WebSession)> {
     let id = session_id(parts, state)?;
-    let store = state.store.clone();
-    let now = state.clock.now();
-    let lookup = id.clone();
-    let session = tokio::task::spawn_blocking(move || store.session(&lookup, now))
-        .await
-        .ok()?
-        .ok()??;
+    let session = state.desk.session(id.clone()).await.ok()??;
     Some((id, session))
 }
 
@@ -171,8 +125,7 @@ impl FromRequestParts<AppState> for StaffSession {
         let Principal::Staff { email } = session.principal else {
             return Err(to_signin());
         };
-        let store = state.store.clone();
-        let now = state.clock.now();
+        let now = state.desk.now();
         // For "online now" on the dashboard: a write at most once a minute per person.
         let touch = match state.last_seen.lock() {
             Ok(mut seen) => {
@@ -186,26 +139,19 @@ impl FromRequestParts<AppState> for StaffSession {
             }
             Err(_) => true,
         };
-        let (staff, (bell, unread)) = tokio::task::spawn_blocking(move || {
-            let Some(staff) = store.staff(&email)? else {
-                return Ok(None);
-            };
-            if touch {
-                store.touch_staff(&email, now)?;
-            }
-            Ok::<_, postdesk_store::StoreError>(Some((staff, store.bell(&email, BELL_SHOWN)?)))
-        })
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .flatten()
-        .ok_or_else(to_signin)?;
+        let visit = state
+            .desk
+            .staff_visit(email, touch, BELL_SHOWN)
+            .await
+            .ok()
+            .flatten()
+            .ok_or_else(to_signin)?;
         Ok(StaffSession {
-            staff,
+            staff: visit.staff,
             id,
             csrf: session.csrf,
-            bell,
-            unread,
+            bell: visit.bell,
+            unread: visit.unread,
         })
     }
 }

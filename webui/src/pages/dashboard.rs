@@ -10,7 +10,7 @@ use crate::AppState;
 use askama::Template;
 use axum::extract::State;
 use postdesk_desk::dashboard::Dashboard;
-use postdesk_store::{Status, Ticket, TicketType};
+use postdesk_desk::model::{Status, Ticket, TicketType};
 
 const STATUSES: [Status; 4] = [
     Status::Open,

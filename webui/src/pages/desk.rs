@@ -8,7 +8,7 @@ use crate::AppState;
 use askama::Template;
 use axum::extract::{Query, State};
 use postdesk_desk::lists::{ListQuery, TicketList, RELATIONS};
-use postdesk_store::{Status, TicketFilter, TicketType};
+use postdesk_desk::model::{Status, TicketFilter, TicketType};
 use serde::Deserialize;
 
 const PAGE_SIZE: usize = 50;

@@ -13,8 +13,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Form;
+use postdesk_desk::model::DkimKeyRecord;
 use postdesk_desk::DeskError;
-use postdesk_store::DkimKeyRecord;
 use serde::Deserialize;
 
 struct OrgMail {

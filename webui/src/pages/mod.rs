@@ -26,7 +26,7 @@ pub struct Chrome {
     /// Whether the settings link shows (owners, admins, managers).
     pub settings: bool,
     pub unread: usize,
-    pub bell: Vec<postdesk_store::BellItem>,
+    pub bell: Vec<postdesk_desk::model::BellItem>,
 }
 
 impl Chrome {
@@ -78,20 +78,6 @@ pub fn sentence(why: &str) -> String {
         why.to_string()
     } else {
         format!("{why}.")
-    }
-}
-
-/// Runs store work off the async threads.
-pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, postdesk_store::StoreError> + Send + 'static,
-) -> Result<T, Response> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "page request failed");
-            Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))
-        }
-        Err(_) => Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error")),
     }
 }
 

@@ -11,8 +11,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
+use postdesk_desk::model::{FieldMode, Org, PortalMode};
 use postdesk_desk::DeskError;
-use postdesk_store::{FieldMode, Org, PortalMode};
 use serde::Deserialize;
 
 struct OrgRow {
@@ -53,7 +53,7 @@ struct OrgPage {
     has_secret: bool,
     new_secret: Option<String>,
     /// Senders refused since a ticket of theirs was deleted as spam.
-    blocked: Vec<postdesk_store::BlockedSender>,
+    blocked: Vec<postdesk_desk::model::BlockedSender>,
     notice: Option<String>,
     error: Option<String>,
 }

@@ -2,7 +2,7 @@
 //! emailed sign-in link (never blocked by the password throttle); setting a password;
 //! signing out here or everywhere (which also voids the sign-in links still in mail).
 
-use super::{blocking, refuse, render, Chrome};
+use super::{refuse, render, Chrome};
 use crate::client_ip::ClientIp;
 use crate::passwords::MAX_PASSWORD;
 use crate::refusals::forged;
@@ -13,7 +13,8 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use postdesk_store::{LinkRefusal, Principal};
+use postdesk_desk::access::LINK_HOURS;
+use postdesk_desk::model::{LinkRefusal, Principal};
 use serde::Deserialize;
 
 const MIN_PASSWORD: usize = 10;
@@ -82,17 +83,17 @@ pub async fn email_link(
     }
     let email = f.email.trim().to_ascii_lowercase();
     if state.limits.allow_link(&email, client) {
-        let mailing = state.clone();
-        let lookup = email.clone();
-        let sent = blocking(move || {
-            if mailing.store.staff(&lookup)?.is_some() {
-                crate::links::mail_staff_link(&mailing, &lookup, "", session::LINK_HOURS)?;
-            }
-            Ok(())
-        })
-        .await;
-        if let Err(r) = sent {
-            return r;
+        let sent = state
+            .desk
+            .mail_staff_link(
+                email.clone(),
+                String::new(),
+                LINK_HOURS,
+                state.public_url.clone(),
+            )
+            .await;
+        if let Err(e) = sent {
+            return crate::ApiError::from(e).into_page();
         }
     } else {
         tracing::warn!(client = %client, "staff link request rate limited");
@@ -164,21 +165,9 @@ pub async fn with_password(
             Some(wait.seconds()),
         );
     }
-    let store = state.store.clone();
-    let lookup = email.clone();
-    let known = match blocking(move || {
-        Ok(match store.staff(&lookup)? {
-            Some(s) => {
-                let hash = store.password_hash(&s.email)?;
-                (Some(s), hash)
-            }
-            None => (None, None),
-        })
-    })
-    .await
-    {
+    let known = match state.desk.password_of(email.clone()).await {
         Ok(k) => k,
-        Err(r) => return r,
+        Err(e) => return crate::ApiError::from(e).into_page(),
     };
     // One answer, after the same work, for an unknown address, a staff member without a
     // password and a wrong password, so addresses do not leak.
@@ -212,19 +201,19 @@ pub async fn with_password(
             None,
         );
     };
-    session::sign_in(&state, Principal::Staff { email: staff.email }, "/desk")
+    session::sign_in(&state, Principal::Staff { email: staff.email }, "/desk").await
 }
 
 /// `/signin/link/TOKEN`: an emailed sign-in link.
 pub async fn with_link(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    let store = state.store.clone();
-    let now = state.clock.now();
-    let used = match blocking(move || store.use_login_link(&token, now)).await {
+    let used = match state.desk.use_sign_in_link(token).await {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(e) => return crate::ApiError::from(e).into_page(),
     };
     match used {
-        Ok(principal @ Principal::Staff { .. }) => session::sign_in(&state, principal, "/desk"),
+        Ok(principal @ Principal::Staff { .. }) => {
+            session::sign_in(&state, principal, "/desk").await
+        }
         Ok(Principal::Portal { .. }) => {
             refuse(StatusCode::BAD_REQUEST, "This link is for the portal.")
         }
@@ -255,10 +244,8 @@ pub async fn sign_out(
     if !me.csrf_ok(&f.csrf) {
         return forged();
     }
-    let store = state.store.clone();
-    let id = me.id.clone();
-    if let Err(r) = blocking(move || store.end_session(&id)).await {
-        return r;
+    if let Err(e) = state.desk.end_session(me.id.clone()).await {
+        return crate::ApiError::from(e).into_page();
     }
     session::signed_out(&state, "/signin")
 }
@@ -271,18 +258,11 @@ pub async fn sign_out_everywhere(
     if !me.csrf_ok(&f.csrf) {
         return forged();
     }
-    let store = state.store.clone();
     let principal = Principal::Staff {
         email: me.staff.email.clone(),
     };
-    // Links still waiting in a mailbox would open a new session: they go too.
-    let ended = blocking(move || {
-        store.end_all_sessions(&principal)?;
-        store.revoke_login_links(&principal)
-    })
-    .await;
-    if let Err(r) = ended {
-        return r;
+    if let Err(e) = state.desk.end_all_sessions(principal).await {
+        return crate::ApiError::from(e).into_page();
     }
     session::signed_out(&state, "/signin")
 }
@@ -340,10 +320,8 @@ pub async fn set_password(
             return r;
         }
     };
-    let store = state.store.clone();
-    let email = me.staff.email.clone();
-    if let Err(r) = blocking(move || store.set_password_hash(&email, &hash)).await {
-        return r;
+    if let Err(e) = state.desk.set_own_password(me.staff.clone(), hash).await {
+        return crate::ApiError::from(e).into_page();
     }
     render(&page(Some("Password set."), None))
 }
@@ -370,10 +348,8 @@ pub async fn set_alerts(
         "off" => false,
         _ => return refuse(StatusCode::BAD_REQUEST, "Choose on or off."),
     };
-    let store = state.store.clone();
-    let email = me.staff.email.clone();
-    match blocking(move || store.set_staff_alerts(&email, on)).await {
+    match state.desk.set_own_alerts(me.staff.clone(), on).await {
         Ok(()) => Redirect::to("/account").into_response(),
-        Err(r) => r,
+        Err(e) => crate::ApiError::from(e).into_page(),
     }
 }

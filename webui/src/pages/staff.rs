@@ -1,18 +1,19 @@
 //! Settings: employees. Owners and admins invite (a mail with a sign-in link to set a
 //! password), change role and hourly rate, and delete, within the policy's rules.
 
-use super::{blocking, choices, render, settings_forbidden, Choice, Chrome};
+use super::{choices, render, settings_forbidden, Choice, Chrome};
 use crate::refusals::Refusal;
-use crate::session::{StaffSession, INVITATION_HOURS};
+use crate::session::StaffSession;
 use crate::{policy, AppState};
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Form;
+use postdesk_desk::access::INVITATION_HOURS;
 use postdesk_desk::employees::Invitation;
+use postdesk_desk::model::Role;
 use postdesk_desk::DeskError;
-use postdesk_store::Role;
 use serde::Deserialize;
 
 struct Person {
@@ -155,12 +156,17 @@ pub async fn invite(
         "{} invited you to the Postdesk staff desk as {}. Open the link, then set a password on your account page.",
         me.staff.name, new.role
     );
-    let (mailing, to) = (state.clone(), new.email.clone());
-    let mailed =
-        blocking(move || crate::links::mail_staff_link(&mailing, &to, &intro, INVITATION_HOURS))
-            .await;
-    if let Err(r) = mailed {
-        return r;
+    let mailed = state
+        .desk
+        .mail_staff_link(
+            new.email.clone(),
+            intro,
+            INVITATION_HOURS,
+            state.public_url.clone(),
+        )
+        .await;
+    if let Err(e) = mailed {
+        return failed(&state, &me, e).await;
     }
     tracing::info!(email = %new.email, by = %me.staff.email, "employee invited");
     page(

@@ -13,9 +13,9 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use postdesk_desk::fields::FieldEdit;
+use postdesk_desk::model::{Change, Event, HeldOutcome, Staff, Visibility};
 use postdesk_desk::tickets::{TicketView, Write};
 use postdesk_desk::DeskError;
-use postdesk_store::{Change, Event, HeldOutcome, Staff, Visibility};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -475,7 +475,7 @@ mod tests {
         let worked = |who: &str, m| Event {
             seq: 1,
             ticket: 1,
-            kind: postdesk_store::EventKind::Update,
+            kind: postdesk_desk::model::EventKind::Update,
             author: who.into(),
             by_staff: true,
             visibility: Visibility::Internal,
@@ -493,7 +493,7 @@ mod tests {
         let staff = |email: &str, rate| Staff {
             email: email.into(),
             name: email.into(),
-            role: postdesk_store::Role::Tech,
+            role: postdesk_desk::model::Role::Tech,
             alerts: true,
             hourly_rate_cents: rate,
             created_at: at,

@@ -2,7 +2,7 @@
 //! token, signing out; and the user's choice about automatic mail.
 
 use crate::client_ip::ClientIp;
-use crate::pages::{blocking, refuse};
+use crate::pages::refuse;
 use crate::refusals::forged;
 use crate::session::{self, FormToken, PortalSession};
 use crate::AppState;
@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use postdesk_desk::address::email_address;
-use postdesk_store::{PortalMode, Principal};
+use postdesk_desk::model::{PortalMode, Principal};
 use serde::Deserialize;
 
 use super::{bad_form, form_user, org, portal_page, Message};
@@ -57,13 +57,12 @@ pub async fn request_link(
     } else if !state.limits.allow_link(&email, client) {
         tracing::warn!(org = %slug, client = %client, "portal link request rate limited");
     } else {
-        let (mailing, mail_org) = (state.clone(), org.clone());
-        let queued = blocking(move || {
-            crate::links::mail_portal_link(&mailing, &mail_org, &email, session::LINK_HOURS)
-        })
-        .await;
-        if let Err(r) = queued {
-            return r;
+        let queued = state
+            .desk
+            .mail_portal_link(org.clone(), email, state.public_url.clone())
+            .await;
+        if let Err(e) = queued {
+            return crate::ApiError::from(e).into_page();
         }
     }
     portal_page(
@@ -81,11 +80,9 @@ pub async fn request_link(
 
 /// `/portal/link/TOKEN`: the emailed link opens the portal signed in.
 pub async fn with_link(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    let store = state.store.clone();
-    let now = state.clock.now();
-    let used = match blocking(move || store.use_login_link(&token, now)).await {
+    let used = match state.desk.use_sign_in_link(token).await {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(e) => return crate::ApiError::from(e).into_page(),
     };
     match used {
         Ok(principal @ Principal::Portal { .. }) => {
@@ -93,7 +90,7 @@ pub async fn with_link(State(state): State<AppState>, Path(token): Path<String>)
                 return refuse(StatusCode::BAD_REQUEST, "This link is not for the portal.");
             };
             let target = format!("/portal/{org}");
-            session::sign_in(&state, principal.clone(), &target)
+            session::sign_in(&state, principal.clone(), &target).await
         }
         Ok(Principal::Staff { .. }) => {
             refuse(StatusCode::BAD_REQUEST, "This link is not for the portal.")
@@ -128,18 +125,16 @@ pub async fn directory_sign_in(
             "This portal does not take directory tokens.",
         );
     }
-    let store = state.store.clone();
-    let lookup = slug.clone();
     let secret =
-        match blocking(move || store.directory_secret(&lookup)).await {
+        match state.desk.directory_secret(slug.clone()).await {
             Ok(Some(s)) => s,
             Ok(None) => return refuse(
                 StatusCode::FORBIDDEN,
                 "This portal has no directory secret yet; its administrators must generate one.",
             ),
-            Err(r) => return r,
+            Err(e) => return crate::ApiError::from(e).into_page(),
         };
-    let now = state.clock.now().unix_timestamp();
+    let now = state.desk.now().unix_timestamp();
     let verified = match crate::directory_token::verify(&q.token, &secret, &slug, now) {
         Ok(v) => v,
         Err(e) => {
@@ -148,23 +143,25 @@ pub async fn directory_sign_in(
         }
     };
     // Single use: a token seen in a log, a Referer or a browser history opens nothing.
-    let store = state.store.clone();
-    let (org_slug, jti, expires) = (slug.clone(), verified.jti.clone(), verified.expires);
-    match blocking(move || store.use_directory_token(&org_slug, &jti, expires, now)).await {
+    let first_use = state
+        .desk
+        .use_directory_token(slug.clone(), verified.jti.clone(), verified.expires)
+        .await;
+    match first_use {
         Ok(true) => {}
         Ok(false) => {
             tracing::info!(org = %slug, "directory token used again");
             let e = crate::directory_token::TokenError::Replayed;
             return refuse(StatusCode::FORBIDDEN, e.message());
         }
-        Err(r) => return r,
+        Err(e) => return crate::ApiError::from(e).into_page(),
     }
     let target = format!("/portal/{slug}");
     let principal = Principal::Portal {
         org: slug,
         email: verified.email,
     };
-    session::sign_in(&state, principal, &target)
+    session::sign_in(&state, principal, &target).await
 }
 
 #[derive(Deserialize)]
@@ -183,10 +180,8 @@ pub async fn sign_out(
         Ok(me) => me,
         Err(r) => return r,
     };
-    let store = state.store.clone();
-    let id = me.id.clone();
-    if let Err(r) = blocking(move || store.end_session(&id)).await {
-        return r;
+    if let Err(e) = state.desk.end_session(me.id.clone()).await {
+        return crate::ApiError::from(e).into_page();
     }
     session::signed_out(&state, &format!("/portal/{slug}"))
 }

@@ -15,7 +15,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use postdesk_store::{FieldMode, Org, PortalMode, Ticket};
+use postdesk_desk::model::{FieldMode, Org, PortalMode, Ticket};
 use serde::Deserialize;
 
 pub use access::{directory_sign_in, request_link, set_mail, sign_out, with_link};

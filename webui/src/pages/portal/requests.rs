@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use postdesk_desk::address::email_address;
 use postdesk_desk::files::NewFile;
+use postdesk_desk::model::{FieldMode, Org, PortalMode, TicketType};
 use postdesk_desk::opening::PortalRequest;
-use postdesk_store::{FieldMode, Org, PortalMode, TicketType};
 use serde::Deserialize;
 
 use super::{bad_form, of_org, org, portal_page, Message, MAX_SUMMARY, MAX_TEXT};

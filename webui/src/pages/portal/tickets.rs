@@ -10,9 +10,9 @@ use askama::Template;
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use postdesk_desk::model::{Event, EventKind, Org, Ticket, Visibility};
 use postdesk_desk::opening::RequesterReply;
 use postdesk_desk::DeskError;
-use postdesk_store::{Event, EventKind, Org, Ticket, Visibility};
 
 use super::{of_org, org};
 

@@ -1,0 +1,10 @@
+//! The data model as the edges name it: the store's types, re-exported so that web pages,
+//! the API and the binary depend on the desk alone. Only the binary holds a `Store`, to
+//! open it and hand it to the desk, the gateway and the notifier; the edges never call it.
+
+pub use postdesk_store::{
+    check_slug, random_bytes, BellItem, BlockedSender, Change, Clock, DkimKeyRecord, Event,
+    EventKind, FieldMode, HeldOutcome, LinkRefusal, OffsetFileClock, Org, PortalMode, Principal,
+    Role, Staff, Status, Store, StoreError, SystemClock, Ticket, TicketFilter, TicketType,
+    Visibility, WebSession,
+};
