@@ -1,7 +1,7 @@
 //! The checks every inbound message passes whatever way it came (SMTP, LMTP, IMAP): its
 //! shape, its header section, and the receiving organization's sender whitelist.
 
-use postdesk_store::Store;
+use postdesk_store::{Org, Store};
 use postdesk_threading::{check_reply_token, plus_part};
 
 /// What the checks decided for one recipient organization.
@@ -11,22 +11,22 @@ pub(crate) enum Verdict {
 }
 
 /// Whether `org` takes mail at `address` from the From address `from`. A sender the
-/// organization blocked (spam) is refused whatever else holds. The whitelist
+/// organization blocked (spam) is refused whatever else holds (`checked`: an address the
+/// caller already found not blocked, the envelope sender at RCPT, not asked again: every
+/// store read here waits while the pipeline commits). The whitelist
 /// decides who may write to the organization as an end user; mail to a reply address whose
 /// token was issued to `from` for one of the organization's tickets, and mail from a staff
 /// address, are not refused by it (whether the sender is staff still needs its proof,
 /// which the pipeline asks for).
 pub(crate) fn whitelist_verdict(
     store: &Store,
-    org: &str,
+    org: &Org,
     address: &str,
     from: Option<&str>,
+    checked: Option<&str>,
 ) -> Verdict {
-    let org = match store.org(org) {
-        Ok(Some(o)) => o,
-        _ => return Verdict::Refuse(format!("<{address}> is no longer served here")),
-    };
-    if let Some(f) = from.filter(|f| matches!(store.is_blocked(&org.slug, f), Ok(true))) {
+    let unchecked = from.filter(|f| checked.is_none_or(|c| !c.eq_ignore_ascii_case(f)));
+    if let Some(f) = unchecked.filter(|f| matches!(store.is_blocked(&org.slug, f), Ok(true))) {
         return Verdict::Refuse(format!("<{f}> is blocked from writing to {address}"));
     }
     let domain = from.and_then(|a| a.rsplit_once('@')).map(|(_, d)| d);

@@ -226,7 +226,7 @@ impl Importer<'_> {
             match from_address(raw) {
                 None => Some("message has no readable header section".to_string()),
                 Some(from) => {
-                    match whitelist_verdict(self.store, &org.slug, &address, from.as_deref()) {
+                    match whitelist_verdict(self.store, &org, &address, from.as_deref(), None) {
                         Verdict::Accept => None,
                         Verdict::Refuse(reason) => Some(reason),
                     }

@@ -164,7 +164,13 @@ impl Session {
             .clone()
             .into_iter()
             .map(|r| {
-                let v = whitelist_verdict(&self.gateway.store, &r.org, &r.address, from.as_deref());
+                let v = whitelist_verdict(
+                    &self.gateway.store,
+                    &r.org,
+                    &r.address,
+                    from.as_deref(),
+                    self.mail_from.as_deref(),
+                );
                 (r, v)
             })
             .collect();
@@ -173,11 +179,11 @@ impl Session {
         for (r, v) in &verdicts {
             match v {
                 Verdict::Accept => deliveries.push(Delivery {
-                    org: r.org.clone(),
+                    org: r.org.slug.clone(),
                     address: r.address.clone(),
                 }),
                 Verdict::Refuse(reason) => refused.push(RefusedDelivery {
-                    org: r.org.clone(),
+                    org: r.org.slug.clone(),
                     address: r.address.clone(),
                     reason: reason.clone(),
                 }),

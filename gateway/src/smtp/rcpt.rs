@@ -38,10 +38,7 @@ impl Session {
                     self.reply("250 2.1.5 Recipient OK (duplicate ignored)");
                     return;
                 }
-                self.recipients.push(Recipient {
-                    address,
-                    org: org.slug,
-                });
+                self.recipients.push(Recipient { address, org });
                 self.reply("250 2.1.5 Recipient OK");
             }
             Ok(None) => self.reply(&format!("550 5.1.1 <{address}>: no such mailbox here")),

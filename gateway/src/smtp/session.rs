@@ -3,6 +3,7 @@
 
 use super::Mode;
 use crate::Gateway;
+use postdesk_store::Org;
 use smtp_proto::request::receiver::RequestReceiver;
 use smtp_proto::{Error as ProtoError, Request};
 use std::net::SocketAddr;
@@ -15,7 +16,8 @@ use tokio::time::Instant;
 #[derive(Debug, Clone)]
 pub(super) struct Recipient {
     pub address: String,
-    pub org: String,
+    /// As found at RCPT (its sender whitelist is applied at the end of DATA).
+    pub org: Org,
 }
 
 /// The state of one conversation.
