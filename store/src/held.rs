@@ -3,11 +3,12 @@
 
 use crate::codec::{decode, encode, num_key};
 use crate::tickets::{
-    append_change, append_event, bump, mid_key, moved_mid_entry, new_ticket, save_ticket,
-    MAX_TICKET_CC,
+    append_change, append_event, bump, mid_entry, mid_key, mid_origin, mid_ticket, midby_key,
+    moved_mid_entry, new_ticket, save_ticket, MAX_TICKET_CC,
 };
 use crate::{Change, Event, EventKind, HeldOutcome, Store, StoreError, Ticket, TicketType};
 use sled::transaction::ConflictableTransactionError::Abort;
+use sled::transaction::{TransactionalTree, UnabortableTransactionError};
 use time::OffsetDateTime;
 
 /// What staff do with a held mail.
@@ -132,9 +133,7 @@ impl Store {
                         save_ticket(tx, None, &opened)?;
                         // Replies to the mail now thread into its own ticket.
                         if let Some(mid) = &event.message_id {
-                            let key = mid_key(&before.org, mid);
-                            let entry = tx.get(key.as_bytes())?.unwrap_or_default();
-                            tx.insert(key.as_bytes(), moved_mid_entry(&entry, opened.number))?;
+                            move_message_id(tx, &before, mid, &event, opened.number)?;
                         }
                         HeldOutcome::OpenedAsTicket {
                             ticket: opened.number,
@@ -150,4 +149,40 @@ impl Store {
         self.flush()?;
         Ok(outcome)
     }
+}
+
+/// Points what the held mail's Message-ID leads to at the ticket it was opened as, and
+/// only that: the id's entry when it pointed at the held mail's ticket and its author owns
+/// it (or nobody is known to), else that author's own key. Someone who sent a mail with
+/// another person's id (copied on it, say) takes over neither its replies nor its retries.
+fn move_message_id(
+    tx: &TransactionalTree,
+    held_in: &Ticket,
+    mid: &str,
+    event: &Event,
+    opened: u64,
+) -> Result<(), UnabortableTransactionError> {
+    let key = mid_key(&held_in.org, mid);
+    match tx.get(key.as_bytes())? {
+        Some(entry)
+            if mid_ticket(&entry) == Some(held_in.number)
+                && mid_origin(&entry).is_none_or(|(_, owner)| owner == event.author) =>
+        {
+            tx.insert(key.as_bytes(), moved_mid_entry(&entry, opened))?;
+        }
+        Some(_) => {
+            let by = midby_key(&held_in.org, mid, &event.author);
+            if tx
+                .get(by.as_bytes())?
+                .is_some_and(|t| mid_ticket(&t) == Some(held_in.number))
+            {
+                tx.insert(by.as_bytes(), &opened.to_be_bytes())?;
+            }
+        }
+        None => {
+            let entry = mid_entry(opened, event.inbound.unwrap_or(0), &event.author);
+            tx.insert(key.as_bytes(), entry)?;
+        }
+    }
+    Ok(())
 }

@@ -114,7 +114,7 @@ pub(crate) fn mid_key(org: &str, mid: &str) -> String {
 /// and that message's sender, who owns the id for threading. One key, written once per
 /// new message: keys named by Message-IDs land in random places of the tree, and each
 /// costs the store's write lock a page of its own, so what belongs to one id stays in one.
-fn mid_entry(ticket: u64, inbound: u64, from: &str) -> Vec<u8> {
+pub(crate) fn mid_entry(ticket: u64, inbound: u64, from: &str) -> Vec<u8> {
     let mut v = Vec::with_capacity(16 + from.len());
     v.extend_from_slice(&ticket.to_be_bytes());
     v.extend_from_slice(&inbound.to_be_bytes());
@@ -136,7 +136,7 @@ pub(crate) fn mid_ticket(v: &[u8]) -> Option<u64> {
 }
 
 /// The inbound message and sender of a [`mid_entry`]; `None` for a ticket-only entry.
-fn mid_origin(v: &[u8]) -> Option<(u64, &str)> {
+pub(crate) fn mid_origin(v: &[u8]) -> Option<(u64, &str)> {
     let inbound = v.get(8..16).and_then(read_u64)?;
     Some((inbound, std::str::from_utf8(v.get(16..)?).ok()?))
 }
@@ -148,7 +148,7 @@ pub(crate) fn midfrom_key(org: &str, mid: &str) -> String {
 
 /// The ticket another sender's mail with an id someone else owns went to: what makes that
 /// sender's retry a duplicate (the owner's retry is recognised by the [`mid_entry`]).
-fn midby_key(org: &str, mid: &str, from: &str) -> String {
+pub(crate) fn midby_key(org: &str, mid: &str, from: &str) -> String {
     format!("{}{from}", midby_prefix(org, mid))
 }
 

@@ -843,3 +843,79 @@ fn a_sign_in_request_becomes_one_outbox_mail() {
     drop(s);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn held_mail_opened_as_a_ticket_takes_over_no_one_elses_message_id() {
+    let (s, dir) = temp_store("held-mid");
+    s.add_org(&org("acme")).expect("org");
+    let ids = s
+        .spool_batch(&[
+            (&envelope(&["acme"]), b"bob's".as_slice()),
+            (&envelope(&["acme"]), b"eve's copy".as_slice()),
+            (&envelope(&["acme"]), b"bob again".as_slice()),
+            (&envelope(&["acme"]), b"eve again".as_slice()),
+        ])
+        .expect("spool");
+    s.commit_delivery(&commit(
+        ids[0],
+        "acme",
+        "<bob-1@c.test>",
+        new_target(),
+        true,
+    ))
+    .expect("bob's ticket");
+    // Eve, copied on Bob's mail, sends one with its Message-ID into his ticket: held.
+    let eve = DeliveryCommit {
+        from: "eve@evil.test".into(),
+        held: true,
+        kind: EventKind::Reply,
+        ..commit(
+            ids[1],
+            "acme",
+            "<bob-1@c.test>",
+            TicketTarget::Existing(1),
+            true,
+        )
+    };
+    s.commit_delivery(&eve).expect("held");
+    let held = s
+        .events_for(1)
+        .expect("events")
+        .into_iter()
+        .find(|e| e.held)
+        .expect("held entry");
+    let now = OffsetDateTime::now_utc();
+    let open = HeldAction::OpenTicket {
+        summary: "eve's".into(),
+        ticket_type: TicketType::Question,
+    };
+    let opened = s
+        .resolve_held(1, held.seq, &open, "alex@acme.test", now)
+        .expect("opened");
+    let HeldOutcome::OpenedAsTicket { ticket: eves, .. } = opened else {
+        panic!("{opened:?}");
+    };
+    // Replies to Bob's id still go to Bob's ticket; each sender's retry to their own.
+    assert_eq!(
+        s.ticket_for_message_id("acme", "bob-1@c.test").expect("t"),
+        Some(1)
+    );
+    let retry = |inbound, from: &str| DeliveryCommit {
+        from: from.into(),
+        ..commit(inbound, "acme", "<bob-1@c.test>", new_target(), true)
+    };
+    assert_eq!(
+        s.commit_delivery(&retry(ids[2], "bob@c.test"))
+            .expect("c")
+            .outcome,
+        Outcome::Duplicate { ticket: 1 }
+    );
+    assert_eq!(
+        s.commit_delivery(&retry(ids[3], "eve@evil.test"))
+            .expect("c")
+            .outcome,
+        Outcome::Duplicate { ticket: eves }
+    );
+    drop(s);
+    let _ = std::fs::remove_dir_all(dir);
+}
