@@ -40,6 +40,12 @@ pub fn address_list(text: &str) -> Result<Vec<String>, String> {
     Ok(list)
 }
 
+/// The mailbox an address delivers to, for counting and blocking: lowercase, without a
+/// `+tag`, quotes or a trailing dot on the domain (the store's one rule).
+pub fn mailbox(address: &str) -> String {
+    postdesk_store::blocked_form(address)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -312,7 +312,9 @@ fn apply_delivery(
         append_change(tx, &mut ticket, change, &event)?;
     }
     save_ticket(tx, before.as_ref(), &ticket)?;
-    if let Some(m) = &mid {
+    // Mail whose From may be forged takes no hold on its Message-ID: a forgery sent first
+    // with someone's id would otherwise make their real mail a duplicate of it.
+    if let Some(m) = mid.as_ref().filter(|_| !c.suspected_spoofing) {
         if owns_mid {
             let entry = mid_entry(ticket.number, c.inbound, &c.from);
             tx.insert(mid_key(&c.org, m).as_bytes(), entry)?;
@@ -1090,6 +1092,28 @@ mod tests {
         assert_eq!(mid_ticket(&moved), Some(7));
         assert_eq!(mid_origin(&moved), Some((1, "bob@c.test")));
         assert_eq!(mid_ticket(&moved_mid_entry(&[], 7)), Some(7));
+    }
+
+    #[test]
+    fn a_suspected_forgery_sent_first_does_not_make_the_real_mail_a_duplicate() {
+        let (s, _dir) = store("forged");
+        let forged = DeliveryCommit {
+            suspected_spoofing: true,
+            ..delivery(1, "bob@c.test")
+        };
+        assert!(matches!(
+            s.commit_delivery(&forged).expect("forged").outcome,
+            Outcome::Accepted { ticket: 1, .. }
+        ));
+        assert!(matches!(
+            outcome(&s, 2, "bob@c.test"),
+            Outcome::Accepted { ticket: 2, .. }
+        ));
+        assert_eq!(
+            outcome(&s, 3, "bob@c.test"),
+            Outcome::Duplicate { ticket: 2 }
+        );
+        assert_eq!(s.ticket_for_message_id("acme", "m1@x").expect("t"), Some(2));
     }
 
     #[test]

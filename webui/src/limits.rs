@@ -123,14 +123,11 @@ impl Limits {
     }
 }
 
-/// The key of a submitted address: lowercased, bounded in length.
+/// The key of a submitted address: its mailbox (`bob+1@` and `bob+2@` spend one quota),
+/// bounded in length.
 fn account_key(address: &str) -> String {
-    address
-        .trim()
-        .chars()
-        .take(MAX_ACCOUNT_KEY)
-        .collect::<String>()
-        .to_lowercase()
+    let bounded: String = address.trim().chars().take(MAX_ACCOUNT_KEY).collect();
+    postdesk_desk::address::mailbox(&bounded)
 }
 
 #[cfg(test)]
@@ -156,6 +153,18 @@ mod tests {
         assert!(limits
             .allow_password("bob@x.test", client("198.51.100.1"))
             .is_ok());
+    }
+
+    #[test]
+    fn links_to_one_mailbox_share_a_quota_whatever_its_tag() {
+        let limits = Limits::default();
+        let mut sent = 0;
+        for i in 0..12 {
+            let from = client(&format!("192.0.2.{i}"));
+            sent += usize::from(limits.allow_link(&format!("Bob+{i}@c.test"), from));
+            sent += usize::from(limits.allow_link("bob@c.test.", from));
+        }
+        assert_eq!(sent, 5, "five links an hour to one mailbox");
     }
 
     #[test]
