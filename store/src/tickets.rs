@@ -952,6 +952,42 @@ impl Store {
             .and_then(|v| mid_ticket(&v)))
     }
 
+    /// The ticket a reply from `sender` naming this Message-ID belongs to, and whether
+    /// that is in doubt. A sender's own id leads to their own mail's ticket. Anyone else's
+    /// reply goes to the first sender's ticket, in doubt when several senders used the id
+    /// (someone who saw it early may have sent first): such a reply proves no part in it.
+    pub fn ticket_for_reference(
+        &self,
+        org: &str,
+        mid: &str,
+        sender: &str,
+    ) -> Result<Option<(u64, bool)>, StoreError> {
+        let mid = normalize_message_id(mid);
+        let Some(entry) = self.state.get(mid_key(org, &mid))? else {
+            return Ok(None);
+        };
+        let Some(ticket) = mid_ticket(&entry) else {
+            return Ok(None);
+        };
+        if mid_origin(&entry).is_some_and(|(_, owner)| owner == sender) {
+            return Ok(Some((ticket, false)));
+        }
+        if let Some(own) = self
+            .state
+            .get(midby_key(org, &mid, sender))?
+            .and_then(|v| mid_ticket(&v))
+        {
+            return Ok(Some((own, false)));
+        }
+        let contested = self
+            .state
+            .scan_prefix(midby_prefix(org, &mid))
+            .next()
+            .transpose()?
+            .is_some();
+        Ok(Some((ticket, contested)))
+    }
+
     /// The inbound message that first brought a Message-ID into an organization.
     pub fn inbound_for_message_id(&self, org: &str, mid: &str) -> Result<Option<u64>, StoreError> {
         let mid = normalize_message_id(mid);
@@ -1077,6 +1113,17 @@ mod tests {
             Outcome::Duplicate { ticket: 2 }
         );
         assert_eq!(s.ticket_for_message_id("acme", "m1@x").expect("t"), Some(1));
+        // A reply naming it: each sender's own id leads to their own ticket; anyone
+        // else's goes to the first sender's, in doubt.
+        let reference = |from: &str| s.ticket_for_reference("acme", "<m1@x>", from).expect("r");
+        assert_eq!(reference("bob@c.test"), Some((1, false)));
+        assert_eq!(reference("eve@d.test"), Some((2, false)));
+        assert_eq!(reference("carol@c.test"), Some((1, true)));
+        assert_eq!(
+            s.ticket_for_reference("acme", "other@x", "carol@c.test")
+                .expect("r"),
+            None
+        );
         assert_eq!(
             s.inbound_for_message_id("acme", "<m1@x>").expect("i"),
             Some(1)
@@ -1114,6 +1161,12 @@ mod tests {
             Outcome::Duplicate { ticket: 2 }
         );
         assert_eq!(s.ticket_for_message_id("acme", "m1@x").expect("t"), Some(2));
+        assert_eq!(
+            s.ticket_for_reference("acme", "m1@x", "carol@c.test")
+                .expect("r"),
+            Some((2, false)),
+            "one sender used it: no doubt"
+        );
     }
 
     #[test]

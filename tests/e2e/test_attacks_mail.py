@@ -204,6 +204,18 @@ class Hijack(unittest.TestCase):
         again = decided(mail("ceo@customer.test", "acme@acme.test", "The real request",
                              message_id="<tomorrow@customer.test>"), 3)[0]
         self.assertEqual(again["outcome"], "duplicate", "the same sender's retry is one")
+        # A reply naming the id goes where its sender's own mail went; anyone else's is
+        # kept for staff, public in neither ticket (the squatter would read it in his).
+        follow = send(srv, mail("ceo@customer.test", "acme@acme.test", "Re: The real request",
+                                "More detail.", In_Reply_To="<tomorrow@customer.test>"))
+        self.assertEqual((follow["outcome"], follow["ticket"]), ("accepted", real["ticket"]))
+        self.assertFalse(srv.ticket(real["ticket"])["events"][-1]["held"])
+        other = send(srv, mail("carol@customer.test", "acme@acme.test", "Re: The real request",
+                               "CAROL-SECRET", In_Reply_To="<tomorrow@customer.test>"))
+        self.assertEqual(other["ticket"], squat["ticket"])
+        self.assertTrue(any("more than one sender" in x for x in other["notes"]), other["notes"])
+        held = srv.ticket(squat["ticket"])["events"][-1]
+        self.assertEqual((held["held"], held["visibility"]), (True, "internal"))
 
     def test_forged_or_staff_senders_are_not_accepted_as_ccs(self):
         srv, n = self.srv, self.n

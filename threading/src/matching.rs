@@ -7,6 +7,19 @@ use crate::{check_reply_token, plus_part, subject_tag};
 pub trait TicketLookup {
     /// The ticket of a Message-ID seen or generated in this organization.
     fn ticket_for_message_id(&self, org: &str, message_id: &str) -> Option<u64>;
+    /// The ticket a reply from `sender` naming this Message-ID belongs to, and whether
+    /// other senders' mail used the id too (then the id alone does not say which
+    /// conversation a reply is in). By default the id's ticket, used by one sender.
+    fn ticket_for_reference(
+        &self,
+        org: &str,
+        message_id: &str,
+        sender: &str,
+    ) -> Option<(u64, bool)> {
+        let _ = sender;
+        self.ticket_for_message_id(org, message_id)
+            .map(|t| (t, false))
+    }
     /// The organization of a ticket, if it exists.
     fn ticket_org(&self, ticket: u64) -> Option<String>;
     /// Whether `address` already takes part in the ticket.
@@ -52,6 +65,9 @@ impl MatchRule {
 pub struct TicketMatch {
     pub ticket: Option<u64>,
     pub rule: MatchRule,
+    /// Matched by a Message-ID more than one sender's mail used: the reply may belong to
+    /// another conversation than the ticket's, so it proves no part in it.
+    pub contested: bool,
 }
 
 pub fn match_ticket(
@@ -68,6 +84,7 @@ pub fn match_ticket(
                 return TicketMatch {
                     ticket: Some(t),
                     rule: MatchRule::ReplyToken,
+                    contested: false,
                 };
             }
         }
@@ -78,10 +95,11 @@ pub fn match_ticket(
     ] {
         // The newest reference is the most specific: search from the end.
         for id in ids.iter().rev() {
-            if let Some(t) = lookup.ticket_for_message_id(input.org, id) {
+            if let Some((t, contested)) = lookup.ticket_for_reference(input.org, id, input.sender) {
                 return TicketMatch {
                     ticket: Some(t),
                     rule,
+                    contested,
                 };
             }
         }
@@ -91,12 +109,14 @@ pub fn match_ticket(
             return TicketMatch {
                 ticket: Some(t),
                 rule: MatchRule::SubjectTag,
+                contested: false,
             };
         }
     }
     TicketMatch {
         ticket: None,
         rule: MatchRule::New,
+        contested: false,
     }
 }
 
@@ -163,7 +183,8 @@ mod tests {
             m,
             TicketMatch {
                 ticket: Some(3),
-                rule: MatchRule::ReplyToken
+                rule: MatchRule::ReplyToken,
+                contested: false,
             }
         );
         let m = match_ticket(&input(&[], &["a@x".into()], &["b@x".into()], ""), k, &f);
@@ -178,7 +199,8 @@ mod tests {
             m,
             TicketMatch {
                 ticket: Some(2),
-                rule: MatchRule::References
+                rule: MatchRule::References,
+                contested: false,
             }
         );
         let m = match_ticket(&input(&[], &[], &[], "Re: [#3] x"), k, &f);
@@ -186,7 +208,8 @@ mod tests {
             m,
             TicketMatch {
                 ticket: Some(3),
-                rule: MatchRule::SubjectTag
+                rule: MatchRule::SubjectTag,
+                contested: false,
             }
         );
         // tag of a ticket where the sender does not take part, or of another org
@@ -198,5 +221,40 @@ mod tests {
         let other = format!("support+{}@acme.test", make_reply_token(k, 3, "eve@c.test"));
         let m = match_ticket(&input(&[other], &[], &[], ""), k, &f);
         assert_eq!(m.rule, MatchRule::New);
+    }
+
+    /// An id two senders used: the lookup's answer, and that it is contested, is passed on.
+    struct Contested;
+
+    impl TicketLookup for Contested {
+        fn ticket_for_message_id(&self, _org: &str, _m: &str) -> Option<u64> {
+            Some(1)
+        }
+        fn ticket_for_reference(&self, _org: &str, _m: &str, sender: &str) -> Option<(u64, bool)> {
+            Some(if sender == "bob@c.test" {
+                (2, true)
+            } else {
+                (1, true)
+            })
+        }
+        fn ticket_org(&self, _t: u64) -> Option<String> {
+            Some("acme".into())
+        }
+        fn is_participant(&self, _t: u64, _a: &str) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn a_contested_message_id_is_said_so() {
+        let m = match_ticket(&input(&[], &["a@x".into()], &[], ""), b"k", &Contested);
+        assert_eq!(
+            m,
+            TicketMatch {
+                ticket: Some(2),
+                rule: MatchRule::InReplyTo,
+                contested: true,
+            }
+        );
     }
 }

@@ -26,6 +26,17 @@ pub(super) struct BatchLookup<'a> {
 }
 
 impl BatchLookup<'_> {
+    /// A Message-ID the uncommitted batch adds: the answer about it may change.
+    fn note_batch_id(&self, org: &str, message_id: &str) {
+        if self
+            .view
+            .message_ids
+            .contains(&(org.to_string(), normalize_message_id(message_id)))
+        {
+            self.read_batch.set(true);
+        }
+    }
+
     pub fn ticket(&self, number: u64) -> Option<Ticket> {
         if self.view.tickets.contains(&number) {
             self.read_batch.set(true);
@@ -40,15 +51,21 @@ impl BatchLookup<'_> {
 
 impl TicketLookup for BatchLookup<'_> {
     fn ticket_for_message_id(&self, org: &str, message_id: &str) -> Option<u64> {
-        if self
-            .view
-            .message_ids
-            .contains(&(org.to_string(), normalize_message_id(message_id)))
-        {
-            self.read_batch.set(true);
-        }
+        self.note_batch_id(org, message_id);
         self.store
             .ticket_for_message_id(org, message_id)
+            .ok()
+            .flatten()
+    }
+    fn ticket_for_reference(
+        &self,
+        org: &str,
+        message_id: &str,
+        sender: &str,
+    ) -> Option<(u64, bool)> {
+        self.note_batch_id(org, message_id);
+        self.store
+            .ticket_for_reference(org, message_id, sender)
             .ok()
             .flatten()
     }

@@ -588,6 +588,15 @@ impl Planning<'_> {
         // employee's or a removed CC's old token lets them in no more.
         let takes_part = match staff {
             Some(_) => may_see,
+            // A reply naming a Message-ID several senders used may be in another
+            // conversation than this ticket's (someone sent first with a copied id): it
+            // is kept for staff, not added where the first sender's ticket is read.
+            None if m.contested => {
+                notes.push(
+                    "threaded by a Message-ID more than one sender used; kept for staff".into(),
+                );
+                false
+            }
             None => {
                 ticket.requester == *from
                     || ticket.cc.iter().any(|c| c == from)
