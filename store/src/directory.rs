@@ -453,20 +453,10 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    struct Scratch(std::path::PathBuf);
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::scratch::{scratch_store, Scratch};
 
     fn store(name: &str) -> (Store, Scratch) {
-        let dir =
-            std::env::temp_dir().join(format!("postdesk-directory-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = Store::open(&dir).expect("open");
+        let (store, dir) = scratch_store(&format!("directory-{name}"));
         store
             .add_staff(&Staff {
                 email: "alex@x.test".into(),
@@ -477,7 +467,7 @@ mod tests {
                 created_at: OffsetDateTime::now_utc(),
             })
             .expect("staff");
-        (store, Scratch(dir))
+        (store, dir)
     }
 
     #[test]

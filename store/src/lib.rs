@@ -17,6 +17,8 @@ mod mail_requests;
 mod mailboxes;
 mod model;
 mod outbox;
+#[cfg(test)]
+mod scratch;
 mod spool;
 mod tickets;
 

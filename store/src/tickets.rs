@@ -1037,22 +1037,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scratch::scratch_store as store;
     use crate::{EventKind, TicketType, Visibility};
-
-    struct Scratch(std::path::PathBuf);
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
-    fn store(name: &str) -> (Store, Scratch) {
-        let dir =
-            std::env::temp_dir().join(format!("postdesk-tickets-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        (Store::open(&dir).expect("open"), Scratch(dir))
-    }
 
     fn delivery(inbound: u64, from: &str) -> DeliveryCommit {
         DeliveryCommit {
