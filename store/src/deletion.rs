@@ -5,11 +5,9 @@
 use crate::bell::{unread_key, BellItem};
 use crate::codec::{decode, encode, key_num, num_key, read_counter, read_u64};
 use crate::files::Kind;
+use crate::message_ids::{mid_key, mid_ticket, midby_prefix, midfrom_key, ourmid_key};
 use crate::outbox::OutboxItem;
-use crate::tickets::{
-    bump, count_key, mid_key, mid_ticket, midby_prefix, midfrom_key, ourmid_key, person_keys,
-    recency_key, tev_key,
-};
+use crate::tickets::{bump, count_key, person_keys, recency_key, tev_key};
 use crate::{
     normalize_message_id, Decision, Event, EventKind, Outcome, Store, StoreError, Ticket,
     Visibility,

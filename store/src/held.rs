@@ -2,10 +2,9 @@
 //! the ticket, or open it as a ticket of its own; either is decided once.
 
 use crate::codec::{decode, encode, num_key};
-use crate::tickets::{
-    append_change, append_event, bump, mid_entry, mid_key, mid_origin, mid_ticket, midby_key,
-    moved_mid_entry, new_ticket, save_ticket, MAX_TICKET_CC,
-};
+use crate::delivery::MAX_TICKET_CC;
+use crate::message_ids::{mid_entry, mid_key, mid_origin, mid_ticket, midby_key, moved_mid_entry};
+use crate::tickets::{append_change, append_event, bump, new_ticket, save_ticket};
 use crate::{Change, Event, EventKind, HeldOutcome, Store, StoreError, Ticket, TicketType};
 use sled::transaction::ConflictableTransactionError::Abort;
 use sled::transaction::{TransactionalTree, UnabortableTransactionError};

@@ -7,6 +7,7 @@ mod blobs;
 mod clock;
 mod codec;
 mod deletion;
+mod delivery;
 mod directory;
 mod dkim;
 mod error;
@@ -15,6 +16,7 @@ mod grants;
 mod held;
 mod mail_requests;
 mod mailboxes;
+mod message_ids;
 mod model;
 mod outbox;
 #[cfg(test)]
@@ -26,17 +28,16 @@ pub use access::{LinkRefusal, LoginLink, Principal, WebSession};
 pub use bell::BellItem;
 pub use clock::{Clock, OffsetFileClock, SystemClock};
 pub use deletion::{blocked_form, BlockedSender, Deleted};
+pub use delivery::{DeliveryCommit, PipelineWrite, TicketTarget, MAX_PARTICIPANTS, MAX_TICKET_CC};
 pub use directory::{hash_token, ApiTokenInfo};
 pub use dkim::DkimKeyRecord;
 pub use error::StoreError;
 pub use held::HeldAction;
 pub use mail_requests::SignInRequest;
+pub use message_ids::normalize_message_id;
 pub use model::*;
 pub use outbox::{MailFiles, OutboxItem, OutboxStatus};
-pub use tickets::{
-    normalize_message_id, DeliveryCommit, NewTicket, PipelineWrite, TicketAction, TicketFilter,
-    TicketTarget, MAX_PARTICIPANTS, MAX_TICKET_CC,
-};
+pub use tickets::{NewTicket, TicketAction, TicketFilter};
 
 use std::path::Path;
 

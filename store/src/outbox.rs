@@ -139,10 +139,13 @@ impl Store {
                         // Replies to what we send thread by its Message-ID.
                         let mid = crate::normalize_message_id(&item.message_id);
                         tx.insert(
-                            crate::tickets::mid_key(&item.org, &mid).as_bytes(),
+                            crate::message_ids::mid_key(&item.org, &mid).as_bytes(),
                             &item.ticket.to_be_bytes(),
                         )?;
-                        tx.insert(crate::tickets::ourmid_key(&item.org, &mid).as_bytes(), &[])?;
+                        tx.insert(
+                            crate::message_ids::ourmid_key(&item.org, &mid).as_bytes(),
+                            &[],
+                        )?;
                         added += 1;
                     }
                 }
