@@ -7,13 +7,16 @@
 
 mod commands;
 mod content;
+mod guard;
 mod lookup;
 mod people;
 mod plan;
+mod proof;
 
 use crate::{DmarcChecker, GatewayError};
+use guard::{failure_writes, plan_guarded};
 use lookup::BatchView;
-use plan::{failure_writes, plan_guarded, PlanContext};
+use plan::PlanContext;
 use postdesk_store::{
     normalize_message_id, Decision, PipelineWrite, Store, StoreError, TicketTarget,
 };
@@ -427,9 +430,11 @@ fn follow_spool(
         if last {
             return;
         }
-        let Ok(wake) = wake.lock() else {
-            return;
-        };
+        // Held only while waiting, where nothing panics; were it poisoned anyway, going on
+        // beats a pipeline that stops for good while the server still takes mail.
+        let wake = wake
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match wake.recv_timeout(Duration::from_secs(1)) {
             Ok(()) => while wake.try_recv().is_ok() {},
             Err(RecvTimeoutError::Timeout) => {}

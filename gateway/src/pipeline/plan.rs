@@ -8,21 +8,21 @@ use super::content::{
     attachments, display_text, id_list, reported_message_id, truncated, MAX_IN_REPLY_TO,
     MAX_REFERENCES,
 };
-use super::lookup::{BatchLookup, BatchView};
+use super::lookup::BatchLookup;
 use super::people::{named_addresses, new_cc};
-use crate::dmarc::Arrival;
+
 use crate::{DmarcChecker, GatewayError, SenderCheck};
 use mail_parser::{Message, MessageParser};
 use postdesk_desk::policy;
 use postdesk_store::{
     AttachmentRef, Change, Decision, DeliveryCommit, Envelope, EventKind, Outcome, PipelineWrite,
-    Source, Staff, Store, StoreError, TicketTarget, TicketType, Visibility,
+    Staff, Store, StoreError, TicketTarget, TicketType, Visibility,
 };
 use postdesk_threading::{
     classify, match_ticket, parse_commands, split_type_prefix, MatchRule, ThreadingInput,
     TicketLookup, TypePrefix,
 };
-use std::cell::{Cell, OnceCell};
+use std::cell::OnceCell;
 
 /// What planning needs besides the message: the store, the reply-token key, the
 /// DKIM/DMARC checker when there is one, and the flag that tells a worker the pipeline
@@ -46,126 +46,6 @@ impl PlanContext<'_> {
     }
 }
 
-/// One message's planned writes, and whether planning read something the batch changes.
-pub(super) struct Planned {
-    pub writes: Vec<PipelineWrite>,
-    pub read_batch: bool,
-}
-
-/// Plans one message. Storage trouble is returned (the pass stops and retries later);
-/// anything else about the message, a panic in a parser included, becomes a recorded
-/// refusal, so one hostile message never blocks those behind it or poisons every restart.
-pub(super) fn plan_guarded(
-    context: &PlanContext<'_>,
-    id: u64,
-    view: &BatchView,
-) -> Result<Planned, GatewayError> {
-    let lookup = BatchLookup {
-        store: context.store,
-        view,
-        read_batch: Cell::new(false),
-    };
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        plan_message(context, id, &lookup)
-    }));
-    let writes = match outcome {
-        Ok(Ok(writes)) => writes,
-        Ok(Err(
-            e @ (GatewayError::Store(StoreError::Db(_) | StoreError::Io(_))
-            | GatewayError::Io(_)
-            | GatewayError::Cancelled),
-        )) => return Err(e),
-        Ok(Err(e)) => {
-            tracing::error!(inbound = id, error = %e, "message could not be applied; recorded as refused");
-            failure_writes(
-                context.store,
-                id,
-                &format!("the message could not be applied: {e}; the original is kept"),
-            )?
-        }
-        Err(_) => {
-            tracing::error!(
-                inbound = id,
-                "processing panicked; message recorded as refused"
-            );
-            failure_writes(
-                context.store,
-                id,
-                "the message could not be processed (parser failure); the original is kept",
-            )?
-        }
-    };
-    Ok(Planned {
-        writes,
-        read_batch: lookup.read_batch.get(),
-    })
-}
-
-/// A refusal for every delivery of a message, completing it; with its Message-ID, From and
-/// Subject when its header section can be read (headers only: nothing nests there).
-pub(super) fn failure_writes(
-    store: &Store,
-    id: u64,
-    reason: &str,
-) -> Result<Vec<PipelineWrite>, GatewayError> {
-    let (message_id, from, subject) = store
-        .raw_message(id)?
-        .and_then(|raw| {
-            std::panic::catch_unwind(|| {
-                let h = MessageParser::new().parse_headers(&raw[..])?;
-                Some((
-                    h.message_id().map(|m| truncated(m, 1000).to_string()),
-                    h.from()
-                        .and_then(|a| a.first())
-                        .and_then(|a| a.address())
-                        .map(|a| a.trim().to_ascii_lowercase())
-                        .unwrap_or_default(),
-                    h.subject()
-                        .map(|s| truncated(s.trim(), 1000).to_string())
-                        .unwrap_or_default(),
-                ))
-            })
-            .ok()
-            .flatten()
-        })
-        .unwrap_or_default();
-    let orgs: Vec<String> = match store.envelope(id)? {
-        Some(e) => e
-            .deliveries
-            .iter()
-            .map(|d| d.org.clone())
-            .chain(e.refused.iter().map(|r| r.org.clone()))
-            .collect(),
-        None => vec![String::new()],
-    };
-    let orgs = if orgs.is_empty() {
-        vec![String::new()]
-    } else {
-        orgs
-    };
-    let last = orgs.len() - 1;
-    let mut writes = Vec::with_capacity(orgs.len());
-    for (i, org) in orgs.into_iter().enumerate() {
-        let d = Decision {
-            inbound: id,
-            org,
-            message_id: message_id.clone(),
-            from: from.clone(),
-            subject: subject.clone(),
-            outcome: Outcome::Refused {
-                reason: reason.to_string(),
-            },
-            notes: vec![],
-            at: time::OffsetDateTime::now_utc(),
-        };
-        writes.push(PipelineWrite::Decision {
-            decision: d,
-            last_delivery: i == last,
-        });
-    }
-    Ok(writes)
-}
-
 /// A decision that changes no ticket.
 fn refusal(
     envelope_id: u64,
@@ -187,8 +67,8 @@ fn refusal(
 }
 
 /// What every decision about a message repeats.
-struct Head {
-    from: String,
+pub(super) struct Head {
+    pub(super) from: String,
     subject: String,
     message_id: Option<String>,
     now: time::OffsetDateTime,
@@ -196,7 +76,7 @@ struct Head {
 
 /// Decides what one spooled message does, as writes to commit: a delivery into a ticket or
 /// a refusal for each organization it was accepted for, the last one completing it.
-fn plan_message(
+pub(super) fn plan_message(
     context: &PlanContext<'_>,
     id: u64,
     lookup: &BatchLookup<'_>,
@@ -311,12 +191,12 @@ fn plan_message(
 }
 
 /// A parsed message and what every one of its deliveries shares, worked out at most once.
-struct Planning<'a> {
-    context: &'a PlanContext<'a>,
-    envelope: &'a Envelope,
-    raw: &'a [u8],
+pub(super) struct Planning<'a> {
+    pub(super) context: &'a PlanContext<'a>,
+    pub(super) envelope: &'a Envelope,
+    pub(super) raw: &'a [u8],
     msg: &'a Message<'a>,
-    head: &'a Head,
+    pub(super) head: &'a Head,
     class: postdesk_threading::Classification,
     text: String,
     in_reply_to: Vec<String>,
@@ -326,10 +206,10 @@ struct Planning<'a> {
     /// The staff member the From names, proven or not.
     staff: Option<Staff>,
     /// Whether aligned DKIM proves the staff From (checked only when needed).
-    dkim_proof: OnceCell<Result<String, String>>,
+    pub(super) dkim_proof: OnceCell<Result<String, String>>,
     /// What DMARC says of an end user's From (checked only when needed; `.1` whether it
     /// was asked to authenticate, not only to look for forgery).
-    sender: OnceCell<(SenderCheck, bool)>,
+    pub(super) sender: OnceCell<(SenderCheck, bool)>,
 }
 
 /// Who is writing into an existing ticket, and so what the mail may do there.
@@ -342,46 +222,6 @@ enum Writer {
 }
 
 impl Planning<'_> {
-    /// The DKIM proof of the staff From, checked once per message.
-    fn dkim_proof(&self) -> &Result<String, String> {
-        self.dkim_proof.get_or_init(|| match self.context.dmarc {
-            Some(checker) => checker.staff_proof(self.raw, &self.head.from),
-            None => Err("DKIM checks are off".into()),
-        })
-    }
-
-    /// What DMARC says of an end user's From, checked once per message (again only if
-    /// authentication is asked for the first time). `authenticate` asks whether the address
-    /// is proven, beyond whether it is likely forged.
-    fn sender(&self, host: &str, authenticate: bool) -> SenderCheck {
-        if let Some((check, authenticated_asked)) = self.sender.get() {
-            if *authenticated_asked || !authenticate {
-                return check.clone();
-            }
-        }
-        let Some(checker) = self.context.dmarc else {
-            return SenderCheck::default();
-        };
-        let smtp_client = (self.envelope.source == Source::Smtp)
-            .then(|| self.envelope.peer.parse::<std::net::SocketAddr>().ok())
-            .flatten()
-            .map(|a| a.ip());
-        let check = checker.sender_check(
-            self.raw,
-            &Arrival {
-                smtp_client,
-                helo: &self.envelope.helo,
-                mail_from: &self.envelope.mail_from,
-                host,
-            },
-            authenticate,
-        );
-        // A first answer is kept; one asked again with authentication replaces nothing
-        // (OnceCell), but is returned.
-        let _ = self.sender.set((check.clone(), authenticate));
-        check
-    }
-
     /// One delivery: the commit into a ticket, or the decision that refuses it.
     fn delivery(
         &self,
