@@ -28,6 +28,15 @@ macro_rules! csrf_form {
 }
 pub(crate) use csrf_form;
 
+/// A form that carries nothing but its CSRF token (sign out, buttons that confirm).
+#[derive(serde::Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    pub csrf: String,
+}
+
+csrf_form!(CsrfOnly);
+
 /// A staff member's form post whose token matched their session: handlers that take it
 /// never see a stale or forged form.
 pub struct StaffForm<T> {

@@ -2,7 +2,7 @@
 //! mode, the directory-token secret). Owners and admins change them; managers look.
 
 use super::{choices, render, settings_forbidden, Choice, Chrome};
-use crate::forms::{csrf_form, StaffForm};
+use crate::forms::{csrf_form, CsrfOnly, StaffForm};
 use crate::refusals::{PageResult, Refusal};
 use crate::session::StaffSession;
 use crate::{policy, AppState};
@@ -403,12 +403,6 @@ pub async fn save_org(
         }
         Err(e) => Refusal::from(e).0,
     }
-}
-
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
 }
 
 /// Generates a new directory-token secret, shows it once, and replaces the old one.

@@ -4,6 +4,7 @@
 
 use super::{refuse, render, Chrome};
 use crate::client_ip::ClientIp;
+use crate::forms::{CsrfOnly, StaffForm};
 use crate::passwords::MAX_PASSWORD;
 use crate::refusals::forged;
 use crate::session::{self, FormToken, StaffSession};
@@ -229,20 +230,10 @@ pub fn link_refusal(why: LinkRefusal) -> &'static str {
     }
 }
 
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
-}
-
 pub async fn sign_out(
     State(state): State<AppState>,
-    me: StaffSession,
-    Form(f): Form<CsrfOnly>,
+    StaffForm { me, .. }: StaffForm<CsrfOnly>,
 ) -> Response {
-    if !me.csrf_ok(&f.csrf) {
-        return forged();
-    }
     if let Err(e) = state.desk.end_session(me.id.clone()).await {
         return crate::ApiError::from(e).into_page();
     }
@@ -251,12 +242,8 @@ pub async fn sign_out(
 
 pub async fn sign_out_everywhere(
     State(state): State<AppState>,
-    me: StaffSession,
-    Form(f): Form<CsrfOnly>,
+    StaffForm { me, .. }: StaffForm<CsrfOnly>,
 ) -> Response {
-    if !me.csrf_ok(&f.csrf) {
-        return forged();
-    }
     let principal = Principal::Staff {
         email: me.staff.email.clone(),
     };

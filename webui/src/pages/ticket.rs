@@ -4,7 +4,7 @@
 
 use super::desk::{label, short_time, STATUSES, TYPES};
 use super::{choices, render, Choice, Chrome};
-use crate::forms::{csrf_form, StaffForm, StaffUpload};
+use crate::forms::{csrf_form, CsrfOnly, StaffForm, StaffUpload};
 use crate::refusals::{PageResult, Refusal};
 use crate::session::StaffSession;
 use crate::AppState;
@@ -244,7 +244,7 @@ async fn after_write(
     }
 }
 
-csrf_form!(Fields, Time, Follow, Delete, CsrfOnly);
+csrf_form!(Fields, Time, Follow, Delete);
 
 /// `POST /desk/tickets/N` (a form with files): a reply or an internal note, and a status.
 pub async fn answer(
@@ -385,12 +385,6 @@ pub async fn delete(
         .delete_ticket(me.staff.clone(), number, f.spam == "yes")
         .await?;
     Ok(Redirect::to("/desk").into_response())
-}
-
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
 }
 
 /// `POST /desk/tickets/N/held/SEQ/{accept,ticket}`: staff decide about held mail.

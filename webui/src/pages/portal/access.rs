@@ -2,6 +2,7 @@
 //! token, signing out; and the user's choice about automatic mail.
 
 use crate::client_ip::ClientIp;
+use crate::forms::CsrfOnly;
 use crate::pages::refuse;
 use crate::refusals::forged;
 use crate::session::{self, FormToken, PortalSession};
@@ -162,12 +163,6 @@ pub async fn directory_sign_in(
         email: verified.email,
     };
     session::sign_in(&state, principal, &target).await
-}
-
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
 }
 
 pub async fn sign_out(
