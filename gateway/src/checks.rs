@@ -29,13 +29,13 @@ pub(crate) fn whitelist_verdict(
     if let Some(f) = unchecked.filter(|f| matches!(store.is_blocked(&org.slug, f), Ok(true))) {
         return Verdict::Refuse(format!("<{f}> is blocked from writing to {address}"));
     }
-    let domain = from.and_then(|a| a.rsplit_once('@')).map(|(_, d)| d);
-    if org.allows_sender_domain(domain)
+    if org.allows_sender(from)
         || from.is_some_and(|f| holds_reply_token(store, &org.slug, address, f))
         || from.is_some_and(|f| matches!(store.staff(f), Ok(Some(_))))
     {
         Verdict::Accept
     } else {
+        let domain = from.and_then(|a| a.rsplit_once('@')).map(|(_, d)| d);
         Verdict::Refuse(format!(
             "Sender domain {} is not allowed to write to {address}",
             domain.unwrap_or("(no From address)"),

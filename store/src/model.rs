@@ -57,6 +57,12 @@ pub struct PortalSettings {
 }
 
 impl Org {
+    /// Whether the sender whitelist lets `address` write as an end user (an empty list
+    /// lets all; no address passes only then).
+    pub fn allows_sender(&self, address: Option<&str>) -> bool {
+        self.allows_sender_domain(address.and_then(|a| a.rsplit_once('@')).map(|(_, d)| d))
+    }
+
     /// Whether the sender whitelist lets mail from `domain` in (an empty list lets all).
     /// A listed domain also allows its subdomains.
     pub fn allows_sender_domain(&self, domain: Option<&str>) -> bool {

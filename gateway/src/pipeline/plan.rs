@@ -239,9 +239,7 @@ impl Planning<'_> {
             .address
             .rsplit_once('@')
             .map_or("localhost", |(_, d)| d);
-        let whitelisted = org
-            .as_ref()
-            .is_none_or(|o| o.allows_sender_domain(from.rsplit_once('@').map(|(_, d)| d)));
+        let whitelisted = org.as_ref().is_none_or(|o| o.allows_sender(Some(from)));
         let org_addresses = org.map(|o| o.addresses).unwrap_or_default();
         let is_ours = |a: &str| {
             let base = match a.split_once('@') {

@@ -52,8 +52,7 @@ pub async fn request_link(
     // may use the portal or were limited.
     let answer =
         "If this address can use the portal, a sign-in link is on its way. It works for 12 hours.";
-    let domain = email.rsplit_once('@').map(|(_, d)| d.to_string());
-    if !org.allows_sender_domain(domain.as_deref()) {
+    if !org.allows_sender(Some(&email)) {
         tracing::info!(org = %slug, "portal link refused: domain not on the whitelist");
     } else if !state.limits.allow_link(&email, client) {
         tracing::warn!(org = %slug, client = %client, "portal link request rate limited");

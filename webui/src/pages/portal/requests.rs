@@ -210,8 +210,7 @@ pub async fn submit_as_guest(
         return bad_form(&state, &org, None, &form_token, "Enter your email address.").await;
     };
     // The same rule as for mail: the whitelist decides who may write as an end user.
-    let domain = email.rsplit_once('@').map(|(_, d)| d.to_string());
-    if !org.allows_sender_domain(domain.as_deref()) {
+    if !org.allows_sender(Some(&email)) {
         tracing::info!(org = %slug, "guest request refused: domain not on the whitelist");
         let mut r = bad_form(
             &state,
