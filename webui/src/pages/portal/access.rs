@@ -4,18 +4,16 @@
 use crate::client_ip::ClientIp;
 use crate::forms::CsrfOnly;
 use crate::pages::refuse;
-use crate::refusals::forged;
 use crate::session::{self, FormToken, PortalSession};
 use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use postdesk_desk::address::email_address;
 use postdesk_desk::model::{PortalMode, Principal};
 use serde::Deserialize;
 
-use super::{bad_form, form_user, org, portal_page, Message};
+use super::{anonymous_form, form_user, org, portal_page, Message};
 
 #[derive(Deserialize)]
 pub struct LinkRequest {
@@ -32,21 +30,19 @@ pub async fn request_link(
     form_token: FormToken,
     Form(f): Form<LinkRequest>,
 ) -> Response {
-    if !form_token.matches(&f.csrf) {
-        return forged();
-    }
-    let org = match org(&state, &slug).await {
-        Ok(o) => o,
+    let checked = anonymous_form(
+        &state,
+        &slug,
+        &form_token,
+        &f.csrf,
+        PortalMode::EmailLink,
+        "This portal does not sign in by emailed link.",
+        &f.email,
+    )
+    .await;
+    let (org, email) = match checked {
+        Ok(v) => v,
         Err(r) => return r,
-    };
-    if org.portal.mode != PortalMode::EmailLink {
-        return refuse(
-            StatusCode::NOT_FOUND,
-            "This portal does not sign in by emailed link.",
-        );
-    }
-    let Some(email) = email_address(&f.email) else {
-        return bad_form(&state, &org, None, &form_token, "Enter your email address.").await;
     };
     // The same answer whatever happens next, so the page tells nobody which addresses
     // may use the portal or were limited.

@@ -7,7 +7,7 @@ mod access;
 mod requests;
 mod tickets;
 
-use crate::pages::render;
+use crate::pages::{refuse, render};
 use crate::refusals::{forged, Refusal};
 use crate::session::{FormToken, PortalSession};
 use crate::AppState;
@@ -15,6 +15,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use postdesk_desk::address::email_address;
 use postdesk_desk::model::{FieldMode, Org, PortalMode, Ticket};
 use serde::Deserialize;
 
@@ -78,6 +79,44 @@ async fn org(state: &AppState, slug: &str) -> Result<Org, Response> {
         .portal(slug.to_string())
         .await
         .map_err(|e| Refusal::from(e).0)
+}
+
+/// The signed-in user of this portal and its organization; anyone else goes to the
+/// portal's front page.
+async fn member(
+    state: &AppState,
+    session: Option<PortalSession>,
+    slug: &str,
+) -> Result<(PortalSession, Org), Response> {
+    let me = of_org(session, slug)
+        .ok_or_else(|| Redirect::to(&format!("/portal/{slug}")).into_response())?;
+    Ok((me, org(state, slug).await?))
+}
+
+/// The checks before a form posted without signing in (a link request, a guest request):
+/// the browser's form token, the organization, that its portal takes this form (`mode`;
+/// 404 saying `not_here` otherwise) and an email address. Returns the organization and the
+/// address.
+async fn anonymous_form(
+    state: &AppState,
+    slug: &str,
+    form_token: &FormToken,
+    csrf: &str,
+    mode: PortalMode,
+    not_here: &str,
+    email: &str,
+) -> Result<(Org, String), Response> {
+    if !form_token.matches(csrf) {
+        return Err(forged());
+    }
+    let org = org(state, slug).await?;
+    if org.portal.mode != mode {
+        return Err(refuse(StatusCode::NOT_FOUND, not_here));
+    }
+    match email_address(email) {
+        Some(email) => Ok((org, email)),
+        None => Err(bad_form(state, &org, None, form_token, "Enter your email address.").await),
+    }
 }
 
 /// The session, if it is one of this organization's portal.

@@ -2,22 +2,20 @@
 //! opened as tickets through the desk.
 
 use crate::client_ip::ClientIp;
-use crate::pages::refuse;
 use crate::refusals::forged;
 use crate::session::{FormToken, PortalSession};
 use crate::upload::Upload;
 use crate::AppState;
 use axum::extract::{Multipart, Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::Form;
-use postdesk_desk::address::email_address;
 use postdesk_desk::files::NewFile;
 use postdesk_desk::model::{FieldMode, Org, PortalMode, TicketType};
 use postdesk_desk::opening::PortalRequest;
 use serde::Deserialize;
 
-use super::{bad_form, of_org, org, portal_page, Message, MAX_SUMMARY, MAX_TEXT};
+use super::{anonymous_form, bad_form, member, portal_page, Message, MAX_SUMMARY, MAX_TEXT};
 
 /// The request form's fields, checked against the organization's settings.
 struct Request {
@@ -118,11 +116,8 @@ pub async fn submit(
     form_token: FormToken,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
-    let Some(me) = of_org(session, &slug) else {
-        return Redirect::to(&format!("/portal/{slug}")).into_response();
-    };
-    let org = match org(&state, &slug).await {
-        Ok(o) => o,
+    let (me, org) = match member(&state, session, &slug).await {
+        Ok(v) => v,
         Err(r) => return r,
     };
     let Ok(multipart) = multipart else {
@@ -193,21 +188,19 @@ pub async fn submit_as_guest(
     form_token: FormToken,
     Form(f): Form<GuestRequest>,
 ) -> Response {
-    if !form_token.matches(&f.csrf) {
-        return forged();
-    }
-    let org = match org(&state, &slug).await {
-        Ok(o) => o,
+    let checked = anonymous_form(
+        &state,
+        &slug,
+        &form_token,
+        &f.csrf,
+        PortalMode::Guest,
+        "This portal does not take requests without signing in.",
+        &f.email,
+    )
+    .await;
+    let (org, email) = match checked {
+        Ok(v) => v,
         Err(r) => return r,
-    };
-    if org.portal.mode != PortalMode::Guest {
-        return refuse(
-            StatusCode::NOT_FOUND,
-            "This portal does not take requests without signing in.",
-        );
-    }
-    let Some(email) = email_address(&f.email) else {
-        return bad_form(&state, &org, None, &form_token, "Enter your email address.").await;
     };
     // The same rule as for mail: the whitelist decides who may write as an end user.
     if !org.allows_sender(Some(&email)) {

@@ -14,7 +14,7 @@ use postdesk_desk::model::{Event, EventKind, Org, Ticket, Visibility};
 use postdesk_desk::opening::RequesterReply;
 use postdesk_desk::DeskError;
 
-use super::{of_org, org};
+use super::{member, of_org, org};
 
 struct EventView {
     author: String,
@@ -96,11 +96,8 @@ pub async fn show(
     Path((slug, number)): Path<(String, u64)>,
     session: Option<PortalSession>,
 ) -> Response {
-    let Some(me) = of_org(session, &slug) else {
-        return Redirect::to(&format!("/portal/{slug}")).into_response();
-    };
-    let org = match org(&state, &slug).await {
-        Ok(o) => o,
+    let (me, org) = match member(&state, session, &slug).await {
+        Ok(v) => v,
         Err(r) => return r,
     };
     match own_ticket(&state, &me, number).await {
