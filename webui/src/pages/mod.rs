@@ -81,6 +81,20 @@ pub fn sentence(why: &str) -> String {
     }
 }
 
+/// Runs desk work after the answer is sent, logging a failure as `what`: for sign-in
+/// links, whose cost (minted and mailed for known addresses only) must not show in how
+/// long the page takes.
+pub fn after_answer(
+    what: &'static str,
+    work: impl std::future::Future<Output = postdesk_desk::DeskResult<()>> + Send + 'static,
+) {
+    tokio::spawn(async move {
+        if let Err(e) = work.await {
+            tracing::error!(error = %e, "{what}");
+        }
+    });
+}
+
 /// The answer to someone who may not see the settings pages.
 pub fn settings_forbidden() -> Response {
     refuse(

@@ -84,16 +84,10 @@ pub async fn email_link(
     }
     let email = f.email.trim().to_ascii_lowercase();
     if state.limits.allow_link(&email, client) {
-        // After the answer: how long the page takes must not tell staff addresses from
-        // others (the desk mints and asks for the mail only for staff).
         let (desk, base) = (state.desk.clone(), state.public_url.clone());
-        tokio::spawn(async move {
-            let sent = desk
-                .mail_staff_link(email, String::new(), LINK_HOURS, base)
-                .await;
-            if let Err(e) = sent {
-                tracing::error!(error = %e, "staff sign-in link not sent");
-            }
+        super::after_answer("staff sign-in link not sent", async move {
+            desk.mail_staff_link(email, String::new(), LINK_HOURS, base)
+                .await
         });
     } else {
         tracing::warn!(client = %client, "staff link request rate limited");

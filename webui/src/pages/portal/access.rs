@@ -53,12 +53,9 @@ pub async fn request_link(
     } else if !state.limits.allow_link(&email, client) {
         tracing::warn!(org = %slug, client = %client, "portal link request rate limited");
     } else {
-        // After the answer, as for staff links (see `signin::email_link`).
         let (desk, mail_org, base) = (state.desk.clone(), org.clone(), state.public_url.clone());
-        tokio::spawn(async move {
-            if let Err(e) = desk.mail_portal_link(mail_org, email, base).await {
-                tracing::error!(error = %e, "portal sign-in link not sent");
-            }
+        crate::pages::after_answer("portal sign-in link not sent", async move {
+            desk.mail_portal_link(mail_org, email, base).await
         });
     }
     portal_page(
