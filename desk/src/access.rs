@@ -20,6 +20,8 @@ pub const SESSION_DAYS: i64 = 14;
 /// how many are unread.
 pub struct StaffVisit {
     pub staff: Staff,
+    /// The session's form token.
+    pub csrf: String,
     pub bell: Vec<BellItem>,
     pub unread: usize,
 }
@@ -158,29 +160,48 @@ impl Desk {
         .await
     }
 
-    /// The staff member signed in as `email` with their bell, if they are still staff;
-    /// `seen` also notes their activity (for "online now").
-    pub async fn staff_visit(
-        &self,
-        email: String,
-        seen: bool,
-        bell: usize,
-    ) -> DeskResult<Option<StaffVisit>> {
+    /// The staff member a browser session (`id`) is signed in as, with their bell and the
+    /// session's form token, in one trip to the store; `None` for no live staff session.
+    /// Notes their activity for "online now", at most once a minute per person.
+    pub async fn staff_visit(&self, id: String, bell: usize) -> DeskResult<Option<StaffVisit>> {
         self.run(move |desk| {
+            let Some(session) = desk.store.session(&id, desk.now())? else {
+                return Ok(None);
+            };
+            let Principal::Staff { email } = session.principal else {
+                return Ok(None);
+            };
             let Some(staff) = desk.store.staff(&email)? else {
                 return Ok(None);
             };
-            if seen {
+            if desk.first_seen_this_minute(&email) {
                 desk.store.touch_staff(&email, desk.now())?;
             }
             let (bell, unread) = desk.store.bell(&email, bell)?;
             Ok(Some(StaffVisit {
                 staff,
+                csrf: session.csrf,
                 bell,
                 unread,
             }))
         })
         .await
+    }
+
+    /// Whether `email`'s activity is due to be written: the first visit, or the first
+    /// after a minute (the store is written at most once a minute per person).
+    fn first_seen_this_minute(&self, email: &str) -> bool {
+        let now = self.now();
+        let Ok(mut seen) = self.last_seen.lock() else {
+            return true;
+        };
+        let due = seen
+            .get(email)
+            .is_none_or(|t| now - *t >= time::Duration::minutes(1));
+        if due {
+            seen.insert(email.to_string(), now);
+        }
+        due
     }
 
     /// The staff member an API token belongs to.

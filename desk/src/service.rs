@@ -3,7 +3,8 @@
 
 use crate::error::{DeskError, DeskResult};
 use postdesk_store::{Clock, Store};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
 
 /// Cheap to clone; all clones share one store.
@@ -11,11 +12,17 @@ use time::OffsetDateTime;
 pub struct Desk {
     pub(crate) store: Store,
     clock: Arc<dyn Clock>,
+    /// When each staff member's activity was last written (see `staff_visit`).
+    pub(crate) last_seen: Arc<Mutex<HashMap<String, OffsetDateTime>>>,
 }
 
 impl Desk {
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Desk {
-        Desk { store, clock }
+        Desk {
+            store,
+            clock,
+            last_seen: Arc::default(),
+        }
     }
 
     /// What every command stamps its events with (tests move it with `clock_offset_file`).

@@ -47,9 +47,6 @@ pub struct AppState {
     pub outbound: String,
     /// The mail domain: a new organization's address is `slug@domain`.
     pub domain: String,
-    /// When each staff member's activity was last written (for "online now"), so page
-    /// views write the store at most once a minute per person.
-    pub last_seen: Arc<std::sync::Mutex<std::collections::HashMap<String, time::OffsetDateTime>>>,
     /// Permits to read a large body (files), see `large`.
     pub large_bodies: Arc<tokio::sync::Semaphore>,
 }
@@ -65,7 +62,6 @@ impl AppState {
             passwords: Arc::default(),
             outbound: String::new(),
             domain: "localhost".into(),
-            last_seen: Arc::default(),
             large_bodies: Arc::new(tokio::sync::Semaphore::new(LARGE_AT_ONCE)),
         }
     }

@@ -121,27 +121,10 @@ impl FromRequestParts<AppState> for StaffSession {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let to_signin = || Redirect::to("/signin").into_response();
-        let (id, session) = current(parts, state).await.ok_or_else(to_signin)?;
-        let Principal::Staff { email } = session.principal else {
-            return Err(to_signin());
-        };
-        let now = state.desk.now();
-        // For "online now" on the dashboard: a write at most once a minute per person.
-        let touch = match state.last_seen.lock() {
-            Ok(mut seen) => {
-                let stale = seen
-                    .get(&email)
-                    .is_none_or(|t| now - *t >= time::Duration::minutes(1));
-                if stale {
-                    seen.insert(email.clone(), now);
-                }
-                stale
-            }
-            Err(_) => true,
-        };
+        let id = session_id(parts, state).ok_or_else(to_signin)?;
         let visit = state
             .desk
-            .staff_visit(email, touch, BELL_SHOWN)
+            .staff_visit(id.clone(), BELL_SHOWN)
             .await
             .ok()
             .flatten()
@@ -149,7 +132,7 @@ impl FromRequestParts<AppState> for StaffSession {
         Ok(StaffSession {
             staff: visit.staff,
             id,
-            csrf: session.csrf,
+            csrf: visit.csrf,
             bell: visit.bell,
             unread: visit.unread,
         })
