@@ -73,7 +73,8 @@ impl Desk {
             let store = &desk.store;
             let missing = || DeskError::NotFound(format!("no stored message {message_id}"));
             let wanted = normalize_message_id(&message_id);
-            for org in store.orgs()? {
+            let orgs = store.orgs()?;
+            for org in &orgs {
                 let Some(ticket) = store
                     .ticket_for_message_id(&org.slug, &wanted)?
                     .and_then(|n| store.ticket(n).ok().flatten())
@@ -91,7 +92,7 @@ impl Desk {
                 }
             }
             if policy::can_view_mail_logs(&staff) {
-                for org in store.orgs()? {
+                for org in &orgs {
                     if let Some(inbound) = store.inbound_for_message_id(&org.slug, &wanted)? {
                         return store.raw_message(inbound)?.ok_or_else(missing);
                     }
