@@ -127,35 +127,37 @@ impl Store {
             ticket: Some(number),
             at,
         });
-        self.state
-            .transaction(|tx| {
-                if tx.get(&tkey)?.is_none() {
-                    return Err(Abort(StoreError::NotFound(format!("ticket {number}"))));
-                }
-                remove_gathered(tx, &gathered)?;
-                let ck = count_key(&ticket);
-                let n = read_counter(tx.get(ck.as_bytes())?).saturating_sub(1);
-                tx.insert(ck.as_bytes(), &n.to_be_bytes())?;
-                for (k, d) in &gathered.decisions {
-                    tx.insert(k.as_slice(), encode(d).map_err(Abort)?)?;
-                }
-                if let Some(b) = &blocked {
-                    tx.insert(
-                        block_key(&b.org, &b.sender).as_bytes(),
-                        encode(b).map_err(Abort)?,
-                    )?;
-                }
-                let event = Event {
-                    kind: EventKind::Deleted,
-                    visibility: Visibility::Internal,
-                    seq: bump(tx, "counter/event")?,
-                    ..Event::by(number, by, true, at)
-                };
-                // In the log only: no index finds it from the ticket, which is gone.
-                tx.insert(num_key("ev/", event.seq), encode(&event).map_err(Abort)?)?;
-                Ok(())
-            })
-            .map_err(StoreError::from)?;
+        let written = self.state.transaction(|tx| {
+            if tx.get(&tkey)?.is_none() {
+                return Err(Abort(StoreError::NotFound(format!("ticket {number}"))));
+            }
+            remove_gathered(tx, &gathered)?;
+            let ck = count_key(&ticket);
+            let n = read_counter(tx.get(ck.as_bytes())?).saturating_sub(1);
+            tx.insert(ck.as_bytes(), &n.to_be_bytes())?;
+            for (k, d) in &gathered.decisions {
+                tx.insert(k.as_slice(), encode(d).map_err(Abort)?)?;
+            }
+            if let Some(b) = &blocked {
+                tx.insert(
+                    block_key(&b.org, &b.sender).as_bytes(),
+                    encode(b).map_err(Abort)?,
+                )?;
+            }
+            let event = Event {
+                kind: EventKind::Deleted,
+                visibility: Visibility::Internal,
+                seq: bump(tx, "counter/event")?,
+                ..Event::by(number, by, true, at)
+            };
+            // In the log only: no index finds it from the ticket, which is gone.
+            tx.insert(num_key("ev/", event.seq), encode(&event).map_err(Abort)?)?;
+            Ok(())
+        });
+        if blocked.is_some() {
+            self.lookups.forget();
+        }
+        written.map_err(StoreError::from)?;
         let late = self.sweep(number, &ticket.org)?;
         // The contents go once nothing names them any more.
         for id in &gathered.originals {
@@ -341,7 +343,14 @@ impl Store {
 
     /// Whether `org` refuses mail from `sender`.
     pub fn is_blocked(&self, org: &str, sender: &str) -> Result<bool, StoreError> {
-        Ok(self.state.contains_key(block_key(org, sender))?)
+        let key = block_key(org, sender);
+        if let Some(known) = self.lookups.blocked(&key) {
+            return Ok(known);
+        }
+        let generation = self.lookups.generation();
+        let blocked = self.state.contains_key(&key)?;
+        self.lookups.keep_blocked(generation, &key, blocked);
+        Ok(blocked)
     }
 
     /// The senders `org` refuses, by address.
@@ -356,7 +365,9 @@ impl Store {
     /// Takes `sender` (any spelling of the blocked address) off `org`'s blocklist; `false`
     /// when it was not on it.
     pub fn unblock_sender(&self, org: &str, sender: &str) -> Result<bool, StoreError> {
-        let gone = self.state.remove(block_key(org, sender))?.is_some();
+        let removed = self.state.remove(block_key(org, sender));
+        self.lookups.forget();
+        let gone = removed?.is_some();
         self.flush()?;
         Ok(gone)
     }

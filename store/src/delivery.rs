@@ -7,6 +7,7 @@ use crate::deletion::duplicate_key;
 use crate::message_ids::{
     mid_entry, mid_key, mid_origin, mid_ticket, midby_key, midfrom_key, normalize_message_id,
 };
+use crate::spool::finish_inbound;
 use crate::tickets::{append_change, append_event, bump, new_ticket, save_ticket};
 use crate::{
     AttachmentRef, Decision, Event, EventKind, Outcome, Status, Store, StoreError, Ticket,
@@ -94,7 +95,7 @@ fn apply_delivery(
     if let Some(done) = tx.get(&dkey)? {
         let d: Decision = decode(&done).map_err(Abort)?;
         if c.last_delivery {
-            tx.remove(num_key("pending/", c.inbound))?;
+            finish_inbound(tx, c.inbound)?;
         }
         return Ok(d);
     }
@@ -147,7 +148,7 @@ fn apply_delivery(
             // The ticket answers for this original too: it goes when the ticket does.
             tx.insert(duplicate_key(ticket, c.inbound), &[])?;
             if c.last_delivery {
-                tx.remove(num_key("pending/", c.inbound))?;
+                finish_inbound(tx, c.inbound)?;
             }
             return Ok(decision);
         }
@@ -243,7 +244,7 @@ fn apply_delivery(
     };
     tx.insert(dkey, encode(&decision).map_err(Abort)?)?;
     if c.last_delivery {
-        tx.remove(num_key("pending/", c.inbound))?;
+        finish_inbound(tx, c.inbound)?;
     }
     Ok(decision)
 }
@@ -260,7 +261,7 @@ fn apply_decision(
         tx.insert(dkey, encode(d).map_err(Abort)?)?;
     }
     if last_delivery {
-        tx.remove(num_key("pending/", d.inbound))?;
+        finish_inbound(tx, d.inbound)?;
     }
     Ok(())
 }

@@ -97,7 +97,8 @@ impl Store {
         check_addresses(org)?;
         let org_key = format!("org/{}", org.slug);
         let value = encode(org)?;
-        self.state
+        let written = self
+            .state
             .transaction(|tx| {
                 let old: Org = match tx.get(org_key.as_bytes())? {
                     Some(v) => decode(&v).map_err(Abort)?,
@@ -120,7 +121,9 @@ impl Store {
                 tx.insert(org_key.as_bytes(), value.clone())?;
                 Ok(())
             })
-            .map_err(StoreError::from)?;
+            .map_err(StoreError::from);
+        self.lookups.forget();
+        written?;
         self.flush()
     }
 
@@ -195,7 +198,8 @@ impl Store {
         check_addresses(org)?;
         let org_key = format!("org/{}", org.slug);
         let value = encode(org)?;
-        self.state
+        let written = self
+            .state
             .transaction(|tx| {
                 use sled::transaction::ConflictableTransactionError::Abort;
                 if tx.get(org_key.as_bytes())?.is_some() {
@@ -208,7 +212,9 @@ impl Store {
                 tx.insert(org_key.as_bytes(), value.clone())?;
                 Ok(())
             })
-            .map_err(StoreError::from)?;
+            .map_err(StoreError::from);
+        self.lookups.forget();
+        written?;
         self.flush()
     }
 
@@ -228,10 +234,17 @@ impl Store {
 
     /// The organization an address (or its plus form) belongs to.
     pub fn org_for_address(&self, address: &str) -> Result<Option<Org>, StoreError> {
-        match self.state.get(format!("addr/{}", base_address(address)))? {
-            Some(slug) => self.org(&String::from_utf8_lossy(&slug)),
-            None => Ok(None),
+        let base = base_address(address);
+        if let Some(known) = self.lookups.org(&base) {
+            return Ok(known);
         }
+        let generation = self.lookups.generation();
+        let found = match self.state.get(format!("addr/{base}"))? {
+            Some(slug) => self.org(&String::from_utf8_lossy(&slug))?,
+            None => None,
+        };
+        self.lookups.keep_org(generation, &base, &found);
+        Ok(found)
     }
 
     pub fn add_staff(&self, staff: &Staff) -> Result<(), StoreError> {

@@ -14,6 +14,7 @@ mod error;
 mod files;
 mod grants;
 mod held;
+mod lookups;
 mod mail_requests;
 mod mailboxes;
 mod message_ids;
@@ -54,6 +55,9 @@ pub struct Store {
     blobs: sled::Tree,
     /// Raw messages and attachments too large for sled's cache, as files.
     files: files::Files,
+    /// RCPT-time lookups answered from memory; one node's writes forget them (a second
+    /// backend shared by several nodes must forget them on the others' writes too).
+    lookups: std::sync::Arc<lookups::Lookups>,
 }
 
 impl Store {
@@ -76,6 +80,7 @@ impl Store {
             raw,
             blobs,
             files: files::Files::open(dir)?,
+            lookups: Default::default(),
         };
         store.ensure_recency_index()?;
         store.ensure_link_index()?;

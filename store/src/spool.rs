@@ -85,6 +85,19 @@ impl Store {
 /// crash the next start knows which message was in hand (see [`Store::crash_suspect`]).
 const PLANNING: &str = "pipeline/planning";
 
+/// In the transaction that records the last decision about inbound message `id`: it is
+/// no longer pending, nor in hand (one write fewer per message than clearing it after).
+pub(crate) fn finish_inbound(
+    tx: &sled::transaction::TransactionalTree,
+    id: u64,
+) -> sled::transaction::ConflictableTransactionResult<(), StoreError> {
+    tx.remove(num_key("pending/", id))?;
+    if tx.get(PLANNING)?.and_then(|v| read_u64(&v)) == Some(id) {
+        tx.remove(PLANNING)?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Notes that the pipeline starts on inbound message `id`; `durable` flushes it first
     /// (after an unclean stop, until the backlog is through), so a message that kills the
@@ -97,9 +110,12 @@ impl Store {
         Ok(())
     }
 
-    /// The pipeline has nothing in hand (a pass ended, or the server stops cleanly).
+    /// The pipeline has nothing in hand (a pass ended, or the server stops cleanly). A
+    /// read when the commit of the message in hand cleared it already (the usual case).
     pub fn clear_planning(&self) -> Result<(), StoreError> {
-        self.state.remove(PLANNING)?;
+        if self.state.contains_key(PLANNING)? {
+            self.state.remove(PLANNING)?;
+        }
         Ok(())
     }
 

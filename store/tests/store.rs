@@ -108,6 +108,27 @@ fn org_addresses_and_plus_forms() {
         Some("acme".into())
     );
     assert!(s.org_for_address("nobody@x.test").expect("l").is_none());
+    // The answers above are kept in memory; a change of addresses or settings is seen at once.
+    let mut changed = s.org("acme").expect("read").expect("acme");
+    changed.addresses.push("help@x.test".into());
+    changed.whitelist = vec!["c.test".into()];
+    s.update_org(&changed).expect("update");
+    let found = s
+        .org_for_address("help+1@x.test")
+        .expect("l")
+        .expect("acme");
+    assert_eq!(found.whitelist, ["c.test"]);
+    assert_eq!(
+        s.org_for_address("acme@x.test")
+            .expect("l")
+            .map(|o| o.whitelist),
+        Some(vec!["c.test".to_string()])
+    );
+    changed.addresses.pop();
+    s.update_org(&changed).expect("update");
+    assert!(s.org_for_address("help@x.test").expect("l").is_none());
+    s.add_org(&org("nobody")).expect("add");
+    assert!(s.org_for_address("nobody@x.test").expect("l").is_some());
     drop(s);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -365,6 +386,34 @@ fn the_message_in_hand_at_a_crash_is_counted() {
     assert_eq!(s.crash_suspect().expect("second"), Some((7, 2)));
     s.clear_planning().expect("clear");
     assert_eq!(s.crash_suspect().expect("clean again"), None);
+    // Committing the message in hand clears the note with it; another message's commit
+    // (a batch committed before the one in hand is planned again) does not.
+    s.add_org(&org("acme")).expect("org");
+    let ids = s
+        .spool_batch(&[
+            (&envelope(&["acme"]), b"one".as_slice()),
+            (&envelope(&["acme"]), b"two".as_slice()),
+        ])
+        .expect("spool");
+    s.note_planning(ids[1], false).expect("note");
+    s.commit_pipeline(&[PipelineWrite::Delivery(commit(
+        ids[0],
+        "acme",
+        "<p1@x>",
+        new_target(),
+        true,
+    ))])
+    .expect("commit");
+    assert_eq!(s.crash_suspect().expect("still in hand"), Some((ids[1], 1)));
+    s.commit_pipeline(&[PipelineWrite::Delivery(commit(
+        ids[1],
+        "acme",
+        "<p2@x>",
+        new_target(),
+        true,
+    ))])
+    .expect("commit");
+    assert_eq!(s.crash_suspect().expect("done"), None);
     drop(s);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -686,6 +735,8 @@ fn deletion_removes_what_only_the_ticket_uses() {
         s.commit_delivery(d).expect("commit");
     }
     let at = OffsetDateTime::now_utc();
+    // Asked (and the answer kept in memory) before the block: the block is seen at once.
+    assert!(!s.is_blocked("acme", "bob@c.test").expect("b"));
 
     let gone = s
         .delete_ticket(1, "admin@x.test", at, Some("Bob@C.test"))
@@ -751,6 +802,7 @@ fn deletion_removes_what_only_the_ticket_uses() {
 
     assert!(s.unblock_sender("acme", "Bob+x@c.test.").expect("unblock"));
     assert!(!s.unblock_sender("acme", "bob@c.test").expect("unblock"));
+    assert!(!s.is_blocked("acme", "bob@c.test").expect("b"));
     assert!(s.blocked_senders("acme").expect("list").is_empty());
     drop(s);
     let _ = std::fs::remove_dir_all(dir);
