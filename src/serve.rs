@@ -2,9 +2,10 @@
 //! and pipeline, and a clean shutdown on SIGINT/SIGTERM.
 
 use crate::config::Config;
-use crate::{lock, new_org, new_token, open_store};
+use crate::{lock, open_store};
 use anyhow::{Context, Result};
-use postdesk_desk::model::{Clock, OffsetFileClock, Principal, Role, Staff, Store, SystemClock};
+use postdesk_desk::model::{Clock, OffsetFileClock, Store, SystemClock};
+use postdesk_desk::operator::FirstRun;
 use postdesk_desk::Desk;
 use postdesk_gateway::{DnsSource, Gateway, Mode, Pipeline, Processor, SpoolWriter};
 use std::path::Path;
@@ -25,7 +26,7 @@ pub fn serve(data: &Path, config: Config, owner: Option<&str>) -> Result<()> {
     let _lock = lock::acquire(data, "postdesk serve")?;
     let store = open_store(data)?;
     let desk = Desk::new(store.clone(), clock(&config));
-    let first_run = first_run_setup(&store, &desk, &config, owner)?;
+    let first_run = first_run_setup(&desk, &config, owner)?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
@@ -44,69 +45,23 @@ fn clock(config: &Config) -> Arc<dyn Clock> {
     }
 }
 
-/// Credentials made on an empty data folder, printed once.
-struct FirstRun {
-    admin: String,
-    token: String,
-    /// A sign-in link for the owner (12 hours, at most 5 uses).
-    link: String,
-}
-
-fn first_run_setup(
-    store: &Store,
-    desk: &Desk,
-    config: &Config,
-    owner: Option<&str>,
-) -> Result<Option<FirstRun>> {
-    if !store.is_empty()? {
-        if owner.is_some() {
+/// On an empty data folder: organization `support`, the owner, an API token and a
+/// sign-in link, printed once when the server is up.
+fn first_run_setup(desk: &Desk, config: &Config, owner: Option<&str>) -> Result<Option<FirstRun>> {
+    let first = desk
+        .operator()
+        .first_run(&config.domain, owner)
+        .map_err(crate::admin::refused)?;
+    match &first {
+        None if owner.is_some() => {
             tracing::warn!("--owner is only used on an empty data folder; ignored");
         }
-        return Ok(None);
-    }
-    let admin = match owner {
-        Some(o) => {
-            let o = o.trim().to_ascii_lowercase();
-            if !o
-                .split_once('@')
-                .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty())
-                || o.contains(char::is_whitespace)
-            {
-                anyhow::bail!("--owner {o:?} is not an email address");
-            }
-            o
+        Some(f) if owner.is_none() => {
+            tracing::warn!(owner = %f.owner, "no --owner given: the owner is {}; start with --owner you@example.org on an empty data folder to choose", f.owner);
         }
-        None => {
-            let default = format!("admin@{}", config.domain);
-            tracing::warn!(owner = %default, "no --owner given: the owner is {default}; start with --owner you@example.org on an empty data folder to choose");
-            default
-        }
-    };
-    let org = new_org(config, "support", "Support", &[], &[])?;
-    store.add_org(&org)?;
-    if store.staff(&admin)?.is_none() {
-        store.add_staff(&Staff {
-            email: admin.clone(),
-            name: "Owner".into(),
-            role: Role::Owner,
-            alerts: true,
-            hourly_rate_cents: 0,
-            created_at: time::OffsetDateTime::now_utc(),
-        })?;
+        _ => {}
     }
-    let token = new_token();
-    store.add_api_token(&admin, &token)?;
-    let link = desk.sign_in_token(
-        Principal::Staff {
-            email: admin.clone(),
-        },
-        postdesk_desk::access::LINK_HOURS,
-    )?;
-    Ok(Some(FirstRun {
-        admin,
-        token,
-        link: format!("{}/signin/link/{link}", config.public_url()),
-    }))
+    Ok(first)
 }
 
 async fn run(
@@ -275,9 +230,9 @@ async fn run(
             domain = config.domain,
             smtp = config.smtp,
             http = config.http,
-            admin = f.admin,
-            token = f.token,
-            link = f.link,
+            admin = f.owner,
+            token = f.api_token,
+            link = format!("{}/signin/link/{}", config.public_url(), f.link_token),
         );
     }
     shutdown_signal().await;

@@ -7,15 +7,26 @@ pub const MAX_ADDRESS: usize = 254;
 /// A mailbox address mail can be sent to, trimmed and lowercased: one `@`, a dotted
 /// domain, no spaces, controls, quotes or angle brackets, at most 254 characters.
 pub fn email_address(a: &str) -> Option<String> {
+    checked_address(a, false)
+}
+
+/// An address as [`email_address`] takes it, or one at `localhost` (the default mail
+/// domain of organization addresses, for mail from programs on the same machine).
+pub fn local_or_email_address(a: &str) -> Option<String> {
+    checked_address(a, true)
+}
+
+fn checked_address(a: &str, localhost: bool) -> Option<String> {
     let a = a.trim().to_ascii_lowercase();
     let (local, domain) = a.split_once('@')?;
-    let ok = a.len() <= MAX_ADDRESS
-        && !local.is_empty()
-        && domain.contains('.')
-        && !domain.contains('@')
+    let dotted = domain.contains('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
-        && !domain.contains("..")
+        && !domain.contains("..");
+    let ok = a.len() <= MAX_ADDRESS
+        && !local.is_empty()
+        && (dotted || localhost && domain == "localhost")
+        && !domain.contains('@')
         && !a
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>' || c == '"');

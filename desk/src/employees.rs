@@ -16,6 +16,17 @@ pub struct Invitation {
     pub hourly_rate_cents: u64,
 }
 
+/// An employee's name: 1 to 100 characters, no control characters; trimmed.
+pub fn employee_name(name: &str) -> DeskResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(DeskError::Invalid(
+            "Give the employee's name (at most 100 characters).".into(),
+        ));
+    }
+    Ok(name.to_string())
+}
+
 impl Desk {
     pub async fn staff_list(&self, staff: Staff) -> DeskResult<Vec<Staff>> {
         require_settings_view(&staff)?;
@@ -27,12 +38,7 @@ impl Desk {
         require_settings_edit(&staff)?;
         let email = email_address(&i.email)
             .ok_or_else(|| DeskError::Invalid("Give the employee's email address.".into()))?;
-        let name = i.name.trim().to_string();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(DeskError::Invalid(
-                "Give the employee's name (at most 100 characters).".into(),
-            ));
-        }
+        let name = employee_name(&i.name)?;
         if i.role == Role::Owner {
             return Err(DeskError::Invalid(
                 "Choose admin, manager or tech (ownership is handed on, not given to newcomers)."

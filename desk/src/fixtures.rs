@@ -1,4 +1,5 @@
-//! Test fixtures shared by the desk's unit tests: a plain open ticket and a staff member.
+//! Test fixtures shared by the desk's unit tests: a plain open ticket, a staff member, and
+//! a desk on a store in a temporary folder.
 
 use postdesk_store::{Priority, Role, Staff, Status, Ticket, TicketType};
 use time::OffsetDateTime;
@@ -37,4 +38,22 @@ pub(crate) fn staff(email: &str, name: &str, role: Role) -> Staff {
         hourly_rate_cents: 0,
         created_at: OffsetDateTime::UNIX_EPOCH,
     }
+}
+
+/// A temporary data folder, removed when dropped.
+pub(crate) struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A desk on a fresh store named after the test (`name`) and this process.
+pub(crate) fn desk(name: &str) -> (crate::Desk, Scratch) {
+    let dir = std::env::temp_dir().join(format!("postdesk-desk-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = postdesk_store::Store::open(&dir).expect("open");
+    let desk = crate::Desk::new(store, std::sync::Arc::new(postdesk_store::SystemClock));
+    (desk, Scratch(dir))
 }

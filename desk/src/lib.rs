@@ -21,6 +21,7 @@ pub mod lists;
 pub mod mail_logs;
 pub mod model;
 pub mod opening;
+pub mod operator;
 pub mod organizations;
 pub mod policy;
 pub mod portal;

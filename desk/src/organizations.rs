@@ -2,17 +2,75 @@
 //! settings for those who see settings; adding one, saving its settings, replacing its
 //! directory-token secret or its DKIM key for owners and admins.
 
+use crate::address::local_or_email_address;
 use crate::policy::{require_settings_edit, require_settings_view};
 use crate::{Desk, DeskError, DeskResult};
 use postdesk_store::{check_slug, DkimKeyRecord, Org, Staff, StoreError};
 
 /// Store refusals of a settings change, as the form shows them.
-fn refused(e: StoreError, taken: &str) -> DeskError {
+pub(crate) fn refused(e: StoreError, taken: &str) -> DeskError {
     match e {
         StoreError::Exists(what) => DeskError::Conflict(format!("The {what} {taken}.")),
         StoreError::Invalid(why) => DeskError::Invalid(why),
         other => other.into(),
     }
+}
+
+/// An organization's name: 1 to 100 characters, no control characters; trimmed.
+pub fn org_name(name: &str) -> DeskResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(DeskError::Invalid(
+            "The name must be 1 to 100 characters.".into(),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// An address an organization receives mail at, lowercase: a mailbox address or one at
+/// `localhost` ([`local_or_email_address`]), without a `+` part (reply addresses use it).
+pub fn org_address(a: &str) -> DeskResult<String> {
+    let a = local_or_email_address(a)
+        .ok_or_else(|| DeskError::Invalid(format!("{:?} is not an email address.", a.trim())))?;
+    if a.split_once('@')
+        .is_some_and(|(local, _)| local.contains('+'))
+    {
+        return Err(DeskError::Invalid(format!(
+            "{a:?} is not an address mail can be sent to (no + part)."
+        )));
+    }
+    Ok(a)
+}
+
+/// A sender domain for the whitelist, lowercase, without a leading `@`.
+pub fn whitelist_domain(d: &str) -> DeskResult<String> {
+    let d = d.trim().trim_start_matches('@').to_ascii_lowercase();
+    if !d.contains('.')
+        || d.starts_with('.')
+        || d.ends_with('.')
+        || d.contains(['@', '/'])
+        || d.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(DeskError::Invalid(format!("{d:?} is not a domain.")));
+    }
+    Ok(d)
+}
+
+/// A DKIM selector (the DNS label the key is published under): 1 to 63 letters, digits,
+/// dashes and dots.
+pub fn dkim_selector(s: &str) -> DeskResult<String> {
+    let s = s.trim();
+    if s.is_empty()
+        || s.len() > 63
+        || !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
+        return Err(DeskError::Invalid(
+            "The selector is letters, digits, dashes and dots (at most 63).".into(),
+        ));
+    }
+    Ok(s.to_string())
 }
 
 impl Desk {
@@ -44,13 +102,9 @@ impl Desk {
         domain: String,
     ) -> DeskResult<Org> {
         require_settings_edit(&staff)?;
-        let (slug, name) = (slug.trim().to_string(), name.trim().to_string());
+        let slug = slug.trim().to_string();
         check_slug(&slug).map_err(DeskError::Invalid)?;
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(DeskError::Invalid(
-                "The name must be 1 to 100 characters.".into(),
-            ));
-        }
+        let name = org_name(&name)?;
         self.run(move |desk| {
             let org = Org {
                 addresses: vec![format!("{slug}@{domain}")],
@@ -124,5 +178,40 @@ impl Desk {
             Ok(desk.store.put_dkim_key(&key)?)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn organization_addresses_and_whitelist_domains() {
+        assert_eq!(
+            org_address(" Help@Acme.EU ").ok(),
+            Some("help@acme.eu".into())
+        );
+        assert_eq!(
+            org_address("support@LOCALHOST").ok(),
+            Some("support@localhost".into())
+        );
+        for bad in [
+            "not-an-address",
+            "a+b@acme.eu",
+            "a b@acme.eu",
+            "@localhost",
+            "a@b@localhost",
+        ] {
+            assert!(org_address(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            whitelist_domain(" @Partner.Test").ok(),
+            Some("partner.test".into())
+        );
+        for bad in ["", "partner", "a@b.test", "x.test/", ".x.test", "a b.test"] {
+            assert!(whitelist_domain(bad).is_err(), "{bad:?}");
+        }
+        assert!(org_name(" ").is_err() && org_name(&"n".repeat(101)).is_err());
+        assert_eq!(org_name(" Acme ").ok(), Some("Acme".into()));
     }
 }

@@ -57,6 +57,14 @@ pub struct PortalSettings {
 }
 
 impl Org {
+    /// The domain of the organization's first address: its mail is signed (DKIM) for it.
+    pub fn mail_domain(&self) -> &str {
+        self.addresses
+            .first()
+            .and_then(|a| a.rsplit_once('@'))
+            .map_or("", |(_, d)| d)
+    }
+
     /// Whether the sender whitelist lets `address` write as an end user (an empty list
     /// lets all; no address passes only then).
     pub fn allows_sender(&self, address: Option<&str>) -> bool {

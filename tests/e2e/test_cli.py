@@ -65,11 +65,19 @@ class Cli(unittest.TestCase):
         self.srv.cli("org", "add", "acme-eu", "--name", "Acme EU", "--address", "Help@Acme.EU",
                      "--whitelist", "acme.eu, partner.test")
         r = self.srv.cli("org", "add", "acme-eu", "--name", "again", check=False)
-        self.assertIn("already exists", r.stderr)
+        self.assertIn("organization acme-eu is taken", r.stderr)
         out = self.srv.cli("org", "list").stdout
         self.assertIn("acme-eu\tAcme EU\tacme-eu@acme.test,help@acme.eu\twhitelist: acme.eu,partner.test", out)
-        r = self.srv.cli("org", "add", "other", "--name", "O", "--address", "not-an-address", check=False)
-        self.assertIn("is not an email address", r.stderr)
+        # The settings form's rules: an address with a + part (reply addresses use it), a
+        # whitelist entry that is no domain, an address another organization has.
+        for args, why in [(["--address", "not-an-address"], "is not an email address"),
+                          (["--address", "sales+x@acme.eu"], "no + part"),
+                          (["--whitelist", "partner"], "is not a domain"),
+                          (["--address", "HELP@acme.eu"], "is taken")]:
+            r = self.srv.cli("org", "add", "other", "--name", "O", *args, check=False)
+            self.assertNotEqual(r.returncode, 0, args)
+            self.assertIn(why, r.stderr, args)
+        self.assertNotIn("other", self.srv.cli("org", "list").stdout)
 
     def test_staff_and_tokens(self):
         self.srv.cli("staff", "add", "Alex@Acme.test", "--name", "Alex", "--role", "manager")
@@ -79,7 +87,11 @@ class Cli(unittest.TestCase):
         tok = self.srv.cli("token", "create", "alex@acme.test").stdout.strip()
         self.assertRegex(tok, r"^pd_[0-9a-f]{48}$")
         r = self.srv.cli("token", "create", "nobody@acme.test", check=False)
-        self.assertIn("not found", r.stderr)
+        self.assertIn("nobody@acme.test is not a staff member", r.stderr)
+        r = self.srv.cli("staff", "add", "alex@ACME.test", "--name", "Alex", "--role", "tech", check=False)
+        self.assertIn("is a staff member already", r.stderr)
+        r = self.srv.cli("staff", "add", "kim@acme", "--name", "Kim", "--role", "tech", check=False)
+        self.assertIn("is not an email address", r.stderr)
         for root, _, files in os.walk(self.srv.data):
             for name in files:
                 with open(os.path.join(root, name), "rb") as f:

@@ -14,6 +14,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Form;
 use postdesk_desk::model::DkimKeyRecord;
+use postdesk_desk::organizations::dkim_selector;
 use postdesk_desk::DeskError;
 use serde::Deserialize;
 
@@ -95,10 +96,7 @@ async fn page(
         .into_iter()
         .map(|(o, key)| {
             let address = o.addresses.first().cloned().unwrap_or_default();
-            let domain = address
-                .rsplit_once('@')
-                .map(|(_, d)| d.to_string())
-                .unwrap_or_default();
+            let domain = o.mail_domain().to_string();
             OrgMail {
                 record: key
                     .as_ref()
@@ -157,21 +155,10 @@ pub async fn generate(
     if let Some(refused) = super::settings_gate(&me, &f.csrf) {
         return refused;
     }
-    let selector = f.selector.trim().to_string();
-    if selector.is_empty()
-        || selector.len() > 63
-        || !selector
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-    {
-        return page(
-            &state,
-            &me,
-            None,
-            Some("The selector is letters, digits, dashes and dots.".into()),
-        )
-        .await;
-    }
+    let selector = match dkim_selector(&f.selector) {
+        Ok(s) => s,
+        Err(e) => return page(&state, &me, None, Some(e.to_string())).await,
+    };
     let algorithm = match f.algorithm.as_str() {
         "rsa" => postdesk_notifier::Algorithm::Rsa,
         "ed25519" => postdesk_notifier::Algorithm::Ed25519,

@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use postdesk_desk::model::{FieldMode, Org, PortalMode};
+use postdesk_desk::organizations::{org_address, org_name, whitelist_domain};
 use postdesk_desk::DeskError;
 use serde::Deserialize;
 
@@ -299,36 +300,19 @@ fn lines(text: &str) -> Vec<String> {
 
 /// The organization as the form would leave it, or what is wrong with the form.
 fn apply(org: &Org, f: &OrgForm) -> Result<Org, String> {
-    let name = f.name.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err("The name must be 1 to 100 characters.".into());
-    }
+    let name = org_name(&f.name).map_err(|e| e.to_string())?;
     let mut addresses = vec![org.addresses.first().cloned().unwrap_or_default()];
     for a in lines(&f.extra_addresses) {
-        let a = a.to_ascii_lowercase();
-        let Some((local, domain)) = a.split_once('@') else {
-            return Err(format!("{a:?} is not an email address."));
-        };
-        if local.is_empty() || local.contains('+') || !domain.contains('.') && domain != "localhost"
-        {
-            return Err(format!(
-                "{a:?} is not an address mail can be sent to (no + part)."
-            ));
-        }
+        let a = org_address(&a).map_err(|e| e.to_string())?;
         if !addresses.contains(&a) {
             addresses.push(a);
         }
     }
     let whitelist = lines(&f.whitelist)
-        .into_iter()
-        .map(|d| d.trim_start_matches('@').to_ascii_lowercase())
-        .collect::<Vec<_>>();
-    if let Some(bad) = whitelist
         .iter()
-        .find(|d| !d.contains('.') || d.contains(['@', ' ', '/']))
-    {
-        return Err(format!("{bad:?} is not a domain."));
-    }
+        .map(|d| whitelist_domain(d))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
     let categories = lines(&f.categories);
     if categories.iter().any(|c| c.chars().count() > 100) {
         return Err("A category may have at most 100 characters.".into());
@@ -361,7 +345,7 @@ fn apply(org: &Org, f: &OrgForm) -> Result<Org, String> {
         }
     };
     let mut out = org.clone();
-    out.name = name.to_string();
+    out.name = name;
     out.addresses = addresses;
     out.whitelist = whitelist;
     out.portal.categories = categories;

@@ -1,0 +1,326 @@
+//! The operator's commands (`postdesk org|staff|contact|token|dkim`, and the first run of
+//! `serve`): whoever holds the data folder, with the server stopped. There is no caller to
+//! authorize (holding the folder is the proof); the settings forms' rules apply otherwise.
+
+use crate::access::LINK_HOURS;
+use crate::address::email_address;
+use crate::organizations::{org_address, org_name, refused, whitelist_domain};
+use crate::{Desk, DeskError, DeskResult};
+use postdesk_store::{
+    check_slug, random_bytes, ApiTokenInfo, DkimKeyRecord, Org, Principal, Role, Staff, StoreError,
+};
+
+/// What the first run of `serve` on an empty data folder made, printed once.
+pub struct FirstRun {
+    pub owner: String,
+    /// An API token for the owner (stored hashed; only this copy shows it).
+    pub api_token: String,
+    /// A sign-in link token for the owner (`LINK_HOURS`, at most `LINK_USES` uses).
+    pub link_token: String,
+}
+
+/// The desk as the command line drives it: `desk.operator()`.
+pub struct Operator<'a> {
+    desk: &'a Desk,
+}
+
+impl Desk {
+    pub fn operator(&self) -> Operator<'_> {
+        Operator { desk: self }
+    }
+}
+
+impl Operator<'_> {
+    /// On an empty data folder: organization `support` at `support@domain`, `owner` (or
+    /// `admin@domain`) as its owner with an API token and a sign-in link. `None` when the
+    /// folder holds data already.
+    pub fn first_run(&self, domain: &str, owner: Option<&str>) -> DeskResult<Option<FirstRun>> {
+        let store = &self.desk.store;
+        if !store.is_empty()? {
+            return Ok(None);
+        }
+        let owner = match owner {
+            Some(o) => email_address(o).ok_or_else(|| {
+                DeskError::Invalid(format!("--owner {:?} is not an email address", o.trim()))
+            })?,
+            None => format!("admin@{}", domain.to_ascii_lowercase()),
+        };
+        self.add_org("support", "Support", domain, &[], &[])?;
+        if store.staff(&owner)?.is_none() {
+            self.add_staff(&owner, "Owner", Role::Owner)?;
+        }
+        let (_, api_token) = self.create_api_token(&owner)?;
+        let link_token = self.desk.sign_in_token(
+            Principal::Staff {
+                email: owner.clone(),
+            },
+            LINK_HOURS,
+        )?;
+        Ok(Some(FirstRun {
+            owner,
+            api_token,
+            link_token,
+        }))
+    }
+
+    /// Adds organization `slug` at `slug@domain` and the `extra` addresses; `whitelist`
+    /// (sender domains) empty lets everyone write.
+    pub fn add_org(
+        &self,
+        slug: &str,
+        name: &str,
+        domain: &str,
+        extra: &[String],
+        whitelist: &[String],
+    ) -> DeskResult<Org> {
+        check_slug(slug).map_err(DeskError::Invalid)?;
+        let mut addresses = vec![org_address(&format!("{slug}@{domain}"))?];
+        for a in extra {
+            let a = org_address(a)?;
+            if !addresses.contains(&a) {
+                addresses.push(a);
+            }
+        }
+        let mut domains: Vec<String> = Vec::new();
+        for d in whitelist.iter().filter(|d| !d.trim().is_empty()) {
+            let d = whitelist_domain(d)?;
+            if !domains.contains(&d) {
+                domains.push(d);
+            }
+        }
+        let org = Org {
+            slug: slug.to_string(),
+            name: org_name(name)?,
+            addresses,
+            whitelist: domains,
+            created_at: self.desk.now(),
+            portal: Default::default(),
+        };
+        self.desk
+            .store
+            .add_org(&org)
+            .map_err(|e| refused(e, "is taken"))?;
+        Ok(org)
+    }
+
+    pub fn orgs(&self) -> DeskResult<Vec<Org>> {
+        Ok(self.desk.store.orgs()?)
+    }
+
+    /// Adds a staff member with any role (the operator may add an owner, e.g. after the
+    /// owner left without handing ownership on).
+    pub fn add_staff(&self, email: &str, name: &str, role: Role) -> DeskResult<Staff> {
+        let staff = Staff {
+            email: email_address(email).ok_or_else(|| {
+                DeskError::Invalid(format!("{:?} is not an email address", email.trim()))
+            })?,
+            name: crate::employees::employee_name(name)?,
+            role,
+            alerts: true,
+            hourly_rate_cents: 0,
+            created_at: self.desk.now(),
+        };
+        self.desk.store.add_staff(&staff).map_err(|e| match e {
+            StoreError::Exists(_) => {
+                DeskError::Conflict(format!("{} is a staff member already.", staff.email))
+            }
+            other => other.into(),
+        })?;
+        Ok(staff)
+    }
+
+    pub fn staff_list(&self) -> DeskResult<Vec<Staff>> {
+        Ok(self.desk.store.staff_list()?)
+    }
+
+    /// A sign-in link token for staff member `email`.
+    pub fn staff_link(&self, email: &str) -> DeskResult<String> {
+        let staff = self.staff(email)?;
+        self.desk
+            .sign_in_token(Principal::Staff { email: staff.email }, LINK_HOURS)
+    }
+
+    pub fn set_staff_alerts(&self, email: &str, on: bool) -> DeskResult<Staff> {
+        let staff = self.staff(email)?;
+        self.desk.store.set_staff_alerts(&staff.email, on)?;
+        Ok(staff)
+    }
+
+    /// Turns an end user's automatic mail on or off; returns their address as kept.
+    pub fn set_contact_alerts(&self, email: &str, on: bool) -> DeskResult<String> {
+        let email = email_address(email).ok_or_else(|| {
+            DeskError::Invalid(format!("{:?} is not an email address", email.trim()))
+        })?;
+        self.desk.store.set_contact_alerts(&email, on)?;
+        Ok(email)
+    }
+
+    /// Makes an API token for staff member `email`: its id (as listed) and the token,
+    /// which the store keeps only hashed.
+    pub fn create_api_token(&self, email: &str) -> DeskResult<(String, String)> {
+        let staff = self.staff(email)?;
+        let token = new_api_token();
+        let id = self.desk.store.add_api_token(&staff.email, &token)?;
+        Ok((id, token))
+    }
+
+    pub fn api_tokens(&self) -> DeskResult<Vec<ApiTokenInfo>> {
+        Ok(self.desk.store.api_tokens()?)
+    }
+
+    /// Revokes the token whose id (or its first 6+ characters) is `id`.
+    pub fn revoke_api_token(&self, id: &str) -> DeskResult<ApiTokenInfo> {
+        self.desk.store.revoke_api_token(id).map_err(|e| match e {
+            StoreError::NotFound(what) => DeskError::NotFound(what),
+            StoreError::Invalid(why) => DeskError::Invalid(why),
+            other => other.into(),
+        })
+    }
+
+    /// Organization `slug`, for a key to be made for it.
+    pub fn org(&self, slug: &str) -> DeskResult<Org> {
+        self.desk.store.org(slug)?.ok_or_else(|| {
+            DeskError::NotFound(format!(
+                "no organization {slug:?} (see `postdesk org list`)"
+            ))
+        })
+    }
+
+    /// Replaces the organization's DKIM key (made by the caller, which knows how).
+    pub fn set_dkim_key(&self, key: &DkimKeyRecord) -> DeskResult<()> {
+        self.org(&key.org)?;
+        Ok(self.desk.store.put_dkim_key(key)?)
+    }
+
+    pub fn dkim_key(&self, slug: &str) -> DeskResult<DkimKeyRecord> {
+        self.org(slug)?;
+        self.desk.store.dkim_key(slug)?.ok_or_else(|| {
+            DeskError::NotFound(format!(
+                "organization {slug} has no DKIM key; make one with `postdesk dkim generate`"
+            ))
+        })
+    }
+
+    fn staff(&self, email: &str) -> DeskResult<Staff> {
+        let email = email.trim().to_ascii_lowercase();
+        self.desk
+            .store
+            .staff(&email)?
+            .ok_or_else(|| DeskError::NotFound(format!("{email} is not a staff member")))
+    }
+}
+
+/// An API token: `pd_` and 48 hex digits (24 random bytes).
+fn new_api_token() -> String {
+    let bytes: [u8; 24] = random_bytes();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("pd_{hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::desk;
+
+    #[test]
+    fn the_first_run_makes_an_owner_once() {
+        let (d, _dir) = desk("operator-first");
+        let first = d
+            .operator()
+            .first_run("localhost", Some("Boss@Example.org"))
+            .expect("first run")
+            .expect("an empty folder");
+        assert_eq!(first.owner, "boss@example.org");
+        assert!(first.api_token.starts_with("pd_") && first.api_token.len() == 51);
+        let owner = d
+            .store
+            .staff("boss@example.org")
+            .expect("read")
+            .expect("owner");
+        assert_eq!(owner.role, Role::Owner);
+        let support = d.operator().org("support").expect("support");
+        assert_eq!(support.addresses, ["support@localhost"]);
+        assert!(d
+            .operator()
+            .first_run("localhost", None)
+            .expect("again")
+            .is_none());
+    }
+
+    #[test]
+    fn the_operator_keeps_the_forms_rules() {
+        let (d, _dir) = desk("operator-rules");
+        let op = d.operator();
+        let org = op
+            .add_org(
+                "acme-eu",
+                " Acme EU ",
+                "acme.test",
+                &["Help@Acme.EU".into(), "help@acme.eu".into()],
+                &["acme.eu".into(), " @Partner.Test".into(), "acme.eu".into()],
+            )
+            .expect("add");
+        assert_eq!(org.name, "Acme EU");
+        assert_eq!(org.addresses, ["acme-eu@acme.test", "help@acme.eu"]);
+        assert_eq!(org.whitelist, ["acme.eu", "partner.test"]);
+        for (slug, extra, domain) in [
+            ("Acme", "", "acme.eu"),
+            ("other", "not-an-address", "acme.eu"),
+            ("other", "sales+x@acme.eu", "acme.eu"),
+            ("other", "", "no domain"),
+        ] {
+            let extra: Vec<String> = [extra]
+                .iter()
+                .filter(|e| !e.is_empty())
+                .map(|e| e.to_string())
+                .collect();
+            let wl = [domain.to_string()];
+            assert!(
+                matches!(
+                    op.add_org(slug, "X", "acme.test", &extra, &wl),
+                    Err(DeskError::Invalid(_))
+                ),
+                "{slug} {extra:?} {domain}"
+            );
+        }
+        assert!(matches!(
+            op.add_org("acme-eu", "Again", "acme.test", &[], &[]),
+            Err(DeskError::Conflict(_))
+        ));
+        assert!(matches!(
+            op.add_org("other", "Other", "acme.test", &["help@acme.eu".into()], &[]),
+            Err(DeskError::Conflict(_))
+        ));
+        assert_eq!(op.orgs().expect("orgs").len(), 1);
+        assert!(matches!(
+            op.add_staff("not an address", "Kim", Role::Tech),
+            Err(DeskError::Invalid(_))
+        ));
+        op.add_staff("Kim@Acme.test", "Kim", Role::Tech)
+            .expect("kim");
+        assert!(matches!(
+            op.add_staff("kim@acme.test", "Kim", Role::Tech),
+            Err(DeskError::Conflict(_))
+        ));
+        assert!(matches!(
+            op.create_api_token("nobody@acme.test"),
+            Err(DeskError::NotFound(_))
+        ));
+        let (id, token) = op.create_api_token("KIM@acme.test").expect("token");
+        assert_eq!(op.api_tokens().expect("list")[0].id, id);
+        assert!(matches!(
+            op.revoke_api_token("zzzzzz"),
+            Err(DeskError::Invalid(_))
+        ));
+        assert_eq!(
+            op.revoke_api_token(&id).expect("revoke").email,
+            "kim@acme.test"
+        );
+        assert!(d.store.staff_for_api_token(&token).expect("read").is_none());
+        assert!(matches!(op.dkim_key("nope"), Err(DeskError::NotFound(_))));
+        assert!(matches!(
+            op.dkim_key("acme-eu"),
+            Err(DeskError::NotFound(_))
+        ));
+    }
+}

@@ -1,0 +1,251 @@
+//! The admin commands (`postdesk org|staff|contact|token|dkim`): their arguments, and
+//! each one's call to the desk's operator commands with what it prints. They run with the
+//! server stopped: the data folder's lock says so.
+
+use crate::config::Config;
+use crate::{lock, open_store};
+use anyhow::Result;
+use clap::Subcommand;
+use postdesk_desk::model::{DkimKeyRecord, Role, SystemClock};
+use postdesk_desk::organizations::dkim_selector;
+use postdesk_desk::{Desk, DeskError};
+use std::path::Path;
+use std::sync::Arc;
+
+#[derive(Subcommand)]
+pub(crate) enum DkimCommand {
+    /// Make a signing key for an organization (replacing its old one) and print the DNS
+    /// record to publish.
+    Generate {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        selector: String,
+        /// rsa (2048 bits) is verified by every large mailbox provider; ed25519 is smaller
+        /// but not yet checked everywhere.
+        #[arg(long, default_value = "rsa")]
+        algorithm: postdesk_notifier::Algorithm,
+    },
+    /// Print the DNS record of an organization's key again.
+    Show {
+        #[arg(long)]
+        org: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum OrgCommand {
+    /// Add an organization; its addresses are SLUG@DOMAIN plus any --address.
+    Add {
+        slug: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long = "address")]
+        addresses: Vec<String>,
+        /// Sender domains allowed to write (comma-separated); none = everyone.
+        #[arg(long, value_delimiter = ',')]
+        whitelist: Vec<String>,
+    },
+    /// List organizations.
+    List,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum StaffCommand {
+    /// Add a staff member.
+    Add {
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        role: Role,
+    },
+    /// List staff members.
+    List,
+    /// Turn a staff member's mail alerts on or off.
+    Alerts { email: String, setting: OnOff },
+    /// Print a sign-in link for the web UI (valid 12 hours, at most 5 uses).
+    Link { email: String },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ContactCommand {
+    /// Turn an end user's automatic mail (acknowledgements) on or off; answers from staff
+    /// still reach them.
+    Alerts { email: String, setting: OnOff },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Create an API token for a staff member and print it (it is stored hashed).
+    Create { email: String },
+    /// List API tokens: id, staff member, creation date (never the tokens themselves).
+    List,
+    /// Revoke the API token with this id (as `token list` shows it).
+    Revoke { id: String },
+}
+
+/// Runs `command` on a desk over the data folder, holding its lock.
+pub(crate) fn with_desk(data: &Path, command: impl FnOnce(&Desk) -> Result<()>) -> Result<()> {
+    let _lock = lock::acquire(data, "this command")?;
+    let desk = Desk::new(open_store(data)?, Arc::new(SystemClock));
+    command(&desk)
+}
+
+/// A refusal as the operator reads it: the desk's message, or for a storage failure its
+/// cause (the operator is the one who can fix it).
+pub(crate) fn refused(e: DeskError) -> anyhow::Error {
+    match e.cause() {
+        Some(cause) => anyhow::anyhow!("internal error: {cause}"),
+        None => anyhow::anyhow!(e),
+    }
+}
+
+fn on_off(setting: OnOff) -> (bool, &'static str) {
+    match setting {
+        OnOff::On => (true, "on"),
+        OnOff::Off => (false, "off"),
+    }
+}
+
+pub(crate) fn org(desk: &Desk, config: &Config, command: OrgCommand) -> Result<()> {
+    let op = desk.operator();
+    match command {
+        OrgCommand::Add {
+            slug,
+            name,
+            addresses,
+            whitelist,
+        } => {
+            let org = op
+                .add_org(&slug, &name, &config.domain, &addresses, &whitelist)
+                .map_err(refused)?;
+            println!(
+                "added organization {} ({})",
+                org.slug,
+                org.addresses.join(", ")
+            );
+        }
+        OrgCommand::List => {
+            for o in op.orgs().map_err(refused)? {
+                let wl = if o.whitelist.is_empty() {
+                    "everyone".to_string()
+                } else {
+                    o.whitelist.join(",")
+                };
+                println!(
+                    "{}\t{}\t{}\twhitelist: {wl}",
+                    o.slug,
+                    o.name,
+                    o.addresses.join(",")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn staff(desk: &Desk, config: &Config, command: StaffCommand) -> Result<()> {
+    let op = desk.operator();
+    match command {
+        StaffCommand::Add { email, name, role } => {
+            let s = op.add_staff(&email, &name, role).map_err(refused)?;
+            println!("added {} ({}) as {}", s.name, s.email, s.role);
+        }
+        StaffCommand::List => {
+            for s in op.staff_list().map_err(refused)? {
+                let alerts = if s.alerts { "alerts on" } else { "alerts off" };
+                println!("{}\t{}\t{}\t{alerts}", s.email, s.name, s.role);
+            }
+        }
+        StaffCommand::Link { email } => {
+            let token = op.staff_link(&email).map_err(refused)?;
+            println!("{}/signin/link/{token}", config.public_url());
+        }
+        StaffCommand::Alerts { email, setting } => {
+            let (on, word) = on_off(setting);
+            let s = op.set_staff_alerts(&email, on).map_err(refused)?;
+            println!("alerts for {} are {word}", s.email);
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn contact(desk: &Desk, command: ContactCommand) -> Result<()> {
+    match command {
+        ContactCommand::Alerts { email, setting } => {
+            let (on, word) = on_off(setting);
+            let email = desk
+                .operator()
+                .set_contact_alerts(&email, on)
+                .map_err(refused)?;
+            println!("automatic mail to {email} is {word}");
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn token(desk: &Desk, command: TokenCommand) -> Result<()> {
+    let op = desk.operator();
+    match command {
+        TokenCommand::Create { email } => {
+            let (id, token) = op.create_api_token(&email).map_err(refused)?;
+            eprintln!(
+                "token {id} created for {}",
+                email.trim().to_ascii_lowercase()
+            );
+            println!("{token}");
+        }
+        TokenCommand::List => {
+            for t in op.api_tokens().map_err(refused)? {
+                let created = match t.created_at {
+                    Some(at) => at.date().to_string(),
+                    None => "-".to_string(),
+                };
+                println!("{}\t{}\t{created}", t.id, t.email);
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            let t = op.revoke_api_token(&id).map_err(refused)?;
+            println!("revoked token {} of {}", t.id, t.email);
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn dkim(desk: &Desk, command: DkimCommand) -> Result<()> {
+    let op = desk.operator();
+    match command {
+        DkimCommand::Generate {
+            org,
+            selector,
+            algorithm,
+        } => {
+            let o = op.org(&org).map_err(refused)?;
+            let selector = dkim_selector(&selector).map_err(refused)?;
+            let (algorithm, private_key, public_key) = postdesk_notifier::generate_key(algorithm)?;
+            let key = DkimKeyRecord {
+                org: o.slug.clone(),
+                selector,
+                algorithm,
+                private_key,
+                public_key,
+                created_at: desk.now(),
+            };
+            op.set_dkim_key(&key).map_err(refused)?;
+            println!("{}", postdesk_notifier::dns_record(&key, o.mail_domain()));
+        }
+        DkimCommand::Show { org } => {
+            let o = op.org(&org).map_err(refused)?;
+            let key = op.dkim_key(&o.slug).map_err(refused)?;
+            println!("{}", postdesk_notifier::dns_record(&key, o.mail_domain()));
+        }
+    }
+    Ok(())
+}
