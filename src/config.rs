@@ -312,6 +312,56 @@ impl Config {
         })
     }
 
+    /// Where the pipeline's DMARC checks get DNS answers: `dns_server`, else the records in
+    /// `dns_records` (tests), else the system's resolvers.
+    pub fn dns_source(&self) -> Result<postdesk_gateway::DnsSource> {
+        use postdesk_gateway::DnsSource;
+        if !self.dns_server.is_empty() {
+            return Ok(DnsSource::Server(self.dns_server.parse().with_context(
+                || format!("dns_server {:?} is not an IP:PORT address", self.dns_server),
+            )?));
+        }
+        if self.dns_records.is_empty() {
+            return Ok(DnsSource::System);
+        }
+        let text = std::fs::read_to_string(&self.dns_records)
+            .with_context(|| format!("cannot read dns_records file {}", self.dns_records))?;
+        postdesk_gateway::TxtAnswers::from_records(&text)
+            .with_context(|| format!("dns_records file {}", self.dns_records))?;
+        Ok(DnsSource::Records(text))
+    }
+
+    /// How outbound mail leaves, as the settings page says it (a password written into
+    /// the relay URL is not shown).
+    pub fn outbound_description(&self, data: &std::path::Path) -> String {
+        if self.relay.url.is_empty() {
+            return format!(
+                "No relay is configured: mail is written to {} for another program to send.",
+                data.join("outbox").display()
+            );
+        }
+        let url = match self.relay.url.split_once("://") {
+            Some((scheme, rest)) => match rest.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://***@{host}"),
+                None => self.relay.url.clone(),
+            },
+            None => self.relay.url.clone(),
+        };
+        let tls = if url.starts_with("smtps://") {
+            "implicit".to_string()
+        } else {
+            self.relay.tls.to_ascii_lowercase()
+        };
+        if self.relay.username.is_empty() {
+            format!("Mail goes through the relay {url} (TLS {tls}).")
+        } else {
+            format!(
+                "Mail goes through the relay {url} as {} (TLS {tls}).",
+                self.relay.username
+            )
+        }
+    }
+
     /// The largest outbound mail, files included.
     pub fn max_outbound_size(&self) -> u64 {
         match self.relay.max_message_size {

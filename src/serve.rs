@@ -7,9 +7,12 @@ use anyhow::{Context, Result};
 use postdesk_desk::model::{Clock, OffsetFileClock, Store, SystemClock};
 use postdesk_desk::operator::FirstRun;
 use postdesk_desk::Desk;
-use postdesk_gateway::{DnsSource, Gateway, Mode, Pipeline, Processor, SpoolWriter};
+use postdesk_gateway::{Gateway, Mode, Pipeline, Processor, SpoolHandle, SpoolWriter};
+use postdesk_notifier::{FolderTransport, Notifier, NotifierConfig, RelayTransport, Transport};
 use std::path::Path;
 use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub fn serve(data: &Path, config: Config, owner: Option<&str>) -> Result<()> {
@@ -64,6 +67,10 @@ fn first_run_setup(desk: &Desk, config: &Config, owner: Option<&str>) -> Result<
     Ok(first)
 }
 
+/// The running server: every component, started in the order mail flows through them
+/// and stopped by one signal. At the signal the listeners, importers and web server stop
+/// taking work and the notifier ends its pass; the spool writer ends when the last
+/// session has let go of it, and the pipeline when the spool has (after what is pending).
 async fn run(
     data: &Path,
     store: Store,
@@ -71,96 +78,21 @@ async fn run(
     config: Config,
     first_run: Option<FirstRun>,
 ) -> Result<()> {
-    let tls = if config.tls_cert.is_empty() {
-        None
-    } else {
-        Some(postdesk_gateway::load_tls(
-            Path::new(&config.tls_cert),
-            Path::new(&config.tls_key),
-        )?)
-    };
-    let (wake_tx, wake_rx) = std::sync::mpsc::channel();
-    let (writer, spool) = SpoolWriter::new(store.clone(), wake_tx);
-    let spool_thread = std::thread::Builder::new()
-        .name("spool".into())
-        .spawn(move || writer.run())?;
-    let dns = if !config.dns_server.is_empty() {
-        DnsSource::Server(config.dns_server.parse().with_context(|| {
-            format!(
-                "dns_server {:?} is not an IP:PORT address",
-                config.dns_server
-            )
-        })?)
-    } else if config.dns_records.is_empty() {
-        DnsSource::System
-    } else {
-        let text = std::fs::read_to_string(&config.dns_records)
-            .with_context(|| format!("cannot read dns_records file {}", config.dns_records))?;
-        postdesk_gateway::TxtAnswers::from_records(&text)
-            .with_context(|| format!("dns_records file {}", config.dns_records))?;
-        DnsSource::Records(text)
-    };
-    let processor = Processor::new(
-        store.clone(),
-        Some(dns),
-        std::time::Duration::from_millis(config.message_budget_ms.max(1)),
-    )?;
-    let pipeline = std::thread::Builder::new()
-        .name("pipeline".into())
-        .spawn(move || {
-            lower_priority();
-            Pipeline::new(processor, wake_rx).run()
-        })?;
-    let notifier_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let notifier = {
-        let transport = if config.relay.url.is_empty() {
-            postdesk_notifier::Transport::Folder(
-                postdesk_notifier::FolderTransport::new(data.join("outbox"))
-                    .with_context(|| format!("cannot create {}", data.join("outbox").display()))?,
-            )
-        } else {
-            postdesk_notifier::Transport::Relay(postdesk_notifier::RelayTransport::new(
-                &config.relay_config()?,
-            )?)
-        };
-        let notifier_config = postdesk_notifier::NotifierConfig {
-            retry_base: std::time::Duration::from_secs(config.relay.retry_base_secs.max(1)),
-            concurrency: config.relay.concurrency.max(1),
-            max_message_bytes: config.max_outbound_size(),
-            public_url: config.public_url(),
-            ..Default::default()
-        };
-        let n = postdesk_notifier::Notifier::new(store.clone(), transport, notifier_config);
-        let stop = notifier_stop.clone();
-        std::thread::Builder::new()
-            .name("notifier".into())
-            .spawn(move || {
-                lower_priority();
-                n.run(stop)
-            })?
-    };
-    let flush_store = store.clone();
-    let gateway = Gateway::new(store.clone(), config.gateway(), spool, tls);
-
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let smtp = TcpListener::bind(&config.smtp)
-        .await
-        .with_context(|| format!("cannot listen for SMTP on {}", config.smtp))?;
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let tls = tls(&config)?;
+    let (spool, spool_thread, pipeline) = start_mail_flow(&store, &config)?;
+    let notifier = start_notifier(data, &store, &config, stop.clone())?;
+    let gateway = Gateway::new(store.clone(), config.gateway(), spool, tls, stop.clone());
     let mut listeners = vec![tokio::spawn(postdesk_gateway::serve(
-        smtp,
+        listen(&config.smtp, "SMTP").await?,
         gateway.clone(),
         Mode::Smtp,
-        stop_rx.clone(),
     ))];
     if !config.lmtp.is_empty() {
-        let lmtp = TcpListener::bind(&config.lmtp)
-            .await
-            .with_context(|| format!("cannot listen for LMTP on {}", config.lmtp))?;
         listeners.push(tokio::spawn(postdesk_gateway::serve(
-            lmtp,
+            listen(&config.lmtp, "LMTP").await?,
             gateway.clone(),
             Mode::Lmtp,
-            stop_rx.clone(),
         )));
     }
     let sources = config
@@ -168,77 +100,16 @@ async fn run(
         .iter()
         .map(|i| i.source())
         .collect::<Result<Vec<_>>>()?;
-    let importers = postdesk_gateway::start_sources(&gateway, sources, stop_rx.clone())?;
-    let http = TcpListener::bind(&config.http)
-        .await
-        .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
-    let mut http_stop = stop_rx.clone();
-    let public_url = config.public_url();
-    let trusted_proxies = std::sync::Arc::new(config.trusted_proxies()?);
-    let domain = config.domain.to_ascii_lowercase();
-    let outbound = if config.relay.url.is_empty() {
-        format!(
-            "No relay is configured: mail is written to {} for another program to send.",
-            data.join("outbox").display()
-        )
-    } else {
-        // Credentials written into the URL are not shown.
-        let url = match config.relay.url.split_once("://") {
-            Some((scheme, rest)) => match rest.rsplit_once('@') {
-                Some((_, host)) => format!("{scheme}://***@{host}"),
-                None => config.relay.url.clone(),
-            },
-            None => config.relay.url.clone(),
-        };
-        let tls = if url.starts_with("smtps://") {
-            "implicit".to_string()
-        } else {
-            config.relay.tls.to_ascii_lowercase()
-        };
-        if config.relay.username.is_empty() {
-            format!("Mail goes through the relay {url} (TLS {tls}).")
-        } else {
-            format!(
-                "Mail goes through the relay {url} as {} (TLS {tls}).",
-                config.relay.username
-            )
-        }
-    };
-    let http_task = tokio::spawn(async move {
-        let app = postdesk_webui::router(postdesk_webui::AppState {
-            outbound,
-            domain,
-            trusted_proxies,
-            ..postdesk_webui::AppState::new(desk, &public_url)
-        });
-        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let _ = axum::serve(http, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.wait_for(|s| *s).await;
-            })
-            .await;
-    });
+    let importers = postdesk_gateway::start_sources(&gateway, sources)?;
+    let web = start_web(desk, data, &config, stop).await?;
     tracing::info!(smtp = %config.smtp, lmtp = %config.lmtp, http = %config.http, domain = %config.domain, "postdesk is running");
     if let Some(f) = first_run {
-        println!(
-            "Postdesk is running with a new data folder.\n\
-             \n  Organization `support` accepts mail at support@{domain} on {smtp}.\n\
-             \n  Send a test mail:\n    swaks --server {smtp} --from you@example.com --to support@{domain}\n\
-             \n  See it in the web UI (sign-in link for {admin}, valid 12 hours):\n    {link}\n\
-             \n  Or with the API (token shown only now):\n    curl -H 'Authorization: Bearer {token}' http://{http}/api/v1/tickets\n\
-             \n  Add organizations and staff with `postdesk org add` / `postdesk staff add` while the server is stopped.",
-            domain = config.domain,
-            smtp = config.smtp,
-            http = config.http,
-            admin = f.owner,
-            token = f.api_token,
-            link = format!("{}/signin/link/{}", config.public_url(), f.link_token),
-        );
+        print_first_run(&f, &config);
     }
+
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
-    gateway.shut_down();
     for l in listeners {
         let _ = l.await;
     }
@@ -246,32 +117,141 @@ async fn run(
     // committed is marked or moved on the next start, and nothing else was acknowledged.
     for task in importers {
         let abort = task.abort_handle();
-        if tokio::time::timeout(std::time::Duration::from_secs(5), task)
+        if tokio::time::timeout(Duration::from_secs(5), task)
             .await
             .is_err()
         {
             abort.abort();
         }
     }
-    let _ = http_task.await;
+    let _ = web.await;
     // Sessions still in flight hold spool handles; the writer ends when the last is gone.
     drop(gateway);
-    let _ = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        tokio::task::spawn_blocking(move || spool_thread.join()),
-    )
-    .await;
-    let _ = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        tokio::task::spawn_blocking(move || pipeline.join()),
-    )
-    .await;
-    notifier_stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let _ = tokio::task::spawn_blocking(move || notifier.join()).await;
+    for (thread, grace) in [(spool_thread, 10), (pipeline, 10), (notifier, 60)] {
+        let joined = tokio::task::spawn_blocking(move || thread.join());
+        let _ = tokio::time::timeout(Duration::from_secs(grace), joined).await;
+    }
     // Every acknowledged message is already durable in the spool; this only saves the
     // pipeline's latest progress so the next start has less to redo.
-    store_flush(&flush_store);
+    if let Err(e) = store.flush() {
+        tracing::error!(error = %e, "final flush failed");
+    }
     Ok(())
+}
+
+fn tls(config: &Config) -> Result<Option<tokio_rustls::TlsAcceptor>> {
+    if config.tls_cert.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(postdesk_gateway::load_tls(
+        Path::new(&config.tls_cert),
+        Path::new(&config.tls_key),
+    )?))
+}
+
+async fn listen(address: &str, what: &str) -> Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen for {what} on {address}"))
+}
+
+/// The spool writer (group commits for every session) and the pipeline after it, each on
+/// a thread of its own: the handle sessions spool through, and the two threads.
+fn start_mail_flow(
+    store: &Store,
+    config: &Config,
+) -> Result<(SpoolHandle, JoinHandle<()>, JoinHandle<()>)> {
+    let (wake_tx, wake_rx) = std::sync::mpsc::channel();
+    let (writer, spool) = SpoolWriter::new(store.clone(), wake_tx);
+    let spool_thread = std::thread::Builder::new()
+        .name("spool".into())
+        .spawn(move || writer.run())?;
+    let processor = Processor::new(
+        store.clone(),
+        Some(config.dns_source()?),
+        Duration::from_millis(config.message_budget_ms.max(1)),
+    )?;
+    let pipeline = std::thread::Builder::new()
+        .name("pipeline".into())
+        .spawn(move || {
+            lower_priority();
+            Pipeline::new(processor, wake_rx).run()
+        })?;
+    Ok((spool, spool_thread, pipeline))
+}
+
+/// Outbound mail, on a thread of its own; relay sends run on the server's runtime.
+fn start_notifier(
+    data: &Path,
+    store: &Store,
+    config: &Config,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<JoinHandle<()>> {
+    let transport = if config.relay.url.is_empty() {
+        let folder = data.join("outbox");
+        Transport::Folder(
+            FolderTransport::new(folder.clone())
+                .with_context(|| format!("cannot create {}", folder.display()))?,
+        )
+    } else {
+        Transport::Relay(RelayTransport::new(&config.relay_config()?)?)
+    };
+    let notifier_config = NotifierConfig {
+        retry_base: Duration::from_secs(config.relay.retry_base_secs.max(1)),
+        concurrency: config.relay.concurrency.max(1),
+        max_message_bytes: config.max_outbound_size(),
+        public_url: config.public_url(),
+        ..Default::default()
+    };
+    let notifier = Notifier::new(store.clone(), transport, notifier_config);
+    let runtime = tokio::runtime::Handle::current();
+    Ok(std::thread::Builder::new()
+        .name("notifier".into())
+        .spawn(move || {
+            lower_priority();
+            notifier.run(runtime, stop)
+        })?)
+}
+
+/// The web UI and the JSON API, until the stop signal.
+async fn start_web(
+    desk: Desk,
+    data: &Path,
+    config: &Config,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let http = listen(&config.http, "HTTP").await?;
+    let app = postdesk_webui::router(postdesk_webui::AppState {
+        outbound: config.outbound_description(data),
+        domain: config.domain.to_ascii_lowercase(),
+        trusted_proxies: Arc::new(config.trusted_proxies()?),
+        ..postdesk_webui::AppState::new(desk, &config.public_url())
+    })
+    .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    Ok(tokio::spawn(async move {
+        let _ = axum::serve(http, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+    }))
+}
+
+fn print_first_run(f: &FirstRun, config: &Config) {
+    let link = format!("{}/signin/link/{}", config.public_url(), f.link_token);
+    println!(
+        "Postdesk is running with a new data folder.\n\
+         \n  Organization `support` accepts mail at support@{domain} on {smtp}.\n\
+         \n  Send a test mail:\n    swaks --server {smtp} --from you@example.com --to support@{domain}\n\
+         \n  See it in the web UI (sign-in link for {admin}, valid 12 hours):\n    {link}\n\
+         \n  Or with the API (token shown only now):\n    curl -H 'Authorization: Bearer {token}' http://{http}/api/v1/tickets\n\
+         \n  Add organizations and staff with `postdesk org add` / `postdesk staff add` while the server is stopped.",
+        domain = config.domain,
+        smtp = config.smtp,
+        http = config.http,
+        admin = f.owner,
+        token = f.api_token,
+    );
 }
 
 async fn shutdown_signal() {
@@ -293,12 +273,6 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-}
-
-fn store_flush(store: &Store) {
-    if let Err(e) = store.flush() {
-        tracing::error!(error = %e, "final flush failed");
-    }
 }
 
 /// Message buffers (up to max_message_size each) are allocated and freed all day. glibc's

@@ -33,8 +33,9 @@ pub struct Gateway {
     pub(crate) sessions: Arc<limits::Sessions>,
     pub(crate) data_budget: limits::DataBudget,
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
-    /// Set when the server stops: idle sessions answer 421 and close.
-    pub(crate) stopping: tokio::sync::watch::Sender<bool>,
+    /// The server's one shutdown signal: true (or its sender gone) stops the listeners and
+    /// importers, and idle sessions answer 421 and close.
+    pub(crate) stop: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Gateway {
@@ -43,6 +44,7 @@ impl Gateway {
         config: GatewayConfig,
         spool: SpoolHandle,
         tls: Option<tokio_rustls::TlsAcceptor>,
+        stop: tokio::sync::watch::Receiver<bool>,
     ) -> Arc<Gateway> {
         Arc::new(Gateway {
             limits: limits::Limits::new(&config),
@@ -52,13 +54,7 @@ impl Gateway {
             config,
             spool,
             tls,
-            stopping: tokio::sync::watch::channel(false).0,
+            stop,
         })
-    }
-
-    /// Tells every session to finish: one waiting for a command answers
-    /// `421 4.3.2` and closes; one inside DATA finishes its message first.
-    pub fn shut_down(&self) {
-        self.stopping.send_replace(true);
     }
 }

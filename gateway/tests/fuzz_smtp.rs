@@ -76,6 +76,8 @@ fn well_formed(out: &[u8]) -> Result<(), String> {
 struct Fixture {
     gateway: Arc<Gateway>,
     dir: std::path::PathBuf,
+    /// The stop signal's sender, kept: sessions take a dropped one as "shutting down".
+    _stop: tokio::sync::watch::Sender<bool>,
 }
 
 fn fixture() -> Fixture {
@@ -93,9 +95,11 @@ fn fixture() -> Fixture {
         messages_per_sender_per_minute: 0,
         ..GatewayConfig::default()
     };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     Fixture {
-        gateway: Gateway::new(store, config, spool, None),
+        gateway: Gateway::new(store, config, spool, None, stopped),
         dir,
+        _stop: stop,
     }
 }
 

@@ -8,9 +8,8 @@ use futures_util::StreamExt;
 use postdesk_store::{OutboxItem, OutboxStatus, Store};
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
+use tokio::runtime::Handle;
 
 const CONSUMER: &str = "notifier";
 
@@ -92,7 +91,7 @@ impl Notifier {
     }
 
     /// One pass: plan, then deliver what is due. Returns how many were delivered.
-    pub fn run_once(&self, runtime: &tokio::runtime::Runtime) -> Result<usize, NotifierError> {
+    pub fn run_once(&self, runtime: &Handle) -> Result<usize, NotifierError> {
         self.plan_new_events()?;
         let now = time::OffsetDateTime::now_utc();
         crate::access_mail::queue_sign_in_mail(&self.store, now)?;
@@ -255,19 +254,10 @@ impl Notifier {
         time::Duration::seconds_f64(raw * jitter)
     }
 
-    /// Runs until `stop` is set.
-    pub fn run(self, stop: Arc<AtomicBool>) {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                tracing::error!(error = %e, "notifier could not start its runtime");
-                return;
-            }
-        };
-        while !stop.load(Ordering::Relaxed) {
+    /// Runs on its own thread until the server's stop signal (true, or its sender gone);
+    /// relay sends run on the server's (multi-thread) runtime, `runtime`.
+    pub fn run(self, runtime: Handle, stop: tokio::sync::watch::Receiver<bool>) {
+        while !*stop.borrow() && stop.has_changed().is_ok() {
             // A panic in a library must not silence all outbound mail: log, go on.
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_once(&runtime)))
             {

@@ -120,11 +120,14 @@ impl Desk {
             ..NotifierConfig::default()
         };
         let notifier = Notifier::new(self.store.clone(), transport, config);
-        let rt = tokio::runtime::Builder::new_current_thread()
+        // Relay sends run on the caller's runtime, from the notifier's own thread: a
+        // multi-thread runtime drives their I/O (as the server's does).
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
             .enable_all()
             .build()
             .expect("runtime");
-        notifier.run_once(&rt).expect("pass");
+        notifier.run_once(rt.handle()).expect("pass");
     }
 
     fn run_to_folder(&self, max_message_bytes: u64) {

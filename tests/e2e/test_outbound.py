@@ -112,7 +112,7 @@ class OptOut(unittest.TestCase):
         srv.cli("staff", "alerts", "quiet@ops.test", "off")
         srv.cli("contact", "alerts", "Silent@Customer.test", "off")
         self.assertIn("quiet@ops.test\tQuiet\tadmin\talerts off", srv.cli("staff", "list").stdout)
-        self.assertIn("not found", srv.cli("staff", "alerts", "nobody@ops.test", "on", check=False).stderr)
+        self.assertIn("is not a staff member", srv.cli("staff", "alerts", "nobody@ops.test", "on", check=False).stderr)
         srv.start()
         for frm in ("silent@customer.test", "loud@customer.test"):
             m = mail(frm, "acme@acme.test", f"from {frm}")

@@ -12,14 +12,12 @@ pub use config::{AfterImport, ImapSourceConfig, ImapTls};
 
 use crate::{Gateway, GatewayError};
 use std::sync::Arc;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// Checks the sources and starts one task for each; they end when `stop` turns true.
+/// Checks the sources and starts one task for each; they end at the gateway's stop signal.
 pub fn start_sources(
     gateway: &Arc<Gateway>,
     sources: Vec<ImapSourceConfig>,
-    stop: watch::Receiver<bool>,
 ) -> Result<Vec<JoinHandle<()>>, GatewayError> {
     let mut names = std::collections::HashSet::new();
     for s in &sources {
@@ -41,6 +39,6 @@ pub fn start_sources(
     gateway.store.clear_mailbox_statuses()?;
     Ok(sources
         .into_iter()
-        .map(|s| tokio::spawn(source::run_source(gateway.clone(), s, stop.clone())))
+        .map(|s| tokio::spawn(source::run_source(gateway.clone(), s, gateway.stop.clone())))
         .collect())
 }

@@ -13,7 +13,6 @@ use crate::Gateway;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 pub use session::run as serve_connection;
 
@@ -24,20 +23,18 @@ pub enum Mode {
     Lmtp,
 }
 
-/// Accepts connections until `shutdown` turns true; each gets its own session task, up to
-/// `max_sessions` at once.
-pub async fn serve(
-    listener: TcpListener,
-    gateway: Arc<Gateway>,
-    mode: Mode,
-    mut shutdown: watch::Receiver<bool>,
-) {
+/// Accepts connections until the gateway's stop signal; each gets its own session task,
+/// up to `max_sessions` at once. At the signal, a session waiting for a command answers
+/// `421 4.3.2` and closes; one inside DATA finishes its message first.
+pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, mode: Mode) {
     let mut prune = tokio::time::interval(Duration::from_secs(60));
+    let mut stop = gateway.stop.clone();
     loop {
         tokio::select! {
-            _ = shutdown.changed() => {
-                if *shutdown.borrow() { return; }
-            }
+            () = async {
+                // The borrow guard is dropped here, inside: it is not Send.
+                let _ = stop.wait_for(|s| *s).await;
+            } => return,
             _ = prune.tick() => gateway.limits.prune(),
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {

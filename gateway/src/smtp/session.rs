@@ -190,7 +190,7 @@ async fn converse(session: &mut Session, conn: &mut impl Conn) -> std::io::Resul
         if input.is_empty() {
             session.flush(conn).await?;
             let timeout = session.gateway.config.command_timeout;
-            let mut stopping = session.gateway.stopping.subscribe();
+            let mut stopping = session.gateway.stop.clone();
             let read = tokio::select! {
                 r = read_within(session, conn, &mut buf, timeout, None) => r?,
                 () = async {
