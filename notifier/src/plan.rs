@@ -34,8 +34,8 @@ use crate::render::{
 use crate::NotifierError;
 use postdesk_desk::policy;
 use postdesk_store::{
-    BellItem, Change, DkimKeyRecord, Event, EventKind, MailFiles, Org, OutboxItem, OutboxStatus,
-    Role, Status, Store, Ticket, Visibility,
+    event_mail_key, BellItem, Change, DkimKeyRecord, Event, EventKind, MailFiles, Org, OutboxItem,
+    OutboxStatus, Role, Status, Store, Ticket, Visibility,
 };
 use time::OffsetDateTime;
 
@@ -508,7 +508,7 @@ impl Planner<'_> {
             }
         };
         Ok(Some(OutboxItem {
-            key: format!("{}:{recipient}", event.seq),
+            key: event_mail_key(event.seq, &recipient),
             event: event.seq,
             ticket: ticket.number,
             org: org.slug.clone(),

@@ -36,6 +36,26 @@ pub(crate) fn unread_key(staff: &str) -> String {
 }
 
 impl Store {
+    /// Everyone with bell entries (removed staff members' included): one seek per person,
+    /// past all of their entries, not a read of every entry.
+    pub(crate) fn bell_owners(&self) -> Result<Vec<String>, StoreError> {
+        let mut owners = Vec::new();
+        let mut from = b"bell/".to_vec();
+        while let Some(kv) = self.state.range(from.as_slice()..).next() {
+            let (k, _) = kv?;
+            let Some(rest) = k.strip_prefix(b"bell/") else {
+                break;
+            };
+            let Some(end) = rest.iter().position(|&b| b == 0) else {
+                break;
+            };
+            owners.push(String::from_utf8_lossy(&rest[..end]).into_owned());
+            // The first key after every `bell/<staff>\0…` one.
+            from = [&b"bell/"[..], &rest[..end], &[1u8][..]].concat();
+        }
+        Ok(owners)
+    }
+
     /// The newest `limit` entries of a staff member's bell, and how many entries in all
     /// are unread.
     pub fn bell(&self, staff: &str, limit: usize) -> Result<(Vec<BellItem>, usize), StoreError> {

@@ -2,11 +2,11 @@
 //! uses go; a deletion event stays in the log for audit — and the senders an organization
 //! blocks (a ticket deleted as spam), whose mail is refused at the door.
 
-use crate::bell::{unread_key, BellItem};
+use crate::bell::{bell_key, unread_key, BellItem};
 use crate::codec::{decode, encode, key_num, num_key, read_counter, read_u64};
 use crate::files::Kind;
 use crate::message_ids::{mid_key, mid_ticket, midby_prefix, midfrom_key, ourmid_key};
-use crate::outbox::OutboxItem;
+use crate::outbox::{event_mail_prefix, OutboxItem};
 use crate::tickets::{bump, count_key, person_keys, recency_key, tev_key};
 use crate::{
     normalize_message_id, Decision, Event, EventKind, Outcome, Store, StoreError, Ticket,
@@ -158,7 +158,8 @@ impl Store {
             self.lookups.forget();
         }
         written.map_err(StoreError::from)?;
-        let late = self.sweep(number, &ticket.org)?;
+        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+        let late = self.sweep(number, &ticket.org, &seqs)?;
         // The contents go once nothing names them any more.
         for id in &gathered.originals {
             self.raw.remove(id.to_be_bytes())?;
@@ -191,16 +192,18 @@ impl Store {
     /// What was added to the ticket between gathering and the transaction (an entry
     /// committed, mail or a bell entry queued): once the ticket is gone nothing more can
     /// be, so one more look finds the rest. Returns what it found, for the stored bodies.
-    fn sweep(&self, number: u64, org: &str) -> Result<Gathered, StoreError> {
+    fn sweep(&self, number: u64, org: &str, seqs: &[u64]) -> Result<Gathered, StoreError> {
         let mut g = Gathered::default();
+        let mut seqs = seqs.to_vec();
         for k in self.state.scan_prefix(num_key("tev/", number)).keys() {
             let k = k?;
             if let Some(seq) = key_num(&k) {
                 g.remove.insert(num_key("ev/", seq));
+                seqs.push(seq);
             }
             g.remove.insert(k.to_vec());
         }
-        self.gather_mail(&mut g, number, org)?;
+        self.gather_mail(&mut g, number, org, &seqs)?;
         if !g.remove.is_empty() {
             self.state
                 .transaction(|tx| remove_gathered(tx, &g))
@@ -252,34 +255,49 @@ impl Store {
         for k in self.state.scan_prefix(format!("grant/{number}/")).keys() {
             g.remove.insert(k?.to_vec());
         }
-        self.gather_mail(&mut g, number, org)?;
+        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+        self.gather_mail(&mut g, number, org, &seqs)?;
         Ok(g)
     }
 
-    /// The ticket's outbound mail records (with the Message-IDs replies would thread by,
-    /// and stored bodies) and bell entries.
-    fn gather_mail(&self, g: &mut Gathered, number: u64, org: &str) -> Result<(), StoreError> {
-        for kv in self.state.scan_prefix("outbox/") {
-            let (k, v) = kv?;
-            let item: OutboxItem = decode(&v)?;
-            if item.ticket == number && item.org == org {
-                g.remove.insert(k.to_vec());
-                g.remove
-                    .insert(format!("outpending/{}", item.key).into_bytes());
-                // The stored body of a mail with files is that mail's alone.
-                g.bodies.extend(item.files.body.clone());
-                let mid = normalize_message_id(&item.message_id);
-                g.remove.insert(ourmid_key(org, &mid).into_bytes());
-                g.remove.insert(mid_key(org, &mid).into_bytes());
+    /// The outbound mail records (with the Message-IDs replies would thread by, and stored
+    /// bodies) and bell entries that the ticket's events `seqs` caused: both are keyed by
+    /// event, so this reads what the ticket has, not every mail and bell entry there is.
+    fn gather_mail(
+        &self,
+        g: &mut Gathered,
+        number: u64,
+        org: &str,
+        seqs: &[u64],
+    ) -> Result<(), StoreError> {
+        for seq in seqs {
+            for kv in self.state.scan_prefix(event_mail_prefix(*seq)) {
+                let (k, v) = kv?;
+                let item: OutboxItem = decode(&v)?;
+                if item.ticket == number && item.org == org {
+                    g.remove.insert(k.to_vec());
+                    g.remove
+                        .insert(format!("outpending/{}", item.key).into_bytes());
+                    // The stored body of a mail with files is that mail's alone.
+                    g.bodies.extend(item.files.body.clone());
+                    let mid = normalize_message_id(&item.message_id);
+                    g.remove.insert(ourmid_key(org, &mid).into_bytes());
+                    g.remove.insert(mid_key(org, &mid).into_bytes());
+                }
             }
         }
-        for kv in self.state.scan_prefix("bell/") {
-            let (k, v) = kv?;
-            let item: BellItem = decode(&v)?;
-            if item.ticket == number {
-                g.remove.insert(k.to_vec());
-                if !item.read {
-                    *g.unread.entry(item.staff).or_default() += 1;
+        for staff in self.bell_owners()? {
+            for seq in seqs {
+                let k = bell_key(&staff, *seq);
+                let Some(v) = self.state.get(&k)? else {
+                    continue;
+                };
+                let item: BellItem = decode(&v)?;
+                if item.ticket == number {
+                    g.remove.insert(k);
+                    if !item.read {
+                        *g.unread.entry(item.staff).or_default() += 1;
+                    }
                 }
             }
         }

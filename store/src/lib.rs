@@ -37,7 +37,7 @@ pub use held::HeldAction;
 pub use mail_requests::SignInRequest;
 pub use message_ids::normalize_message_id;
 pub use model::*;
-pub use outbox::{MailFiles, OutboxItem, OutboxStatus};
+pub use outbox::{event_mail_key, MailFiles, OutboxItem, OutboxStatus};
 pub use tickets::{NewTicket, TicketAction, TicketFilter};
 
 use std::path::Path;

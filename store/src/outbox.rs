@@ -95,6 +95,17 @@ fn item_key(key: &str) -> String {
     format!("outbox/{key}")
 }
 
+/// The outbox key of the mail event `event` causes to `recipient`: one per pair, so
+/// planning an event twice queues nothing twice.
+pub fn event_mail_key(event: u64, recipient: &str) -> String {
+    format!("{event}:{recipient}")
+}
+
+/// Where the outbox keeps the mail event `seq` caused (see [`event_mail_key`]).
+pub(crate) fn event_mail_prefix(seq: u64) -> String {
+    item_key(&format!("{seq}:"))
+}
+
 /// Per-recipient log of automatic mail, for the hourly cap.
 fn sent_key(recipient: &str, at: OffsetDateTime) -> Vec<u8> {
     let ns = u64::try_from(at.unix_timestamp_nanos()).unwrap_or(0);

@@ -971,3 +971,86 @@ fn held_mail_opened_as_a_ticket_takes_over_no_one_elses_message_id() {
     drop(s);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn deletion_reads_the_tickets_own_mail_and_bell_entries_and_leaves_the_rest() {
+    let (s, dir) = temp_store("delete-mail");
+    s.add_org(&org("acme")).expect("org");
+    let ids = s
+        .spool_batch(&[
+            (&envelope(&["acme"]), b"one".as_slice()),
+            (&envelope(&["acme"]), b"two".as_slice()),
+        ])
+        .expect("spool");
+    for (id, mid) in ids.iter().zip(["<d1@x>", "<d2@x>"]) {
+        s.commit_delivery(&commit(*id, "acme", mid, new_target(), true))
+            .expect("commit");
+    }
+    let seq = |n| s.events_for(n).expect("events")[0].seq;
+    let (e1, e2) = (seq(1), seq(2));
+    let at = OffsetDateTime::now_utc();
+    let mail = |event, ticket| OutboxItem {
+        key: event_mail_key(event, "bob@c.test"),
+        event,
+        ticket,
+        org: "acme".into(),
+        recipient: "bob@c.test".into(),
+        kind: "ack".into(),
+        message_id: format!("m{event}@x.test"),
+        raw: b"mail".to_vec(),
+        files: Default::default(),
+        status: OutboxStatus::Pending,
+        attempts: 0,
+        next_attempt_at: None,
+        last_error: None,
+        created_at: at,
+    };
+    let bell = |staff: &str, event, ticket| BellItem {
+        staff: staff.into(),
+        event,
+        ticket,
+        text: "t".into(),
+        read: false,
+        at,
+    };
+    s.add_staff(&Staff {
+        email: "ann@ops.test".into(),
+        name: "Ann".into(),
+        role: Role::Admin,
+        alerts: true,
+        hourly_rate_cents: 0,
+        created_at: at,
+    })
+    .expect("ann");
+    // gone@ops.test has bell entries but is no longer staff: they go with the ticket too.
+    s.enqueue_outbound(
+        "notifier",
+        e2,
+        &[mail(e1, 1), mail(e2, 2)],
+        &[
+            bell("ann@ops.test", e1, 1),
+            bell("ann@ops.test", e2, 2),
+            bell("gone@ops.test", e1, 1),
+        ],
+    )
+    .expect("enqueue");
+
+    s.delete_ticket(1, "ann@ops.test", at, None)
+        .expect("delete");
+    let left: Vec<u64> = s
+        .outbox(10)
+        .expect("outbox")
+        .iter()
+        .map(|m| m.ticket)
+        .collect();
+    assert_eq!(left, [2]);
+    let (entries, unread) = s.bell("ann@ops.test", 10).expect("bell");
+    assert_eq!((entries.len(), entries[0].ticket, unread), (1, 2, 1));
+    assert_eq!(s.bell("gone@ops.test", 10).expect("bell"), (vec![], 0));
+
+    // A removed employee's bell goes with them.
+    s.remove_staff("ann@ops.test").expect("remove");
+    assert_eq!(s.bell("ann@ops.test", 10).expect("bell"), (vec![], 0));
+    drop(s);
+    let _ = std::fs::remove_dir_all(dir);
+}
