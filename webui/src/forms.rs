@@ -1,11 +1,12 @@
 //! Form posts from signed-in staff, plain or with files: the session and the form's CSRF
 //! token are checked before the handler runs.
 
-use crate::refusals::forged;
+use crate::refusals::{forged, refuse};
 use crate::session::StaffSession;
 use crate::upload::Upload;
 use crate::AppState;
 use axum::extract::{FromRequest, FromRequestParts, Multipart, Request};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Form;
 use serde::de::DeserializeOwned;
@@ -57,6 +58,28 @@ impl<T: DeserializeOwned + HasCsrf + Send> FromRequest<AppState> for StaffForm<T
             return Err(forged());
         }
         Ok(StaffForm { me, form })
+    }
+}
+
+/// A settings change: a staff member's form whose token matched, from someone the policy
+/// lets change settings (owners and admins); the desk asks the policy again.
+pub struct SettingsForm<T> {
+    pub me: StaffSession,
+    pub form: T,
+}
+
+impl<T: DeserializeOwned + HasCsrf + Send> FromRequest<AppState> for SettingsForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let StaffForm { me, form } = StaffForm::<T>::from_request(req, state).await?;
+        if !crate::policy::can_edit_settings(&me.staff) {
+            return Err(refuse(
+                StatusCode::FORBIDDEN,
+                "Only owners and admins change settings.",
+            ));
+        }
+        Ok(SettingsForm { me, form })
     }
 }
 

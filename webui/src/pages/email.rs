@@ -5,6 +5,7 @@
 
 use super::desk::short_time;
 use super::{render, settings_forbidden, Chrome};
+use crate::forms::{csrf_form, SettingsForm};
 use crate::refusals::Refusal;
 use crate::session::StaffSession;
 use crate::{policy, AppState};
@@ -12,7 +13,6 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Form;
 use postdesk_desk::model::DkimKeyRecord;
 use postdesk_desk::organizations::dkim_selector;
 use postdesk_desk::DeskError;
@@ -148,13 +148,9 @@ pub struct NewKey {
 
 pub async fn generate(
     State(state): State<AppState>,
-    me: StaffSession,
     Path(slug): Path<String>,
-    Form(f): Form<NewKey>,
+    SettingsForm { me, form: f }: SettingsForm<NewKey>,
 ) -> Response {
-    if let Some(refused) = super::settings_gate(&me, &f.csrf) {
-        return refused;
-    }
     let selector = match dkim_selector(&f.selector) {
         Ok(s) => s,
         Err(e) => return page(&state, &me, None, Some(e.to_string())).await,
@@ -190,3 +186,5 @@ pub async fn generate(
     )
     .await
 }
+
+csrf_form!(NewKey);

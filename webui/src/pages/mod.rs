@@ -102,17 +102,3 @@ pub fn settings_forbidden() -> Response {
         "Settings are for owners, admins and managers.",
     )
 }
-
-/// The checks before any settings change: the form's token, then owner or admin.
-pub fn settings_gate(me: &crate::session::StaffSession, csrf: &str) -> Option<Response> {
-    if !me.csrf_ok(csrf) {
-        return Some(crate::refusals::forged());
-    }
-    if !crate::policy::can_edit_settings(&me.staff) {
-        return Some(refuse(
-            StatusCode::FORBIDDEN,
-            "Only owners and admins change settings.",
-        ));
-    }
-    None
-}

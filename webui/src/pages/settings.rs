@@ -2,7 +2,7 @@
 //! mode, the directory-token secret). Owners and admins change them; managers look.
 
 use super::{choices, render, settings_forbidden, Choice, Chrome};
-use crate::forms::{csrf_form, CsrfOnly, StaffForm};
+use crate::forms::{csrf_form, CsrfOnly, SettingsForm, StaffForm};
 use crate::refusals::{PageResult, Refusal};
 use crate::session::StaffSession;
 use crate::{policy, AppState};
@@ -10,7 +10,6 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use postdesk_desk::model::{FieldMode, Org, PortalMode};
 use postdesk_desk::organizations::{org_address, org_name, whitelist_domain};
 use postdesk_desk::DeskError;
@@ -124,12 +123,8 @@ pub struct NewOrg {
 /// Adds an organization at `slug@domain`, then opens its settings.
 pub async fn add_org(
     State(state): State<AppState>,
-    me: StaffSession,
-    Form(f): Form<NewOrg>,
+    SettingsForm { me, form: f }: SettingsForm<NewOrg>,
 ) -> Response {
-    if let Some(refused) = super::settings_gate(&me, &f.csrf) {
-        return refused;
-    }
     let added = state
         .desk
         .add_org(me.staff.clone(), f.slug, f.name, state.domain.clone())
@@ -361,13 +356,9 @@ fn apply(org: &Org, f: &OrgForm) -> Result<Org, String> {
 
 pub async fn save_org(
     State(state): State<AppState>,
-    me: StaffSession,
     Path(slug): Path<String>,
-    Form(f): Form<OrgForm>,
+    SettingsForm { me, form: f }: SettingsForm<OrgForm>,
 ) -> Response {
-    if let Some(refused) = super::settings_gate(&me, &f.csrf) {
-        return refused;
-    }
     let org = match load_org(&state, &me, &slug).await {
         Ok(o) => o,
         Err(r) => return r,
@@ -392,13 +383,9 @@ pub async fn save_org(
 /// Generates a new directory-token secret, shows it once, and replaces the old one.
 pub async fn new_directory_secret(
     State(state): State<AppState>,
-    me: StaffSession,
     Path(slug): Path<String>,
-    Form(f): Form<CsrfOnly>,
+    SettingsForm { me, .. }: SettingsForm<CsrfOnly>,
 ) -> Response {
-    if let Some(refused) = super::settings_gate(&me, &f.csrf) {
-        return refused;
-    }
     let org = match load_org(&state, &me, &slug).await {
         Ok(o) => o,
         Err(r) => return r,
@@ -433,7 +420,7 @@ pub struct Unblock {
     sender: String,
 }
 
-csrf_form!(Unblock);
+csrf_form!(Unblock, NewOrg, OrgForm);
 
 /// `POST /settings/orgs/SLUG/unblock`: a sender blocked as spam may write again.
 pub async fn unblock(

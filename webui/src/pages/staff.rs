@@ -2,6 +2,7 @@
 //! password), change role and hourly rate, and delete, within the policy's rules.
 
 use super::{choices, render, settings_forbidden, Choice, Chrome};
+use crate::forms::{csrf_form, SettingsForm};
 use crate::refusals::Refusal;
 use crate::session::StaffSession;
 use crate::{policy, AppState};
@@ -9,7 +10,6 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Form;
 use postdesk_desk::access::INVITATION_HOURS;
 use postdesk_desk::employees::Invitation;
 use postdesk_desk::model::Role;
@@ -119,12 +119,8 @@ pub struct Invite {
 
 pub async fn invite(
     State(state): State<AppState>,
-    me: StaffSession,
-    Form(f): Form<Invite>,
+    SettingsForm { me, form: f }: SettingsForm<Invite>,
 ) -> Response {
-    if let Some(r) = super::settings_gate(&me, &f.csrf) {
-        return r;
-    }
     let role = ROLES.iter().find(|(n, _)| *n == f.role).map(|(_, r)| *r);
     let (Some(role @ (Role::Admin | Role::Manager | Role::Tech)), Some(rate)) =
         (role, parse_money(&f.rate))
@@ -205,12 +201,8 @@ pub struct Update {
 
 pub async fn update(
     State(state): State<AppState>,
-    me: StaffSession,
-    Form(f): Form<Update>,
+    SettingsForm { me, form: f }: SettingsForm<Update>,
 ) -> Response {
-    if let Some(r) = super::settings_gate(&me, &f.csrf) {
-        return r;
-    }
     let Some(role) = ROLES.iter().find(|(n, _)| *n == f.role).map(|(_, r)| *r) else {
         return page(&state, &me, None, Some("Choose a role.")).await;
     };
@@ -245,12 +237,8 @@ pub struct Delete {
 
 pub async fn delete(
     State(state): State<AppState>,
-    me: StaffSession,
-    Form(f): Form<Delete>,
+    SettingsForm { me, form: f }: SettingsForm<Delete>,
 ) -> Response {
-    if let Some(r) = super::settings_gate(&me, &f.csrf) {
-        return r;
-    }
     let person = match state.desk.remove_employee(me.staff.clone(), f.email).await {
         Ok(p) => p,
         Err(e) => return failed(&state, &me, e).await,
@@ -264,3 +252,5 @@ pub async fn delete(
     )
     .await
 }
+
+csrf_form!(Invite, Update, Delete);
