@@ -4,15 +4,14 @@
 //! publish, and for owners and admins a new key.
 
 use super::desk::short_time;
-use super::{render, settings_forbidden, Chrome};
+use super::{after_change, render, Chrome};
 use crate::forms::{csrf_form, SettingsForm};
-use crate::refusals::Refusal;
+use crate::refusals::PageResult;
 use crate::session::StaffSession;
 use crate::{policy, AppState};
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
 use postdesk_desk::model::DkimKeyRecord;
 use postdesk_desk::organizations::dkim_selector;
 use postdesk_desk::DeskError;
@@ -56,17 +55,10 @@ async fn page(
     me: &StaffSession,
     notice: Option<String>,
     error: Option<String>,
-) -> Response {
-    let found = async {
-        let sources = state.desk.sources(me.staff.clone()).await?;
-        let orgs = state.desk.orgs_with_keys(me.staff.clone()).await?;
-        Ok::<_, DeskError>((sources, orgs))
-    }
-    .await;
-    let (sources, orgs) = match found {
-        Ok(found) => found,
-        Err(e) => return Refusal::from(e).0,
-    };
+) -> PageResult {
+    // The desk refuses those who may not see settings.
+    let sources = state.desk.sources(me.staff.clone()).await?;
+    let orgs = state.desk.orgs_with_keys(me.staff.clone()).await?;
     let sources = sources
         .into_iter()
         .map(|s| SourceView {
@@ -126,13 +118,10 @@ async fn page(
     if failed {
         *r.status_mut() = StatusCode::BAD_REQUEST;
     }
-    r
+    Ok(r)
 }
 
-pub async fn show(State(state): State<AppState>, me: StaffSession) -> Response {
-    if !policy::can_view_settings(&me.staff) {
-        return settings_forbidden();
-    }
+pub async fn show(State(state): State<AppState>, me: StaffSession) -> PageResult {
     page(&state, &me, None, None).await
 }
 
@@ -150,41 +139,31 @@ pub async fn generate(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     SettingsForm { me, form: f }: SettingsForm<NewKey>,
-) -> Response {
-    let selector = match dkim_selector(&f.selector) {
-        Ok(s) => s,
-        Err(e) => return page(&state, &me, None, Some(e.to_string())).await,
-    };
-    let algorithm = match f.algorithm.as_str() {
-        "rsa" => postdesk_notifier::Algorithm::Rsa,
-        "ed25519" => postdesk_notifier::Algorithm::Ed25519,
-        _ => return page(&state, &me, None, Some("Choose rsa or ed25519.".into())).await,
-    };
-    let (algorithm, private_key, public_key) = match postdesk_notifier::generate_key(algorithm) {
-        Ok(made) => made,
-        Err(e) => return page(&state, &me, None, Some(e.to_string())).await,
-    };
-    let key = DkimKeyRecord {
-        org: slug.clone(),
-        selector,
-        algorithm,
-        private_key,
-        public_key,
-        created_at: time::OffsetDateTime::now_utc(),
-    };
-    if let Err(e) = state.desk.set_dkim_key(me.staff.clone(), key).await {
-        return Refusal::from(e).0;
-    }
-    tracing::info!(org = %slug, by = %me.staff.email, "DKIM key replaced");
-    page(
-        &state,
-        &me,
-        Some(format!(
+) -> PageResult {
+    let done = async {
+        let selector = dkim_selector(&f.selector)?;
+        let algorithm = match f.algorithm.as_str() {
+            "rsa" => postdesk_notifier::Algorithm::Rsa,
+            "ed25519" => postdesk_notifier::Algorithm::Ed25519,
+            _ => return Err(DeskError::Invalid("Choose rsa or ed25519.".into())),
+        };
+        let (algorithm, private_key, public_key) = postdesk_notifier::generate_key(algorithm)
+            .map_err(|e| DeskError::Internal(format!("DKIM key generation: {e}")))?;
+        let key = DkimKeyRecord {
+            org: slug.clone(),
+            selector,
+            algorithm,
+            private_key,
+            public_key,
+            created_at: state.desk.now(),
+        };
+        state.desk.set_dkim_key(me.staff.clone(), key).await?;
+        tracing::info!(org = %slug, by = %me.staff.email, "DKIM key replaced");
+        Ok(format!(
             "New DKIM key for {slug}: publish its record before mail is checked against it."
-        )),
-        None,
-    )
-    .await
+        ))
+    };
+    after_change(done.await, |notice, error| page(&state, &me, notice, error)).await
 }
 
 csrf_form!(NewKey);

@@ -15,9 +15,11 @@ pub mod staff;
 pub mod ticket;
 
 pub use crate::refusals::refuse;
+use crate::refusals::PageResult;
 use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
+use postdesk_desk::{DeskError, DeskResult};
 
 /// What every staff page's header needs.
 pub struct Chrome {
@@ -95,10 +97,17 @@ pub fn after_answer(
     });
 }
 
-/// The answer to someone who may not see the settings pages.
-pub fn settings_forbidden() -> Response {
-    refuse(
-        StatusCode::FORBIDDEN,
-        "Settings are for owners, admins and managers.",
-    )
+/// A settings change's answer: `show(Some(notice), None)` when it was done; a refused
+/// change (a bad field, a rule of the policy) shows on the page as `show(None, Some(why))`;
+/// anything else is the error page.
+pub async fn after_change<F, Shown>(done: DeskResult<String>, show: F) -> PageResult
+where
+    F: FnOnce(Option<String>, Option<String>) -> Shown,
+    Shown: std::future::Future<Output = PageResult>,
+{
+    match done {
+        Ok(notice) => show(Some(notice), None).await,
+        Err(DeskError::Invalid(why) | DeskError::Conflict(why)) => show(None, Some(why)).await,
+        Err(e) => Err(e.into()),
+    }
 }

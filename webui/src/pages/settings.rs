@@ -1,7 +1,7 @@
 //! Settings: organizations (addresses, whitelist, categories, portal texts and sign-in
 //! mode, the directory-token secret). Owners and admins change them; managers look.
 
-use super::{choices, render, settings_forbidden, Choice, Chrome};
+use super::{choices, render, Choice, Chrome};
 use crate::forms::{csrf_form, CsrfOnly, SettingsForm, StaffForm};
 use crate::refusals::{PageResult, Refusal};
 use crate::session::StaffSession;
@@ -9,7 +9,7 @@ use crate::{policy, AppState};
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect};
 use postdesk_desk::model::{FieldMode, Org, PortalMode};
 use postdesk_desk::organizations::{org_address, org_name, whitelist_domain};
 use postdesk_desk::DeskError;
@@ -76,18 +76,13 @@ fn mode_name(m: PortalMode) -> &'static str {
         .map_or("email_link", |(n, _)| n)
 }
 
-pub async fn orgs(State(state): State<AppState>, me: StaffSession) -> Response {
-    if !policy::can_view_settings(&me.staff) {
-        return settings_forbidden();
-    }
+pub async fn orgs(State(state): State<AppState>, me: StaffSession) -> PageResult {
     orgs_page(&state, &me, None).await
 }
 
-async fn orgs_page(state: &AppState, me: &StaffSession, error: Option<String>) -> Response {
-    let orgs = match state.desk.orgs(me.staff.clone()).await {
-        Ok(o) => o,
-        Err(e) => return Refusal::from(e).0,
-    };
+/// The organizations (the desk refuses those who may not see settings).
+async fn orgs_page(state: &AppState, me: &StaffSession, error: Option<String>) -> PageResult {
+    let orgs = state.desk.orgs(me.staff.clone()).await?;
     let failed = error.is_some();
     let mut r = render(&OrgsPage {
         chrome: Chrome::of(me),
@@ -107,7 +102,7 @@ async fn orgs_page(state: &AppState, me: &StaffSession, error: Option<String>) -
     if failed {
         *r.status_mut() = StatusCode::BAD_REQUEST;
     }
-    r
+    Ok(r)
 }
 
 #[derive(Deserialize)]
@@ -124,7 +119,7 @@ pub struct NewOrg {
 pub async fn add_org(
     State(state): State<AppState>,
     SettingsForm { me, form: f }: SettingsForm<NewOrg>,
-) -> Response {
+) -> PageResult {
     let added = state
         .desk
         .add_org(me.staff.clone(), f.slug, f.name, state.domain.clone())
@@ -132,12 +127,12 @@ pub async fn add_org(
     match added {
         Ok(org) => {
             tracing::info!(org = %org.slug, by = %me.staff.email, "organization added");
-            Redirect::to(&format!("/settings/orgs/{}", org.slug)).into_response()
+            Ok(Redirect::to(&format!("/settings/orgs/{}", org.slug)).into_response())
         }
         Err(DeskError::Invalid(why) | DeskError::Conflict(why)) => {
             orgs_page(&state, &me, Some(why)).await
         }
-        Err(e) => Refusal::from(e).0,
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -169,16 +164,12 @@ async fn org_page(
     me: &StaffSession,
     (org, has_secret): &(Org, bool),
     o: Outcome<'_>,
-) -> Response {
+) -> PageResult {
     let has_secret = *has_secret;
-    let blocked = match state
+    let blocked = state
         .desk
         .blocked_senders(me.staff.clone(), org.slug.clone())
-        .await
-    {
-        Ok(list) => list,
-        Err(e) => return Refusal::from(e).0,
-    };
+        .await?;
     let p = &org.portal;
     let failed = o.error.is_some();
     let mut page = render(&OrgPage {
@@ -221,33 +212,25 @@ async fn org_page(
     if failed {
         *page.status_mut() = StatusCode::BAD_REQUEST;
     }
-    page
+    Ok(page)
 }
 
-async fn load_org(
-    state: &AppState,
-    me: &StaffSession,
-    slug: &str,
-) -> Result<(Org, bool), Response> {
-    state
+/// Organization `slug` and whether it has a directory secret (the desk refuses those who
+/// may not see settings).
+async fn load_org(state: &AppState, me: &StaffSession, slug: &str) -> Result<(Org, bool), Refusal> {
+    Ok(state
         .desk
         .org_settings(me.staff.clone(), slug.to_string())
-        .await
-        .map_err(|e| Refusal::from(e).0)
+        .await?)
 }
 
 pub async fn org(
     State(state): State<AppState>,
     me: StaffSession,
     Path(slug): Path<String>,
-) -> Response {
-    if !policy::can_view_settings(&me.staff) {
-        return settings_forbidden();
-    }
-    match load_org(&state, &me, &slug).await {
-        Ok(org) => org_page(&state, &me, &org, Outcome::default()).await,
-        Err(r) => r,
-    }
+) -> PageResult {
+    let org = load_org(&state, &me, &slug).await?;
+    org_page(&state, &me, &org, Outcome::default()).await
 }
 
 #[derive(Deserialize)]
@@ -358,11 +341,8 @@ pub async fn save_org(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     SettingsForm { me, form: f }: SettingsForm<OrgForm>,
-) -> Response {
-    let org = match load_org(&state, &me, &slug).await {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
+) -> PageResult {
+    let org = load_org(&state, &me, &slug).await?;
     let updated = match apply(&org.0, &f) {
         Ok(u) => u,
         Err(e) => return org_page(&state, &me, &org, Outcome::error(e)).await,
@@ -376,7 +356,7 @@ pub async fn save_org(
         Err(DeskError::Invalid(why) | DeskError::Conflict(why)) => {
             org_page(&state, &me, &org, Outcome::error(why)).await
         }
-        Err(e) => Refusal::from(e).0,
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -385,19 +365,12 @@ pub async fn new_directory_secret(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     SettingsForm { me, .. }: SettingsForm<CsrfOnly>,
-) -> Response {
-    let org = match load_org(&state, &me, &slug).await {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
-    let secret = match state
+) -> PageResult {
+    let org = load_org(&state, &me, &slug).await?;
+    let secret = state
         .desk
         .new_directory_secret(me.staff.clone(), slug.clone())
-        .await
-    {
-        Ok(s) => s,
-        Err(e) => return Refusal::from(e).0,
-    };
+        .await?;
     let org = (org.0, true);
     tracing::info!(org = %slug, by = %me.staff.email, "directory token secret replaced");
     org_page(

@@ -1,15 +1,14 @@
 //! Settings: employees. Owners and admins invite (a mail with a sign-in link to set a
 //! password), change role and hourly rate, and delete, within the policy's rules.
 
-use super::{choices, render, settings_forbidden, Choice, Chrome};
+use super::{after_change, choices, render, Choice, Chrome};
 use crate::forms::{csrf_form, SettingsForm};
-use crate::refusals::Refusal;
+use crate::refusals::PageResult;
 use crate::session::StaffSession;
 use crate::{policy, AppState};
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
 use postdesk_desk::access::INVITATION_HOURS;
 use postdesk_desk::employees::Invitation;
 use postdesk_desk::model::Role;
@@ -67,13 +66,12 @@ fn parse_money(text: &str) -> Option<u64> {
 async fn page(
     state: &AppState,
     me: &StaffSession,
-    notice: Option<&str>,
-    error: Option<&str>,
-) -> Response {
-    let list = match state.desk.staff_list(me.staff.clone()).await {
-        Ok(l) => l,
-        Err(e) => return Refusal::from(e).0,
-    };
+    notice: Option<String>,
+    error: Option<String>,
+) -> PageResult {
+    // The desk refuses those who may not see settings.
+    let list = state.desk.staff_list(me.staff.clone()).await?;
+    let failed = error.is_some();
     let mut r = render(&StaffPage {
         chrome: Chrome::of(me),
         can_edit: policy::can_edit_settings(&me.staff),
@@ -87,19 +85,16 @@ async fn page(
                 email: s.email,
             })
             .collect(),
-        notice: notice.map(str::to_string),
-        error: error.map(str::to_string),
+        notice,
+        error,
     });
-    if error.is_some() {
+    if failed {
         *r.status_mut() = StatusCode::BAD_REQUEST;
     }
-    r
+    Ok(r)
 }
 
-pub async fn list(State(state): State<AppState>, me: StaffSession) -> Response {
-    if !policy::can_view_settings(&me.staff) {
-        return settings_forbidden();
-    }
+pub async fn list(State(state): State<AppState>, me: StaffSession) -> PageResult {
     page(&state, &me, None, None).await
 }
 
@@ -120,71 +115,52 @@ pub struct Invite {
 pub async fn invite(
     State(state): State<AppState>,
     SettingsForm { me, form: f }: SettingsForm<Invite>,
-) -> Response {
-    let role = ROLES.iter().find(|(n, _)| *n == f.role).map(|(_, r)| *r);
-    let (Some(role @ (Role::Admin | Role::Manager | Role::Tech)), Some(rate)) =
-        (role, parse_money(&f.rate))
-    else {
-        let why = if parse_money(&f.rate).is_none() {
-            "The hourly rate is an amount like 45 or 45.50."
-        } else {
-            "Choose admin, manager or tech (ownership is handed on, not given to newcomers)."
+) -> PageResult {
+    let done = async {
+        let rate = parse_money(&f.rate).ok_or_else(|| {
+            DeskError::Invalid("The hourly rate is an amount like 45 or 45.50.".into())
+        })?;
+        let role = ROLES
+            .iter()
+            .find(|(n, _)| *n == f.role)
+            .map(|(_, r)| *r)
+            .filter(|r| *r != Role::Owner)
+            .ok_or_else(|| {
+                DeskError::Invalid(
+                    "Choose admin, manager or tech (ownership is handed on, not given to newcomers)."
+                        .into(),
+                )
+            })?;
+        let invitation = Invitation {
+            email: f.email,
+            name: f.name,
+            role,
+            hourly_rate_cents: rate,
         };
-        return page(&state, &me, None, Some(why)).await;
-    };
-    let invited = state
-        .desk
-        .invite_employee(
-            me.staff.clone(),
-            Invitation {
-                email: f.email,
-                name: f.name,
-                role,
-                hourly_rate_cents: rate,
-            },
-        )
-        .await;
-    let new = match invited {
-        Ok(new) => new,
-        Err(e) => return failed(&state, &me, e).await,
-    };
-    let intro = format!(
-        "{} invited you to the Postdesk staff desk as {}. Open the link, then set a password on your account page.",
-        me.staff.name, new.role
-    );
-    let mailed = state
-        .desk
-        .mail_staff_link(
-            new.email.clone(),
-            intro,
-            INVITATION_HOURS,
-            state.public_url.clone(),
-        )
-        .await;
-    if let Err(e) = mailed {
-        return failed(&state, &me, e).await;
-    }
-    tracing::info!(email = %new.email, by = %me.staff.email, "employee invited");
-    page(
-        &state,
-        &me,
-        Some(&format!(
+        let new = state
+            .desk
+            .invite_employee(me.staff.clone(), invitation)
+            .await?;
+        let intro = format!(
+            "{} invited you to the Postdesk staff desk as {}. Open the link, then set a password on your account page.",
+            me.staff.name, new.role
+        );
+        state
+            .desk
+            .mail_staff_link(
+                new.email.clone(),
+                intro,
+                INVITATION_HOURS,
+                state.public_url.clone(),
+            )
+            .await?;
+        tracing::info!(email = %new.email, by = %me.staff.email, "employee invited");
+        Ok(format!(
             "Invited {}; the invitation is on its way to {}.",
             new.name, new.email
-        )),
-        None,
-    )
-    .await
-}
-
-/// A refused change shows on the page; anything else is the error page.
-async fn failed(state: &AppState, me: &StaffSession, e: DeskError) -> Response {
-    match e {
-        DeskError::Invalid(why) | DeskError::Conflict(why) => {
-            page(state, me, None, Some(&why)).await
-        }
-        other => Refusal::from(other).0,
-    }
+        ))
+    };
+    after_change(done.await, |notice, error| page(&state, &me, notice, error)).await
 }
 
 #[derive(Deserialize)]
@@ -202,29 +178,24 @@ pub struct Update {
 pub async fn update(
     State(state): State<AppState>,
     SettingsForm { me, form: f }: SettingsForm<Update>,
-) -> Response {
-    let Some(role) = ROLES.iter().find(|(n, _)| *n == f.role).map(|(_, r)| *r) else {
-        return page(&state, &me, None, Some("Choose a role.")).await;
+) -> PageResult {
+    let done = async {
+        let role = ROLES
+            .iter()
+            .find(|(n, _)| *n == f.role)
+            .map(|(_, r)| *r)
+            .ok_or_else(|| DeskError::Invalid("Choose a role.".into()))?;
+        let rate = parse_money(&f.rate).ok_or_else(|| {
+            DeskError::Invalid("The hourly rate is an amount like 45 or 45.50.".into())
+        })?;
+        let person = state
+            .desk
+            .change_employee(me.staff.clone(), f.email, role, rate)
+            .await?;
+        tracing::info!(email = %person.email, by = %me.staff.email, role = %role, "employee changed");
+        Ok(format!("Saved {}.", person.email))
     };
-    let Some(rate) = parse_money(&f.rate) else {
-        return page(
-            &state,
-            &me,
-            None,
-            Some("The hourly rate is an amount like 45 or 45.50."),
-        )
-        .await;
-    };
-    let person = match state
-        .desk
-        .change_employee(me.staff.clone(), f.email, role, rate)
-        .await
-    {
-        Ok(p) => p,
-        Err(e) => return failed(&state, &me, e).await,
-    };
-    tracing::info!(email = %person.email, by = %me.staff.email, role = %role, "employee changed");
-    page(&state, &me, Some(&format!("Saved {}.", person.email)), None).await
+    after_change(done.await, |notice, error| page(&state, &me, notice, error)).await
 }
 
 #[derive(Deserialize)]
@@ -238,19 +209,16 @@ pub struct Delete {
 pub async fn delete(
     State(state): State<AppState>,
     SettingsForm { me, form: f }: SettingsForm<Delete>,
-) -> Response {
-    let person = match state.desk.remove_employee(me.staff.clone(), f.email).await {
-        Ok(p) => p,
-        Err(e) => return failed(&state, &me, e).await,
+) -> PageResult {
+    let done = async {
+        let person = state
+            .desk
+            .remove_employee(me.staff.clone(), f.email)
+            .await?;
+        tracing::info!(email = %person.email, by = %me.staff.email, "employee deleted");
+        Ok(format!("Deleted {}.", person.email))
     };
-    tracing::info!(email = %person.email, by = %me.staff.email, "employee deleted");
-    page(
-        &state,
-        &me,
-        Some(&format!("Deleted {}.", person.email)),
-        None,
-    )
-    .await
+    after_change(done.await, |notice, error| page(&state, &me, notice, error)).await
 }
 
 csrf_form!(Invite, Update, Delete);
