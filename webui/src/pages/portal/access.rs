@@ -4,11 +4,12 @@
 use crate::client_ip::ClientIp;
 use crate::forms::CsrfOnly;
 use crate::pages::refuse;
+use crate::refusals::PageResult;
 use crate::session::{self, FormToken, PortalSession};
 use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect};
 use axum::Form;
 use postdesk_desk::model::{PortalMode, Principal};
 use serde::Deserialize;
@@ -29,8 +30,8 @@ pub async fn request_link(
     client: ClientIp,
     form_token: FormToken,
     Form(f): Form<LinkRequest>,
-) -> Response {
-    let checked = anonymous_form(
+) -> PageResult {
+    let (org, email) = anonymous_form(
         &state,
         &slug,
         &form_token,
@@ -39,11 +40,7 @@ pub async fn request_link(
         "This portal does not sign in by emailed link.",
         &f.email,
     )
-    .await;
-    let (org, email) = match checked {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    .await?;
     // The same answer whatever happens next, so the page tells nobody which addresses
     // may use the portal or were limited.
     let answer =
@@ -58,7 +55,7 @@ pub async fn request_link(
             desk.mail_portal_link(mail_org, email, base).await
         });
     }
-    portal_page(
+    Ok(portal_page(
         &state,
         &org,
         None,
@@ -68,22 +65,15 @@ pub async fn request_link(
             ..Default::default()
         },
     )
-    .await
+    .await)
 }
 
 /// `/portal/link/TOKEN`: the emailed link opens the portal signed in.
-pub async fn with_link(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    let used = match state.desk.use_sign_in_link(token).await {
-        Ok(u) => u,
-        Err(e) => return crate::ApiError::from(e).into_page(),
-    };
-    match used {
-        Ok(principal @ Principal::Portal { .. }) => {
-            let Principal::Portal { org, .. } = &principal else {
-                return refuse(StatusCode::BAD_REQUEST, "This link is not for the portal.");
-            };
+pub async fn with_link(State(state): State<AppState>, Path(token): Path<String>) -> PageResult {
+    Ok(match state.desk.use_sign_in_link(token).await? {
+        Ok(Principal::Portal { org, email }) => {
             let target = format!("/portal/{org}");
-            session::sign_in(&state, principal.clone(), &target).await
+            session::sign_in(&state, Principal::Portal { org, email }, &target).await
         }
         Ok(Principal::Staff { .. }) => {
             refuse(StatusCode::BAD_REQUEST, "This link is not for the portal.")
@@ -92,7 +82,7 @@ pub async fn with_link(State(state): State<AppState>, Path(token): Path<String>)
             StatusCode::FORBIDDEN,
             crate::pages::signin::link_refusal(why),
         ),
-    }
+    })
 }
 
 #[derive(Deserialize)]
@@ -107,54 +97,46 @@ pub async fn directory_sign_in(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     Query(q): Query<Sso>,
-) -> Response {
-    let org = match org(&state, &slug).await {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
+) -> PageResult {
+    let org = org(&state, &slug).await?;
     if org.portal.mode != PortalMode::DirectoryToken {
-        return refuse(
+        return Err(refuse(
             StatusCode::NOT_FOUND,
             "This portal does not take directory tokens.",
-        );
+        )
+        .into());
     }
-    let secret =
-        match state.desk.directory_secret(slug.clone()).await {
-            Ok(Some(s)) => s,
-            Ok(None) => return refuse(
+    let secret = state
+        .desk
+        .directory_secret(slug.clone())
+        .await?
+        .ok_or_else(|| {
+            refuse(
                 StatusCode::FORBIDDEN,
                 "This portal has no directory secret yet; its administrators must generate one.",
-            ),
-            Err(e) => return crate::ApiError::from(e).into_page(),
-        };
+            )
+        })?;
     let now = state.desk.now().unix_timestamp();
-    let verified = match crate::directory_token::verify(&q.token, &secret, &slug, now) {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::info!(org = %slug, reason = ?e, "directory token refused");
-            return refuse(StatusCode::FORBIDDEN, e.message());
-        }
-    };
+    let verified = crate::directory_token::verify(&q.token, &secret, &slug, now).map_err(|e| {
+        tracing::info!(org = %slug, reason = ?e, "directory token refused");
+        refuse(StatusCode::FORBIDDEN, e.message())
+    })?;
     // Single use: a token seen in a log, a Referer or a browser history opens nothing.
     let first_use = state
         .desk
         .use_directory_token(slug.clone(), verified.jti.clone(), verified.expires)
-        .await;
-    match first_use {
-        Ok(true) => {}
-        Ok(false) => {
-            tracing::info!(org = %slug, "directory token used again");
-            let e = crate::directory_token::TokenError::Replayed;
-            return refuse(StatusCode::FORBIDDEN, e.message());
-        }
-        Err(e) => return crate::ApiError::from(e).into_page(),
+        .await?;
+    if !first_use {
+        tracing::info!(org = %slug, "directory token used again");
+        let e = crate::directory_token::TokenError::Replayed;
+        return Err(refuse(StatusCode::FORBIDDEN, e.message()).into());
     }
     let target = format!("/portal/{slug}");
     let principal = Principal::Portal {
         org: slug,
         email: verified.email,
     };
-    session::sign_in(&state, principal, &target).await
+    Ok(session::sign_in(&state, principal, &target).await)
 }
 
 pub async fn sign_out(
@@ -162,15 +144,10 @@ pub async fn sign_out(
     Path(slug): Path<String>,
     session: Option<PortalSession>,
     Form(f): Form<CsrfOnly>,
-) -> Response {
-    let me = match form_user(session, &slug, &f.csrf) {
-        Ok(me) => me,
-        Err(r) => return r,
-    };
-    if let Err(e) = state.desk.end_session(me.id.clone()).await {
-        return crate::ApiError::from(e).into_page();
-    }
-    session::signed_out(&state, &format!("/portal/{slug}"))
+) -> PageResult {
+    let me = form_user(session, &slug, &f.csrf)?;
+    state.desk.end_session(me.id.clone()).await?;
+    Ok(session::signed_out(&state, &format!("/portal/{slug}")))
 }
 
 #[derive(Deserialize)]
@@ -187,14 +164,11 @@ pub async fn set_mail(
     Path(slug): Path<String>,
     session: Option<PortalSession>,
     Form(f): Form<MailSetting>,
-) -> Response {
-    let me = match form_user(session, &slug, &f.csrf) {
-        Ok(me) => me,
-        Err(r) => return r,
-    };
-    let on = f.on == "yes";
-    match state.desk.set_automatic_mail(me.email.clone(), on).await {
-        Ok(()) => Redirect::to(&format!("/portal/{slug}")).into_response(),
-        Err(e) => crate::refusals::Refusal::from(e).0,
-    }
+) -> PageResult {
+    let me = form_user(session, &slug, &f.csrf)?;
+    state
+        .desk
+        .set_automatic_mail(me.email.clone(), f.on == "yes")
+        .await?;
+    Ok(Redirect::to(&format!("/portal/{slug}")).into_response())
 }
