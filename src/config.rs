@@ -264,8 +264,11 @@ impl Config {
         if !relay.url.is_empty() {
             postdesk_notifier::RelayTransport::new(&relay)?;
         }
-        if self.domain.trim().is_empty() || self.domain.contains(['@', ' ', '/']) {
-            bail!("domain {:?} is not a host name", self.domain);
+        if !postdesk_desk::address::host_name(&self.domain.to_ascii_lowercase()) {
+            bail!(
+                "domain {:?} is not a host name (labels of letters, digits and hyphens, like example.org or localhost)",
+                self.domain
+            );
         }
         let url = &self.public_url;
         if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {

@@ -10,13 +10,29 @@ pub fn email_address(a: &str) -> Option<String> {
     checked_address(a, false)
 }
 
-/// An address as [`email_address`] takes it, or one at `localhost` (the default mail
-/// domain of organization addresses, for mail from programs on the same machine).
+/// An address as [`email_address`] takes it, or one at a single-label host name
+/// (`localhost`, an intranet's `helpdesk`): organization and staff addresses on a mail
+/// domain of that kind, which `serve` accepts.
 pub fn local_or_email_address(a: &str) -> Option<String> {
     checked_address(a, true)
 }
 
-fn checked_address(a: &str, localhost: bool) -> Option<String> {
+/// A DNS host name, lowercase ASCII: dot-separated labels of 1 to 63 letters, digits and
+/// hyphens, none starting or ending with a hyphen, at most 253 characters in all.
+pub fn host_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
+
+fn checked_address(a: &str, single_label: bool) -> Option<String> {
     let a = a.trim().to_ascii_lowercase();
     let (local, domain) = a.split_once('@')?;
     let dotted = domain.contains('.')
@@ -25,7 +41,7 @@ fn checked_address(a: &str, localhost: bool) -> Option<String> {
         && !domain.contains("..");
     let ok = a.len() <= MAX_ADDRESS
         && !local.is_empty()
-        && (dotted || localhost && domain == "localhost")
+        && (dotted || single_label && host_name(domain))
         && !domain.contains('@')
         && !a
             .chars()
@@ -82,6 +98,42 @@ mod tests {
             assert_eq!(email_address(bad), None, "{bad:?}");
         }
         assert_eq!(email_address(&format!("{}@x.org", "a".repeat(250))), None);
+    }
+
+    #[test]
+    fn host_names_and_single_label_addresses() {
+        for good in ["localhost", "helpdesk", "mail.example.org", "a-b.x1.test"] {
+            assert!(host_name(good), "{good:?}");
+        }
+        let long_label = "a".repeat(64);
+        for bad in [
+            "",
+            ".x.test",
+            "x.test.",
+            "a..b",
+            "-a.test",
+            "a-.test",
+            "*.com",
+            "a_b.test",
+            "Caps.test",
+            "a b",
+            long_label.as_str(),
+        ] {
+            assert!(!host_name(bad), "{bad:?}");
+        }
+        assert!(!host_name(&format!("{}.test", ["abc"; 70].join("."))));
+        assert_eq!(
+            local_or_email_address("Admin@LocalHost").as_deref(),
+            Some("admin@localhost")
+        );
+        assert_eq!(
+            local_or_email_address("ops@helpdesk").as_deref(),
+            Some("ops@helpdesk")
+        );
+        assert_eq!(email_address("ops@helpdesk"), None);
+        for bad in ["ops@-x", "ops@x_y", "@helpdesk", "ops@"] {
+            assert_eq!(local_or_email_address(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! policy's rules (nobody removes the owner or themselves; ownership moves, it is not
 //! shared).
 
-use crate::address::email_address;
+use crate::address::local_or_email_address;
 use crate::policy::{self, require_settings_edit, require_settings_view};
 use crate::{Desk, DeskError, DeskResult};
 use postdesk_store::{Role, Staff, StoreError};
@@ -14,6 +14,13 @@ pub struct Invitation {
     pub name: String,
     pub role: Role,
     pub hourly_rate_cents: u64,
+}
+
+/// A staff member's address: the rule of [`local_or_email_address`] (staff of a desk on an
+/// intranet domain have addresses there).
+pub fn staff_address(a: &str) -> DeskResult<String> {
+    local_or_email_address(a)
+        .ok_or_else(|| DeskError::Invalid(format!("{:?} is not an email address", a.trim())))
 }
 
 /// An employee's name: 1 to 100 characters, no control characters; trimmed.
@@ -36,8 +43,8 @@ impl Desk {
     /// Adds the employee; returns them as stored (the address lowercased).
     pub async fn invite_employee(&self, staff: Staff, i: Invitation) -> DeskResult<Staff> {
         require_settings_edit(&staff)?;
-        let email = email_address(&i.email)
-            .ok_or_else(|| DeskError::Invalid("Give the employee's email address.".into()))?;
+        let email = staff_address(&i.email)
+            .map_err(|_| DeskError::Invalid("Give the employee's email address.".into()))?;
         let name = employee_name(&i.name)?;
         if i.role == Role::Owner {
             return Err(DeskError::Invalid(

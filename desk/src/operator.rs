@@ -4,6 +4,7 @@
 
 use crate::access::LINK_HOURS;
 use crate::address::email_address;
+use crate::employees::{employee_name, staff_address};
 use crate::organizations::{org_address, org_name, refused, whitelist_domain};
 use crate::{Desk, DeskError, DeskResult};
 use postdesk_store::{
@@ -31,21 +32,19 @@ impl Desk {
 }
 
 impl Operator<'_> {
-    /// On an empty data folder: organization `support` at `support@domain`, `owner` (or
-    /// `admin@domain`) as its owner with an API token and a sign-in link. `None` when the
-    /// folder holds data already.
+    /// On an empty data folder (no organization yet): `owner` (or `admin@domain`) as the
+    /// owner with an API token and a sign-in link, then organization `support` at
+    /// `support@domain`. Everything is checked before anything is written, and the
+    /// organization comes last: a first run that fails midway is a first run again on the
+    /// next start. `None` when the folder holds data already.
     pub fn first_run(&self, domain: &str, owner: Option<&str>) -> DeskResult<Option<FirstRun>> {
         let store = &self.desk.store;
         if !store.is_empty()? {
             return Ok(None);
         }
-        let owner = match owner {
-            Some(o) => email_address(o).ok_or_else(|| {
-                DeskError::Invalid(format!("--owner {:?} is not an email address", o.trim()))
-            })?,
-            None => format!("admin@{}", domain.to_ascii_lowercase()),
-        };
-        self.add_org("support", "Support", domain, &[], &[])?;
+        let given = owner.map(str::to_string);
+        let owner = staff_address(&given.unwrap_or_else(|| format!("admin@{domain}")))?;
+        org_address(&format!("support@{domain}"))?;
         if store.staff(&owner)?.is_none() {
             self.add_staff(&owner, "Owner", Role::Owner)?;
         }
@@ -56,6 +55,7 @@ impl Operator<'_> {
             },
             LINK_HOURS,
         )?;
+        self.add_org("support", "Support", domain, &[], &[])?;
         Ok(Some(FirstRun {
             owner,
             api_token,
@@ -111,10 +111,8 @@ impl Operator<'_> {
     /// owner left without handing ownership on).
     pub fn add_staff(&self, email: &str, name: &str, role: Role) -> DeskResult<Staff> {
         let staff = Staff {
-            email: email_address(email).ok_or_else(|| {
-                DeskError::Invalid(format!("{:?} is not an email address", email.trim()))
-            })?,
-            name: crate::employees::employee_name(name)?,
+            email: staff_address(email)?,
+            name: employee_name(name)?,
             role,
             alerts: true,
             hourly_rate_cents: 0,
@@ -171,7 +169,9 @@ impl Operator<'_> {
     /// Revokes the token whose id (or its first 6+ characters) is `id`.
     pub fn revoke_api_token(&self, id: &str) -> DeskResult<ApiTokenInfo> {
         self.desk.store.revoke_api_token(id).map_err(|e| match e {
-            StoreError::NotFound(what) => DeskError::NotFound(what),
+            StoreError::NotFound(_) => DeskError::NotFound(format!(
+                "no API token has the id {id} (see `postdesk token list`)"
+            )),
             StoreError::Invalid(why) => DeskError::Invalid(why),
             other => other.into(),
         })
@@ -245,6 +245,24 @@ mod tests {
             .first_run("localhost", None)
             .expect("again")
             .is_none());
+    }
+
+    #[test]
+    fn a_first_run_that_fails_leaves_a_first_run() {
+        let (d, _dir) = desk("operator-first-fails");
+        let op = d.operator();
+        assert!(matches!(
+            op.first_run("localhost", Some("not an address")),
+            Err(DeskError::Invalid(_))
+        ));
+        assert!(d.store.is_empty().expect("read"));
+        // The default owner on a single-label domain (the README's first start).
+        let first = op.first_run("intranet", None).expect("run").expect("first");
+        assert_eq!(first.owner, "admin@intranet");
+        assert_eq!(
+            op.org("support").expect("org").addresses,
+            ["support@intranet"]
+        );
     }
 
     #[test]

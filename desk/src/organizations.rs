@@ -2,7 +2,7 @@
 //! settings for those who see settings; adding one, saving its settings, replacing its
 //! directory-token secret or its DKIM key for owners and admins.
 
-use crate::address::local_or_email_address;
+use crate::address::{host_name, local_or_email_address};
 use crate::policy::{require_settings_edit, require_settings_view};
 use crate::{Desk, DeskError, DeskResult};
 use postdesk_store::{check_slug, DkimKeyRecord, Org, Staff, StoreError};
@@ -42,35 +42,31 @@ pub fn org_address(a: &str) -> DeskResult<String> {
     Ok(a)
 }
 
-/// A sender domain for the whitelist, lowercase, without a leading `@`.
+/// A sender domain for the whitelist, lowercase, without a leading `@`: a host name with a
+/// dot ([`host_name`]); one label alone (`com`) would let a whole top-level domain in, and
+/// a `*` matches nothing.
 pub fn whitelist_domain(d: &str) -> DeskResult<String> {
     let d = d.trim().trim_start_matches('@').to_ascii_lowercase();
-    if !d.contains('.')
-        || d.starts_with('.')
-        || d.ends_with('.')
-        || d.contains(['@', '/'])
-        || d.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(DeskError::Invalid(format!("{d:?} is not a domain.")));
+    if !d.contains('.') || !host_name(&d) {
+        return Err(DeskError::Invalid(format!(
+            "{:?} is not a domain (like example.org; a listed domain lets its subdomains in too).",
+            d.chars().take(100).collect::<String>()
+        )));
     }
     Ok(d)
 }
 
-/// A DKIM selector (the DNS label the key is published under): 1 to 63 letters, digits,
-/// dashes and dots.
+/// A DKIM selector (the DNS name the key is published under, before `._domainkey`):
+/// host-name labels ([`host_name`]), at most 63 characters, lowercase.
 pub fn dkim_selector(s: &str) -> DeskResult<String> {
-    let s = s.trim();
-    if s.is_empty()
-        || s.len() > 63
-        || !s
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-    {
+    let s = s.trim().to_ascii_lowercase();
+    if s.len() > 63 || !host_name(&s) {
         return Err(DeskError::Invalid(
-            "The selector is letters, digits, dashes and dots (at most 63).".into(),
+            "The selector is letters, digits and dashes, in labels separated by dots (at most 63 characters)."
+                .into(),
         ));
     }
-    Ok(s.to_string())
+    Ok(s)
 }
 
 impl Desk {
@@ -208,10 +204,17 @@ mod tests {
             whitelist_domain(" @Partner.Test").ok(),
             Some("partner.test".into())
         );
-        for bad in ["", "partner", "a@b.test", "x.test/", ".x.test", "a b.test"] {
+        for bad in [
+            "", "partner", "com", "*.com", "a..com", "a@b.test", "x.test/", ".x.test", "a b.test",
+        ] {
             assert!(whitelist_domain(bad).is_err(), "{bad:?}");
         }
+        assert!(whitelist_domain(&format!("{}.test", "a".repeat(100_000))).is_err());
         assert!(org_name(" ").is_err() && org_name(&"n".repeat(101)).is_err());
+        assert_eq!(dkim_selector(" S1.Mail ").ok(), Some("s1.mail".into()));
+        for bad in ["", "..", "sel.", ".sel", "a_b", "x y"] {
+            assert!(dkim_selector(bad).is_err(), "{bad:?}");
+        }
         assert_eq!(org_name(" Acme ").ok(), Some("Acme".into()));
     }
 }

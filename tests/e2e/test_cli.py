@@ -56,6 +56,25 @@ class Cli(unittest.TestCase):
         d = self.srv.decision_for("<first@example.com>")
         self.assertEqual(self.srv.ticket(d["ticket"])["org"], "support")
 
+    def test_first_run_without_owner_makes_admin_at_the_domain(self):
+        # The README's first start: no --owner, the default domain (localhost).
+        env = dict(self.srv.env)
+        env.pop("POSTDESK_DOMAIN")
+        proc = subprocess.Popen(
+            [BIN, "--data", self.srv.data, "serve", "--smtp", f"127.0.0.1:{self.srv.smtp_port}",
+             "--http", f"127.0.0.1:{self.srv.http_port}"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.srv.proc = proc
+        self.addCleanup(proc.stdout.close)
+        lines = []
+        while not any("curl" in line for line in lines):
+            line = proc.stdout.readline()
+            self.assertTrue(line, f"server printed no instructions: {lines}")
+            lines.append(line)
+        self.assertIn("sign-in link for admin@localhost", "".join(lines))
+        self.srv.stop()
+        self.assertIn("admin@localhost\tOwner\towner", self.srv.cli("staff", "list").stdout)
+
     def test_org_rules_and_lists(self):
         for bad in ["abc", "1abc", "Acme", "ac_me"]:
             r = self.srv.cli("org", "add", bad, "--name", "X", check=False)
@@ -90,7 +109,7 @@ class Cli(unittest.TestCase):
         self.assertIn("nobody@acme.test is not a staff member", r.stderr)
         r = self.srv.cli("staff", "add", "alex@ACME.test", "--name", "Alex", "--role", "tech", check=False)
         self.assertIn("is a staff member already", r.stderr)
-        r = self.srv.cli("staff", "add", "kim@acme", "--name", "Kim", "--role", "tech", check=False)
+        r = self.srv.cli("staff", "add", "kim@acme_corp", "--name", "Kim", "--role", "tech", check=False)
         self.assertIn("is not an email address", r.stderr)
         for root, _, files in os.walk(self.srv.data):
             for name in files:
