@@ -98,7 +98,8 @@ fn a_following_worker_is_watched_and_finishes_when_the_spool_closes() {
     let (wake, wake_rx) = std::sync::mpsc::channel();
     let processor =
         Processor::new(store.clone(), None, Duration::from_millis(300)).expect("pipeline");
-    let running = std::thread::spawn(move || Pipeline::new(processor, wake_rx).run());
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let running = std::thread::spawn(move || Pipeline::new(processor, wake_rx, stopped).run());
     let deadline = Instant::now() + Duration::from_secs(60);
     while !store.pending_inbound().expect("pending").is_empty() {
         assert!(
@@ -127,6 +128,33 @@ fn a_following_worker_is_watched_and_finishes_when_the_spool_closes() {
             Outcome::Accepted { .. }
         ));
     }
+    assert!(store.pending_inbound().expect("pending").is_empty());
+    drop(store);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn at_the_stop_signal_the_pipeline_ends_and_the_backlog_waits_in_the_spool() {
+    let (store, dir) = common::store_with_org("pipeline-stop", "guard");
+    let envelope = common::envelope("guard");
+    let raws: Vec<Vec<u8>> = (0..40)
+        .map(|n| mail(&format!("backlog{n}"), "Hi."))
+        .collect();
+    let ids = spool(&store, &envelope, &raws);
+    let (_wake, wake_rx) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    stop.send_replace(true);
+    let processor =
+        Processor::new(store.clone(), None, postdesk_gateway::DEFAULT_BUDGET).expect("pipeline");
+    // The spool is still open (`_wake`): the pipeline ends for the signal alone, between
+    // messages, with nothing in hand.
+    Pipeline::new(processor, wake_rx, stopped).run();
+    assert_eq!(store.pending_inbound().expect("pending"), ids);
+    assert_eq!(store.crash_suspect().expect("marker"), None, "a clean stop");
+    // The next start takes the backlog.
+    let mut next =
+        Processor::new(store.clone(), None, postdesk_gateway::DEFAULT_BUDGET).expect("pipeline");
+    assert_eq!(next.process_pending().expect("pass"), ids.len());
     assert!(store.pending_inbound().expect("pending").is_empty());
     drop(store);
     let _ = std::fs::remove_dir_all(dir);

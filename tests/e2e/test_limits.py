@@ -3,6 +3,7 @@ timeouts, and per-client-IP connection and message rates."""
 
 import os
 import smtplib
+import socket
 import ssl
 import subprocess
 import time
@@ -107,9 +108,6 @@ class Rates(unittest.TestCase):
         refused.close()
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class Shutdown(unittest.TestCase):
     def test_sigterm_tells_idle_clients_and_exits_promptly(self):
@@ -124,3 +122,22 @@ class Shutdown(unittest.TestCase):
         self.assertLess(time.time() - t0, 8)
         self.assertEqual(srv.proc.returncode, 0)
         idle.close()
+
+    def test_a_web_request_that_never_ends_does_not_hold_the_stop(self):
+        # Half a request (no blank line after the headers), sent by nobody signed in: the
+        # stop waits for it at most its grace period (15 s), not forever.
+        srv = Server().bootstrap().start()
+        self.addCleanup(srv.close)
+        half = socket.create_connection(("127.0.0.1", srv.http_port), timeout=60)
+        self.addCleanup(half.close)
+        half.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        time.sleep(0.3)
+        t0 = time.time()
+        srv.proc.terminate()
+        srv.proc.wait(timeout=40)
+        self.assertLess(time.time() - t0, 25)
+        self.assertEqual(srv.proc.returncode, 0)
+
+
+if __name__ == "__main__":
+    unittest.main()

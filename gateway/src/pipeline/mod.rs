@@ -63,7 +63,14 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(processor: Processor, wake: Receiver<()>) -> Pipeline {
+    /// At the server's `stop` signal the pipeline finishes the message in hand and ends;
+    /// otherwise it ends once the spool writer is gone and what is pending is done.
+    pub fn new(
+        mut processor: Processor,
+        wake: Receiver<()>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Pipeline {
+        processor.stop = Some(stop);
         Pipeline {
             processor,
             wake: Arc::new(Mutex::new(wake)),
@@ -96,6 +103,8 @@ pub struct Processor {
     /// this inbound id (the newest pending at start), so one that kills the process at
     /// once is known on the next start.
     careful_until: Option<u64>,
+    /// The server's stop signal, when the pipeline runs in one (see [`Pipeline::new`]).
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Processor {
@@ -115,6 +124,7 @@ impl Processor {
             worker: None,
             recovered: false,
             careful_until: None,
+            stop: None,
         })
     }
 
@@ -178,7 +188,12 @@ impl Processor {
         }
         match self.worker.take() {
             Some(w) => Ok(w),
-            None => Worker::start(self.store.clone(), self.dns.clone(), self.secret),
+            None => Worker::start(
+                self.store.clone(),
+                self.dns.clone(),
+                self.secret,
+                self.stop.clone(),
+            ),
         }
     }
 
@@ -231,7 +246,12 @@ impl Processor {
         worker.cancelled.store(true, Ordering::Relaxed);
         self.store
             .commit_pipeline(&failure_writes(&self.store, id, reason)?)?;
-        Worker::start(self.store.clone(), self.dns.clone(), self.secret)
+        Worker::start(
+            self.store.clone(),
+            self.dns.clone(),
+            self.secret,
+            self.stop.clone(),
+        )
     }
 
     /// After an unclean stop: the message that was in hand counts one crash more, and is
@@ -342,6 +362,7 @@ impl Worker {
         store: Store,
         dns: Option<DnsSource>,
         secret: [u8; 32],
+        stop: Option<tokio::sync::watch::Receiver<bool>>,
     ) -> Result<Worker, GatewayError> {
         let (orders, order_rx) = mpsc::channel::<Order>();
         let (done_tx, done) = mpsc::channel();
@@ -372,6 +393,7 @@ impl Worker {
                     secret: &secret,
                     dmarc: checker.as_ref(),
                     cancelled: &flag,
+                    stop: stop.as_ref(),
                 };
                 while let Ok(order) = order_rx.recv() {
                     let report = match order {
@@ -427,7 +449,7 @@ fn follow_spool(
                 std::thread::sleep(Duration::from_secs(1));
             }
         }
-        if last {
+        if last || context.stopping() {
             return;
         }
         // Held only while waiting, where nothing panics; were it poisoned anyway, going on
@@ -453,7 +475,12 @@ fn run_pass(
     let store = context.store;
     let pending = store.pending_inbound()?;
     let mut batch = Batch::default();
+    let mut processed = 0;
     for &id in &pending {
+        if context.stopping() {
+            break;
+        }
+        processed += 1;
         let careful = careful_until.is_some_and(|last| id <= last);
         store.note_planning(id, careful)?;
         progress.take(id);
@@ -475,9 +502,10 @@ fn run_pass(
     context.go_on()?;
     batch.commit(store)?;
     store.clear_planning()?;
+    let done_to = pending[..processed].last();
     Ok(PassDone {
-        processed: pending.len(),
-        careful_until: careful_until.filter(|&last| pending.last().is_none_or(|&p| p < last)),
+        processed,
+        careful_until: careful_until.filter(|&last| done_to.is_none_or(|&p| p < last)),
     })
 }
 

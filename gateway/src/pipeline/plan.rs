@@ -25,16 +25,25 @@ use postdesk_threading::{
 use std::cell::OnceCell;
 
 /// What planning needs besides the message: the store, the reply-token key, the
-/// DKIM/DMARC checker when there is one, and the flag that tells a worker the pipeline
-/// gave up on it.
+/// DKIM/DMARC checker when there is one, the flag that tells a worker the pipeline gave
+/// up on it, and the server's stop signal when it runs in one.
 pub(super) struct PlanContext<'a> {
     pub store: &'a Store,
     pub secret: &'a [u8],
     pub dmarc: Option<&'a DmarcChecker>,
     pub cancelled: &'a std::sync::atomic::AtomicBool,
+    pub stop: Option<&'a tokio::sync::watch::Receiver<bool>>,
 }
 
 impl PlanContext<'_> {
+    /// Whether the server is stopping (the signal set, or its sender gone): a pass ends
+    /// after the message in hand, and what is still pending waits, durable in the spool,
+    /// for the next start, so a backlog of slow mail cannot hold the stop.
+    pub(super) fn stopping(&self) -> bool {
+        self.stop
+            .is_some_and(|s| *s.borrow() || s.has_changed().is_err())
+    }
+
     /// Stops planning, between steps, once the pipeline has given up on this worker (the
     /// message ran past its budget): its answer would be dropped anyway.
     pub(super) fn go_on(&self) -> Result<(), GatewayError> {
