@@ -20,12 +20,15 @@ class Cli(unittest.TestCase):
         self.srv = Server()
         self.addCleanup(self.srv.close)
 
-    def test_first_run_accepts_mail_at_once(self):
-        args = [BIN, "--data", self.srv.data, "serve", "--smtp", f"127.0.0.1:{self.srv.smtp_port}",
-                "--http", f"127.0.0.1:{self.srv.http_port}", "--owner", "Boss@Example.org"]
+    def first_start(self, *extra):
+        """Starts `serve` on the empty data folder with the default domain (localhost), as
+        the README's first command does; returns what it printed."""
         env = dict(self.srv.env)
         env.pop("POSTDESK_DOMAIN")
-        proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        proc = subprocess.Popen(
+            [BIN, "--data", self.srv.data, "serve", "--smtp", f"127.0.0.1:{self.srv.smtp_port}",
+             "--http", f"127.0.0.1:{self.srv.http_port}", *extra],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.srv.proc = proc
         self.addCleanup(proc.stdout.close)
         lines = []
@@ -33,7 +36,10 @@ class Cli(unittest.TestCase):
             line = proc.stdout.readline()
             self.assertTrue(line, f"server printed no instructions: {lines}")
             lines.append(line)
-        text = "".join(lines)
+        return "".join(lines)
+
+    def test_first_run_accepts_mail_at_once(self):
+        text = self.first_start("--owner", "Boss@Example.org")
         self.assertIn("support@localhost", text)
         self.assertIn(f"swaks --server 127.0.0.1:{self.srv.smtp_port}", text)
         token = re.search(r"Bearer (pd_[0-9a-f]+)", text).group(1)
@@ -57,21 +63,8 @@ class Cli(unittest.TestCase):
         self.assertEqual(self.srv.ticket(d["ticket"])["org"], "support")
 
     def test_first_run_without_owner_makes_admin_at_the_domain(self):
-        # The README's first start: no --owner, the default domain (localhost).
-        env = dict(self.srv.env)
-        env.pop("POSTDESK_DOMAIN")
-        proc = subprocess.Popen(
-            [BIN, "--data", self.srv.data, "serve", "--smtp", f"127.0.0.1:{self.srv.smtp_port}",
-             "--http", f"127.0.0.1:{self.srv.http_port}"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        self.srv.proc = proc
-        self.addCleanup(proc.stdout.close)
-        lines = []
-        while not any("curl" in line for line in lines):
-            line = proc.stdout.readline()
-            self.assertTrue(line, f"server printed no instructions: {lines}")
-            lines.append(line)
-        self.assertIn("sign-in link for admin@localhost", "".join(lines))
+        # The README's first start: no --owner.
+        self.assertIn("sign-in link for admin@localhost", self.first_start())
         self.srv.stop()
         self.assertIn("admin@localhost\tOwner\towner", self.srv.cli("staff", "list").stdout)
 
