@@ -29,11 +29,16 @@ pub fn serve(data: &Path, config: Config, owner: Option<&str>) -> Result<()> {
     let _lock = lock::acquire(data, "postdesk serve")?;
     let store = open_store(data)?;
     let desk = Desk::new(store.clone(), clock(&config));
-    let first_run = first_run_setup(&desk, &config, owner)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let result = runtime.block_on(run(data, store, desk, config, first_run));
+    let result = runtime.block_on(async {
+        // The ports first: a first start that cannot listen (port 25 taken, no right to
+        // bind it) writes nothing, and stays a first start.
+        let listeners = Listeners::bind(&config).await?;
+        let first_run = first_run_setup(&desk, &config, owner)?;
+        run(data, store, desk, config, listeners, first_run).await
+    });
     // A thread still busy after the grace periods (a relay that does not answer) must not
     // keep the process: what it had not committed is redone on the next start.
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -81,11 +86,33 @@ fn first_run_setup(desk: &Desk, config: &Config, owner: Option<&str>) -> Result<
 /// pipeline's message in hand and the notifier's pass, together.
 const STOP_GRACE: Duration = Duration::from_secs(15);
 
+/// The server's sockets, bound before anything is written.
+struct Listeners {
+    smtp: TcpListener,
+    lmtp: Option<TcpListener>,
+    http: TcpListener,
+}
+
+impl Listeners {
+    async fn bind(config: &Config) -> Result<Listeners> {
+        let lmtp = match config.lmtp.as_str() {
+            "" => None,
+            address => Some(listen(address, "LMTP").await?),
+        };
+        Ok(Listeners {
+            smtp: listen(&config.smtp, "SMTP").await?,
+            lmtp,
+            http: listen(&config.http, "HTTP").await?,
+        })
+    }
+}
+
 async fn run(
     data: &Path,
     store: Store,
     desk: Desk,
     config: Config,
+    listeners: Listeners,
     first_run: Option<FirstRun>,
 ) -> Result<()> {
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
@@ -93,14 +120,15 @@ async fn run(
     let (spool, spool_thread, pipeline) = start_mail_flow(&store, &config, stop.clone())?;
     let notifier = start_notifier(data, &store, &config, stop.clone())?;
     let gateway = Gateway::new(store.clone(), config.gateway(), spool, tls, stop.clone());
+    let Listeners { smtp, lmtp, http } = listeners;
     let mut listeners = vec![tokio::spawn(postdesk_gateway::serve(
-        listen(&config.smtp, "SMTP").await?,
+        smtp,
         gateway.clone(),
         Mode::Smtp,
     ))];
-    if !config.lmtp.is_empty() {
+    if let Some(lmtp) = lmtp {
         listeners.push(tokio::spawn(postdesk_gateway::serve(
-            listen(&config.lmtp, "LMTP").await?,
+            lmtp,
             gateway.clone(),
             Mode::Lmtp,
         )));
@@ -111,7 +139,7 @@ async fn run(
         .map(|i| i.source())
         .collect::<Result<Vec<_>>>()?;
     let importers = postdesk_gateway::start_sources(&gateway, sources)?;
-    let web = start_web(desk, data, &config, stop).await?;
+    let web = start_web(http, desk, data, &config, stop)?;
     tracing::info!(smtp = %config.smtp, lmtp = %config.lmtp, http = %config.http, domain = %config.domain, "postdesk is running");
     if let Some(f) = first_run {
         print_first_run(&f, &config);
@@ -142,13 +170,15 @@ async fn run(
     }
     // Sessions still in flight hold spool handles; the writer ends when the last is gone.
     drop(gateway);
+    // All three are waited for at once, within one deadline.
     let deadline = tokio::time::Instant::now() + STOP_GRACE;
-    for (name, thread) in [
+    let joins = [
         ("spool", spool_thread),
         ("pipeline", pipeline),
         ("notifier", notifier),
-    ] {
-        let joined = tokio::task::spawn_blocking(move || thread.join());
+    ]
+    .map(|(name, thread)| (name, tokio::task::spawn_blocking(move || thread.join())));
+    for (name, joined) in joins {
         if tokio::time::timeout_at(deadline, joined).await.is_err() {
             tracing::warn!(thread = name, "did not finish in time; left behind");
         }
@@ -237,13 +267,13 @@ fn start_notifier(
 }
 
 /// The web UI and the JSON API, until the stop signal.
-async fn start_web(
+fn start_web(
+    http: TcpListener,
     desk: Desk,
     data: &Path,
     config: &Config,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>> {
-    let http = listen(&config.http, "HTTP").await?;
     let app = postdesk_webui::router(postdesk_webui::AppState {
         outbound: config.outbound_description(data),
         domain: config.domain.to_ascii_lowercase(),

@@ -3,7 +3,7 @@
 //! policy's rules (nobody removes the owner or themselves; ownership moves, it is not
 //! shared).
 
-use crate::address::local_or_email_address;
+use crate::address::email_address;
 use crate::policy::{self, require_settings_edit, require_settings_view};
 use crate::{Desk, DeskError, DeskResult};
 use postdesk_store::{Role, Staff, StoreError};
@@ -16,10 +16,9 @@ pub struct Invitation {
     pub hourly_rate_cents: u64,
 }
 
-/// A staff member's address: the rule of [`local_or_email_address`] (staff of a desk on an
-/// intranet domain have addresses there).
+/// A staff member's address ([`email_address`]).
 pub fn staff_address(a: &str) -> DeskResult<String> {
-    local_or_email_address(a)
+    email_address(a)
         .ok_or_else(|| DeskError::Invalid(format!("{:?} is not an email address", a.trim())))
 }
 

@@ -2,7 +2,7 @@
 //! settings for those who see settings; adding one, saving its settings, replacing its
 //! directory-token secret or its DKIM key for owners and admins.
 
-use crate::address::{host_name, local_or_email_address};
+use crate::address::{email_address, host_name};
 use crate::policy::{require_settings_edit, require_settings_view};
 use crate::{Desk, DeskError, DeskResult};
 use postdesk_store::{check_slug, DkimKeyRecord, Org, Staff, StoreError};
@@ -27,10 +27,10 @@ pub fn org_name(name: &str) -> DeskResult<String> {
     Ok(name.to_string())
 }
 
-/// An address an organization receives mail at, lowercase: a mailbox address or one at
-/// `localhost` ([`local_or_email_address`]), without a `+` part (reply addresses use it).
+/// An address an organization receives mail at, lowercase: a mailbox address
+/// ([`email_address`]) without a `+` part (reply addresses use it).
 pub fn org_address(a: &str) -> DeskResult<String> {
-    let a = local_or_email_address(a)
+    let a = email_address(a)
         .ok_or_else(|| DeskError::Invalid(format!("{:?} is not an email address.", a.trim())))?;
     if a.split_once('@')
         .is_some_and(|(local, _)| local.contains('+'))
@@ -101,9 +101,10 @@ impl Desk {
         let slug = slug.trim().to_string();
         check_slug(&slug).map_err(DeskError::Invalid)?;
         let name = org_name(&name)?;
+        let address = org_address(&format!("{slug}@{domain}"))?;
         self.run(move |desk| {
             let org = Org {
-                addresses: vec![format!("{slug}@{domain}")],
+                addresses: vec![address],
                 slug,
                 name,
                 whitelist: Vec::new(),

@@ -86,9 +86,9 @@ impl Org {
 }
 
 /// The organization address rule: starts with a letter, lowercase letters, digits and
-/// dashes, at least four characters.
+/// dashes, 4 to 40 characters.
 pub fn check_slug(slug: &str) -> Result<(), String> {
-    let ok = slug.len() >= 4
+    let ok = (4..=40).contains(&slug.len())
         && slug.starts_with(|c: char| c.is_ascii_lowercase())
         && slug
             .chars()
@@ -98,7 +98,7 @@ pub fn check_slug(slug: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "invalid organization name {slug:?}: it must start with a letter and use only \
-             lowercase letters, digits and dashes, at least 4 characters (e.g. \"acme-support\")"
+             lowercase letters, digits and dashes, 4 to 40 characters (e.g. \"acme-support\")"
         ))
     }
 }

@@ -80,7 +80,18 @@ fn new_target() -> TicketTarget {
 fn slug_rule() {
     assert!(check_slug("acme").is_ok());
     assert!(check_slug("acme-2").is_ok());
-    for bad in ["abc", "1acme", "Acme", "ac_me", "-acme", "acmé", ""] {
+    let long = "a".repeat(41);
+    assert!(check_slug(&long[..40]).is_ok());
+    for bad in [
+        "abc",
+        "1acme",
+        "Acme",
+        "ac_me",
+        "-acme",
+        "acmé",
+        "",
+        long.as_str(),
+    ] {
         let e = check_slug(bad).expect_err(bad);
         assert!(e.contains("start with a letter"), "{e}");
     }

@@ -6,6 +6,7 @@ import glob
 import os
 import re
 import smtplib
+import socket
 import stat
 import subprocess
 import time
@@ -67,6 +68,26 @@ class Cli(unittest.TestCase):
         self.assertIn("sign-in link for admin@localhost", self.first_start())
         self.srv.stop()
         self.assertIn("admin@localhost\tOwner\towner", self.srv.cli("staff", "list").stdout)
+
+    def test_a_first_start_that_cannot_listen_writes_nothing(self):
+        # The SMTP port is taken (as port 25 often is): the start fails before anything is
+        # written, so the next start is a first start again, with its owner and link.
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", self.srv.smtp_port))
+        taken.listen()
+        env = dict(self.srv.env)
+        env.pop("POSTDESK_DOMAIN")
+        r = subprocess.run([BIN, "--data", self.srv.data, "serve", "--smtp",
+                            f"127.0.0.1:{self.srv.smtp_port}", "--http",
+                            f"127.0.0.1:{self.srv.http_port}"],
+                           env=env, capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("cannot listen for SMTP", r.stderr)
+        self.assertEqual(self.srv.cli("org", "list").stdout, "")
+        self.assertEqual(self.srv.cli("staff", "list").stdout, "")
+        taken.close()
+        self.assertIn("sign-in link for admin@localhost", self.first_start())
 
     def test_org_rules_and_lists(self):
         for bad in ["abc", "1abc", "Acme", "ac_me"]:

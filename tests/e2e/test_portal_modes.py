@@ -155,8 +155,8 @@ class PortalModes(unittest.TestCase):
     def test_add_an_organization(self):
         _, _, page = self.admin.get("/settings/orgs")
         token = self.admin.csrf(page)
-        for slug, why in (("ab", "at least 4 characters"), ("Acme2", "lowercase"),
-                          ("acme", "organization acme is taken")):
+        for slug, why in (("ab", "4 to 40 characters"), ("a" * 41, "4 to 40 characters"),
+                          ("Acme2", "lowercase"), ("acme", "organization acme is taken")):
             with self.subTest(slug=slug):
                 status, _, page = self.admin.post("/settings/orgs", {"csrf": token, "slug": slug,
                                                                      "name": "X"})

@@ -40,6 +40,15 @@ pub enum DnsSource {
 /// step is linear in the message, so real mail takes milliseconds; this is the backstop.
 pub const DEFAULT_BUDGET: Duration = Duration::from_secs(30);
 
+/// Whether the server's stop signal is set (or its sender gone); `None`: no server.
+fn stop_signalled(stop: Option<&tokio::sync::watch::Receiver<bool>>) -> bool {
+    stop.is_some_and(|s| *s.borrow() || s.has_changed().is_err())
+}
+
+/// How long, after the stop signal, the pipeline waits for the message in hand (the
+/// server's own grace is longer, see `serve.rs`); a message budget may be longer still.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
 /// A message in hand this many times when the server died is recorded as failed.
 const MAX_CRASHES: u32 = 3;
 
@@ -166,8 +175,19 @@ impl Processor {
     pub fn follow(&mut self, wake: &Wake) -> Result<(), GatewayError> {
         let mut worker = self.take_worker()?;
         worker.order(Order::Follow(self.careful_until, wake.clone()))?;
+        let mut stop_seen: Option<Instant> = None;
         loop {
             std::thread::sleep(self.tick());
+            if self.stopping() {
+                let since = *stop_seen.get_or_insert_with(Instant::now);
+                if since.elapsed() > STOP_WAIT {
+                    // A stop, not a crash: the message in hand is not counted against it
+                    // on the next start, where it is planned again.
+                    tracing::warn!(inbound = ?worker.progress.current(), "the message in hand was not finished at the stop; it waits for the next start");
+                    self.store.clear_planning()?;
+                    return Ok(());
+                }
+            }
             worker = match worker.done.try_recv() {
                 Ok(Report::Stopped) => return Ok(()),
                 Ok(Report::Pass(_)) | Err(TryRecvError::Empty) => self.watch_budget(worker)?.0,
@@ -178,6 +198,10 @@ impl Processor {
                 worker.order(Order::Follow(self.careful_until, wake.clone()))?;
             }
         }
+    }
+
+    fn stopping(&self) -> bool {
+        stop_signalled(self.stop.as_ref())
     }
 
     /// The worker, started (and the last run's end looked at) if there is none yet.

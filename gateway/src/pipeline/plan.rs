@@ -40,8 +40,7 @@ impl PlanContext<'_> {
     /// after the message in hand, and what is still pending waits, durable in the spool,
     /// for the next start, so a backlog of slow mail cannot hold the stop.
     pub(super) fn stopping(&self) -> bool {
-        self.stop
-            .is_some_and(|s| *s.borrow() || s.has_changed().is_err())
+        super::stop_signalled(self.stop)
     }
 
     /// Stops planning, between steps, once the pipeline has given up on this worker (the
