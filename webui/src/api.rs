@@ -123,8 +123,7 @@ pub async fn show_ticket(
     Path(number): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let number = ticket_number(&number)?;
-    let view = state.desk.ticket_view(staff, number).await?;
-    let (ticket, events) = (view.ticket, view.events);
+    let (ticket, events) = state.desk.ticket_events(staff, number).await?;
     let mut v = ticket_json(&ticket);
     v["events"] = Value::Array(events.iter().map(event_json).collect());
     Ok(Json(v))
