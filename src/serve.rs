@@ -32,13 +32,7 @@ pub fn serve(data: &Path, config: Config, owner: Option<&str>) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let result = runtime.block_on(async {
-        // The ports first: a first start that cannot listen (port 25 taken, no right to
-        // bind it) writes nothing, and stays a first start.
-        let listeners = Listeners::bind(&config).await?;
-        let first_run = first_run_setup(&desk, &config, owner)?;
-        run(data, store, desk, config, listeners, first_run).await
-    });
+    let result = runtime.block_on(run(data, store, desk, config, owner));
     // A thread still busy after the grace periods (a relay that does not answer) must not
     // keep the process: what it had not committed is redone on the next start.
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -76,12 +70,6 @@ fn first_run_setup(desk: &Desk, config: &Config, owner: Option<&str>) -> Result<
     Ok(first)
 }
 
-/// The running server: every component, started in the order mail flows through them
-/// and stopped by one signal. At the signal the listeners, importers and web server stop
-/// taking work, the pipeline finishes the message in hand (the rest waits in the spool
-/// for the next start) and the notifier its pass; the spool writer ends when the last
-/// session has let go of it. Each wait is bounded (see [`STOP_GRACE`]): a service
-/// manager's stop timeout (systemd: 90 s) must not end in a kill.
 /// How long the stop waits for each step: open web requests, then the spool writer, the
 /// pipeline's message in hand and the notifier's pass, together.
 const STOP_GRACE: Duration = Duration::from_secs(15);
@@ -107,20 +95,34 @@ impl Listeners {
     }
 }
 
+/// The running server: every component, started in the order mail flows through them
+/// and stopped by one signal. At the signal the listeners, importers and web server stop
+/// taking work, the pipeline finishes the message in hand (the rest waits in the spool
+/// for the next start) and the notifier its pass; the spool writer ends when the last
+/// session has let go of it. Each wait is bounded (see [`STOP_GRACE`]): a service
+/// manager's stop timeout (systemd: 90 s) must not end in a kill.
 async fn run(
     data: &Path,
     store: Store,
     desk: Desk,
     config: Config,
-    listeners: Listeners,
-    first_run: Option<FirstRun>,
+    owner: Option<&str>,
 ) -> Result<()> {
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    // Ports and settings first: a first start that cannot listen (port 25 taken) or whose
+    // configuration is refused writes nothing, and stays a first start.
+    let Listeners { smtp, lmtp, http } = Listeners::bind(&config).await?;
     let tls = tls(&config)?;
+    let sources = config
+        .imap
+        .iter()
+        .map(|i| i.source())
+        .collect::<Result<Vec<_>>>()?;
+    let trusted_proxies = Arc::new(config.trusted_proxies()?);
     let (spool, spool_thread, pipeline) = start_mail_flow(&store, &config, stop.clone())?;
     let notifier = start_notifier(data, &store, &config, stop.clone())?;
+    let first_run = first_run_setup(&desk, &config, owner)?;
     let gateway = Gateway::new(store.clone(), config.gateway(), spool, tls, stop.clone());
-    let Listeners { smtp, lmtp, http } = listeners;
     let mut listeners = vec![tokio::spawn(postdesk_gateway::serve(
         smtp,
         gateway.clone(),
@@ -133,13 +135,8 @@ async fn run(
             Mode::Lmtp,
         )));
     }
-    let sources = config
-        .imap
-        .iter()
-        .map(|i| i.source())
-        .collect::<Result<Vec<_>>>()?;
     let importers = postdesk_gateway::start_sources(&gateway, sources)?;
-    let web = start_web(http, desk, data, &config, stop)?;
+    let web = start_web(http, desk, data, &config, trusted_proxies, stop)?;
     tracing::info!(smtp = %config.smtp, lmtp = %config.lmtp, http = %config.http, domain = %config.domain, "postdesk is running");
     if let Some(f) = first_run {
         print_first_run(&f, &config);
@@ -272,12 +269,13 @@ fn start_web(
     desk: Desk,
     data: &Path,
     config: &Config,
+    trusted_proxies: Arc<postdesk_webui::TrustedProxies>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let app = postdesk_webui::router(postdesk_webui::AppState {
         outbound: config.outbound_description(data),
         domain: config.domain.to_ascii_lowercase(),
-        trusted_proxies: Arc::new(config.trusted_proxies()?),
+        trusted_proxies,
         ..postdesk_webui::AppState::new(desk, &config.public_url())
     })
     .into_make_service_with_connect_info::<std::net::SocketAddr>();

@@ -87,6 +87,15 @@ class Cli(unittest.TestCase):
         self.assertEqual(self.srv.cli("org", "list").stdout, "")
         self.assertEqual(self.srv.cli("staff", "list").stdout, "")
         taken.close()
+        # Nor one whose settings are refused (a DNS records file that is not there).
+        r = subprocess.run([BIN, "--data", self.srv.data, "serve", "--smtp",
+                            f"127.0.0.1:{self.srv.smtp_port}", "--http",
+                            f"127.0.0.1:{self.srv.http_port}"],
+                           env={**env, "POSTDESK_DNS_RECORDS": "/nonexistent/records"},
+                           capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("dns_records", r.stderr)
+        self.assertEqual(self.srv.cli("staff", "list").stdout, "")
         self.assertIn("sign-in link for admin@localhost", self.first_start())
 
     def test_org_rules_and_lists(self):
