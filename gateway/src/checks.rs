@@ -11,9 +11,8 @@ pub(crate) enum Verdict {
 }
 
 /// Whether `org` takes mail at `address` from the From address `from`. A sender the
-/// organization blocked (spam) is refused whatever else holds (`checked`: an address the
-/// caller already found not blocked, the envelope sender at RCPT, not asked again: every
-/// store read here waits while the pipeline commits). The whitelist
+/// organization blocked (spam) is refused whatever else holds (asked of the store's
+/// in-memory lookups, as at RCPT). The whitelist
 /// decides who may write to the organization as an end user; mail to a reply address whose
 /// token was issued to `from` for one of the organization's tickets, and mail from a staff
 /// address, are not refused by it (whether the sender is staff still needs its proof,
@@ -23,10 +22,8 @@ pub(crate) fn whitelist_verdict(
     org: &Org,
     address: &str,
     from: Option<&str>,
-    checked: Option<&str>,
 ) -> Verdict {
-    let unchecked = from.filter(|f| checked.is_none_or(|c| !c.eq_ignore_ascii_case(f)));
-    if let Some(f) = unchecked.filter(|f| matches!(store.is_blocked(&org.slug, f), Ok(true))) {
+    if let Some(f) = from.filter(|f| matches!(store.is_blocked(&org.slug, f), Ok(true))) {
         return Verdict::Refuse(format!("<{f}> is blocked from writing to {address}"));
     }
     if org.allows_sender(from)

@@ -226,7 +226,7 @@ impl Importer<'_> {
             match from_address(raw) {
                 None => Some("message has no readable header section".to_string()),
                 Some(from) => {
-                    match whitelist_verdict(self.store, &org, &address, from.as_deref(), None) {
+                    match whitelist_verdict(self.store, &org, &address, from.as_deref()) {
                         Verdict::Accept => None,
                         Verdict::Refuse(reason) => Some(reason),
                     }

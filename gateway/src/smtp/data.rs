@@ -164,13 +164,7 @@ impl Session {
             .clone()
             .into_iter()
             .map(|r| {
-                let v = whitelist_verdict(
-                    &self.gateway.store,
-                    &r.org,
-                    &r.address,
-                    from.as_deref(),
-                    self.mail_from.as_deref(),
-                );
+                let v = whitelist_verdict(&self.gateway.store, &r.org, &r.address, from.as_deref());
                 (r, v)
             })
             .collect();
