@@ -435,7 +435,7 @@ impl Planner<'_> {
         } else {
             ticket.summary.as_str()
         };
-        let domain = org_address.rsplit_once('@').map_or("", |(_, d)| d);
+        let domain = org.mail_domain();
         let mut files = MailFiles::default();
         let (message_id, raw) = if draft.kind == "acknowledgement" {
             let (mid, raw) = acknowledgement(&Acknowledgement {

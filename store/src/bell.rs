@@ -19,8 +19,13 @@ pub struct BellItem {
     pub at: OffsetDateTime,
 }
 
+/// Where a staff member's entries are: `bell/<staff>\0<event>`.
+fn bell_prefix(staff: &str) -> String {
+    format!("bell/{staff}\0")
+}
+
 pub(crate) fn bell_key(staff: &str, event: u64) -> Vec<u8> {
-    let mut k = format!("bell/{staff}\0").into_bytes();
+    let mut k = bell_prefix(staff).into_bytes();
     k.extend_from_slice(&event.to_be_bytes());
     k
 }
@@ -49,17 +54,32 @@ impl Store {
             let Some(end) = rest.iter().position(|&b| b == 0) else {
                 break;
             };
-            owners.push(String::from_utf8_lossy(&rest[..end]).into_owned());
-            // The first key after every `bell/<staff>\0…` one.
-            from = [&b"bell/"[..], &rest[..end], &[1u8][..]].concat();
+            let owner = String::from_utf8_lossy(&rest[..end]).into_owned();
+            // The first key after all of theirs: the prefix's closing \0 raised to \x01.
+            from = bell_prefix(&owner).into_bytes();
+            if let Some(last) = from.last_mut() {
+                *last = 1;
+            }
+            owners.push(owner);
         }
         Ok(owners)
+    }
+
+    /// Removes all of a staff member's entries and their unread count (they left).
+    pub(crate) fn forget_bell(&self, staff: &str) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for k in self.state.scan_prefix(bell_prefix(staff)).keys() {
+            batch.remove(k?);
+        }
+        batch.remove(unread_key(staff).as_bytes());
+        self.state.apply_batch(batch)?;
+        Ok(())
     }
 
     /// The newest `limit` entries of a staff member's bell, and how many entries in all
     /// are unread.
     pub fn bell(&self, staff: &str, limit: usize) -> Result<(Vec<BellItem>, usize), StoreError> {
-        let prefix = format!("bell/{staff}\0");
+        let prefix = bell_prefix(staff);
         let items: Vec<BellItem> = self
             .state
             .scan_prefix(prefix.as_bytes())

@@ -6,7 +6,7 @@ use crate::bell::{bell_key, unread_key, BellItem};
 use crate::codec::{decode, encode, key_num, num_key, read_counter, read_u64};
 use crate::files::Kind;
 use crate::message_ids::{mid_key, mid_ticket, midby_prefix, midfrom_key, ourmid_key};
-use crate::outbox::{event_mail_prefix, OutboxItem};
+use crate::outbox::{event_mail_prefix, pending_key, OutboxItem};
 use crate::tickets::{bump, count_key, person_keys, recency_key, tev_key};
 use crate::{
     normalize_message_id, Decision, Event, EventKind, Outcome, Store, StoreError, Ticket,
@@ -99,6 +99,8 @@ struct Gathered {
     blobs: BTreeSet<String>,
     /// Stored bodies of its outbound mail with files.
     bodies: BTreeSet<String>,
+    /// The events' log numbers: its mail and bell entries are keyed by them.
+    seqs: Vec<u64>,
 }
 
 impl Store {
@@ -158,8 +160,7 @@ impl Store {
             self.lookups.forget();
         }
         written.map_err(StoreError::from)?;
-        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
-        let late = self.sweep(number, &ticket.org, &seqs)?;
+        let late = self.sweep(number, &ticket.org, &gathered.seqs)?;
         // The contents go once nothing names them any more.
         for id in &gathered.originals {
             self.raw.remove(id.to_be_bytes())?;
@@ -257,6 +258,7 @@ impl Store {
         }
         let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
         self.gather_mail(&mut g, number, org, &seqs)?;
+        g.seqs = seqs;
         Ok(g)
     }
 
@@ -276,8 +278,7 @@ impl Store {
                 let item: OutboxItem = decode(&v)?;
                 if item.ticket == number && item.org == org {
                     g.remove.insert(k.to_vec());
-                    g.remove
-                        .insert(format!("outpending/{}", item.key).into_bytes());
+                    g.remove.insert(pending_key(&item.key).into_bytes());
                     // The stored body of a mail with files is that mail's alone.
                     g.bodies.extend(item.files.body.clone());
                     let mid = normalize_message_id(&item.message_id);

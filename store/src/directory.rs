@@ -326,12 +326,7 @@ impl Store {
             self.state.remove(k)?;
         }
         // Their bell: what it says of tickets is no longer theirs to read.
-        let mut bell = sled::Batch::default();
-        for k in self.state.scan_prefix(format!("bell/{email}\0")).keys() {
-            bell.remove(k?);
-        }
-        bell.remove(crate::bell::unread_key(email).as_bytes());
-        self.state.apply_batch(bell)?;
+        self.forget_bell(email)?;
         let principal = crate::Principal::Staff {
             email: email.to_string(),
         };

@@ -140,15 +140,6 @@ impl Store {
             .state
             .contains_key(ourmid_key(org, &normalize_message_id(mid)))?)
     }
-
-    /// Remembers a Message-ID we generated for a ticket, so replies to it thread.
-    pub fn register_message_id(&self, org: &str, mid: &str, ticket: u64) -> Result<(), StoreError> {
-        self.state.insert(
-            mid_key(org, &normalize_message_id(mid)),
-            &ticket.to_be_bytes(),
-        )?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]

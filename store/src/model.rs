@@ -73,7 +73,7 @@ impl Org {
 
     /// Whether the sender whitelist lets mail from `domain` in (an empty list lets all).
     /// A listed domain also allows its subdomains.
-    pub fn allows_sender_domain(&self, domain: Option<&str>) -> bool {
+    fn allows_sender_domain(&self, domain: Option<&str>) -> bool {
         self.whitelist.is_empty()
             || domain.is_some_and(|d| {
                 let d = d.to_ascii_lowercase();

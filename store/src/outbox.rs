@@ -76,23 +76,29 @@ impl MailFiles {
     }
 }
 
-/// Puts one mail that no event caused (a sign-in link, an invitation) in the outbox under
-/// its own unique key, unless it is there already.
+/// Puts one mail (`value`: the encoded `item`) in the outbox under its unique key, to be
+/// sent, unless it is there already; whether it was added.
 pub(crate) fn put_mail(
     tx: &sled::transaction::TransactionalTree,
     item: &OutboxItem,
     value: &[u8],
-) -> Result<(), sled::transaction::UnabortableTransactionError> {
+) -> Result<bool, sled::transaction::UnabortableTransactionError> {
     let k = item_key(&item.key);
-    if tx.get(k.as_bytes())?.is_none() {
-        tx.insert(k.as_bytes(), value)?;
-        tx.insert(format!("outpending/{}", item.key).as_bytes(), &[])?;
+    if tx.get(k.as_bytes())?.is_some() {
+        return Ok(false);
     }
-    Ok(())
+    tx.insert(k.as_bytes(), value)?;
+    tx.insert(pending_key(&item.key).as_bytes(), &[])?;
+    Ok(true)
 }
 
 fn item_key(key: &str) -> String {
     format!("outbox/{key}")
+}
+
+/// The marker of a mail still to be sent (or retried).
+pub(crate) fn pending_key(key: &str) -> String {
+    format!("outpending/{key}")
 }
 
 /// The outbox key of the mail event `event` causes to `recipient`: one per pair, so
@@ -123,10 +129,7 @@ impl Store {
         items: &[OutboxItem],
         bell: &[crate::BellItem],
     ) -> Result<usize, StoreError> {
-        let encoded: Vec<(String, Vec<u8>)> = items
-            .iter()
-            .map(|i| Ok((item_key(&i.key), encode(i)?)))
-            .collect::<Result<_, StoreError>>()?;
+        let encoded: Vec<Vec<u8>> = items.iter().map(encode).collect::<Result<_, _>>()?;
         let bell_items = bell;
         let bell: Vec<(Vec<u8>, Vec<u8>)> = bell
             .iter()
@@ -142,10 +145,8 @@ impl Store {
             .state
             .transaction(|tx| {
                 let mut added = 0;
-                for ((k, v), item) in encoded.iter().zip(items) {
-                    if tx.get(k.as_bytes())?.is_none() {
-                        tx.insert(k.as_bytes(), v.clone())?;
-                        tx.insert(format!("outpending/{}", item.key).as_bytes(), &[])?;
+                for (v, item) in encoded.iter().zip(items) {
+                    if put_mail(tx, item, v)? {
                         tx.insert(sent_key(&item.recipient, item.created_at), &[])?;
                         // Replies to what we send thread by its Message-ID.
                         let mid = crate::normalize_message_id(&item.message_id);
@@ -240,7 +241,7 @@ impl Store {
         }
         self.state.insert(k, encode(&item)?)?;
         if done {
-            self.state.remove(format!("outpending/{key}"))?;
+            self.state.remove(pending_key(key))?;
         }
         Ok(())
     }
