@@ -94,7 +94,10 @@ impl Notifier {
     pub fn run_once(&self, runtime: &Handle) -> Result<usize, NotifierError> {
         self.plan_new_events()?;
         let now = time::OffsetDateTime::now_utc();
-        crate::access_mail::queue_sign_in_mail(&self.store, now)?;
+        // A sign-in request that cannot be made into mail must not hold up the outbox.
+        if let Err(e) = crate::access_mail::queue_sign_in_mail(&self.store, now) {
+            tracing::error!(error = %e, "sign-in mail not queued; trying again next pass");
+        }
         let mut due = Vec::new();
         for item in self.store.pending_outbox(now, 200)? {
             // An alert waiting for a retry goes only to someone who may still see the

@@ -184,17 +184,22 @@ impl Processor {
                     // A stop, not a crash: the message in hand is not counted against it
                     // on the next start, where it is planned again.
                     tracing::warn!(inbound = ?worker.progress.current(), "the message in hand was not finished at the stop; it waits for the next start");
+                    // Told to stop at its next step, so it commits nothing after the note
+                    // is gone.
+                    worker.cancelled.store(true, Ordering::Relaxed);
                     self.store.clear_planning()?;
                     return Ok(());
                 }
             }
-            worker = match worker.done.try_recv() {
+            let (next, fresh) = match worker.done.try_recv() {
                 Ok(Report::Stopped) => return Ok(()),
-                Ok(Report::Pass(_)) | Err(TryRecvError::Empty) => self.watch_budget(worker)?.0,
-                Err(TryRecvError::Disconnected) => self.after_death(worker)?,
+                Ok(Report::Pass(_)) | Err(TryRecvError::Empty) => self.watch_budget(worker)?,
+                Err(TryRecvError::Disconnected) => (self.after_death(worker)?, true),
             };
-            // A fresh worker, after one given up on: it takes the wake over.
-            if !worker.following {
+            worker = next;
+            // A fresh worker, after one given up on, takes the wake over (at a stop it
+            // only has to see the stop and end).
+            if fresh {
                 worker.order(Order::Follow(self.careful_until, wake.clone()))?;
             }
         }
@@ -370,8 +375,6 @@ impl Progress {
 struct Worker {
     orders: mpsc::Sender<Order>,
     done: Receiver<Report>,
-    /// Set once the worker follows the spool.
-    following: bool,
     progress: Arc<Progress>,
     /// Set when the pipeline gives up on this worker: it stops at its next step.
     cancelled: Arc<AtomicBool>,
@@ -438,14 +441,12 @@ impl Worker {
         Ok(Worker {
             orders,
             done,
-            following: false,
             progress,
             cancelled,
         })
     }
 
-    fn order(&mut self, order: Order) -> Result<(), GatewayError> {
-        self.following |= matches!(order, Order::Follow(..));
+    fn order(&self, order: Order) -> Result<(), GatewayError> {
         self.orders
             .send(order)
             .map_err(|_| GatewayError::Io(std::io::Error::other("the pipeline worker stopped")))

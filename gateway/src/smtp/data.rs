@@ -159,9 +159,8 @@ impl Session {
             self.reply("554 5.6.0 Message has no readable header section");
             return;
         };
-        let verdicts: Vec<(Recipient, Verdict)> = self
-            .recipients
-            .clone()
+        // Taken, not copied: the transaction is reset after this message either way.
+        let verdicts: Vec<(Recipient, Verdict)> = std::mem::take(&mut self.recipients)
             .into_iter()
             .map(|r| {
                 let v = whitelist_verdict(&self.gateway.store, &r.org, &r.address, from.as_deref());
