@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use postdesk_desk::model::{Clock, OffsetFileClock, Store, SystemClock};
 use postdesk_desk::operator::FirstRun;
 use postdesk_desk::Desk;
-use postdesk_gateway::{Gateway, Mode, Pipeline, Processor, SpoolHandle, SpoolWriter};
+use postdesk_gateway::{DnsSource, Gateway, Mode, Pipeline, Processor, SpoolHandle, SpoolWriter};
 use postdesk_notifier::{FolderTransport, Notifier, NotifierConfig, RelayTransport, Transport};
 use std::path::Path;
 use std::sync::Arc;
@@ -119,9 +119,11 @@ async fn run(
         .map(|i| i.source())
         .collect::<Result<Vec<_>>>()?;
     let trusted_proxies = Arc::new(config.trusted_proxies()?);
-    let (spool, spool_thread, pipeline) = start_mail_flow(&store, &config, stop.clone())?;
-    let notifier = start_notifier(data, &store, &config, stop.clone())?;
+    let dns = config.dns_source()?;
+    let transport = outbound_transport(data, &config)?;
     let first_run = first_run_setup(&desk, &config, owner)?;
+    let (spool, spool_thread, pipeline) = start_mail_flow(&store, &config, dns, stop.clone())?;
+    let notifier = start_notifier(&store, &config, transport, stop.clone())?;
     let gateway = Gateway::new(store.clone(), config.gateway(), spool, tls, stop.clone());
     let mut listeners = vec![tokio::spawn(postdesk_gateway::serve(
         smtp,
@@ -209,6 +211,7 @@ async fn listen(address: &str, what: &str) -> Result<TcpListener> {
 fn start_mail_flow(
     store: &Store,
     config: &Config,
+    dns: DnsSource,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(SpoolHandle, JoinHandle<()>, JoinHandle<()>)> {
     let (wake_tx, wake_rx) = std::sync::mpsc::channel();
@@ -218,7 +221,7 @@ fn start_mail_flow(
         .spawn(move || writer.run())?;
     let processor = Processor::new(
         store.clone(),
-        Some(config.dns_source()?),
+        Some(dns),
         Duration::from_millis(config.message_budget_ms.max(1)),
     )?;
     let pipeline = std::thread::Builder::new()
@@ -230,14 +233,9 @@ fn start_mail_flow(
     Ok((spool, spool_thread, pipeline))
 }
 
-/// Outbound mail, on a thread of its own; relay sends run on the server's runtime.
-fn start_notifier(
-    data: &Path,
-    store: &Store,
-    config: &Config,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<JoinHandle<()>> {
-    let transport = if config.relay.url.is_empty() {
+/// Where outbound mail goes: the relay, or the outbox folder when none is set.
+fn outbound_transport(data: &Path, config: &Config) -> Result<Transport> {
+    Ok(if config.relay.url.is_empty() {
         let folder = data.join("outbox");
         Transport::Folder(
             FolderTransport::new(folder.clone())
@@ -245,7 +243,16 @@ fn start_notifier(
         )
     } else {
         Transport::Relay(RelayTransport::new(&config.relay_config()?)?)
-    };
+    })
+}
+
+/// Outbound mail, on a thread of its own; relay sends run on the server's runtime.
+fn start_notifier(
+    store: &Store,
+    config: &Config,
+    transport: Transport,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<JoinHandle<()>> {
     let notifier_config = NotifierConfig {
         retry_base: Duration::from_secs(config.relay.retry_base_secs.max(1)),
         concurrency: config.relay.concurrency.max(1),

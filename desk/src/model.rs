@@ -3,8 +3,7 @@
 //! open it and hand it to the desk, the gateway and the notifier; the edges never call it.
 
 pub use postdesk_store::{
-    check_slug, random_bytes, BellItem, BlockedSender, Change, Clock, DkimKeyRecord, Event,
-    EventKind, FieldMode, HeldOutcome, LinkRefusal, OffsetFileClock, Org, PortalMode, Principal,
-    Role, Staff, Status, Store, StoreError, SystemClock, Ticket, TicketFilter, TicketType,
-    Visibility, WebSession,
+    random_bytes, BellItem, BlockedSender, Change, Clock, DkimKeyRecord, Event, EventKind,
+    FieldMode, HeldOutcome, LinkRefusal, OffsetFileClock, Org, PortalMode, Principal, Role, Staff,
+    Status, Store, SystemClock, Ticket, TicketFilter, TicketType, Visibility, WebSession,
 };

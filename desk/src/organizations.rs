@@ -5,7 +5,7 @@
 use crate::address::{email_address, host_name};
 use crate::policy::{require_settings_edit, require_settings_view};
 use crate::{Desk, DeskError, DeskResult};
-use postdesk_store::{check_slug, DkimKeyRecord, Org, Staff, StoreError};
+use postdesk_store::{DkimKeyRecord, Org, Staff, StoreError};
 
 /// Store refusals of a settings change, as the form shows them.
 pub(crate) fn refused(e: StoreError, taken: &str) -> DeskError {
@@ -98,23 +98,9 @@ impl Desk {
         domain: String,
     ) -> DeskResult<Org> {
         require_settings_edit(&staff)?;
-        let slug = slug.trim().to_string();
-        check_slug(&slug).map_err(DeskError::Invalid)?;
-        let name = org_name(&name)?;
-        let address = org_address(&format!("{slug}@{domain}"))?;
         self.run(move |desk| {
-            let org = Org {
-                addresses: vec![address],
-                slug,
-                name,
-                whitelist: Vec::new(),
-                created_at: desk.now(),
-                portal: Default::default(),
-            };
-            desk.store
-                .add_org(&org)
-                .map_err(|e| refused(e, "is taken"))?;
-            Ok(org)
+            desk.operator()
+                .add_org(slug.trim(), &name, &domain, &[], &[])
         })
         .await
     }

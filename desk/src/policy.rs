@@ -56,8 +56,9 @@ pub(crate) fn require_settings_view(staff: &Staff) -> DeskResult<()> {
     }
 }
 
-/// [`can_edit_settings`] as a desk command's first step.
-pub(crate) fn require_settings_edit(staff: &Staff) -> DeskResult<()> {
+/// [`can_edit_settings`] as a desk command's first step (and an edge's, before costly
+/// work such as making a key).
+pub fn require_settings_edit(staff: &Staff) -> DeskResult<()> {
     if can_edit_settings(staff) {
         Ok(())
     } else {

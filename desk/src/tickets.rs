@@ -58,7 +58,6 @@ impl Desk {
             .ok_or_else(|| DeskError::NotFound(format!("ticket {number} not found")))
     }
 
-    /// The ticket and everything its page shows.
     /// A ticket the caller may see and its events, without what only the page shows
     /// (the API's view: the staff list and organization cost a tenth of its rate).
     pub async fn ticket_events(
@@ -74,6 +73,7 @@ impl Desk {
         .await
     }
 
+    /// The ticket and everything its page shows.
     pub async fn ticket_view(&self, staff: Staff, number: u64) -> DeskResult<TicketView> {
         self.run(move |desk| {
             let ticket = desk.visible_ticket(&staff, number)?;

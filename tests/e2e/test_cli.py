@@ -96,6 +96,14 @@ class Cli(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("dns_records", r.stderr)
         self.assertEqual(self.srv.cli("staff", "list").stdout, "")
+        # Nor one with an owner that is no address; no thread is left running either.
+        r = subprocess.run([BIN, "--data", self.srv.data, "serve", "--smtp",
+                            f"127.0.0.1:{self.srv.smtp_port}", "--http",
+                            f"127.0.0.1:{self.srv.http_port}", "--owner", "boss at example"],
+                           env=env, capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("is not an email address", r.stderr)
+        self.assertEqual(self.srv.cli("org", "list").stdout, "")
         self.assertIn("sign-in link for admin@localhost", self.first_start())
 
     def test_org_rules_and_lists(self):

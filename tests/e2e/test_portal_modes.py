@@ -138,6 +138,8 @@ class PortalModes(unittest.TestCase):
                          (token(iat=int(time.time()) - 3600), "valid for too long"),
                          (token(jti=None), "no jti claim"),
                          (token(email=None), "names no email"),
+                         # Not one address: mail to it would reach two.
+                         (token(email="dana@customer.test,eve@evil.test"), "names no email"),
                          ("garbage", "not a JWT")]:
             with self.subTest(why=why):
                 status, _, page = Browser(self.srv).get(f"/portal/acme/sso?token={bad}")

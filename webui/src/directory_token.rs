@@ -128,10 +128,10 @@ pub fn verify(
         .jti
         .filter(|j| !j.trim().is_empty() && j.len() <= MAX_ID)
         .ok_or(TokenError::NoId)?;
+    // The desk's one address rule: the claim becomes the requester mail is sent to.
     let email = claims
         .email
-        .map(|e| e.trim().to_ascii_lowercase())
-        .filter(|e| e.contains('@') && !e.chars().any(|c| c.is_whitespace() || c.is_control()))
+        .and_then(|e| postdesk_desk::address::email_address(&e))
         .ok_or(TokenError::NoEmail)?;
     Ok(Verified {
         email,

@@ -1,12 +1,11 @@
 //! Form posts from signed-in staff, plain or with files: the session and the form's CSRF
 //! token are checked before the handler runs.
 
-use crate::refusals::{forged, refuse};
+use crate::refusals::forged;
 use crate::session::StaffSession;
 use crate::upload::Upload;
 use crate::AppState;
 use axum::extract::{FromRequest, FromRequestParts, Multipart, Request};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Form;
 use serde::de::DeserializeOwned;
@@ -73,12 +72,8 @@ impl<T: DeserializeOwned + HasCsrf + Send> FromRequest<AppState> for SettingsFor
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
         let StaffForm { me, form } = StaffForm::<T>::from_request(req, state).await?;
-        if !crate::policy::can_edit_settings(&me.staff) {
-            return Err(refuse(
-                StatusCode::FORBIDDEN,
-                "Only owners and admins change settings.",
-            ));
-        }
+        crate::policy::require_settings_edit(&me.staff)
+            .map_err(|e| crate::refusals::Refusal::from(e).0)?;
         Ok(SettingsForm { me, form })
     }
 }

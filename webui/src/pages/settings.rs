@@ -308,12 +308,11 @@ fn apply(org: &Org, f: &OrgForm) -> Result<Org, String> {
         .find(|(n, _)| *n == f.portal_mode)
         .map(|(_, v)| *v)
         .ok_or("Choose how portal users sign in.")?;
-    let displayed_email = f.displayed_email.trim().to_ascii_lowercase();
-    if !displayed_email.is_empty()
-        && (!displayed_email.contains('@') || displayed_email.contains(char::is_whitespace))
-    {
-        return Err(format!("{displayed_email:?} is not an email address."));
-    }
+    let displayed_email = match f.displayed_email.trim() {
+        "" => String::new(),
+        given => postdesk_desk::address::email_address(given)
+            .ok_or_else(|| format!("{given:?} is not an email address."))?,
+    };
     let text = |t: &str, max: usize| -> Result<String, String> {
         let t = t.trim();
         if t.chars().count() > max {
