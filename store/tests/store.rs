@@ -41,6 +41,25 @@ fn envelope(orgs: &[&str]) -> Envelope {
     }
 }
 
+/// Spools one message per body, each delivered to `org`; their inbound ids.
+fn spool_to(s: &Store, org: &str, bodies: &[&[u8]]) -> Vec<u64> {
+    let envelope = envelope(&[org]);
+    let batch: Vec<(&Envelope, &[u8])> = bodies.iter().map(|b| (&envelope, *b)).collect();
+    s.spool_batch(&batch).expect("spool")
+}
+
+/// A staff member with `role`, alerts on, no rate.
+fn staff(email: &str, name: &str, role: Role) -> Staff {
+    Staff {
+        email: email.into(),
+        name: name.into(),
+        role,
+        alerts: true,
+        hourly_rate_cents: 0,
+        created_at: OffsetDateTime::now_utc(),
+    }
+}
+
 fn commit(inbound: u64, org: &str, mid: &str, target: TicketTarget, last: bool) -> DeliveryCommit {
     DeliveryCommit {
         inbound,
@@ -217,12 +236,7 @@ fn spool_then_commit_is_idempotent_and_dedups() {
 fn replies_reopen_and_track_participants() {
     let (s, dir) = temp_store("reply");
     s.add_org(&org("acme")).expect("org");
-    let ids = s
-        .spool_batch(&[
-            (&envelope(&["acme"]), b"a".as_slice()),
-            (&envelope(&["acme"]), b"b".as_slice()),
-        ])
-        .expect("spool");
+    let ids = spool_to(&s, "acme", &[b"a", b"b"]);
     s.commit_delivery(&commit(ids[0], "acme", "<a@x>", new_target(), true))
         .expect("c");
     let mut reply = commit(ids[1], "acme", "<b@x>", TicketTarget::Existing(1), true);
@@ -250,13 +264,7 @@ fn replies_reopen_and_track_participants() {
 fn held_mail_widens_nothing_and_is_decided_once() {
     let (s, dir) = temp_store("held");
     s.add_org(&org("acme")).expect("org");
-    let ids = s
-        .spool_batch(&[
-            (&envelope(&["acme"]), b"a".as_slice()),
-            (&envelope(&["acme"]), b"b".as_slice()),
-            (&envelope(&["acme"]), b"c".as_slice()),
-        ])
-        .expect("spool");
+    let ids = spool_to(&s, "acme", &[b"a", b"b", b"c"]);
     s.commit_delivery(&commit(ids[0], "acme", "<a@x>", new_target(), true))
         .expect("c");
     s.act_on_ticket(&TicketAction {
@@ -400,12 +408,7 @@ fn the_message_in_hand_at_a_crash_is_counted() {
     // Committing the message in hand clears the note with it; another message's commit
     // (a batch committed before the one in hand is planned again) does not.
     s.add_org(&org("acme")).expect("org");
-    let ids = s
-        .spool_batch(&[
-            (&envelope(&["acme"]), b"one".as_slice()),
-            (&envelope(&["acme"]), b"two".as_slice()),
-        ])
-        .expect("spool");
+    let ids = spool_to(&s, "acme", &[b"one", b"two"]);
     s.note_planning(ids[1], false).expect("note");
     s.commit_pipeline(&[PipelineWrite::Delivery(commit(
         ids[0],
@@ -435,15 +438,8 @@ fn secrets_and_tokens() {
     let a = s.secret("reply-token").expect("s");
     assert_eq!(a, s.secret("reply-token").expect("s"));
     assert_ne!(a, s.secret("other").expect("s"));
-    s.add_staff(&Staff {
-        email: "Alex@X.test".into(),
-        name: "Alex".into(),
-        role: Role::Tech,
-        alerts: true,
-        hourly_rate_cents: 0,
-        created_at: OffsetDateTime::now_utc(),
-    })
-    .expect("staff");
+    s.add_staff(&staff("Alex@X.test", "Alex", Role::Tech))
+        .expect("staff");
     s.add_api_token("alex@x.test", "pd_secret").expect("token");
     assert_eq!(
         s.staff_for_api_token("pd_secret")
@@ -515,14 +511,7 @@ fn imported_mail_moves_its_mailbox_cursor_in_the_same_commit() {
 fn sign_in_links_expire_and_wear_out_sessions_end_everywhere() {
     let (store, dir) = temp_store("access");
     store
-        .add_staff(&Staff {
-            email: "ann@ops.test".into(),
-            name: "Ann".into(),
-            role: Role::Tech,
-            alerts: true,
-            hourly_rate_cents: 0,
-            created_at: OffsetDateTime::now_utc(),
-        })
+        .add_staff(&staff("ann@ops.test", "Ann", Role::Tech))
         .unwrap();
     let now = OffsetDateTime::now_utc();
     let ann = Principal::Staff {
@@ -823,12 +812,7 @@ fn deletion_removes_what_only_the_ticket_uses() {
 fn deletion_takes_the_originals_of_duplicates_too() {
     let (s, dir) = temp_store("delete-dup");
     s.add_org(&org("acme")).expect("org");
-    let ids = s
-        .spool_batch(&[
-            (&envelope(&["acme"]), b"first".as_slice()),
-            (&envelope(&["acme"]), b"the same, again".as_slice()),
-        ])
-        .expect("spool");
+    let ids = spool_to(&s, "acme", &[b"first", b"the same, again"]);
     s.commit_delivery(&commit(ids[0], "acme", "<m@x>", new_target(), true))
         .expect("first");
     let again = s
@@ -911,14 +895,11 @@ fn a_sign_in_request_becomes_one_outbox_mail() {
 fn held_mail_opened_as_a_ticket_takes_over_no_one_elses_message_id() {
     let (s, dir) = temp_store("held-mid");
     s.add_org(&org("acme")).expect("org");
-    let ids = s
-        .spool_batch(&[
-            (&envelope(&["acme"]), b"bob's".as_slice()),
-            (&envelope(&["acme"]), b"eve's copy".as_slice()),
-            (&envelope(&["acme"]), b"bob again".as_slice()),
-            (&envelope(&["acme"]), b"eve again".as_slice()),
-        ])
-        .expect("spool");
+    let ids = spool_to(
+        &s,
+        "acme",
+        &[b"bob's", b"eve's copy", b"bob again", b"eve again"],
+    );
     s.commit_delivery(&commit(
         ids[0],
         "acme",
@@ -987,12 +968,7 @@ fn held_mail_opened_as_a_ticket_takes_over_no_one_elses_message_id() {
 fn deletion_reads_the_tickets_own_mail_and_bell_entries_and_leaves_the_rest() {
     let (s, dir) = temp_store("delete-mail");
     s.add_org(&org("acme")).expect("org");
-    let ids = s
-        .spool_batch(&[
-            (&envelope(&["acme"]), b"one".as_slice()),
-            (&envelope(&["acme"]), b"two".as_slice()),
-        ])
-        .expect("spool");
+    let ids = spool_to(&s, "acme", &[b"one", b"two"]);
     for (id, mid) in ids.iter().zip(["<d1@x>", "<d2@x>"]) {
         s.commit_delivery(&commit(*id, "acme", mid, new_target(), true))
             .expect("commit");
@@ -1024,15 +1000,8 @@ fn deletion_reads_the_tickets_own_mail_and_bell_entries_and_leaves_the_rest() {
         read: false,
         at,
     };
-    s.add_staff(&Staff {
-        email: "ann@ops.test".into(),
-        name: "Ann".into(),
-        role: Role::Admin,
-        alerts: true,
-        hourly_rate_cents: 0,
-        created_at: at,
-    })
-    .expect("ann");
+    s.add_staff(&staff("ann@ops.test", "Ann", Role::Admin))
+        .expect("ann");
     // gone@ops.test has bell entries but is no longer staff: they go with the ticket too.
     s.enqueue_outbound(
         "notifier",
