@@ -110,7 +110,9 @@ pub(super) async fn discover(
     })
 }
 
-/// Creates `folder` (a server name) unless the server lists it already.
+/// Creates `folder` (a server name) unless the server lists it already. A CREATE answered
+/// `[ALREADYEXISTS]` (RFC 5530) is the folder being there: another client, or the server
+/// making a parent or sibling on its own, got in between the LIST and the CREATE.
 pub(super) async fn ensure_folder(
     session: &mut ImapSession,
     folder: &str,
@@ -120,10 +122,22 @@ pub(super) async fn ensure_folder(
         .iter()
         .any(|(_, name)| name == folder);
     if !exists {
-        timed("CREATE", session.create(folder)).await?;
-        tracing::info!(folder, "created mailbox folder");
+        let created = async {
+            match session.create(folder).await {
+                Err(async_imap::error::Error::No(why)) if already_exists(&why) => Ok(false),
+                other => other.map(|()| true),
+            }
+        };
+        if timed("CREATE", created).await? {
+            tracing::info!(folder, "created mailbox folder");
+        }
     }
     Ok(())
+}
+
+/// Whether a NO to CREATE says the mailbox exists (the RFC 5530 response code).
+fn already_exists(why: &str) -> bool {
+    why.contains("[ALREADYEXISTS]")
 }
 
 /// `LIST "" pattern`: each listed folder's delimiter and name. async-imap's own `list`
@@ -245,6 +259,16 @@ mod tests {
         let other = hierarchy("Mail/", Some('/'));
         assert_eq!(other.server_name("mail/Done"), "Mail/mail/Done");
         assert_eq!(other.server_name("Mail/Done"), "Mail/Done");
+    }
+
+    #[test]
+    fn a_create_refused_as_already_there_is_the_folder_there() {
+        assert!(already_exists(
+            "code: None, info: Some(\"[ALREADYEXISTS] Mailbox already exists (0.004 secs).\")"
+        ));
+        assert!(!already_exists(
+            "code: None, info: Some(\"[NOPERM] Permission denied\")"
+        ));
     }
 
     #[test]
