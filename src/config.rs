@@ -59,6 +59,8 @@ pub struct Config {
     /// For tests only: a file holding seconds added to the web UI's clock (link and
     /// session expiry), so a test can move a running server's time. Empty = wall clock.
     pub clock_offset_file: String,
+    /// How often monitors look for tickets to alert about, in seconds (1 to 60).
+    pub monitor_interval_secs: u64,
     /// Outbound relay; with no url, mail is written to DATA/outbox/.
     pub relay: Relay,
     /// Existing mailboxes read over IMAP (`[[imap]]` tables), each into one organization.
@@ -191,6 +193,7 @@ impl Default for Config {
             message_budget_ms: postdesk_gateway::DEFAULT_BUDGET.as_millis() as u64,
             log: "info".into(),
             clock_offset_file: String::new(),
+            monitor_interval_secs: 60,
             relay: Relay::default(),
             imap: Vec::new(),
         }
@@ -253,6 +256,12 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<()> {
+        if !(1..=60).contains(&self.monitor_interval_secs) {
+            bail!(
+                "monitor_interval_secs must be from 1 to 60, not {}",
+                self.monitor_interval_secs
+            );
+        }
         let url = &self.relay.url;
         if !(url.is_empty() || url.starts_with("smtp://") || url.starts_with("smtps://")) {
             bail!(

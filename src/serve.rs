@@ -122,7 +122,8 @@ async fn run(
     let dns = config.dns_source()?;
     let transport = outbound_transport(data, &config)?;
     let first_run = first_run_setup(&desk, &config, owner)?;
-    let (spool, spool_thread, pipeline) = start_mail_flow(&store, &config, dns, stop.clone())?;
+    let (spool, spool_thread, pipeline) =
+        start_mail_flow(&store, &config, desk.clock(), dns, stop.clone())?;
     let notifier = start_notifier(&store, &config, transport, stop.clone())?;
     let gateway = Gateway::new(store.clone(), config.gateway(), spool, tls, stop.clone());
     let mut listeners = vec![tokio::spawn(postdesk_gateway::serve(
@@ -138,6 +139,11 @@ async fn run(
         )));
     }
     let importers = postdesk_gateway::start_sources(&gateway, sources)?;
+    let monitors = tokio::spawn(postdesk_notifier::run_monitors(
+        desk.clone(),
+        Duration::from_secs(config.monitor_interval_secs),
+        stop.clone(),
+    ));
     let web = start_web(http, desk, data, &config, trusted_proxies, stop)?;
     tracing::info!(smtp = %config.smtp, lmtp = %config.lmtp, http = %config.http, domain = %config.domain, "postdesk is running");
     if let Some(f) = first_run {
@@ -160,6 +166,15 @@ async fn run(
         {
             abort.abort();
         }
+    }
+    // A tick commits each alert with its record, so one cut short loses nothing: the next
+    // start scans again from its marks.
+    let abort = monitors.abort_handle();
+    if tokio::time::timeout(Duration::from_secs(5), monitors)
+        .await
+        .is_err()
+    {
+        abort.abort();
     }
     // A client that never finishes its request must not hold the stop.
     let abort = web.abort_handle();
@@ -211,6 +226,7 @@ async fn listen(address: &str, what: &str) -> Result<TcpListener> {
 fn start_mail_flow(
     store: &Store,
     config: &Config,
+    clock: Arc<dyn Clock>,
     dns: DnsSource,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(SpoolHandle, JoinHandle<()>, JoinHandle<()>)> {
@@ -223,7 +239,8 @@ fn start_mail_flow(
         store.clone(),
         Some(dns),
         Duration::from_millis(config.message_budget_ms.max(1)),
-    )?;
+    )?
+    .with_clock(clock);
     let pipeline = std::thread::Builder::new()
         .name("pipeline".into())
         .spawn(move || {

@@ -184,3 +184,8 @@ fn attacks_on_the_web() {
 fn staff_created_tickets_and_files() {
     run_suite("test_staff_tickets");
 }
+
+#[test]
+fn monitors_and_alerts() {
+    run_suite("test_monitors");
+}

@@ -6,6 +6,7 @@
 pub mod access;
 pub mod address;
 mod bell;
+pub mod costs;
 pub mod dashboard;
 mod deletion;
 pub mod downloads;
@@ -20,6 +21,7 @@ pub mod hosts;
 pub mod lists;
 pub mod mail_logs;
 pub mod model;
+pub mod monitors;
 pub mod opening;
 pub mod operator;
 pub mod organizations;

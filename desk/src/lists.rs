@@ -3,16 +3,22 @@
 //! text search in summaries, requesters and messages, a page at a time, with counts by
 //! status under the other filters.
 
+use crate::DeskError;
 use crate::{policy, Desk, DeskResult};
-use postdesk_store::{Role, Staff, Status, Ticket, TicketFilter};
+use postdesk_store::{Monitor, Role, Staff, Status, Ticket, TicketFilter};
 
 /// How a ticket relates to the staff member looking ("my relation" filter).
 pub const RELATIONS: [&str; 4] = ["raised", "assigned", "following", "cc"];
 /// A text search reads at most this many of the most recently active tickets' messages.
 const SEARCH_CAP: usize = 20_000;
+/// An alert filter reads at most this many of the tickets its monitor matches.
+const ALERT_CAP: usize = 20_000;
 
 pub struct ListQuery {
     pub filter: TicketFilter,
+    /// Only the tickets a monitor matches now: (organization, `Monitor::id`). They come
+    /// longest in the monitor's state first.
+    pub alert: Option<(String, String)>,
     /// One of [`RELATIONS`]; anything else is no relation filter.
     pub relation: Option<String>,
     /// Lowercased on use.
@@ -33,6 +39,8 @@ pub struct TicketList {
     pub counts: [u64; 4],
     /// Every organization's slug, for the filter.
     pub orgs: Vec<String>,
+    /// Every organization's monitors, for the alert filter.
+    pub monitors: Vec<(String, Monitor)>,
 }
 
 fn related(t: &Ticket, email: &str, relation: Option<&str>) -> bool {
@@ -71,7 +79,30 @@ impl Desk {
             };
             // One more than the pages up to this one tells whether an older page exists.
             let upto = (q.page + 1) * q.page_size;
-            let mut tickets = store.tickets_where(&q.filter, upto + 1, matches)?;
+            let mut tickets = match &q.alert {
+                None => store.tickets_where(&q.filter, upto + 1, matches)?,
+                Some((org, id)) => {
+                    let monitor = store
+                        .monitors(org)?
+                        .into_iter()
+                        .find(|m| m.id() == *id)
+                        .ok_or_else(|| {
+                            DeskError::NotFound(format!("{org} has no monitor {id}."))
+                        })?;
+                    let f = &q.filter;
+                    store
+                        .matching(org, &monitor, desk.now(), ALERT_CAP)?
+                        .into_iter()
+                        .filter(|t| {
+                            f.org.as_ref().is_none_or(|o| *o == t.org)
+                                && f.status.is_none_or(|s| s == t.status)
+                                && f.ticket_type.is_none_or(|ty| ty == t.ticket_type)
+                                && matches(t)
+                        })
+                        .take(upto + 1)
+                        .collect()
+                }
+            };
             let capped = examined.get() > SEARCH_CAP;
             let has_older = tickets.len() > upto;
             tickets.truncate(upto);
@@ -97,12 +128,18 @@ impl Desk {
                 }
             }
             let orgs = store.orgs()?.into_iter().map(|o| o.slug).collect();
+            let monitors = store
+                .all_monitors()?
+                .into_iter()
+                .flat_map(|(org, list)| list.into_iter().map(move |m| (org.clone(), m)))
+                .collect();
             Ok(TicketList {
                 tickets,
                 has_older,
                 capped,
                 counts,
                 orgs,
+                monitors,
             })
         })
         .await

@@ -4,6 +4,7 @@
 
 pub use postdesk_store::{
     random_bytes, BellItem, BlockedSender, Change, Clock, DkimKeyRecord, Event, EventKind,
-    FieldMode, HeldOutcome, LinkRefusal, OffsetFileClock, Org, PortalMode, Principal, Role, Staff,
-    Status, Store, SystemClock, Ticket, TicketFilter, TicketType, Visibility, WebSession,
+    FieldMode, HeldOutcome, LinkRefusal, Monitor, MonitorKind, OffsetFileClock, Org, PortalMode,
+    Principal, Role, Staff, Status, Store, SystemClock, Ticket, TicketFilter, TicketType,
+    Visibility, WebSession,
 };

@@ -1,10 +1,12 @@
 //! Outbound mail: who hears of each event (fed by the event log), sign-in link mails,
-//! rendering, DKIM signing, the outbox and its transports (relay or folder).
+//! rendering, DKIM signing, the outbox and its transports (relay or folder), and the
+//! monitors' timer.
 
 mod access_mail;
 mod attachments;
 mod dkim;
 mod error;
+mod monitors;
 mod plan;
 mod relay;
 mod render;
@@ -13,6 +15,7 @@ mod worker;
 
 pub use dkim::{dns_record, generate_key, sign, Algorithm};
 pub use error::NotifierError;
+pub use monitors::run_monitors;
 pub use relay::{RelayConfig, RelayTls, RelayTransport, SendError};
 pub use transport::{FolderTransport, Transport};
 pub use worker::{Notifier, NotifierConfig};

@@ -13,7 +13,9 @@
 //! - an assignment: an `assigned_alert` to the new assignee (while they still hold it);
 //! - a ticket resolved or closed by staff: a `resolved_notice` to the requester, saying how
 //!   to reopen it (answer the mail), once per time it is done; other field changes are silent;
-//! - staff commands not understood or not allowed: back to that staff member.
+//! - staff commands not understood or not allowed: back to that staff member;
+//! - a monitor's alert: a `monitor_alert` to the assignee, or when there is none (or they
+//!   left) the owners, admins and managers, when the monitor mails; the bell always.
 //!
 //! Staff hear only of tickets the policy lets them see, checked when the mail is planned
 //! and again when it is sent. Never the author of the event, never automatic mail, never
@@ -61,13 +63,18 @@ pub(crate) const CARRIES_FILES: [&str; 4] = [
 ];
 
 /// Mail that tells staff about a ticket: sent only to staff the policy lets see it.
-pub(crate) const STAFF_ALERTS: [&str; 5] = [
+pub(crate) const STAFF_ALERTS: [&str; 6] = [
     "new_ticket_alert",
     "reply_alert",
     "held_alert",
     "note_alert",
     "assigned_alert",
+    "monitor_alert",
 ];
+
+/// Automatic mail outside the hourly cap: a monitor's alert is caused by time passing, not
+/// by mail, so it cannot loop, and the monitor sends one per ticket and episode.
+const UNCAPPED: [&str; 1] = ["monitor_alert"];
 
 /// Whether `recipient` is a staff member who may see `ticket` (and so may hear of it).
 pub(crate) fn may_hear_of(
@@ -131,10 +138,10 @@ impl Planner<'_> {
             {
                 continue;
             }
-            if d.automatic {
-                if !self.wants_automatic_mail(&d.recipient, d.kind)? {
-                    continue;
-                }
+            if d.automatic && !self.wants_automatic_mail(&d.recipient, d.kind)? {
+                continue;
+            }
+            if d.automatic && !UNCAPPED.contains(&d.kind) {
                 let recent = self
                     .store
                     .automatic_mail_count(&d.recipient, now - time::Duration::hours(1))?
@@ -226,6 +233,13 @@ impl Planner<'_> {
                 self.staff_alert_list(&ticket)?,
                 format!("{author} wrote a note on #{n} {summary}"),
             ),
+            (EventKind::Alert, _) => (
+                self.assignee_or_managers(&ticket)?,
+                format!(
+                    "#{n} {summary} is {}",
+                    event.monitor.map(|m| m.describe()).unwrap_or_default()
+                ),
+            ),
             (EventKind::Update, _) if !event.automatic => {
                 match self.told_of_change(event, &ticket)? {
                     Some((to, "assigned_alert")) => (
@@ -270,11 +284,23 @@ impl Planner<'_> {
     /// The assignee (else, or when the assignee is no longer staff, the owners, admins
     /// and managers), and the ticket's followers: those of them the policy lets see it.
     fn staff_alert_list(&self, ticket: &Ticket) -> Result<Vec<String>, NotifierError> {
+        let mut list = self.assignee_or_managers(ticket)?;
+        for f in &ticket.followers {
+            if !list.contains(f) && may_hear_of(self.store, f, ticket)? {
+                list.push(f.clone());
+            }
+        }
+        Ok(list)
+    }
+
+    /// The assignee, or when there is none (or they are no longer staff) the owners,
+    /// admins and managers: those of them the policy lets see the ticket.
+    fn assignee_or_managers(&self, ticket: &Ticket) -> Result<Vec<String>, NotifierError> {
         let assignee = match &ticket.assignee {
             Some(a) => self.store.staff(a)?,
             None => None,
         };
-        let mut list = match assignee {
+        let list = match assignee {
             Some(a) => vec![a.email],
             None => self
                 .store
@@ -284,11 +310,6 @@ impl Planner<'_> {
                 .map(|s| s.email)
                 .collect(),
         };
-        for f in &ticket.followers {
-            if !list.contains(f) {
-                list.push(f.clone());
-            }
-        }
         self.visible_to(list, ticket)
     }
 
@@ -361,6 +382,13 @@ impl Planner<'_> {
                 if let Some((recipient, kind)) = self.told_of_change(event, ticket)? {
                     drafts.extend(people(kind, true, vec![recipient]));
                 }
+            }
+            (EventKind::Alert, _) if event.monitor.is_some_and(|m| m.email) => {
+                drafts.extend(people(
+                    "monitor_alert",
+                    true,
+                    self.assignee_or_managers(ticket)?,
+                ));
             }
             (EventKind::CommandsRejected, _) => drafts.push(Draft {
                 recipient: event.author.clone(),

@@ -403,6 +403,19 @@ pub(crate) fn framing(kind: &str, a: &About<'_>) -> Framing {
                 }
             ))
         },
+        "monitor_alert" => Framing {
+            body: Some(format!(
+                "Status: {}. Assignee: {}. Requested by {}.\n\nAnswer this mail to reply on the ticket, or begin it with command lines (#assign, #status, #due, #note) to act on it.",
+                ticket.status.as_str(),
+                ticket.assignee.as_deref().unwrap_or("nobody"),
+                ticket.requester
+            )),
+            ..alert(format!(
+                "Ticket #{} is {}.",
+                ticket.number,
+                event.monitor.map(|m| m.describe()).unwrap_or_default()
+            ))
+        },
         "held_alert" if event.suspected_spoofing => alert(format!(
             "Mail claiming to come from {} fails the DMARC check its domain asks for, so it may be forged. It is kept as an internal entry; nothing was sent or changed.",
             event.author

@@ -204,6 +204,10 @@ impl Store {
             }
             g.remove.insert(k.to_vec());
         }
+        // An alert raised meanwhile left its record.
+        for k in self.state.scan_prefix(num_key("monrec/", number)).keys() {
+            g.remove.insert(k?.to_vec());
+        }
         self.gather_mail(&mut g, number, org, &seqs)?;
         if !g.remove.is_empty() {
             self.state
@@ -220,6 +224,8 @@ impl Store {
         g.remove.insert(num_key("ticket/", number));
         g.remove.insert(recency_key(ticket));
         g.remove.extend(person_keys(ticket));
+        g.remove
+            .extend(crate::monitors::keys_of_deleted(self, ticket)?);
         let points_here = |v: Option<sled::IVec>| v.is_some_and(|v| mid_ticket(&v) == Some(number));
         for e in events {
             g.remove.insert(num_key("ev/", e.seq));

@@ -8,7 +8,7 @@ use crate::message_ids::{
     mid_entry, mid_key, mid_origin, mid_ticket, midby_key, midfrom_key, normalize_message_id,
 };
 use crate::spool::finish_inbound;
-use crate::tickets::{append_change, append_event, bump, new_ticket, save_ticket};
+use crate::tickets::{append_change, append_event, bump, new_ticket, record_activity, save_ticket};
 use crate::{
     AttachmentRef, Decision, Event, EventKind, Outcome, Status, Store, StoreError, Ticket,
     TicketType, Visibility,
@@ -218,9 +218,11 @@ fn apply_delivery(
         held: c.held,
         suspected_spoofing: c.suspected_spoofing,
         quiet: false,
+        monitor: None,
         at: c.at,
     };
     append_event(tx, &event)?;
+    record_activity(&mut ticket, &event);
     // Commands come after the text they arrived with, one event each.
     for change in &c.changes {
         append_change(tx, &mut ticket, change, &event)?;

@@ -4,7 +4,7 @@
 use crate::codec::{decode, encode, num_key};
 use crate::delivery::MAX_TICKET_CC;
 use crate::message_ids::{mid_entry, mid_key, mid_origin, mid_ticket, midby_key, moved_mid_entry};
-use crate::tickets::{append_change, append_event, bump, new_ticket, save_ticket};
+use crate::tickets::{append_change, append_event, bump, new_ticket, record_activity, save_ticket};
 use crate::{Change, Event, EventKind, HeldOutcome, Store, StoreError, Ticket, TicketType};
 use sled::transaction::ConflictableTransactionError::Abort;
 use sled::transaction::{TransactionalTree, UnabortableTransactionError};
@@ -115,7 +115,7 @@ impl Store {
                         summary,
                         ticket_type,
                     } => {
-                        let opened = Ticket {
+                        let mut opened = Ticket {
                             automatic: event.automatic,
                             ..new_ticket(tx, &before.org, *ticket_type, summary, &event.author, at)?
                         };
@@ -129,6 +129,7 @@ impl Store {
                             ..event.clone()
                         };
                         append_event(tx, &created)?;
+                        record_activity(&mut opened, &created);
                         save_ticket(tx, None, &opened)?;
                         // Replies to the mail now thread into its own ticket.
                         if let Some(mid) = &event.message_id {

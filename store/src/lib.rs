@@ -19,6 +19,8 @@ mod mail_requests;
 mod mailboxes;
 mod message_ids;
 mod model;
+mod monitor_rules;
+mod monitors;
 mod outbox;
 #[cfg(test)]
 mod scratch;
@@ -37,6 +39,8 @@ pub use held::HeldAction;
 pub use mail_requests::SignInRequest;
 pub use message_ids::normalize_message_id;
 pub use model::*;
+pub use monitor_rules::{due_end, Monitor, MonitorKind, MAX_MONITOR_HOURS};
+pub use monitors::{WrittenTicket, MONITOR_AUTHOR};
 pub use outbox::{event_mail_key, MailFiles, OutboxItem, OutboxStatus};
 pub use tickets::{NewTicket, TicketAction, TicketFilter};
 
@@ -85,6 +89,7 @@ impl Store {
         store.ensure_recency_index()?;
         store.ensure_link_index()?;
         store.ensure_unread_counts()?;
+        store.ensure_monitor_index()?;
         release_freed_memory();
         Ok(store)
     }

@@ -264,10 +264,71 @@ pub struct Ticket {
     /// When it was last resolved or closed; `None` while open or waiting.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub closed_at: Option<OffsetDateTime>,
+    /// When it was opened or last reopened (became neither resolved nor closed).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub active_since: Option<OffsetDateTime>,
+    /// When its status last changed (or it was opened).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub status_since: Option<OffsetDateTime>,
+    /// Since when it has had no assignee; `None` while someone holds it.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub unassigned_since: Option<OffsetDateTime>,
+    /// The last entry a staff member wrote or change they made.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_staff_at: Option<OffsetDateTime>,
+    /// The last message its requester or a CC wrote (automatic and held mail do not count).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_user_at: Option<OffsetDateTime>,
+    /// The first public answer by staff.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub first_response_at: Option<OffsetDateTime>,
+    /// Minutes of work logged on it, per staff member.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub minutes_logged: std::collections::BTreeMap<String, u64>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+impl Ticket {
+    /// A new open ticket: nobody assigned or copied, no due date, nothing logged yet.
+    pub fn fresh(
+        number: u64,
+        org: &str,
+        ticket_type: TicketType,
+        summary: &str,
+        requester: &str,
+        at: OffsetDateTime,
+    ) -> Ticket {
+        Ticket {
+            number,
+            org: org.to_string(),
+            ticket_type,
+            status: Status::Open,
+            summary: summary.to_string(),
+            requester: requester.to_string(),
+            assignee: None,
+            cc: Vec::new(),
+            participants: Vec::new(),
+            automatic: false,
+            priority: Priority::default(),
+            due: None,
+            category: None,
+            followers: Vec::new(),
+            created_by: None,
+            closed_at: None,
+            active_since: None,
+            status_since: None,
+            unassigned_since: None,
+            last_staff_at: None,
+            last_user_at: None,
+            first_response_at: None,
+            minutes_logged: Default::default(),
+            created_at: at,
+            updated_at: at,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -327,6 +388,9 @@ pub enum EventKind {
     CommandsRejected,
     /// The ticket was deleted (by `author`); the only entry of it left in the log.
     Deleted,
+    /// A monitor found the ticket in the state it watches for (see `Event::monitor`).
+    /// Internal; it changes nothing and is no one's activity.
+    Alert,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -378,6 +442,9 @@ pub struct Event {
     /// record, say); staff alerts still go.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub quiet: bool,
+    /// For `Alert` events: the monitor that fired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<crate::Monitor>,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
 }
@@ -402,6 +469,7 @@ impl Event {
             held: false,
             suspected_spoofing: false,
             quiet: false,
+            monitor: None,
             at,
         }
     }

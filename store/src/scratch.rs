@@ -2,7 +2,7 @@
 
 use crate::Store;
 
-pub(crate) struct Scratch(std::path::PathBuf);
+pub(crate) struct Scratch(pub(crate) std::path::PathBuf);
 
 impl Drop for Scratch {
     fn drop(&mut self) {
@@ -15,4 +15,18 @@ pub(crate) fn scratch_store(name: &str) -> (Store, Scratch) {
     let dir = std::env::temp_dir().join(format!("postdesk-unit-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     (Store::open(&dir).expect("open"), Scratch(dir))
+}
+
+/// Adds an organization `slug` with the address `slug@x.test` to a scratch store.
+pub(crate) fn scratch_org(store: &Store, slug: &str) {
+    store
+        .add_org(&crate::Org {
+            slug: slug.into(),
+            name: slug.into(),
+            addresses: vec![format!("{slug}@x.test")],
+            whitelist: vec![],
+            created_at: time::OffsetDateTime::now_utc(),
+            portal: Default::default(),
+        })
+        .expect("org");
 }

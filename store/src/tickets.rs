@@ -66,7 +66,7 @@ pub(crate) fn person_keys(t: &Ticket) -> Vec<Vec<u8>> {
 }
 
 /// A day as `Date`'s Display writes it: `YYYY-MM-DD`.
-fn parse_day(text: &str) -> Option<time::Date> {
+pub(crate) fn parse_day(text: &str) -> Option<time::Date> {
     let mut parts = text.splitn(3, '-');
     let year = parts.next()?.parse().ok()?;
     let month = time::Month::try_from(parts.next()?.parse::<u8>().ok()?).ok()?;
@@ -78,8 +78,35 @@ fn is_done(s: Status) -> bool {
     matches!(s, Status::Resolved | Status::Closed)
 }
 
+/// What an entry makes of the ticket's activity, first answer and logged time. Alerts
+/// and rejected commands are no one's activity; automatic and held mail is not the
+/// requester's.
+pub(crate) fn record_activity(ticket: &mut Ticket, e: &Event) {
+    if matches!(
+        e.kind,
+        EventKind::Alert | EventKind::CommandsRejected | EventKind::Deleted
+    ) {
+        return;
+    }
+    if e.by_staff {
+        ticket.last_staff_at = Some(e.at);
+        if e.kind == EventKind::Reply
+            && e.visibility == Visibility::Public
+            && ticket.first_response_at.is_none()
+        {
+            ticket.first_response_at = Some(e.at);
+        }
+        if let Some(crate::Change::TimeSpent(m)) = &e.change {
+            *ticket.minutes_logged.entry(e.author.clone()).or_default() += u64::from(*m);
+        }
+    } else if !e.automatic && !e.held && matches!(e.kind, EventKind::Created | EventKind::Reply) {
+        ticket.last_user_at = Some(e.at);
+    }
+}
+
 /// Writes a ticket with its indexes: the recency index, the counts by organization, type
-/// and status, and the per-day opened/closed counts (`closed_at` is kept here too).
+/// and status, the per-day opened/closed counts and the monitor indexes; the times those
+/// read (`closed_at`, `active_since`, `status_since`, `unassigned_since`) are kept here.
 /// `before` is the ticket as stored until now (`None` for a new one).
 pub(crate) fn save_ticket(
     tx: &TransactionalTree,
@@ -88,6 +115,18 @@ pub(crate) fn save_ticket(
 ) -> Result<(), sled::transaction::ConflictableTransactionError<StoreError>> {
     let mut after = after.clone();
     let was_done = before.is_some_and(|b| is_done(b.status));
+    if before.is_none_or(|b| b.status != after.status) {
+        after.status_since = Some(after.updated_at);
+    }
+    if before.is_none() || (was_done && !is_done(after.status)) {
+        after.active_since = Some(after.updated_at);
+    }
+    if after.assignee.is_some() {
+        after.unassigned_since = None;
+    } else if before.is_none_or(|b| b.assignee.is_some()) {
+        after.unassigned_since = Some(after.updated_at);
+    }
+    crate::monitors::reindex(tx, before, &after)?;
     if is_done(after.status) && !was_done {
         after.closed_at = Some(after.updated_at);
         bump(
@@ -180,9 +219,11 @@ pub(crate) fn append_change(
         held: false,
         suspected_spoofing: false,
         quiet: false,
+        monitor: None,
         ..base.clone()
     };
     append_event(tx, &update)?;
+    record_activity(ticket, &update);
     Ok(update)
 }
 
@@ -195,26 +236,14 @@ pub(crate) fn new_ticket(
     requester: &str,
     at: OffsetDateTime,
 ) -> Result<Ticket, sled::transaction::UnabortableTransactionError> {
-    Ok(Ticket {
-        number: bump(tx, "counter/ticket")?,
-        org: org.to_string(),
+    Ok(Ticket::fresh(
+        bump(tx, "counter/ticket")?,
+        org,
         ticket_type,
-        status: Status::Open,
-        summary: summary.to_string(),
-        requester: requester.to_string(),
-        assignee: None,
-        cc: Vec::new(),
-        participants: Vec::new(),
-        automatic: false,
-        priority: Default::default(),
-        due: None,
-        category: None,
-        followers: Vec::new(),
-        created_by: None,
-        closed_at: None,
-        created_at: at,
-        updated_at: at,
-    })
+        summary,
+        requester,
+        at,
+    ))
 }
 
 /// A ticket opened on the web or the API (by its requester in the portal, or by staff on
@@ -280,6 +309,8 @@ impl Store {
                     ..Event::by(ticket.number, author, n.staff_author.is_some(), n.at)
                 };
                 append_event(tx, &event)?;
+                let mut ticket = ticket;
+                record_activity(&mut ticket, &event);
                 save_ticket(tx, None, &ticket)?;
                 Ok((ticket, event))
             })
@@ -346,6 +377,7 @@ impl Store {
                         ..base.clone()
                     };
                     append_event(tx, &event)?;
+                    record_activity(&mut ticket, &event);
                     appended.push(event);
                 }
                 for change in &a.changes {

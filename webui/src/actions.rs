@@ -1,6 +1,6 @@
 //! JSON API writes for integrations: a new ticket, a public reply or internal note (with
 //! files), field changes, the decision about mail held from a non-participant, deleting a
-//! ticket (as spam too) and unblocking a sender; each is a desk command (the notifier
+//! ticket (as spam too), unblocking a sender and setting an organization's monitors; each is a desk command (the notifier
 //! mails what it should).
 
 use crate::auth::Caller;
@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use postdesk_desk::fields::FieldEdit;
 use postdesk_desk::files::NewFile;
-use postdesk_desk::model::{HeldOutcome, Visibility};
+use postdesk_desk::model::{HeldOutcome, Monitor, Visibility};
 use postdesk_desk::opening::TicketRequest;
 use postdesk_desk::tickets::Write;
 use serde::Deserialize;
@@ -271,4 +271,26 @@ pub async fn unblock_sender(
 ) -> Result<StatusCode, ApiError> {
     state.desk.unblock_sender(staff, slug, sender).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorsBody {
+    monitors: Vec<Monitor>,
+}
+
+/// `PUT /api/v1/orgs/SLUG/monitors`: replaces the organization's monitors (owners and
+/// admins); a bad kind or hours is a 400 and changes nothing.
+pub async fn set_monitors(
+    State(state): State<AppState>,
+    Caller(staff): Caller,
+    Path(slug): Path<String>,
+    body: Result<Json<MonitorsBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = json_body(body)?;
+    state
+        .desk
+        .set_monitors(staff, slug, body.monitors.clone())
+        .await?;
+    Ok(Json(json!({ "monitors": body.monitors })))
 }

@@ -1,5 +1,5 @@
 //! JSON API handlers: tickets, a ticket with its events, raw messages, the decision log,
-//! an organization's blocked senders.
+//! an organization's blocked senders and monitors.
 
 use crate::auth::Caller;
 use crate::{ApiError, AppState};
@@ -68,6 +68,7 @@ pub(crate) fn event_json(e: &Event) -> Value {
         "held": e.held,
         "suspected_spoofing": e.suspected_spoofing,
         "quiet": e.quiet,
+        "monitor": e.monitor,
         "at": rfc3339(e.at),
     })
 }
@@ -270,4 +271,14 @@ pub async fn blocked_senders(
             "at": b.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
         }))
         .collect::<Vec<_>>())))
+}
+
+/// `GET /api/v1/orgs/SLUG/monitors`: the organization's monitors (owners, admins, managers).
+pub async fn monitors(
+    State(state): State<AppState>,
+    Caller(staff): Caller,
+    Path(slug): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let list = state.desk.monitors(staff, slug).await?;
+    Ok(Json(json!({ "monitors": list })))
 }

@@ -124,6 +124,10 @@ pub fn router(state: AppState) -> Router {
             get(pages::settings::org).post(pages::settings::save_org),
         )
         .route(
+            "/settings/orgs/{slug}/monitors",
+            get(pages::monitors::show).post(pages::monitors::save),
+        )
+        .route(
             "/settings/orgs/{slug}/unblock",
             post(pages::settings::unblock),
         )
@@ -176,6 +180,10 @@ pub fn router(state: AppState) -> Router {
                 .delete(actions::delete_ticket),
         )
         .route("/api/v1/orgs/{slug}/blocked", get(api::blocked_senders))
+        .route(
+            "/api/v1/orgs/{slug}/monitors",
+            get(api::monitors).put(actions::set_monitors),
+        )
         .route(
             "/api/v1/orgs/{slug}/blocked/{sender}",
             axum::routing::delete(actions::unblock_sender),

@@ -18,7 +18,8 @@ use guard::{failure_writes, plan_guarded};
 use lookup::BatchView;
 use plan::PlanContext;
 use postdesk_store::{
-    normalize_message_id, Decision, PipelineWrite, Store, StoreError, TicketTarget,
+    normalize_message_id, Clock, Decision, PipelineWrite, Store, StoreError, SystemClock,
+    TicketTarget,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
@@ -114,6 +115,8 @@ pub struct Processor {
     careful_until: Option<u64>,
     /// The server's stop signal, when the pipeline runs in one (see [`Pipeline::new`]).
     stop: Option<tokio::sync::watch::Receiver<bool>>,
+    /// What entries are stamped with: the desk's clock (see [`Processor::with_clock`]).
+    clock: Arc<dyn Clock>,
 }
 
 impl Processor {
@@ -134,7 +137,14 @@ impl Processor {
             recovered: false,
             careful_until: None,
             stop: None,
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Stamps entries with `clock` (the desk's, which tests move) instead of the wall clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Processor {
+        self.clock = clock;
+        self
     }
 
     /// Processes every spooled message not yet completed, oldest first, in one pass on the
@@ -222,6 +232,7 @@ impl Processor {
                 self.dns.clone(),
                 self.secret,
                 self.stop.clone(),
+                self.clock.clone(),
             ),
         }
     }
@@ -280,6 +291,7 @@ impl Processor {
             self.dns.clone(),
             self.secret,
             self.stop.clone(),
+            self.clock.clone(),
         )
     }
 
@@ -390,6 +402,7 @@ impl Worker {
         dns: Option<DnsSource>,
         secret: [u8; 32],
         stop: Option<tokio::sync::watch::Receiver<bool>>,
+        clock: Arc<dyn Clock>,
     ) -> Result<Worker, GatewayError> {
         let (orders, order_rx) = mpsc::channel::<Order>();
         let (done_tx, done) = mpsc::channel();
@@ -421,6 +434,7 @@ impl Worker {
                     dmarc: checker.as_ref(),
                     cancelled: &flag,
                     stop: stop.as_ref(),
+                    clock: clock.as_ref(),
                 };
                 while let Ok(order) = order_rx.recv() {
                     let report = match order {

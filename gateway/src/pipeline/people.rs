@@ -97,24 +97,15 @@ mod tests {
         assert!(note.is_some());
         let at = time::OffsetDateTime::UNIX_EPOCH;
         let full = Ticket {
-            number: 1,
-            org: "acme".into(),
-            ticket_type: postdesk_store::TicketType::Question,
-            status: postdesk_store::Status::Open,
-            summary: String::new(),
-            requester: "r@x.test".into(),
-            assignee: None,
             cc: (0..MAX_TICKET_CC).map(|i| format!("c{i}@y.test")).collect(),
-            participants: vec![],
-            automatic: false,
-            priority: Default::default(),
-            due: None,
-            category: None,
-            followers: vec![],
-            created_by: None,
-            closed_at: None,
-            created_at: at,
-            updated_at: at,
+            ..Ticket::fresh(
+                1,
+                "acme",
+                postdesk_store::TicketType::Question,
+                "",
+                "r@x.test",
+                at,
+            )
         };
         let (cc, note) = new_cc(&named, "r@x.test", Some(&full), |_| false);
         assert!(cc.is_empty() && note.is_some());

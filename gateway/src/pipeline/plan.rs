@@ -15,8 +15,8 @@ use crate::{DmarcChecker, GatewayError, SenderCheck};
 use mail_parser::{Message, MessageParser};
 use postdesk_desk::policy;
 use postdesk_store::{
-    AttachmentRef, Change, Decision, DeliveryCommit, Envelope, EventKind, Outcome, PipelineWrite,
-    Staff, Store, StoreError, TicketTarget, TicketType, Visibility,
+    AttachmentRef, Change, Clock, Decision, DeliveryCommit, Envelope, EventKind, Outcome,
+    PipelineWrite, Staff, Store, StoreError, TicketTarget, TicketType, Visibility,
 };
 use postdesk_threading::{
     classify, match_ticket, parse_commands, split_type_prefix, MatchRule, ThreadingInput,
@@ -33,6 +33,7 @@ pub(super) struct PlanContext<'a> {
     pub dmarc: Option<&'a DmarcChecker>,
     pub cancelled: &'a std::sync::atomic::AtomicBool,
     pub stop: Option<&'a tokio::sync::watch::Receiver<bool>>,
+    pub clock: &'a dyn Clock,
 }
 
 impl PlanContext<'_> {
@@ -105,7 +106,7 @@ pub(super) fn plan_message(
                 reason: "spooled message missing from the store".into(),
             },
             notes: vec![],
-            at: time::OffsetDateTime::now_utc(),
+            at: context.clock.now(),
         };
         return Ok(vec![PipelineWrite::Decision {
             decision: d,
@@ -140,7 +141,7 @@ pub(super) fn plan_message(
             .as_ref()
             .and_then(|m| m.message_id())
             .map(|m| truncated(m, 1000).to_string()),
-        now: time::OffsetDateTime::now_utc(),
+        now: context.clock.now(),
     };
     for r in &envelope.refused {
         finish(refusal(

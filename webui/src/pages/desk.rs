@@ -36,6 +36,8 @@ struct DeskPage {
     types: Vec<Choice>,
     orgs: Vec<Choice>,
     relations: Vec<Choice>,
+    /// The alert filter: one option per monitor, `org/id`, with what it watches for.
+    alerts: Vec<AlertChoice>,
     q: String,
     search_capped: bool,
     tickets: Vec<Row>,
@@ -51,6 +53,8 @@ pub struct DeskQuery {
     org: Option<String>,
     /// raised, assigned, following or cc: my relation to the ticket.
     mine: Option<String>,
+    /// `org/monitor id`: the tickets that monitor matches now.
+    alert: Option<String>,
     q: Option<String>,
     page: Option<usize>,
 }
@@ -73,7 +77,13 @@ pub(super) fn short_time(t: time::OffsetDateTime) -> String {
     )
 }
 
-/// One option of a filter's select.
+/// An option of the alert filter.
+struct AlertChoice {
+    value: String,
+    label: String,
+    selected: bool,
+}
+
 /// A status option with how many tickets have it under the other filters.
 struct StatusChoice {
     value: &'static str,
@@ -92,9 +102,11 @@ pub async fn list(
             .filter(|s| !s.is_empty())
             .map(str::to_string)
     };
-    // The list opens on what needs work; "any" (an empty status) shows every ticket.
+    let alert = nonempty(&q.alert);
+    // The list opens on what needs work; "any" (an empty status) shows every ticket, and
+    // so does an alert filter (a waiting ticket can alert).
     let status = match &q.status {
-        None => Some(Status::Open.as_str().to_string()),
+        None if alert.is_none() => Some(Status::Open.as_str().to_string()),
         given => nonempty(given),
     };
     let (status, ticket_type, org, text) = (
@@ -118,12 +130,17 @@ pub async fn list(
         capped,
         counts,
         orgs,
+        monitors,
     } = state
         .desk
         .ticket_list(
             me.staff.clone(),
             ListQuery {
                 filter,
+                alert: alert
+                    .as_deref()
+                    .and_then(|a| a.split_once('/'))
+                    .map(|(org, id)| (org.to_string(), id.to_string())),
                 relation: relation.clone(),
                 text: text.clone(),
                 page,
@@ -151,6 +168,7 @@ pub async fn list(
             ("type", &ticket_type),
             ("org", &org),
             ("mine", &relation),
+            ("alert", &alert),
             ("q", &text),
         ] {
             if let Some(v) = v {
@@ -175,6 +193,17 @@ pub async fn list(
         types: choices(TYPES, &ticket_type),
         orgs: choices(orgs.iter().map(String::as_str), &org),
         relations: choices(RELATIONS, &relation),
+        alerts: monitors
+            .iter()
+            .map(|(org, m)| {
+                let value = format!("{org}/{}", m.id());
+                AlertChoice {
+                    selected: alert.as_deref() == Some(value.as_str()),
+                    label: format!("{org}: {}", m.describe()),
+                    value,
+                }
+            })
+            .collect(),
         q: text.clone().unwrap_or_default(),
         search_capped: capped,
         tickets: rows,

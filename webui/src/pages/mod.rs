@@ -6,6 +6,7 @@ pub mod bell;
 pub mod dashboard;
 pub mod desk;
 pub mod email;
+pub mod monitors;
 pub mod new_ticket;
 pub mod portal;
 pub mod portals;

@@ -12,12 +12,12 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use postdesk_desk::costs::time_and_cost;
 use postdesk_desk::fields::FieldEdit;
-use postdesk_desk::model::{Change, Event, HeldOutcome, Staff, Visibility};
+use postdesk_desk::model::{Change, Event, HeldOutcome, Visibility};
 use postdesk_desk::tickets::{TicketView, Write};
 use postdesk_desk::DeskError;
 use serde::Deserialize;
-use std::collections::BTreeMap;
 
 const PRIORITIES: [&str; 4] = ["low", "normal", "high", "urgent"];
 
@@ -107,25 +107,6 @@ async fn load(state: &AppState, me: &StaffSession, number: u64) -> Result<Contex
     Ok(state.desk.ticket_view(me.staff.clone(), number).await?)
 }
 
-/// Minutes logged and their cost in cents, from each worker's hourly rate.
-fn time_and_cost(events: &[Event], staff: &[Staff]) -> (u64, u64) {
-    let mut by_author: BTreeMap<&str, u64> = BTreeMap::new();
-    for e in events {
-        if let Some(Change::TimeSpent(m)) = &e.change {
-            *by_author.entry(e.author.as_str()).or_default() += u64::from(*m);
-        }
-    }
-    let rate = |who: &str| {
-        staff
-            .iter()
-            .find(|s| s.email == who)
-            .map_or(0, |s| s.hourly_rate_cents)
-    };
-    let minutes = by_author.values().sum();
-    let cost = by_author.iter().map(|(who, m)| m * rate(who) / 60).sum();
-    (minutes, cost)
-}
-
 fn page(
     me: &StaffSession,
     c: &Context,
@@ -133,7 +114,7 @@ fn page(
     error: Option<String>,
 ) -> TicketPage {
     let t = &c.ticket;
-    let (minutes, cost) = time_and_cost(&c.events, &c.staff);
+    let (minutes, cost) = time_and_cost(&c.ticket, &c.staff);
     let categories = c
         .org
         .as_ref()
@@ -464,37 +445,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn costs_use_each_workers_rate() {
-        let at = time::OffsetDateTime::UNIX_EPOCH;
-        let worked = |who: &str, m| Event {
-            seq: 1,
-            ticket: 1,
-            kind: postdesk_desk::model::EventKind::Update,
-            author: who.into(),
-            by_staff: true,
-            visibility: Visibility::Internal,
-            text: String::new(),
-            message_id: None,
-            attachments: vec![],
-            inbound: None,
-            automatic: false,
-            change: Some(Change::TimeSpent(m)),
-            held: false,
-            suspected_spoofing: false,
-            quiet: false,
-            at,
-        };
-        let staff = |email: &str, rate| Staff {
-            email: email.into(),
-            name: email.into(),
-            role: postdesk_desk::model::Role::Tech,
-            alerts: true,
-            hourly_rate_cents: rate,
-            created_at: at,
-        };
-        let events = [worked("a@x", 90), worked("b@x", 30), worked("a@x", 30)];
-        let (minutes, cost) = time_and_cost(&events, &[staff("a@x", 6000), staff("b@x", 3000)]);
-        assert_eq!((minutes, cost), (150, 120 * 100 + 15 * 100));
+    fn hours_read_as_hours_and_minutes() {
         assert_eq!(hours(150), "2:30 h");
     }
 }

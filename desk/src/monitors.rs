@@ -1,0 +1,282 @@
+//! Monitors & alerts: an organization's monitors (owners and admins set them, managers
+//! look), the tickets each matches now, and the tick that raises one alert per ticket,
+//! monitor and episode.
+//!
+//! What a tick reads: the tickets written since the last tick (their watched times may
+//! have moved anywhere, and episodes that ended are forgotten), then, per monitor, the
+//! index entries whose watched time crossed its threshold since its last tick. It never
+//! reads a ticket that neither changed nor crossed.
+
+use crate::{policy, Desk, DeskError, DeskResult};
+use postdesk_store::{Monitor, Staff, Store, StoreError, Ticket};
+use std::collections::HashMap;
+use time::OffsetDateTime;
+
+/// Tickets a tick reads per batch of written ones.
+const WRITTEN_BATCH: usize = 1000;
+
+/// What one tick did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TickReport {
+    /// Monitors looked at, over all organizations.
+    pub monitors: usize,
+    /// Tickets written since the last tick that were read.
+    pub written: usize,
+    /// Index entries that crossed a threshold since the last tick.
+    pub crossed: usize,
+    /// Alerts raised.
+    pub raised: usize,
+}
+
+impl Desk {
+    /// An organization's monitors (owners, admins and managers).
+    pub async fn monitors(&self, staff: Staff, org: String) -> DeskResult<Vec<Monitor>> {
+        self.run(move |desk| {
+            policy::require_settings_view(&staff)?;
+            desk.require_org(&org)?;
+            Ok(desk.store.monitors(&org)?)
+        })
+        .await
+    }
+
+    /// Replaces an organization's monitors (owners and admins); a bad one changes nothing.
+    pub async fn set_monitors(
+        &self,
+        staff: Staff,
+        org: String,
+        monitors: Vec<Monitor>,
+    ) -> DeskResult<()> {
+        self.run(move |desk| {
+            policy::require_settings_edit(&staff)?;
+            desk.require_org(&org)?;
+            desk.store
+                .set_monitors(&org, &monitors)
+                .map_err(|e| match e {
+                    StoreError::Invalid(why) => DeskError::Invalid(why),
+                    other => other.into(),
+                })
+        })
+        .await
+    }
+
+    /// The tickets of `org` that monitor `id` (see `Monitor::id`) matches now and `staff`
+    /// may see, longest in that state first, at most `limit`.
+    pub async fn alerting(
+        &self,
+        staff: Staff,
+        org: String,
+        id: String,
+        limit: usize,
+    ) -> DeskResult<Vec<Ticket>> {
+        self.run(move |desk| {
+            let monitor = desk
+                .store
+                .monitors(&org)?
+                .into_iter()
+                .find(|m| m.id() == id)
+                .ok_or_else(|| DeskError::NotFound(format!("{org} has no monitor {id}.")))?;
+            // Read in growing pages so a Tech's few visible tickets are found among many.
+            let mut want = limit;
+            loop {
+                let found = desk.store.matching(&org, &monitor, desk.now(), want)?;
+                let complete = found.len() < want;
+                let visible: Vec<Ticket> = found
+                    .into_iter()
+                    .filter(|t| policy::can_view_ticket(&staff, t))
+                    .take(limit)
+                    .collect();
+                if complete || visible.len() >= limit {
+                    return Ok(visible);
+                }
+                want = want.saturating_mul(4);
+            }
+        })
+        .await
+    }
+
+    /// Every organization's monitors, for the desk's alert filter (those who may see
+    /// settings see them all; a Tech sees the filter for the tickets they may see).
+    pub async fn all_monitors(&self) -> DeskResult<Vec<(String, Vec<Monitor>)>> {
+        self.run(|desk| Ok(desk.store.all_monitors()?)).await
+    }
+
+    /// Runs one tick at the desk's clock.
+    pub async fn monitor_tick(&self) -> DeskResult<TickReport> {
+        self.run(|desk| Ok(tick(&desk.store, desk.now())?)).await
+    }
+
+    fn require_org(&self, org: &str) -> DeskResult<()> {
+        match self.store.org(org)? {
+            Some(_) => Ok(()),
+            None => Err(DeskError::NotFound(format!("No organization {org}."))),
+        }
+    }
+}
+
+/// One tick at `now`: see the module's comment for what it reads.
+fn tick(store: &Store, now: OffsetDateTime) -> Result<TickReport, StoreError> {
+    let all: HashMap<String, Vec<Monitor>> = store.all_monitors()?.into_iter().collect();
+    let mut report = TickReport {
+        monitors: all.values().map(Vec::len).sum(),
+        ..TickReport::default()
+    };
+    let mut after = None;
+    loop {
+        let batch = store.written_tickets(after, WRITTEN_BATCH)?;
+        for w in &batch {
+            report.written += 1;
+            if let Some(t) = store.ticket(w.number)? {
+                for m in all.get(&t.org).into_iter().flatten() {
+                    if m.matches(&t, now) {
+                        report.raised += usize::from(raise(store, &t, m, now)?);
+                    } else {
+                        store.end_episode(t.number, m)?;
+                    }
+                }
+            }
+            store.clear_written(w)?;
+        }
+        match batch.last() {
+            Some(last) if batch.len() == WRITTEN_BATCH => after = Some(last.number),
+            _ => break,
+        }
+    }
+    for (org, monitors) in &all {
+        for m in monitors {
+            let mark = store.monitor_mark(org, m)?;
+            let threshold = m.threshold(now);
+            if mark.is_some_and(|mark| threshold <= mark) {
+                continue;
+            }
+            for n in store.watched_between(org, m, mark, threshold)? {
+                report.crossed += 1;
+                if let Some(t) = store.ticket(n)?.filter(|t| m.matches(t, now)) {
+                    report.raised += usize::from(raise(store, &t, m, now)?);
+                }
+            }
+            // Set after the alerts: a tick stopped halfway scans again, and the records
+            // keep it from alerting twice.
+            store.set_monitor_mark(org, m, threshold)?;
+        }
+    }
+    Ok(report)
+}
+
+/// Raises `m`'s alert for `t` unless this episode has had it; whether it was raised.
+fn raise(store: &Store, t: &Ticket, m: &Monitor, now: OffsetDateTime) -> Result<bool, StoreError> {
+    let Some(episode) = m.episode(t) else {
+        return Ok(false);
+    };
+    Ok(store.raise_alert(t.number, m, &episode, now)?.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{desk_with_clock, HandClock};
+    use postdesk_store::{Change, MonitorKind, NewTicket, Org, TicketAction, TicketType};
+    use std::sync::Arc;
+    use time::{Duration, OffsetDateTime};
+
+    fn at(hours: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_796_000_000).expect("time") + Duration::hours(hours)
+    }
+
+    fn open(store: &Store, summary: &str, when: OffsetDateTime) -> u64 {
+        store
+            .open_ticket(&NewTicket {
+                org: "acme".into(),
+                requester: "ann@example.com".into(),
+                ticket_type: TicketType::Question,
+                summary: summary.into(),
+                text: "help".into(),
+                category: None,
+                priority: Default::default(),
+                assignee: None,
+                attachments: vec![],
+                staff_author: None,
+                quiet: false,
+                at: when,
+            })
+            .expect("open")
+            .0
+            .number
+    }
+
+    #[test]
+    fn a_tick_reads_only_what_changed_or_crossed_and_alerts_once() {
+        let clock = Arc::new(HandClock::default());
+        let (desk, _dir) = desk_with_clock("monitor-tick", clock.clone());
+        let store = &desk.store;
+        store
+            .add_org(&Org {
+                slug: "acme".into(),
+                name: "Acme".into(),
+                addresses: vec!["acme@x.test".into()],
+                whitelist: vec![],
+                created_at: at(0),
+                portal: Default::default(),
+            })
+            .expect("org");
+        let monitor = |kind, hours| Monitor {
+            kind,
+            hours,
+            email: true,
+        };
+        store
+            .set_monitors(
+                "acme",
+                &[
+                    monitor(MonitorKind::Unassigned, Some(2)),
+                    monitor(MonitorKind::PastDue, None),
+                ],
+            )
+            .expect("monitors");
+        let a = open(store, "a", at(0));
+        let b = open(store, "b", at(1));
+        let first = tick(store, at(0)).expect("tick");
+        assert_eq!((first.written, first.raised), (2, 0));
+        // Two hours after A, before B: A crosses, B does not.
+        let r = tick(store, at(2) + Duration::minutes(1)).expect("tick");
+        assert_eq!((r.written, r.crossed, r.raised), (0, 1, 1));
+        let r = tick(store, at(3) + Duration::minutes(1)).expect("tick");
+        assert_eq!((r.written, r.crossed, r.raised), (0, 1, 1));
+        // Nothing changed or crossed: the tick reads no ticket.
+        let idle = tick(store, at(3) + Duration::minutes(2)).expect("tick");
+        assert_eq!((idle.written, idle.crossed, idle.raised), (0, 0, 0));
+        // A due date set in the past sits behind the past-due mark: the written ticket
+        // is looked at anyway.
+        store
+            .act_on_ticket(&TicketAction {
+                ticket: b,
+                author: "bo@x.test".into(),
+                by_staff: true,
+                text: None,
+                attachments: vec![],
+                changes: vec![Change::Due(Some("2020-01-01".into()))],
+                at: at(4),
+            })
+            .expect("due");
+        let r = tick(store, at(4)).expect("tick");
+        assert_eq!((r.written, r.raised), (1, 1));
+        let alerts: Vec<_> = [a, b]
+            .iter()
+            .flat_map(|n| store.events_for(*n).expect("events"))
+            .filter_map(|e| e.monitor.map(|m| (e.ticket, m.kind)))
+            .collect();
+        assert_eq!(
+            alerts,
+            vec![
+                (a, MonitorKind::Unassigned),
+                (b, MonitorKind::Unassigned),
+                (b, MonitorKind::PastDue)
+            ]
+        );
+        // The desk's own tick runs on its clock.
+        clock.set(at(5));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        assert_eq!(rt.block_on(desk.monitor_tick()).expect("tick").raised, 0);
+    }
+}

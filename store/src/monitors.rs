@@ -1,0 +1,584 @@
+//! Monitors in the store: each organization's list, the indexes of watched ticket times kept
+//! with every ticket write, the tickets written since the last tick, and the alert records
+//! (one per ticket, monitor and episode) written with the alert's event.
+
+use crate::codec::{decode, encode, key_num, num_key};
+use crate::monitor_rules::Watch;
+use crate::tickets::{append_event, bump};
+use crate::{Event, EventKind, Monitor, Store, StoreError, Ticket, Visibility};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use time::OffsetDateTime;
+
+/// Who alerts are by in the log.
+pub const MONITOR_AUTHOR: &str = "monitors";
+
+fn monitors_key(org: &str) -> String {
+    format!("monitors/{org}")
+}
+
+/// `mon/<org>/<watch>/`: one index per organization and watched time.
+fn index_prefix(org: &str, watch: Watch) -> String {
+    format!("mon/{org}/{}/", watch.tag())
+}
+
+/// A watched time as a key part: nanoseconds since 1970, earlier times as 0.
+fn time_part(at: OffsetDateTime) -> u64 {
+    u64::try_from(at.unix_timestamp_nanos()).unwrap_or(0)
+}
+
+fn index_key(org: &str, watch: Watch, at: OffsetDateTime, number: u64) -> Vec<u8> {
+    let mut k = num_key(&index_prefix(org, watch), time_part(at));
+    k.extend_from_slice(&number.to_be_bytes());
+    k
+}
+
+/// The monitor index entries of a ticket as it is.
+pub(crate) fn index_keys(t: &Ticket) -> Vec<Vec<u8>> {
+    Watch::ALL
+        .into_iter()
+        .filter_map(|w| w.of(t).map(|at| index_key(&t.org, w, at, t.number)))
+        .collect()
+}
+
+/// Marks a ticket written since the last tick: its watched times may have moved to where
+/// the tick's scan of new crossings does not look (a due date set in the past, a reopened
+/// ticket's old activity), and episodes that ended must be forgotten.
+fn dirty_key(number: u64) -> Vec<u8> {
+    num_key("mondirty/", number)
+}
+
+/// Alert records: `monrec/<ticket>/<monitor id>` holds the episode last alerted.
+fn record_prefix(number: u64) -> Vec<u8> {
+    num_key("monrec/", number)
+}
+
+fn record_key(number: u64, monitor: &Monitor) -> Vec<u8> {
+    let mut k = record_prefix(number);
+    k.extend_from_slice(format!("/{}", monitor.id()).as_bytes());
+    k
+}
+
+/// How far a monitor's scan of crossings has gone: the threshold of its last tick.
+fn mark_key(org: &str, monitor: &Monitor) -> String {
+    format!("monmark/{org}/{}", monitor.id())
+}
+
+/// Keeps a ticket's monitor index entries in step with a write, and marks it for the next
+/// tick. Only entries that changed are touched.
+pub(crate) fn reindex(
+    tx: &TransactionalTree,
+    before: Option<&Ticket>,
+    after: &Ticket,
+) -> Result<(), ConflictableTransactionError<StoreError>> {
+    let old = before.map(index_keys).unwrap_or_default();
+    let new = index_keys(after);
+    for k in old.iter().filter(|k| !new.contains(k)) {
+        tx.remove(k.as_slice())?;
+    }
+    for k in new.iter().filter(|k| !old.contains(k)) {
+        tx.insert(k.as_slice(), &[])?;
+    }
+    tx.insert(
+        dirty_key(after.number),
+        &time_part(after.updated_at).to_be_bytes(),
+    )?;
+    Ok(())
+}
+
+/// Every key a deleted ticket leaves in the monitor indexes and records.
+pub(crate) fn keys_of_deleted(store: &Store, t: &Ticket) -> Result<Vec<Vec<u8>>, StoreError> {
+    let mut keys = index_keys(t);
+    keys.push(dirty_key(t.number));
+    for k in store.state.scan_prefix(record_prefix(t.number)).keys() {
+        keys.push(k?.to_vec());
+    }
+    Ok(keys)
+}
+
+/// A ticket written since the last tick, with what marked it (see [`Store::clear_written`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WrittenTicket {
+    pub number: u64,
+    mark: Vec<u8>,
+}
+
+impl Store {
+    /// An organization's monitors, in the order they were set.
+    pub fn monitors(&self, org: &str) -> Result<Vec<Monitor>, StoreError> {
+        Ok(match self.state.get(monitors_key(org))? {
+            Some(v) => decode(&v)?,
+            None => Vec::new(),
+        })
+    }
+
+    /// Every organization's monitors, for organizations that have any.
+    pub fn all_monitors(&self) -> Result<Vec<(String, Vec<Monitor>)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.state.scan_prefix("monitors/") {
+            let (k, v) = kv?;
+            let org = String::from_utf8_lossy(&k["monitors/".len()..]).into_owned();
+            let list: Vec<Monitor> = decode(&v)?;
+            if !list.is_empty() {
+                out.push((org, list));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replaces an organization's monitors (each checked; one name once).
+    pub fn set_monitors(&self, org: &str, monitors: &[Monitor]) -> Result<(), StoreError> {
+        for (i, m) in monitors.iter().enumerate() {
+            m.check().map_err(StoreError::Invalid)?;
+            if monitors[..i].iter().any(|o| o.id() == m.id()) {
+                return Err(StoreError::Invalid(format!(
+                    "The monitor \"{}\" is listed twice.",
+                    m.describe()
+                )));
+            }
+        }
+        if self.org(org)?.is_none() {
+            return Err(StoreError::NotFound(format!("organization {org}")));
+        }
+        self.state.insert(monitors_key(org), encode(&monitors)?)?;
+        self.flush()
+    }
+
+    /// Tickets of `org` whose watched time for `monitor` is in `(after, up_to]`, oldest
+    /// first: the ones that crossed its threshold since `after` (`None`: from the start).
+    pub fn watched_between(
+        &self,
+        org: &str,
+        monitor: &Monitor,
+        after: Option<OffsetDateTime>,
+        up_to: OffsetDateTime,
+    ) -> Result<Vec<u64>, StoreError> {
+        let watch = monitor.kind.watch();
+        let prefix = index_prefix(org, watch);
+        let start = match after {
+            Some(a) => num_key(&prefix, time_part(a).saturating_add(1)),
+            None => prefix.clone().into_bytes(),
+        };
+        let mut end = num_key(&prefix, time_part(up_to));
+        end.extend_from_slice(&u64::MAX.to_be_bytes());
+        if start > end {
+            return Ok(Vec::new());
+        }
+        self.state
+            .range(start..=end)
+            .keys()
+            .map(|k| key_num(&k?).ok_or_else(|| StoreError::Corrupt("monitor index key".into())))
+            .collect()
+    }
+
+    /// Tickets of `org` in the state `monitor` watches for at `now`, oldest in it first, at
+    /// most `limit`: read through its index, not a scan of the tickets.
+    pub fn matching(
+        &self,
+        org: &str,
+        monitor: &Monitor,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        let mut out = Vec::new();
+        let after = (monitor.kind == crate::MonitorKind::DueIn).then_some(now);
+        for n in self.watched_between(org, monitor, after, monitor.threshold(now))? {
+            if out.len() >= limit {
+                break;
+            }
+            if let Some(t) = self.ticket(n)?.filter(|t| monitor.matches(t, now)) {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The threshold `monitor`'s last tick scanned up to, if it ran.
+    pub fn monitor_mark(
+        &self,
+        org: &str,
+        monitor: &Monitor,
+    ) -> Result<Option<OffsetDateTime>, StoreError> {
+        Ok(match self.state.get(mark_key(org, monitor))? {
+            Some(v) => Some(decode::<TimeMark>(&v)?.0),
+            None => None,
+        })
+    }
+
+    pub fn set_monitor_mark(
+        &self,
+        org: &str,
+        monitor: &Monitor,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.state
+            .insert(mark_key(org, monitor), encode(&TimeMark(at))?)?;
+        Ok(())
+    }
+
+    /// Up to `limit` tickets written since a tick last looked at them, numbered above
+    /// `after` (to read them a batch at a time).
+    pub fn written_tickets(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<WrittenTicket>, StoreError> {
+        let start = match after {
+            Some(n) => dirty_key(n.saturating_add(1)),
+            None => b"mondirty/".to_vec(),
+        };
+        self.state
+            .range(start..)
+            .take_while(|kv| {
+                kv.as_ref()
+                    .map_or(true, |(k, _)| k.starts_with(b"mondirty/"))
+            })
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv?;
+                let number = key_num(&k).ok_or_else(|| StoreError::Corrupt("dirty key".into()))?;
+                Ok(WrittenTicket {
+                    number,
+                    mark: v.to_vec(),
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets that a ticket was written, unless it was written again since it was read.
+    pub fn clear_written(&self, w: &WrittenTicket) -> Result<(), StoreError> {
+        // A conflict means a newer write: it stays marked for the next tick.
+        let _ = self.state.compare_and_swap(
+            dirty_key(w.number),
+            Some(w.mark.as_slice()),
+            None as Option<&[u8]>,
+        )?;
+        Ok(())
+    }
+
+    /// Records that `ticket` is in `monitor`'s state, in the episode `episode`, and appends
+    /// the alert to its log; `None` when this episode was alerted already (or the ticket is
+    /// gone). The record and the event are one transaction, so a restart alerts nothing twice.
+    pub fn raise_alert(
+        &self,
+        ticket: u64,
+        monitor: &Monitor,
+        episode: &[u8],
+        at: OffsetDateTime,
+    ) -> Result<Option<Event>, StoreError> {
+        let record = record_key(ticket, monitor);
+        self.state
+            .transaction(|tx| {
+                if tx.get(num_key("ticket/", ticket))?.is_none()
+                    || tx.get(&record)?.is_some_and(|v| v.as_ref() == episode)
+                {
+                    return Ok(None);
+                }
+                tx.insert(record.as_slice(), episode)?;
+                let event = Event {
+                    kind: EventKind::Alert,
+                    visibility: Visibility::Internal,
+                    text: format!("This ticket is {}.", monitor.describe()),
+                    monitor: Some(*monitor),
+                    seq: bump(tx, "counter/event")?,
+                    ..Event::by(ticket, MONITOR_AUTHOR, false, at)
+                };
+                append_event(tx, &event)?;
+                Ok(Some(event))
+            })
+            .map_err(StoreError::from)
+    }
+
+    /// Forgets the episode `monitor` last alerted for `ticket`: the state ended.
+    pub fn end_episode(&self, ticket: u64, monitor: &Monitor) -> Result<(), StoreError> {
+        let key = record_key(ticket, monitor);
+        if self.state.get(&key)?.is_some() {
+            self.state.remove(key)?;
+        }
+        Ok(())
+    }
+
+    /// Fills the monitor times and indexes of tickets written before they existed, from
+    /// their events, once.
+    pub(crate) fn ensure_monitor_index(&self) -> Result<(), StoreError> {
+        const DONE: &str = "migrated/monitor-index";
+        if self.state.get(DONE)?.is_some() {
+            return Ok(());
+        }
+        let mut activity: std::collections::HashMap<u64, Ticket> = Default::default();
+        for v in self.state.scan_prefix("ticket/").values() {
+            let t: Ticket = decode(&v?)?;
+            if t.active_since.is_none() {
+                let mut t2 = t.clone();
+                t2.active_since = Some(t.created_at);
+                t2.status_since = Some(t.updated_at);
+                t2.unassigned_since = t.assignee.is_none().then_some(t.created_at);
+                activity.insert(t.number, t2);
+            }
+        }
+        if !activity.is_empty() {
+            for v in self.state.scan_prefix("ev/").values() {
+                let e: Event = decode(&v?)?;
+                if let Some(t) = activity.get_mut(&e.ticket) {
+                    crate::tickets::record_activity(t, &e);
+                }
+            }
+        }
+        for t in activity.into_values() {
+            let mut batch = sled::Batch::default();
+            for k in index_keys(&t) {
+                batch.insert(k, &[]);
+            }
+            batch.insert(num_key("ticket/", t.number), encode(&t)?);
+            self.state.apply_batch(batch)?;
+        }
+        self.state.insert(DONE, &[])?;
+        self.flush()
+    }
+}
+
+/// A stored point in time.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TimeMark(#[serde(with = "time::serde::rfc3339")] OffsetDateTime);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scratch::{scratch_org, scratch_store};
+    use crate::{Change, MonitorKind, NewTicket, Status, TicketAction, TicketType};
+    use time::macros::datetime;
+    use time::Duration;
+
+    const START: OffsetDateTime = datetime!(2026-12-01 09:00 UTC);
+
+    fn open(store: &Store, at: OffsetDateTime) -> Ticket {
+        store
+            .open_ticket(&NewTicket {
+                org: "acme".into(),
+                requester: "ann@example.com".into(),
+                ticket_type: TicketType::Question,
+                summary: "printer".into(),
+                text: "it jams".into(),
+                category: None,
+                priority: Default::default(),
+                assignee: None,
+                attachments: vec![],
+                staff_author: None,
+                quiet: false,
+                at,
+            })
+            .expect("open")
+            .0
+    }
+
+    fn change(store: &Store, ticket: u64, c: Change, at: OffsetDateTime) {
+        store
+            .act_on_ticket(&TicketAction {
+                ticket,
+                author: "bo@x.test".into(),
+                by_staff: true,
+                text: None,
+                attachments: vec![],
+                changes: vec![c],
+                at,
+            })
+            .expect("change");
+    }
+
+    fn monitor(kind: MonitorKind, hours: Option<u32>) -> Monitor {
+        Monitor {
+            kind,
+            hours,
+            email: true,
+        }
+    }
+
+    #[test]
+    fn the_indexes_follow_every_write_and_find_crossings() {
+        let (s, _dir) = scratch_store("monitor-index");
+        scratch_org(&s, "acme");
+        let t = open(&s, START);
+        let unassigned = monitor(MonitorKind::Unassigned, Some(2));
+        let later = START + Duration::hours(3);
+        assert_eq!(
+            s.matching("acme", &unassigned, later, 10).expect("m").len(),
+            1
+        );
+        assert!(s
+            .matching("acme", &unassigned, START + Duration::hours(1), 10)
+            .expect("m")
+            .is_empty());
+        // Crossings are read from a mark on: none after the threshold moved past them.
+        assert_eq!(
+            s.watched_between("acme", &unassigned, None, later)
+                .expect("w"),
+            vec![t.number]
+        );
+        assert!(s
+            .watched_between("acme", &unassigned, Some(later), later + Duration::hours(1))
+            .expect("w")
+            .is_empty());
+        let assigned_at = START + Duration::hours(2);
+        change(
+            &s,
+            t.number,
+            Change::Assignee(Some("bo@x.test".into())),
+            assigned_at,
+        );
+        assert!(s
+            .matching("acme", &unassigned, later, 10)
+            .expect("m")
+            .is_empty());
+        // Staff activity ends inactivity, not staleness; resolving ends both.
+        let stale = monitor(MonitorKind::Stale, Some(2));
+        let inactive = monitor(MonitorKind::Inactive, Some(2));
+        assert_eq!(s.matching("acme", &stale, later, 10).expect("m").len(), 1);
+        assert!(s
+            .matching("acme", &inactive, later, 10)
+            .expect("m")
+            .is_empty());
+        change(&s, t.number, Change::Status(Status::Resolved), later);
+        let much_later = later + Duration::days(30);
+        for kind in MonitorKind::ALL {
+            let m = monitor(kind, kind.takes_hours().then_some(1));
+            assert!(s
+                .matching("acme", &m, much_later, 10)
+                .expect("m")
+                .is_empty());
+        }
+        // Reopened: open again from now, its requester silent since the start.
+        change(&s, t.number, Change::Status(Status::Open), much_later);
+        let open_m = monitor(MonitorKind::Open, Some(2));
+        assert!(s
+            .matching("acme", &open_m, much_later, 10)
+            .expect("m")
+            .is_empty());
+        assert_eq!(
+            s.matching("acme", &stale, much_later, 10).expect("m").len(),
+            1
+        );
+        let t = s.ticket(t.number).expect("read").expect("ticket");
+        assert_eq!(t.active_since, Some(much_later));
+        assert_eq!(t.last_user_at, Some(START));
+        assert_eq!(t.last_staff_at, Some(much_later));
+    }
+
+    #[test]
+    fn one_alert_per_episode_and_written_tickets_are_listed_once() {
+        let (s, _dir) = scratch_store("monitor-alerts");
+        scratch_org(&s, "acme");
+        let t = open(&s, START);
+        let past_due = monitor(MonitorKind::PastDue, None);
+        change(&s, t.number, Change::Due(Some("2026-11-30".into())), START);
+        let written = s.written_tickets(None, 10).expect("written");
+        assert_eq!(written.len(), 1);
+        s.clear_written(&written[0]).expect("clear");
+        assert!(s.written_tickets(None, 10).expect("written").is_empty());
+        let t = s.ticket(t.number).expect("read").expect("ticket");
+        assert!(past_due.matches(&t, START));
+        let episode = past_due.episode(&t).expect("episode");
+        let first = s
+            .raise_alert(t.number, &past_due, &episode, START)
+            .expect("alert");
+        let event = first.expect("raised");
+        assert_eq!(event.kind, EventKind::Alert);
+        assert_eq!(event.monitor, Some(past_due));
+        assert!(s
+            .raise_alert(t.number, &past_due, &episode, START)
+            .expect("again")
+            .is_none());
+        // An alert is no one's activity: the ticket is untouched.
+        assert_eq!(s.ticket(t.number).expect("read"), Some(t.clone()));
+        // A new due date is a new episode.
+        change(&s, t.number, Change::Due(Some("2026-11-29".into())), START);
+        let t = s.ticket(t.number).expect("read").expect("ticket");
+        let second = past_due.episode(&t).expect("episode");
+        assert!(s
+            .raise_alert(t.number, &past_due, &second, START)
+            .expect("alert")
+            .is_some());
+        // A written ticket marked again after it was read stays marked.
+        let written = s.written_tickets(None, 10).expect("written");
+        change(
+            &s,
+            t.number,
+            Change::Priority(crate::Priority::High),
+            START + Duration::seconds(1),
+        );
+        s.clear_written(&written[0]).expect("clear");
+        assert_eq!(s.written_tickets(None, 10).expect("written").len(), 1);
+        // Deleting the ticket leaves nothing of it in the monitor keys.
+        s.delete_ticket(t.number, "bo@x.test", START, None)
+            .expect("delete");
+        for prefix in ["mon/", "mondirty/", "monrec/"] {
+            assert!(s.state.scan_prefix(prefix).next().is_none(), "{prefix}");
+        }
+    }
+
+    #[test]
+    fn monitors_are_checked_and_kept_per_organization() {
+        let (s, _dir) = scratch_store("monitor-lists");
+        scratch_org(&s, "acme");
+        let list = [
+            monitor(MonitorKind::PastDue, None),
+            monitor(MonitorKind::Unassigned, Some(2)),
+            monitor(MonitorKind::Unassigned, Some(8)),
+        ];
+        s.set_monitors("acme", &list).expect("set");
+        assert_eq!(s.monitors("acme").expect("read"), list.to_vec());
+        for bad in [
+            vec![monitor(MonitorKind::Open, None)],
+            vec![monitor(MonitorKind::Open, Some(0))],
+            vec![
+                monitor(MonitorKind::Open, Some(2)),
+                monitor(MonitorKind::Open, Some(2)),
+            ],
+        ] {
+            assert!(s.set_monitors("acme", &bad).is_err());
+        }
+        assert!(s.set_monitors("nobody", &list).is_err());
+        assert_eq!(s.monitors("acme").expect("read"), list.to_vec());
+        assert_eq!(s.all_monitors().expect("all").len(), 1);
+    }
+
+    #[test]
+    fn tickets_from_before_monitors_get_their_times_from_their_events() {
+        let (s, dir) = scratch_store("monitor-legacy");
+        scratch_org(&s, "acme");
+        let t = open(&s, START);
+        change(
+            &s,
+            t.number,
+            Change::TimeSpent(30),
+            START + Duration::hours(1),
+        );
+        // As an older version stored it: none of the monitor times, no index.
+        let mut old = s.ticket(t.number).expect("read").expect("ticket");
+        old.active_since = None;
+        old.status_since = None;
+        old.unassigned_since = None;
+        old.last_staff_at = None;
+        old.last_user_at = None;
+        old.minutes_logged.clear();
+        s.state
+            .insert(num_key("ticket/", t.number), encode(&old).expect("encode"))
+            .expect("write");
+        for k in index_keys(&s.ticket(t.number).expect("r").expect("t")) {
+            s.state.remove(k).expect("remove");
+        }
+        s.state.remove("migrated/monitor-index").expect("remove");
+        s.flush().expect("flush");
+        drop(s);
+        let s = Store::open(&dir.0).expect("reopen");
+        let t = s.ticket(t.number).expect("read").expect("ticket");
+        assert_eq!(t.last_staff_at, Some(START + Duration::hours(1)));
+        assert_eq!(t.last_user_at, Some(START));
+        assert_eq!(t.minutes_logged.get("bo@x.test"), Some(&30));
+        let stale = monitor(MonitorKind::Stale, Some(2));
+        assert_eq!(
+            s.matching("acme", &stale, START + Duration::hours(3), 10)
+                .expect("m")
+                .len(),
+            1
+        );
+    }
+}
