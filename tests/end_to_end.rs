@@ -189,3 +189,8 @@ fn staff_created_tickets_and_files() {
 fn monitors_and_alerts() {
     run_suite("test_monitors");
 }
+
+#[test]
+fn exports() {
+    run_suite("test_exports");
+}

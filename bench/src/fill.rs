@@ -1,8 +1,11 @@
 //! Fills a data folder with synthetic tickets through the spool and the pipeline, for the
 //! web benchmark: `postdesk-fill DATA_DIR [TICKETS] [EVENTS_PER_TICKET]` (defaults 100000,
-//! 5): each ticket is a question mailed in and replies that thread by In-Reply-To.
+//! 5): each ticket is a question mailed in and replies that thread by In-Reply-To. With
+//! MONITORS=1 the `bench` organization has the seven monitor kinds while it fills.
 
 use postdesk_store::{Delivery, Envelope, Org, Source, Store};
+
+mod seven;
 use std::time::Instant;
 
 fn main() {
@@ -31,6 +34,13 @@ fn main() {
         };
         if let Err(e) = store.add_org(&org) {
             eprintln!("cannot add the bench organization: {e}");
+            std::process::exit(1);
+        }
+    }
+    // MONITORS=1: the seven monitor kinds are set first, so every write keeps their indexes.
+    if std::env::var("MONITORS").is_ok_and(|v| v == "1") {
+        if let Err(e) = store.set_monitors("bench", &seven::seven_monitors()) {
+            eprintln!("cannot set the monitors: {e}");
             std::process::exit(1);
         }
     }

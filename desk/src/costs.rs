@@ -22,6 +22,29 @@ pub fn time_and_cost(ticket: &Ticket, staff: &[Staff]) -> (u64, u64) {
     (minutes, cost)
 }
 
+/// "12.50" from 1250 cents.
+pub fn money(cents: u64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+/// Cents from "12", "12.5" or "12.50"; `None` for anything else.
+pub fn parse_money(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    if whole.is_empty()
+        || whole.len() > 9
+        || frac.len() > 2
+        || !whole
+            .chars()
+            .chain(frac.chars())
+            .all(|c| c.is_ascii_digit())
+    {
+        return None;
+    }
+    let frac = format!("{frac:0<2}");
+    Some(whole.parse::<u64>().ok()? * 100 + frac.parse::<u64>().ok()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,5 +62,16 @@ mod tests {
         let mut b = staff("b@x", "B", Role::Tech);
         b.hourly_rate_cents = 3000;
         assert_eq!(time_and_cost(&t, &[a, b]), (210, 120 * 100 + 15 * 100));
+    }
+
+    #[test]
+    fn amounts_read_and_write_as_decimals() {
+        assert_eq!(money(1234), "12.34");
+        assert_eq!(money(5), "0.05");
+        assert_eq!(parse_money("45"), Some(4500));
+        assert_eq!(parse_money("45.5"), Some(4550));
+        for bad in ["", "-1", "1.234", "4,50", "1e3", ".5"] {
+            assert_eq!(parse_money(bad), None, "{bad}");
+        }
     }
 }

@@ -12,6 +12,7 @@ mod deletion;
 pub mod downloads;
 pub mod employees;
 pub mod error;
+pub mod exports;
 pub mod fields;
 pub mod files;
 #[cfg(test)]

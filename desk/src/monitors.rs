@@ -2,10 +2,10 @@
 //! look), the tickets each matches now, and the tick that raises one alert per ticket,
 //! monitor and episode.
 //!
-//! What a tick reads: the tickets written since the last tick (their watched times may
-//! have moved anywhere, and episodes that ended are forgotten), then, per monitor, the
-//! index entries whose watched time crossed its threshold since its last tick. It never
-//! reads a ticket that neither changed nor crossed.
+//! What a tick reads: the tickets whose last write put a watched time behind the scan
+//! marks (a due date, a reopened ticket's old times), then, per monitor, the index
+//! entries whose watched time crossed its threshold since its last tick. It never reads
+//! a ticket that did neither.
 
 use crate::{policy, Desk, DeskError, DeskResult};
 use postdesk_store::{Monitor, Staff, Store, StoreError, Ticket};
@@ -14,6 +14,9 @@ use time::OffsetDateTime;
 
 /// Tickets a tick reads per batch of written ones.
 const WRITTEN_BATCH: usize = 1000;
+/// The most index entries one monitor's scan reads in a tick: a monitor added to an
+/// organization whose tickets all match alerts them over several ticks, each bounded.
+const CROSSINGS_PER_TICK: usize = 5000;
 
 /// What one tick did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -143,20 +146,16 @@ fn tick(store: &Store, now: OffsetDateTime) -> Result<TickReport, StoreError> {
     }
     for (org, monitors) in &all {
         for m in monitors {
-            let mark = store.monitor_mark(org, m)?;
-            let threshold = m.threshold(now);
-            if mark.is_some_and(|mark| threshold <= mark) {
-                continue;
-            }
-            for n in store.watched_between(org, m, mark, threshold)? {
+            let c = store.crossings(org, m, now, CROSSINGS_PER_TICK)?;
+            for n in &c.tickets {
                 report.crossed += 1;
-                if let Some(t) = store.ticket(n)?.filter(|t| m.matches(t, now)) {
+                if let Some(t) = store.ticket(*n)?.filter(|t| m.matches(t, now)) {
                     report.raised += usize::from(raise(store, &t, m, now)?);
                 }
             }
-            // Set after the alerts: a tick stopped halfway scans again, and the records
-            // keep it from alerting twice.
-            store.set_monitor_mark(org, m, threshold)?;
+            // Moved after the alerts: a tick stopped halfway scans them again, and the
+            // records keep it from alerting twice.
+            store.move_scan_mark(org, m, &c)?;
         }
     }
     Ok(report)
@@ -235,7 +234,7 @@ mod tests {
         let a = open(store, "a", at(0));
         let b = open(store, "b", at(1));
         let first = tick(store, at(0)).expect("tick");
-        assert_eq!((first.written, first.raised), (2, 0));
+        assert_eq!((first.written, first.crossed, first.raised), (0, 0, 0));
         // Two hours after A, before B: A crosses, B does not.
         let r = tick(store, at(2) + Duration::minutes(1)).expect("tick");
         assert_eq!((r.written, r.crossed, r.raised), (0, 1, 1));

@@ -36,6 +36,23 @@ pub fn can_delete_tickets(staff: &Staff) -> bool {
     matches!(staff.role, Role::Owner | Role::Admin | Role::Manager)
 }
 
+/// Reports and exports cover every ticket and what work cost: owners, admins and
+/// managers, never Techs.
+pub fn can_see_reports(staff: &Staff) -> bool {
+    matches!(staff.role, Role::Owner | Role::Admin | Role::Manager)
+}
+
+/// [`can_see_reports`] as a desk query's first step.
+pub(crate) fn require_reports(staff: &Staff) -> DeskResult<()> {
+    if can_see_reports(staff) {
+        Ok(())
+    } else {
+        Err(DeskError::Forbidden(
+            "Reports and exports are for owners, admins and managers.".into(),
+        ))
+    }
+}
+
 /// Settings pages: owners and admins change them; managers may look.
 pub fn can_view_settings(staff: &Staff) -> bool {
     matches!(staff.role, Role::Owner | Role::Admin | Role::Manager)

@@ -2,6 +2,7 @@
 //! changes, time, following, and the decision about held mail. Each is asked of the
 //! policy first; a ticket the caller may not see is "not found", like a missing one.
 
+use crate::costs::time_and_cost;
 use crate::error::{DeskError, DeskResult};
 use crate::fields::{changes, FieldContext, FieldEdit};
 use crate::files::{store_files, NewFile};
@@ -64,11 +65,12 @@ impl Desk {
         &self,
         staff: Staff,
         number: u64,
-    ) -> DeskResult<(Ticket, Vec<Event>)> {
+    ) -> DeskResult<(Ticket, u64, Vec<Event>)> {
         self.run(move |desk| {
             let ticket = desk.visible_ticket(&staff, number)?;
             let events = desk.store.events_for(number)?;
-            Ok((ticket, events))
+            let cost = time_and_cost(&ticket, &desk.store.staff_list()?).1;
+            Ok((ticket, cost, events))
         })
         .await
     }
@@ -150,17 +152,26 @@ impl Desk {
         .await
     }
 
-    /// The tickets `staff` may see that match `filter`, newest first, at most `limit`.
+    /// The tickets `staff` may see that match `filter`, newest first, at most `limit`,
+    /// each with what the work on it cost (cents, at today's rates).
     pub async fn tickets(
         &self,
         staff: Staff,
         filter: TicketFilter,
         limit: usize,
-    ) -> DeskResult<Vec<Ticket>> {
+    ) -> DeskResult<Vec<(Ticket, u64)>> {
         self.run(move |desk| {
-            Ok(desk
+            let people = desk.store.staff_list()?;
+            let list = desk
                 .store
-                .tickets_where(&filter, limit, |t| policy::can_view_ticket(&staff, t))?)
+                .tickets_where(&filter, limit, |t| policy::can_view_ticket(&staff, t))?;
+            Ok(list
+                .into_iter()
+                .map(|t| {
+                    let cost = time_and_cost(&t, &people).1;
+                    (t, cost)
+                })
+                .collect())
         })
         .await
     }

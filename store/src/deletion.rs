@@ -7,7 +7,7 @@ use crate::codec::{decode, encode, key_num, num_key, read_counter, read_u64};
 use crate::files::Kind;
 use crate::message_ids::{mid_key, mid_ticket, midby_prefix, midfrom_key, ourmid_key};
 use crate::outbox::{event_mail_prefix, pending_key, OutboxItem};
-use crate::tickets::{bump, count_key, person_keys, recency_key, tev_key};
+use crate::tickets::{bump, count_key, person_keys, recency_key, tev_key, time_entry_key};
 use crate::{
     normalize_message_id, Decision, Event, EventKind, Outcome, Store, StoreError, Ticket,
     Visibility,
@@ -230,6 +230,7 @@ impl Store {
         for e in events {
             g.remove.insert(num_key("ev/", e.seq));
             g.remove.insert(tev_key(number, e.seq));
+            g.remove.extend(time_entry_key(e));
             g.remove.insert(num_key("held/", e.seq));
             for a in &e.attachments {
                 g.remove.insert(blobuse_key(&a.sha256, number));

@@ -40,9 +40,9 @@ pub use mail_requests::SignInRequest;
 pub use message_ids::normalize_message_id;
 pub use model::*;
 pub use monitor_rules::{due_end, Monitor, MonitorKind, MAX_MONITOR_HOURS};
-pub use monitors::{WrittenTicket, MONITOR_AUTHOR};
+pub use monitors::{Crossings, WrittenTicket, MONITOR_AUTHOR};
 pub use outbox::{event_mail_key, MailFiles, OutboxItem, OutboxStatus};
-pub use tickets::{NewTicket, TicketAction, TicketFilter};
+pub use tickets::{parse_day, NewTicket, TicketAction, TicketFilter};
 
 use std::path::Path;
 
@@ -90,6 +90,7 @@ impl Store {
         store.ensure_link_index()?;
         store.ensure_unread_counts()?;
         store.ensure_monitor_index()?;
+        store.ensure_time_index()?;
         release_freed_memory();
         Ok(store)
     }

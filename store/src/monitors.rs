@@ -4,8 +4,9 @@
 
 use crate::codec::{decode, encode, key_num, num_key};
 use crate::monitor_rules::Watch;
-use crate::tickets::{append_event, bump};
+use crate::tickets::{append_event, bump, time_part};
 use crate::{Event, EventKind, Monitor, Store, StoreError, Ticket, Visibility};
+use sled::transaction::ConflictableTransactionError::Abort;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use time::OffsetDateTime;
 
@@ -21,28 +22,43 @@ fn index_prefix(org: &str, watch: Watch) -> String {
     format!("mon/{org}/{}/", watch.tag())
 }
 
-/// A watched time as a key part: nanoseconds since 1970, earlier times as 0.
-fn time_part(at: OffsetDateTime) -> u64 {
-    u64::try_from(at.unix_timestamp_nanos()).unwrap_or(0)
-}
-
 fn index_key(org: &str, watch: Watch, at: OffsetDateTime, number: u64) -> Vec<u8> {
     let mut k = num_key(&index_prefix(org, watch), time_part(at));
     k.extend_from_slice(&number.to_be_bytes());
     k
 }
 
-/// The monitor index entries of a ticket as it is.
-pub(crate) fn index_keys(t: &Ticket) -> Vec<Vec<u8>> {
+/// The watched times an organization's monitors read, as a bit per [`Watch`]: only those
+/// are indexed, so an organization without monitors pays nothing on its ticket writes.
+fn watches_key(org: &str) -> String {
+    format!("monwatches/{org}")
+}
+
+fn watch_bit(w: Watch) -> u8 {
+    1 << Watch::ALL.iter().position(|x| *x == w).unwrap_or(0)
+}
+
+fn watch_mask(monitors: &[Monitor]) -> u8 {
+    monitors
+        .iter()
+        .fold(0, |mask, m| mask | watch_bit(m.kind.watch()))
+}
+
+/// The monitor index entries of a ticket as it is, for the watched times in `mask`.
+fn index_keys(t: &Ticket, mask: u8) -> Vec<(Watch, OffsetDateTime, Vec<u8>)> {
     Watch::ALL
         .into_iter()
-        .filter_map(|w| w.of(t).map(|at| index_key(&t.org, w, at, t.number)))
+        .filter(|w| mask & watch_bit(*w) != 0)
+        .filter_map(|w| {
+            w.of(t)
+                .map(|at| (w, at, index_key(&t.org, w, at, t.number)))
+        })
         .collect()
 }
 
-/// Marks a ticket written since the last tick: its watched times may have moved to where
-/// the tick's scan of new crossings does not look (a due date set in the past, a reopened
-/// ticket's old activity), and episodes that ended must be forgotten.
+/// Marks a ticket whose write put a watched time where the tick's scan of new crossings
+/// may not look: a due date (it may lie anywhere), or a time before the write (a reopened
+/// ticket's old activity); the next tick reads it.
 fn dirty_key(number: u64) -> Vec<u8> {
     num_key("mondirty/", number)
 }
@@ -58,36 +74,50 @@ fn record_key(number: u64, monitor: &Monitor) -> Vec<u8> {
     k
 }
 
-/// How far a monitor's scan of crossings has gone: the threshold of its last tick.
+/// How far a monitor's scan of crossings has gone: the position (watched time, ticket) of
+/// the last index entry its ticks dealt with.
 fn mark_key(org: &str, monitor: &Monitor) -> String {
     format!("monmark/{org}/{}", monitor.id())
 }
 
-/// Keeps a ticket's monitor index entries in step with a write, and marks it for the next
-/// tick. Only entries that changed are touched.
+/// Keeps a ticket's monitor index entries in step with a write (only the entries that
+/// changed are touched), and marks it for the next tick when it must be (see
+/// [`dirty_key`]). Reading the organization's watched times here makes a change of its
+/// monitors conflict with, and so follow, any write in flight.
 pub(crate) fn reindex(
     tx: &TransactionalTree,
     before: Option<&Ticket>,
     after: &Ticket,
 ) -> Result<(), ConflictableTransactionError<StoreError>> {
-    let old = before.map(index_keys).unwrap_or_default();
-    let new = index_keys(after);
-    for k in old.iter().filter(|k| !new.contains(k)) {
+    let mask = tx
+        .get(watches_key(&after.org))?
+        .and_then(|v| v.first().copied())
+        .unwrap_or(0);
+    if mask == 0 {
+        return Ok(());
+    }
+    let old = before.map(|b| index_keys(b, mask)).unwrap_or_default();
+    let new = index_keys(after, mask);
+    for (_, _, k) in old.iter().filter(|o| !new.iter().any(|n| n.2 == o.2)) {
         tx.remove(k.as_slice())?;
     }
-    for k in new.iter().filter(|k| !old.contains(k)) {
+    let mut behind = false;
+    for (w, at, k) in new.iter().filter(|n| !old.iter().any(|o| o.2 == n.2)) {
         tx.insert(k.as_slice(), &[])?;
+        behind |= *w == Watch::Due || *at < after.updated_at;
     }
-    tx.insert(
-        dirty_key(after.number),
-        &time_part(after.updated_at).to_be_bytes(),
-    )?;
+    if behind {
+        tx.insert(
+            dirty_key(after.number),
+            &time_part(after.updated_at).to_be_bytes(),
+        )?;
+    }
     Ok(())
 }
 
 /// Every key a deleted ticket leaves in the monitor indexes and records.
 pub(crate) fn keys_of_deleted(store: &Store, t: &Ticket) -> Result<Vec<Vec<u8>>, StoreError> {
-    let mut keys = index_keys(t);
+    let mut keys: Vec<Vec<u8>> = index_keys(t, u8::MAX).into_iter().map(|e| e.2).collect();
     keys.push(dirty_key(t.number));
     for k in store.state.scan_prefix(record_prefix(t.number)).keys() {
         keys.push(k?.to_vec());
@@ -125,7 +155,10 @@ impl Store {
         Ok(out)
     }
 
-    /// Replaces an organization's monitors (each checked; one name once).
+    /// Replaces an organization's monitors (each checked; one name once). A watched time
+    /// no monitor read before is indexed for the organization's tickets now (a pass over
+    /// the tickets, in transactions of a few hundred); one no longer read is dropped, and
+    /// so are the scan marks of monitors no longer listed.
     pub fn set_monitors(&self, org: &str, monitors: &[Monitor]) -> Result<(), StoreError> {
         for (i, m) in monitors.iter().enumerate() {
             m.check().map_err(StoreError::Invalid)?;
@@ -139,35 +172,162 @@ impl Store {
         if self.org(org)?.is_none() {
             return Err(StoreError::NotFound(format!("organization {org}")));
         }
-        self.state.insert(monitors_key(org), encode(&monitors)?)?;
+        let before = self.monitors(org)?;
+        let (old, new) = (watch_mask(&before), watch_mask(monitors));
+        let value = encode(&monitors)?;
+        self.state
+            .transaction(|tx| {
+                tx.insert(monitors_key(org).as_bytes(), value.as_slice())?;
+                tx.insert(watches_key(org).as_bytes(), &[new])?;
+                Ok(())
+            })
+            .map_err(StoreError::from)?;
+        for m in before
+            .iter()
+            .filter(|m| !monitors.iter().any(|n| n.id() == m.id()))
+        {
+            self.state.remove(mark_key(org, m))?;
+        }
+        for w in Watch::ALL
+            .into_iter()
+            .filter(|w| old & !new & watch_bit(*w) != 0)
+        {
+            let mut batch = sled::Batch::default();
+            for k in self.state.scan_prefix(index_prefix(org, w)).keys() {
+                batch.remove(k?);
+            }
+            self.state.apply_batch(batch)?;
+        }
+        let added = new & !old;
+        if added != 0 {
+            self.index_org(org, added)?;
+        }
         self.flush()
     }
 
-    /// Tickets of `org` whose watched time for `monitor` is in `(after, up_to]`, oldest
-    /// first: the ones that crossed its threshold since `after` (`None`: from the start).
-    pub fn watched_between(
+    /// Adds the index entries of the watched times in `mask` for every ticket of `org`,
+    /// each read in the transaction that writes its entries (a write in flight either
+    /// comes first and is read, or follows and sees the new watched times).
+    fn index_org(&self, org: &str, mask: u8) -> Result<(), StoreError> {
+        const BATCH: usize = 256;
+        let mut numbers = Vec::with_capacity(BATCH);
+        let flush = |numbers: &mut Vec<u64>| -> Result<(), StoreError> {
+            self.state
+                .transaction(|tx| {
+                    for n in numbers.iter() {
+                        let Some(v) = tx.get(num_key("ticket/", *n))? else {
+                            continue;
+                        };
+                        let t: Ticket = decode(&v).map_err(Abort)?;
+                        for (_, _, k) in index_keys(&t, mask) {
+                            tx.insert(k, &[])?;
+                        }
+                    }
+                    Ok(())
+                })
+                .map_err(StoreError::from)?;
+            numbers.clear();
+            Ok(())
+        };
+        for t in self.all_tickets() {
+            let t = t?;
+            if t.org == org {
+                numbers.push(t.number);
+                if numbers.len() == BATCH {
+                    flush(&mut numbers)?;
+                }
+            }
+        }
+        flush(&mut numbers)
+    }
+
+    /// The index entries of `org`'s `watch` after position `after` (exclusive; `None`:
+    /// from the first) up to the time `up_to` (inclusive), oldest first, as positions
+    /// (watched time, ticket number), read as the caller goes on.
+    fn index_range(
+        &self,
+        org: &str,
+        watch: Watch,
+        after: Option<(u64, u64)>,
+        up_to: u64,
+    ) -> impl Iterator<Item = Result<(u64, u64), StoreError>> + '_ {
+        let prefix = index_prefix(org, watch);
+        let start = match after {
+            Some((at, n)) => {
+                let mut k = num_key(&prefix, at);
+                k.extend_from_slice(&n.to_be_bytes());
+                k.push(0);
+                k
+            }
+            None => prefix.clone().into_bytes(),
+        };
+        let mut end = num_key(&prefix, up_to);
+        end.extend_from_slice(&u64::MAX.to_be_bytes());
+        let range = (start <= end).then(|| self.state.range(start..=end));
+        range.into_iter().flatten().map(|kv| {
+            let (k, _) = kv?;
+            let tail = k
+                .len()
+                .checked_sub(16)
+                .and_then(|i| k.get(i..))
+                .ok_or_else(|| StoreError::Corrupt("monitor index key".into()))?;
+            let (at, n) = tail.split_at(8);
+            match (crate::codec::read_u64(at), crate::codec::read_u64(n)) {
+                (Some(at), Some(n)) => Ok((at, n)),
+                _ => Err(StoreError::Corrupt("monitor index key".into())),
+            }
+        })
+    }
+
+    /// The tickets of `org` whose watched time crossed `monitor`'s threshold at `now` since
+    /// the last [`Store::move_scan_mark`], oldest first, at most `limit` (the rest come
+    /// next time).
+    pub fn crossings(
         &self,
         org: &str,
         monitor: &Monitor,
-        after: Option<OffsetDateTime>,
-        up_to: OffsetDateTime,
-    ) -> Result<Vec<u64>, StoreError> {
-        let watch = monitor.kind.watch();
-        let prefix = index_prefix(org, watch);
-        let start = match after {
-            Some(a) => num_key(&prefix, time_part(a).saturating_add(1)),
-            None => prefix.clone().into_bytes(),
-        };
-        let mut end = num_key(&prefix, time_part(up_to));
-        end.extend_from_slice(&u64::MAX.to_be_bytes());
-        if start > end {
-            return Ok(Vec::new());
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Crossings, StoreError> {
+        let mark = self.state.get(mark_key(org, monitor))?.and_then(|v| {
+            Some((
+                crate::codec::read_u64(v.get(..8)?)?,
+                crate::codec::read_u64(v.get(8..)?)?,
+            ))
+        });
+        let up_to = time_part(monitor.threshold(now));
+        let mut tickets = Vec::new();
+        let mut last = None;
+        for entry in self
+            .index_range(org, monitor.kind.watch(), mark, up_to)
+            .take(limit)
+        {
+            let (at, n) = entry?;
+            tickets.push(n);
+            last = Some((at, n));
         }
-        self.state
-            .range(start..=end)
-            .keys()
-            .map(|k| key_num(&k?).ok_or_else(|| StoreError::Corrupt("monitor index key".into())))
-            .collect()
+        // All read: the mark moves to the threshold, past every entry at or before it.
+        let next = match last {
+            Some(last) if tickets.len() == limit => last,
+            _ => (up_to, u64::MAX),
+        };
+        Ok(Crossings {
+            tickets,
+            next: mark.map_or(next, |m| m.max(next)),
+        })
+    }
+
+    /// Records that the tick dealt with `c`: its next call starts after them.
+    pub fn move_scan_mark(
+        &self,
+        org: &str,
+        monitor: &Monitor,
+        c: &Crossings,
+    ) -> Result<(), StoreError> {
+        let mut v = c.next.0.to_be_bytes().to_vec();
+        v.extend_from_slice(&c.next.1.to_be_bytes());
+        self.state.insert(mark_key(org, monitor), v)?;
+        Ok(())
     }
 
     /// Tickets of `org` in the state `monitor` watches for at `now`, oldest in it first, at
@@ -180,39 +340,19 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Ticket>, StoreError> {
         let mut out = Vec::new();
-        let after = (monitor.kind == crate::MonitorKind::DueIn).then_some(now);
-        for n in self.watched_between(org, monitor, after, monitor.threshold(now))? {
+        // A due_in monitor matches due times still ahead of now.
+        let after = (monitor.kind == crate::MonitorKind::DueIn).then(|| (time_part(now), u64::MAX));
+        let up_to = time_part(monitor.threshold(now));
+        for entry in self.index_range(org, monitor.kind.watch(), after, up_to) {
             if out.len() >= limit {
                 break;
             }
+            let (_, n) = entry?;
             if let Some(t) = self.ticket(n)?.filter(|t| monitor.matches(t, now)) {
                 out.push(t);
             }
         }
         Ok(out)
-    }
-
-    /// The threshold `monitor`'s last tick scanned up to, if it ran.
-    pub fn monitor_mark(
-        &self,
-        org: &str,
-        monitor: &Monitor,
-    ) -> Result<Option<OffsetDateTime>, StoreError> {
-        Ok(match self.state.get(mark_key(org, monitor))? {
-            Some(v) => Some(decode::<TimeMark>(&v)?.0),
-            None => None,
-        })
-    }
-
-    pub fn set_monitor_mark(
-        &self,
-        org: &str,
-        monitor: &Monitor,
-        at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        self.state
-            .insert(mark_key(org, monitor), encode(&TimeMark(at))?)?;
-        Ok(())
     }
 
     /// Up to `limit` tickets written since a tick last looked at them, numbered above
@@ -297,8 +437,8 @@ impl Store {
         Ok(())
     }
 
-    /// Fills the monitor times and indexes of tickets written before they existed, from
-    /// their events, once.
+    /// Fills the monitor times of tickets written before they existed, from their events,
+    /// once.
     pub(crate) fn ensure_monitor_index(&self) -> Result<(), StoreError> {
         const DONE: &str = "migrated/monitor-index";
         if self.state.get(DONE)?.is_some() {
@@ -323,22 +463,23 @@ impl Store {
                 }
             }
         }
+        // No organization had monitors then: there is nothing to index.
         for t in activity.into_values() {
-            let mut batch = sled::Batch::default();
-            for k in index_keys(&t) {
-                batch.insert(k, &[]);
-            }
-            batch.insert(num_key("ticket/", t.number), encode(&t)?);
-            self.state.apply_batch(batch)?;
+            self.state
+                .insert(num_key("ticket/", t.number), encode(&t)?)?;
         }
         self.state.insert(DONE, &[])?;
         self.flush()
     }
 }
 
-/// A stored point in time.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct TimeMark(#[serde(with = "time::serde::rfc3339")] OffsetDateTime);
+/// What a monitor's crossing scan found, and where its next one starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Crossings {
+    pub tickets: Vec<u64>,
+    /// (watched time, ticket number) of the last entry dealt with.
+    next: (u64, u64),
+}
 
 #[cfg(test)]
 mod tests {
@@ -396,6 +537,11 @@ mod tests {
     fn the_indexes_follow_every_write_and_find_crossings() {
         let (s, _dir) = scratch_store("monitor-index");
         scratch_org(&s, "acme");
+        let every: Vec<Monitor> = MonitorKind::ALL
+            .into_iter()
+            .map(|k| monitor(k, k.takes_hours().then_some(1)))
+            .collect();
+        s.set_monitors("acme", &every).expect("monitors");
         let t = open(&s, START);
         let unassigned = monitor(MonitorKind::Unassigned, Some(2));
         let later = START + Duration::hours(3);
@@ -407,16 +553,33 @@ mod tests {
             .matching("acme", &unassigned, START + Duration::hours(1), 10)
             .expect("m")
             .is_empty());
-        // Crossings are read from a mark on: none after the threshold moved past them.
-        assert_eq!(
-            s.watched_between("acme", &unassigned, None, later)
-                .expect("w"),
-            vec![t.number]
-        );
+        // Crossings are read from a mark on: none after the scan moved past them.
+        let c = s.crossings("acme", &unassigned, later, 10).expect("c");
+        assert_eq!(c.tickets, vec![t.number]);
+        s.move_scan_mark("acme", &unassigned, &c).expect("mark");
+        let c = s
+            .crossings("acme", &unassigned, later + Duration::hours(1), 10)
+            .expect("c");
+        assert!(c.tickets.is_empty());
+        // A scan that stops at its limit goes on from its last entry the next time.
+        let second = open(&s, START + Duration::minutes(1));
+        let third = open(&s, START + Duration::minutes(2));
+        let hourly = monitor(MonitorKind::Unassigned, Some(1));
+        let c = s.crossings("acme", &hourly, later, 2).expect("c");
+        assert_eq!(c.tickets, vec![t.number, second.number]);
+        s.move_scan_mark("acme", &hourly, &c).expect("mark");
+        let c = s.crossings("acme", &hourly, later, 2).expect("c");
+        assert_eq!(c.tickets, vec![third.number]);
+        s.move_scan_mark("acme", &hourly, &c).expect("mark");
         assert!(s
-            .watched_between("acme", &unassigned, Some(later), later + Duration::hours(1))
-            .expect("w")
+            .crossings("acme", &hourly, later, 2)
+            .expect("c")
+            .tickets
             .is_empty());
+        for n in [second.number, third.number] {
+            s.delete_ticket(n, "bo@x.test", START, None)
+                .expect("delete");
+        }
         let assigned_at = START + Duration::hours(2);
         change(
             &s,
@@ -466,8 +629,11 @@ mod tests {
     fn one_alert_per_episode_and_written_tickets_are_listed_once() {
         let (s, _dir) = scratch_store("monitor-alerts");
         scratch_org(&s, "acme");
-        let t = open(&s, START);
         let past_due = monitor(MonitorKind::PastDue, None);
+        s.set_monitors("acme", &[past_due]).expect("monitors");
+        let t = open(&s, START);
+        // A new ticket's watched times are the write's: nothing for the tick to look at.
+        assert!(s.written_tickets(None, 10).expect("written").is_empty());
         change(&s, t.number, Change::Due(Some("2026-11-30".into())), START);
         let written = s.written_tickets(None, 10).expect("written");
         assert_eq!(written.len(), 1);
@@ -501,7 +667,7 @@ mod tests {
         change(
             &s,
             t.number,
-            Change::Priority(crate::Priority::High),
+            Change::Due(Some("2026-11-28".into())),
             START + Duration::seconds(1),
         );
         s.clear_written(&written[0]).expect("clear");
@@ -512,6 +678,48 @@ mod tests {
         for prefix in ["mon/", "mondirty/", "monrec/"] {
             assert!(s.state.scan_prefix(prefix).next().is_none(), "{prefix}");
         }
+    }
+
+    #[test]
+    fn only_watched_times_are_indexed_and_set_monitors_builds_and_drops_them() {
+        let (s, _dir) = scratch_store("monitor-watches");
+        scratch_org(&s, "acme");
+        scratch_org(&s, "beta");
+        let t = open(&s, START);
+        assert!(
+            s.state.scan_prefix("mon/").next().is_none(),
+            "no monitors, no index"
+        );
+        let unassigned = monitor(MonitorKind::Unassigned, Some(1));
+        s.set_monitors("acme", &[unassigned]).expect("monitors");
+        let later = START + Duration::hours(2);
+        assert_eq!(
+            s.matching("acme", &unassigned, later, 10).expect("m").len(),
+            1
+        );
+        assert_eq!(
+            s.state.scan_prefix("mon/").count(),
+            1,
+            "only the watched time"
+        );
+        let c = s.crossings("acme", &unassigned, later, 10).expect("c");
+        s.move_scan_mark("acme", &unassigned, &c).expect("mark");
+        assert!(s
+            .state
+            .get(mark_key("acme", &unassigned))
+            .expect("get")
+            .is_some());
+        s.set_monitors("acme", &[]).expect("none");
+        assert!(s.state.scan_prefix("mon/").next().is_none());
+        assert!(s
+            .state
+            .get(mark_key("acme", &unassigned))
+            .expect("get")
+            .is_none());
+        // Another organization's monitors index nothing of this one's.
+        s.set_monitors("beta", &[unassigned]).expect("beta");
+        change(&s, t.number, Change::Priority(crate::Priority::High), later);
+        assert!(s.state.scan_prefix("mon/").next().is_none());
     }
 
     #[test]
@@ -562,18 +770,16 @@ mod tests {
         s.state
             .insert(num_key("ticket/", t.number), encode(&old).expect("encode"))
             .expect("write");
-        for k in index_keys(&s.ticket(t.number).expect("r").expect("t")) {
-            s.state.remove(k).expect("remove");
-        }
         s.state.remove("migrated/monitor-index").expect("remove");
         s.flush().expect("flush");
         drop(s);
         let s = Store::open(&dir.0).expect("reopen");
+        let stale = monitor(MonitorKind::Stale, Some(2));
+        s.set_monitors("acme", &[stale]).expect("monitors");
         let t = s.ticket(t.number).expect("read").expect("ticket");
         assert_eq!(t.last_staff_at, Some(START + Duration::hours(1)));
         assert_eq!(t.last_user_at, Some(START));
         assert_eq!(t.minutes_logged.get("bo@x.test"), Some(&30));
-        let stale = monitor(MonitorKind::Stale, Some(2));
         assert_eq!(
             s.matching("acme", &stale, START + Duration::hours(3), 10)
                 .expect("m")

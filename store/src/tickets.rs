@@ -66,7 +66,7 @@ pub(crate) fn person_keys(t: &Ticket) -> Vec<Vec<u8>> {
 }
 
 /// A day as `Date`'s Display writes it: `YYYY-MM-DD`.
-pub(crate) fn parse_day(text: &str) -> Option<time::Date> {
+pub fn parse_day(text: &str) -> Option<time::Date> {
     let mut parts = text.splitn(3, '-');
     let year = parts.next()?.parse().ok()?;
     let month = time::Month::try_from(parts.next()?.parse::<u8>().ok()?).ok()?;
@@ -175,6 +175,23 @@ pub(crate) fn tev_key(ticket: u64, seq: u64) -> Vec<u8> {
     k
 }
 
+/// A point in time as a key part: nanoseconds since 1970, earlier times as 0 and times
+/// past 2554 as the last.
+pub(crate) fn time_part(at: OffsetDateTime) -> u64 {
+    let ns = at.unix_timestamp_nanos().clamp(0, i128::from(u64::MAX));
+    u64::try_from(ns).unwrap_or(u64::MAX)
+}
+
+/// The time-entry index: `timelog/<at><seq>` for each `TimeSpent` change, for exports and
+/// reports by period.
+pub(crate) fn time_entry_key(e: &Event) -> Option<Vec<u8>> {
+    matches!(e.change, Some(crate::Change::TimeSpent(_))).then(|| {
+        let mut k = num_key("timelog/", time_part(e.at));
+        k.extend_from_slice(&e.seq.to_be_bytes());
+        k
+    })
+}
+
 /// Appends `event` to the log and to its ticket's event index.
 pub(crate) fn append_event(
     tx: &TransactionalTree,
@@ -182,6 +199,9 @@ pub(crate) fn append_event(
 ) -> Result<(), sled::transaction::ConflictableTransactionError<StoreError>> {
     tx.insert(num_key("ev/", event.seq), encode(event).map_err(Abort)?)?;
     tx.insert(tev_key(event.ticket, event.seq), &[])?;
+    if let Some(k) = time_entry_key(event) {
+        tx.insert(k, &[])?;
+    }
     for a in &event.attachments {
         tx.insert(blobuse_key(&a.sha256, event.ticket), &[])?;
     }
@@ -556,10 +576,59 @@ impl Store {
     /// Calls `f` with every ticket, one at a time (for counts over all tickets without
     /// holding them all).
     pub fn visit_tickets(&self, mut f: impl FnMut(&Ticket)) -> Result<(), StoreError> {
-        for v in self.state.scan_prefix("ticket/").values() {
-            f(&decode::<Ticket>(&v?)?);
+        for t in self.all_tickets() {
+            f(&t?);
         }
         Ok(())
+    }
+
+    /// Every ticket in number order, read one at a time as the caller goes on.
+    pub fn all_tickets(&self) -> impl Iterator<Item = Result<Ticket, StoreError>> + '_ {
+        self.state
+            .scan_prefix("ticket/")
+            .values()
+            .map(|v| decode::<Ticket>(&v?))
+    }
+
+    /// Time entries (`TimeSpent` changes) logged from `from` to `to` (inclusive), oldest
+    /// first, read through their index as the caller goes on.
+    pub fn time_entries(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> impl Iterator<Item = Result<Event, StoreError>> + '_ {
+        let start = num_key("timelog/", time_part(from));
+        let mut end = num_key("timelog/", time_part(to));
+        end.extend_from_slice(&u64::MAX.to_be_bytes());
+        self.state.range(start..=end).keys().filter_map(move |k| {
+            let seq = match k {
+                Ok(k) => key_num(&k)?,
+                Err(e) => return Some(Err(e.into())),
+            };
+            self.state
+                .get(num_key("ev/", seq))
+                .map_err(StoreError::from)
+                .and_then(|v| v.map(|v| decode::<Event>(&v)).transpose())
+                .transpose()
+        })
+    }
+
+    /// Indexes the time entries of stores written before the index, once.
+    pub(crate) fn ensure_time_index(&self) -> Result<(), StoreError> {
+        const DONE: &str = "migrated/time-index";
+        if self.state.get(DONE)?.is_some() {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for v in self.state.scan_prefix("ev/").values() {
+            let e: Event = decode(&v?)?;
+            if let Some(k) = time_entry_key(&e) {
+                batch.insert(k, &[]);
+            }
+        }
+        batch.insert(DONE, &[]);
+        self.state.apply_batch(batch)?;
+        self.flush()
     }
 
     /// Tickets opened and closed per organization and day, from `since` on:

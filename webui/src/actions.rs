@@ -198,7 +198,7 @@ pub async fn open_ticket(
         notify: body.notify.unwrap_or(true),
     };
     let (ticket, event) = state.desk.open_ticket(staff, request).await?;
-    let mut answer = crate::api::ticket_json(&ticket);
+    let mut answer = crate::api::ticket_json(&ticket, 0);
     answer["events"] = json!([crate::api::event_json(&event)]);
     Ok((StatusCode::CREATED, Json(answer)))
 }

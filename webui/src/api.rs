@@ -7,10 +7,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use postdesk_desk::costs::money;
+use postdesk_desk::exports::{resolved_at, timestamp};
 use postdesk_desk::model::{Event, Status, Ticket, TicketFilter, TicketType};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
 
 pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
@@ -27,10 +28,12 @@ pub async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
+    timestamp(t)
 }
 
-pub(crate) fn ticket_json(t: &Ticket) -> Value {
+/// A ticket as the API shows it: its fields, and those of the export's row (resolved,
+/// first response, time logged and its cost at today's rates, `cost_cents`).
+pub(crate) fn ticket_json(t: &Ticket, cost_cents: u64) -> Value {
     json!({
         "number": t.number,
         "org": t.org,
@@ -48,6 +51,10 @@ pub(crate) fn ticket_json(t: &Ticket) -> Value {
         "created_by": t.created_by,
         "created_at": rfc3339(t.created_at),
         "updated_at": rfc3339(t.updated_at),
+        "resolved_at": resolved_at(t).map(rfc3339),
+        "first_response_at": t.first_response_at.map(rfc3339),
+        "time_logged_minutes": t.minutes_logged.values().sum::<u64>(),
+        "cost": money(cost_cents),
     })
 }
 
@@ -114,7 +121,10 @@ pub async fn list_tickets(
     };
     let limit = page(q.limit, 100);
     let tickets = state.desk.tickets(staff, filter, limit).await?;
-    let list: Vec<Value> = tickets.iter().map(ticket_json).collect();
+    let list: Vec<Value> = tickets
+        .iter()
+        .map(|(t, cost)| ticket_json(t, *cost))
+        .collect();
     Ok(Json(json!({ "tickets": list })))
 }
 
@@ -124,8 +134,8 @@ pub async fn show_ticket(
     Path(number): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let number = ticket_number(&number)?;
-    let (ticket, events) = state.desk.ticket_events(staff, number).await?;
-    let mut v = ticket_json(&ticket);
+    let (ticket, cost, events) = state.desk.ticket_events(staff, number).await?;
+    let mut v = ticket_json(&ticket, cost);
     v["events"] = Value::Array(events.iter().map(event_json).collect());
     Ok(Json(v))
 }

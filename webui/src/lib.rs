@@ -8,6 +8,7 @@ mod auth;
 mod client_ip;
 mod directory_token;
 mod error;
+mod exports;
 mod forms;
 mod limits;
 mod pages;
@@ -179,6 +180,10 @@ pub fn router(state: AppState) -> Router {
                 .patch(actions::update_fields)
                 .delete(actions::delete_ticket),
         )
+        .route("/api/v1/exports/tickets.csv", get(exports::tickets_csv))
+        .route("/api/v1/exports/time.csv", get(exports::time_csv))
+        .route("/reports/tickets.csv", get(exports::tickets_csv_page))
+        .route("/reports/time.csv", get(exports::time_csv_page))
         .route("/api/v1/orgs/{slug}/blocked", get(api::blocked_senders))
         .route(
             "/api/v1/orgs/{slug}/monitors",

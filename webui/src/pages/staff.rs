@@ -10,6 +10,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
 use postdesk_desk::access::INVITATION_HOURS;
+use postdesk_desk::costs::{money, parse_money};
 use postdesk_desk::employees::Invitation;
 use postdesk_desk::model::Role;
 use postdesk_desk::DeskError;
@@ -39,29 +40,6 @@ const ROLES: [(&str, Role); 4] = [
     ("manager", Role::Manager),
     ("tech", Role::Tech),
 ];
-
-/// "12.50" from 1250 cents.
-fn money(cents: u64) -> String {
-    format!("{}.{:02}", cents / 100, cents % 100)
-}
-
-/// Cents from "12", "12.5" or "12.50"; `None` for anything else.
-fn parse_money(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
-    if whole.is_empty()
-        || whole.len() > 9
-        || frac.len() > 2
-        || !whole
-            .chars()
-            .chain(frac.chars())
-            .all(|c| c.is_ascii_digit())
-    {
-        return None;
-    }
-    let frac = format!("{frac:0<2}");
-    Some(whole.parse::<u64>().ok()? * 100 + frac.parse::<u64>().ok()?)
-}
 
 async fn page(
     state: &AppState,

@@ -12,7 +12,7 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use postdesk_desk::costs::time_and_cost;
+use postdesk_desk::costs::{money, time_and_cost};
 use postdesk_desk::fields::FieldEdit;
 use postdesk_desk::model::{Change, Event, HeldOutcome, Visibility};
 use postdesk_desk::tickets::{TicketView, Write};
@@ -137,7 +137,7 @@ fn page(
         due: t.due.clone().unwrap_or_else(|| "—".into()),
         category: t.category.clone().unwrap_or_else(|| "—".into()),
         time_spent: hours(minutes),
-        cost: format!("{}.{:02}", cost / 100, cost % 100),
+        cost: money(cost),
         following: t.followers.contains(&me.staff.email),
         can_delete: postdesk_desk::policy::can_delete_tickets(&me.staff),
         events: c

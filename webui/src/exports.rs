@@ -1,0 +1,98 @@
+//! CSV downloads: `GET /api/v1/exports/tickets.csv` and `time.csv` (API token), and the
+//! same from the reports page (session). Owners, admins and managers; the desk refuses
+//! anyone else before a byte is sent. The body streams as the desk writes it.
+
+use crate::auth::Caller;
+use crate::refusals::PageResult;
+use crate::session::StaffSession;
+use crate::{ApiError, AppState};
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use postdesk_desk::exports::{CsvChunks, ExportFilter};
+use serde::Deserialize;
+
+/// The list's filters, as query parameters.
+#[derive(Deserialize, Default)]
+pub struct ExportQuery {
+    org: Option<String>,
+    status: Option<String>,
+    #[serde(rename = "type")]
+    ticket_type: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+impl ExportQuery {
+    pub(crate) fn filter(&self) -> Result<ExportFilter, ApiError> {
+        Ok(ExportFilter::parse(
+            self.org.as_deref(),
+            self.status.as_deref(),
+            self.ticket_type.as_deref(),
+            self.from.as_deref(),
+            self.to.as_deref(),
+        )?)
+    }
+}
+
+/// The download: the desk's chunks as they come. An export that fails halfway ends the
+/// body with an error, so the client sees a cut-off transfer, not a short file.
+fn download(name: &str, chunks: CsvChunks) -> Response {
+    let stream = futures_util::stream::unfold(chunks, |mut chunks| async move {
+        let next = chunks.recv().await?.map_err(|e| {
+            tracing::error!(error = %e, cause = e.cause().unwrap_or(""), "export cut off");
+            std::io::Error::other(e.to_string())
+        });
+        Some((next, chunks))
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+pub async fn tickets_csv(
+    State(state): State<AppState>,
+    Caller(staff): Caller,
+    Query(q): Query<ExportQuery>,
+) -> Result<Response, ApiError> {
+    let chunks = state.desk.tickets_csv(staff, q.filter()?).await?;
+    Ok(download("tickets.csv", chunks))
+}
+
+pub async fn time_csv(
+    State(state): State<AppState>,
+    Caller(staff): Caller,
+    Query(q): Query<ExportQuery>,
+) -> Result<Response, ApiError> {
+    let chunks = state.desk.time_csv(staff, q.filter()?).await?;
+    Ok(download("time.csv", chunks))
+}
+
+/// `GET /reports/tickets.csv`: the ticket export from the reports page.
+pub async fn tickets_csv_page(
+    State(state): State<AppState>,
+    me: StaffSession,
+    Query(q): Query<ExportQuery>,
+) -> PageResult {
+    let chunks = state.desk.tickets_csv(me.staff, q.filter()?).await?;
+    Ok(download("tickets.csv", chunks))
+}
+
+/// `GET /reports/time.csv`: the time export from the reports page.
+pub async fn time_csv_page(
+    State(state): State<AppState>,
+    me: StaffSession,
+    Query(q): Query<ExportQuery>,
+) -> PageResult {
+    let chunks = state.desk.time_csv(me.staff, q.filter()?).await?;
+    Ok(download("time.csv", chunks))
+}
