@@ -2,8 +2,9 @@
 # Web benchmark: a store pre-filled as received mail through the spool and the pipeline
 # (100k tickets, 500k messages by default), the time to start the server on it, then wrk
 # against the API's ticket list and a ticket with its events, and the web UI's ticket
-# list, ticket page and dashboard (signed in). Prints RESULT lines (req/s and p99 latency,
-# resident memory after each phase and its peak). A fresh fill is first served once
+# list, ticket page and dashboard (signed in), then the ticket export (CSV) of every
+# ticket. Prints RESULT lines (req/s and p99 latency, resident memory after each phase and
+# its peak; the export's time and the server's memory while it streams). A fresh fill is first served once
 # until the notifier has sent what the mail would have caused (the warm-up).
 # Env: TICKETS=100000 EVENTS=5 DUR=10s CONNS=20 HTTP=8597 SMTP=2597 KEEP=DIR (reuse a fill)
 set -euo pipefail
@@ -56,4 +57,22 @@ bench ticket "/api/v1/tickets/$((TICKETS / 2))"
 bench page_ticket_list "/desk"
 bench page_ticket "/desk/tickets/$((TICKETS / 2))"
 bench page_dashboard "/dashboard"
+# The 100k-ticket export, streamed: its time, size, and the server's resident memory at
+# its highest while it ran (sampled every 50 ms) against before it.
+export_csv() { # name path
+  local before high=0 s e bytes rows
+  before=$(awk '/VmRSS/ {print int($2/1024)}' /proc/$PID/status)
+  ( while kill -0 $PID 2>/dev/null; do awk '/VmRSS/ {print int($2/1024)}' /proc/$PID/status; sleep 0.05; done ) > /tmp/postdesk-export-rss.$$ &
+  local sampler=$!
+  s=$(date +%s.%N)
+  curl -sf -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$HTTP$2" -o /tmp/postdesk-export.$$
+  e=$(date +%s.%N)
+  kill $sampler 2>/dev/null; wait $sampler 2>/dev/null || true
+  high=$(sort -n /tmp/postdesk-export-rss.$$ | tail -1)
+  bytes=$(stat -c %s /tmp/postdesk-export.$$); rows=$(($(wc -l < /tmp/postdesk-export.$$) - 1))
+  rm -f /tmp/postdesk-export.$$ /tmp/postdesk-export-rss.$$
+  echo "RESULT web $1 seconds=$(echo "$e - $s" | bc) rows=$rows bytes=$bytes rss_before=${before}MB rss_high=${high}MB"
+}
+export_csv export_tickets "/api/v1/exports/tickets.csv"
+export_csv export_tickets_filtered "/api/v1/exports/tickets.csv?type=bug&status=open"
 echo "RESULT web_end $(rss)"

@@ -28,6 +28,7 @@ pub mod operator;
 pub mod organizations;
 pub mod policy;
 pub mod portal;
+pub mod reports;
 mod service;
 pub mod tickets;
 pub mod tokens;

@@ -2,13 +2,16 @@
 //! look), the tickets each matches now, and the tick that raises one alert per ticket,
 //! monitor and episode.
 //!
+//! A tick also closes resolved tickets left without a reply for the organization's
+//! auto-close days (off unless set).
+//!
 //! What a tick reads: the tickets whose last write put a watched time behind the scan
 //! marks (a due date, a reopened ticket's old times), then, per monitor, the index
 //! entries whose watched time crossed its threshold since its last tick. It never reads
 //! a ticket that did neither.
 
 use crate::{policy, Desk, DeskError, DeskResult};
-use postdesk_store::{Monitor, Staff, Store, StoreError, Ticket};
+use postdesk_store::{Monitor, Staff, Store, StoreError, Ticket, MAX_AUTO_CLOSE_DAYS};
 use std::collections::HashMap;
 use time::OffsetDateTime;
 
@@ -29,35 +32,60 @@ pub struct TickReport {
     pub crossed: usize,
     /// Alerts raised.
     pub raised: usize,
+    /// Resolved tickets closed by auto-close.
+    pub closed: usize,
+}
+
+/// An organization's monitors and auto-close setting, as settings and the API show them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Automation {
+    pub monitors: Vec<Monitor>,
+    /// Resolved tickets close after this many days without a reply; `None`: never.
+    pub auto_close_days: Option<u32>,
 }
 
 impl Desk {
-    /// An organization's monitors (owners, admins and managers).
-    pub async fn monitors(&self, staff: Staff, org: String) -> DeskResult<Vec<Monitor>> {
+    /// An organization's monitors and auto-close (owners, admins and managers).
+    pub async fn monitors(&self, staff: Staff, org: String) -> DeskResult<Automation> {
         self.run(move |desk| {
             policy::require_settings_view(&staff)?;
             desk.require_org(&org)?;
-            Ok(desk.store.monitors(&org)?)
+            Ok(Automation {
+                monitors: desk.store.monitors(&org)?,
+                auto_close_days: desk.store.auto_close_days(&org)?,
+            })
         })
         .await
     }
 
-    /// Replaces an organization's monitors (owners and admins); a bad one changes nothing.
+    /// Replaces an organization's monitors and, when given, its auto-close setting
+    /// (owners and admins); anything wrong changes nothing.
     pub async fn set_monitors(
         &self,
         staff: Staff,
         org: String,
         monitors: Vec<Monitor>,
+        auto_close_days: Option<Option<u32>>,
     ) -> DeskResult<()> {
         self.run(move |desk| {
             policy::require_settings_edit(&staff)?;
             desk.require_org(&org)?;
-            desk.store
-                .set_monitors(&org, &monitors)
-                .map_err(|e| match e {
-                    StoreError::Invalid(why) => DeskError::Invalid(why),
-                    other => other.into(),
-                })
+            if let Some(Some(d)) = auto_close_days {
+                if !(1..=MAX_AUTO_CLOSE_DAYS).contains(&d) {
+                    return Err(DeskError::Invalid(format!(
+                        "Auto-close takes 1 to {MAX_AUTO_CLOSE_DAYS} days, not {d}."
+                    )));
+                }
+            }
+            let refused = |e: StoreError| match e {
+                StoreError::Invalid(why) => DeskError::Invalid(why),
+                other => other.into(),
+            };
+            desk.store.set_monitors(&org, &monitors).map_err(refused)?;
+            if let Some(days) = auto_close_days {
+                desk.store.set_auto_close(&org, days).map_err(refused)?;
+            }
+            Ok(())
         })
         .await
     }
@@ -155,8 +183,16 @@ fn tick(store: &Store, now: OffsetDateTime) -> Result<TickReport, StoreError> {
             }
             // Moved after the alerts: a tick stopped halfway scans them again, and the
             // records keep it from alerting twice.
-            store.move_scan_mark(org, m, &c)?;
+            store.move_scan_mark(&c)?;
         }
+    }
+    for (org, days) in store.all_auto_close()? {
+        let c = store.resolved_crossings(&org, days, now, CROSSINGS_PER_TICK)?;
+        for n in &c.tickets {
+            report.crossed += 1;
+            report.closed += usize::from(store.auto_close(*n, days, now)?.is_some());
+        }
+        store.move_scan_mark(&c)?;
     }
     Ok(report)
 }

@@ -12,7 +12,8 @@
 //! - an internal note: to the staff involved (the assignee and the followers);
 //! - an assignment: an `assigned_alert` to the new assignee (while they still hold it);
 //! - a ticket resolved or closed by staff: a `resolved_notice` to the requester, saying how
-//!   to reopen it (answer the mail), once per time it is done; other field changes are silent;
+//!   to reopen it (answer the mail), once per time it is done; one auto-close closed after
+//!   days without a reply: an `auto_closed_notice`; other field changes are silent;
 //! - staff commands not understood or not allowed: back to that staff member;
 //! - a monitor's alert: a `monitor_alert` to the assignee, or when there is none (or they
 //!   left) the owners, admins and managers, when the monitor mails; the bell always.
@@ -37,7 +38,7 @@ use crate::NotifierError;
 use postdesk_desk::policy;
 use postdesk_store::{
     event_mail_key, BellItem, Change, DkimKeyRecord, Event, EventKind, MailFiles, Org, OutboxItem,
-    OutboxStatus, Role, Status, Store, Ticket, Visibility,
+    OutboxStatus, Role, Status, Store, Ticket, Visibility, AUTO_CLOSE_AUTHOR,
 };
 use time::OffsetDateTime;
 
@@ -186,6 +187,14 @@ impl Planner<'_> {
                     && self.store.staff(&ticket.requester)?.is_none() =>
             {
                 Some((ticket.requester.clone(), "resolved_notice"))
+            }
+            // Closed for want of a reply: told while it stays closed.
+            Some(Change::Status(Status::Closed))
+                if event.author == AUTO_CLOSE_AUTHOR
+                    && ticket.status == Status::Closed
+                    && self.store.staff(&ticket.requester)?.is_none() =>
+            {
+                Some((ticket.requester.clone(), "auto_closed_notice"))
             }
             _ => None,
         })

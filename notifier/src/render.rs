@@ -403,6 +403,15 @@ pub(crate) fn framing(kind: &str, a: &About<'_>) -> Framing {
                 }
             ))
         },
+        "auto_closed_notice" => Framing {
+            body: Some(
+                "If anything is still wrong, reply to this mail and it opens again.".to_string(),
+            ),
+            ..alert(format!(
+                "Your request #{} was resolved and has had no reply since, so it is now closed.",
+                ticket.number
+            ))
+        },
         "monitor_alert" => Framing {
             body: Some(format!(
                 "Status: {}. Assignee: {}. Requested by {}.\n\nAnswer this mail to reply on the ticket, or begin it with command lines (#assign, #status, #due, #note) to act on it.",

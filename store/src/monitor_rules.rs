@@ -189,16 +189,19 @@ pub(crate) enum Watch {
     Activity,
     UserActivity,
     Waiting,
+    /// Since when a resolved ticket has been resolved (for auto-close).
+    Resolved,
 }
 
 impl Watch {
-    pub const ALL: [Watch; 6] = [
+    pub const ALL: [Watch; 7] = [
         Watch::Due,
         Watch::Opened,
         Watch::Unassigned,
         Watch::Activity,
         Watch::UserActivity,
         Watch::Waiting,
+        Watch::Resolved,
     ];
 
     /// The key segment of this index.
@@ -210,11 +213,16 @@ impl Watch {
             Watch::Activity => "activity",
             Watch::UserActivity => "user",
             Watch::Waiting => "waiting",
+            Watch::Resolved => "resolved",
         }
     }
 
-    /// The ticket's watched time, if the ticket is watched for it.
+    /// The ticket's watched time, if the ticket is watched for it: every watch but
+    /// `Resolved` is of tickets neither resolved nor closed.
     pub fn of(self, t: &Ticket) -> Option<OffsetDateTime> {
+        if self == Watch::Resolved {
+            return (t.status == Status::Resolved).then(|| t.status_since.unwrap_or(t.updated_at));
+        }
         if matches!(t.status, Status::Resolved | Status::Closed) {
             return None;
         }
@@ -234,6 +242,7 @@ impl Watch {
             Watch::Waiting => {
                 (t.status == Status::Waiting).then(|| t.status_since.unwrap_or(t.updated_at))
             }
+            Watch::Resolved => None,
         }
     }
 }

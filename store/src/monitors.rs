@@ -38,11 +38,31 @@ fn watch_bit(w: Watch) -> u8 {
     1 << Watch::ALL.iter().position(|x| *x == w).unwrap_or(0)
 }
 
-fn watch_mask(monitors: &[Monitor]) -> u8 {
+/// The watched times of `monitors`, and resolved tickets' when auto-close is on.
+fn watch_mask(monitors: &[Monitor], auto_close: bool) -> u8 {
+    let resolved = if auto_close {
+        watch_bit(Watch::Resolved)
+    } else {
+        0
+    };
     monitors
         .iter()
-        .fold(0, |mask, m| mask | watch_bit(m.kind.watch()))
+        .fold(resolved, |mask, m| mask | watch_bit(m.kind.watch()))
 }
+
+/// Where an organization's auto-close setting (days, 4 bytes) is kept.
+fn autoclose_key(org: &str) -> String {
+    format!("autoclose/{org}")
+}
+
+/// The longest auto-close delay: ten years.
+pub const MAX_AUTO_CLOSE_DAYS: u32 = 3650;
+
+/// The scan mark of auto-close (a name no monitor has).
+const AUTO_CLOSE_MARK: &str = "auto-close";
+
+/// Who closes tickets automatically, in the log.
+pub const AUTO_CLOSE_AUTHOR: &str = "auto-close";
 
 /// The monitor index entries of a ticket as it is, for the watched times in `mask`.
 fn index_keys(t: &Ticket, mask: u8) -> Vec<(Watch, OffsetDateTime, Vec<u8>)> {
@@ -74,10 +94,10 @@ fn record_key(number: u64, monitor: &Monitor) -> Vec<u8> {
     k
 }
 
-/// How far a monitor's scan of crossings has gone: the position (watched time, ticket) of
-/// the last index entry its ticks dealt with.
-fn mark_key(org: &str, monitor: &Monitor) -> String {
-    format!("monmark/{org}/{}", monitor.id())
+/// How far a scan of crossings (a monitor's, by its id, or auto-close's) has gone: the
+/// position (watched time, ticket) of the last index entry its ticks dealt with.
+fn mark_key(org: &str, scan: &str) -> String {
+    format!("monmark/{org}/{scan}")
 }
 
 /// Keeps a ticket's monitor index entries in step with a write (only the entries that
@@ -173,21 +193,89 @@ impl Store {
             return Err(StoreError::NotFound(format!("organization {org}")));
         }
         let before = self.monitors(org)?;
-        let (old, new) = (watch_mask(&before), watch_mask(monitors));
+        let auto_close = self.auto_close_days(org)?.is_some();
         let value = encode(&monitors)?;
-        self.state
-            .transaction(|tx| {
-                tx.insert(monitors_key(org).as_bytes(), value.as_slice())?;
-                tx.insert(watches_key(org).as_bytes(), &[new])?;
-                Ok(())
-            })
-            .map_err(StoreError::from)?;
+        self.change_watches(org, watch_mask(monitors, auto_close), |tx| {
+            tx.insert(monitors_key(org).as_bytes(), value.as_slice())?;
+            Ok(())
+        })?;
         for m in before
             .iter()
             .filter(|m| !monitors.iter().any(|n| n.id() == m.id()))
         {
-            self.state.remove(mark_key(org, m))?;
+            self.state.remove(mark_key(org, &m.id()))?;
         }
+        self.flush()
+    }
+
+    /// After how many days without a reply an organization's resolved tickets close.
+    pub fn auto_close_days(&self, org: &str) -> Result<Option<u32>, StoreError> {
+        Ok(self
+            .state
+            .get(autoclose_key(org))?
+            .and_then(|v| <[u8; 4]>::try_from(v.as_ref()).ok())
+            .map(u32::from_be_bytes))
+    }
+
+    /// Every organization's auto-close setting, for those that have one.
+    pub fn all_auto_close(&self) -> Result<Vec<(String, u32)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.state.scan_prefix("autoclose/") {
+            let (k, v) = kv?;
+            if let Ok(days) = <[u8; 4]>::try_from(v.as_ref()) {
+                let org = String::from_utf8_lossy(&k["autoclose/".len()..]).into_owned();
+                out.push((org, u32::from_be_bytes(days)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sets (1 to [`MAX_AUTO_CLOSE_DAYS`] days) or turns off auto-close.
+    pub fn set_auto_close(&self, org: &str, days: Option<u32>) -> Result<(), StoreError> {
+        if let Some(d) = days.filter(|d| !(1..=MAX_AUTO_CLOSE_DAYS).contains(d)) {
+            return Err(StoreError::Invalid(format!(
+                "Auto-close takes 1 to {MAX_AUTO_CLOSE_DAYS} days, not {d}."
+            )));
+        }
+        if self.org(org)?.is_none() {
+            return Err(StoreError::NotFound(format!("organization {org}")));
+        }
+        let monitors = self.monitors(org)?;
+        self.change_watches(org, watch_mask(&monitors, days.is_some()), |tx| {
+            match days {
+                Some(d) => tx.insert(autoclose_key(org).as_bytes(), &d.to_be_bytes())?,
+                None => tx.remove(autoclose_key(org).as_bytes())?,
+            };
+            Ok(())
+        })?;
+        if days.is_none() {
+            self.state.remove(mark_key(org, AUTO_CLOSE_MARK))?;
+        }
+        self.flush()
+    }
+
+    /// Writes `setting` with the organization's new watched times `new` in one
+    /// transaction, then drops the indexes no longer read and builds the new ones.
+    fn change_watches(
+        &self,
+        org: &str,
+        new: u8,
+        setting: impl Fn(
+            &TransactionalTree,
+        ) -> Result<(), sled::transaction::UnabortableTransactionError>,
+    ) -> Result<(), StoreError> {
+        let old = self
+            .state
+            .get(watches_key(org))?
+            .and_then(|v| v.first().copied())
+            .unwrap_or(0);
+        self.state
+            .transaction(|tx| {
+                setting(tx)?;
+                tx.insert(watches_key(org).as_bytes(), &[new])?;
+                Ok::<(), ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(StoreError::from)?;
         for w in Watch::ALL
             .into_iter()
             .filter(|w| old & !new & watch_bit(*w) != 0)
@@ -202,7 +290,7 @@ impl Store {
         if added != 0 {
             self.index_org(org, added)?;
         }
-        self.flush()
+        Ok(())
     }
 
     /// Adds the index entries of the watched times in `mask` for every ticket of `org`,
@@ -289,19 +377,42 @@ impl Store {
         now: OffsetDateTime,
         limit: usize,
     ) -> Result<Crossings, StoreError> {
-        let mark = self.state.get(mark_key(org, monitor))?.and_then(|v| {
+        let threshold = monitor.threshold(now);
+        self.scan(org, monitor.kind.watch(), &monitor.id(), threshold, limit)
+    }
+
+    /// The resolved tickets of `org` resolved `days` or more before `now` since the last
+    /// [`Store::move_scan_mark`] of auto-close, oldest first, at most `limit`.
+    pub fn resolved_crossings(
+        &self,
+        org: &str,
+        days: u32,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Crossings, StoreError> {
+        let threshold = now - time::Duration::days(i64::from(days));
+        self.scan(org, Watch::Resolved, AUTO_CLOSE_MARK, threshold, limit)
+    }
+
+    fn scan(
+        &self,
+        org: &str,
+        watch: Watch,
+        name: &str,
+        threshold: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Crossings, StoreError> {
+        let mark_key = mark_key(org, name);
+        let mark = self.state.get(&mark_key)?.and_then(|v| {
             Some((
                 crate::codec::read_u64(v.get(..8)?)?,
                 crate::codec::read_u64(v.get(8..)?)?,
             ))
         });
-        let up_to = time_part(monitor.threshold(now));
+        let up_to = time_part(threshold);
         let mut tickets = Vec::new();
         let mut last = None;
-        for entry in self
-            .index_range(org, monitor.kind.watch(), mark, up_to)
-            .take(limit)
-        {
+        for entry in self.index_range(org, watch, mark, up_to).take(limit) {
             let (at, n) = entry?;
             tickets.push(n);
             last = Some((at, n));
@@ -313,21 +424,54 @@ impl Store {
         };
         Ok(Crossings {
             tickets,
+            mark_key,
             next: mark.map_or(next, |m| m.max(next)),
         })
     }
 
-    /// Records that the tick dealt with `c`: its next call starts after them.
-    pub fn move_scan_mark(
-        &self,
-        org: &str,
-        monitor: &Monitor,
-        c: &Crossings,
-    ) -> Result<(), StoreError> {
+    /// Records that the tick dealt with `c`: its next scan starts after them.
+    pub fn move_scan_mark(&self, c: &Crossings) -> Result<(), StoreError> {
         let mut v = c.next.0.to_be_bytes().to_vec();
         v.extend_from_slice(&c.next.1.to_be_bytes());
-        self.state.insert(mark_key(org, monitor), v)?;
+        self.state.insert(c.mark_key.as_bytes(), v)?;
         Ok(())
+    }
+
+    /// Closes ticket `number` if it is still resolved and was resolved `days` or more
+    /// before `now`: a status change by [`AUTO_CLOSE_AUTHOR`] (the notifier tells the
+    /// requester). `None` when it is not (answered, reopened, gone).
+    pub fn auto_close(
+        &self,
+        number: u64,
+        days: u32,
+        now: OffsetDateTime,
+    ) -> Result<Option<Event>, StoreError> {
+        let threshold = now - time::Duration::days(i64::from(days));
+        self.state
+            .transaction(|tx| {
+                let Some(v) = tx.get(num_key("ticket/", number))? else {
+                    return Ok(None);
+                };
+                let before: Ticket = decode(&v).map_err(Abort)?;
+                if Watch::Resolved
+                    .of(&before)
+                    .is_none_or(|since| since > threshold)
+                {
+                    return Ok(None);
+                }
+                let mut after = before.clone();
+                let base = Event::by(number, AUTO_CLOSE_AUTHOR, false, now);
+                let event = crate::tickets::append_change(
+                    tx,
+                    &mut after,
+                    &crate::Change::Status(crate::Status::Closed),
+                    &base,
+                )?;
+                after.updated_at = now;
+                crate::tickets::save_ticket(tx, Some(&before), &after)?;
+                Ok(Some(event))
+            })
+            .map_err(StoreError::from)
     }
 
     /// Tickets of `org` in the state `monitor` watches for at `now`, oldest in it first, at
@@ -473,10 +617,11 @@ impl Store {
     }
 }
 
-/// What a monitor's crossing scan found, and where its next one starts.
+/// What a crossing scan found, and where its next one starts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Crossings {
     pub tickets: Vec<u64>,
+    mark_key: String,
     /// (watched time, ticket number) of the last entry dealt with.
     next: (u64, u64),
 }
@@ -556,7 +701,7 @@ mod tests {
         // Crossings are read from a mark on: none after the scan moved past them.
         let c = s.crossings("acme", &unassigned, later, 10).expect("c");
         assert_eq!(c.tickets, vec![t.number]);
-        s.move_scan_mark("acme", &unassigned, &c).expect("mark");
+        s.move_scan_mark(&c).expect("mark");
         let c = s
             .crossings("acme", &unassigned, later + Duration::hours(1), 10)
             .expect("c");
@@ -567,10 +712,10 @@ mod tests {
         let hourly = monitor(MonitorKind::Unassigned, Some(1));
         let c = s.crossings("acme", &hourly, later, 2).expect("c");
         assert_eq!(c.tickets, vec![t.number, second.number]);
-        s.move_scan_mark("acme", &hourly, &c).expect("mark");
+        s.move_scan_mark(&c).expect("mark");
         let c = s.crossings("acme", &hourly, later, 2).expect("c");
         assert_eq!(c.tickets, vec![third.number]);
-        s.move_scan_mark("acme", &hourly, &c).expect("mark");
+        s.move_scan_mark(&c).expect("mark");
         assert!(s
             .crossings("acme", &hourly, later, 2)
             .expect("c")
@@ -703,17 +848,17 @@ mod tests {
             "only the watched time"
         );
         let c = s.crossings("acme", &unassigned, later, 10).expect("c");
-        s.move_scan_mark("acme", &unassigned, &c).expect("mark");
+        s.move_scan_mark(&c).expect("mark");
         assert!(s
             .state
-            .get(mark_key("acme", &unassigned))
+            .get(mark_key("acme", &unassigned.id()))
             .expect("get")
             .is_some());
         s.set_monitors("acme", &[]).expect("none");
         assert!(s.state.scan_prefix("mon/").next().is_none());
         assert!(s
             .state
-            .get(mark_key("acme", &unassigned))
+            .get(mark_key("acme", &unassigned.id()))
             .expect("get")
             .is_none());
         // Another organization's monitors index nothing of this one's.

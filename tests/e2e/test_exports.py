@@ -1,7 +1,8 @@
-"""Exports over the real server: tickets.csv parses with Python's csv module and matches
-the API's tickets field for field under the list's filters; a summary a spreadsheet would
-run as a formula is made inert; time.csv has one row per time entry at each worker's rate;
-the reports page's downloads are the same files; a Tech gets 403 and bad filters 400."""
+"""Exports and reports over the real server: tickets.csv parses with Python's csv module
+and matches the API's tickets field for field under the list's filters; a summary a
+spreadsheet would run as a formula is made inert; time.csv has one row per time entry at
+each worker's rate; the reports page shows the period's figures, chart and downloads (the
+same files); a Tech gets 403 and bad filters 400."""
 
 import csv
 import datetime
@@ -29,6 +30,7 @@ class Exports(unittest.TestCase):
         self.mgr = srv.cli("token", "create", "mgr@ops.test").stdout.strip()
         self.admin_link = staff_link(srv, "tester@ops.test")
         self.alex_link = staff_link(srv, "alex@ops.test")
+        self.mgr_link = staff_link(srv, "mgr@ops.test")
         self.srv = srv.start()
 
     def open_ticket(self, frm, to, subject):
@@ -133,6 +135,27 @@ class Exports(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertIn("attachment", headers.get("Content-Disposition", ""))
         self.assertEqual(text.encode(), srv.api("/api/v1/exports/tickets.csv?org=acme"))
+
+        # The reports page: this period's figures for acme, its chart and its downloads.
+        page = admin.get(f"/reports?org=acme&from={today}&to={today}")[2]
+        self.assertIn('<svg id="chart"', page)
+        self.assertRegex(page, r'id="totals">Opened <strong>3</strong> · resolved or closed <strong>1</strong>')
+        self.assertRegex(page, r'<tr><th>bug</th><td>1</td><td>0</td></tr>')
+        self.assertRegex(page, r'<tr><th>alex@ops.test</th><td>1</td><td>0</td></tr>')
+        self.assertRegex(page, r'<tr><th>alex@ops.test</th><td>1:30</td><td>90.00</td></tr>')
+        self.assertRegex(page, r'<tr><th>acme</th><td>2:15</td><td>112.87</td></tr>')
+        self.assertRegex(page, r'<tr><th>First response</th><td>1</td>')
+        self.assertRegex(page, f'href="/reports/tickets.csv[?]from={today}(&amp;|&#38;)to={today}'
+                               f'(&amp;|&#38;)org=acme"')
+        everyone = admin.get(f"/reports?from={today}&to={today}")[2]
+        self.assertRegex(everyone, r'id="totals">Opened <strong>4</strong>')
+        self.assertEqual(alex.get("/reports")[0], 403)
+        mona = Browser(srv)
+        mona.get(self.mgr_link)
+        self.assertEqual(mona.get("/reports")[0], 200)
+        for bad in ("from=2026-02-30", f"from={today}&to={today - datetime.timedelta(days=1)}",
+                    f"from={today - datetime.timedelta(days=400)}&to={today}"):
+            self.assertEqual(admin.get(f"/reports?{bad}")[0], 400, bad)
 
 
 if __name__ == "__main__":

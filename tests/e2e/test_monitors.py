@@ -3,7 +3,9 @@ fires once per ticket (a DKIM-signed mail with the ticket's tag and a reply addr
 assignee, else to the owners, admins and managers; a bell entry), not again on the next
 ticks or after a restart, and again once the state ended and came back (a staff member
 acting on the alert by mail, a reply, a new due date). Monitors set in Chromium and over
-the API are the same; bad ones are refused and change nothing; a Tech may not see them."""
+the API are the same; bad ones are refused and change nothing; a Tech may not see them.
+Auto-close closes a resolved ticket after its days without a reply, once, and tells the
+requester, whose answer opens it again."""
 
 import datetime
 import email
@@ -216,10 +218,56 @@ class Monitors(unittest.TestCase):
         self.settle()
         self.assertEqual(self.alert_mail(seq), [])
 
+    def test_resolved_tickets_close_after_the_days_without_a_reply(self):
+        srv = self.srv
+        path = "/api/v1/orgs/acme/monitors"
+        srv.send("PUT", path, {"monitors": [], "auto_close_days": 3})
+        self.assertEqual(srv.api(path), {"monitors": [], "auto_close_days": 3})
+        # Left out, it stays; a bad value changes nothing.
+        srv.send("PUT", path, {"monitors": ALL_SEVEN[:1]})
+        srv.send("PUT", path, {"monitors": [], "auto_close_days": 0}, expect=400)
+        self.assertEqual(srv.api(path), {"monitors": ALL_SEVEN[:1], "auto_close_days": 3})
+        n = self.open_ticket("rita@customer.test", "Old printer")
+        kept = self.open_ticket("sam@customer.test", "Answered in time")
+        for t in (n, kept):
+            srv.send("PATCH", f"/api/v1/tickets/{t}", {"status": "resolved"})
+        self.move_clock(2 * 24 * HOUR)
+        # Sam answers within the days: his ticket opens again and is not closed.
+        with smtplib.SMTP("127.0.0.1", srv.smtp_port) as s:
+            s.send_message(mail("sam@customer.test", "acme@acme.test",
+                                f"Re: [#{kept}] Answered in time", "Not yet fixed.",
+                                message_id="<sam-again@customer.test>"))
+        srv.decision_for("<sam-again@customer.test>")
+        self.settle()
+        self.assertEqual(srv.ticket(n)["status"], "resolved")
+        self.move_clock(2 * 24 * HOUR)
+        wait_for(lambda: srv.ticket(n)["status"] == "closed" or None, timeout=15)
+        closing = [e for e in srv.ticket(n)["events"] if e["change"] == {
+            "field": "status", "value": "closed"}]
+        self.assertEqual(len(closing), 1)
+        self.assertEqual(closing[0]["author"], "auto-close")
+        notice = wait_for(lambda: [m for m in outbox_mails(srv, "rita@customer.test")
+                                   if "now closed" in m.get_body(("plain",)).get_content()])[0]
+        self.assertIn(f"[#{n}]", str(notice["Subject"]))
+        self.settle()
+        self.assertEqual(srv.ticket(kept)["status"], "open")
+        self.assertEqual(len([e for e in srv.ticket(n)["events"] if e["change"] == {
+            "field": "status", "value": "closed"}]), 1, "closed once")
+        # Rita answers the notice: the ticket opens again.
+        with smtplib.SMTP("127.0.0.1", srv.smtp_port) as s:
+            s.send_message(mail("rita@customer.test", notice["Reply-To"].addresses[0].addr_spec,
+                                f"Re: [#{n}] Old printer", "It broke again.",
+                                message_id="<rita-reopens@customer.test>",
+                                in_reply_to=notice["Message-ID"]))
+        self.assertEqual(srv.decision_for("<rita-reopens@customer.test>")["ticket"], n)
+        self.assertEqual(srv.ticket(n)["status"], "open")
+        srv.send("PUT", path, {"monitors": [], "auto_close_days": None})
+        self.assertIsNone(srv.api(path)["auto_close_days"])
+
     def test_the_api_checks_monitors_and_roles(self):
         srv = self.srv
         path = "/api/v1/orgs/acme/monitors"
-        self.assertEqual(srv.api(path), {"monitors": []})
+        self.assertEqual(srv.api(path), {"monitors": [], "auto_close_days": None})
         srv.send("PUT", path, {"monitors": ALL_SEVEN[:3]})
         for bad in ([{"kind": "late", "hours": 2}],
                     [{"kind": "unassigned"}],

@@ -76,8 +76,12 @@ pub struct FieldsBody {
 }
 
 /// Tells a field given as `null` (Some(None)) from one left out (None).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// The body of a JSON request, or a 400 that says what is wrong with it.
@@ -277,10 +281,14 @@ pub async fn unblock_sender(
 #[serde(deny_unknown_fields)]
 pub struct MonitorsBody {
     monitors: Vec<Monitor>,
+    /// Absent: unchanged; `null`: off; a number of days.
+    #[serde(default, deserialize_with = "present")]
+    auto_close_days: Option<Option<u32>>,
 }
 
-/// `PUT /api/v1/orgs/SLUG/monitors`: replaces the organization's monitors (owners and
-/// admins); a bad kind or hours is a 400 and changes nothing.
+/// `PUT /api/v1/orgs/SLUG/monitors`: replaces the organization's monitors, and its
+/// auto-close days when given (owners and admins); a bad kind, hours or days is a 400
+/// and changes nothing. Answers with what is now set.
 pub async fn set_monitors(
     State(state): State<AppState>,
     Caller(staff): Caller,
@@ -290,7 +298,12 @@ pub async fn set_monitors(
     let body = json_body(body)?;
     state
         .desk
-        .set_monitors(staff, slug, body.monitors.clone())
+        .set_monitors(
+            staff.clone(),
+            slug.clone(),
+            body.monitors,
+            body.auto_close_days,
+        )
         .await?;
-    Ok(Json(json!({ "monitors": body.monitors })))
+    crate::api::monitors(State(state), Caller(staff), Path(slug)).await
 }

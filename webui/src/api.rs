@@ -283,12 +283,15 @@ pub async fn blocked_senders(
         .collect::<Vec<_>>())))
 }
 
-/// `GET /api/v1/orgs/SLUG/monitors`: the organization's monitors (owners, admins, managers).
+/// `GET /api/v1/orgs/SLUG/monitors`: the organization's monitors and auto-close days
+/// (owners, admins, managers).
 pub async fn monitors(
     State(state): State<AppState>,
     Caller(staff): Caller,
     Path(slug): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let list = state.desk.monitors(staff, slug).await?;
-    Ok(Json(json!({ "monitors": list })))
+    let a = state.desk.monitors(staff, slug).await?;
+    Ok(Json(
+        json!({ "monitors": a.monitors, "auto_close_days": a.auto_close_days }),
+    ))
 }

@@ -96,7 +96,7 @@ pub async fn show(State(state): State<AppState>, me: StaffSession) -> PageResult
 }
 
 /// An SVG line chart of two daily series; only numbers and dates go into it.
-fn chart(opened: &[usize], closed: &[usize], first_day: time::Date) -> String {
+pub(super) fn chart(opened: &[usize], closed: &[usize], first_day: time::Date) -> String {
     let (w, h, left, bottom, top) = (720.0, 220.0, 40.0, 30.0, 10.0);
     let max = opened
         .iter()

@@ -10,6 +10,7 @@ pub mod monitors;
 pub mod new_ticket;
 pub mod portal;
 pub mod portals;
+pub mod reports;
 pub mod settings;
 pub mod signin;
 pub mod staff;
@@ -28,6 +29,8 @@ pub struct Chrome {
     pub csrf: String,
     /// Whether the settings link shows (owners, admins, managers).
     pub settings: bool,
+    /// Whether the reports link shows (owners, admins, managers).
+    pub reports: bool,
     pub unread: usize,
     pub bell: Vec<postdesk_desk::model::BellItem>,
 }
@@ -38,6 +41,7 @@ impl Chrome {
             me_name: me.staff.name.clone(),
             csrf: me.csrf.clone(),
             settings: crate::policy::can_view_settings(&me.staff),
+            reports: crate::policy::can_see_reports(&me.staff),
             unread: me.unread,
             bell: me.bell.clone(),
         }

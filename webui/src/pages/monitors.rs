@@ -1,5 +1,6 @@
 //! Settings → organization → Monitors & Alerts: the organization's monitors as a form of
-//! rows (kind, hours, mail on or off). Owners and admins change them; managers look.
+//! rows (kind, hours, mail on or off), and auto-close. Owners and admins change them;
+//! managers look.
 
 use super::{after_change, render, Chrome};
 use crate::forms::{csrf_form, SettingsForm};
@@ -38,6 +39,8 @@ struct MonitorsPage {
     slug: String,
     rows: Vec<Row>,
     kinds: Vec<KindChoice>,
+    /// Empty when auto-close is off.
+    auto_close_days: String,
     notice: Option<String>,
     error: Option<String>,
 }
@@ -49,12 +52,13 @@ async fn show_page(
     notice: Option<String>,
     error: Option<String>,
 ) -> PageResult {
-    let list = state
+    let set = state
         .desk
         .monitors(me.staff.clone(), slug.to_string())
         .await?;
     let failed = error.is_some();
-    let mut rows: Vec<Row> = list
+    let mut rows: Vec<Row> = set
+        .monitors
         .iter()
         .map(|m| Row {
             kind: m.kind.as_str().to_string(),
@@ -85,6 +89,10 @@ async fn show_page(
                 .replace(" 0 hours", " N hours"),
             })
             .collect(),
+        auto_close_days: set
+            .auto_close_days
+            .map(|d| d.to_string())
+            .unwrap_or_default(),
         notice,
         error,
     });
@@ -113,8 +121,16 @@ pub struct MonitorsForm {
 
 csrf_form!(MonitorsForm);
 
-/// The monitors the form lists; rows without a kind are left out.
-fn parse(f: &MonitorsForm) -> DeskResult<Vec<Monitor>> {
+/// The monitors the form lists (rows without a kind are left out) and its auto-close days
+/// (empty: off).
+fn parse(f: &MonitorsForm) -> DeskResult<(Vec<Monitor>, Option<u32>)> {
+    let days = match f.fields.get("auto_close_days").map(|d| d.trim()) {
+        None | Some("") => None,
+        Some(d) => Some(
+            d.parse::<u32>()
+                .map_err(|_| DeskError::Invalid(format!("{d:?} is not a whole number of days.")))?,
+        ),
+    };
     let mut out = Vec::new();
     for i in 0..MAX_ROWS {
         let field = |name: &str| f.fields.get(&format!("{name}_{i}")).map(|v| v.trim());
@@ -134,7 +150,7 @@ fn parse(f: &MonitorsForm) -> DeskResult<Vec<Monitor>> {
             email: field("email").is_some(),
         });
     }
-    Ok(out)
+    Ok((out, days))
 }
 
 /// `POST /settings/orgs/SLUG/monitors`: replaces the monitors with the form's rows.
@@ -144,9 +160,9 @@ pub async fn save(
     SettingsForm { me, form }: SettingsForm<MonitorsForm>,
 ) -> PageResult {
     let done = match parse(&form) {
-        Ok(list) => state
+        Ok((list, days)) => state
             .desk
-            .set_monitors(me.staff.clone(), slug.clone(), list)
+            .set_monitors(me.staff.clone(), slug.clone(), list, Some(days))
             .await
             .map(|()| "Saved.".to_string()),
         Err(e) => Err(e),
