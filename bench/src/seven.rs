@@ -4,11 +4,7 @@
 use postdesk_store::{Monitor, MonitorKind};
 
 pub fn seven_monitors() -> Vec<Monitor> {
-    let monitor = |kind, hours| Monitor {
-        kind,
-        hours,
-        email: true,
-    };
+    let monitor = Monitor::new;
     vec![
         monitor(MonitorKind::PastDue, None),
         monitor(MonitorKind::DueIn, Some(24)),

@@ -1,6 +1,6 @@
-//! Monitors & alerts: an organization's monitors (owners and admins set them, managers
-//! look), the tickets each matches now, and the tick that raises one alert per ticket,
-//! monitor and episode.
+//! Monitors & alerts: an organization's monitors and auto-close (owners and admins set
+//! them, managers look) and the tick that raises one alert per ticket, monitor and
+//! episode. (What a monitor matches now is the desk list's alert filter, `lists.rs`.)
 //!
 //! A tick also closes resolved tickets left without a reply for the organization's
 //! auto-close days (off unless set).
@@ -88,47 +88,6 @@ impl Desk {
             Ok(())
         })
         .await
-    }
-
-    /// The tickets of `org` that monitor `id` (see `Monitor::id`) matches now and `staff`
-    /// may see, longest in that state first, at most `limit`.
-    pub async fn alerting(
-        &self,
-        staff: Staff,
-        org: String,
-        id: String,
-        limit: usize,
-    ) -> DeskResult<Vec<Ticket>> {
-        self.run(move |desk| {
-            let monitor = desk
-                .store
-                .monitors(&org)?
-                .into_iter()
-                .find(|m| m.id() == id)
-                .ok_or_else(|| DeskError::NotFound(format!("{org} has no monitor {id}.")))?;
-            // Read in growing pages so a Tech's few visible tickets are found among many.
-            let mut want = limit;
-            loop {
-                let found = desk.store.matching(&org, &monitor, desk.now(), want)?;
-                let complete = found.len() < want;
-                let visible: Vec<Ticket> = found
-                    .into_iter()
-                    .filter(|t| policy::can_view_ticket(&staff, t))
-                    .take(limit)
-                    .collect();
-                if complete || visible.len() >= limit {
-                    return Ok(visible);
-                }
-                want = want.saturating_mul(4);
-            }
-        })
-        .await
-    }
-
-    /// Every organization's monitors, for the desk's alert filter (those who may see
-    /// settings see them all; a Tech sees the filter for the tickets they may see).
-    pub async fn all_monitors(&self) -> DeskResult<Vec<(String, Vec<Monitor>)>> {
-        self.run(|desk| Ok(desk.store.all_monitors()?)).await
     }
 
     /// Runs one tick at the desk's clock.
@@ -253,17 +212,12 @@ mod tests {
                 portal: Default::default(),
             })
             .expect("org");
-        let monitor = |kind, hours| Monitor {
-            kind,
-            hours,
-            email: true,
-        };
         store
             .set_monitors(
                 "acme",
                 &[
-                    monitor(MonitorKind::Unassigned, Some(2)),
-                    monitor(MonitorKind::PastDue, None),
+                    Monitor::new(MonitorKind::Unassigned, Some(2)),
+                    Monitor::new(MonitorKind::PastDue, None),
                 ],
             )
             .expect("monitors");

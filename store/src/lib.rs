@@ -64,6 +64,9 @@ pub struct Store {
     /// RCPT-time lookups answered from memory; one node's writes forget them (a second
     /// backend shared by several nodes must forget them on the others' writes too).
     lookups: std::sync::Arc<lookups::Lookups>,
+    /// Held while an organization's watched times change (monitors, auto-close), so two
+    /// changes never interleave their index builds and drops.
+    watch_changes: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -87,6 +90,7 @@ impl Store {
             blobs,
             files: files::Files::open(dir)?,
             lookups: Default::default(),
+            watch_changes: Default::default(),
         };
         store.ensure_recency_index()?;
         store.ensure_link_index()?;

@@ -102,6 +102,15 @@ fn yes() -> bool {
 }
 
 impl Monitor {
+    /// A monitor that mails its alerts.
+    pub fn new(kind: MonitorKind, hours: Option<u32>) -> Monitor {
+        Monitor {
+            kind,
+            hours,
+            email: true,
+        }
+    }
+
     /// Whether the monitor is well formed: `hours` from 1 to a year for every kind but
     /// `past_due`, which takes none.
     pub fn check(&self) -> Result<(), String> {
@@ -277,24 +286,18 @@ mod tests {
         }
     }
 
-    fn monitor(kind: MonitorKind, hours: Option<u32>) -> Monitor {
-        Monitor {
-            kind,
-            hours,
-            email: true,
-        }
-    }
-
     #[test]
     fn hours_are_checked_per_kind() {
-        assert!(monitor(MonitorKind::PastDue, None).check().is_ok());
-        assert!(monitor(MonitorKind::PastDue, Some(2)).check().is_err());
-        assert!(monitor(MonitorKind::Stale, None).check().is_err());
-        assert!(monitor(MonitorKind::Stale, Some(0)).check().is_err());
-        assert!(monitor(MonitorKind::Stale, Some(MAX_MONITOR_HOURS + 1))
-            .check()
-            .is_err());
-        assert!(monitor(MonitorKind::Stale, Some(MAX_MONITOR_HOURS))
+        assert!(Monitor::new(MonitorKind::PastDue, None).check().is_ok());
+        assert!(Monitor::new(MonitorKind::PastDue, Some(2)).check().is_err());
+        assert!(Monitor::new(MonitorKind::Stale, None).check().is_err());
+        assert!(Monitor::new(MonitorKind::Stale, Some(0)).check().is_err());
+        assert!(
+            Monitor::new(MonitorKind::Stale, Some(MAX_MONITOR_HOURS + 1))
+                .check()
+                .is_err()
+        );
+        assert!(Monitor::new(MonitorKind::Stale, Some(MAX_MONITOR_HOURS))
             .check()
             .is_ok());
         assert!("late".parse::<MonitorKind>().is_err());
@@ -313,11 +316,11 @@ mod tests {
             MonitorKind::Inactive,
             MonitorKind::Stale,
         ] {
-            let m = monitor(kind, Some(2));
+            let m = Monitor::new(kind, Some(2));
             assert!(!m.matches(&t, start + Duration::minutes(119)), "{kind:?}");
             assert!(m.matches(&t, start + Duration::minutes(121)), "{kind:?}");
         }
-        let waiting = monitor(MonitorKind::Waiting, Some(2));
+        let waiting = Monitor::new(MonitorKind::Waiting, Some(2));
         assert!(!waiting.matches(&t, start + Duration::hours(5)));
         let w = Ticket {
             status: Status::Waiting,
@@ -332,8 +335,8 @@ mod tests {
             due: Some("2026-12-03".into()),
             ..ticket()
         };
-        let past = monitor(MonitorKind::PastDue, None);
-        let soon = monitor(MonitorKind::DueIn, Some(24));
+        let past = Monitor::new(MonitorKind::PastDue, None);
+        let soon = Monitor::new(MonitorKind::DueIn, Some(24));
         assert!(!past.matches(&t, datetime!(2026-12-03 23:59 UTC)));
         assert!(past.matches(&t, datetime!(2026-12-04 00:00 UTC)));
         assert!(!soon.matches(&t, datetime!(2026-12-02 23:59 UTC)));
@@ -351,14 +354,14 @@ mod tests {
             ..ticket()
         };
         for kind in MonitorKind::ALL {
-            assert!(!monitor(kind, kind.takes_hours().then_some(1)).matches(&done, later));
+            assert!(!Monitor::new(kind, kind.takes_hours().then_some(1)).matches(&done, later));
         }
         let held = Ticket {
             assignee: Some("bo@acme.test".into()),
             unassigned_since: None,
             ..ticket()
         };
-        assert!(!monitor(MonitorKind::Unassigned, Some(1)).matches(&held, later));
+        assert!(!Monitor::new(MonitorKind::Unassigned, Some(1)).matches(&held, later));
     }
 
     #[test]
@@ -368,13 +371,13 @@ mod tests {
             last_staff_at: Some(datetime!(2026-12-01 14:00 UTC)),
             ..ticket()
         };
-        assert!(!monitor(MonitorKind::Inactive, Some(2)).matches(&t, now));
-        assert!(monitor(MonitorKind::Stale, Some(2)).matches(&t, now));
+        assert!(!Monitor::new(MonitorKind::Inactive, Some(2)).matches(&t, now));
+        assert!(Monitor::new(MonitorKind::Stale, Some(2)).matches(&t, now));
     }
 
     #[test]
     fn an_episode_changes_when_the_state_ends_and_comes_back() {
-        let m = monitor(MonitorKind::PastDue, None);
+        let m = Monitor::new(MonitorKind::PastDue, None);
         let t = Ticket {
             due: Some("2026-12-02".into()),
             ..ticket()
@@ -397,7 +400,7 @@ mod tests {
         };
         assert_ne!(m.episode(&reopened), first);
         assert_eq!(
-            monitor(MonitorKind::Unassigned, Some(1)).id(),
+            Monitor::new(MonitorKind::Unassigned, Some(1)).id(),
             "unassigned-1"
         );
         assert_eq!(m.id(), "past_due");

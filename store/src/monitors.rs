@@ -264,6 +264,11 @@ impl Store {
             &TransactionalTree,
         ) -> Result<(), sled::transaction::UnabortableTransactionError>,
     ) -> Result<(), StoreError> {
+        // The lock guards no data: one poisoned by a panic still orders the next change.
+        let _one_at_a_time = self
+            .watch_changes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let old = self
             .state
             .get(watches_key(org))?
@@ -670,25 +675,17 @@ mod tests {
             .expect("change");
     }
 
-    fn monitor(kind: MonitorKind, hours: Option<u32>) -> Monitor {
-        Monitor {
-            kind,
-            hours,
-            email: true,
-        }
-    }
-
     #[test]
     fn the_indexes_follow_every_write_and_find_crossings() {
         let (s, _dir) = scratch_store("monitor-index");
         scratch_org(&s, "acme");
         let every: Vec<Monitor> = MonitorKind::ALL
             .into_iter()
-            .map(|k| monitor(k, k.takes_hours().then_some(1)))
+            .map(|k| Monitor::new(k, k.takes_hours().then_some(1)))
             .collect();
         s.set_monitors("acme", &every).expect("monitors");
         let t = open(&s, START);
-        let unassigned = monitor(MonitorKind::Unassigned, Some(2));
+        let unassigned = Monitor::new(MonitorKind::Unassigned, Some(2));
         let later = START + Duration::hours(3);
         assert_eq!(
             s.matching("acme", &unassigned, later, 10).expect("m").len(),
@@ -709,7 +706,7 @@ mod tests {
         // A scan that stops at its limit goes on from its last entry the next time.
         let second = open(&s, START + Duration::minutes(1));
         let third = open(&s, START + Duration::minutes(2));
-        let hourly = monitor(MonitorKind::Unassigned, Some(1));
+        let hourly = Monitor::new(MonitorKind::Unassigned, Some(1));
         let c = s.crossings("acme", &hourly, later, 2).expect("c");
         assert_eq!(c.tickets, vec![t.number, second.number]);
         s.move_scan_mark(&c).expect("mark");
@@ -737,8 +734,8 @@ mod tests {
             .expect("m")
             .is_empty());
         // Staff activity ends inactivity, not staleness; resolving ends both.
-        let stale = monitor(MonitorKind::Stale, Some(2));
-        let inactive = monitor(MonitorKind::Inactive, Some(2));
+        let stale = Monitor::new(MonitorKind::Stale, Some(2));
+        let inactive = Monitor::new(MonitorKind::Inactive, Some(2));
         assert_eq!(s.matching("acme", &stale, later, 10).expect("m").len(), 1);
         assert!(s
             .matching("acme", &inactive, later, 10)
@@ -747,7 +744,7 @@ mod tests {
         change(&s, t.number, Change::Status(Status::Resolved), later);
         let much_later = later + Duration::days(30);
         for kind in MonitorKind::ALL {
-            let m = monitor(kind, kind.takes_hours().then_some(1));
+            let m = Monitor::new(kind, kind.takes_hours().then_some(1));
             assert!(s
                 .matching("acme", &m, much_later, 10)
                 .expect("m")
@@ -755,7 +752,7 @@ mod tests {
         }
         // Reopened: open again from now, its requester silent since the start.
         change(&s, t.number, Change::Status(Status::Open), much_later);
-        let open_m = monitor(MonitorKind::Open, Some(2));
+        let open_m = Monitor::new(MonitorKind::Open, Some(2));
         assert!(s
             .matching("acme", &open_m, much_later, 10)
             .expect("m")
@@ -774,7 +771,7 @@ mod tests {
     fn one_alert_per_episode_and_written_tickets_are_listed_once() {
         let (s, _dir) = scratch_store("monitor-alerts");
         scratch_org(&s, "acme");
-        let past_due = monitor(MonitorKind::PastDue, None);
+        let past_due = Monitor::new(MonitorKind::PastDue, None);
         s.set_monitors("acme", &[past_due]).expect("monitors");
         let t = open(&s, START);
         // A new ticket's watched times are the write's: nothing for the tick to look at.
@@ -835,7 +832,7 @@ mod tests {
             s.state.scan_prefix("mon/").next().is_none(),
             "no monitors, no index"
         );
-        let unassigned = monitor(MonitorKind::Unassigned, Some(1));
+        let unassigned = Monitor::new(MonitorKind::Unassigned, Some(1));
         s.set_monitors("acme", &[unassigned]).expect("monitors");
         let later = START + Duration::hours(2);
         assert_eq!(
@@ -872,18 +869,18 @@ mod tests {
         let (s, _dir) = scratch_store("monitor-lists");
         scratch_org(&s, "acme");
         let list = [
-            monitor(MonitorKind::PastDue, None),
-            monitor(MonitorKind::Unassigned, Some(2)),
-            monitor(MonitorKind::Unassigned, Some(8)),
+            Monitor::new(MonitorKind::PastDue, None),
+            Monitor::new(MonitorKind::Unassigned, Some(2)),
+            Monitor::new(MonitorKind::Unassigned, Some(8)),
         ];
         s.set_monitors("acme", &list).expect("set");
         assert_eq!(s.monitors("acme").expect("read"), list.to_vec());
         for bad in [
-            vec![monitor(MonitorKind::Open, None)],
-            vec![monitor(MonitorKind::Open, Some(0))],
+            vec![Monitor::new(MonitorKind::Open, None)],
+            vec![Monitor::new(MonitorKind::Open, Some(0))],
             vec![
-                monitor(MonitorKind::Open, Some(2)),
-                monitor(MonitorKind::Open, Some(2)),
+                Monitor::new(MonitorKind::Open, Some(2)),
+                Monitor::new(MonitorKind::Open, Some(2)),
             ],
         ] {
             assert!(s.set_monitors("acme", &bad).is_err());
@@ -919,7 +916,7 @@ mod tests {
         s.flush().expect("flush");
         drop(s);
         let s = Store::open(&dir.0).expect("reopen");
-        let stale = monitor(MonitorKind::Stale, Some(2));
+        let stale = Monitor::new(MonitorKind::Stale, Some(2));
         s.set_monitors("acme", &[stale]).expect("monitors");
         let t = s.ticket(t.number).expect("read").expect("ticket");
         assert_eq!(t.last_staff_at, Some(START + Duration::hours(1)));
