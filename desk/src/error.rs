@@ -17,6 +17,9 @@ pub enum DeskError {
     /// Understood, but the thing's state does not allow it (decided already).
     #[error("{0}")]
     Conflict(String),
+    /// Too much of this is running already; the caller may try again shortly.
+    #[error("{0}")]
+    Busy(String),
     /// The store failed (or the work was stopped); the caller sees "internal error", the
     /// log has the cause.
     #[error("internal error")]

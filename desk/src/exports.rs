@@ -44,6 +44,10 @@ pub const TIME_COLUMNS: [&str; 8] = [
 
 /// A chunk is sent once it holds this much.
 const CHUNK: usize = 64 * 1024;
+/// Exports that may stream at once; one more is answered "busy".
+pub const MAX_EXPORTS: usize = 4;
+/// How long a client may leave a chunk unread before the export is cut off.
+const CLIENT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Chunks waiting for the client: the export's memory is about CHUNK × this.
 const CHUNKS_AHEAD: usize = 4;
 
@@ -162,10 +166,18 @@ pub fn ticket_row(t: &Ticket, staff: &[Staff]) -> [String; 15] {
     ]
 }
 
-/// A cell a spreadsheet would take for a formula (`=`, `+`, `-`, `@`, or a tab or
-/// carriage return before one) gets a leading apostrophe: shown, never run.
+/// A cell a spreadsheet would take for a formula gets a leading apostrophe: shown, never
+/// run. That is one starting with `=`, `+`, `-`, `@`, a tab or a carriage return, also
+/// behind invisible characters (a byte-order mark, zero-width spaces, spaces) or written
+/// in their full-width and small forms, which some spreadsheets read as the same.
 pub fn inert(cell: &str) -> std::borrow::Cow<'_, str> {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    const INVISIBLE: [char; 5] = ['\u{feff}', '\u{200b}', '\u{200c}', '\u{200d}', '\u{2060}'];
+    const TRIGGERS: [char; 14] = [
+        '=', '+', '-', '@', '\t', '\r', '\u{ff1d}', '\u{fe66}', '\u{ff0b}', '\u{fe62}', '\u{ff0d}',
+        '\u{fe63}', '\u{ff20}', '\u{fe6b}',
+    ];
+    let visible = cell.trim_start_matches(|c: char| INVISIBLE.contains(&c) || c == ' ');
+    if cell.starts_with(TRIGGERS) || visible.starts_with(TRIGGERS) {
         format!("'{cell}").into()
     } else {
         cell.into()
@@ -177,6 +189,8 @@ pub fn inert(cell: &str) -> std::borrow::Cow<'_, str> {
 struct ChunkSink {
     chunk: Vec<u8>,
     out: mpsc::Sender<DeskResult<Vec<u8>>>,
+    /// To wait for the client with a timeout from the export's blocking thread.
+    runtime: tokio::runtime::Handle,
 }
 
 impl ChunkSink {
@@ -185,9 +199,15 @@ impl ChunkSink {
             return Ok(());
         }
         let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK + 4096));
-        self.out
-            .blocking_send(Ok(chunk))
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+        // A client that stops reading must not hold the thread (and the export's place).
+        let sent = self
+            .runtime
+            .block_on(tokio::time::timeout(CLIENT_WAIT, self.out.send(Ok(chunk))));
+        match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe)),
+            Err(_) => Err(std::io::Error::from(std::io::ErrorKind::TimedOut)),
+        }
     }
 }
 
@@ -236,7 +256,7 @@ impl ChunkWriter {
             }
             Some(e) => {
                 if let Ok(sink) = self.csv.into_inner() {
-                    let _ = sink.out.blocking_send(Err(e));
+                    let _ = sink.out.try_send(Err(e));
                 }
             }
         }
@@ -304,16 +324,27 @@ impl Desk {
         write: impl FnOnce(&Store, &mut ChunkWriter) -> Result<(), StoreError> + Send + 'static,
     ) -> DeskResult<CsvChunks> {
         policy::require_reports(&staff)?;
+        let running = self.exports.clone().try_acquire_owned().map_err(|_| {
+            DeskError::Busy(format!(
+                "{MAX_EXPORTS} exports are running; try again in a moment."
+            ))
+        })?;
         let (out, chunks) = mpsc::channel(CHUNKS_AHEAD);
         let store = self.store.clone();
+        let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
+            let _running = running;
             let mut w = ChunkWriter {
-                // RFC 4180 ends records with CRLF; the crate's default is LF.
+                // RFC 4180 ends records with CRLF; the crate's default is LF. Every cell is
+                // quoted: a spreadsheet whose list separator is `;` would otherwise split
+                // `x;=1+1` into a cell that runs.
                 csv: csv::WriterBuilder::new()
                     .terminator(csv::Terminator::CRLF)
+                    .quote_style(csv::QuoteStyle::Always)
                     .from_writer(ChunkSink {
                         chunk: Vec::with_capacity(CHUNK + 4096),
                         out,
+                        runtime,
                     }),
                 failed: None,
             };

@@ -39,7 +39,7 @@ pub struct TicketList {
     pub counts: [u64; 4],
     /// Every organization's slug, for the filter.
     pub orgs: Vec<String>,
-    /// Every organization's monitors, for the alert filter.
+    /// Every organization's monitors, for the alert filter (for those who see settings).
     pub monitors: Vec<(String, Monitor)>,
 }
 
@@ -128,11 +128,16 @@ impl Desk {
                 }
             }
             let orgs = store.orgs()?.into_iter().map(|o| o.slug).collect();
-            let monitors = store
-                .all_monitors()?
-                .into_iter()
-                .flat_map(|(org, list)| list.into_iter().map(move |m| (org.clone(), m)))
-                .collect();
+            // Monitors are settings: those who may not see settings get no alert filter.
+            let monitors = if policy::can_view_settings(&staff) {
+                store
+                    .all_monitors()?
+                    .into_iter()
+                    .flat_map(|(org, list)| list.into_iter().map(move |m| (org.clone(), m)))
+                    .collect()
+            } else {
+                Vec::new()
+            };
             Ok(TicketList {
                 tickets,
                 has_older,

@@ -111,10 +111,12 @@ impl Desk {
                 "A report covers 1 to {MAX_REPORT_DAYS} days, from a day to a later one."
             )));
         }
+        let start = from.with_time(Time::MIDNIGHT).assume_utc();
+        let end = start
+            .checked_add(Duration::days(days))
+            .ok_or_else(|| DeskError::Invalid("That period is out of range.".into()))?;
         self.run(move |desk| {
             let store = &desk.store;
-            let start = from.with_time(Time::MIDNIGHT).assume_utc();
-            let end = start + Duration::days(days);
             let in_period = |t: OffsetDateTime| t >= start && t < end;
             let day = |t: OffsetDateTime| (t.date() - from).whole_days() as usize;
             let mut r = Report {

@@ -14,6 +14,8 @@ pub struct Desk {
     clock: Arc<dyn Clock>,
     /// When each staff member's activity was last written (see `staff_visit`).
     pub(crate) last_seen: Arc<Mutex<HashMap<String, OffsetDateTime>>>,
+    /// Exports running at once (each holds a blocking thread while it streams).
+    pub(crate) exports: Arc<tokio::sync::Semaphore>,
 }
 
 impl Desk {
@@ -22,6 +24,7 @@ impl Desk {
             store,
             clock,
             last_seen: Arc::default(),
+            exports: Arc::new(tokio::sync::Semaphore::new(crate::exports::MAX_EXPORTS)),
         }
     }
 

@@ -21,7 +21,8 @@
 //! Staff hear only of tickets the policy lets them see, checked when the mail is planned
 //! and again when it is sent. Never the author of the event, never automatic mail, never
 //! our own addresses; machine mail is capped at `hourly_cap` per recipient per hour (a
-//! person's relayed answer is not).
+//! person's relayed answer is not), monitor alerts at 60 per recipient per hour apart
+//! from it.
 //!
 //! Mail that relays a person's message carries its files ([`CARRIES_FILES`]): a staff answer
 //! to the requester and CCs, and the alerts that pass an end user's mail, a colleague's
@@ -38,7 +39,7 @@ use crate::NotifierError;
 use postdesk_desk::policy;
 use postdesk_store::{
     event_mail_key, BellItem, Change, DkimKeyRecord, Event, EventKind, MailFiles, Org, OutboxItem,
-    OutboxStatus, Role, Status, Store, Ticket, Visibility, AUTO_CLOSE_AUTHOR,
+    OutboxStatus, Role, Status, Store, Ticket, Visibility, AUTO_CLOSE_AUTHOR, MONITOR_ALERT_KIND,
 };
 use time::OffsetDateTime;
 
@@ -70,12 +71,15 @@ pub(crate) const STAFF_ALERTS: [&str; 6] = [
     "held_alert",
     "note_alert",
     "assigned_alert",
-    "monitor_alert",
+    MONITOR_ALERT_KIND,
 ];
 
-/// Automatic mail outside the hourly cap: a monitor's alert is caused by time passing, not
-/// by mail, so it cannot loop, and the monitor sends one per ticket and episode.
-const UNCAPPED: [&str; 1] = ["monitor_alert"];
+/// Monitor alerts per recipient per hour. They have a cap of their own, apart from the
+/// other automatic mail's (`hourly_cap`, against loops): caused by time passing, an alert
+/// cannot loop, but an organization whose every ticket matches a monitor at once (or a
+/// stranger who opens many tickets) must not bury a person in mail. Past it, the alert is
+/// in the bell and in the desk's alert filter, not in the mailbox.
+const MONITOR_ALERT_HOURLY_CAP: usize = 60;
 
 /// Whether `recipient` is a staff member who may see `ticket` (and so may hear of it).
 pub(crate) fn may_hear_of(
@@ -142,17 +146,31 @@ impl Planner<'_> {
             if d.automatic && !self.wants_automatic_mail(&d.recipient, d.kind)? {
                 continue;
             }
-            if d.automatic && !UNCAPPED.contains(&d.kind) {
-                let recent = self
-                    .store
-                    .automatic_mail_count(&d.recipient, now - time::Duration::hours(1))?
+            if d.automatic {
+                // Monitor alerts and the rest have a cap each: neither uses up the other's.
+                let alert = d.kind == MONITOR_ALERT_KIND;
+                let hour_ago = now - time::Duration::hours(1);
+                let (sent, cap) = if alert {
+                    (
+                        self.store.monitor_alert_count(&d.recipient, hour_ago)?,
+                        MONITOR_ALERT_HOURLY_CAP,
+                    )
+                } else {
+                    (
+                        self.store.automatic_mail_count(&d.recipient, hour_ago)?,
+                        self.hourly_cap,
+                    )
+                };
+                let recent = sent
                     + already
                         .iter()
                         .chain(out.iter())
-                        .filter(|i| i.recipient == d.recipient)
+                        .filter(|i| {
+                            i.recipient == d.recipient && (i.kind == MONITOR_ALERT_KIND) == alert
+                        })
                         .count();
-                if recent >= self.hourly_cap {
-                    tracing::warn!(recipient = %d.recipient, ticket = ticket.number, kind = d.kind, "hourly cap of automatic mail reached; not sent");
+                if recent >= cap {
+                    tracing::warn!(recipient = %d.recipient, ticket = ticket.number, kind = d.kind, "hourly cap of automatic mail reached; not sent (the bell has it)");
                     continue;
                 }
             }
@@ -394,7 +412,7 @@ impl Planner<'_> {
             }
             (EventKind::Alert, _) if event.monitor.is_some_and(|m| m.email) => {
                 drafts.extend(people(
-                    "monitor_alert",
+                    MONITOR_ALERT_KIND,
                     true,
                     self.assignee_or_managers(ticket)?,
                 ));

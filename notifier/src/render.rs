@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use mail_builder::headers::raw::Raw;
 use mail_builder::mime::{BodyPart, MimePart};
 use mail_builder::MessageBuilder;
-use postdesk_store::{Change, Event, EventKind, Status, Ticket};
+use postdesk_store::{Change, Event, EventKind, Status, Ticket, MONITOR_ALERT_KIND};
 use sha2::Sha256;
 
 #[derive(Template)]
@@ -412,7 +412,7 @@ pub(crate) fn framing(kind: &str, a: &About<'_>) -> Framing {
                 ticket.number
             ))
         },
-        "monitor_alert" => Framing {
+        MONITOR_ALERT_KIND => Framing {
             body: Some(format!(
                 "Status: {}. Assignee: {}. Requested by {}.\n\nAnswer this mail to reply on the ticket, or begin it with command lines (#assign, #status, #due, #note) to act on it.",
                 ticket.status.as_str(),

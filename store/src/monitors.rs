@@ -55,6 +55,9 @@ fn autoclose_key(org: &str) -> String {
     format!("autoclose/{org}")
 }
 
+/// The most monitors an organization has.
+pub const MAX_MONITORS: usize = 50;
+
 /// The longest auto-close delay: ten years.
 pub const MAX_AUTO_CLOSE_DAYS: u32 = 3650;
 
@@ -180,6 +183,11 @@ impl Store {
     /// the tickets, in transactions of a few hundred); one no longer read is dropped, and
     /// so are the scan marks of monitors no longer listed.
     pub fn set_monitors(&self, org: &str, monitors: &[Monitor]) -> Result<(), StoreError> {
+        if monitors.len() > MAX_MONITORS {
+            return Err(StoreError::Invalid(format!(
+                "An organization has at most {MAX_MONITORS} monitors."
+            )));
+        }
         for (i, m) in monitors.iter().enumerate() {
             m.check().map_err(StoreError::Invalid)?;
             if monitors[..i].iter().any(|o| o.id() == m.id()) {
@@ -254,8 +262,11 @@ impl Store {
         self.flush()
     }
 
-    /// Writes `setting` with the organization's new watched times `new` in one
-    /// transaction, then drops the indexes no longer read and builds the new ones.
+    /// Changes an organization's watched times to `new` around `setting` (its monitors or
+    /// auto-close), so that no tick sees a monitor before its index is whole: added times
+    /// are indexed first (writes index them from then on, and the organization's tickets
+    /// are read into them), then `setting` commits with the new watched times, then the
+    /// times no longer read are dropped.
     fn change_watches(
         &self,
         org: &str,
@@ -274,6 +285,11 @@ impl Store {
             .get(watches_key(org))?
             .and_then(|v| v.first().copied())
             .unwrap_or(0);
+        let added = new & !old;
+        if added != 0 {
+            self.state.insert(watches_key(org), &[old | new])?;
+            self.index_org(org, added)?;
+        }
         self.state
             .transaction(|tx| {
                 setting(tx)?;
@@ -290,10 +306,6 @@ impl Store {
                 batch.remove(k?);
             }
             self.state.apply_batch(batch)?;
-        }
-        let added = new & !old;
-        if added != 0 {
-            self.index_org(org, added)?;
         }
         Ok(())
     }
@@ -427,15 +439,21 @@ impl Store {
             Some(last) if tickets.len() == limit => last,
             _ => (up_to, u64::MAX),
         };
+        // A clock moved back moves the mark back with it: entries written meanwhile lie
+        // after it, and those already alerted have their records.
         Ok(Crossings {
             tickets,
             mark_key,
-            next: mark.map_or(next, |m| m.max(next)),
+            unchanged: mark == Some(next),
+            next,
         })
     }
 
     /// Records that the tick dealt with `c`: its next scan starts after them.
     pub fn move_scan_mark(&self, c: &Crossings) -> Result<(), StoreError> {
+        if c.unchanged {
+            return Ok(());
+        }
         let mut v = c.next.0.to_be_bytes().to_vec();
         v.extend_from_slice(&c.next.1.to_be_bytes());
         self.state.insert(c.mark_key.as_bytes(), v)?;
@@ -629,6 +647,8 @@ pub struct Crossings {
     mark_key: String,
     /// (watched time, ticket number) of the last entry dealt with.
     next: (u64, u64),
+    /// The mark stays where it was (nothing to write).
+    unchanged: bool,
 }
 
 #[cfg(test)]
@@ -718,6 +738,26 @@ mod tests {
             .expect("c")
             .tickets
             .is_empty());
+        // The clock moved back two hours: the mark follows it, so what is written then (at
+        // the earlier time, behind where the mark was) is found once it crosses.
+        let back = later - Duration::hours(2);
+        let c = s.crossings("acme", &hourly, back, 2).expect("c");
+        assert!(c.tickets.is_empty());
+        s.move_scan_mark(&c).expect("mark");
+        let fourth = open(&s, back);
+        assert!(s
+            .crossings("acme", &hourly, back, 5)
+            .expect("c")
+            .tickets
+            .is_empty());
+        let c = s
+            .crossings("acme", &hourly, back + Duration::minutes(61), 5)
+            .expect("c");
+        // (Those read before the clock went back are read again; their alert records
+        // keep them from alerting twice.)
+        assert_eq!(c.tickets.last(), Some(&fourth.number));
+        s.delete_ticket(fourth.number, "bo@x.test", START, None)
+            .expect("delete");
         for n in [second.number, third.number] {
             s.delete_ticket(n, "bo@x.test", START, None)
                 .expect("delete");

@@ -113,9 +113,22 @@ pub(crate) fn event_mail_prefix(seq: u64) -> String {
 }
 
 /// Per-recipient log of automatic mail, for the hourly cap.
-fn sent_key(recipient: &str, at: OffsetDateTime) -> Vec<u8> {
+fn sent_key(group: &str, recipient: &str, at: OffsetDateTime) -> Vec<u8> {
     let ns = u64::try_from(at.unix_timestamp_nanos()).unwrap_or(0);
-    num_key(&format!("autosent/{recipient}/"), ns)
+    num_key(&format!("{group}/{recipient}/"), ns)
+}
+
+/// The kind of mail a monitor's alert is: counted apart from the rest (see
+/// [`Store::monitor_alert_count`]), so alerts and other mail do not use up each other's cap.
+pub const MONITOR_ALERT_KIND: &str = "monitor_alert";
+
+/// Which count an outbound mail adds to.
+fn sent_group(kind: &str) -> &'static str {
+    if kind == MONITOR_ALERT_KIND {
+        "alertsent"
+    } else {
+        "autosent"
+    }
 }
 
 impl Store {
@@ -147,7 +160,10 @@ impl Store {
                 let mut added = 0;
                 for (v, item) in encoded.iter().zip(items) {
                     if put_mail(tx, item, v)? {
-                        tx.insert(sent_key(&item.recipient, item.created_at), &[])?;
+                        tx.insert(
+                            sent_key(sent_group(&item.kind), &item.recipient, item.created_at),
+                            &[],
+                        )?;
                         // Replies to what we send thread by its Message-ID.
                         let mid = crate::normalize_message_id(&item.message_id);
                         tx.insert(
@@ -186,8 +202,27 @@ impl Store {
         recipient: &str,
         since: OffsetDateTime,
     ) -> Result<usize, StoreError> {
-        let from = sent_key(recipient, since);
+        self.sent_count("autosent", recipient, since)
+    }
+
+    /// How many monitor alerts went to `recipient` since `since`.
+    pub fn monitor_alert_count(
+        &self,
+        recipient: &str,
+        since: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        self.sent_count("alertsent", recipient, since)
+    }
+
+    fn sent_count(
+        &self,
+        group: &str,
+        recipient: &str,
+        since: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        let from = sent_key(group, recipient, since);
         let to = sent_key(
+            group,
             recipient,
             OffsetDateTime::now_utc() + time::Duration::days(1),
         );

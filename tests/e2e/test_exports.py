@@ -59,6 +59,7 @@ class Exports(unittest.TestCase):
         b = self.open_ticket("sam@customer.test", "acme@acme.test", HOSTILE)
         c = self.open_ticket("tom@customer.test", "acme@acme.test", "Bug: login loops")
         d = self.open_ticket("uma@customer.test", "beta@acme.test", "+cmd|' /C calc'!A0")
+        e = self.open_ticket("vic@customer.test", "beta@acme.test", "x;=1+1;@SUM(1)")
         admin = Browser(srv)
         admin.get(self.admin_link)
         page = admin.get("/settings/staff")[2]
@@ -79,7 +80,11 @@ class Exports(unittest.TestCase):
 
         rows = self.csv_rows("/api/v1/exports/tickets.csv")
         self.assertEqual(list(rows[0].keys()), COLUMNS)
-        self.assertEqual([int(r["number"]) for r in rows], sorted([a, b, c, d]))
+        self.assertEqual([int(r["number"]) for r in rows], sorted([a, b, c, d, e]))
+        # Every cell quoted: a spreadsheet splitting on ";" keeps "x;=1+1" one cell.
+        raw = srv.api("/api/v1/exports/tickets.csv").decode()
+        self.assertTrue(raw.startswith('"number","org","summary"'), raw[:40])
+        self.assertIn('"x;=1+1;@SUM(1)"', raw)
         for r in rows:
             api = srv.ticket(int(r["number"]))
             for col in COLUMNS:
@@ -104,11 +109,11 @@ class Exports(unittest.TestCase):
         def numbers(query):
             return sorted(int(r["number"]) for r in self.csv_rows(
                 f"/api/v1/exports/tickets.csv?{query}"))
-        self.assertEqual(numbers("org=beta"), [d])
+        self.assertEqual(numbers("org=beta"), [d, e])
         self.assertEqual(numbers("status=resolved"), [b])
         self.assertEqual(numbers("type=bug"), [c])
         today = datetime.datetime.now(datetime.timezone.utc).date()
-        self.assertEqual(numbers(f"from={today}&to={today}"), sorted([a, b, c, d]))
+        self.assertEqual(numbers(f"from={today}&to={today}"), sorted([a, b, c, d, e]))
         self.assertEqual(numbers(f"from={today + datetime.timedelta(days=1)}"), [])
         for bad in ("from=2026-13-01", "to=yesterday", "status=late", "type=task",
                     f"from={today}&to={today - datetime.timedelta(days=1)}"):
@@ -126,7 +131,7 @@ class Exports(unittest.TestCase):
                           self.csv_rows("/api/v1/exports/time.csv?type=bug")], [c])
 
         # Managers export; Techs do not, by token or in the browser.
-        self.assertEqual(len(self.csv_rows("/api/v1/exports/tickets.csv", token=self.mgr)), 4)
+        self.assertEqual(len(self.csv_rows("/api/v1/exports/tickets.csv", token=self.mgr)), 5)
         for path in ("/api/v1/exports/tickets.csv", "/api/v1/exports/time.csv"):
             srv.api(path, token=self.tech, expect=403)
         self.assertEqual(alex.get("/reports/tickets.csv")[0], 403)
@@ -148,13 +153,14 @@ class Exports(unittest.TestCase):
         self.assertRegex(page, f'href="/reports/tickets.csv[?]from={today}(&amp;|&#38;)to={today}'
                                f'(&amp;|&#38;)org=acme"')
         everyone = admin.get(f"/reports?from={today}&to={today}")[2]
-        self.assertRegex(everyone, r'id="totals">Opened <strong>4</strong>')
+        self.assertRegex(everyone, r'id="totals">Opened <strong>5</strong>')
         self.assertEqual(alex.get("/reports")[0], 403)
         mona = Browser(srv)
         mona.get(self.mgr_link)
         self.assertEqual(mona.get("/reports")[0], 200)
         for bad in ("from=2026-02-30", f"from={today}&to={today - datetime.timedelta(days=1)}",
-                    f"from={today - datetime.timedelta(days=400)}&to={today}"):
+                    f"from={today - datetime.timedelta(days=400)}&to={today}",
+                    "from=9999-12-30&to=9999-12-31"):
             self.assertEqual(admin.get(f"/reports?{bad}")[0], 400, bad)
 
 

@@ -277,7 +277,8 @@ class Monitors(unittest.TestCase):
                     [{"kind": "past_due", "hours": 2}],
                     [{"kind": "open", "hours": 2}, {"kind": "open", "hours": 2}],
                     [{"kind": "open", "hours": "two"}],
-                    [{"kind": "open", "hours": 2, "colour": "red"}]):
+                    [{"kind": "open", "hours": 2, "colour": "red"}],
+                    [{"kind": "open", "hours": h} for h in range(1, 52)]):
             srv.send("PUT", path, {"monitors": bad}, expect=400)
         srv.send("PUT", path, b"{not json", expect=400)
         self.assertEqual(srv.api(path)["monitors"], ALL_SEVEN[:3])

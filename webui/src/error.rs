@@ -17,6 +17,9 @@ pub enum ApiError {
     /// The request is understood but the thing's state does not allow it (decided already).
     #[error("{0}")]
     Conflict(String),
+    /// Too much of this is running; try again shortly (503).
+    #[error("{0}")]
+    Busy(String),
     /// Something failed below the desk; the cause goes to the log only.
     #[error("internal error")]
     Failed(String),
@@ -31,6 +34,7 @@ impl From<postdesk_desk::DeskError> for ApiError {
             DeskError::Forbidden(m) => ApiError::Forbidden(m),
             DeskError::Invalid(m) => ApiError::BadRequest(m),
             DeskError::Conflict(m) => ApiError::Conflict(m),
+            DeskError::Busy(m) => ApiError::Busy(m),
             DeskError::Internal(cause) => ApiError::Failed(cause),
         }
     }
@@ -44,6 +48,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Failed(cause) => {
                 tracing::error!(error = %cause, "request failed");
                 StatusCode::INTERNAL_SERVER_ERROR

@@ -102,7 +102,8 @@ pub async fn list(
             .filter(|s| !s.is_empty())
             .map(str::to_string)
     };
-    let alert = nonempty(&q.alert);
+    // `org/monitor id`; anything else is no alert filter.
+    let alert = nonempty(&q.alert).filter(|a| a.contains('/'));
     // The list opens on what needs work; "any" (an empty status) shows every ticket, and
     // so does an alert filter (a waiting ticket can alert).
     let status = match &q.status {

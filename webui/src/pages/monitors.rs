@@ -17,8 +17,8 @@ use std::collections::HashMap;
 
 /// Empty rows the form offers for new monitors.
 const SPARE_ROWS: usize = 3;
-/// The most rows a form may post.
-const MAX_ROWS: usize = 50;
+/// The most rows a form may post: every monitor an organization may have, and the spares.
+const MAX_ROWS: usize = postdesk_desk::model::MAX_MONITORS + SPARE_ROWS;
 
 struct Row {
     kind: String,
