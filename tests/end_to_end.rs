@@ -194,3 +194,8 @@ fn monitors_and_alerts() {
 fn exports() {
     run_suite("test_exports");
 }
+
+#[test]
+fn unsubscribe() {
+    run_suite("test_unsubscribe");
+}

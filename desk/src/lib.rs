@@ -32,6 +32,7 @@ pub mod reports;
 mod service;
 pub mod tickets;
 pub mod tokens;
+pub mod unsubscribe;
 
 pub use error::{DeskError, DeskResult};
 pub use service::Desk;

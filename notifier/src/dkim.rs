@@ -8,7 +8,7 @@ use mail_auth::dkim::DkimSigner;
 use postdesk_store::DkimKeyRecord;
 
 /// Headers covered by the signature (those present are signed; From always is).
-const SIGNED_HEADERS: [&str; 12] = [
+const SIGNED_HEADERS: [&str; 14] = [
     "From",
     "Reply-To",
     "Subject",
@@ -21,6 +21,9 @@ const SIGNED_HEADERS: [&str; 12] = [
     "MIME-Version",
     "Content-Type",
     "Auto-Submitted",
+    // RFC 8058 asks that a one-click unsubscribe be covered by the signature.
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -49,6 +49,8 @@ pub(crate) struct Planner<'a> {
     pub secret: [u8; 32],
     /// Key of outbound Message-IDs.
     pub message_id_secret: [u8; 32],
+    /// Key of one-click unsubscribe links.
+    pub unsubscribe_secret: [u8; 32],
     pub hourly_cap: usize,
     /// Largest outbound mail, files included; files that do not fit are named instead.
     pub max_message_bytes: u64,
@@ -428,6 +430,18 @@ impl Planner<'_> {
         Ok(drafts)
     }
 
+    /// `recipient`'s one-click unsubscribe link (RFC 8058), when the web UI's address is
+    /// known: a link needs somewhere to go.
+    fn unsubscribe_link(&self, recipient: &str) -> Option<String> {
+        (!self.public_url.is_empty()).then(|| {
+            format!(
+                "{}/unsubscribe/{}",
+                self.public_url.trim_end_matches('/'),
+                postdesk_threading::make_unsubscribe_token(&self.unsubscribe_secret, recipient)
+            )
+        })
+    }
+
     /// What every mail about `event` needs from the store.
     fn shared(&self, event: &Event, ticket: &Ticket, org: &Org) -> Result<Shared, NotifierError> {
         Ok(Shared {
@@ -491,6 +505,12 @@ impl Planner<'_> {
             ticket.summary.as_str()
         };
         let domain = org.mail_domain();
+        // Mail the recipient may turn off carries the one-click way to (rejected commands
+        // answer their own mail and always go).
+        let unsubscribe = (draft.automatic && draft.kind != "commands_rejected")
+            .then(|| self.unsubscribe_link(&recipient))
+            .flatten();
+        let unsubscribe = unsubscribe.as_deref();
         let mut files = MailFiles::default();
         let (message_id, raw) = if draft.kind == "acknowledgement" {
             let (mid, raw) = acknowledgement(&Acknowledgement {
@@ -503,6 +523,7 @@ impl Planner<'_> {
                 recipient: &recipient,
                 reply_to: &reply_to,
                 thread,
+                unsubscribe,
             })?;
             (mid, signed(raw, shared.dkim_key.as_ref(), domain)?)
         } else {
@@ -529,6 +550,7 @@ impl Planner<'_> {
                 intro: &framing.intro,
                 body: framing.body.as_deref().unwrap_or(&event.text),
                 auto_submitted: framing.auto_submitted,
+                unsubscribe,
             };
             let kind = CARRIES_FILES.iter().find(|k| **k == draft.kind);
             match kind.filter(|_| !event.attachments.is_empty()) {

@@ -49,6 +49,7 @@ fn planner(store: &Store) -> Planner<'_> {
         store,
         secret: [7; 32],
         message_id_secret: [9; 32],
+        unsubscribe_secret: [7; 32],
         hourly_cap: 10,
         max_message_bytes: 1 << 20,
         public_url: String::new(),

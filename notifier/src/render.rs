@@ -69,6 +69,9 @@ pub(crate) struct Notification<'a> {
     pub body: &'a str,
     /// `Auto-Submitted` value for machine-made mail; `None` for a person's answer.
     pub auto_submitted: Option<&'a str>,
+    /// The recipient's one-click unsubscribe link (automatic mail, when the web UI's
+    /// address is known).
+    pub unsubscribe: Option<&'a str>,
 }
 
 /// The text and HTML of a notification, with `note` (files left out) under the message.
@@ -139,6 +142,7 @@ impl Notification<'_> {
             reply_to: self.reply_to,
             thread: self.thread,
             auto_submitted: self.auto_submitted,
+            unsubscribe: self.unsubscribe,
         }
     }
 }
@@ -169,10 +173,12 @@ struct Headers<'a> {
     reply_to: &'a str,
     thread: &'a [String],
     auto_submitted: Option<&'a str>,
+    unsubscribe: Option<&'a str>,
 }
 
 /// The message's header fields: threading headers, tagged subject, Outlook's conversation
-/// headers, signed Reply-To, `Auto-Submitted` on machine mail. Returns the Message-ID too.
+/// headers, signed Reply-To, `Auto-Submitted` on machine mail, and with a link, RFC 8058's
+/// one-click `List-Unsubscribe`. Returns the Message-ID too.
 fn start<'x>(h: &Headers<'x>) -> (String, MessageBuilder<'x>) {
     let domain = h
         .org_address
@@ -202,6 +208,16 @@ fn start<'x>(h: &Headers<'x>) -> (String, MessageBuilder<'x>) {
         builder = builder
             .header("Auto-Submitted", Raw::new(value))
             .header("X-Auto-Response-Suppress", Raw::new("All"));
+    }
+    // The link is made of the configured address and a token; a line break in it (a
+    // mistyped setting) would start a header of its own, so such a link is left out.
+    if let Some(url) = h.unsubscribe.filter(|u| !u.chars().any(char::is_control)) {
+        builder = builder
+            .header("List-Unsubscribe", Raw::new(format!("<{url}>")))
+            .header(
+                "List-Unsubscribe-Post",
+                Raw::new("List-Unsubscribe=One-Click"),
+            );
     }
     if let Some(last) = h.thread.last() {
         builder = builder.in_reply_to(last.clone());
@@ -235,6 +251,8 @@ pub(crate) struct Acknowledgement<'a> {
     pub reply_to: &'a str,
     /// Message-IDs of the ticket's thread, oldest first; the last is the mail answered.
     pub thread: &'a [String],
+    /// The recipient's one-click unsubscribe link, when the web UI's address is known.
+    pub unsubscribe: Option<&'a str>,
 }
 
 /// A keyed hash of `parts`, with a separator byte no part contains between them.
@@ -330,6 +348,7 @@ pub(crate) fn acknowledgement(a: &Acknowledgement<'_>) -> Result<(String, Vec<u8
             reply_to: a.reply_to,
             thread: a.thread,
             auto_submitted: Some("auto-replied"),
+            unsubscribe: a.unsubscribe,
         },
         text,
         html,
@@ -475,6 +494,7 @@ mod tests {
             recipient: "bob@customer.test",
             reply_to: "acme+t7-abc@acme.test",
             thread: &thread,
+            unsubscribe: Some("https://desk.acme.test/unsubscribe/x\r\nX-Evil: 3"),
         })
         .expect("rendered");
         let text = String::from_utf8_lossy(&raw);

@@ -5,6 +5,7 @@
 use crate::plan::{may_hear_of, Planner, STAFF_ALERTS};
 use crate::{NotifierError, RelayTransport, SendError, Transport};
 use futures_util::StreamExt;
+use postdesk_desk::unsubscribe::UNSUBSCRIBE_SECRET;
 use postdesk_store::{OutboxItem, OutboxStatus, Store};
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
@@ -69,6 +70,7 @@ impl Notifier {
             store: &self.store,
             secret: self.store.secret("reply-token")?,
             message_id_secret: self.store.secret("message-id")?,
+            unsubscribe_secret: self.store.secret(UNSUBSCRIBE_SECRET)?,
             hourly_cap: self.config.hourly_cap,
             max_message_bytes: self.config.max_message_bytes,
             public_url: self.config.public_url.clone(),

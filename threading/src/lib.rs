@@ -1,5 +1,6 @@
 //! Pure functions on a parsed message: classify it, read its subject, match it to a ticket,
-//! strip quoted history for display, and make and check reply tokens. No I/O here.
+//! strip quoted history for display, and make and check reply and unsubscribe tokens. No
+//! I/O here.
 
 mod classify;
 mod commands;
@@ -8,6 +9,7 @@ mod matching;
 mod strip;
 mod subject;
 mod token;
+mod unsubscribe;
 
 pub use classify::{classify, Classification};
 pub use commands::{parse_commands, valid_date, Command, ParsedCommands};
@@ -16,3 +18,4 @@ pub use matching::{match_ticket, MatchRule, ThreadingInput, TicketLookup, Ticket
 pub use strip::{new_text, strip_reply, strip_signature};
 pub use subject::{normalize_subject, split_type_prefix, subject_tag, TypePrefix};
 pub use token::{check_reply_token, make_reply_token, plus_part, reply_address};
+pub use unsubscribe::{check_unsubscribe_token, make_unsubscribe_token};

@@ -182,6 +182,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/exports/tickets.csv", get(exports::tickets_csv))
         .route("/api/v1/exports/time.csv", get(exports::time_csv))
+        .route(
+            "/unsubscribe/{token}",
+            get(pages::unsubscribe::ask).post(pages::unsubscribe::confirm),
+        )
         .route("/reports", get(pages::reports::show))
         .route("/reports/tickets.csv", get(exports::tickets_csv_page))
         .route("/reports/time.csv", get(exports::time_csv_page))

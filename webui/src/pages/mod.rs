@@ -15,6 +15,7 @@ pub mod settings;
 pub mod signin;
 pub mod staff;
 pub mod ticket;
+pub mod unsubscribe;
 
 pub use crate::refusals::refuse;
 use crate::refusals::PageResult;
