@@ -54,6 +54,8 @@ pub struct PortalSettings {
     pub displayed_email: String,
     pub categories: Vec<String>,
     pub category_field: FieldMode,
+    /// What the organization does with the data its forms collect, shown with them.
+    pub privacy_notice: String,
 }
 
 impl Org {

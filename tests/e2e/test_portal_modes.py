@@ -4,6 +4,7 @@ requests (no sign-in, no confirmation mail, "Portal Guest" as creator, the conta
 later by staff) and directory tokens (HS256 JWTs made with PyJWT, at most 10 minutes valid,
 each `jti` used once) with their error cases; who may see and change settings."""
 
+import html
 import re
 import smtplib
 import time
@@ -20,7 +21,7 @@ def settings_form(page):
     fields = {}
     for name in ("name", "page_title", "form_title", "success_title", "displayed_email"):
         fields[name] = re.search(rf'name="{name}" value="([^"]*)"', page).group(1)
-    for name in ("extra_addresses", "whitelist", "categories", "form_message"):
+    for name in ("extra_addresses", "whitelist", "categories", "form_message", "privacy_notice"):
         fields[name] = re.search(rf'name="{name}">([^<]*)</textarea>', page).group(1)
     for name in ("category_field", "portal_mode"):
         select = re.search(rf'name="{name}">(.*?)</select>', page, re.S).group(1)
@@ -94,6 +95,23 @@ class PortalModes(unittest.TestCase):
         # The other ways in are closed in guest mode.
         self.assertEqual(b.post("/portal/acme/link", {"csrf": b.csrf(page), "email": "x@y.test"})[0], 404)
         self.assertEqual(b.get("/portal/acme/sso?token=x")[0], 404)
+
+    def test_the_privacy_notice_shows_with_every_form(self):
+        notice = "We keep your mail for two years.\nAsk privacy@acme.test. <script>x()</script>"
+        status, _, page = self.configure(privacy_notice=notice)
+        self.assertEqual(status, 200)
+        self.assertIn("Saved.", page)
+        _, _, again = self.admin.get("/settings/orgs/acme")
+        self.assertEqual(html.unescape(settings_form(again)["privacy_notice"]), notice)
+        for mode in ("email_link", "guest"):
+            self.configure(portal_mode=mode)
+            _, _, portal = Browser(self.srv).get("/portal/acme")
+            self.assertIn('id="privacy-notice"', portal, mode)
+            self.assertIn("We keep your mail for two years.", portal, mode)
+            self.assertNotIn("<script>x()", portal, mode)
+        self.assertEqual(self.configure(privacy_notice="x" * 4001)[0], 400)
+        self.configure(privacy_notice="")
+        self.assertNotIn('id="privacy-notice"', Browser(self.srv).get("/portal/acme")[2])
 
     def test_the_portal_list(self):
         status, _, page = Browser(self.srv).get("/portal")

@@ -50,6 +50,7 @@ struct OrgPage {
     form_message: String,
     success_title: String,
     displayed_email: String,
+    privacy_notice: String,
     has_secret: bool,
     new_secret: Option<String>,
     /// Senders refused since a ticket of theirs was deleted as spam.
@@ -203,6 +204,7 @@ async fn org_page(
         form_message: p.form_message.clone(),
         success_title: p.success_title.clone(),
         displayed_email: p.displayed_email.clone(),
+        privacy_notice: p.privacy_notice.clone(),
         has_secret,
         new_secret: o.new_secret,
         blocked,
@@ -259,6 +261,8 @@ pub struct OrgForm {
     success_title: String,
     #[serde(default)]
     displayed_email: String,
+    #[serde(default)]
+    privacy_notice: String,
 }
 
 fn lines(text: &str) -> Vec<String> {
@@ -333,6 +337,7 @@ fn apply(org: &Org, f: &OrgForm) -> Result<Org, String> {
     out.portal.form_message = text(&f.form_message, 2000)?;
     out.portal.success_title = text(&f.success_title, 200)?;
     out.portal.displayed_email = displayed_email;
+    out.portal.privacy_notice = text(&f.privacy_notice, 4000)?;
     Ok(out)
 }
 

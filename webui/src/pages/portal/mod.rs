@@ -40,6 +40,8 @@ struct PortalPage {
     page_title: String,
     form_title: String,
     form_message: String,
+    /// Shown with every form of the portal; empty: none.
+    privacy_notice: String,
     displayed_email: String,
     /// "email_link", "guest" or "directory_token".
     mode: &'static str,
@@ -203,6 +205,7 @@ async fn front_page(
         page_title: or(&p.page_title, format!("{} support", org.name)),
         form_title: or(&p.form_title, "New request".into()),
         form_message: p.form_message.clone(),
+        privacy_notice: p.privacy_notice.clone(),
         // Users learn they can write by mail: the organization's address unless another
         // is set.
         displayed_email: or(
