@@ -199,3 +199,8 @@ fn exports() {
 fn unsubscribe() {
     run_suite("test_unsubscribe");
 }
+
+#[test]
+fn audit_log() {
+    run_suite("test_audit");
+}

@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod address;
+pub mod audit;
 mod bell;
 pub mod costs;
 pub mod dashboard;

@@ -4,6 +4,7 @@
 
 use crate::access::LINK_HOURS;
 use crate::address::email_address;
+use crate::audit::{AuditAction, AuditAction::SettingsChanged, AuditAction::StaffChanged, Done};
 use crate::employees::{employee_name, staff_address};
 use crate::organizations::{org_address, org_name, refused, whitelist_domain};
 use crate::{Desk, DeskError, DeskResult};
@@ -24,6 +25,9 @@ pub struct FirstRun {
 pub struct Operator<'a> {
     desk: &'a Desk,
 }
+
+/// Who and where the operator's commands are, in the audit log.
+pub const COMMAND_LINE: &str = "command line";
 
 impl Desk {
     pub fn operator(&self) -> Operator<'_> {
@@ -100,7 +104,14 @@ impl Operator<'_> {
             .store
             .add_org(&org)
             .map_err(|e| refused(e, "is taken"))?;
+        self.record(SettingsChanged, Some(slug), "organization added")?;
         Ok(org)
+    }
+
+    /// Records an operator's command in the audit log.
+    fn record(&self, action: AuditAction, org: Option<&str>, detail: &str) -> DeskResult<()> {
+        self.desk
+            .record_now(COMMAND_LINE, COMMAND_LINE, Done::new(action, org, detail))
     }
 
     pub fn orgs(&self) -> DeskResult<Vec<Org>> {
@@ -124,6 +135,11 @@ impl Operator<'_> {
             }
             other => other.into(),
         })?;
+        self.record(
+            StaffChanged,
+            None,
+            &format!("added {} as {}", staff.email, staff.role),
+        )?;
         Ok(staff)
     }
 
@@ -159,6 +175,8 @@ impl Operator<'_> {
         let staff = self.staff(email)?;
         let token = new_api_token();
         let id = self.desk.store.add_api_token(&staff.email, &token)?;
+        let detail = format!("API token {id} created for {}", staff.email);
+        self.record(StaffChanged, None, &detail)?;
         Ok((id, token))
     }
 
@@ -168,13 +186,16 @@ impl Operator<'_> {
 
     /// Revokes the token whose id (or its first 6+ characters) is `id`.
     pub fn revoke_api_token(&self, id: &str) -> DeskResult<ApiTokenInfo> {
-        self.desk.store.revoke_api_token(id).map_err(|e| match e {
+        let revoked = self.desk.store.revoke_api_token(id).map_err(|e| match e {
             StoreError::NotFound(_) => DeskError::NotFound(format!(
                 "no API token has the id {id} (see `postdesk token list`)"
             )),
             StoreError::Invalid(why) => DeskError::Invalid(why),
             other => other.into(),
-        })
+        })?;
+        let detail = format!("API token {} of {} revoked", revoked.id, revoked.email);
+        self.record(StaffChanged, None, &detail)?;
+        Ok(revoked)
     }
 
     /// Organization `slug`, for a key to be made for it.
@@ -189,7 +210,8 @@ impl Operator<'_> {
     /// Replaces the organization's DKIM key (made by the caller, which knows how).
     pub fn set_dkim_key(&self, key: &DkimKeyRecord) -> DeskResult<()> {
         self.org(&key.org)?;
-        Ok(self.desk.store.put_dkim_key(key)?)
+        self.desk.store.put_dkim_key(key)?;
+        self.record(SettingsChanged, Some(&key.org), "DKIM key replaced")
     }
 
     pub fn dkim_key(&self, slug: &str) -> DeskResult<DkimKeyRecord> {

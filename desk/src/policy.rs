@@ -53,6 +53,17 @@ pub(crate) fn require_reports(staff: &Staff) -> DeskResult<()> {
     }
 }
 
+/// The audit log (who changed what, exported, deleted, signed in) is the owner's.
+pub(crate) fn require_audit_reader(staff: &Staff) -> DeskResult<()> {
+    if staff.role == Role::Owner {
+        Ok(())
+    } else {
+        Err(DeskError::Forbidden(
+            "The audit log is for the owner.".into(),
+        ))
+    }
+}
+
 /// Settings pages: owners and admins change them; managers may look.
 pub fn can_view_settings(staff: &Staff) -> bool {
     matches!(staff.role, Role::Owner | Role::Admin | Role::Manager)

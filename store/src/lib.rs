@@ -2,6 +2,7 @@
 //! group-committed inbound spool. This is the only crate that names sled.
 
 mod access;
+mod audit;
 mod bell;
 mod blobs;
 mod clock;
@@ -28,6 +29,7 @@ mod spool;
 mod tickets;
 
 pub use access::{LinkRefusal, LoginLink, Principal, WebSession};
+pub use audit::{AuditAction, AuditEntry};
 pub use bell::BellItem;
 pub use clock::{Clock, OffsetFileClock, SystemClock};
 pub use deletion::{blocked_form, BlockedSender, Deleted};

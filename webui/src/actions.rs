@@ -3,12 +3,13 @@
 //! ticket (as spam too), unblocking a sender and setting an organization's monitors; each is a desk command (the notifier
 //! mails what it should).
 
-use crate::auth::Caller;
+use crate::auth::{AuditedCaller, Caller};
 use crate::{ApiError, AppState};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use postdesk_desk::audit::{AuditAction::SettingsChanged, Done};
 use postdesk_desk::fields::FieldEdit;
 use postdesk_desk::files::NewFile;
 use postdesk_desk::model::{HeldOutcome, Monitor, Visibility};
@@ -252,13 +253,17 @@ pub struct DeleteQuery {
 /// only it uses are removed; with `spam`, its requester's mail is refused from now on.
 pub async fn delete_ticket(
     State(state): State<AppState>,
-    Caller(staff): Caller,
+    caller: AuditedCaller,
     Path(number): Path<String>,
     query: Result<axum::extract::Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let number = crate::api::ticket_number(&number)?;
     let spam = query.map_err(|e| ApiError::BadRequest(e.body_text()))?.spam;
-    let deleted = state.desk.delete_ticket(staff, number, spam).await?;
+    let deleted = state
+        .desk
+        .delete_ticket(caller.staff.clone(), number, spam)
+        .await?;
+    caller.record(&state, Done::deleted(&deleted)).await?;
     Ok(Json(json!({
         "deleted": deleted.ticket,
         "org": deleted.org,
@@ -270,10 +275,17 @@ pub async fn delete_ticket(
 /// `DELETE /api/v1/orgs/SLUG/blocked/ADDRESS`: the sender's mail is taken again.
 pub async fn unblock_sender(
     State(state): State<AppState>,
-    Caller(staff): Caller,
+    caller: AuditedCaller,
     Path((slug, sender)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    state.desk.unblock_sender(staff, slug, sender).await?;
+    state
+        .desk
+        .unblock_sender(caller.staff.clone(), slug.clone(), sender.clone())
+        .await?;
+    let detail = format!("unblocked {sender}");
+    caller
+        .record(&state, Done::new(SettingsChanged, Some(&slug), detail))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -291,7 +303,7 @@ pub struct MonitorsBody {
 /// and changes nothing. Answers with what is now set.
 pub async fn set_monitors(
     State(state): State<AppState>,
-    Caller(staff): Caller,
+    caller: AuditedCaller,
     Path(slug): Path<String>,
     body: Result<Json<MonitorsBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -299,11 +311,17 @@ pub async fn set_monitors(
     state
         .desk
         .set_monitors(
-            staff.clone(),
+            caller.staff.clone(),
             slug.clone(),
             body.monitors,
             body.auto_close_days,
         )
         .await?;
-    crate::api::monitors(State(state), Caller(staff), Path(slug)).await
+    let saved = Done::new(
+        SettingsChanged,
+        Some(&slug),
+        "monitors and auto-close saved",
+    );
+    caller.record(&state, saved).await?;
+    crate::api::monitors(State(state), Caller(caller.staff), Path(slug)).await
 }

@@ -1,5 +1,5 @@
 //! JSON API handlers: tickets, a ticket with its events, raw messages, the decision log,
-//! an organization's blocked senders and monitors.
+//! an organization's blocked senders and monitors, the audit log.
 
 use crate::auth::Caller;
 use crate::{ApiError, AppState};
@@ -294,4 +294,37 @@ pub async fn monitors(
     Ok(Json(
         json!({ "monitors": a.monitors, "auto_close_days": a.auto_close_days }),
     ))
+}
+
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    before: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/audit?before=SEQ&limit=N`: the audit log, newest first (the owner only).
+pub async fn audit(
+    State(state): State<AppState>,
+    Caller(staff): Caller,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let entries = state
+        .desk
+        .audit_log(staff, q.before, page(q.limit, 100))
+        .await?;
+    let list: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            json!({
+                "seq": e.seq,
+                "action": e.action,
+                "actor": e.actor,
+                "from": e.from,
+                "org": e.org,
+                "detail": e.detail,
+                "at": rfc3339(e.at),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "audit": list })))
 }

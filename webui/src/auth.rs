@@ -3,10 +3,46 @@
 use crate::{ApiError, AppState};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use postdesk_desk::audit::Done;
 use postdesk_desk::model::Staff;
 
 /// The staff member a request acts as.
 pub struct Caller(pub Staff);
+
+/// The API's caller with the client's address (through trusted proxies), for requests the
+/// audit log records.
+pub struct AuditedCaller {
+    pub staff: Staff,
+    pub from: String,
+}
+
+impl AuditedCaller {
+    /// Records in the audit log that the caller did `done`.
+    pub async fn record(&self, state: &AppState, done: Done) -> Result<(), ApiError> {
+        Ok(state
+            .desk
+            .record(self.staff.email.clone(), self.from.clone(), done)
+            .await?)
+    }
+}
+
+impl FromRequestParts<AppState> for AuditedCaller {
+    type Rejection = axum::response::Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, axum::response::Response> {
+        use axum::response::IntoResponse;
+        let Caller(staff) = Caller::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let from = crate::client_ip::ClientIp::from_request_parts(parts, state)
+            .await?
+            .to_string();
+        Ok(AuditedCaller { staff, from })
+    }
+}
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;

@@ -227,6 +227,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/inbound", get(api::inbound_log))
         .route("/api/v1/outbox", get(api::outbox))
         .route("/api/v1/sources", get(api::sources))
+        .route("/api/v1/audit", get(api::audit))
         .fallback(api::not_found)
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)

@@ -8,6 +8,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
 use postdesk_desk::access::SESSION_DAYS;
+use postdesk_desk::audit::Done;
 use postdesk_desk::model::{BellItem, Principal, Staff, WebSession};
 use postdesk_desk::tokens::new_token;
 
@@ -94,9 +95,23 @@ pub struct StaffSession {
     /// The newest bell entries and how many of them are unread, for every page's header.
     pub bell: Vec<BellItem>,
     pub unread: usize,
+    /// The client's address (through trusted proxies), for the audit log.
+    pub from: String,
 }
 
 impl StaffSession {
+    /// Records in the audit log that this staff member did `done`.
+    pub async fn record(
+        &self,
+        state: &AppState,
+        done: Done,
+    ) -> Result<(), postdesk_desk::DeskError> {
+        state
+            .desk
+            .record(self.staff.email.clone(), self.from.clone(), done)
+            .await
+    }
+
     /// Whether a submitted form's token is this session's.
     pub fn csrf_ok(&self, submitted: &str) -> bool {
         same_token(&self.csrf, submitted)
@@ -129,12 +144,16 @@ impl FromRequestParts<AppState> for StaffSession {
             .ok()
             .flatten()
             .ok_or_else(to_signin)?;
+        let from = crate::client_ip::ClientIp::from_request_parts(parts, state)
+            .await?
+            .to_string();
         Ok(StaffSession {
             staff: visit.staff,
             id,
             csrf: visit.csrf,
             bell: visit.bell,
             unread: visit.unread,
+            from,
         })
     }
 }

@@ -12,6 +12,7 @@ use crate::{policy, AppState};
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use postdesk_desk::audit::{AuditAction::SettingsChanged, Done};
 use postdesk_desk::model::DkimKeyRecord;
 use postdesk_desk::organizations::dkim_selector;
 use postdesk_desk::DeskError;
@@ -159,6 +160,11 @@ pub async fn generate(
         };
         state.desk.set_dkim_key(me.staff.clone(), key).await?;
         tracing::info!(org = %slug, by = %me.staff.email, "DKIM key replaced");
+        me.record(
+            &state,
+            Done::new(SettingsChanged, Some(&slug), "DKIM key replaced"),
+        )
+        .await?;
         Ok(format!(
             "New DKIM key for {slug}: publish its record before mail is checked against it."
         ))

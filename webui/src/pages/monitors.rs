@@ -10,6 +10,7 @@ use crate::{policy, AppState};
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use postdesk_desk::audit::{AuditAction::SettingsChanged, Done};
 use postdesk_desk::model::{Monitor, MonitorKind};
 use postdesk_desk::{DeskError, DeskResult};
 use serde::Deserialize;
@@ -169,6 +170,15 @@ pub async fn save(
     };
     if done.is_ok() {
         tracing::info!(org = %slug, by = %me.staff.email, "monitors changed");
+        me.record(
+            &state,
+            Done::new(
+                SettingsChanged,
+                Some(&slug),
+                "monitors and auto-close saved",
+            ),
+        )
+        .await?;
     }
     after_change(done, |notice, error| {
         show_page(&state, &me, &slug, notice, error)

@@ -10,6 +10,7 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
+use postdesk_desk::audit::{AuditAction::SettingsChanged, Done};
 use postdesk_desk::model::{FieldMode, Org, PortalMode};
 use postdesk_desk::organizations::{org_address, org_name, whitelist_domain};
 use postdesk_desk::DeskError;
@@ -128,6 +129,11 @@ pub async fn add_org(
     match added {
         Ok(org) => {
             tracing::info!(org = %org.slug, by = %me.staff.email, "organization added");
+            me.record(
+                &state,
+                Done::new(SettingsChanged, Some(&org.slug), "organization added"),
+            )
+            .await?;
             Ok(Redirect::to(&format!("/settings/orgs/{}", org.slug)).into_response())
         }
         Err(DeskError::Invalid(why) | DeskError::Conflict(why)) => {
@@ -354,6 +360,11 @@ pub async fn save_org(
     match state.desk.save_org(me.staff.clone(), updated.clone()).await {
         Ok(()) => {
             tracing::info!(org = %slug, by = %me.staff.email, "organization settings changed");
+            me.record(
+                &state,
+                Done::new(SettingsChanged, Some(&slug), "settings saved"),
+            )
+            .await?;
             let saved = (updated, org.1);
             org_page(&state, &me, &saved, Outcome::notice("Saved.")).await
         }
@@ -377,6 +388,12 @@ pub async fn new_directory_secret(
         .await?;
     let org = (org.0, true);
     tracing::info!(org = %slug, by = %me.staff.email, "directory token secret replaced");
+    let replaced = Done::new(
+        SettingsChanged,
+        Some(&slug),
+        "directory token secret replaced",
+    );
+    me.record(&state, replaced).await?;
     org_page(
         &state,
         &me,
@@ -407,7 +424,10 @@ pub async fn unblock(
 ) -> PageResult {
     state
         .desk
-        .unblock_sender(me.staff.clone(), slug.clone(), f.sender)
+        .unblock_sender(me.staff.clone(), slug.clone(), f.sender.clone())
+        .await?;
+    let detail = format!("unblocked {}", f.sender);
+    me.record(&state, Done::new(SettingsChanged, Some(&slug), detail))
         .await?;
     Ok(Redirect::to(&format!("/settings/orgs/{slug}")).into_response())
 }

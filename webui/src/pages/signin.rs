@@ -15,6 +15,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use postdesk_desk::access::LINK_HOURS;
+use postdesk_desk::audit::{AuditAction, Done};
 use postdesk_desk::model::{LinkRefusal, Principal};
 use serde::Deserialize;
 
@@ -195,18 +196,38 @@ pub async fn with_password(
             None,
         );
     };
+    let done = Done::new(AuditAction::SignedIn, None, "by password");
+    if let Err(e) = state
+        .desk
+        .record(staff.email.clone(), client.to_string(), done)
+        .await
+    {
+        return crate::ApiError::from(e).into_page();
+    }
     session::sign_in(&state, Principal::Staff { email: staff.email }, "/desk").await
 }
 
 /// `/signin/link/TOKEN`: an emailed sign-in link.
-pub async fn with_link(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+pub async fn with_link(
+    State(state): State<AppState>,
+    client: ClientIp,
+    Path(token): Path<String>,
+) -> Response {
     let used = match state.desk.use_sign_in_link(token).await {
         Ok(u) => u,
         Err(e) => return crate::ApiError::from(e).into_page(),
     };
     match used {
-        Ok(principal @ Principal::Staff { .. }) => {
-            session::sign_in(&state, principal, "/desk").await
+        Ok(Principal::Staff { email }) => {
+            let done = Done::new(AuditAction::SignedIn, None, "by emailed link");
+            if let Err(e) = state
+                .desk
+                .record(email.clone(), client.to_string(), done)
+                .await
+            {
+                return crate::ApiError::from(e).into_page();
+            }
+            session::sign_in(&state, Principal::Staff { email }, "/desk").await
         }
         Ok(Principal::Portal { .. }) => {
             refuse(StatusCode::BAD_REQUEST, "This link is for the portal.")

@@ -10,6 +10,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
 use postdesk_desk::access::INVITATION_HOURS;
+use postdesk_desk::audit::{AuditAction::StaffChanged, Done};
 use postdesk_desk::costs::{money, parse_money};
 use postdesk_desk::employees::Invitation;
 use postdesk_desk::model::Role;
@@ -133,6 +134,9 @@ pub async fn invite(
             )
             .await?;
         tracing::info!(email = %new.email, by = %me.staff.email, "employee invited");
+        let detail = format!("invited {} as {}", new.email, new.role);
+        me.record(&state, Done::new(StaffChanged, None, detail))
+            .await?;
         Ok(format!(
             "Invited {}; the invitation is on its way to {}.",
             new.name, new.email
@@ -171,6 +175,14 @@ pub async fn update(
             .change_employee(me.staff.clone(), f.email, role, rate)
             .await?;
         tracing::info!(email = %person.email, by = %me.staff.email, role = %role, "employee changed");
+        let detail = format!(
+            "{} is {} at {} an hour",
+            person.email,
+            role,
+            money(person.hourly_rate_cents)
+        );
+        me.record(&state, Done::new(StaffChanged, None, detail))
+            .await?;
         Ok(format!("Saved {}.", person.email))
     };
     after_change(done.await, |notice, error| page(&state, &me, notice, error)).await
@@ -194,6 +206,9 @@ pub async fn delete(
             .remove_employee(me.staff.clone(), f.email)
             .await?;
         tracing::info!(email = %person.email, by = %me.staff.email, "employee deleted");
+        let detail = format!("removed {}", person.email);
+        me.record(&state, Done::new(StaffChanged, None, detail))
+            .await?;
         Ok(format!("Deleted {}.", person.email))
     };
     after_change(done.await, |notice, error| page(&state, &me, notice, error)).await

@@ -12,6 +12,7 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use postdesk_desk::audit::Done;
 use postdesk_desk::costs::{money, time_and_cost};
 use postdesk_desk::fields::FieldEdit;
 use postdesk_desk::model::{Change, Event, HeldOutcome, Visibility};
@@ -361,10 +362,11 @@ pub async fn delete(
     Path(number): Path<u64>,
     StaffForm { me, form: f }: StaffForm<Delete>,
 ) -> PageResult {
-    state
+    let deleted = state
         .desk
         .delete_ticket(me.staff.clone(), number, f.spam == "yes")
         .await?;
+    me.record(&state, Done::deleted(&deleted)).await?;
     Ok(Redirect::to("/desk").into_response())
 }
 
