@@ -283,6 +283,14 @@ impl Config {
         if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             bail!("public_url {url:?} must start with http:// or https://");
         }
+        // It goes into links in mail headers and pages: plain printable ASCII, nothing that
+        // ends a URL in a header (`<>"`, spaces).
+        if url.chars().any(|c| {
+            !c.is_ascii_graphic()
+                || matches!(c, '<' | '>' | '"' | '\\' | '^' | '`' | '{' | '|' | '}')
+        }) {
+            bail!("public_url {url:?} must be a plain URL (ASCII, no spaces, quotes or angle brackets)");
+        }
         self.trusted_proxies()?;
         if !self.dns_server.is_empty() {
             if !self.dns_records.is_empty() {
@@ -383,6 +391,17 @@ impl Config {
     }
 
     /// The web UI's base URL, without a trailing slash.
+    /// Where one-click unsubscribe links point: the configured address, when it is https
+    /// (RFC 8058 asks for it, and the fallback to the listening address would mail links
+    /// no one outside can reach); empty = no links.
+    pub fn unsubscribe_url(&self) -> String {
+        if self.public_url.starts_with("https://") {
+            self.public_url.trim_end_matches('/').to_string()
+        } else {
+            String::new()
+        }
+    }
+
     pub fn public_url(&self) -> String {
         if self.public_url.is_empty() {
             format!("http://{}", self.http)

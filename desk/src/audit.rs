@@ -48,13 +48,15 @@ impl Desk {
 
     /// [`Desk::record`] for work already on the blocking pool (the operator's commands).
     pub(crate) fn record_now(&self, actor: &str, from: &str, done: Done) -> DeskResult<()> {
+        // Every field is bounded: parts of it come from requests.
+        let cut = |s: &str, n: usize| s.chars().take(n).collect::<String>();
         self.store.append_audit(&AuditEntry {
             seq: 0,
             action: done.action,
-            actor: actor.to_string(),
-            from: from.to_string(),
-            org: done.org,
-            detail: done.detail.chars().take(300).collect(),
+            actor: cut(actor, 254),
+            from: cut(from, 64),
+            org: done.org.as_deref().map(|o| cut(o, 40)),
+            detail: cut(&done.detail, 300),
             at: self.now(),
         })?;
         Ok(())

@@ -270,7 +270,7 @@ impl Desk {
     /// The ticket export (owners, admins and managers): a header, then one row per ticket
     /// in number order.
     pub async fn tickets_csv(&self, staff: Staff, filter: ExportFilter) -> DeskResult<CsvChunks> {
-        self.export(staff, move |store, w| {
+        self.export(staff, filter.org.clone(), move |store, w| {
             let people = store.staff_list()?;
             if !w.row(TICKET_COLUMNS) {
                 return Ok(());
@@ -289,7 +289,7 @@ impl Desk {
     /// The time export (owners, admins and managers): one row per time entry logged in the
     /// period, oldest first, at the worker's hourly rate now.
     pub async fn time_csv(&self, staff: Staff, filter: ExportFilter) -> DeskResult<CsvChunks> {
-        self.export(staff, move |store, w| {
+        self.export(staff, filter.org.clone(), move |store, w| {
             let people = store.staff_list()?;
             if !w.row(TIME_COLUMNS) {
                 return Ok(());
@@ -321,9 +321,14 @@ impl Desk {
     async fn export(
         &self,
         staff: Staff,
+        org: Option<String>,
         write: impl FnOnce(&Store, &mut ChunkWriter) -> Result<(), StoreError> + Send + 'static,
     ) -> DeskResult<CsvChunks> {
         policy::require_reports(&staff)?;
+        // An organization filter names one that exists (what the audit log records is real).
+        if let Some(org) = org {
+            self.run(move |desk| desk.require_org(&org)).await?;
+        }
         let running = self.exports.clone().try_acquire_owned().map_err(|_| {
             DeskError::Busy(format!(
                 "{MAX_EXPORTS} exports are running; try again in a moment."

@@ -95,7 +95,7 @@ impl Desk {
         self.run(|desk| Ok(tick(&desk.store, desk.now())?)).await
     }
 
-    fn require_org(&self, org: &str) -> DeskResult<()> {
+    pub(crate) fn require_org(&self, org: &str) -> DeskResult<()> {
         match self.store.org(org)? {
             Some(_) => Ok(()),
             None => Err(DeskError::NotFound(format!("No organization {org}."))),

@@ -77,6 +77,20 @@ impl Operator<'_> {
         extra: &[String],
         whitelist: &[String],
     ) -> DeskResult<Org> {
+        let org = self.create_org(slug, name, domain, extra, whitelist)?;
+        self.record(SettingsChanged, Some(slug), "organization added")?;
+        Ok(org)
+    }
+
+    /// [`Operator::add_org`] without the audit entry, for an edge that records who did it.
+    pub(crate) fn create_org(
+        &self,
+        slug: &str,
+        name: &str,
+        domain: &str,
+        extra: &[String],
+        whitelist: &[String],
+    ) -> DeskResult<Org> {
         check_slug(slug).map_err(DeskError::Invalid)?;
         let mut addresses = vec![org_address(&format!("{slug}@{domain}"))?];
         for a in extra {
@@ -104,7 +118,6 @@ impl Operator<'_> {
             .store
             .add_org(&org)
             .map_err(|e| refused(e, "is taken"))?;
-        self.record(SettingsChanged, Some(slug), "organization added")?;
         Ok(org)
     }
 
@@ -150,8 +163,12 @@ impl Operator<'_> {
     /// A sign-in link token for staff member `email`.
     pub fn staff_link(&self, email: &str) -> DeskResult<String> {
         let staff = self.staff(email)?;
-        self.desk
-            .sign_in_token(Principal::Staff { email: staff.email }, LINK_HOURS)
+        let detail = format!("sign-in link made for {}", staff.email);
+        let token = self
+            .desk
+            .sign_in_token(Principal::Staff { email: staff.email }, LINK_HOURS)?;
+        self.record(StaffChanged, None, &detail)?;
+        Ok(token)
     }
 
     pub fn set_staff_alerts(&self, email: &str, on: bool) -> DeskResult<Staff> {

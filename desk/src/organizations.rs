@@ -100,7 +100,7 @@ impl Desk {
         require_settings_edit(&staff)?;
         self.run(move |desk| {
             desk.operator()
-                .add_org(slug.trim(), &name, &domain, &[], &[])
+                .create_org(slug.trim(), &name, &domain, &[], &[])
         })
         .await
     }

@@ -56,6 +56,8 @@ pub(crate) struct Planner<'a> {
     pub max_message_bytes: u64,
     /// The web UI's base URL, for links to a ticket's page in staff mail; empty = none.
     pub public_url: String,
+    /// The https base of one-click unsubscribe links; empty = none.
+    pub unsubscribe_url: String,
 }
 
 /// Mail that carries the event's files: it relays a participant's message.
@@ -430,13 +432,13 @@ impl Planner<'_> {
         Ok(drafts)
     }
 
-    /// `recipient`'s one-click unsubscribe link (RFC 8058), when the web UI's address is
-    /// known: a link needs somewhere to go.
+    /// `recipient`'s one-click unsubscribe link (RFC 8058), when the web UI's https
+    /// address is configured: a link needs somewhere to go.
     fn unsubscribe_link(&self, recipient: &str) -> Option<String> {
-        (!self.public_url.is_empty()).then(|| {
+        (!self.unsubscribe_url.is_empty()).then(|| {
             format!(
                 "{}/unsubscribe/{}",
-                self.public_url.trim_end_matches('/'),
+                self.unsubscribe_url.trim_end_matches('/'),
                 postdesk_threading::make_unsubscribe_token(&self.unsubscribe_secret, recipient)
             )
         })

@@ -32,6 +32,8 @@ pub struct NotifierConfig {
     pub max_message_bytes: u64,
     /// The web UI's base URL, for links to a ticket's page in staff mail; empty = none.
     pub public_url: String,
+    /// The https address one-click unsubscribe links point at; empty = no links.
+    pub unsubscribe_url: String,
 }
 
 impl Default for NotifierConfig {
@@ -45,6 +47,7 @@ impl Default for NotifierConfig {
             concurrency: 4,
             max_message_bytes: 25 * 1024 * 1024,
             public_url: String::new(),
+            unsubscribe_url: String::new(),
         }
     }
 }
@@ -74,6 +77,7 @@ impl Notifier {
             hourly_cap: self.config.hourly_cap,
             max_message_bytes: self.config.max_message_bytes,
             public_url: self.config.public_url.clone(),
+            unsubscribe_url: self.config.unsubscribe_url.clone(),
         };
         loop {
             let cursor = self.store.cursor(CONSUMER)?;

@@ -284,6 +284,17 @@ def outbox_mails(srv, address):
     return out
 
 
+def outbox_raw(srv, message):
+    """The bytes of an outbox mail as they were written (a DKIM signature covers them;
+    re-serializing a parsed message may fold its header differently)."""
+    for path in glob.glob(os.path.join(srv.data, "outbox", "*.eml")):
+        with open(path, "rb") as f:
+            raw = f.read()
+        if message["Message-ID"].encode() in raw:
+            return raw
+    raise AssertionError(f"{message['Message-ID']} is not in the outbox")
+
+
 def sign_in_link(srv, address, count=1):
     """The path of the newest sign-in link mailed to `address`, once `count` have come."""
     mails = wait_for(lambda: (lambda m: m if len(m) >= count else None)(

@@ -30,6 +30,8 @@ class Audit(unittest.TestCase):
                       before_start)
         self.assertTrue(any(d.startswith("API token") and "boss@ops.test" in d
                             for _, _, d in before_start))
+        self.assertIn(("staff_changed", "command line", "sign-in link made for tester@ops.test"),
+                      before_start)
         # The admin signs in by link and saves the organization's settings.
         admin = Browser(srv)
         self.assertEqual(admin.get(self.admin_link)[0], 303)
@@ -56,7 +58,7 @@ class Audit(unittest.TestCase):
              "monitors and auto-close saved"),
             ("settings_changed", "tester@ops.test", "127.0.0.1", "acme",
              "monitors and auto-close saved"),
-            ("signed_in", "tester@ops.test", "127.0.0.1", None, "by emailed link"),
+            ("signed_in", "tester@ops.test", "127.0.0.1", None, "by sign-in link"),
         ])
         self.assertNotIn("Buy now", str(entries), "no content of what was deleted")
         seqs = [e["seq"] for e in entries]
@@ -65,6 +67,9 @@ class Audit(unittest.TestCase):
         # A page at a time.
         older = self.log(f"?before={seqs[1]}&limit=2")
         self.assertEqual([e["seq"] for e in older], seqs[2:4])
+        # An export filter naming no organization is refused, and nothing is recorded.
+        srv.api("/api/v1/exports/tickets.csv?org=nosuch%0Aseq%3D1", expect=404)
+        self.assertEqual(self.log()[0]["seq"], seqs[0])
         # Only the owner reads it.
         srv.api("/api/v1/audit", expect=403)
         srv.api("/api/v1/audit", token=self.mgr, expect=403)

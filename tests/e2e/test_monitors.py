@@ -8,8 +8,6 @@ Auto-close closes a resolved ticket after its days without a reply, once, and te
 requester, whose answer opens it again."""
 
 import datetime
-import email
-import email.policy
 import os
 import re
 import smtplib
@@ -21,7 +19,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from chromium import chromium, page_text
-from harness import Browser, Server, mail, outbox_mails, staff_link, wait_for
+from harness import Browser, Server, mail, outbox_mails, outbox_raw, staff_link, wait_for
 
 HOUR = 3600
 ALL_SEVEN = [
@@ -138,7 +136,7 @@ class Monitors(unittest.TestCase):
                                   m.get_body(("plain",)).get_content()])[0]
         self.assertIn(f"[#{a}]", str(alert["Subject"]))
         self.assertEqual(alert["Auto-Submitted"], "auto-generated")
-        raw = alert.as_bytes(policy=email.policy.SMTP)
+        raw = outbox_raw(srv, alert)
         zone = {b"pd._domainkey.acme.test.": self.dkim_value}
         self.assertTrue(dkim.verify(raw, dnsfunc=lambda name, timeout=5: zone.get(name, b"")),
                         "dkimpy rejects the alert's signature")

@@ -110,6 +110,8 @@ class PortalModes(unittest.TestCase):
             self.assertIn("We keep your mail for two years.", portal, mode)
             self.assertNotIn("<script>x()", portal, mode)
         self.assertEqual(self.configure(privacy_notice="x" * 4001)[0], 400)
+        # A browser counts a line break as one character; the form sends CRLF.
+        self.assertEqual(self.configure(privacy_notice="y" * 99 + "\r\n" * 30)[0], 200)
         self.configure(privacy_notice="")
         self.assertNotIn('id="privacy-notice"', Browser(self.srv).get("/portal/acme")[2])
 

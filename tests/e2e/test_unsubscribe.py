@@ -5,25 +5,24 @@ provider sends it) turns the person's automatic mail off; a person's answer stil
 arrives; a forged link is refused."""
 
 import base64
-import glob
-import os
 import re
 import smtplib
 import unittest
 import urllib.error
-import urllib.parse
 import urllib.request
 
 import dkim
 
-from harness import Server, mail, outbox_mails, wait_for
+from harness import Server, mail, outbox_mails, outbox_raw, wait_for
 
 
 class Unsubscribe(unittest.TestCase):
     def setUp(self):
         srv = Server().bootstrap(staff=[("mgr@ops.test", "Mona", "manager")])
         self.addCleanup(srv.close)
-        srv.env["POSTDESK_PUBLIC_URL"] = f"http://127.0.0.1:{srv.http_port}"
+        # Links need an https address (RFC 8058); this test reaches the same server over
+        # plain http, the TLS being a reverse proxy's in production.
+        srv.env["POSTDESK_PUBLIC_URL"] = f"https://127.0.0.1:{srv.http_port}"
         record = srv.cli("dkim", "generate", "--org", "acme", "--selector", "pd",
                          "--algorithm", "ed25519").stdout.strip()
         self.zone = {b"pd._domainkey.acme.test.":
@@ -40,15 +39,6 @@ class Unsubscribe(unittest.TestCase):
         return [m for m in outbox_mails(self.srv, to)
                 if text in m.get_body(("plain",)).get_content()]
 
-    def raw(self, message):
-        """The bytes of an outbox mail as they were written (the signature covers them)."""
-        for path in glob.glob(os.path.join(self.srv.data, "outbox", "*.eml")):
-            with open(path, "rb") as f:
-                raw = f.read()
-            if message["Message-ID"].encode() in raw:
-                return raw
-        raise AssertionError("mail not in the outbox")
-
     def call(self, method, url, body=None):
         """A request as a mail provider makes it: no cookie, no form token."""
         req = urllib.request.Request(url, data=body, method=method, headers={
@@ -61,14 +51,32 @@ class Unsubscribe(unittest.TestCase):
 
     def link_of(self, message):
         self.assertEqual(message["List-Unsubscribe-Post"], "List-Unsubscribe=One-Click")
-        url = re.fullmatch(r"<(http://[^>]+)>", message["List-Unsubscribe"]).group(1)
+        url = re.fullmatch(r"<(https://[^>]+)>", message["List-Unsubscribe"]).group(1)
+        url = "http://" + url[len("https://"):]
         self.assertTrue(url.startswith(self.srv.url("/unsubscribe/")), url)
-        raw = self.raw(message)
+        raw = outbox_raw(self.srv, message)
         self.assertTrue(dkim.verify(raw, dnsfunc=lambda n, timeout=5: self.zone.get(n, b"")))
         signed = message["DKIM-Signature"].lower().split("h=")[1].split(";")[0]
         for h in ("list-unsubscribe", "list-unsubscribe-post"):
             self.assertIn(h, signed.split(":"), f"{h} is not signed")
         return url
+
+    def test_no_link_without_an_https_address(self):
+        srv = self.srv
+        srv.stop()
+        for url in ("", f"http://127.0.0.1:{srv.http_port}"):
+            srv.env["POSTDESK_PUBLIC_URL"] = url
+            srv.start()
+            mid = f"<plain{len(url)}@customer.test>"
+            self.open_ticket(f"p{len(url)}@customer.test", "Plain", mid)
+            ack = wait_for(lambda: self.mails(f"p{len(url)}@customer.test", "received"))[0]
+            self.assertIsNone(ack["List-Unsubscribe"], url)
+            self.assertIsNone(ack["List-Unsubscribe-Post"], url)
+            srv.stop()
+        srv.env["POSTDESK_PUBLIC_URL"] = "https://desk.acme.test/a>, <mailto:x@evil.test"
+        r = srv.cli("config", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("plain URL", r.stderr)
 
     def test_one_click_turns_off_automatic_mail_and_answers_still_arrive(self):
         srv = self.srv

@@ -263,7 +263,7 @@ pub async fn delete_ticket(
         .desk
         .delete_ticket(caller.staff.clone(), number, spam)
         .await?;
-    caller.record(&state, Done::deleted(&deleted)).await?;
+    caller.record(&state, Done::deleted(&deleted)).await;
     Ok(Json(json!({
         "deleted": deleted.ticket,
         "org": deleted.org,
@@ -285,7 +285,7 @@ pub async fn unblock_sender(
     let detail = format!("unblocked {sender}");
     caller
         .record(&state, Done::new(SettingsChanged, Some(&slug), detail))
-        .await?;
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -322,6 +322,6 @@ pub async fn set_monitors(
         Some(&slug),
         "monitors and auto-close saved",
     );
-    caller.record(&state, saved).await?;
+    caller.record(&state, saved).await;
     crate::api::monitors(State(state), Caller(caller.staff), Path(slug)).await
 }

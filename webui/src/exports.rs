@@ -95,7 +95,7 @@ pub async fn tickets_csv(
         .desk
         .tickets_csv(caller.staff.clone(), q.filter()?)
         .await?;
-    caller.record(&state, q.done("tickets.csv")).await?;
+    caller.record(&state, q.done("tickets.csv")).await;
     Ok(download("tickets.csv", chunks))
 }
 
@@ -108,7 +108,7 @@ pub async fn time_csv(
         .desk
         .time_csv(caller.staff.clone(), q.filter()?)
         .await?;
-    caller.record(&state, q.done("time.csv")).await?;
+    caller.record(&state, q.done("time.csv")).await;
     Ok(download("time.csv", chunks))
 }
 
@@ -122,7 +122,7 @@ pub async fn tickets_csv_page(
         .desk
         .tickets_csv(me.staff.clone(), q.filter()?)
         .await?;
-    me.record(&state, q.done("tickets.csv")).await?;
+    me.record(&state, q.done("tickets.csv")).await;
     Ok(download("tickets.csv", chunks))
 }
 
@@ -133,6 +133,6 @@ pub async fn time_csv_page(
     Query(q): Query<ExportQuery>,
 ) -> PageResult {
     let chunks = state.desk.time_csv(me.staff.clone(), q.filter()?).await?;
-    me.record(&state, q.done("time.csv")).await?;
+    me.record(&state, q.done("time.csv")).await;
     Ok(download("time.csv", chunks))
 }

@@ -4,6 +4,7 @@
 
 mod actions;
 mod api;
+mod audit;
 mod auth;
 mod client_ip;
 mod directory_token;

@@ -101,15 +101,8 @@ pub struct StaffSession {
 
 impl StaffSession {
     /// Records in the audit log that this staff member did `done`.
-    pub async fn record(
-        &self,
-        state: &AppState,
-        done: Done,
-    ) -> Result<(), postdesk_desk::DeskError> {
-        state
-            .desk
-            .record(self.staff.email.clone(), self.from.clone(), done)
-            .await
+    pub async fn record(&self, state: &AppState, done: Done) {
+        crate::audit::record(state, self.staff.email.clone(), self.from.clone(), done).await;
     }
 
     /// Whether a submitted form's token is this session's.

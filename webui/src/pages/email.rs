@@ -164,7 +164,7 @@ pub async fn generate(
             &state,
             Done::new(SettingsChanged, Some(&slug), "DKIM key replaced"),
         )
-        .await?;
+        .await;
         Ok(format!(
             "New DKIM key for {slug}: publish its record before mail is checked against it."
         ))

@@ -178,7 +178,7 @@ pub async fn save(
                 "monitors and auto-close saved",
             ),
         )
-        .await?;
+        .await;
     }
     after_change(done, |notice, error| {
         show_page(&state, &me, &slug, notice, error)

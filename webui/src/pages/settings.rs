@@ -133,7 +133,7 @@ pub async fn add_org(
                 &state,
                 Done::new(SettingsChanged, Some(&org.slug), "organization added"),
             )
-            .await?;
+            .await;
             Ok(Redirect::to(&format!("/settings/orgs/{}", org.slug)).into_response())
         }
         Err(DeskError::Invalid(why) | DeskError::Conflict(why)) => {
@@ -343,7 +343,15 @@ fn apply(org: &Org, f: &OrgForm) -> Result<Org, String> {
     out.portal.form_message = text(&f.form_message, 2000)?;
     out.portal.success_title = text(&f.success_title, 200)?;
     out.portal.displayed_email = displayed_email;
-    out.portal.privacy_notice = text(&f.privacy_notice, 4000)?;
+    // Counted as a browser counts it (a line break is one character), without control
+    // characters other than line breaks and tabs.
+    let notice: String = f
+        .privacy_notice
+        .replace("\r\n", "\n")
+        .chars()
+        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
+        .collect();
+    out.portal.privacy_notice = text(&notice, 4000)?;
     Ok(out)
 }
 
@@ -364,7 +372,7 @@ pub async fn save_org(
                 &state,
                 Done::new(SettingsChanged, Some(&slug), "settings saved"),
             )
-            .await?;
+            .await;
             let saved = (updated, org.1);
             org_page(&state, &me, &saved, Outcome::notice("Saved.")).await
         }
@@ -393,7 +401,7 @@ pub async fn new_directory_secret(
         Some(&slug),
         "directory token secret replaced",
     );
-    me.record(&state, replaced).await?;
+    me.record(&state, replaced).await;
     org_page(
         &state,
         &me,
@@ -428,6 +436,6 @@ pub async fn unblock(
         .await?;
     let detail = format!("unblocked {}", f.sender);
     me.record(&state, Done::new(SettingsChanged, Some(&slug), detail))
-        .await?;
+        .await;
     Ok(Redirect::to(&format!("/settings/orgs/{slug}")).into_response())
 }

@@ -196,15 +196,25 @@ pub async fn with_password(
             None,
         );
     };
-    let done = Done::new(AuditAction::SignedIn, None, "by password");
-    if let Err(e) = state
-        .desk
-        .record(staff.email.clone(), client.to_string(), done)
-        .await
-    {
-        return crate::ApiError::from(e).into_page();
+    let email = staff.email.clone();
+    let signed_in =
+        session::sign_in(&state, Principal::Staff { email: staff.email }, "/desk").await;
+    record_sign_in(&state, signed_in.status(), email, &client, "by password").await;
+    signed_in
+}
+
+/// Records a sign-in that gave a session (`answered` is the redirect that carries it).
+async fn record_sign_in(
+    state: &AppState,
+    answered: StatusCode,
+    email: String,
+    client: &ClientIp,
+    how: &str,
+) {
+    if answered.is_redirection() {
+        let done = Done::new(AuditAction::SignedIn, None, how);
+        crate::audit::record(state, email, client.to_string(), done).await;
     }
-    session::sign_in(&state, Principal::Staff { email: staff.email }, "/desk").await
 }
 
 /// `/signin/link/TOKEN`: an emailed sign-in link.
@@ -219,15 +229,19 @@ pub async fn with_link(
     };
     match used {
         Ok(Principal::Staff { email }) => {
-            let done = Done::new(AuditAction::SignedIn, None, "by emailed link");
-            if let Err(e) = state
-                .desk
-                .record(email.clone(), client.to_string(), done)
-                .await
-            {
-                return crate::ApiError::from(e).into_page();
-            }
-            session::sign_in(&state, Principal::Staff { email }, "/desk").await
+            let principal = Principal::Staff {
+                email: email.clone(),
+            };
+            let signed_in = session::sign_in(&state, principal, "/desk").await;
+            record_sign_in(
+                &state,
+                signed_in.status(),
+                email,
+                &client,
+                "by sign-in link",
+            )
+            .await;
+            signed_in
         }
         Ok(Principal::Portal { .. }) => {
             refuse(StatusCode::BAD_REQUEST, "This link is for the portal.")
@@ -324,6 +338,9 @@ pub async fn set_password(
     if let Err(e) = state.desk.set_own_password(me.staff.clone(), hash).await {
         return crate::ApiError::from(e).into_page();
     }
+    let detail = format!("{} set their password", me.staff.email);
+    me.record(&state, Done::new(AuditAction::StaffChanged, None, detail))
+        .await;
     render(&page(Some("Password set."), None))
 }
 

@@ -136,7 +136,7 @@ pub async fn invite(
         tracing::info!(email = %new.email, by = %me.staff.email, "employee invited");
         let detail = format!("invited {} as {}", new.email, new.role);
         me.record(&state, Done::new(StaffChanged, None, detail))
-            .await?;
+            .await;
         Ok(format!(
             "Invited {}; the invitation is on its way to {}.",
             new.name, new.email
@@ -182,7 +182,7 @@ pub async fn update(
             money(person.hourly_rate_cents)
         );
         me.record(&state, Done::new(StaffChanged, None, detail))
-            .await?;
+            .await;
         Ok(format!("Saved {}.", person.email))
     };
     after_change(done.await, |notice, error| page(&state, &me, notice, error)).await
@@ -208,7 +208,7 @@ pub async fn delete(
         tracing::info!(email = %person.email, by = %me.staff.email, "employee deleted");
         let detail = format!("removed {}", person.email);
         me.record(&state, Done::new(StaffChanged, None, detail))
-            .await?;
+            .await;
         Ok(format!("Deleted {}.", person.email))
     };
     after_change(done.await, |notice, error| page(&state, &me, notice, error)).await

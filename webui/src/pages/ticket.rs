@@ -366,7 +366,7 @@ pub async fn delete(
         .desk
         .delete_ticket(me.staff.clone(), number, f.spam == "yes")
         .await?;
-    me.record(&state, Done::deleted(&deleted)).await?;
+    me.record(&state, Done::deleted(&deleted)).await;
     Ok(Redirect::to("/desk").into_response())
 }
 

@@ -36,6 +36,8 @@ struct PortalTicketPage {
     due: String,
     updated: String,
     events: Vec<EventView>,
+    /// The organization's privacy notice, shown with the reply form.
+    privacy_notice: String,
     error: Option<String>,
 }
 
@@ -87,6 +89,7 @@ fn ticket_page(
                 text: e.text.clone(),
             })
             .collect(),
+        privacy_notice: org.portal.privacy_notice.clone(),
         error,
     }
 }
