@@ -79,6 +79,10 @@ impl Store {
     /// The newest `limit` entries of a staff member's bell, and how many entries in all
     /// are unread.
     pub fn bell(&self, staff: &str, limit: usize) -> Result<(Vec<BellItem>, usize), StoreError> {
+        // The count first: entries and count commit together, so a count read before the
+        // entries never names entries the list then lacks (read the other way round, a
+        // commit between the two showed "7 unread" over an empty list).
+        let unread = read_counter(self.state.get(unread_key(staff))?) as usize;
         let prefix = bell_prefix(staff);
         let items: Vec<BellItem> = self
             .state
@@ -88,7 +92,6 @@ impl Store {
             .take(limit)
             .map(|v| decode(&v?))
             .collect::<Result<_, StoreError>>()?;
-        let unread = read_counter(self.state.get(unread_key(staff))?) as usize;
         Ok((items, unread))
     }
 
