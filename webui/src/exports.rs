@@ -8,11 +8,12 @@ use crate::refusals::PageResult;
 use crate::session::StaffSession;
 use crate::{ApiError, AppState};
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use postdesk_desk::audit::{AuditAction, Done};
 use postdesk_desk::exports::{CsvChunks, ExportFilter};
+use postdesk_desk::model::Staff;
 use serde::Deserialize;
 
 /// The list's filters, as query parameters.
@@ -86,53 +87,42 @@ fn download(name: &str, chunks: CsvChunks) -> Response {
         .into_response()
 }
 
-pub async fn tickets_csv(
+/// The export a path names (`tickets.csv`, `time.csv`), for `staff`, with the query's
+/// filters; the desk refuses those who may not export before anything is written.
+async fn export(
+    state: &AppState,
+    staff: Staff,
+    file: &str,
+    q: &ExportQuery,
+) -> Result<CsvChunks, ApiError> {
+    let filter = q.filter()?;
+    Ok(match file {
+        "tickets.csv" => state.desk.tickets_csv(staff, filter).await?,
+        "time.csv" => state.desk.time_csv(staff, filter).await?,
+        _ => return Err(ApiError::NotFound(format!("There is no export {file:?}."))),
+    })
+}
+
+/// `GET /api/v1/exports/{tickets,time}.csv`.
+pub async fn api(
     State(state): State<AppState>,
     caller: AuditedCaller,
+    Path(file): Path<String>,
     Query(q): Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    let chunks = state
-        .desk
-        .tickets_csv(caller.staff.clone(), q.filter()?)
-        .await?;
-    caller.record(&state, q.done("tickets.csv")).await;
-    Ok(download("tickets.csv", chunks))
+    let chunks = export(&state, caller.staff.clone(), &file, &q).await?;
+    caller.record(&state, q.done(&file)).await;
+    Ok(download(&file, chunks))
 }
 
-pub async fn time_csv(
-    State(state): State<AppState>,
-    caller: AuditedCaller,
-    Query(q): Query<ExportQuery>,
-) -> Result<Response, ApiError> {
-    let chunks = state
-        .desk
-        .time_csv(caller.staff.clone(), q.filter()?)
-        .await?;
-    caller.record(&state, q.done("time.csv")).await;
-    Ok(download("time.csv", chunks))
-}
-
-/// `GET /reports/tickets.csv`: the ticket export from the reports page.
-pub async fn tickets_csv_page(
+/// `GET /reports/{tickets,time}.csv`: the same from the reports page.
+pub async fn page(
     State(state): State<AppState>,
     me: StaffSession,
+    Path(file): Path<String>,
     Query(q): Query<ExportQuery>,
 ) -> PageResult {
-    let chunks = state
-        .desk
-        .tickets_csv(me.staff.clone(), q.filter()?)
-        .await?;
-    me.record(&state, q.done("tickets.csv")).await;
-    Ok(download("tickets.csv", chunks))
-}
-
-/// `GET /reports/time.csv`: the time export from the reports page.
-pub async fn time_csv_page(
-    State(state): State<AppState>,
-    me: StaffSession,
-    Query(q): Query<ExportQuery>,
-) -> PageResult {
-    let chunks = state.desk.time_csv(me.staff.clone(), q.filter()?).await?;
-    me.record(&state, q.done("time.csv")).await;
-    Ok(download("time.csv", chunks))
+    let chunks = export(&state, me.staff.clone(), &file, &q).await?;
+    me.record(&state, q.done(&file)).await;
+    Ok(download(&file, chunks))
 }

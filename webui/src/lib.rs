@@ -181,15 +181,13 @@ pub fn router(state: AppState) -> Router {
                 .patch(actions::update_fields)
                 .delete(actions::delete_ticket),
         )
-        .route("/api/v1/exports/tickets.csv", get(exports::tickets_csv))
-        .route("/api/v1/exports/time.csv", get(exports::time_csv))
+        .route("/api/v1/exports/{file}", get(exports::api))
         .route(
             "/unsubscribe/{token}",
             get(pages::unsubscribe::ask).post(pages::unsubscribe::confirm),
         )
         .route("/reports", get(pages::reports::show))
-        .route("/reports/tickets.csv", get(exports::tickets_csv_page))
-        .route("/reports/time.csv", get(exports::time_csv_page))
+        .route("/reports/{file}", get(exports::page))
         .route("/api/v1/orgs/{slug}/blocked", get(api::blocked_senders))
         .route(
             "/api/v1/orgs/{slug}/monitors",
