@@ -130,6 +130,7 @@ class Exports(unittest.TestCase):
         self.assertEqual([int(r["ticket"]) for r in
                           self.csv_rows("/api/v1/exports/time.csv?type=bug")], [c])
 
+        srv.api("/api/v1/exports/users.csv", expect=404)
         # Managers export; Techs do not, by token or in the browser.
         self.assertEqual(len(self.csv_rows("/api/v1/exports/tickets.csv", token=self.mgr)), 5)
         for path in ("/api/v1/exports/tickets.csv", "/api/v1/exports/time.csv"):
