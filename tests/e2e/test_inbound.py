@@ -57,6 +57,23 @@ class Inbound(unittest.TestCase):
         self.assertIn(b"The printer is on fire.", raw)
         self.assertIn(b"Subject: Printer on fire", raw)
 
+    def test_a_from_without_a_usable_address_is_no_requester(self):
+        # A quoted local part comes out of the parser as "@host": the return path is used
+        # instead, and with none, the ticket has no one to answer (no mail to "@host").
+        for sender, requester in (("john@customer.test", "john@customer.test"), ("", "")):
+            raw = (f"From: \"john doe\"@customer.test\r\nTo: acme@acme.test\r\n"
+                   f"Subject: Quoted local part\r\n"
+                   f"Message-ID: <quoted-{uuid.uuid4().hex}@customer.test>\r\n\r\nHello.\r\n")
+            mid = raw.split("Message-ID: ")[1].split("\r\n")[0]
+            with smtplib.SMTP("127.0.0.1", self.srv.smtp_port, timeout=30) as s:
+                s.sendmail(sender, ["acme@acme.test"], raw.encode())
+            d = self.srv.decision_for(mid)
+            self.assertEqual(d["outcome"], "accepted", d)
+            self.assertEqual(self.srv.ticket(d["ticket"])["requester"], requester)
+        wait_for(lambda: outbox_mails(self.srv, "john@customer.test"))
+        self.assertEqual([m for m in outbox_mails(self.srv, "@customer.test")
+                          if str(m["To"]).strip("<>").startswith("@")], [])
+
     def test_reply_threaded_by_in_reply_to_and_references(self):
         first = mail("carol@customer.test", "acme@acme.test", "VPN down")
         d = self.accepted(first)

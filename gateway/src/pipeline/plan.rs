@@ -55,6 +55,13 @@ impl PlanContext<'_> {
     }
 }
 
+/// `a` lowercased, if it has a local part and a domain.
+fn usable_address(a: &str) -> Option<String> {
+    let a = a.trim().to_ascii_lowercase();
+    let (local, domain) = a.rsplit_once('@')?;
+    (!local.is_empty() && !domain.is_empty() && !domain.contains(char::is_whitespace)).then_some(a)
+}
+
 /// A decision that changes no ticket.
 fn refusal(
     envelope_id: u64,
@@ -129,14 +136,17 @@ pub(super) fn plan_message(
             .and_then(|m| m.subject())
             .map(|s| truncated(s.trim(), 1000).to_string())
             .unwrap_or_default(),
+        // The From's address, else the return path's; an address without a local part or a
+        // domain (a quoted local part the parser cannot give back comes out as "@host")
+        // is no address, and the mail is answered to no one.
         from: parsed
             .as_ref()
             .and_then(|m| m.from())
             .and_then(|a| a.first())
             .and_then(|a| a.address())
-            .map(|a| a.trim().to_ascii_lowercase())
-            .filter(|a| !a.is_empty())
-            .unwrap_or_else(|| envelope.mail_from.trim().to_ascii_lowercase()),
+            .and_then(usable_address)
+            .or_else(|| usable_address(&envelope.mail_from))
+            .unwrap_or_default(),
         message_id: parsed
             .as_ref()
             .and_then(|m| m.message_id())
