@@ -8,7 +8,7 @@ use mail_auth::dkim::DkimSigner;
 use postdesk_store::DkimKeyRecord;
 
 /// Headers covered by the signature (those present are signed; From always is).
-const SIGNED_HEADERS: [&str; 14] = [
+const SIGNED_HEADERS: [&str; 16] = [
     "From",
     "Reply-To",
     "Subject",
@@ -21,7 +21,11 @@ const SIGNED_HEADERS: [&str; 14] = [
     "MIME-Version",
     "Content-Type",
     "Auto-Submitted",
-    // RFC 8058 asks that a one-click unsubscribe be covered by the signature.
+    // RFC 8058 asks that a one-click unsubscribe be covered by the signature; named twice
+    // ("oversigned"), so a second one added in transit breaks the signature instead of
+    // being read first.
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
     "List-Unsubscribe",
     "List-Unsubscribe-Post",
 ];

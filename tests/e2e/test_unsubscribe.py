@@ -59,6 +59,9 @@ class Unsubscribe(unittest.TestCase):
         signed = message["DKIM-Signature"].lower().split("h=")[1].split(";")[0]
         for h in ("list-unsubscribe", "list-unsubscribe-post"):
             self.assertIn(h, signed.split(":"), f"{h} is not signed")
+        # A link prepended in transit breaks the signature (the headers are oversigned).
+        forged = b"List-Unsubscribe: <https://evil.test/x>\r\n" + raw
+        self.assertFalse(dkim.verify(forged, dnsfunc=lambda n, timeout=5: self.zone.get(n, b"")))
         return url
 
     def test_no_link_without_an_https_address(self):
