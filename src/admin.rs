@@ -6,8 +6,7 @@ use crate::config::Config;
 use crate::{lock, open_store};
 use anyhow::Result;
 use clap::Subcommand;
-use postdesk_desk::model::{DkimKeyRecord, Role, SystemClock};
-use postdesk_desk::organizations::dkim_selector;
+use postdesk_desk::model::{Role, SystemClock};
 use postdesk_desk::{Desk, DeskError};
 use std::path::Path;
 use std::sync::Arc;
@@ -228,16 +227,8 @@ pub(crate) fn dkim(desk: &Desk, command: DkimCommand) -> Result<()> {
             algorithm,
         } => {
             let o = op.org(&org).map_err(refused)?;
-            let selector = dkim_selector(&selector).map_err(refused)?;
-            let (algorithm, private_key, public_key) = postdesk_notifier::generate_key(algorithm)?;
-            let key = DkimKeyRecord {
-                org: o.slug.clone(),
-                selector,
-                algorithm,
-                private_key,
-                public_key,
-                created_at: desk.now(),
-            };
+            let key = postdesk_notifier::new_key_record(&o.slug, &selector, algorithm, desk.now())
+                .map_err(refused)?;
             op.set_dkim_key(&key).map_err(refused)?;
             println!("{}", postdesk_notifier::dns_record(&key, o.mail_domain()));
         }

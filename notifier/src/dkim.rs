@@ -47,6 +47,27 @@ impl std::str::FromStr for Algorithm {
     }
 }
 
+/// A new key for organization `org` under `selector` (checked by the desk's rule), made
+/// at `at`: the record the settings page and `postdesk dkim generate` both store.
+pub fn new_key_record(
+    org: &str,
+    selector: &str,
+    algorithm: Algorithm,
+    at: time::OffsetDateTime,
+) -> postdesk_desk::DeskResult<DkimKeyRecord> {
+    let selector = postdesk_desk::organizations::dkim_selector(selector)?;
+    let (algorithm, private_key, public_key) = generate_key(algorithm)
+        .map_err(|e| postdesk_desk::DeskError::Internal(format!("DKIM key generation: {e}")))?;
+    Ok(DkimKeyRecord {
+        org: org.to_string(),
+        selector,
+        algorithm,
+        private_key,
+        public_key,
+        created_at: at,
+    })
+}
+
 /// A new key: (algorithm name, PKCS#8 DER private key, base64 public key for `p=`).
 pub fn generate_key(algorithm: Algorithm) -> Result<(String, Vec<u8>, String), NotifierError> {
     let b64 = |b: &[u8]| data_encoding::BASE64.encode(b);

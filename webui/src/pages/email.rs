@@ -13,8 +13,6 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use postdesk_desk::audit::{AuditAction::SettingsChanged, Done};
-use postdesk_desk::model::DkimKeyRecord;
-use postdesk_desk::organizations::dkim_selector;
 use postdesk_desk::DeskError;
 use serde::Deserialize;
 
@@ -142,22 +140,13 @@ pub async fn generate(
     SettingsForm { me, form: f }: SettingsForm<NewKey>,
 ) -> PageResult {
     let done = async {
-        let selector = dkim_selector(&f.selector)?;
         let algorithm = match f.algorithm.as_str() {
             "rsa" => postdesk_notifier::Algorithm::Rsa,
             "ed25519" => postdesk_notifier::Algorithm::Ed25519,
             _ => return Err(DeskError::Invalid("Choose rsa or ed25519.".into())),
         };
-        let (algorithm, private_key, public_key) = postdesk_notifier::generate_key(algorithm)
-            .map_err(|e| DeskError::Internal(format!("DKIM key generation: {e}")))?;
-        let key = DkimKeyRecord {
-            org: slug.clone(),
-            selector,
-            algorithm,
-            private_key,
-            public_key,
-            created_at: state.desk.now(),
-        };
+        let key =
+            postdesk_notifier::new_key_record(&slug, &f.selector, algorithm, state.desk.now())?;
         state.desk.set_dkim_key(me.staff.clone(), key).await?;
         tracing::info!(org = %slug, by = %me.staff.email, "DKIM key replaced");
         me.record(
