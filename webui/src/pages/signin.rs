@@ -7,6 +7,7 @@ use crate::client_ip::ClientIp;
 use crate::forms::{CsrfOnly, StaffForm};
 use crate::passwords::MAX_PASSWORD;
 use crate::refusals::forged;
+use crate::refusals::PageResult;
 use crate::session::{self, FormToken, StaffSession};
 use crate::AppState;
 use askama::Template;
@@ -222,12 +223,9 @@ pub async fn with_link(
     State(state): State<AppState>,
     client: ClientIp,
     Path(token): Path<String>,
-) -> Response {
-    let used = match state.desk.use_sign_in_link(token).await {
-        Ok(u) => u,
-        Err(e) => return crate::ApiError::from(e).into_page(),
-    };
-    match used {
+) -> PageResult {
+    let used = state.desk.use_sign_in_link(token).await?;
+    Ok(match used {
         Ok(Principal::Staff { email }) => {
             let principal = Principal::Staff {
                 email: email.clone(),
@@ -247,7 +245,7 @@ pub async fn with_link(
             refuse(StatusCode::BAD_REQUEST, "This link is for the portal.")
         }
         Err(why) => refuse(StatusCode::FORBIDDEN, link_refusal(why)),
-    }
+    })
 }
 
 /// What a person is told when a sign-in link does not work.
@@ -262,24 +260,20 @@ pub fn link_refusal(why: LinkRefusal) -> &'static str {
 pub async fn sign_out(
     State(state): State<AppState>,
     StaffForm { me, .. }: StaffForm<CsrfOnly>,
-) -> Response {
-    if let Err(e) = state.desk.end_session(me.id.clone()).await {
-        return crate::ApiError::from(e).into_page();
-    }
-    session::signed_out(&state, "/signin")
+) -> PageResult {
+    state.desk.end_session(me.id.clone()).await?;
+    Ok(session::signed_out(&state, "/signin"))
 }
 
 pub async fn sign_out_everywhere(
     State(state): State<AppState>,
     StaffForm { me, .. }: StaffForm<CsrfOnly>,
-) -> Response {
+) -> PageResult {
     let principal = Principal::Staff {
         email: me.staff.email.clone(),
     };
-    if let Err(e) = state.desk.end_all_sessions(principal).await {
-        return crate::ApiError::from(e).into_page();
-    }
-    session::signed_out(&state, "/signin")
+    state.desk.end_all_sessions(principal).await?;
+    Ok(session::signed_out(&state, "/signin"))
 }
 
 pub async fn account(me: StaffSession) -> Response {
@@ -357,17 +351,15 @@ pub async fn set_alerts(
     State(state): State<AppState>,
     me: StaffSession,
     Form(f): Form<Alerts>,
-) -> Response {
+) -> PageResult {
     if !me.csrf_ok(&f.csrf) {
-        return forged();
+        return Err(forged().into());
     }
     let on = match f.alerts.as_str() {
         "on" => true,
         "off" => false,
-        _ => return refuse(StatusCode::BAD_REQUEST, "Choose on or off."),
+        _ => return Err(refuse(StatusCode::BAD_REQUEST, "Choose on or off.").into()),
     };
-    match state.desk.set_own_alerts(me.staff.clone(), on).await {
-        Ok(()) => Redirect::to("/account").into_response(),
-        Err(e) => crate::ApiError::from(e).into_page(),
-    }
+    state.desk.set_own_alerts(me.staff.clone(), on).await?;
+    Ok(Redirect::to("/account").into_response())
 }
