@@ -204,3 +204,8 @@ fn unsubscribe() {
 fn audit_log() {
     run_suite("test_audit");
 }
+
+#[test]
+fn retention() {
+    run_suite("test_retention");
+}

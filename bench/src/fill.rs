@@ -31,6 +31,7 @@ fn main() {
             whitelist: vec![],
             created_at: time::OffsetDateTime::now_utc(),
             portal: Default::default(),
+            retention: Default::default(),
         };
         if let Err(e) = store.add_org(&org) {
             eprintln!("cannot add the bench organization: {e}");

@@ -30,6 +30,7 @@ pub mod organizations;
 pub mod policy;
 pub mod portal;
 pub mod reports;
+pub mod retention;
 mod service;
 pub mod tickets;
 pub mod tokens;

@@ -5,6 +5,6 @@
 pub use postdesk_store::{
     parse_day, random_bytes, BellItem, BlockedSender, Change, Clock, DkimKeyRecord, Event,
     EventKind, FieldMode, HeldOutcome, LinkRefusal, Monitor, MonitorKind, OffsetFileClock, Org,
-    PortalMode, Principal, Role, Staff, Status, Store, SystemClock, Ticket, TicketFilter,
-    TicketType, Visibility, WebSession, MAX_MONITORS,
+    PortalMode, Principal, Retention, Role, Staff, Status, Store, SystemClock, Ticket,
+    TicketFilter, TicketType, Visibility, WebSession, MAX_MONITORS,
 };

@@ -90,9 +90,15 @@ impl Desk {
         .await
     }
 
-    /// Runs one tick at the desk's clock.
+    /// Runs one tick at the desk's clock, and retention when it is due (once a day).
     pub async fn monitor_tick(&self) -> DeskResult<TickReport> {
-        self.run(|desk| Ok(tick(&desk.store, desk.now())?)).await
+        self.run(|desk| {
+            let now = desk.now();
+            let report = tick(&desk.store, now)?;
+            desk.retention_if_due(now)?;
+            Ok(report)
+        })
+        .await
     }
 
     pub(crate) fn require_org(&self, org: &str) -> DeskResult<()> {
@@ -210,6 +216,7 @@ mod tests {
                 whitelist: vec![],
                 created_at: at(0),
                 portal: Default::default(),
+                retention: Default::default(),
             })
             .expect("org");
         store

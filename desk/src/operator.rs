@@ -113,6 +113,7 @@ impl Operator<'_> {
             whitelist: domains,
             created_at: self.desk.now(),
             portal: Default::default(),
+            retention: Default::default(),
         };
         self.desk
             .store

@@ -23,6 +23,7 @@ fn desk(name: &str) -> Store {
             whitelist: vec![],
             created_at: now,
             portal: Default::default(),
+            retention: Default::default(),
         })
         .expect("org");
     for (email, role) in [

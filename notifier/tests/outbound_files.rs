@@ -33,6 +33,7 @@ impl Desk {
                 whitelist: vec![],
                 created_at: now,
                 portal: Default::default(),
+                retention: Default::default(),
             })
             .expect("org");
         store

@@ -19,8 +19,10 @@ pub enum AuditAction {
     Exported,
     /// A ticket was deleted (as spam too).
     Deleted,
-    /// A staff member signed in (by password or an emailed link).
+    /// A staff member signed in (by password or a sign-in link).
     SignedIn,
+    /// The daily retention run dropped originals or deleted closed tickets.
+    Retention,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

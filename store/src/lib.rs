@@ -23,6 +23,7 @@ mod model;
 mod monitor_rules;
 mod monitors;
 mod outbox;
+mod retention;
 #[cfg(test)]
 mod scratch;
 mod spool;

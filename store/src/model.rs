@@ -16,6 +16,45 @@ pub struct Org {
     /// How the organization's web portal looks and how its users sign in.
     #[serde(default)]
     pub portal: PortalSettings,
+    /// How long its data is kept (off unless set).
+    #[serde(default)]
+    pub retention: Retention,
+}
+
+/// How long an organization keeps what it holds; `None` keeps it for good.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Retention {
+    /// Original messages (the raw mail) are dropped this many days after they came; the
+    /// text on the tickets stays.
+    pub originals_days: Option<u32>,
+    /// Closed tickets are deleted this many months (of 30 days) after they were closed.
+    pub closed_months: Option<u32>,
+}
+
+impl Retention {
+    /// The longest either may be: ten years.
+    pub const MAX_DAYS: u32 = 3650;
+    pub const MAX_MONTHS: u32 = 120;
+
+    pub fn check(&self) -> Result<(), String> {
+        if self
+            .originals_days
+            .is_some_and(|d| !(1..=Self::MAX_DAYS).contains(&d))
+        {
+            return Err(format!("Originals are kept 1 to {} days.", Self::MAX_DAYS));
+        }
+        if self
+            .closed_months
+            .is_some_and(|m| !(1..=Self::MAX_MONTHS).contains(&m))
+        {
+            return Err(format!(
+                "Closed tickets are kept 1 to {} months.",
+                Self::MAX_MONTHS
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// How end users sign in to an organization's portal.

@@ -27,6 +27,7 @@ pub(crate) fn scratch_org(store: &Store, slug: &str) {
             whitelist: vec![],
             created_at: time::OffsetDateTime::now_utc(),
             portal: Default::default(),
+            retention: Default::default(),
         })
         .expect("org");
 }

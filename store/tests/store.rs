@@ -19,6 +19,7 @@ fn org(slug: &str) -> Org {
         whitelist: vec![],
         created_at: OffsetDateTime::now_utc(),
         portal: Default::default(),
+        retention: Default::default(),
     }
 }
 

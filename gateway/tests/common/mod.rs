@@ -20,6 +20,7 @@ pub fn store_with_org(name: &str, slug: &str) -> (Store, PathBuf) {
             whitelist: vec![],
             created_at: time::OffsetDateTime::now_utc(),
             portal: Default::default(),
+            retention: Default::default(),
         })
         .expect("org");
     (store, dir)

@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use postdesk_desk::audit::{AuditAction::SettingsChanged, Done};
-use postdesk_desk::model::{FieldMode, Org, PortalMode};
+use postdesk_desk::model::{FieldMode, Org, PortalMode, Retention};
 use postdesk_desk::organizations::{org_address, org_name, whitelist_domain};
 use postdesk_desk::DeskError;
 use serde::Deserialize;
@@ -52,6 +52,9 @@ struct OrgPage {
     success_title: String,
     displayed_email: String,
     privacy_notice: String,
+    /// Empty when kept for good.
+    originals_days: String,
+    closed_months: String,
     has_secret: bool,
     new_secret: Option<String>,
     /// Senders refused since a ticket of theirs was deleted as spam.
@@ -211,6 +214,16 @@ async fn org_page(
         success_title: p.success_title.clone(),
         displayed_email: p.displayed_email.clone(),
         privacy_notice: p.privacy_notice.clone(),
+        originals_days: org
+            .retention
+            .originals_days
+            .map(|d| d.to_string())
+            .unwrap_or_default(),
+        closed_months: org
+            .retention
+            .closed_months
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
         has_secret,
         new_secret: o.new_secret,
         blocked,
@@ -269,6 +282,10 @@ pub struct OrgForm {
     displayed_email: String,
     #[serde(default)]
     privacy_notice: String,
+    #[serde(default)]
+    originals_days: String,
+    #[serde(default)]
+    closed_months: String,
 }
 
 fn lines(text: &str) -> Vec<String> {
@@ -352,6 +369,20 @@ fn apply(org: &Org, f: &OrgForm) -> Result<Org, String> {
         .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
         .collect();
     out.portal.privacy_notice = text(&notice, 4000)?;
+    let number = |v: &str, what: &str| -> Result<Option<u32>, String> {
+        match v.trim() {
+            "" => Ok(None),
+            n => n
+                .parse::<u32>()
+                .map(Some)
+                .map_err(|_| format!("{what} must be a whole number (or empty to keep it).")),
+        }
+    };
+    out.retention = Retention {
+        originals_days: number(&f.originals_days, "Days to keep originals")?,
+        closed_months: number(&f.closed_months, "Months to keep closed tickets")?,
+    };
+    out.retention.check()?;
     Ok(out)
 }
 

@@ -1,0 +1,68 @@
+//! Retention in the store: dropping the originals of messages older than their
+//! organizations keep them (the tickets' text stays), and the date of the last daily run.
+
+use crate::codec::{decode, key_num, num_key};
+use crate::files::Kind;
+use crate::{Envelope, Store, StoreError};
+use std::collections::HashMap;
+use time::{Date, OffsetDateTime};
+
+const LAST_RUN: &str = "retention/last-run";
+
+impl Store {
+    /// Drops the originals of messages received before the cutoff of every organization
+    /// they went to (an organization without a cutoff keeps its mail's originals); those
+    /// still waiting for the pipeline are kept. Returns how many were dropped, per
+    /// organization they went to.
+    pub fn drop_originals(
+        &self,
+        cutoffs: &HashMap<String, OffsetDateTime>,
+    ) -> Result<HashMap<String, usize>, StoreError> {
+        let mut dropped: HashMap<String, usize> = HashMap::new();
+        if cutoffs.is_empty() {
+            return Ok(dropped);
+        }
+        for kv in self.state.scan_prefix("envelope/") {
+            let (k, v) = kv?;
+            let id = key_num(&k).ok_or_else(|| StoreError::Corrupt("envelope key".into()))?;
+            let envelope: Envelope = decode(&v)?;
+            let orgs: Vec<&str> = envelope
+                .deliveries
+                .iter()
+                .map(|d| d.org.as_str())
+                .chain(envelope.refused.iter().map(|r| r.org.as_str()))
+                .collect();
+            let expired = !orgs.is_empty()
+                && orgs
+                    .iter()
+                    .all(|o| cutoffs.get(*o).is_some_and(|c| envelope.received_at < *c));
+            if !expired || self.state.contains_key(num_key("pending/", id))? {
+                continue;
+            }
+            let name = id.to_string();
+            let held =
+                self.raw.remove(id.to_be_bytes())?.is_some() | self.files.exists(Kind::Raw, &name);
+            self.files.remove(Kind::Raw, &name)?;
+            if held {
+                for o in orgs {
+                    *dropped.entry(o.to_string()).or_default() += 1;
+                }
+            }
+        }
+        self.flush()?;
+        Ok(dropped)
+    }
+
+    /// The day retention last ran (UTC), if it ever did.
+    pub fn retention_last_run(&self) -> Result<Option<Date>, StoreError> {
+        Ok(self
+            .state
+            .get(LAST_RUN)?
+            .and_then(|v| crate::parse_day(&String::from_utf8_lossy(&v))))
+    }
+
+    pub fn set_retention_last_run(&self, day: Date) -> Result<(), StoreError> {
+        self.state.insert(LAST_RUN, day.to_string().as_bytes())?;
+        Ok(())
+    }
+}

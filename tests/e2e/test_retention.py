@@ -1,0 +1,91 @@
+"""Retention over the real server with its clock moved: set in the organization's
+settings, the daily run drops originals older than their days (the tickets' text stays)
+and deletes tickets closed longer than their months; open tickets and another
+organization's data stay; each run that does something is in the audit log."""
+
+import os
+import smtplib
+import time
+import unittest
+
+from harness import Browser, Server, mail, staff_link, wait_for
+from test_portal_modes import settings_form
+
+DAY = 86400
+
+
+class Retention(unittest.TestCase):
+    def setUp(self):
+        srv = Server(env={"POSTDESK_MONITOR_INTERVAL_SECS": "1"}).bootstrap(
+            orgs=(("acme", "Acme", []), ("beta", "Beta", [])),
+            staff=[("boss@ops.test", "Bo Owner", "owner")])
+        self.addCleanup(srv.close)
+        self.clock = os.path.join(srv.dir, "clock-offset")
+        srv.env["POSTDESK_CLOCK_OFFSET_FILE"] = self.clock
+        self.offset = 0
+        self.owner = srv.cli("token", "create", "boss@ops.test").stdout.strip()
+        self.admin_link = staff_link(srv, "tester@ops.test")
+        self.srv = srv.start()
+
+    def move_clock(self, seconds):
+        self.offset += seconds
+        with open(self.clock, "w") as f:
+            f.write(str(self.offset))
+
+    def open_ticket(self, to, subject):
+        mid = f"<{subject.replace(' ', '-')}-{time.time_ns()}@customer.test>"
+        with smtplib.SMTP("127.0.0.1", self.srv.smtp_port) as s:
+            s.send_message(mail("rita@customer.test", to, subject, f"About {subject}.",
+                                message_id=mid))
+        return self.srv.decision_for(mid)["ticket"]
+
+    def original(self, n, expect=200):
+        seq = self.srv.ticket(n)["events"][0]["seq"]
+        return self.srv.api(f"/api/v1/tickets/{n}/events/{seq}/raw", expect=expect)
+
+    def retention_runs(self):
+        return [e for e in self.srv.api("/api/v1/audit", token=self.owner)["audit"]
+                if e["action"] == "retention"]
+
+    def test_originals_and_closed_tickets_go_on_their_days(self):
+        srv = self.srv
+        admin = Browser(srv)
+        admin.get(self.admin_link)
+        page = admin.get("/settings/orgs/acme")[2]
+        form = dict(settings_form(page), originals_days="30", closed_months="2")
+        status, _, saved = admin.post("/settings/orgs/acme", form)
+        self.assertEqual(status, 200)
+        self.assertIn("Saved.", saved)
+        for bad in ({"originals_days": "0"}, {"closed_months": "121"}, {"originals_days": "x"}):
+            self.assertEqual(admin.post("/settings/orgs/acme", dict(form, **bad))[0], 400)
+        closed = self.open_ticket("acme@acme.test", "Old question")
+        kept = self.open_ticket("acme@acme.test", "Still open")
+        other = self.open_ticket("beta@acme.test", "Beta keeps all")
+        srv.send("PATCH", f"/api/v1/tickets/{closed}", {"status": "closed"})
+        self.assertIn(b"About Old question.", self.original(closed))
+        # 31 days on: acme's originals are gone, their text stays; beta keeps its own.
+        self.move_clock(31 * DAY)
+        wait_for(lambda: self.retention_runs() or None, timeout=15)
+        for n, subject in ((closed, "Old question"), (kept, "Still open")):
+            self.original(n, expect=404)
+            self.assertEqual(srv.ticket(n)["events"][0]["text"], f"About {subject}.")
+        self.assertIn(b"About Beta keeps all.", self.original(other))
+        self.assertEqual(srv.ticket(closed)["status"], "closed")
+        runs = self.retention_runs()
+        self.assertEqual([(r["org"], r["detail"], r["actor"]) for r in runs],
+                         [("acme", "2 originals dropped, 0 closed tickets deleted", "retention")])
+        # Once a day: more ticks the same day do nothing more.
+        time.sleep(2.5)
+        self.assertEqual(len(self.retention_runs()), 1)
+        # Past two months after it was closed: the closed ticket is deleted, the rest stay.
+        self.move_clock(30 * DAY)
+        wait_for(lambda: len(self.retention_runs()) == 2 or None, timeout=15)
+        srv.api(f"/api/v1/tickets/{closed}", expect=404)
+        self.assertEqual(srv.ticket(kept)["status"], "open")
+        self.assertEqual(srv.ticket(other)["status"], "open")
+        self.assertEqual(self.retention_runs()[0]["detail"],
+                         "0 originals dropped, 1 closed tickets deleted")
+
+
+if __name__ == "__main__":
+    unittest.main()
