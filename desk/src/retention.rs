@@ -1,25 +1,49 @@
 //! Retention: once a day on the desk's clock, each organization's settings are applied:
 //! originals older than it keeps them are dropped (the tickets' text stays) and tickets
-//! closed longer ago than it keeps them are deleted, like a deletion by hand. Each run
-//! that does something is in the audit log, per organization, with its counts.
+//! closed longer ago than it keeps them are deleted, like a deletion by hand, at most
+//! [`DELETIONS_PER_TICK`] per tick so monitor alerts are not held up. Each step that does
+//! something is in the audit log at once, per organization, with its counts.
 
 use crate::audit::{AuditAction, Done};
 use crate::{Desk, DeskResult};
-use postdesk_store::Status;
-use std::collections::HashMap;
+use postdesk_store::{Org, Status, StoreError, Ticket};
+use std::collections::{BTreeMap, HashMap};
 use time::{Duration, OffsetDateTime};
 
 /// Who retention is in the log and the audit log.
 pub const RETENTION_ACTOR: &str = "retention";
+/// Closed tickets one tick deletes at most; the rest wait for the next ticks.
+pub const DELETIONS_PER_TICK: usize = 500;
+/// Ticket numbers an audit entry names at most.
+const NAMED: usize = 50;
+
+/// Whether `t` is a closed ticket that has been closed since before `cutoff`: since its
+/// status last became Closed (a ticket resolved long ago and closed yesterday is not).
+fn closed_before(t: &Ticket, cutoff: OffsetDateTime) -> bool {
+    t.status == Status::Closed && t.status_since.or(t.closed_at).is_some_and(|at| at < cutoff)
+}
 
 impl Desk {
-    /// Runs retention unless it ran today (UTC, on the desk's clock).
+    /// Runs the day's retention steps still to do (the day is UTC on the desk's clock; a
+    /// clock moved back runs them again, which finds nothing new).
     pub(crate) fn retention_if_due(&self, now: OffsetDateTime) -> DeskResult<()> {
         let today = now.date();
-        if self.store.retention_last_run()?.is_some_and(|d| d >= today) {
+        let due = |step| -> DeskResult<bool> { Ok(self.store.retention_day(step)? != Some(today)) };
+        if !due("originals")? && !due("closed")? {
             return Ok(());
         }
         let orgs = self.store.orgs()?;
+        if due("originals")? {
+            self.drop_originals(&orgs, now)?;
+            self.store.set_retention_day("originals", today)?;
+        }
+        if due("closed")? && self.delete_closed(&orgs, now)? < DELETIONS_PER_TICK {
+            self.store.set_retention_day("closed", today)?;
+        }
+        Ok(())
+    }
+
+    fn drop_originals(&self, orgs: &[Org], now: OffsetDateTime) -> DeskResult<()> {
         let cutoffs: HashMap<String, OffsetDateTime> = orgs
             .iter()
             .filter_map(|o| {
@@ -27,8 +51,20 @@ impl Desk {
                 Some((o.slug.clone(), now - Duration::days(i64::from(days))))
             })
             .collect();
-        let dropped = self.store.drop_originals(&cutoffs)?;
-        let closed_before: HashMap<&str, OffsetDateTime> = orgs
+        for (org, n) in self.store.drop_originals(&cutoffs)? {
+            let done = Done::new(
+                AuditAction::Retention,
+                Some(&org),
+                format!("{n} originals dropped"),
+            );
+            self.record_now(RETENTION_ACTOR, "server", done)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes up to [`DELETIONS_PER_TICK`] expired closed tickets; how many it deleted.
+    fn delete_closed(&self, orgs: &[Org], now: OffsetDateTime) -> DeskResult<usize> {
+        let cutoffs: HashMap<&str, OffsetDateTime> = orgs
             .iter()
             .filter_map(|o| {
                 let months = o.retention.closed_months?;
@@ -38,36 +74,86 @@ impl Desk {
                 ))
             })
             .collect();
+        if cutoffs.is_empty() {
+            return Ok(0);
+        }
         let mut expired = Vec::new();
-        if !closed_before.is_empty() {
-            for t in self.store.all_tickets() {
-                let t = t?;
-                let cutoff = closed_before.get(t.org.as_str());
-                if t.status == Status::Closed
-                    && t.closed_at.zip(cutoff).is_some_and(|(at, c)| at < *c)
-                {
-                    expired.push((t.org, t.number));
+        for t in self.store.all_tickets() {
+            let t = t?;
+            if cutoffs
+                .get(t.org.as_str())
+                .is_some_and(|c| closed_before(&t, *c))
+            {
+                expired.push((t.org, t.number));
+                if expired.len() == DELETIONS_PER_TICK {
+                    break;
                 }
             }
         }
-        let mut deleted: HashMap<String, usize> = HashMap::new();
+        let mut deleted: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        let mut count = 0;
         for (org, number) in expired {
-            self.store
-                .delete_ticket(number, RETENTION_ACTOR, now, None)?;
-            *deleted.entry(org).or_default() += 1;
-        }
-        for org in &orgs {
-            let (d, x) = (
-                dropped.get(&org.slug).copied().unwrap_or(0),
-                deleted.get(&org.slug).copied().unwrap_or(0),
-            );
-            if d + x > 0 {
-                let detail = format!("{d} originals dropped, {x} closed tickets deleted");
-                let done = Done::new(AuditAction::Retention, Some(&org.slug), detail);
-                self.record_now(RETENTION_ACTOR, "server", done)?;
+            let Some(cutoff) = cutoffs.get(org.as_str()).copied() else {
+                continue;
+            };
+            // Checked again as the deletion commits: a ticket reopened meanwhile stays.
+            let still = |t: &Ticket| closed_before(t, cutoff);
+            match self
+                .store
+                .delete_ticket_if(number, RETENTION_ACTOR, now, None, still)
+            {
+                Ok(Some(_)) => {
+                    deleted.entry(org).or_default().push(number);
+                    count += 1;
+                }
+                Ok(None) | Err(StoreError::NotFound(_)) => {}
+                Err(e) => {
+                    self.record_deletions(&deleted)?;
+                    return Err(e.into());
+                }
             }
         }
-        self.store.set_retention_last_run(today)?;
+        self.record_deletions(&deleted)?;
+        Ok(count)
+    }
+
+    fn record_deletions(&self, deleted: &BTreeMap<String, Vec<u64>>) -> DeskResult<()> {
+        for (org, numbers) in deleted {
+            let mut named: Vec<String> = numbers
+                .iter()
+                .take(NAMED)
+                .map(|n| format!("#{n}"))
+                .collect();
+            if numbers.len() > NAMED {
+                named.push(format!("and {} more", numbers.len() - NAMED));
+            }
+            let detail = format!(
+                "{} closed tickets deleted: {}",
+                numbers.len(),
+                named.join(", ")
+            );
+            let done = Done::new(AuditAction::Retention, Some(org), detail);
+            self.record_now(RETENTION_ACTOR, "server", done)?;
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::ticket;
+
+    #[test]
+    fn closed_counts_from_when_it_was_closed_not_resolved() {
+        let day = |d: i64| OffsetDateTime::UNIX_EPOCH + Duration::days(d);
+        let mut t = ticket("r@x");
+        t.status = Status::Closed;
+        t.closed_at = Some(day(0));
+        t.status_since = Some(day(40));
+        assert!(!closed_before(&t, day(31)));
+        assert!(closed_before(&t, day(41)));
+        t.status = Status::Resolved;
+        assert!(!closed_before(&t, day(100)));
     }
 }

@@ -116,12 +116,50 @@ impl Store {
         at: OffsetDateTime,
         block: Option<&str>,
     ) -> Result<Deleted, StoreError> {
-        let ticket = self
-            .ticket(number)?
-            .ok_or_else(|| StoreError::NotFound(format!("ticket {number}")))?;
+        self.delete_ticket_if(number, by, at, block, |_| true)?
+            .ok_or_else(|| StoreError::NotFound(format!("ticket {number}")))
+    }
+
+    /// [`Store::delete_ticket`] if the ticket, as it is when the deletion commits, still
+    /// satisfies `still` (retention: still closed long enough); `None` when it does not.
+    /// A ticket written between the look at it and the commit is looked at again, so
+    /// nothing is deleted on a stale view (a reply that reopened it, an index that moved).
+    pub fn delete_ticket_if(
+        &self,
+        number: u64,
+        by: &str,
+        at: OffsetDateTime,
+        block: Option<&str>,
+        still: impl Fn(&Ticket) -> bool,
+    ) -> Result<Option<Deleted>, StoreError> {
+        const ATTEMPTS: usize = 5;
+        for _ in 0..ATTEMPTS {
+            match self.try_delete(number, by, at, block, &still) {
+                Err(StoreError::Changed) => continue,
+                done => return done,
+            }
+        }
+        Err(StoreError::Changed)
+    }
+
+    fn try_delete(
+        &self,
+        number: u64,
+        by: &str,
+        at: OffsetDateTime,
+        block: Option<&str>,
+        still: &impl Fn(&Ticket) -> bool,
+    ) -> Result<Option<Deleted>, StoreError> {
+        let tkey = num_key("ticket/", number);
+        let Some(seen) = self.state.get(&tkey)? else {
+            return Err(StoreError::NotFound(format!("ticket {number}")));
+        };
+        let ticket: Ticket = decode(&seen)?;
+        if !still(&ticket) {
+            return Ok(None);
+        }
         let events = self.events_for(number)?;
         let gathered = self.gather(&ticket, &events)?;
-        let tkey = num_key("ticket/", number);
         let blocked = block.map(|sender| BlockedSender {
             org: ticket.org.clone(),
             sender: blocked_form(sender),
@@ -130,8 +168,11 @@ impl Store {
             at,
         });
         let written = self.state.transaction(|tx| {
-            if tx.get(&tkey)?.is_none() {
-                return Err(Abort(StoreError::NotFound(format!("ticket {number}"))));
+            match tx.get(&tkey)? {
+                None => return Err(Abort(StoreError::NotFound(format!("ticket {number}")))),
+                // Written since it was looked at: look again.
+                Some(now) if now != seen => return Err(Abort(StoreError::Changed)),
+                Some(_) => {}
             }
             remove_gathered(tx, &gathered)?;
             let ck = count_key(&ticket);
@@ -182,12 +223,12 @@ impl Store {
             }
         }
         self.flush()?;
-        Ok(Deleted {
+        Ok(Some(Deleted {
             ticket: number,
             org: ticket.org,
             events: events.len(),
             blocked: blocked.map(|b| b.sender),
-        })
+        }))
     }
 
     /// What was added to the ticket between gathering and the transaction (an entry
@@ -414,4 +455,45 @@ fn remove_gathered(
         tx.insert(k.as_bytes(), &n.to_be_bytes())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::scratch::{scratch_org, scratch_store, scratch_ticket};
+    use crate::{Change, Status, TicketAction};
+    use time::OffsetDateTime;
+
+    #[test]
+    fn a_conditional_deletion_looks_at_the_ticket_as_it_is() {
+        let (s, _dir) = scratch_store("delete-if");
+        scratch_org(&s, "acme");
+        let at = OffsetDateTime::UNIX_EPOCH;
+        let t = scratch_ticket(&s, "acme", at);
+        let closed = |t: &crate::Ticket| t.status == Status::Closed;
+        // Not closed: kept, and nothing is taken from it.
+        assert!(s
+            .delete_ticket_if(t.number, "retention", at, None, closed)
+            .expect("delete")
+            .is_none());
+        assert!(s.ticket(t.number).expect("read").is_some());
+        s.act_on_ticket(&TicketAction {
+            ticket: t.number,
+            author: "bo@x.test".into(),
+            by_staff: true,
+            text: None,
+            attachments: vec![],
+            changes: vec![Change::Status(Status::Closed)],
+            at,
+        })
+        .expect("close");
+        let gone = s
+            .delete_ticket_if(t.number, "retention", at, None, closed)
+            .expect("delete");
+        assert_eq!(gone.map(|d| d.ticket), Some(t.number));
+        assert!(s.ticket(t.number).expect("read").is_none());
+        assert!(matches!(
+            s.delete_ticket_if(t.number, "retention", at, None, closed),
+            Err(crate::StoreError::NotFound(_))
+        ));
+    }
 }

@@ -14,6 +14,10 @@ pub enum StoreError {
     Invalid(String),
     #[error("{0} already exists")]
     Exists(String),
+    /// A record was written by someone else between a look at it and a change that
+    /// depended on what was seen (the change was not made).
+    #[error("changed meanwhile; try again")]
+    Changed,
     /// A file of the data folder could not be read or written (large messages and
     /// attachments are kept as files).
     #[error("data folder: {0}")]

@@ -654,31 +654,15 @@ pub struct Crossings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scratch::{scratch_org, scratch_store};
-    use crate::{Change, MonitorKind, NewTicket, Status, TicketAction, TicketType};
+    use crate::scratch::{scratch_org, scratch_store, scratch_ticket};
+    use crate::{Change, MonitorKind, Status, TicketAction};
     use time::macros::datetime;
     use time::Duration;
 
     const START: OffsetDateTime = datetime!(2026-12-01 09:00 UTC);
 
     fn open(store: &Store, at: OffsetDateTime) -> Ticket {
-        store
-            .open_ticket(&NewTicket {
-                org: "acme".into(),
-                requester: "ann@example.com".into(),
-                ticket_type: TicketType::Question,
-                summary: "printer".into(),
-                text: "it jams".into(),
-                category: None,
-                priority: Default::default(),
-                assignee: None,
-                attachments: vec![],
-                staff_author: None,
-                quiet: false,
-                at,
-            })
-            .expect("open")
-            .0
+        scratch_ticket(store, "acme", at)
     }
 
     fn change(store: &Store, ticket: u64, c: Change, at: OffsetDateTime) {

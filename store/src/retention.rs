@@ -1,13 +1,12 @@
 //! Retention in the store: dropping the originals of messages older than their
-//! organizations keep them (the tickets' text stays), and the date of the last daily run.
+//! organizations keep them (the tickets' text stays), and the day each daily step last
+//! finished.
 
 use crate::codec::{decode, key_num, num_key};
 use crate::files::Kind;
 use crate::{Envelope, Store, StoreError};
 use std::collections::HashMap;
 use time::{Date, OffsetDateTime};
-
-const LAST_RUN: &str = "retention/last-run";
 
 impl Store {
     /// Drops the originals of messages received before the cutoff of every organization
@@ -53,16 +52,17 @@ impl Store {
         Ok(dropped)
     }
 
-    /// The day retention last ran (UTC), if it ever did.
-    pub fn retention_last_run(&self) -> Result<Option<Date>, StoreError> {
+    /// The day (UTC) a daily step of retention (`step`) last finished, if it ever did.
+    pub fn retention_day(&self, step: &str) -> Result<Option<Date>, StoreError> {
         Ok(self
             .state
-            .get(LAST_RUN)?
+            .get(format!("retention/{step}"))?
             .and_then(|v| crate::parse_day(&String::from_utf8_lossy(&v))))
     }
 
-    pub fn set_retention_last_run(&self, day: Date) -> Result<(), StoreError> {
-        self.state.insert(LAST_RUN, day.to_string().as_bytes())?;
+    pub fn set_retention_day(&self, step: &str, day: Date) -> Result<(), StoreError> {
+        self.state
+            .insert(format!("retention/{step}"), day.to_string().as_bytes())?;
         Ok(())
     }
 }

@@ -58,10 +58,22 @@ class Retention(unittest.TestCase):
         self.assertIn("Saved.", saved)
         for bad in ({"originals_days": "0"}, {"closed_months": "121"}, {"originals_days": "x"}):
             self.assertEqual(admin.post("/settings/orgs/acme", dict(form, **bad))[0], 400)
+        # A form without the fields (an older page) leaves them as they are.
+        older = {k: v for k, v in form.items() if k not in ("originals_days", "closed_months")}
+        self.assertEqual(admin.post("/settings/orgs/acme", older)[0], 200)
+        page = admin.get("/settings/orgs/acme")[2]
+        self.assertIn('name="originals_days" value="30"', page)
+        self.assertIn('name="closed_months" value="2"', page)
+        changes = [e["detail"] for e in srv.api("/api/v1/audit", token=self.owner)["audit"]
+                   if e["action"] == "settings_changed"]
+        self.assertIn("settings saved; retention: originals days kept -> 30, "
+                      "closed ticket months kept -> 2", changes)
         closed = self.open_ticket("acme@acme.test", "Old question")
         kept = self.open_ticket("acme@acme.test", "Still open")
         other = self.open_ticket("beta@acme.test", "Beta keeps all")
+        late = self.open_ticket("acme@acme.test", "Resolved early closed late")
         srv.send("PATCH", f"/api/v1/tickets/{closed}", {"status": "closed"})
+        srv.send("PATCH", f"/api/v1/tickets/{late}", {"status": "resolved"})
         self.assertIn(b"About Old question.", self.original(closed))
         # 31 days on: acme's originals are gone, their text stays; beta keeps its own.
         self.move_clock(31 * DAY)
@@ -73,18 +85,22 @@ class Retention(unittest.TestCase):
         self.assertEqual(srv.ticket(closed)["status"], "closed")
         runs = self.retention_runs()
         self.assertEqual([(r["org"], r["detail"], r["actor"]) for r in runs],
-                         [("acme", "2 originals dropped, 0 closed tickets deleted", "retention")])
+                         [("acme", "3 originals dropped", "retention")])
+        # Resolved 31 days ago, closed now: its months count from now.
+        srv.send("PATCH", f"/api/v1/tickets/{late}", {"status": "closed"})
         # Once a day: more ticks the same day do nothing more.
         time.sleep(2.5)
         self.assertEqual(len(self.retention_runs()), 1)
         # Past two months after it was closed: the closed ticket is deleted, the rest stay.
         self.move_clock(30 * DAY)
         wait_for(lambda: len(self.retention_runs()) == 2 or None, timeout=15)
+        time.sleep(2)
         srv.api(f"/api/v1/tickets/{closed}", expect=404)
         self.assertEqual(srv.ticket(kept)["status"], "open")
         self.assertEqual(srv.ticket(other)["status"], "open")
+        self.assertEqual(srv.ticket(late)["status"], "closed")
         self.assertEqual(self.retention_runs()[0]["detail"],
-                         "0 originals dropped, 1 closed tickets deleted")
+                         f"1 closed tickets deleted: #{closed}")
 
 
 if __name__ == "__main__":

@@ -282,10 +282,9 @@ pub struct OrgForm {
     displayed_email: String,
     #[serde(default)]
     privacy_notice: String,
-    #[serde(default)]
-    originals_days: String,
-    #[serde(default)]
-    closed_months: String,
+    /// Absent (an older form): unchanged; empty: kept for good.
+    originals_days: Option<String>,
+    closed_months: Option<String>,
 }
 
 fn lines(text: &str) -> Vec<String> {
@@ -369,21 +368,48 @@ fn apply(org: &Org, f: &OrgForm) -> Result<Org, String> {
         .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
         .collect();
     out.portal.privacy_notice = text(&notice, 4000)?;
-    let number = |v: &str, what: &str| -> Result<Option<u32>, String> {
-        match v.trim() {
-            "" => Ok(None),
-            n => n
-                .parse::<u32>()
-                .map(Some)
-                .map_err(|_| format!("{what} must be a whole number (or empty to keep it).")),
-        }
-    };
+    // A field the form did not send leaves the setting as it was.
+    let number =
+        |v: &Option<String>, was: Option<u32>, what: &str| -> Result<Option<u32>, String> {
+            match v.as_deref().map(str::trim) {
+                None => Ok(was),
+                Some("") => Ok(None),
+                Some(n) => n
+                    .parse::<u32>()
+                    .map(Some)
+                    .map_err(|_| format!("{what} must be a whole number (or empty to keep it).")),
+            }
+        };
     out.retention = Retention {
-        originals_days: number(&f.originals_days, "Days to keep originals")?,
-        closed_months: number(&f.closed_months, "Months to keep closed tickets")?,
+        originals_days: number(
+            &f.originals_days,
+            org.retention.originals_days,
+            "Days to keep originals",
+        )?,
+        closed_months: number(
+            &f.closed_months,
+            org.retention.closed_months,
+            "Months to keep closed tickets",
+        )?,
     };
     out.retention.check()?;
     Ok(out)
+}
+
+/// What the audit log says of a settings save: the retention change, if any, spelled out
+/// (a shorter retention deletes data at the next run).
+fn saved_detail(was: &Retention, now: &Retention) -> String {
+    let kept = |v: Option<u32>| v.map_or("kept".to_string(), |n| n.to_string());
+    if was == now {
+        return "settings saved".into();
+    }
+    format!(
+        "settings saved; retention: originals days {} -> {}, closed ticket months {} -> {}",
+        kept(was.originals_days),
+        kept(now.originals_days),
+        kept(was.closed_months),
+        kept(now.closed_months)
+    )
 }
 
 pub async fn save_org(
@@ -399,11 +425,9 @@ pub async fn save_org(
     match state.desk.save_org(me.staff.clone(), updated.clone()).await {
         Ok(()) => {
             tracing::info!(org = %slug, by = %me.staff.email, "organization settings changed");
-            me.record(
-                &state,
-                Done::new(SettingsChanged, Some(&slug), "settings saved"),
-            )
-            .await;
+            let detail = saved_detail(&org.0.retention, &updated.retention);
+            me.record(&state, Done::new(SettingsChanged, Some(&slug), detail))
+                .await;
             let saved = (updated, org.1);
             org_page(&state, &me, &saved, Outcome::notice("Saved.")).await
         }
