@@ -5,6 +5,7 @@ import base64
 import email
 import email.policy
 import glob
+import http.client
 import http.cookiejar
 import json
 import re
@@ -115,7 +116,10 @@ class Server:
                 with socket.create_connection(("127.0.0.1", self.smtp_port), timeout=2) as s:
                     if s.recv(3) == b"220" and self.proc.poll() is None:
                         return True
-            except OSError:
+            # A port another suite's server holds may answer in another protocol (its SMTP
+            # greeting on our HTTP port): not ours, so not up; our process then exits
+            # with "cannot listen" and start() retries on fresh ports.
+            except (OSError, http.client.HTTPException):
                 time.sleep(0.05)
         raise AssertionError("server did not come up")
 
