@@ -11,6 +11,15 @@ pub(crate) const MAX_ADDRESSES_READ: usize = 100;
 /// Most addresses one mail adds to a ticket's CC list.
 pub(crate) const MAX_NEW_CC_PER_MESSAGE: usize = 10;
 
+/// `a` lowercased, if it is an address: a local part and a domain. (A quoted local part,
+/// `"john doe"@host`, comes out of the parser as `@host`: no one to write to.)
+pub(crate) fn usable_address(a: &str) -> Option<String> {
+    let a = a.trim().to_ascii_lowercase();
+    let (local, domain) = a.rsplit_once('@')?;
+    (!local.is_empty() && !domain.is_empty() && !domain.contains(char::is_whitespace))
+        .then_some(a)
+}
+
 /// The To and Cc addresses of a message, lowercase and each once, in order, at most
 /// [`MAX_ADDRESSES_READ`]; and how many more it named.
 pub(crate) fn named_addresses(msg: &Message<'_>) -> (Vec<String>, usize) {
@@ -19,13 +28,9 @@ pub(crate) fn named_addresses(msg: &Message<'_>) -> (Vec<String>, usize) {
     let mut more = 0;
     for list in [msg.to(), msg.cc()].into_iter().flatten() {
         for a in list.iter() {
-            let Some(address) = a.address() else {
+            let Some(address) = a.address().and_then(usable_address) else {
                 continue;
             };
-            let address = address.trim().to_ascii_lowercase();
-            if !address.contains('@') {
-                continue;
-            }
             if out.len() >= MAX_ADDRESSES_READ {
                 more += 1;
             } else if seen.insert(address.clone()) {
@@ -86,6 +91,17 @@ mod tests {
         let (named, more) = named_addresses(&msg);
         assert_eq!(named.len(), MAX_ADDRESSES_READ);
         assert_eq!(more, 5000 + 2 - MAX_ADDRESSES_READ);
+    }
+
+    #[test]
+    fn an_address_needs_a_local_part_and_a_domain() {
+        assert_eq!(usable_address(" Bob@X.Test ").as_deref(), Some("bob@x.test"));
+        for bad in ["@x.test", "bob@", "bob", "", "bob@x test"] {
+            assert_eq!(usable_address(bad), None, "{bad:?}");
+        }
+        let raw = b"From: a@x.test\r\nTo: \"john doe\"@x.test, ann@x.test\r\n\r\nhi\r\n";
+        let msg = mail_parser::MessageParser::default().parse(&raw[..]).expect("parsed");
+        assert_eq!(named_addresses(&msg).0, ["ann@x.test"]);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::content::{
     MAX_REFERENCES,
 };
 use super::lookup::BatchLookup;
-use super::people::{named_addresses, new_cc};
+use super::people::{named_addresses, new_cc, usable_address};
 
 use crate::{DmarcChecker, GatewayError, SenderCheck};
 use mail_parser::{Message, MessageParser};
@@ -53,13 +53,6 @@ impl PlanContext<'_> {
             Ok(())
         }
     }
-}
-
-/// `a` lowercased, if it has a local part and a domain.
-fn usable_address(a: &str) -> Option<String> {
-    let a = a.trim().to_ascii_lowercase();
-    let (local, domain) = a.rsplit_once('@')?;
-    (!local.is_empty() && !domain.is_empty() && !domain.contains(char::is_whitespace)).then_some(a)
 }
 
 /// A decision that changes no ticket.
@@ -136,9 +129,8 @@ pub(super) fn plan_message(
             .and_then(|m| m.subject())
             .map(|s| truncated(s.trim(), 1000).to_string())
             .unwrap_or_default(),
-        // The From's address, else the return path's; an address without a local part or a
-        // domain (a quoted local part the parser cannot give back comes out as "@host")
-        // is no address, and the mail is answered to no one.
+        // The From's address, else the return path's; with neither, the mail is answered
+        // to no one.
         from: parsed
             .as_ref()
             .and_then(|m| m.from())
