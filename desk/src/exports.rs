@@ -6,7 +6,7 @@
 
 use crate::costs::{money, time_and_cost};
 use crate::{policy, Desk, DeskError, DeskResult};
-use postdesk_store::{Change, Event, Staff, Status, Store, StoreError, Ticket, TicketType};
+use postdesk_store::{Change, Event, Staff, Status, Store, StoreError, Ticket, TicketFilter};
 use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime, Time};
 use tokio::sync::mpsc;
@@ -55,9 +55,8 @@ const CHUNKS_AHEAD: usize = 4;
 /// inclusive: tickets by the day they were opened, time entries by the day logged.
 #[derive(Debug, Clone, Default)]
 pub struct ExportFilter {
-    pub org: Option<String>,
-    pub status: Option<Status>,
-    pub ticket_type: Option<TicketType>,
+    /// Organization, status and type, as the ticket list filters them.
+    pub tickets: TicketFilter,
     pub from: Option<Date>,
     pub to: Option<Date>,
 }
@@ -88,15 +87,17 @@ impl ExportFilter {
                 .transpose()
         };
         let f = ExportFilter {
-            org: given(org).map(str::to_string),
-            status: given(status)
-                .map(str::parse)
-                .transpose()
-                .map_err(DeskError::Invalid)?,
-            ticket_type: given(ticket_type)
-                .map(str::parse)
-                .transpose()
-                .map_err(DeskError::Invalid)?,
+            tickets: TicketFilter {
+                org: given(org).map(str::to_string),
+                status: given(status)
+                    .map(str::parse)
+                    .transpose()
+                    .map_err(DeskError::Invalid)?,
+                ticket_type: given(ticket_type)
+                    .map(str::parse)
+                    .transpose()
+                    .map_err(DeskError::Invalid)?,
+            },
             from: day(from, "from")?,
             to: day(to, "to")?,
         };
@@ -124,11 +125,7 @@ impl ExportFilter {
     }
 
     fn holds(&self, t: &Ticket) -> bool {
-        self.org.as_ref().is_none_or(|o| *o == t.org)
-            && self.status.is_none_or(|s| s == t.status)
-            && self.ticket_type.is_none_or(|ty| ty == t.ticket_type)
-            && t.created_at >= self.start()
-            && t.created_at < self.end()
+        self.tickets.matches(t) && t.created_at >= self.start() && t.created_at < self.end()
     }
 }
 
@@ -270,7 +267,7 @@ impl Desk {
     /// The ticket export (owners, admins and managers): a header, then one row per ticket
     /// in number order.
     pub async fn tickets_csv(&self, staff: Staff, filter: ExportFilter) -> DeskResult<CsvChunks> {
-        self.export(staff, filter.org.clone(), move |store, w| {
+        self.export(staff, filter.tickets.org.clone(), move |store, w| {
             let people = store.staff_list()?;
             if !w.row(TICKET_COLUMNS) {
                 return Ok(());
@@ -289,7 +286,7 @@ impl Desk {
     /// The time export (owners, admins and managers): one row per time entry logged in the
     /// period, oldest first, at the worker's hourly rate now.
     pub async fn time_csv(&self, staff: Staff, filter: ExportFilter) -> DeskResult<CsvChunks> {
-        self.export(staff, filter.org.clone(), move |store, w| {
+        self.export(staff, filter.tickets.org.clone(), move |store, w| {
             let people = store.staff_list()?;
             if !w.row(TIME_COLUMNS) {
                 return Ok(());
@@ -301,10 +298,7 @@ impl Desk {
                     ticket = store.ticket(e.ticket)?;
                 }
                 let Some(t) = ticket.as_ref() else { continue };
-                if filter.org.as_ref().is_some_and(|o| *o != t.org)
-                    || filter.status.is_some_and(|s| s != t.status)
-                    || filter.ticket_type.is_some_and(|ty| ty != t.ticket_type)
-                {
+                if !filter.tickets.matches(t) {
                     continue;
                 }
                 if !w.row(time_row(&e, t, &people)) {
@@ -412,8 +406,8 @@ mod tests {
             None,
         )
         .expect("filter");
-        assert_eq!(f.org.as_deref(), Some("acme"));
-        assert!(f.ticket_type.is_none());
+        assert_eq!(f.tickets.org.as_deref(), Some("acme"));
+        assert!(f.tickets.ticket_type.is_none());
         assert!(ExportFilter::parse(None, Some("late"), None, None, None).is_err());
         assert!(ExportFilter::parse(None, None, None, Some("2026-13-01"), None).is_err());
         assert!(

@@ -89,16 +89,10 @@ impl Desk {
                         .ok_or_else(|| {
                             DeskError::NotFound(format!("{org} has no monitor {id}."))
                         })?;
-                    let f = &q.filter;
                     store
                         .matching(org, &monitor, desk.now(), ALERT_CAP)?
                         .into_iter()
-                        .filter(|t| {
-                            f.org.as_ref().is_none_or(|o| *o == t.org)
-                                && f.status.is_none_or(|s| s == t.status)
-                                && f.ticket_type.is_none_or(|ty| ty == t.ticket_type)
-                                && matches(t)
-                        })
+                        .filter(|t| q.filter.matches(t) && matches(t))
                         .take(upto + 1)
                         .collect()
                 }

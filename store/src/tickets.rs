@@ -18,6 +18,15 @@ pub struct TicketFilter {
     pub ticket_type: Option<TicketType>,
 }
 
+impl TicketFilter {
+    /// Whether `t` is one of the tickets the filter asks for.
+    pub fn matches(&self, t: &Ticket) -> bool {
+        self.org.as_ref().is_none_or(|o| *o == t.org)
+            && self.status.is_none_or(|s| s == t.status)
+            && self.ticket_type.is_none_or(|ty| ty == t.ticket_type)
+    }
+}
+
 /// The recency index: `tupd/<updated_at ns><number>`, so lists read newest first without
 /// loading every ticket.
 pub(crate) fn recency_key(t: &Ticket) -> Vec<u8> {
@@ -448,11 +457,7 @@ impl Store {
             let Some(t) = self.ticket(n)? else {
                 continue;
             };
-            if filter.org.as_ref().is_some_and(|o| *o != t.org)
-                || filter.status.is_some_and(|s| s != t.status)
-                || filter.ticket_type.is_some_and(|ty| ty != t.ticket_type)
-                || !visible(&t)
-            {
+            if !filter.matches(&t) || !visible(&t) {
                 continue;
             }
             out.push(t);

@@ -16,8 +16,7 @@ pub(crate) const MAX_NEW_CC_PER_MESSAGE: usize = 10;
 pub(crate) fn usable_address(a: &str) -> Option<String> {
     let a = a.trim().to_ascii_lowercase();
     let (local, domain) = a.rsplit_once('@')?;
-    (!local.is_empty() && !domain.is_empty() && !domain.contains(char::is_whitespace))
-        .then_some(a)
+    (!local.is_empty() && !domain.is_empty() && !domain.contains(char::is_whitespace)).then_some(a)
 }
 
 /// The To and Cc addresses of a message, lowercase and each once, in order, at most
@@ -95,12 +94,17 @@ mod tests {
 
     #[test]
     fn an_address_needs_a_local_part_and_a_domain() {
-        assert_eq!(usable_address(" Bob@X.Test ").as_deref(), Some("bob@x.test"));
+        assert_eq!(
+            usable_address(" Bob@X.Test ").as_deref(),
+            Some("bob@x.test")
+        );
         for bad in ["@x.test", "bob@", "bob", "", "bob@x test"] {
             assert_eq!(usable_address(bad), None, "{bad:?}");
         }
         let raw = b"From: a@x.test\r\nTo: \"john doe\"@x.test, ann@x.test\r\n\r\nhi\r\n";
-        let msg = mail_parser::MessageParser::default().parse(&raw[..]).expect("parsed");
+        let msg = mail_parser::MessageParser::default()
+            .parse(&raw[..])
+            .expect("parsed");
         assert_eq!(named_addresses(&msg).0, ["ann@x.test"]);
     }
 
