@@ -53,12 +53,8 @@ impl Desk {
         }
         self.run(move |desk| {
             let new = Staff {
-                email,
-                name,
-                role: i.role,
-                alerts: true,
                 hourly_rate_cents: i.hourly_rate_cents,
-                created_at: desk.now(),
+                ..Staff::new(&email, &name, i.role, desk.now())
             };
             desk.store.add_staff(&new).map_err(|e| match e {
                 StoreError::Exists(_) => {

@@ -11,14 +11,7 @@ pub(crate) fn ticket(requester: &str) -> Ticket {
 }
 
 pub(crate) fn staff(email: &str, name: &str, role: Role) -> Staff {
-    Staff {
-        email: email.into(),
-        name: name.into(),
-        role,
-        alerts: true,
-        hourly_rate_cents: 0,
-        created_at: OffsetDateTime::UNIX_EPOCH,
-    }
+    Staff::new(email, name, role, OffsetDateTime::UNIX_EPOCH)
 }
 
 /// A temporary data folder, removed when dropped.

@@ -174,7 +174,7 @@ fn raise(store: &Store, t: &Ticket, m: &Monitor, now: OffsetDateTime) -> Result<
 mod tests {
     use super::*;
     use crate::fixtures::{desk_with_clock, HandClock};
-    use postdesk_store::{Change, MonitorKind, NewTicket, Org, TicketAction, TicketType};
+    use postdesk_store::{Change, MonitorKind, NewTicket, Org, TicketAction};
     use std::sync::Arc;
     use time::{Duration, OffsetDateTime};
 
@@ -184,20 +184,13 @@ mod tests {
 
     fn open(store: &Store, summary: &str, when: OffsetDateTime) -> u64 {
         store
-            .open_ticket(&NewTicket {
-                org: "acme".into(),
-                requester: "ann@example.com".into(),
-                ticket_type: TicketType::Question,
-                summary: summary.into(),
-                text: "help".into(),
-                category: None,
-                priority: Default::default(),
-                assignee: None,
-                attachments: vec![],
-                staff_author: None,
-                quiet: false,
-                at: when,
-            })
+            .open_ticket(&NewTicket::by_requester(
+                "acme",
+                "ann@example.com",
+                summary,
+                "help",
+                when,
+            ))
             .expect("open")
             .0
             .number

@@ -210,18 +210,10 @@ impl Desk {
         self.run(move |desk| {
             let attachments = store_files(&desk.store, &r.files)?;
             let (ticket, _) = desk.store.open_ticket(&NewTicket {
-                org: r.org,
-                requester: r.requester,
                 ticket_type: r.ticket_type,
-                summary,
-                text,
                 category: r.category,
-                priority: Priority::Normal,
-                assignee: None,
                 attachments,
-                staff_author: None,
-                quiet: false,
-                at: desk.now(),
+                ..NewTicket::by_requester(&r.org, &r.requester, &summary, &text, desk.now())
             })?;
             Ok(ticket.number)
         })

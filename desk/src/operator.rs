@@ -135,14 +135,12 @@ impl Operator<'_> {
     /// Adds a staff member with any role (the operator may add an owner, e.g. after the
     /// owner left without handing ownership on).
     pub fn add_staff(&self, email: &str, name: &str, role: Role) -> DeskResult<Staff> {
-        let staff = Staff {
-            email: staff_address(email)?,
-            name: employee_name(name)?,
+        let staff = Staff::new(
+            &staff_address(email)?,
+            &employee_name(name)?,
             role,
-            alerts: true,
-            hourly_rate_cents: 0,
-            created_at: self.desk.now(),
-        };
+            self.desk.now(),
+        );
         self.desk.store.add_staff(&staff).map_err(|e| match e {
             StoreError::Exists(_) => {
                 DeskError::Conflict(format!("{} is a staff member already.", staff.email))

@@ -2,7 +2,7 @@
 //! over a real store in a temporary folder.
 
 use super::*;
-use postdesk_store::{NewTicket, Priority, Staff, TicketAction, TicketType};
+use postdesk_store::{NewTicket, Priority, Staff, TicketAction};
 
 const BOSS: &str = "boss@ops.test";
 const MIA: &str = "mia@ops.test";
@@ -32,14 +32,12 @@ fn desk(name: &str) -> Store {
         (ALEX, Role::Tech),
     ] {
         store
-            .add_staff(&Staff {
-                email: email.into(),
-                name: email.split('@').next().unwrap_or(email).into(),
+            .add_staff(&Staff::new(
+                email,
+                email.split('@').next().unwrap_or(email),
                 role,
-                alerts: true,
-                hourly_rate_cents: 0,
-                created_at: now,
-            })
+                now,
+            ))
             .expect("staff");
     }
     store
@@ -61,20 +59,13 @@ fn planner(store: &Store) -> Planner<'_> {
 /// A ticket its requester opened in the portal; returns its number.
 fn ticket(store: &Store, requester: &str) -> u64 {
     let (t, _) = store
-        .open_ticket(&NewTicket {
-            org: "acme".into(),
-            requester: requester.into(),
-            ticket_type: TicketType::Question,
-            summary: "Printer jams".into(),
-            text: "It jams.".into(),
-            category: None,
-            priority: Priority::Normal,
-            assignee: None,
-            attachments: vec![],
-            staff_author: None,
-            quiet: false,
-            at: OffsetDateTime::now_utc(),
-        })
+        .open_ticket(&NewTicket::by_requester(
+            "acme",
+            requester,
+            "Printer jams",
+            "It jams.",
+            OffsetDateTime::now_utc(),
+        ))
         .expect("ticket");
     t.number
 }

@@ -37,14 +37,7 @@ impl Desk {
             })
             .expect("org");
         store
-            .add_staff(&Staff {
-                email: "alex@acme.test".into(),
-                name: "Alex Doe".into(),
-                role: Role::Admin,
-                alerts: true,
-                hourly_rate_cents: 0,
-                created_at: now,
-            })
+            .add_staff(&Staff::new("alex@acme.test", "Alex Doe", Role::Admin, now))
             .expect("staff");
         Desk {
             store,

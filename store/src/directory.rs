@@ -473,14 +473,12 @@ mod tests {
     fn store(name: &str) -> (Store, Scratch) {
         let (store, dir) = scratch_store(&format!("directory-{name}"));
         store
-            .add_staff(&Staff {
-                email: "alex@x.test".into(),
-                name: "Alex".into(),
-                role: crate::Role::Admin,
-                alerts: true,
-                hourly_rate_cents: 0,
-                created_at: OffsetDateTime::now_utc(),
-            })
+            .add_staff(&Staff::new(
+                "alex@x.test",
+                "Alex",
+                crate::Role::Admin,
+                OffsetDateTime::now_utc(),
+            ))
             .expect("staff");
         (store, dir)
     }

@@ -198,6 +198,20 @@ fn yes() -> bool {
     true
 }
 
+impl Staff {
+    /// A new staff member: alerts on, no hourly rate.
+    pub fn new(email: &str, name: &str, role: Role, at: OffsetDateTime) -> Staff {
+        Staff {
+            email: email.to_string(),
+            name: name.to_string(),
+            role,
+            alerts: true,
+            hourly_rate_cents: 0,
+            created_at: at,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum TicketType {

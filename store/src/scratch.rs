@@ -35,20 +35,13 @@ pub(crate) fn scratch_org(store: &Store, slug: &str) {
 /// Opens a ticket of `org` from ann@example.com at `at` in a scratch store.
 pub(crate) fn scratch_ticket(store: &Store, org: &str, at: time::OffsetDateTime) -> crate::Ticket {
     store
-        .open_ticket(&crate::NewTicket {
-            org: org.into(),
-            requester: "ann@example.com".into(),
-            ticket_type: crate::TicketType::Question,
-            summary: "printer".into(),
-            text: "it jams".into(),
-            category: None,
-            priority: Default::default(),
-            assignee: None,
-            attachments: vec![],
-            staff_author: None,
-            quiet: false,
+        .open_ticket(&crate::NewTicket::by_requester(
+            org,
+            "ann@example.com",
+            "printer",
+            "it jams",
             at,
-        })
+        ))
         .expect("open")
         .0
 }

@@ -297,6 +297,33 @@ pub struct NewTicket {
     pub at: OffsetDateTime,
 }
 
+impl NewTicket {
+    /// A question its requester opens with `text`: normal priority, nobody assigned, no
+    /// category or files (the fields a caller sets otherwise go over this).
+    pub fn by_requester(
+        org: &str,
+        requester: &str,
+        summary: &str,
+        text: &str,
+        at: OffsetDateTime,
+    ) -> NewTicket {
+        NewTicket {
+            org: org.to_string(),
+            requester: requester.to_string(),
+            ticket_type: TicketType::Question,
+            summary: summary.to_string(),
+            text: text.to_string(),
+            category: None,
+            priority: Priority::Normal,
+            assignee: None,
+            attachments: Vec::new(),
+            staff_author: None,
+            quiet: false,
+            at,
+        }
+    }
+}
+
 /// What someone does to a ticket from the web UI or the API: a public reply or an
 /// internal note, and field changes, applied together.
 #[derive(Debug, Clone)]

@@ -51,14 +51,7 @@ fn spool_to(s: &Store, org: &str, bodies: &[&[u8]]) -> Vec<u64> {
 
 /// A staff member with `role`, alerts on, no rate.
 fn staff(email: &str, name: &str, role: Role) -> Staff {
-    Staff {
-        email: email.into(),
-        name: name.into(),
-        role,
-        alerts: true,
-        hourly_rate_cents: 0,
-        created_at: OffsetDateTime::now_utc(),
-    }
+    Staff::new(email, name, role, OffsetDateTime::now_utc())
 }
 
 fn commit(inbound: u64, org: &str, mid: &str, target: TicketTarget, last: bool) -> DeliveryCommit {
