@@ -2,6 +2,7 @@
 to it the way users do: SMTP/LMTP with standard clients, the JSON API over HTTP."""
 
 import base64
+import datetime
 import email
 import email.policy
 import glob
@@ -199,6 +200,26 @@ class Server:
         found = wait_for(lambda: [d for d in self.decisions() if d.get("message_id") == want],
                          timeout)
         return found[0]
+
+
+class MovedClock:
+    """The server's clock, moved by the tests: the offset file the server reads at every
+    call (`clock_offset_file`), set before the server starts."""
+
+    def __init__(self, srv):
+        self.path = os.path.join(srv.dir, "clock-offset")
+        srv.env["POSTDESK_CLOCK_OFFSET_FILE"] = self.path
+        self.offset = 0
+
+    def move(self, seconds):
+        self.offset += seconds
+        with open(self.path, "w") as f:
+            f.write(str(self.offset))
+
+    def now(self):
+        """The time the server reads now."""
+        return datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
+            seconds=self.offset)
 
 
 def wait_for(fn, timeout=10, interval=0.05):

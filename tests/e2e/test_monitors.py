@@ -8,7 +8,6 @@ Auto-close closes a resolved ticket after its days without a reply, once, and te
 requester, whose answer opens it again."""
 
 import datetime
-import os
 import re
 import smtplib
 import time
@@ -19,7 +18,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from chromium import chromium, page_text
-from harness import Browser, Server, mail, outbox_mails, outbox_raw, staff_link, wait_for
+from harness import (Browser, MovedClock, Server, mail, outbox_mails, outbox_raw, staff_link,
+                     wait_for)
 
 HOUR = 3600
 ALL_SEVEN = [
@@ -41,9 +41,7 @@ class Monitors(unittest.TestCase):
                    ("alex@ops.test", "Alex", "tech"),
                    ("tech@ops.test", "Theo", "tech")])
         self.addCleanup(srv.close)
-        self.clock = os.path.join(srv.dir, "clock-offset")
-        srv.env["POSTDESK_CLOCK_OFFSET_FILE"] = self.clock
-        self.offset = 0
+        self.clock = MovedClock(srv)
         record = srv.cli("dkim", "generate", "--org", "acme", "--selector", "pd",
                          "--algorithm", "ed25519").stdout.strip()
         self.dkim_value = "".join(re.findall(r'"([^"]*)"', record)).encode()
@@ -55,15 +53,6 @@ class Monitors(unittest.TestCase):
         self.srv = srv.start()
 
     # --- helpers ---
-    def move_clock(self, seconds):
-        self.offset += seconds
-        with open(self.clock, "w") as f:
-            f.write(str(self.offset))
-
-    def now(self):
-        return datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
-            seconds=self.offset)
-
     def open_ticket(self, frm, subject):
         mid = f"<{subject.lower().replace(' ', '-')}-{time.time_ns()}@customer.test>"
         with smtplib.SMTP("127.0.0.1", self.srv.smtp_port) as s:
@@ -103,7 +92,7 @@ class Monitors(unittest.TestCase):
         srv.send("PATCH", f"/api/v1/tickets/{b}", {"assignee": "alex@ops.test",
                                                    "status": "waiting"})
         # C is due on the day 36 hours from now: its day ends 36 to 60 hours from now.
-        due_day = (self.now() + datetime.timedelta(hours=36)).date()
+        due_day = (self.clock.now() + datetime.timedelta(hours=36)).date()
         due_end = datetime.datetime.combine(due_day + datetime.timedelta(days=1),
                                             datetime.time(), datetime.timezone.utc)
         srv.send("PATCH", f"/api/v1/tickets/{c}", {"assignee": "alex@ops.test",
@@ -112,7 +101,7 @@ class Monitors(unittest.TestCase):
         self.assertEqual(self.fired(), [])
 
         # Eleven hours on: everything but the due dates has fired, once each.
-        self.move_clock(11 * HOUR)
+        self.clock.move(11 * HOUR)
         expected = sorted([
             (a, "unassigned-2"), (a, "stale-3"), (a, "inactive-5"), (a, "open-10"),
             (b, "stale-3"), (b, "inactive-5"), (b, "waiting-4"), (b, "open-10"),
@@ -178,14 +167,14 @@ class Monitors(unittest.TestCase):
         srv.decision_for("<rita-again@customer.test>")
         srv.send("PATCH", f"/api/v1/tickets/{a}", {"assignee": None})
         # C's day draws near: due within 24 hours, not yet past.
-        until_due = (due_end - self.now()).total_seconds()
-        self.move_clock(int(until_due) - 12 * HOUR)
+        until_due = (due_end - self.clock.now()).total_seconds()
+        self.clock.move(int(until_due) - 12 * HOUR)
         more = [(a, "unassigned-2"), (a, "stale-3"), (a, "inactive-5"), (c, "due_in-24")]
         wait_for(lambda: self.fired() == sorted(expected + more) or None, timeout=15)
         self.settle()
         self.assertEqual(self.fired(), sorted(expected + more))
         # Past it: past_due once; a new due date (also past) is a new episode.
-        self.move_clock(13 * HOUR)
+        self.clock.move(13 * HOUR)
         more.append((c, "past_due"))
         wait_for(lambda: self.fired() == sorted(expected + more) or None, timeout=15)
         srv.send("PATCH", f"/api/v1/tickets/{c}",
@@ -197,7 +186,7 @@ class Monitors(unittest.TestCase):
         # Resolved, nothing more fires for it however long it stays so.
         srv.send("PATCH", f"/api/v1/tickets/{c}", {"status": "resolved"})
         before = self.fired()
-        self.move_clock(100 * HOUR)
+        self.clock.move(100 * HOUR)
         self.settle()
         self.assertEqual([x for x in self.fired() if x[0] == c],
                          [x for x in before if x[0] == c])
@@ -207,7 +196,7 @@ class Monitors(unittest.TestCase):
         srv.send("PUT", "/api/v1/orgs/acme/monitors",
                  {"monitors": [{"kind": "unassigned", "hours": 1, "email": False}]})
         n = self.open_ticket("rita@customer.test", "Quiet one")
-        self.move_clock(2 * HOUR)
+        self.clock.move(2 * HOUR)
         wait_for(lambda: self.fired() == [(n, "unassigned-1")] or None, timeout=15)
         seq = self.alerts()[0][2]
         mona = Browser(srv)
@@ -229,7 +218,7 @@ class Monitors(unittest.TestCase):
         kept = self.open_ticket("sam@customer.test", "Answered in time")
         for t in (n, kept):
             srv.send("PATCH", f"/api/v1/tickets/{t}", {"status": "resolved"})
-        self.move_clock(2 * 24 * HOUR)
+        self.clock.move(2 * 24 * HOUR)
         # Sam answers within the days: his ticket opens again and is not closed.
         with smtplib.SMTP("127.0.0.1", srv.smtp_port) as s:
             s.send_message(mail("sam@customer.test", "acme@acme.test",
@@ -238,7 +227,7 @@ class Monitors(unittest.TestCase):
         srv.decision_for("<sam-again@customer.test>")
         self.settle()
         self.assertEqual(srv.ticket(n)["status"], "resolved")
-        self.move_clock(2 * 24 * HOUR)
+        self.clock.move(2 * 24 * HOUR)
         wait_for(lambda: srv.ticket(n)["status"] == "closed" or None, timeout=15)
         closing = [e for e in srv.ticket(n)["events"] if e["change"] == {
             "field": "status", "value": "closed"}]

@@ -3,12 +3,11 @@ settings, the daily run drops originals older than their days (the tickets' text
 and deletes tickets closed longer than their months; open tickets and another
 organization's data stay; each run that does something is in the audit log."""
 
-import os
 import smtplib
 import time
 import unittest
 
-from harness import Browser, Server, mail, staff_link, wait_for
+from harness import Browser, MovedClock, Server, mail, staff_link, wait_for
 from test_portal_modes import settings_form
 
 DAY = 86400
@@ -20,17 +19,10 @@ class Retention(unittest.TestCase):
             orgs=(("acme", "Acme", []), ("beta", "Beta", [])),
             staff=[("boss@ops.test", "Bo Owner", "owner")])
         self.addCleanup(srv.close)
-        self.clock = os.path.join(srv.dir, "clock-offset")
-        srv.env["POSTDESK_CLOCK_OFFSET_FILE"] = self.clock
-        self.offset = 0
+        self.clock = MovedClock(srv)
         self.owner = srv.cli("token", "create", "boss@ops.test").stdout.strip()
         self.admin_link = staff_link(srv, "tester@ops.test")
         self.srv = srv.start()
-
-    def move_clock(self, seconds):
-        self.offset += seconds
-        with open(self.clock, "w") as f:
-            f.write(str(self.offset))
 
     def open_ticket(self, to, subject):
         mid = f"<{subject.replace(' ', '-')}-{time.time_ns()}@customer.test>"
@@ -76,7 +68,7 @@ class Retention(unittest.TestCase):
         srv.send("PATCH", f"/api/v1/tickets/{late}", {"status": "resolved"})
         self.assertIn(b"About Old question.", self.original(closed))
         # 31 days on: acme's originals are gone, their text stays; beta keeps its own.
-        self.move_clock(31 * DAY)
+        self.clock.move(31 * DAY)
         wait_for(lambda: self.retention_runs() or None, timeout=15)
         for n, subject in ((closed, "Old question"), (kept, "Still open")):
             self.original(n, expect=404)
@@ -92,7 +84,7 @@ class Retention(unittest.TestCase):
         time.sleep(2.5)
         self.assertEqual(len(self.retention_runs()), 1)
         # Past two months after it was closed: the closed ticket is deleted, the rest stay.
-        self.move_clock(30 * DAY)
+        self.clock.move(30 * DAY)
         wait_for(lambda: len(self.retention_runs()) == 2 or None, timeout=15)
         time.sleep(2)
         srv.api(f"/api/v1/tickets/{closed}", expect=404)
