@@ -42,9 +42,9 @@ pub use held::HeldAction;
 pub use mail_requests::SignInRequest;
 pub use message_ids::normalize_message_id;
 pub use model::*;
-pub use monitor_rules::{due_end, Monitor, MonitorKind, MAX_MONITOR_HOURS};
+pub use monitor_rules::{Monitor, MonitorKind, MAX_MONITOR_HOURS};
 pub use monitors::{
-    Crossings, WrittenTicket, AUTO_CLOSE_AUTHOR, MAX_AUTO_CLOSE_DAYS, MAX_MONITORS, MONITOR_AUTHOR,
+    Crossings, WrittenTicket, AUTO_CLOSE_AUTHOR, MAX_AUTO_CLOSE_DAYS, MAX_MONITORS,
 };
 pub use outbox::{event_mail_key, MailFiles, OutboxItem, OutboxStatus, MONITOR_ALERT_KIND};
 pub use tickets::{parse_day, NewTicket, TicketAction, TicketFilter};

@@ -257,7 +257,7 @@ impl Watch {
 }
 
 /// When a due date (`YYYY-MM-DD`) has passed: the midnight (UTC) that ends it.
-pub fn due_end(due: &str) -> Option<OffsetDateTime> {
+fn due_end(due: &str) -> Option<OffsetDateTime> {
     let day = crate::tickets::parse_day(due)?;
     Some(day.next_day()?.midnight().assume_utc())
 }

@@ -11,7 +11,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use time::OffsetDateTime;
 
 /// Who alerts are by in the log.
-pub const MONITOR_AUTHOR: &str = "monitors";
+const MONITOR_AUTHOR: &str = "monitors";
 
 fn monitors_key(org: &str) -> String {
     format!("monitors/{org}")
