@@ -24,15 +24,12 @@ fn main() {
         }
     };
     if let Ok(None) = store.org("bench") {
-        let org = Org {
-            slug: "bench".into(),
-            name: "Bench".into(),
-            addresses: vec!["bench@localhost".into()],
-            whitelist: vec![],
-            created_at: time::OffsetDateTime::now_utc(),
-            portal: Default::default(),
-            retention: Default::default(),
-        };
+        let org = Org::new(
+            "bench",
+            "Bench",
+            vec!["bench@localhost".into()],
+            time::OffsetDateTime::now_utc(),
+        );
         if let Err(e) = store.add_org(&org) {
             eprintln!("cannot add the bench organization: {e}");
             std::process::exit(1);

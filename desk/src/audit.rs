@@ -33,6 +33,18 @@ impl Done {
         };
         Done::new(AuditAction::Deleted, Some(&d.org), detail)
     }
+
+    /// What deactivating or reactivating organization `org` (as it is now) records.
+    pub fn status_changed(org: &postdesk_store::Org) -> Done {
+        match org.deleted_on() {
+            Some(on) => Done::new(
+                AuditAction::OrgDeactivated,
+                Some(&org.slug),
+                format!("deactivated; its data is deleted on {}", on.date()),
+            ),
+            None => Done::new(AuditAction::OrgReactivated, Some(&org.slug), "reactivated"),
+        }
+    }
 }
 
 /// The most entries one read returns.

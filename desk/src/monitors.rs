@@ -12,7 +12,7 @@
 
 use crate::{policy, Desk, DeskError, DeskResult};
 use postdesk_store::{Monitor, Staff, Store, StoreError, Ticket, MAX_AUTO_CLOSE_DAYS};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
 
 /// Tickets a tick reads per batch of written ones.
@@ -109,9 +109,20 @@ impl Desk {
     }
 }
 
-/// One tick at `now`: see the module's comment for what it reads.
+/// One tick at `now`: see the module's comment for what it reads. A deactivated
+/// organization's monitors and auto-close rest (their marks wait for a reactivation).
 fn tick(store: &Store, now: OffsetDateTime) -> Result<TickReport, StoreError> {
-    let all: HashMap<String, Vec<Monitor>> = store.all_monitors()?.into_iter().collect();
+    let resting: HashSet<String> = store
+        .orgs()?
+        .into_iter()
+        .filter(|o| o.deactivated_at.is_some())
+        .map(|o| o.slug)
+        .collect();
+    let all: HashMap<String, Vec<Monitor>> = store
+        .all_monitors()?
+        .into_iter()
+        .filter(|(org, _)| !resting.contains(org))
+        .collect();
     let mut report = TickReport {
         monitors: all.values().map(Vec::len).sum(),
         ..TickReport::default()
@@ -152,6 +163,9 @@ fn tick(store: &Store, now: OffsetDateTime) -> Result<TickReport, StoreError> {
         }
     }
     for (org, days) in store.all_auto_close()? {
+        if resting.contains(&org) {
+            continue;
+        }
         let c = store.resolved_crossings(&org, days, now, CROSSINGS_PER_TICK)?;
         for n in &c.tickets {
             report.crossed += 1;
@@ -202,15 +216,7 @@ mod tests {
         let (desk, _dir) = desk_with_clock("monitor-tick", clock.clone());
         let store = &desk.store;
         store
-            .add_org(&Org {
-                slug: "acme".into(),
-                name: "Acme".into(),
-                addresses: vec!["acme@x.test".into()],
-                whitelist: vec![],
-                created_at: at(0),
-                portal: Default::default(),
-                retention: Default::default(),
-            })
+            .add_org(&Org::new("acme", "Acme", vec!["acme@x.test".into()], at(0)))
             .expect("org");
         store
             .set_monitors(

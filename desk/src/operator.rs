@@ -107,13 +107,8 @@ impl Operator<'_> {
             }
         }
         let org = Org {
-            slug: slug.to_string(),
-            name: org_name(name)?,
-            addresses,
             whitelist: domains,
-            created_at: self.desk.now(),
-            portal: Default::default(),
-            retention: Default::default(),
+            ..Org::new(slug, &org_name(name)?, addresses, self.desk.now())
         };
         self.desk
             .store

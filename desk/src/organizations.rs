@@ -3,7 +3,7 @@
 //! directory-token secret or its DKIM key for owners and admins.
 
 use crate::address::{email_address, host_name};
-use crate::policy::{require_settings_edit, require_settings_view};
+use crate::policy::{can_deactivate_orgs, require_settings_edit, require_settings_view};
 use crate::{Desk, DeskError, DeskResult};
 use postdesk_store::{DkimKeyRecord, Org, Staff, StoreError};
 
@@ -113,6 +113,34 @@ impl Desk {
             desk.store
                 .update_org(&org)
                 .map_err(|e| refused(e, "belongs to another organization"))
+        })
+        .await
+    }
+
+    /// Deactivates organization `slug` (`deactivate`) or reactivates it: the owner's
+    /// alone. Deactivated, it takes no mail and its portal is closed; its data is deleted
+    /// [`Org::DELETION_GRACE_DAYS`] later unless reactivated. Returns it as it is now.
+    pub async fn set_org_deactivated(
+        &self,
+        staff: Staff,
+        slug: String,
+        deactivate: bool,
+    ) -> DeskResult<Org> {
+        if !can_deactivate_orgs(&staff) {
+            return Err(DeskError::Forbidden(
+                "Only the owner deactivates or reactivates an organization.".into(),
+            ));
+        }
+        self.run(move |desk| {
+            let at = deactivate.then(|| desk.now());
+            let org = desk
+                .store
+                .set_org_deactivated(&slug, at)
+                .map_err(|e| match e {
+                    StoreError::NotFound(_) => DeskError::NotFound("No such organization.".into()),
+                    other => other.into(),
+                })?;
+            Ok(org)
         })
         .await
     }

@@ -64,6 +64,11 @@ pub(crate) fn require_audit_reader(staff: &Staff) -> DeskResult<()> {
     }
 }
 
+/// Deactivating an organization leads to deleting its data: the owner's alone.
+pub fn can_deactivate_orgs(staff: &Staff) -> bool {
+    staff.role == Role::Owner
+}
+
 /// Settings pages: owners and admins change them; managers may look.
 pub fn can_view_settings(staff: &Staff) -> bool {
     matches!(staff.role, Role::Owner | Role::Admin | Role::Manager)

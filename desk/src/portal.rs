@@ -20,6 +20,7 @@ impl Desk {
         self.run(move |desk| {
             desk.store
                 .org(&slug)?
+                .filter(|o| o.deactivated_at.is_none())
                 .ok_or_else(|| DeskError::NotFound("There is no such support portal.".into()))
         })
         .await

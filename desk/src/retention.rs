@@ -1,8 +1,10 @@
 //! Retention: once a day on the desk's clock, each organization's settings are applied:
 //! originals older than it keeps them are dropped (the tickets' text stays) and tickets
 //! closed longer ago than it keeps them are deleted, like a deletion by hand, at most
-//! [`DELETIONS_PER_TICK`] per tick so monitor alerts are not held up. Each step that does
-//! something is in the audit log at once, per organization, with its counts.
+//! [`DELETIONS_PER_TICK`] per tick so monitor alerts are not held up; an organization
+//! deactivated [`Org::DELETION_GRACE_DAYS`] ago has its tickets deleted the same way, then
+//! itself. Each step that does something is in the audit log at once, per organization,
+//! with its counts.
 
 use crate::audit::{AuditAction, Done};
 use crate::{Desk, DeskResult};
@@ -29,7 +31,7 @@ impl Desk {
     pub(crate) fn retention_if_due(&self, now: OffsetDateTime) -> DeskResult<()> {
         let today = now.date();
         let due = |step| -> DeskResult<bool> { Ok(self.store.retention_day(step)? != Some(today)) };
-        if !due("originals")? && !due("closed")? {
+        if !due("originals")? && !due("closed")? && !due("deactivated")? {
             return Ok(());
         }
         let orgs = self.store.orgs()?;
@@ -40,7 +42,71 @@ impl Desk {
         if due("closed")? && self.delete_closed(&orgs, now)? < DELETIONS_PER_TICK {
             self.store.set_retention_day("closed", today)?;
         }
+        if due("deactivated")? && self.delete_deactivated(&orgs, now)? {
+            self.store.set_retention_day("deactivated", today)?;
+        }
         Ok(())
+    }
+
+    /// Deletes the organizations deactivated [`Org::DELETION_GRACE_DAYS`] ago: up to
+    /// [`DELETIONS_PER_TICK`] of their tickets, then each one left without tickets. Whether
+    /// all of them are gone.
+    fn delete_deactivated(&self, orgs: &[Org], now: OffsetDateTime) -> DeskResult<bool> {
+        self.store.finish_org_deletions()?;
+        let expired = |o: &Org| o.deleted_on().is_some_and(|on| on <= now);
+        let due: Vec<&str> = orgs
+            .iter()
+            .filter(|o| expired(o))
+            .map(|o| o.slug.as_str())
+            .collect();
+        if due.is_empty() {
+            return Ok(true);
+        }
+        let mut tickets = Vec::new();
+        for t in self.store.all_tickets() {
+            let t = t?;
+            if due.contains(&t.org.as_str()) {
+                tickets.push(t.number);
+                if tickets.len() == DELETIONS_PER_TICK {
+                    break;
+                }
+            }
+        }
+        // Checked again at each deletion: a reactivated organization keeps the rest.
+        let still =
+            |slug: &str| -> bool { matches!(self.store.org(slug), Ok(Some(o)) if expired(&o)) };
+        let mut deleted: HashMap<String, usize> = HashMap::new();
+        for number in &tickets {
+            match self
+                .store
+                .delete_ticket_if(*number, RETENTION_ACTOR, now, None, |t| still(&t.org))
+            {
+                Ok(Some(d)) => *deleted.entry(d.org).or_default() += 1,
+                Ok(None) | Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut all_gone = tickets.len() < DELETIONS_PER_TICK;
+        for slug in due {
+            let tickets = deleted.get(slug).copied().unwrap_or(0);
+            let detail = match self.store.delete_org_if(slug, expired)? {
+                Some(messages) => format!(
+                    "organization deleted, three months after it was deactivated: \
+                     {tickets} tickets and {messages} other messages"
+                ),
+                None if tickets > 0 => {
+                    format!("deactivated organization: {tickets} tickets deleted")
+                }
+                None => {
+                    all_gone &= !still(slug);
+                    continue;
+                }
+            };
+            all_gone &= !still(slug);
+            let done = Done::new(AuditAction::Retention, Some(slug), detail);
+            self.record_now(RETENTION_ACTOR, "server", done)?;
+        }
+        Ok(all_gone)
     }
 
     fn drop_originals(&self, orgs: &[Org], now: OffsetDateTime) -> DeskResult<()> {

@@ -16,15 +16,12 @@ fn desk(name: &str) -> Store {
     let store = Store::open(&dir).expect("open");
     let now = OffsetDateTime::now_utc();
     store
-        .add_org(&Org {
-            slug: "acme".into(),
-            name: "Acme".into(),
-            addresses: vec!["acme@acme.test".into()],
-            whitelist: vec![],
-            created_at: now,
-            portal: Default::default(),
-            retention: Default::default(),
-        })
+        .add_org(&Org::new(
+            "acme",
+            "Acme",
+            vec!["acme@acme.test".into()],
+            now,
+        ))
         .expect("org");
     for (email, role) in [
         (BOSS, Role::Admin),

@@ -26,15 +26,12 @@ impl Desk {
         let store = Store::open(&dir.join("data")).expect("store");
         let now = time::OffsetDateTime::now_utc();
         store
-            .add_org(&Org {
-                slug: "acme".into(),
-                name: "Acme".into(),
-                addresses: vec!["acme@acme.test".into()],
-                whitelist: vec![],
-                created_at: now,
-                portal: Default::default(),
-                retention: Default::default(),
-            })
+            .add_org(&Org::new(
+                "acme",
+                "Acme",
+                vec!["acme@acme.test".into()],
+                now,
+            ))
             .expect("org");
         store
             .add_staff(&Staff::new("alex@acme.test", "Alex Doe", Role::Admin, now))

@@ -21,8 +21,13 @@ pub enum AuditAction {
     Deleted,
     /// A staff member signed in (by password or a sign-in link).
     SignedIn,
-    /// The daily retention run dropped originals or deleted closed tickets.
+    /// The daily retention run dropped originals, deleted closed tickets or deleted an
+    /// organization deactivated long enough.
     Retention,
+    /// The owner deactivated an organization (its data is deleted three months later).
+    OrgDeactivated,
+    /// The owner reactivated a deactivated organization.
+    OrgReactivated,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

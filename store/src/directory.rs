@@ -38,7 +38,7 @@ fn read_api_token(value: &[u8]) -> (String, Option<OffsetDateTime>) {
 }
 
 /// Lowercases an address and drops a `+tag` from its local part.
-fn base_address(address: &str) -> String {
+pub(crate) fn base_address(address: &str) -> String {
     let lower = address.trim().to_ascii_lowercase();
     match lower.split_once('@') {
         Some((local, domain)) => {
@@ -96,7 +96,6 @@ impl Store {
     pub fn update_org(&self, org: &Org) -> Result<(), StoreError> {
         check_addresses(org)?;
         let org_key = format!("org/{}", org.slug);
-        let value = encode(org)?;
         let written = self
             .state
             .transaction(|tx| {
@@ -109,6 +108,12 @@ impl Store {
                         ))))
                     }
                 };
+                // Deactivation has its own command; a settings save never changes it.
+                let value = encode(&Org {
+                    deactivated_at: old.deactivated_at,
+                    ..org.clone()
+                })
+                .map_err(Abort)?;
                 if old.addresses.first() != org.addresses.first() {
                     return Err(Abort(StoreError::Invalid(
                         "the organization's first address cannot change".into(),
@@ -118,7 +123,7 @@ impl Store {
                     tx.remove(format!("addr/{}", base_address(a)).as_bytes())?;
                 }
                 claim_addresses(tx, org)?;
-                tx.insert(org_key.as_bytes(), value.clone())?;
+                tx.insert(org_key.as_bytes(), value)?;
                 Ok(())
             })
             .map_err(StoreError::from);
@@ -196,6 +201,12 @@ impl Store {
     pub fn add_org(&self, org: &Org) -> Result<(), StoreError> {
         crate::check_slug(&org.slug).map_err(StoreError::Invalid)?;
         check_addresses(org)?;
+        if self.org_being_deleted(&org.slug)? {
+            return Err(StoreError::Exists(format!(
+                "organization {} (still being deleted)",
+                org.slug
+            )));
+        }
         let org_key = format!("org/{}", org.slug);
         let value = encode(org)?;
         let written = self

@@ -22,6 +22,7 @@ mod message_ids;
 mod model;
 mod monitor_rules;
 mod monitors;
+mod org_deletion;
 mod outbox;
 mod retention;
 #[cfg(test)]

@@ -19,6 +19,10 @@ pub struct Org {
     /// How long its data is kept (off unless set).
     #[serde(default)]
     pub retention: Retention,
+    /// When its owner deactivated it: it takes no more mail and its portal is closed; its
+    /// data is deleted [`Org::DELETION_GRACE_DAYS`] later unless it is reactivated.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub deactivated_at: Option<OffsetDateTime>,
 }
 
 /// How long an organization keeps what it holds; `None` keeps it for good.
@@ -98,6 +102,29 @@ pub struct PortalSettings {
 }
 
 impl Org {
+    /// How long a deactivated organization's data is kept: three months.
+    pub const DELETION_GRACE_DAYS: i64 = 90;
+
+    /// A new active organization with default portal settings and no retention.
+    pub fn new(slug: &str, name: &str, addresses: Vec<String>, created_at: OffsetDateTime) -> Org {
+        Org {
+            slug: slug.to_string(),
+            name: name.to_string(),
+            addresses,
+            whitelist: Vec::new(),
+            created_at,
+            portal: PortalSettings::default(),
+            retention: Retention::default(),
+            deactivated_at: None,
+        }
+    }
+
+    /// When a deactivated organization's data goes, if it is deactivated.
+    pub fn deleted_on(&self) -> Option<OffsetDateTime> {
+        self.deactivated_at
+            .map(|at| at + time::Duration::days(Self::DELETION_GRACE_DAYS))
+    }
+
     /// The domain of the organization's first address: its mail is signed (DKIM) for it.
     pub fn mail_domain(&self) -> &str {
         self.addresses

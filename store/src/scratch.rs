@@ -20,15 +20,12 @@ pub(crate) fn scratch_store(name: &str) -> (Store, Scratch) {
 /// Adds an organization `slug` with the address `slug@x.test` to a scratch store.
 pub(crate) fn scratch_org(store: &Store, slug: &str) {
     store
-        .add_org(&crate::Org {
-            slug: slug.into(),
-            name: slug.into(),
-            addresses: vec![format!("{slug}@x.test")],
-            whitelist: vec![],
-            created_at: time::OffsetDateTime::now_utc(),
-            portal: Default::default(),
-            retention: Default::default(),
-        })
+        .add_org(&crate::Org::new(
+            slug,
+            slug,
+            vec![format!("{slug}@x.test")],
+            time::OffsetDateTime::now_utc(),
+        ))
         .expect("org");
 }
 

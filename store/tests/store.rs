@@ -12,15 +12,12 @@ fn temp_store(name: &str) -> (Store, std::path::PathBuf) {
 }
 
 fn org(slug: &str) -> Org {
-    Org {
-        slug: slug.into(),
-        name: slug.into(),
-        addresses: vec![format!("{slug}@x.test")],
-        whitelist: vec![],
-        created_at: OffsetDateTime::now_utc(),
-        portal: Default::default(),
-        retention: Default::default(),
-    }
+    Org::new(
+        slug,
+        slug,
+        vec![format!("{slug}@x.test")],
+        OffsetDateTime::now_utc(),
+    )
 }
 
 fn envelope(orgs: &[&str]) -> Envelope {
@@ -1025,6 +1022,87 @@ fn deletion_reads_the_tickets_own_mail_and_bell_entries_and_leaves_the_rest() {
     // A removed employee's bell goes with them.
     s.remove_staff("ann@ops.test").expect("remove");
     assert_eq!(s.bell("ann@ops.test", 10).expect("bell"), (vec![], 0));
+    drop(s);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_deactivated_organization_is_deleted_once_its_tickets_are_gone() {
+    let (s, dir) = temp_store("org-deletion");
+    s.add_org(&org("acme")).expect("org");
+    s.add_org(&org("beta")).expect("org");
+    let ids = s
+        .spool_batch(&[
+            (&envelope(&["acme", "beta"]), b"to both".as_slice()),
+            (&envelope(&["acme"]), b"to acme".as_slice()),
+            (&envelope(&["acme"]), b"still pending".as_slice()),
+        ])
+        .expect("spool");
+    for d in [
+        commit(ids[0], "acme", "<m1@x>", new_target(), false),
+        commit(ids[0], "beta", "<m1@x>", new_target(), true),
+        commit(ids[1], "acme", "<m2@x>", new_target(), true),
+    ] {
+        s.commit_delivery(&d).expect("commit");
+    }
+    let at = OffsetDateTime::now_utc();
+    let watch = Monitor::new(MonitorKind::Unassigned, Some(4));
+    s.set_monitors("acme", &[watch]).expect("monitors");
+    let gone = |_: &Org| true;
+
+    let acme = s.set_org_deactivated("acme", Some(at)).expect("deactivate");
+    assert_eq!(acme.deactivated_at, Some(at));
+    // Deactivating again keeps the first date; a settings save never changes it.
+    let later = at + time::Duration::days(3);
+    assert_eq!(
+        s.set_org_deactivated("acme", Some(later))
+            .expect("again")
+            .deactivated_at,
+        Some(at)
+    );
+    s.update_org(&Org {
+        name: "Acme Inc".into(),
+        deactivated_at: None,
+        ..acme.clone()
+    })
+    .expect("save");
+    let seen = s.org_for_address("acme@x.test").expect("l").expect("org");
+    assert_eq!(
+        (seen.name.as_str(), seen.deactivated_at),
+        ("Acme Inc", Some(at))
+    );
+    assert_eq!(acme.deleted_on(), Some(at + time::Duration::days(90)));
+
+    // Not while it has tickets, nor when the check fails as it commits.
+    assert_eq!(s.org_ticket_count("acme").expect("n"), 2);
+    assert_eq!(s.delete_org_if("acme", gone).expect("d"), None);
+    for n in [1, 3] {
+        s.delete_ticket(n, "retention", at, None).expect("delete");
+    }
+    assert_eq!(
+        s.delete_org_if("acme", |o| o.deactivated_at.is_none())
+            .expect("d"),
+        None
+    );
+    assert!(s.org("acme").expect("o").is_some());
+
+    assert_eq!(s.delete_org_if("acme", gone).expect("d"), Some(0));
+    assert_eq!(s.org("acme").expect("o"), None);
+    assert!(s.org_for_address("acme@x.test").expect("l").is_none());
+    assert!(s.monitors("acme").expect("m").is_empty());
+    assert_eq!(s.ticket_for_message_id("acme", "<m1@x>").expect("m"), None);
+    assert_eq!(s.org_ticket_count("acme").expect("n"), 0);
+    // Mail that also went to beta, and mail not yet through the pipeline, stay.
+    assert!(s.raw_message(ids[0]).expect("raw").is_some());
+    assert!(s.raw_message(ids[2]).expect("raw").is_some());
+    assert_eq!(
+        s.ticket_for_message_id("beta", "<m1@x>").expect("m"),
+        Some(2)
+    );
+    // The slug and address are free again, with nothing of the old one.
+    s.add_org(&org("acme")).expect("again");
+    assert!(s.monitors("acme").expect("m").is_empty());
+    assert_eq!(s.org("acme").expect("o").expect("org").deactivated_at, None);
     drop(s);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -1,7 +1,9 @@
 """Retention over the real server with its clock moved: set in the organization's
 settings, the daily run drops originals older than their days (the tickets' text stays)
-and deletes tickets closed longer than their months; open tickets and another
-organization's data stay; each run that does something is in the audit log."""
+and deletes tickets closed longer than their months; an organization deactivated by its
+owner takes no mail and is deleted three months later unless reactivated; open tickets
+and another organization's data stay; each run that does something is in the audit
+log."""
 
 import smtplib
 import time
@@ -22,6 +24,7 @@ class Retention(unittest.TestCase):
         self.clock = MovedClock(srv)
         self.owner = srv.cli("token", "create", "boss@ops.test").stdout.strip()
         self.admin_link = staff_link(srv, "tester@ops.test")
+        self.owner_link = staff_link(srv, "boss@ops.test")
         self.srv = srv.start()
 
     def open_ticket(self, to, subject):
@@ -93,6 +96,90 @@ class Retention(unittest.TestCase):
         self.assertEqual(srv.ticket(late)["status"], "closed")
         self.assertEqual(self.retention_runs()[0]["detail"],
                          f"1 closed tickets deleted: #{closed}")
+
+    def refusal(self, to):
+        """The SMTP answer to RCPT TO `to`, as (code, text); (250, ...) when taken."""
+        with smtplib.SMTP("127.0.0.1", self.srv.smtp_port) as s:
+            s.ehlo()
+            s.mail("rita@customer.test")
+            code, text = s.rcpt(to)
+            return code, text.decode()
+
+    def test_a_deactivated_organization_is_deleted_three_months_later(self):
+        srv = self.srv
+        first = self.open_ticket("acme@acme.test", "Acme question")
+        second = self.open_ticket("acme@acme.test", "Acme follow-up")
+        other = self.open_ticket("beta@acme.test", "Beta question")
+        # Only the owner deactivates: the admin's token is refused and nothing changes.
+        srv.send("POST", "/api/v1/orgs/acme/deactivate", {}, expect=403)
+        srv.send("POST", "/api/v1/orgs/nosuch/deactivate", {}, token=self.owner, expect=404)
+        self.assertEqual(self.refusal("acme@acme.test")[0], 250)
+        owner = Browser(srv)
+        owner.get(self.owner_link)
+        page = owner.get("/settings/orgs/acme")[2]
+        status, _, page = owner.post("/settings/orgs/acme/deactivate",
+                                     {"csrf": owner.csrf(page), "confirm": "beta"})
+        self.assertEqual(status, 400)
+        self.assertIn("Type acme to confirm", page)
+        self.assertEqual(self.refusal("acme@acme.test")[0], 250)
+
+        # Deactivated: mail refused at RCPT, the portal closed, staff still see tickets.
+        got = srv.send("POST", "/api/v1/orgs/acme/deactivate", {}, token=self.owner)
+        self.assertEqual(got["slug"], "acme")
+        code, text = self.refusal("acme+t1@acme.test")
+        self.assertEqual(code, 550)
+        self.assertIn("5.2.1", text)
+        self.assertEqual(self.refusal("beta@acme.test")[0], 250)
+        self.assertEqual(Browser(srv).get("/portal/acme")[0], 404)
+        self.assertEqual(Browser(srv).get("/portal/beta")[0], 200)
+        self.assertEqual(srv.ticket(first)["status"], "open")
+        page = owner.get("/settings/orgs/acme")[2]
+        self.assertIn('id="deactivated"', page)
+        self.assertIn('id="reactivate"', page)
+        # An admin's settings save leaves it deactivated.
+        admin = Browser(srv)
+        admin.get(self.admin_link)
+        apage = admin.get("/settings/orgs/acme")[2]
+        self.assertNotIn('id="reactivate"', apage)
+        self.assertEqual(admin.post("/settings/orgs/acme", settings_form(apage))[0], 200)
+        self.assertEqual(self.refusal("acme@acme.test")[0], 550)
+
+        # Reactivated in the web page, then deactivated again there 10 days later: the
+        # three months count from then.
+        status, _, _ = owner.post("/settings/orgs/acme/reactivate", {"csrf": owner.csrf(page)})
+        self.assertEqual(self.refusal("acme@acme.test")[0], 250)
+        self.assertEqual(Browser(srv).get("/portal/acme")[0], 200)
+        self.clock.move(10 * DAY)
+        page = owner.get("/settings/orgs/acme")[2]
+        owner.post("/settings/orgs/acme/deactivate",
+                   {"csrf": owner.csrf(page), "confirm": "acme"})
+        self.assertEqual(self.refusal("acme@acme.test")[0], 550)
+
+        # 89 days on, nothing is deleted; past 90 days, acme's tickets and the
+        # organization go, beta stays.
+        self.clock.move(89 * DAY)
+        time.sleep(2.5)
+        self.assertEqual(srv.ticket(second)["status"], "open")
+        self.assertEqual(self.retention_runs(), [])
+        self.clock.move(2 * DAY)
+        runs = wait_for(self.retention_runs, timeout=15)
+        self.assertEqual([(r["org"], r["actor"]) for r in runs], [("acme", "retention")])
+        self.assertIn("organization deleted, three months after it was deactivated: "
+                      "2 tickets", runs[0]["detail"])
+        for n in (first, second):
+            srv.api(f"/api/v1/tickets/{n}", expect=404)
+        self.assertEqual(srv.ticket(other)["status"], "open")
+        srv.api("/api/v1/orgs/acme/monitors", expect=404)
+        code, text = self.refusal("acme@acme.test")
+        self.assertEqual(code, 550)
+        self.assertIn("5.1.1", text)
+        self.assertEqual(self.refusal("beta@acme.test")[0], 250)
+        changes = [(e["action"], e["actor"], e["org"])
+                   for e in srv.api("/api/v1/audit", token=self.owner)["audit"]
+                   if e["action"].startswith("org_")]
+        self.assertEqual(changes, [("org_deactivated", "boss@ops.test", "acme"),
+                                   ("org_reactivated", "boss@ops.test", "acme"),
+                                   ("org_deactivated", "boss@ops.test", "acme")][::-1])
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use postdesk_desk::audit::{AuditAction::SettingsChanged, Done};
+use postdesk_desk::exports::timestamp;
 use postdesk_desk::fields::FieldEdit;
 use postdesk_desk::files::NewFile;
 use postdesk_desk::model::{HeldOutcome, Monitor, Visibility};
@@ -287,6 +288,43 @@ pub async fn unblock_sender(
         .record(&state, Done::new(SettingsChanged, Some(&slug), detail))
         .await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/orgs/SLUG/deactivate` (the owner): the organization takes no more mail,
+/// its portal closes, and its data is deleted three months later unless reactivated.
+pub async fn deactivate_org(
+    State(state): State<AppState>,
+    caller: AuditedCaller,
+    Path(slug): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_deactivated(&state, caller, slug, true).await
+}
+
+/// `POST /api/v1/orgs/SLUG/reactivate` (the owner).
+pub async fn reactivate_org(
+    State(state): State<AppState>,
+    caller: AuditedCaller,
+    Path(slug): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_deactivated(&state, caller, slug, false).await
+}
+
+async fn set_deactivated(
+    state: &AppState,
+    caller: AuditedCaller,
+    slug: String,
+    deactivate: bool,
+) -> Result<Json<Value>, ApiError> {
+    let org = state
+        .desk
+        .set_org_deactivated(caller.staff.clone(), slug, deactivate)
+        .await?;
+    caller.record(state, Done::status_changed(&org)).await;
+    Ok(Json(json!({
+        "slug": org.slug,
+        "deactivated_at": org.deactivated_at.map(timestamp),
+        "deleted_on": org.deleted_on().map(timestamp),
+    })))
 }
 
 #[derive(Deserialize)]

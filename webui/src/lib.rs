@@ -134,6 +134,14 @@ pub fn router(state: AppState) -> Router {
             post(pages::settings::unblock),
         )
         .route(
+            "/settings/orgs/{slug}/deactivate",
+            post(pages::settings::deactivate),
+        )
+        .route(
+            "/settings/orgs/{slug}/reactivate",
+            post(pages::settings::reactivate),
+        )
+        .route(
             "/settings/orgs/{slug}/directory-secret",
             post(pages::settings::new_directory_secret),
         )
@@ -192,6 +200,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/orgs/{slug}/monitors",
             get(api::monitors).put(actions::set_monitors),
+        )
+        .route(
+            "/api/v1/orgs/{slug}/deactivate",
+            post(actions::deactivate_org),
+        )
+        .route(
+            "/api/v1/orgs/{slug}/reactivate",
+            post(actions::reactivate_org),
         )
         .route(
             "/api/v1/orgs/{slug}/blocked/{sender}",

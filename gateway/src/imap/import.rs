@@ -27,12 +27,20 @@ pub(super) struct Importer<'a> {
 
 impl Importer<'_> {
     /// Reads the selected folder (UIDVALIDITY `uidvalidity`) through; returns how many
-    /// messages were committed.
+    /// messages were committed. A deactivated organization's mailbox is left as it is
+    /// (read again if it is reactivated).
     pub async fn pass(
         &self,
         session: &mut ImapSession,
         uidvalidity: u32,
     ) -> Result<usize, GatewayError> {
+        if self
+            .store
+            .org(&self.source.org)?
+            .is_some_and(|o| o.deactivated_at.is_some())
+        {
+            return Ok(0);
+        }
         self.adopt_uidvalidity(uidvalidity)?;
         self.finish_follow_ups(session, uidvalidity).await?;
         let last = self.store.mailbox_cursor(self.name)?.last_uid;

@@ -23,6 +23,9 @@ impl Session {
             return;
         }
         match self.gateway.store.org_for_address(&address) {
+            Ok(Some(org)) if org.deactivated_at.is_some() => self.reply(&format!(
+                "550 5.2.1 <{address}>: this organization no longer takes mail"
+            )),
             Ok(Some(org)) => {
                 let sender = self.mail_from.as_deref().unwrap_or_default();
                 if !sender.is_empty()

@@ -13,15 +13,12 @@ pub fn store_with_org(name: &str, slug: &str) -> (Store, PathBuf) {
     let _ = std::fs::remove_dir_all(&dir);
     let store = Store::open(&dir).expect("store");
     store
-        .add_org(&Org {
-            slug: slug.into(),
-            name: slug.into(),
-            addresses: vec![format!("{slug}@test.example")],
-            whitelist: vec![],
-            created_at: time::OffsetDateTime::now_utc(),
-            portal: Default::default(),
-            retention: Default::default(),
-        })
+        .add_org(&Org::new(
+            slug,
+            slug,
+            vec![format!("{slug}@test.example")],
+            time::OffsetDateTime::now_utc(),
+        ))
         .expect("org");
     (store, dir)
 }

@@ -21,6 +21,8 @@ struct OrgRow {
     name: String,
     addresses: String,
     mode: &'static str,
+    /// The day a deactivated organization's data goes.
+    deleted_on: Option<time::Date>,
 }
 
 #[derive(Template)]
@@ -59,6 +61,9 @@ struct OrgPage {
     new_secret: Option<String>,
     /// Senders refused since a ticket of theirs was deleted as spam.
     blocked: Vec<postdesk_desk::model::BlockedSender>,
+    /// When it was deactivated and the day its data goes, if it is deactivated.
+    deactivated: Option<(time::Date, time::Date)>,
+    can_deactivate: bool,
     notice: Option<String>,
     error: Option<String>,
 }
@@ -96,6 +101,7 @@ async fn orgs_page(state: &AppState, me: &StaffSession, error: Option<String>) -
             .map(|o| OrgRow {
                 addresses: o.addresses.join(", "),
                 mode: mode_name(o.portal.mode),
+                deleted_on: o.deleted_on().map(|d| d.date()),
                 slug: o.slug,
                 name: o.name,
             })
@@ -227,6 +233,11 @@ async fn org_page(
         has_secret,
         new_secret: o.new_secret,
         blocked,
+        deactivated: org
+            .deactivated_at
+            .zip(org.deleted_on())
+            .map(|(a, b)| (a.date(), b.date())),
+        can_deactivate: policy::can_deactivate_orgs(&me.staff),
         notice: o.notice.map(str::to_string),
         error: o.error,
     });
@@ -477,7 +488,54 @@ pub struct Unblock {
     sender: String,
 }
 
-csrf_form!(Unblock, NewOrg, OrgForm);
+#[derive(Deserialize)]
+pub struct Deactivation {
+    #[serde(default)]
+    csrf: String,
+    /// The organization's slug, typed again.
+    #[serde(default)]
+    confirm: String,
+}
+
+csrf_form!(Unblock, NewOrg, OrgForm, Deactivation);
+
+/// `POST /settings/orgs/SLUG/deactivate`: the owner deactivates the organization, once its
+/// slug is typed again to confirm.
+pub async fn deactivate(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    StaffForm { me, form: f }: StaffForm<Deactivation>,
+) -> PageResult {
+    if f.confirm.trim() != slug {
+        let org = load_org(&state, &me, &slug).await?;
+        let why = format!("Type {slug} to confirm the deactivation.");
+        return org_page(&state, &me, &org, Outcome::error(why)).await;
+    }
+    set_deactivated(&state, &me, &slug, true).await
+}
+
+/// `POST /settings/orgs/SLUG/reactivate`: the owner takes a deactivated organization back.
+pub async fn reactivate(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    StaffForm { me, .. }: StaffForm<CsrfOnly>,
+) -> PageResult {
+    set_deactivated(&state, &me, &slug, false).await
+}
+
+async fn set_deactivated(
+    state: &AppState,
+    me: &StaffSession,
+    slug: &str,
+    deactivate: bool,
+) -> PageResult {
+    let org = state
+        .desk
+        .set_org_deactivated(me.staff.clone(), slug.to_string(), deactivate)
+        .await?;
+    me.record(state, Done::status_changed(&org)).await;
+    Ok(Redirect::to(&format!("/settings/orgs/{slug}")).into_response())
+}
 
 /// `POST /settings/orgs/SLUG/unblock`: a sender blocked as spam may write again.
 pub async fn unblock(

@@ -1,0 +1,176 @@
+//! Deactivating an organization, reactivating it, and deleting what remains of it once its
+//! tickets are gone (its record and addresses, then every record under its name and the
+//! mail that went only to it).
+
+use crate::codec::{decode, encode, key_num, num_key, read_u64};
+use crate::files::Kind;
+use crate::{Envelope, Org, Store, StoreError};
+use sled::transaction::ConflictableTransactionError::Abort;
+use time::OffsetDateTime;
+
+/// Records an organization deletion still has to sweep (its record is gone already).
+const DELETING: &str = "orgdeleting/";
+
+/// Keys holding one organization's records: exact keys, then prefixes (each ends in `/`,
+/// so `acme` never reaches `acme2`'s).
+fn org_keys(slug: &str) -> ([String; 5], [String; 10]) {
+    (
+        [
+            format!("dkim/{slug}"),
+            format!("monitors/{slug}"),
+            format!("monwatches/{slug}"),
+            format!("autoclose/{slug}"),
+            format!("dirsecret/{slug}"),
+        ],
+        [
+            format!("dirjti/{slug}/"),
+            format!("mon/{slug}/"),
+            format!("monmark/{slug}/"),
+            format!("block/{slug}/"),
+            format!("daily/{slug}/"),
+            format!("tcount/{slug}/"),
+            format!("mid/{slug}/"),
+            format!("midfrom/{slug}/"),
+            format!("midby/{slug}/"),
+            format!("ourmid/{slug}/"),
+        ],
+    )
+}
+
+impl Store {
+    /// Deactivates organization `slug` at `at` (one already deactivated keeps its date) or
+    /// reactivates it with `None`; returns it as it is now.
+    pub fn set_org_deactivated(
+        &self,
+        slug: &str,
+        at: Option<OffsetDateTime>,
+    ) -> Result<Org, StoreError> {
+        let key = format!("org/{slug}");
+        let now = self
+            .state
+            .transaction(|tx| {
+                let Some(v) = tx.get(key.as_bytes())? else {
+                    return Err(Abort(StoreError::NotFound(format!("organization {slug}"))));
+                };
+                let was: Org = decode(&v).map_err(Abort)?;
+                let now = Org {
+                    deactivated_at: at.and(was.deactivated_at.or(at)),
+                    ..was
+                };
+                tx.insert(key.as_bytes(), encode(&now).map_err(Abort)?)?;
+                Ok(now)
+            })
+            .map_err(StoreError::from);
+        self.lookups.forget();
+        let now = now?;
+        self.flush()?;
+        Ok(now)
+    }
+
+    /// How many tickets organization `slug` has, from its counters.
+    pub fn org_ticket_count(&self, slug: &str) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for v in self.state.scan_prefix(format!("tcount/{slug}/")).values() {
+            n += read_u64(&v?).unwrap_or(0);
+        }
+        Ok(n)
+    }
+
+    /// Deletes organization `slug` if it has no tickets left and `still` holds for it as
+    /// the deletion commits (a reactivated organization stays): its record and addresses
+    /// at once, then everything else under its name ([`Store::finish_org_deletions`]).
+    /// Returns how many of its messages' records went, or `None` when it was kept.
+    pub fn delete_org_if(
+        &self,
+        slug: &str,
+        still: impl Fn(&Org) -> bool,
+    ) -> Result<Option<usize>, StoreError> {
+        if self.org_ticket_count(slug)? > 0 {
+            return Ok(None);
+        }
+        let key = format!("org/{slug}");
+        let marker = format!("{DELETING}{slug}");
+        let removed = self
+            .state
+            .transaction(|tx| {
+                let Some(v) = tx.get(key.as_bytes())? else {
+                    return Ok(false);
+                };
+                let org: Org = decode(&v).map_err(Abort)?;
+                if !still(&org) {
+                    return Ok(false);
+                }
+                for a in &org.addresses {
+                    tx.remove(format!("addr/{}", crate::directory::base_address(a)).as_bytes())?;
+                }
+                tx.remove(key.as_bytes())?;
+                tx.insert(marker.as_bytes(), &[])?;
+                Ok(true)
+            })
+            .map_err(StoreError::from);
+        self.lookups.forget();
+        if !removed? {
+            return Ok(None);
+        }
+        self.sweep_org(slug).map(Some)
+    }
+
+    /// Sweeps the organizations whose deletion stopped half-way (a crash, a failed write).
+    pub fn finish_org_deletions(&self) -> Result<(), StoreError> {
+        for k in self.state.scan_prefix(DELETING).keys() {
+            let k = k?;
+            self.sweep_org(&String::from_utf8_lossy(&k[DELETING.len()..]))?;
+        }
+        Ok(())
+    }
+
+    /// Whether an organization of this slug is still being deleted (its slug is not free).
+    pub(crate) fn org_being_deleted(&self, slug: &str) -> Result<bool, StoreError> {
+        Ok(self.state.contains_key(format!("{DELETING}{slug}"))?)
+    }
+
+    /// Removes every record under organization `slug`'s name and the mail that went to no
+    /// one else (its envelope, decisions and original; mail still waiting for the pipeline
+    /// stays); the deletion marker goes last. Returns how many messages went.
+    fn sweep_org(&self, slug: &str) -> Result<usize, StoreError> {
+        let (exact, prefixes) = org_keys(slug);
+        let mut batch = sled::Batch::default();
+        for k in exact {
+            batch.remove(k.as_bytes());
+        }
+        for p in prefixes {
+            for k in self.state.scan_prefix(p.as_bytes()).keys() {
+                batch.remove(k?);
+            }
+        }
+        self.state.apply_batch(batch)?;
+        let mut messages = 0;
+        for kv in self.state.scan_prefix("envelope/") {
+            let (k, v) = kv?;
+            let id = key_num(&k).ok_or_else(|| StoreError::Corrupt("envelope key".into()))?;
+            let envelope: Envelope = decode(&v)?;
+            let mut orgs = envelope
+                .deliveries
+                .iter()
+                .map(|d| d.org.as_str())
+                .chain(envelope.refused.iter().map(|r| r.org.as_str()))
+                .peekable();
+            let only_here = orgs.peek().is_some() && orgs.all(|o| o == slug);
+            if !only_here || self.state.contains_key(num_key("pending/", id))? {
+                continue;
+            }
+            let mut batch = sled::Batch::default();
+            for k in self.state.scan_prefix(num_key("decision/", id)).keys() {
+                batch.remove(k?);
+            }
+            batch.remove(k);
+            self.state.apply_batch(batch)?;
+            self.raw.remove(id.to_be_bytes())?;
+            self.files.remove(Kind::Raw, &id.to_string())?;
+            messages += 1;
+        }
+        self.state.remove(format!("{DELETING}{slug}"))?;
+        self.flush()?;
+        Ok(messages)
+    }
+}
