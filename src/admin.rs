@@ -74,6 +74,18 @@ pub(crate) enum ContactCommand {
     Alerts { email: String, setting: OnOff },
 }
 
+#[derive(Subcommand)]
+pub(crate) enum PersonCommand {
+    /// Write everything held about an address (records, tickets, what they wrote, their
+    /// original messages and attachments) as a ZIP with a JSON manifest.
+    Export {
+        email: String,
+        /// The new file to write (never overwritten).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub(crate) enum OnOff {
     On,
@@ -185,6 +197,19 @@ pub(crate) fn contact(desk: &Desk, command: ContactCommand) -> Result<()> {
                 .set_contact_alerts(&email, on)
                 .map_err(refused)?;
             println!("automatic mail to {email} is {word}");
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn person(desk: &Desk, command: PersonCommand) -> Result<()> {
+    match command {
+        PersonCommand::Export { email, out } => {
+            let email = desk
+                .operator()
+                .person_export(&email, &out)
+                .map_err(refused)?;
+            println!("the data held about {email} is in {}", out.display());
         }
     }
     Ok(())

@@ -6,7 +6,7 @@ mod data_folder;
 mod lock;
 mod serve;
 
-use admin::{ContactCommand, DkimCommand, OrgCommand, StaffCommand, TokenCommand};
+use admin::{ContactCommand, DkimCommand, OrgCommand, PersonCommand, StaffCommand, TokenCommand};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use config::Config;
@@ -70,6 +70,11 @@ enum Command {
         #[command(subcommand)]
         command: ContactCommand,
     },
+    /// A person's data.
+    Person {
+        #[command(subcommand)]
+        command: PersonCommand,
+    },
     /// API tokens.
     Token {
         #[command(subcommand)]
@@ -131,6 +136,9 @@ fn run() -> Result<()> {
         }
         Command::Contact { command } => {
             admin::with_desk(&cli.data, |desk| admin::contact(desk, command))
+        }
+        Command::Person { command } => {
+            admin::with_desk(&cli.data, |desk| admin::person(desk, command))
         }
         Command::Token { command } => {
             admin::with_desk(&cli.data, |desk| admin::token(desk, command))

@@ -209,3 +209,8 @@ fn audit_log() {
 fn retention() {
     run_suite("test_retention");
 }
+
+#[test]
+fn person_data() {
+    run_suite("test_person_data");
+}

@@ -181,16 +181,32 @@ pub fn inert(cell: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Where the CSV writer's bytes go: gathered into chunks, each sent once full. A send
-/// that fails (the client went away) fails the write, which stops the export.
-struct ChunkSink {
+/// Where an export's bytes go (the CSV writer's, a person's ZIP): gathered into chunks,
+/// each sent once full. A send that fails (the client went away) fails the write, which
+/// stops the export.
+pub(crate) struct ChunkSink {
     chunk: Vec<u8>,
     out: mpsc::Sender<DeskResult<Vec<u8>>>,
     /// To wait for the client with a timeout from the export's blocking thread.
     runtime: tokio::runtime::Handle,
 }
 
+/// Ends a download with an error instead of its last chunk: the client sees a cut-off
+/// transfer, never a short one that looks whole. Kept apart from the sink, which a writer
+/// (a ZIP's) may own.
+pub(crate) struct Cut(mpsc::Sender<DeskResult<Vec<u8>>>);
+
+impl Cut {
+    pub(crate) fn fail(&self, error: DeskError) {
+        let _ = self.0.try_send(Err(error));
+    }
+}
+
 impl ChunkSink {
+    pub(crate) fn cut(&self) -> Cut {
+        Cut(self.out.clone())
+    }
+
     fn send(&mut self) -> std::io::Result<()> {
         if self.chunk.is_empty() {
             return Ok(());
@@ -253,20 +269,20 @@ impl ChunkWriter {
             }
             Some(e) => {
                 if let Ok(sink) = self.csv.into_inner() {
-                    let _ = sink.out.try_send(Err(e));
+                    sink.cut().fail(e);
                 }
             }
         }
     }
 }
 
-/// The export's chunks, as they are written.
-pub type CsvChunks = mpsc::Receiver<DeskResult<Vec<u8>>>;
+/// An export's chunks, as they are written.
+pub type Chunks = mpsc::Receiver<DeskResult<Vec<u8>>>;
 
 impl Desk {
     /// The ticket export (owners, admins and managers): a header, then one row per ticket
     /// in number order.
-    pub async fn tickets_csv(&self, staff: Staff, filter: ExportFilter) -> DeskResult<CsvChunks> {
+    pub async fn tickets_csv(&self, staff: Staff, filter: ExportFilter) -> DeskResult<Chunks> {
         self.export(staff, filter.tickets.org.clone(), move |store, w| {
             let people = store.staff_list()?;
             if !w.row(TICKET_COLUMNS) {
@@ -285,7 +301,7 @@ impl Desk {
 
     /// The time export (owners, admins and managers): one row per time entry logged in the
     /// period, oldest first, at the worker's hourly rate now.
-    pub async fn time_csv(&self, staff: Staff, filter: ExportFilter) -> DeskResult<CsvChunks> {
+    pub async fn time_csv(&self, staff: Staff, filter: ExportFilter) -> DeskResult<Chunks> {
         self.export(staff, filter.tickets.org.clone(), move |store, w| {
             let people = store.staff_list()?;
             if !w.row(TIME_COLUMNS) {
@@ -317,22 +333,13 @@ impl Desk {
         staff: Staff,
         org: Option<String>,
         write: impl FnOnce(&Store, &mut ChunkWriter) -> Result<(), StoreError> + Send + 'static,
-    ) -> DeskResult<CsvChunks> {
+    ) -> DeskResult<Chunks> {
         policy::require_reports(&staff)?;
         // An organization filter names one that exists (what the audit log records is real).
         if let Some(org) = org {
             self.run(move |desk| desk.require_org(&org)).await?;
         }
-        let running = self.exports.clone().try_acquire_owned().map_err(|_| {
-            DeskError::Busy(format!(
-                "{MAX_EXPORTS} exports are running; try again in a moment."
-            ))
-        })?;
-        let (out, chunks) = mpsc::channel(CHUNKS_AHEAD);
-        let store = self.store.clone();
-        let runtime = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
-            let _running = running;
+        self.stream(move |store, sink| {
             let mut w = ChunkWriter {
                 // RFC 4180 ends records with CRLF; the crate's default is LF. Every cell is
                 // quoted: a spreadsheet whose list separator is `;` would otherwise split
@@ -340,15 +347,35 @@ impl Desk {
                 csv: csv::WriterBuilder::new()
                     .terminator(csv::Terminator::CRLF)
                     .quote_style(csv::QuoteStyle::Always)
-                    .from_writer(ChunkSink {
-                        chunk: Vec::with_capacity(CHUNK + 4096),
-                        out,
-                        runtime,
-                    }),
+                    .from_writer(sink),
                 failed: None,
             };
-            let result = write(&store, &mut w);
+            let result = write(store, &mut w);
             w.finish(result.err().map(DeskError::from));
+        })
+    }
+
+    /// Runs `write` on the blocking pool with a sink that feeds the returned channel as it
+    /// goes; at most [`MAX_EXPORTS`] at once (the caller's rights are checked before).
+    pub(crate) fn stream(
+        &self,
+        write: impl FnOnce(&Store, ChunkSink) + Send + 'static,
+    ) -> DeskResult<Chunks> {
+        let running = self.exports.clone().try_acquire_owned().map_err(|_| {
+            DeskError::Busy(format!(
+                "{MAX_EXPORTS} exports are running; try again in a moment."
+            ))
+        })?;
+        let (out, chunks) = mpsc::channel(CHUNKS_AHEAD);
+        let store = self.store.clone();
+        let sink = ChunkSink {
+            chunk: Vec::with_capacity(CHUNK + 4096),
+            out,
+            runtime: tokio::runtime::Handle::current(),
+        };
+        tokio::task::spawn_blocking(move || {
+            let _running = running;
+            write(&store, sink);
         });
         Ok(chunks)
     }

@@ -27,6 +27,7 @@ pub mod monitors;
 pub mod opening;
 pub mod operator;
 pub mod organizations;
+pub mod people;
 pub mod policy;
 pub mod portal;
 pub mod reports;

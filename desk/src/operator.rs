@@ -1,12 +1,14 @@
-//! The operator's commands (`postdesk org|staff|contact|token|dkim`, and the first run of
-//! `serve`): whoever holds the data folder, with the server stopped. There is no caller to
-//! authorize (holding the folder is the proof); the settings forms' rules apply otherwise.
+//! The operator's commands (`postdesk org|staff|contact|person|token|dkim`, and the first
+//! run of `serve`): whoever holds the data folder, with the server stopped. There is no
+//! caller to authorize (holding the folder is the proof); the settings forms' rules apply
+//! otherwise.
 
 use crate::access::LINK_HOURS;
 use crate::address::email_address;
 use crate::audit::{AuditAction, AuditAction::SettingsChanged, AuditAction::StaffChanged, Done};
 use crate::employees::{employee_name, staff_address};
 use crate::organizations::{org_address, org_name, refused, whitelist_domain};
+use crate::people::{person_address, write_person_zip};
 use crate::{Desk, DeskError, DeskResult};
 use postdesk_store::{
     check_slug, random_bytes, ApiTokenInfo, DkimKeyRecord, Org, Principal, Role, Staff, StoreError,
@@ -121,6 +123,34 @@ impl Operator<'_> {
     fn record(&self, action: AuditAction, org: Option<&str>, detail: &str) -> DeskResult<()> {
         self.desk
             .record_now(COMMAND_LINE, COMMAND_LINE, Done::new(action, org, detail))
+    }
+
+    /// Writes everything held about `email` as a ZIP to a new file `out` (an existing
+    /// file is never overwritten; a failed export leaves no file). Returns the address as
+    /// kept.
+    pub fn person_export(&self, email: &str, out: &std::path::Path) -> DeskResult<String> {
+        let email = person_address(email)?;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(out)
+            .map_err(|e| DeskError::Invalid(format!("cannot create {}: {e}", out.display())))?;
+        let zip = zip::ZipWriter::new_stream(std::io::BufWriter::new(file));
+        let now = self.desk.now();
+        let written = write_person_zip(&self.desk.store, &email, now, zip).and_then(|w| {
+            let file = w.into_inner().map_err(|e| e.into_error())?;
+            Ok(file.sync_all()?)
+        });
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(out);
+            return Err(e.into());
+        }
+        self.record(
+            AuditAction::Exported,
+            None,
+            &format!("person data of {email}"),
+        )?;
+        Ok(email)
     }
 
     pub fn orgs(&self) -> DeskResult<Vec<Org>> {

@@ -69,6 +69,22 @@ pub fn can_deactivate_orgs(staff: &Staff) -> bool {
     staff.role == Role::Owner
 }
 
+/// A person's data (its export, its erasure) is for owners and admins.
+pub fn can_handle_personal_data(staff: &Staff) -> bool {
+    matches!(staff.role, Role::Owner | Role::Admin)
+}
+
+/// [`can_handle_personal_data`] as a desk command's first step.
+pub(crate) fn require_personal_data(staff: &Staff) -> DeskResult<()> {
+    if can_handle_personal_data(staff) {
+        Ok(())
+    } else {
+        Err(DeskError::Forbidden(
+            "A person's data is for owners and admins.".into(),
+        ))
+    }
+}
+
 /// Settings pages: owners and admins change them; managers may look.
 pub fn can_view_settings(staff: &Staff) -> bool {
     matches!(staff.role, Role::Owner | Role::Admin | Role::Manager)

@@ -1,7 +1,8 @@
-//! CSV downloads: `GET /api/v1/exports/tickets.csv` and `time.csv` (API token), and the
-//! same from the reports page (session). Owners, admins and managers; the desk refuses
-//! anyone else before a byte is sent. The body streams as the desk writes it; the audit
-//! log records each export with its filters.
+//! Downloads: the CSV exports, `GET /api/v1/exports/tickets.csv` and `time.csv` (API
+//! token) and the same from the reports page (session), for owners, admins and managers;
+//! and a person's data as a ZIP, `GET /api/v1/people/EMAIL/export` and from Settings ›
+//! People, for owners and admins. The desk refuses anyone else before a byte is sent. The
+//! body streams as the desk writes it; the audit log records each download.
 
 use crate::auth::AuditedCaller;
 use crate::refusals::PageResult;
@@ -12,8 +13,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use postdesk_desk::audit::{AuditAction, Done};
-use postdesk_desk::exports::{CsvChunks, ExportFilter};
+use postdesk_desk::exports::{Chunks, ExportFilter};
 use postdesk_desk::model::Staff;
+use postdesk_desk::people::person_address;
 use serde::Deserialize;
 
 /// The list's filters, as query parameters.
@@ -64,9 +66,11 @@ impl ExportQuery {
     }
 }
 
+const CSV: &str = "text/csv; charset=utf-8";
+
 /// The download: the desk's chunks as they come. An export that fails halfway ends the
 /// body with an error, so the client sees a cut-off transfer, not a short file.
-fn download(name: &str, chunks: CsvChunks) -> Response {
+fn download(name: &str, content_type: &str, chunks: Chunks) -> Response {
     let stream = futures_util::stream::unfold(chunks, |mut chunks| async move {
         let next = chunks.recv().await?.map_err(|e| {
             tracing::error!(error = %e, cause = e.cause().unwrap_or(""), "export cut off");
@@ -76,7 +80,7 @@ fn download(name: &str, chunks: CsvChunks) -> Response {
     });
     (
         [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_TYPE, content_type.to_string()),
             (
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{name}\""),
@@ -94,7 +98,7 @@ async fn export(
     staff: Staff,
     file: &str,
     q: &ExportQuery,
-) -> Result<CsvChunks, ApiError> {
+) -> Result<Chunks, ApiError> {
     let filter = q.filter()?;
     Ok(match file {
         "tickets.csv" => state.desk.tickets_csv(staff, filter).await?,
@@ -112,7 +116,7 @@ pub async fn api(
 ) -> Result<Response, ApiError> {
     let chunks = export(&state, caller.staff.clone(), &file, &q).await?;
     caller.record(&state, q.done(&file)).await;
-    Ok(download(&file, chunks))
+    Ok(download(&file, CSV, chunks))
 }
 
 /// `GET /reports/{tickets,time}.csv`: the same from the reports page.
@@ -124,5 +128,53 @@ pub async fn page(
 ) -> PageResult {
     let chunks = export(&state, me.staff.clone(), &file, &q).await?;
     me.record(&state, q.done(&file)).await;
-    Ok(download(&file, chunks))
+    Ok(download(&file, CSV, chunks))
+}
+
+/// The ZIP of everything held about `email`, and what the audit log says of it.
+async fn person(state: &AppState, staff: Staff, email: &str) -> Result<Response, ApiError> {
+    let address = person_address(email)?;
+    let chunks = state.desk.person_export(staff, address.clone()).await?;
+    let name = format!(
+        "person-{}.zip",
+        address.replace(|c: char| !c.is_ascii_alphanumeric() && c != '.', "_")
+    );
+    Ok(download(&name, "application/zip", chunks))
+}
+
+fn person_done(email: &str) -> Done {
+    let address = person_address(email).unwrap_or_default();
+    Done::new(
+        AuditAction::Exported,
+        None,
+        format!("person data of {address}"),
+    )
+}
+
+/// `GET /api/v1/people/EMAIL/export`.
+pub async fn person_api(
+    State(state): State<AppState>,
+    caller: AuditedCaller,
+    Path(email): Path<String>,
+) -> Result<Response, ApiError> {
+    let zip = person(&state, caller.staff.clone(), &email).await?;
+    caller.record(&state, person_done(&email)).await;
+    Ok(zip)
+}
+
+#[derive(Deserialize)]
+pub struct PersonQuery {
+    #[serde(default)]
+    email: String,
+}
+
+/// `GET /settings/people/export?email=…`: the same from Settings › People.
+pub async fn person_page(
+    State(state): State<AppState>,
+    me: StaffSession,
+    Query(q): Query<PersonQuery>,
+) -> PageResult {
+    let zip = person(&state, me.staff.clone(), &q.email).await?;
+    me.record(&state, person_done(&q.email)).await;
+    Ok(zip)
 }

@@ -190,6 +190,9 @@ pub fn router(state: AppState) -> Router {
                 .delete(actions::delete_ticket),
         )
         .route("/api/v1/exports/{file}", get(exports::api))
+        .route("/api/v1/people/{email}/export", get(exports::person_api))
+        .route("/settings/people", get(pages::people::show))
+        .route("/settings/people/export", get(exports::person_page))
         .route(
             "/unsubscribe/{token}",
             get(pages::unsubscribe::ask).post(pages::unsubscribe::confirm),

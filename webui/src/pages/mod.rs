@@ -8,6 +8,7 @@ pub mod desk;
 pub mod email;
 pub mod monitors;
 pub mod new_ticket;
+pub mod people;
 pub mod portal;
 pub mod portals;
 pub mod reports;

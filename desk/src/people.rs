@@ -1,0 +1,266 @@
+//! A person's data, for their right of access and portability: everything held about one
+//! address (staff and contact records, the tickets they are on, what they wrote, their
+//! original messages and attachments) as one ZIP with a JSON manifest, written as the
+//! store is read.
+
+use crate::address::email_address;
+use crate::exports::{timestamp, Chunks};
+use crate::{policy, Desk, DeskError, DeskResult};
+use postdesk_store::{AttachmentRef, Event, Staff, Store, StoreError, Ticket, Visibility};
+use serde_json::{json, Value};
+use std::io::Write;
+use time::OffsetDateTime;
+use zip::write::SimpleFileOptions;
+use zip::ZipWriter;
+
+/// The manifest's name inside the ZIP, and the format it says it is.
+const MANIFEST: &str = "manifest.json";
+const FORMAT: &str = "postdesk-person-export/1";
+/// The most characters of a file name kept in an entry's name.
+const NAME_CHARS: usize = 80;
+
+/// Why a person's ZIP could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum PersonExportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("zip: {0}")]
+    Zip(#[from] zip::result::ZipError),
+    #[error("write: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<PersonExportError> for DeskError {
+    fn from(e: PersonExportError) -> DeskError {
+        match e {
+            PersonExportError::Store(e) => e.into(),
+            other => DeskError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// The address a person's data is asked for, as the store keeps addresses.
+pub fn person_address(email: &str) -> DeskResult<String> {
+    email_address(email)
+        .ok_or_else(|| DeskError::Invalid(format!("{:?} is not an email address.", email.trim())))
+}
+
+impl Desk {
+    /// Everything held about `email` as a ZIP (owners and admins), streamed; at most
+    /// [`crate::exports::MAX_EXPORTS`] exports of any kind at once.
+    pub async fn person_export(&self, staff: Staff, email: String) -> DeskResult<Chunks> {
+        policy::require_personal_data(&staff)?;
+        let email = person_address(&email)?;
+        let now = self.now();
+        self.stream(move |store, sink| {
+            let cut = sink.cut();
+            let zip = ZipWriter::new_stream(sink);
+            match write_person_zip(store, &email, now, zip) {
+                Ok(mut sink) => {
+                    if let Err(e) = sink.flush() {
+                        cut.fail(DeskError::Internal(format!("person export: {e}")));
+                    }
+                }
+                Err(e) => cut.fail(e.into()),
+            }
+        })
+    }
+}
+
+/// How a person is on a ticket.
+fn roles(t: &Ticket, email: &str) -> Vec<&'static str> {
+    let mut roles = Vec::new();
+    if t.requester == email {
+        roles.push("requester");
+    }
+    if t.cc.iter().any(|c| c == email) {
+        roles.push("cc");
+    }
+    if t.participants.iter().any(|p| p == email) {
+        roles.push("participant");
+    }
+    if t.assignee.as_deref() == Some(email) {
+        roles.push("assignee");
+    }
+    if t.created_by.as_deref() == Some(email) {
+        roles.push("opened_it");
+    }
+    if t.followers.iter().any(|f| f == email) {
+        roles.push("follower");
+    }
+    roles
+}
+
+/// A ZIP entry name for a file someone named: letters, digits, dots, dashes and
+/// underscores kept, the rest `_`, never empty, never a path.
+fn entry_name(name: &str) -> String {
+    let kept: String = name
+        .chars()
+        .rev()
+        .take(NAME_CHARS)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let kept = kept.trim_start_matches('.');
+    if kept.is_empty() {
+        "file".into()
+    } else {
+        kept.to_string()
+    }
+}
+
+/// Writes the ZIP of everything held about `email` (already in the store's form) at `now`
+/// into `zip`; returns its writer once finished. Read from the store as it goes: each
+/// ticket's events, originals and attachments are written before the next is read.
+pub fn write_person_zip<W: Write>(
+    store: &Store,
+    email: &str,
+    now: OffsetDateTime,
+    mut zip: ZipWriter<zip::write::StreamWriter<W>>,
+) -> Result<W, PersonExportError> {
+    let staff = store.staff(email)?;
+    let at = |t: OffsetDateTime| {
+        SimpleFileOptions::default().last_modified_time(
+            zip::DateTime::try_from(time::PrimitiveDateTime::new(t.date(), t.time()))
+                .unwrap_or_default(),
+        )
+    };
+    let mut tickets = Vec::new();
+    let mut files = 0usize;
+    for t in store.all_tickets() {
+        let t = t?;
+        let on = roles(&t, email);
+        // A staff member may have written anywhere; anyone else only where they are.
+        if on.is_empty() && staff.is_none() {
+            continue;
+        }
+        let mut events = Vec::new();
+        for e in store.events_for(t.number)? {
+            let theirs = e.author == email;
+            let shown = theirs || (!on.is_empty() && e.visibility == Visibility::Public);
+            if !shown {
+                continue;
+            }
+            let mut entry = event_entry(&e, theirs);
+            if theirs {
+                let original = match e.inbound {
+                    Some(id) => store.raw_message(id)?,
+                    None => None,
+                };
+                if let Some(raw) = original {
+                    let name = format!("messages/{}-{}.eml", t.number, e.seq);
+                    zip.start_file(name.as_str(), at(e.at))?;
+                    zip.write_all(&raw)?;
+                    entry["original"] = json!(name);
+                    files += 1;
+                }
+                let mut written = Vec::new();
+                for (i, a) in e.attachments.iter().enumerate() {
+                    let Some(bytes) = store.blob(&a.sha256)? else {
+                        written.push(attachment_entry(a, None));
+                        continue;
+                    };
+                    let name = format!("attachments/{}-{}/{}", e.seq, i + 1, entry_name(&a.name));
+                    zip.start_file(name.as_str(), at(e.at))?;
+                    zip.write_all(&bytes)?;
+                    written.push(attachment_entry(a, Some(&name)));
+                    files += 1;
+                }
+                entry["attachments"] = Value::Array(written);
+            }
+            events.push(entry);
+        }
+        if on.is_empty() && events.is_empty() {
+            continue;
+        }
+        tickets.push(json!({
+            "number": t.number,
+            "org": t.org,
+            "summary": t.summary,
+            "type": t.ticket_type.as_str(),
+            "status": t.status.as_str(),
+            "roles": on,
+            "requester": t.requester,
+            "created": timestamp(t.created_at),
+            "updated": timestamp(t.updated_at),
+            "events": events,
+        }));
+    }
+    let blocked_by: Vec<String> = store
+        .orgs()?
+        .into_iter()
+        .filter_map(|o| match store.is_blocked(&o.slug, email) {
+            Ok(true) => Some(Ok(o.slug)),
+            Ok(false) => None,
+            Err(e) => Some(Err(e)),
+        })
+        .collect::<Result<_, _>>()?;
+    let manifest = json!({
+        "format": FORMAT,
+        "email": email,
+        "exported_at": timestamp(now),
+        "staff": staff.map(|s| json!({
+            "name": s.name,
+            "role": s.role,
+            "alerts": s.alerts,
+            "hourly_rate_cents": s.hourly_rate_cents,
+            "created": timestamp(s.created_at),
+        })),
+        "contact": {
+            "automatic_mail": store.contact_alerts(email)?,
+            "blocked_by": blocked_by,
+        },
+        "files": files,
+        "tickets": tickets,
+    });
+    zip.start_file(MANIFEST, at(now))?;
+    serde_json::to_writer_pretty(&mut zip, &manifest).map_err(std::io::Error::from)?;
+    Ok(zip.finish()?.into_inner())
+}
+
+/// An event as the manifest lists it; `theirs` when the person wrote it.
+fn event_entry(e: &Event, theirs: bool) -> Value {
+    json!({
+        "seq": e.seq,
+        "kind": e.kind,
+        "author": e.author,
+        "by_them": theirs,
+        "at": timestamp(e.at),
+        "visibility": e.visibility,
+        "text": e.text,
+        "message_id": e.message_id,
+    })
+}
+
+fn attachment_entry(a: &AttachmentRef, file: Option<&str>) -> Value {
+    json!({
+        "name": a.name,
+        "content_type": a.content_type,
+        "size": a.size,
+        "sha256": a.sha256,
+        "file": file,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_names_stay_inside_their_folder() {
+        assert_eq!(entry_name("report.pdf"), "report.pdf");
+        assert_eq!(entry_name("../../etc/passwd"), "_.._etc_passwd");
+        assert_eq!(entry_name("..."), "file");
+        assert_eq!(entry_name(""), "file");
+        assert_eq!(entry_name("Über uns.txt"), "_ber_uns.txt");
+        assert_eq!(entry_name(&"a".repeat(500)).len(), NAME_CHARS);
+    }
+}
