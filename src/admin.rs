@@ -84,6 +84,16 @@ pub(crate) enum PersonCommand {
         #[arg(long)]
         out: std::path::PathBuf,
     },
+    /// Erase an address: a pseudonym in its place everywhere, its words "[erased]", its
+    /// original messages and the files only it sent deleted; its opt-out and blocks kept
+    /// as hashes. Run `postdesk compact` afterwards to rewrite the database without the
+    /// old versions of its records.
+    Erase {
+        email: String,
+        /// Confirms the erasure (it cannot be undone).
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -100,6 +110,19 @@ pub(crate) enum TokenCommand {
     List,
     /// Revoke the API token with this id (as `token list` shows it).
     Revoke { id: String },
+}
+
+/// `postdesk compact`: rewrites the database (server stopped) so that old versions of
+/// records (an erased person's) are gone.
+pub(crate) fn compact(data: &Path) -> Result<()> {
+    let _lock = lock::acquire(data, "compaction")?;
+    let c = postdesk_desk::model::compact(data)
+        .map_err(|e| anyhow::anyhow!("compaction failed (the database is unchanged): {e}"))?;
+    println!(
+        "compacted {} records: {} -> {} bytes",
+        c.records, c.bytes_before, c.bytes_after
+    );
+    Ok(())
 }
 
 /// Runs `command` on a desk over the data folder, holding its lock.
@@ -210,6 +233,25 @@ pub(crate) fn person(desk: &Desk, command: PersonCommand) -> Result<()> {
                 .person_export(&email, &out)
                 .map_err(refused)?;
             println!("the data held about {email} is in {}", out.display());
+        }
+        PersonCommand::Erase { email, yes } => {
+            if !yes {
+                anyhow::bail!("erasing {email} cannot be undone: add --yes to confirm");
+            }
+            let e = desk.operator().person_erase(&email).map_err(refused)?;
+            println!(
+                "{email} is now {}: {} tickets, {} entries, {} originals, {} files, {} mails",
+                e.pseudonym,
+                e.tickets,
+                e.entries,
+                e.originals,
+                e.files,
+                e.mails.len()
+            );
+            if e.left > 0 {
+                eprintln!("warning: {} records still hold the address (mail that came in meanwhile?): erase again", e.left);
+            }
+            println!("run `postdesk compact` to rewrite the database without their old records");
         }
     }
     Ok(())

@@ -87,6 +87,9 @@ enum Command {
     },
     /// Print the effective configuration.
     Config,
+    /// Rewrite the database without the old versions of records sled keeps until it
+    /// reuses their space (run after an erasure; server stopped).
+    Compact,
 }
 
 fn main() {
@@ -137,6 +140,7 @@ fn run() -> Result<()> {
         Command::Contact { command } => {
             admin::with_desk(&cli.data, |desk| admin::contact(desk, command))
         }
+        Command::Compact => admin::compact(&cli.data),
         Command::Person { command } => {
             admin::with_desk(&cli.data, |desk| admin::person(desk, command))
         }

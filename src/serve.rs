@@ -120,7 +120,7 @@ async fn run(
         .collect::<Result<Vec<_>>>()?;
     let trusted_proxies = Arc::new(config.trusted_proxies()?);
     let dns = config.dns_source()?;
-    let transport = outbound_transport(data, &config)?;
+    let transport = outbound_transport(&store, &config)?;
     let first_run = first_run_setup(&desk, &config, owner)?;
     let (spool, spool_thread, pipeline) =
         start_mail_flow(&store, &config, desk.clock(), dns, stop.clone())?;
@@ -251,9 +251,9 @@ fn start_mail_flow(
 }
 
 /// Where outbound mail goes: the relay, or the outbox folder when none is set.
-fn outbound_transport(data: &Path, config: &Config) -> Result<Transport> {
+fn outbound_transport(store: &Store, config: &Config) -> Result<Transport> {
     Ok(if config.relay.url.is_empty() {
-        let folder = data.join("outbox");
+        let folder = store.delivered_folder().to_path_buf();
         Transport::Folder(
             FolderTransport::new(folder.clone())
                 .with_context(|| format!("cannot create {}", folder.display()))?,

@@ -8,7 +8,7 @@ use crate::address::email_address;
 use crate::audit::{AuditAction, AuditAction::SettingsChanged, AuditAction::StaffChanged, Done};
 use crate::employees::{employee_name, staff_address};
 use crate::organizations::{org_address, org_name, refused, whitelist_domain};
-use crate::people::{person_address, write_person_zip};
+use crate::people::{erasure_done, person_address, write_person_zip};
 use crate::{Desk, DeskError, DeskResult};
 use postdesk_store::{
     check_slug, random_bytes, ApiTokenInfo, DkimKeyRecord, Org, Principal, Role, Staff, StoreError,
@@ -145,12 +145,17 @@ impl Operator<'_> {
             let _ = std::fs::remove_file(out);
             return Err(e.into());
         }
-        self.record(
-            AuditAction::Exported,
-            None,
-            &format!("person data of {email}"),
-        )?;
+        let done = self.desk.export_done(&email)?;
+        self.desk.record_now(COMMAND_LINE, COMMAND_LINE, done)?;
         Ok(email)
+    }
+
+    /// Erases `email` (see `Store::erase_person`); the audit log names the pseudonym.
+    pub fn person_erase(&self, email: &str) -> DeskResult<postdesk_store::Erased> {
+        let erased = self.desk.erase_now(&person_address(email)?)?;
+        self.desk
+            .record_now(COMMAND_LINE, COMMAND_LINE, erasure_done(&erased))?;
+        Ok(erased)
     }
 
     pub fn orgs(&self) -> DeskResult<Vec<Org>> {

@@ -1,12 +1,14 @@
-//! A person's data, for their right of access and portability: everything held about one
+//! A person's data: for their right of access and portability, everything held about one
 //! address (staff and contact records, the tickets they are on, what they wrote, their
 //! original messages and attachments) as one ZIP with a JSON manifest, written as the
-//! store is read.
+//! store is read; for their right to erasure, the store's erasure (`Store::erase_person`)
+//! and what the audit log says of it.
 
 use crate::address::email_address;
+use crate::audit::{AuditAction, Done};
 use crate::exports::{timestamp, Chunks};
 use crate::{policy, Desk, DeskError, DeskResult};
-use postdesk_store::{AttachmentRef, Event, Staff, Store, StoreError, Ticket, Visibility};
+use postdesk_store::{AttachmentRef, Erased, Event, Staff, Store, StoreError, Ticket, Visibility};
 use serde_json::{json, Value};
 use std::io::Write;
 use time::OffsetDateTime;
@@ -46,11 +48,16 @@ pub fn person_address(email: &str) -> DeskResult<String> {
 }
 
 impl Desk {
-    /// Everything held about `email` as a ZIP (owners and admins), streamed; at most
-    /// [`crate::exports::MAX_EXPORTS`] exports of any kind at once.
-    pub async fn person_export(&self, staff: Staff, email: String) -> DeskResult<Chunks> {
+    /// Everything held about `email` as a ZIP (owners and admins), streamed, and what the
+    /// audit log says of it; at most [`crate::exports::MAX_EXPORTS`] exports of any kind
+    /// at once.
+    pub async fn person_export(&self, staff: Staff, email: String) -> DeskResult<(Chunks, Done)> {
         policy::require_personal_data(&staff)?;
         let email = person_address(&email)?;
+        let done = {
+            let email = email.clone();
+            self.run(move |desk| desk.export_done(&email)).await?
+        };
         let now = self.now();
         self.stream(move |store, sink| {
             let cut = sink.cut();
@@ -64,7 +71,53 @@ impl Desk {
                 Err(e) => cut.fail(e.into()),
             }
         })
+        .map(|chunks| (chunks, done))
     }
+
+    /// What the audit log says of exporting `email`'s data: the address, or for someone
+    /// erased their pseudonym (the log must not bring the address back).
+    pub(crate) fn export_done(&self, email: &str) -> DeskResult<Done> {
+        let named = self.store.erased_as(email)?.unwrap_or(email.to_string());
+        Ok(Done::new(
+            AuditAction::Exported,
+            None,
+            format!("person data of {named}"),
+        ))
+    }
+}
+
+impl Desk {
+    /// Erases `email` (owners and admins): see `Store::erase_person`. A staff member is
+    /// refused (they are removed from staff first).
+    pub async fn erase_person(&self, staff: Staff, email: String) -> DeskResult<Erased> {
+        policy::require_personal_data(&staff)?;
+        let email = person_address(&email)?;
+        self.run(move |desk| desk.erase_now(&email)).await
+    }
+
+    pub(crate) fn erase_now(&self, email: &str) -> DeskResult<Erased> {
+        self.store.erase_person(email).map_err(|e| match e {
+            StoreError::Invalid(why) => DeskError::Conflict(why),
+            other => other.into(),
+        })
+    }
+}
+
+/// What the audit log says of an erasure: the pseudonym and the counts, not the address.
+pub fn erasure_done(e: &Erased) -> Done {
+    Done::new(
+        AuditAction::Erasure,
+        None,
+        format!(
+            "erased {}: {} tickets, {} entries, {} originals, {} files, {} mails",
+            e.pseudonym,
+            e.tickets,
+            e.entries,
+            e.originals,
+            e.files,
+            e.mails.len()
+        ),
+    )
 }
 
 /// How a person is on a ticket.

@@ -23,27 +23,14 @@ impl FolderTransport {
 
     /// The file a mail with outbox key `key` is written to.
     pub fn path_of(&self, key: &str) -> PathBuf {
-        self.dir.join(format!("{}.eml", Self::file_stem(key)))
-    }
-
-    /// The key made safe as a file name.
-    fn file_stem(key: &str) -> String {
-        key.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
+        self.dir.join(postdesk_store::delivered_file_name(key))
     }
 
     /// Writes `raw` as `<key>.eml`; writing the same key again replaces it, so a replay
     /// after a crash leaves one file.
     pub fn deliver(&self, key: &str, raw: &[u8]) -> std::io::Result<PathBuf> {
         let path = self.path_of(key);
-        let name = Self::file_stem(key);
+        let name = postdesk_store::delivered_file_name(key);
         let tmp = self.dir.join(format!(".{name}.tmp"));
         {
             let mut f = std::fs::File::create(&tmp)?;

@@ -28,6 +28,8 @@ pub enum AuditAction {
     OrgDeactivated,
     /// The owner reactivated a deactivated organization.
     OrgReactivated,
+    /// A person was erased (the entry names their pseudonym, never the address).
+    Erasure,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

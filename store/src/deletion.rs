@@ -59,6 +59,16 @@ fn block_key(org: &str, sender: &str) -> String {
     format!("block/{org}/{}", blocked_form(sender))
 }
 
+impl Store {
+    /// Where a block of an erased sender is kept.
+    fn hashed_block_key(&self, org: &str, sender: &str) -> Result<String, StoreError> {
+        Ok(format!(
+            "block/{org}/{}",
+            self.hashed_form(&blocked_form(sender))?
+        ))
+    }
+}
+
 /// Mail judged a duplicate of what ticket `ticket` holds: its original and decision-log
 /// line answer to that ticket.
 pub(crate) fn duplicate_key(ticket: u64, inbound: u64) -> Vec<u8> {
@@ -99,6 +109,8 @@ struct Gathered {
     blobs: BTreeSet<String>,
     /// Stored bodies of its outbound mail with files.
     bodies: BTreeSet<String>,
+    /// Outbox keys of its outbound mail (their files in the outbox folder go too).
+    mails: BTreeSet<String>,
     /// The events' log numbers: its mail and bell entries are keyed by them.
     seqs: Vec<u64>,
 }
@@ -210,6 +222,9 @@ impl Store {
         for sha in gathered.bodies.iter().chain(&late.bodies) {
             self.blobs.remove(sha.as_bytes())?;
             self.files.remove(Kind::Blob, sha)?;
+        }
+        for key in gathered.mails.iter().chain(&late.mails) {
+            self.remove_delivered(key)?;
         }
         for sha in &gathered.blobs {
             if self
@@ -327,6 +342,7 @@ impl Store {
                 if item.ticket == number && item.org == org {
                     g.remove.insert(k.to_vec());
                     g.remove.insert(pending_key(&item.key).into_bytes());
+                    g.mails.insert(item.key.clone());
                     // The stored body of a mail with files is that mail's alone.
                     g.bodies.extend(item.files.body.clone());
                     let mid = normalize_message_id(&item.message_id);
@@ -408,14 +424,18 @@ impl Store {
         Ok(())
     }
 
-    /// Whether `org` refuses mail from `sender`.
+    /// Whether `org` refuses mail from `sender` (also when the sender was erased since:
+    /// the block is then kept under a keyed hash of the address).
     pub fn is_blocked(&self, org: &str, sender: &str) -> Result<bool, StoreError> {
         let key = block_key(org, sender);
         if let Some(known) = self.lookups.blocked(&key) {
             return Ok(known);
         }
         let generation = self.lookups.generation();
-        let blocked = self.state.contains_key(&key)?;
+        let blocked = self.state.contains_key(&key)?
+            || self
+                .state
+                .contains_key(self.hashed_block_key(org, sender)?)?;
         self.lookups.keep_blocked(generation, &key, blocked);
         Ok(blocked)
     }
@@ -432,9 +452,11 @@ impl Store {
     /// Takes `sender` (any spelling of the blocked address) off `org`'s blocklist; `false`
     /// when it was not on it.
     pub fn unblock_sender(&self, org: &str, sender: &str) -> Result<bool, StoreError> {
+        let hashed = self.hashed_block_key(org, sender)?;
         let removed = self.state.remove(block_key(org, sender));
+        let removed_hashed = self.state.remove(hashed);
         self.lookups.forget();
-        let gone = removed?.is_some();
+        let gone = removed?.is_some() | removed_hashed?.is_some();
         self.flush()?;
         Ok(gone)
     }

@@ -371,15 +371,16 @@ impl Store {
         self.flush()
     }
 
-    /// Whether an end user still wants automatic mail (acknowledgements and alerts).
+    /// Whether an end user still wants automatic mail (acknowledgements and alerts); an
+    /// erased person's opt-out is kept under a keyed hash of the address.
     pub fn contact_alerts(&self, email: &str) -> Result<bool, StoreError> {
-        Ok(self
+        let email = email.trim().to_ascii_lowercase();
+        Ok(!self
             .state
-            .get(format!(
-                "contact-noalerts/{}",
-                email.trim().to_ascii_lowercase()
-            ))?
-            .is_none())
+            .contains_key(format!("contact-noalerts/{email}"))?
+            && !self
+                .state
+                .contains_key(format!("contact-noalerts/{}", self.hashed_form(&email)?))?)
     }
 
     pub fn set_contact_alerts(&self, email: &str, on: bool) -> Result<(), StoreError> {
@@ -392,6 +393,8 @@ impl Store {
         let key = format!("contact-noalerts/{email}");
         if on {
             self.state.remove(key)?;
+            self.state
+                .remove(format!("contact-noalerts/{}", self.hashed_form(&email)?))?;
         } else {
             self.state.insert(key, &[])?;
         }

@@ -7,10 +7,12 @@ mod bell;
 mod blobs;
 mod clock;
 mod codec;
+mod compaction;
 mod deletion;
 mod delivery;
 mod directory;
 mod dkim;
+mod erasure;
 mod error;
 mod files;
 mod grants;
@@ -34,10 +36,12 @@ pub use access::{LinkRefusal, LoginLink, Principal, WebSession};
 pub use audit::{AuditAction, AuditEntry};
 pub use bell::BellItem;
 pub use clock::{Clock, OffsetFileClock, SystemClock};
+pub use compaction::{compact, Compacted};
 pub use deletion::{blocked_form, BlockedSender, Deleted};
 pub use delivery::{DeliveryCommit, PipelineWrite, TicketTarget, MAX_PARTICIPANTS, MAX_TICKET_CC};
 pub use directory::{hash_token, ApiTokenInfo};
 pub use dkim::DkimKeyRecord;
+pub use erasure::{Erased, ERASED_TEXT};
 pub use error::StoreError;
 pub use held::HeldAction;
 pub use mail_requests::SignInRequest;
@@ -52,6 +56,22 @@ pub use tickets::{parse_day, NewTicket, TicketAction, TicketFilter};
 
 use std::path::Path;
 
+/// The file name in [`Store::delivered_folder`] of the mail with outbox key `key`: the key
+/// made safe as a file name, `.eml`.
+pub fn delivered_file_name(key: &str) -> String {
+    let stem: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{stem}.eml")
+}
+
 /// Handle to the data folder's database. Cheap to clone; all clones share one sled instance.
 #[derive(Clone)]
 pub struct Store {
@@ -65,6 +85,8 @@ pub struct Store {
     blobs: sled::Tree,
     /// Raw messages and attachments too large for sled's cache, as files.
     files: files::Files,
+    /// Where outbound mail is written when no relay is set (`outbox/`).
+    delivered: std::path::PathBuf,
     /// RCPT-time lookups answered from memory; one node's writes forget them (a second
     /// backend shared by several nodes must forget them on the others' writes too).
     lookups: std::sync::Arc<lookups::Lookups>,
@@ -76,6 +98,7 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store in `dir`. sled holds an exclusive lock on it.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        compaction::recover(dir)?;
         let db = sled::Config::new()
             .path(dir.join("db"))
             .mode(sled::Mode::HighThroughput)
@@ -93,6 +116,7 @@ impl Store {
             raw,
             blobs,
             files: files::Files::open(dir)?,
+            delivered: dir.join("outbox"),
             lookups: Default::default(),
             watch_changes: Default::default(),
         };
@@ -109,6 +133,21 @@ impl Store {
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
+    }
+
+    /// The data folder's `outbox/`: where outbound mail is written as `.eml` files when no
+    /// relay is set (see [`delivered_file_name`]).
+    pub fn delivered_folder(&self) -> &Path {
+        &self.delivered
+    }
+
+    /// Removes the file of the mail with outbox key `key` from the outbox folder, if it was
+    /// written there (no relay): deleted and erased mail must not stay in the data folder.
+    pub(crate) fn remove_delivered(&self, key: &str) -> Result<(), StoreError> {
+        match std::fs::remove_file(self.delivered.join(delivered_file_name(key))) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
     }
 
     /// A 32-byte secret kept in the store, created on first use (e.g. the reply-token key).

@@ -1106,3 +1106,109 @@ fn a_deactivated_organization_is_deleted_once_its_tickets_are_gone() {
     drop(s);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn an_erased_person_is_a_pseudonym_and_their_words_and_files_are_gone() {
+    let (s, dir) = temp_store("erasure");
+    s.add_org(&org("acme")).expect("org");
+    let ids = spool_to(&s, "acme", &[b"from bob", b"from carol", b"bob's spam"]);
+    let file = |bytes: &[u8]| AttachmentRef {
+        name: "f".into(),
+        content_type: "application/octet-stream".into(),
+        size: bytes.len() as u64,
+        sha256: s.put_blob(bytes).expect("blob"),
+    };
+    let (his, hers) = (file(b"bob's own file"), file(b"carol's file"));
+    let bob = DeliveryCommit {
+        attachments: vec![his.clone()],
+        text: "My printer jams".into(),
+        ..commit(ids[0], "acme", "<m1@x>", new_target(), true)
+    };
+    let carol = DeliveryCommit {
+        from: "carol@c.test".into(),
+        attachments: vec![hers.clone()],
+        text: "Same here, ask BOB@c.test".into(),
+        participants: vec!["carol@c.test".into()],
+        ..commit(ids[1], "acme", "<m2@x>", TicketTarget::Existing(1), true)
+    };
+    for d in [
+        bob,
+        carol,
+        commit(ids[2], "acme", "<m3@x>", new_target(), true),
+    ] {
+        s.commit_delivery(&d).expect("commit");
+    }
+    let at = OffsetDateTime::now_utc();
+    s.delete_ticket(2, "admin@x.test", at, Some("bob@c.test"))
+        .expect("spam");
+    s.set_contact_alerts("bob@c.test", false).expect("opt out");
+    s.add_staff(&staff("ann@x.test", "Ann", Role::Admin))
+        .expect("staff");
+    assert!(matches!(
+        s.erase_person("ann@x.test"),
+        Err(StoreError::Invalid(_))
+    ));
+
+    let e = s.erase_person("bob@c.test").expect("erase");
+    let p = e.pseudonym.clone();
+    assert!(
+        p.starts_with("erased-") && p.ends_with("@erased.invalid"),
+        "{p}"
+    );
+    assert_eq!(
+        (e.tickets, e.entries, e.originals, e.files, e.left),
+        (1, 1, 1, 1, 0)
+    );
+    let t = s.ticket(1).expect("t").expect("ticket");
+    assert_eq!(
+        (t.requester.as_str(), t.summary.as_str()),
+        (p.as_str(), ERASED_TEXT)
+    );
+    assert!(!t.participants.contains(&"bob@c.test".to_string()));
+    let events = s.events_for(1).expect("events");
+    assert_eq!(
+        (events[0].author.as_str(), events[0].text.as_str()),
+        (p.as_str(), ERASED_TEXT)
+    );
+    assert_eq!(events[1].text, format!("Same here, ask {p}"));
+    assert_eq!(s.raw_message(ids[0]).expect("raw"), None);
+    assert!(s.raw_message(ids[1]).expect("raw").is_some());
+    assert_eq!(s.blob(&his.sha256).expect("blob"), None);
+    assert!(s.blob(&hers.sha256).expect("blob").is_some());
+    assert_eq!(
+        s.tickets_of("bob@c.test", false, 10).expect("index"),
+        vec![]
+    );
+    assert_eq!(s.tickets_of(&p, false, 10).expect("index").len(), 1);
+    // The opt-out and the block still hold, for every spelling of the address.
+    assert!(!s.contact_alerts("Bob@C.test").expect("alerts"));
+    assert!(s.is_blocked("acme", "bob+x@c.test").expect("blocked"));
+    assert_eq!(s.blocked_senders("acme").expect("list")[0].sender, p);
+    // The same pseudonym every time; a second run finds nothing left.
+    assert_eq!(s.erased_as("bob@c.test").expect("as"), Some(p.clone()));
+    let again = s.erase_person("bob@c.test").expect("again");
+    assert_eq!((again.pseudonym, again.entries, again.left), (p, 0, 0));
+    drop(s);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn compaction_keeps_every_record_and_recovers_when_interrupted() {
+    let (s, dir) = temp_store("compaction");
+    s.add_org(&org("acme")).expect("org");
+    spool_to(&s, "acme", &[b"one", b"two"]);
+    drop(s);
+    let c = compact(&dir).expect("compact");
+    assert!(c.records > 3, "{c:?}");
+    let s = Store::open(&dir).expect("reopen");
+    assert!(s.org("acme").expect("org").is_some());
+    assert_eq!(s.pending_inbound().expect("pending").len(), 2);
+    drop(s);
+    // A crash between the two renames: the old database comes back at the next open.
+    std::fs::rename(dir.join("db"), dir.join("db.old")).expect("rename");
+    let s = Store::open(&dir).expect("recovered");
+    assert!(s.org("acme").expect("org").is_some());
+    assert!(!dir.join("db.old").exists());
+    drop(s);
+    let _ = std::fs::remove_dir_all(dir);
+}

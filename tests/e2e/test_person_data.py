@@ -1,8 +1,10 @@
-"""A person's data over the real server: the ZIP of everything held about one address,
-from the API, from Settings › People and from `postdesk person export`, read back with
-Python's zipfile. Their original messages and attachments come back byte for byte; what
-others wrote privately, and others' files, do not; only owners and admins get it; each
-export is in the audit log."""
+"""A person's data over the real server. Export: the ZIP of everything held about one
+address, from the API, from Settings › People and from `postdesk person export`, read
+back with Python's zipfile; their original messages and attachments come back byte for
+byte, what others wrote privately and others' files do not. Erasure: afterwards no API,
+page or search yields their address or words, nor (after `postdesk compact`) any file of
+the data folder; others' messages in the same tickets are intact; their block and opt-out
+still hold. Only owners and admins do either; each is in the audit log."""
 
 import email.policy
 import hashlib
@@ -15,6 +17,7 @@ import time
 import unittest
 import urllib.parse
 import urllib.request
+import uuid
 import zipfile
 
 from harness import Browser, Server, mail, staff_link, wait_for
@@ -206,6 +209,170 @@ class PersonData(unittest.TestCase):
             self.assertIn("cannot create", again.stderr)
         finally:
             srv.start()
+
+
+def data_files_holding(folder, needles):
+    """The files under `folder` whose bytes hold any of `needles` (any case)."""
+    found = []
+    lowered = [n.lower() for n in needles]
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                data = f.read().lower()
+            found += [(os.path.relpath(path, folder), n) for n in lowered if n in data]
+    return found
+
+
+class Erasure(unittest.TestCase):
+    """Rita is erased; Bob, in the same ticket, is not."""
+
+    def setUp(self):
+        srv = Server().bootstrap(orgs=(("acme", "Acme", []), ("beta", "Beta", [])),
+                                 staff=[("mia@ops.test", "Mia Manager", "manager"),
+                                        ("boss@ops.test", "Bo Owner", "owner")])
+        self.addCleanup(srv.close)
+        self.manager = srv.cli("token", "create", "mia@ops.test").stdout.strip()
+        self.owner = srv.cli("token", "create", "boss@ops.test").stdout.strip()
+        self.admin_link = staff_link(srv, "tester@ops.test")
+        # Rita does not want automatic mail: the opt-out must outlive her erasure.
+        srv.cli("contact", "alerts", RITA, "off")
+        self.srv = srv.start()
+        # Words only Rita wrote, and files only she sent.
+        self.her_words = [f"zebra-{uuid.uuid4().hex[:10]}", f"quartz-{uuid.uuid4().hex[:10]}"]
+        self.her_files = [os.urandom(5000), os.urandom(100_000)]
+        self.bob_words = f"walnut-{uuid.uuid4().hex[:10]}"
+        self.bob_file = os.urandom(4000)
+        first = mail(RITA, "acme@acme.test", f"Printer {self.her_words[0]}",
+                     f"It jams. {self.her_words[0]}", Cc=BOB)
+        with_file(first, "jam-photo.bin", self.her_files[0])
+        self.ticket = self.deliver(RITA, ["acme@acme.test", BOB], first)["ticket"]
+        second = mail(RITA, "acme@acme.test", "Re: printer", f"Log. {self.her_words[1]}",
+                      In_Reply_To=first["Message-ID"])
+        with_file(second, "big.log", self.her_files[1])
+        self.deliver(RITA, ["acme@acme.test"], second)
+        bob = mail(BOB, "acme@acme.test", "Re: printer", f"Bob: {self.bob_words}",
+                   In_Reply_To=first["Message-ID"])
+        with_file(bob, "bob.bin", self.bob_file)
+        self.bob_mid = bob["Message-ID"]
+        self.bob_raw = bob.as_bytes(policy=email.policy.SMTP)
+        self.deliver(BOB, ["acme@acme.test"], bob)
+        self.her_mids = [first["Message-ID"], second["Message-ID"]]
+        srv.send("POST", f"/api/v1/tickets/{self.ticket}/replies",
+                 {"text": "A technician comes today."}, expect=201)
+        srv.send("POST", f"/api/v1/tickets/{self.ticket}/notes",
+                 {"text": f"Called {RITA.upper()} back."}, expect=201)
+        # Her spam, deleted as spam by acme: acme blocks her.
+        spam = self.deliver(RITA, ["acme@acme.test"],
+                            mail(RITA, "acme@acme.test", "Cheap watches", "Buy now."))
+        srv.send("DELETE", f"/api/v1/tickets/{spam['ticket']}?spam=true", b"")
+        wait_for(lambda: [m for m in srv.api("/api/v1/outbox")["outbox"]
+                          if m["recipient"] == RITA and m["status"] != "pending"])
+
+    def deliver(self, sender, rcpts, message):
+        with smtplib.SMTP("127.0.0.1", self.srv.smtp_port) as s:
+            s.sendmail(sender, rcpts, message.as_bytes(policy=email.policy.SMTP))
+        return self.srv.decision_for(message["Message-ID"])
+
+    def rcpt(self, sender, to):
+        with smtplib.SMTP("127.0.0.1", self.srv.smtp_port) as s:
+            s.ehlo()
+            s.mail(sender)
+            return s.rcpt(to)[0]
+
+    def test_erased_everywhere_and_others_intact(self):
+        srv = self.srv
+        data = srv.dir
+        needles = [RITA.encode()] + [w.encode() for w in self.her_words]
+        time.sleep(1)  # sled writes its log within 500 ms
+        self.assertTrue(data_files_holding(data, needles), "the test reads the data folder")
+        # Only owners and admins; staff are removed from staff first.
+        srv.send("POST", f"/api/v1/people/{RITA}/erase", b"", token=self.manager, expect=403)
+        srv.send("POST", "/api/v1/people/nobody/erase", b"", expect=400)
+        srv.send("POST", "/api/v1/people/mia@ops.test/erase", b"", expect=409)
+        # From Settings › People: the address typed twice.
+        admin = Browser(srv)
+        admin.get(self.admin_link)
+        page = admin.get("/settings/people")[2]
+        status, _, page = admin.post("/settings/people/erase", {
+            "csrf": admin.csrf(page), "email": RITA, "confirm": BOB})
+        self.assertEqual(status, 400)
+        self.assertEqual(srv.ticket(self.ticket)["requester"], RITA)
+        status, _, page = admin.post("/settings/people/erase", {
+            "csrf": admin.csrf(page), "email": RITA, "confirm": RITA.upper()})
+        self.assertEqual(status, 200)
+        pseudonym = re.search(r"They are now (erased-[0-9a-f]+@erased\.invalid)", page).group(1)
+        counts = re.search(r"(\d+) tickets, (\d+) entries, (\d+) original messages, "
+                           r"(\d+) files", page).groups()
+        # Her spam's original went with its ticket: two originals left to delete.
+        self.assertEqual(counts, ("1", "2", "2", "2"))
+        self.assertNotIn("still hold the address", page)
+
+        # The ticket: her entries "[erased]" under the pseudonym, Bob's and staff's intact.
+        t = srv.ticket(self.ticket)
+        self.assertEqual((t["requester"], t["summary"]), (pseudonym, "[erased]"))
+        hers = [e for e in t["events"] if e["author"] == pseudonym]
+        self.assertEqual([e["text"] for e in hers], ["[erased]", "[erased]"])
+        bobs = [e for e in t["events"] if e["author"] == BOB]
+        self.assertEqual(bobs[0]["text"], f"Bob: {self.bob_words}")
+        self.assertIn(f"Called {pseudonym} back.", [e["text"] for e in t["events"]])
+        for e in hers:
+            srv.api(f"/api/v1/tickets/{self.ticket}/events/{e['seq']}/raw", expect=404)
+        for mid in self.her_mids:
+            srv.api(f"/api/v1/messages/{urllib.parse.quote(mid)}/raw", expect=404)
+        bob_raw = srv.api(f"/api/v1/messages/{urllib.parse.quote(self.bob_mid)}/raw")
+        self.assertTrue(bob_raw.endswith(self.bob_raw))
+        sha = hashlib.sha256(self.bob_file).hexdigest()
+        with admin.opener.open(srv.url(f"/desk/tickets/{self.ticket}/attachments/{sha}")) as r:
+            self.assertEqual(r.read(), self.bob_file)
+        for f in self.her_files:
+            her_sha = hashlib.sha256(f).hexdigest()
+            url = f"/desk/tickets/{self.ticket}/attachments/{her_sha}"
+            self.assertEqual(admin.get(url)[0], 404)
+
+        # No API, page or search yields her address or words.
+        texts = [json.dumps(srv.api(p)) for p in (
+            f"/api/v1/tickets/{self.ticket}", "/api/v1/tickets", "/api/v1/inbound",
+            "/api/v1/outbox", "/api/v1/orgs/acme/blocked")]
+        audit = srv.api("/api/v1/audit", token=self.owner)["audit"]
+        texts.append(json.dumps(audit))
+        self.assertIn(("erasure", "tester@ops.test"),
+                      [(a["action"], a["actor"]) for a in audit])
+        # (A search page shows what was searched for in its box: not what it found.)
+        pages = [re.sub(r'name="q" value="[^"]*"', "", admin.get(p)[2]) for p in (
+            f"/desk/tickets/{self.ticket}", "/desk", "/dashboard", "/settings/orgs/acme",
+            f"/desk?q={urllib.parse.quote(RITA)}", f"/desk?q={self.her_words[0]}")]
+        for text in texts + pages:
+            for needle in [RITA] + self.her_words:
+                self.assertNotIn(needle.lower(), text.lower())
+        self.assertIn("No tickets match.", pages[-1])
+        export = json.loads(self.export_of(RITA).read("manifest.json"))
+        self.assertEqual(export["tickets"], [])
+
+        # After compaction, no file of the data folder holds them; Bob's words are there.
+        srv.stop()
+        out = srv.cli("compact").stdout
+        self.assertIn("compacted", out)
+        self.assertEqual(data_files_holding(data, needles), [])
+        self.assertTrue(data_files_holding(data, [self.bob_words.encode(), self.bob_file[:64]]))
+        srv.start()
+        self.assertEqual(srv.ticket(self.ticket)["events"][0]["author"], pseudonym)
+        # Her block and her opt-out still hold: kept as hashes of her address.
+        self.assertEqual(self.rcpt(RITA, "acme@acme.test"), 550)
+        blocked = srv.api("/api/v1/orgs/acme/blocked")
+        self.assertEqual([b["sender"] for b in blocked], [pseudonym])
+        again = self.deliver(RITA, ["beta@acme.test"],
+                             mail(RITA, "beta@acme.test", "New question", "Hello again."))
+        time.sleep(1.5)
+        to_her = [m for m in srv.api("/api/v1/outbox")["outbox"]
+                  if m["recipient"] == RITA and m["ticket"] == again["ticket"]]
+        self.assertEqual(to_her, [])
+
+    def export_of(self, who):
+        req = urllib.request.Request(self.srv.url(f"/api/v1/people/{who}/export"))
+        req.add_header("Authorization", f"Bearer {self.srv.token}")
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return zipfile.ZipFile(io.BytesIO(r.read()))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ use postdesk_desk::fields::FieldEdit;
 use postdesk_desk::files::NewFile;
 use postdesk_desk::model::{HeldOutcome, Monitor, Visibility};
 use postdesk_desk::opening::TicketRequest;
+use postdesk_desk::people::erasure_done;
 use postdesk_desk::tickets::Write;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -324,6 +325,27 @@ async fn set_deactivated(
         "slug": org.slug,
         "deactivated_at": org.deactivated_at.map(timestamp),
         "deleted_on": org.deleted_on().map(timestamp),
+    })))
+}
+
+/// `POST /api/v1/people/EMAIL/erase` (owners and admins): the address becomes a pseudonym
+/// everywhere, its words "[erased]", its originals and files gone. Answers with the
+/// pseudonym and the counts.
+pub async fn erase_person(
+    State(state): State<AppState>,
+    caller: AuditedCaller,
+    Path(email): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let e = state.desk.erase_person(caller.staff.clone(), email).await?;
+    caller.record(&state, erasure_done(&e)).await;
+    Ok(Json(json!({
+        "pseudonym": e.pseudonym,
+        "tickets": e.tickets,
+        "entries": e.entries,
+        "originals": e.originals,
+        "files": e.files,
+        "mails": e.mails.len(),
+        "left": e.left,
     })))
 }
 

@@ -132,23 +132,14 @@ pub async fn page(
 }
 
 /// The ZIP of everything held about `email`, and what the audit log says of it.
-async fn person(state: &AppState, staff: Staff, email: &str) -> Result<Response, ApiError> {
+async fn person(state: &AppState, staff: Staff, email: &str) -> Result<(Response, Done), ApiError> {
     let address = person_address(email)?;
-    let chunks = state.desk.person_export(staff, address.clone()).await?;
+    let (chunks, done) = state.desk.person_export(staff, address.clone()).await?;
     let name = format!(
         "person-{}.zip",
         address.replace(|c: char| !c.is_ascii_alphanumeric() && c != '.', "_")
     );
-    Ok(download(&name, "application/zip", chunks))
-}
-
-fn person_done(email: &str) -> Done {
-    let address = person_address(email).unwrap_or_default();
-    Done::new(
-        AuditAction::Exported,
-        None,
-        format!("person data of {address}"),
-    )
+    Ok((download(&name, "application/zip", chunks), done))
 }
 
 /// `GET /api/v1/people/EMAIL/export`.
@@ -157,8 +148,8 @@ pub async fn person_api(
     caller: AuditedCaller,
     Path(email): Path<String>,
 ) -> Result<Response, ApiError> {
-    let zip = person(&state, caller.staff.clone(), &email).await?;
-    caller.record(&state, person_done(&email)).await;
+    let (zip, done) = person(&state, caller.staff.clone(), &email).await?;
+    caller.record(&state, done).await;
     Ok(zip)
 }
 
@@ -174,7 +165,7 @@ pub async fn person_page(
     me: StaffSession,
     Query(q): Query<PersonQuery>,
 ) -> PageResult {
-    let zip = person(&state, me.staff.clone(), &q.email).await?;
-    me.record(&state, person_done(&q.email)).await;
+    let (zip, done) = person(&state, me.staff.clone(), &q.email).await?;
+    me.record(&state, done).await;
     Ok(zip)
 }

@@ -191,7 +191,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/exports/{file}", get(exports::api))
         .route("/api/v1/people/{email}/export", get(exports::person_api))
+        .route("/api/v1/people/{email}/erase", post(actions::erase_person))
         .route("/settings/people", get(pages::people::show))
+        .route("/settings/people/erase", post(pages::people::erase))
         .route("/settings/people/export", get(exports::person_page))
         .route(
             "/unsubscribe/{token}",

@@ -1,0 +1,106 @@
+//! Compacting the database (server stopped): every tree is copied into a fresh database,
+//! checked, and put in the old one's place, so the old versions of records that sled keeps
+//! in its log until it reuses the space (an erased person's, a deleted ticket's) are gone.
+
+use crate::StoreError;
+use std::path::Path;
+
+/// The database folder inside the data folder, and the two names a compaction uses.
+const DB: &str = "db";
+const NEW: &str = "db.compact";
+const OLD: &str = "db.old";
+
+/// What a compaction did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compacted {
+    /// Records copied, over all trees.
+    pub records: u64,
+    /// The database folder's size before and after, in bytes.
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+}
+
+fn folder_size(dir: &Path) -> std::io::Result<u64> {
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        n += if meta.is_dir() {
+            folder_size(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(n)
+}
+
+/// Finishes a compaction a crash interrupted between its two renames: the old database is
+/// put back if the new one is not in place yet, else removed. Called before opening.
+pub(crate) fn recover(data: &Path) -> Result<(), StoreError> {
+    let (db, old) = (data.join(DB), data.join(OLD));
+    if old.is_dir() {
+        if db.is_dir() {
+            std::fs::remove_dir_all(&old)?;
+        } else {
+            std::fs::rename(&old, &db)?;
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites the database of data folder `data` (no server may have it open): a copy of
+/// every tree into `db.compact`, the copy's record count checked against the original's,
+/// then `db` → `db.old`, `db.compact` → `db`, `db.old` removed.
+pub fn compact(data: &Path) -> Result<Compacted, StoreError> {
+    recover(data)?;
+    let (db_dir, new_dir, old_dir) = (data.join(DB), data.join(NEW), data.join(OLD));
+    if !db_dir.is_dir() {
+        return Err(StoreError::NotFound(format!(
+            "a database in {}",
+            data.display()
+        )));
+    }
+    if new_dir.exists() {
+        std::fs::remove_dir_all(&new_dir)?;
+    }
+    let bytes_before = folder_size(&db_dir)?;
+    let records = {
+        let old = sled::Config::new().path(&db_dir).open()?;
+        let new = sled::Config::new().path(&new_dir).open()?;
+        let mut copied = 0u64;
+        for name in old.tree_names() {
+            let (from, to) = (old.open_tree(&name)?, new.open_tree(&name)?);
+            let mut batch = sled::Batch::default();
+            let mut in_batch = 0;
+            for kv in from.iter() {
+                let (k, v) = kv?;
+                batch.insert(k, v);
+                in_batch += 1;
+                copied += 1;
+                if in_batch == 10_000 {
+                    to.apply_batch(std::mem::take(&mut batch))?;
+                    in_batch = 0;
+                }
+            }
+            to.apply_batch(batch)?;
+            if to.len() != from.len() {
+                return Err(StoreError::Corrupt(format!(
+                    "compaction copied {} of {} records of tree {}",
+                    to.len(),
+                    from.len(),
+                    String::from_utf8_lossy(&name)
+                )));
+            }
+        }
+        new.flush()?;
+        copied
+    };
+    std::fs::rename(&db_dir, &old_dir)?;
+    std::fs::rename(&new_dir, &db_dir)?;
+    std::fs::remove_dir_all(&old_dir)?;
+    Ok(Compacted {
+        records,
+        bytes_before,
+        bytes_after: folder_size(&db_dir)?,
+    })
+}

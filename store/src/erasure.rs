@@ -1,0 +1,579 @@
+//! Erasing a person: their address becomes a stable pseudonym everywhere the store keeps
+//! it, what they wrote becomes "[erased]", their original messages and the files no one
+//! else sent go, the mail about them loses its body; their opt-out and blocks stay, as
+//! keyed hashes that still match their address.
+
+use crate::codec::{decode, encode, key_num, num_key};
+use crate::deletion::blocked_form;
+use crate::files::Kind;
+use crate::message_ids::{mid_entry, mid_origin, mid_ticket};
+use crate::tickets::save_ticket;
+use crate::{
+    AuditEntry, BellItem, BlockedSender, Change, Decision, Envelope, Event, OutboxItem,
+    OutboxStatus, Principal, Store, StoreError, Ticket,
+};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use sled::transaction::ConflictableTransactionError::Abort;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What replaces the words of an erased person.
+pub const ERASED_TEXT: &str = "[erased]";
+/// The domain of every pseudonym (`.invalid` is reserved: mail to it never leaves).
+const PSEUDONYM_DOMAIN: &str = "erased.invalid";
+/// The store secret that keys pseudonyms and hashes.
+const SECRET: &str = "erasure";
+
+/// What one erasure changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Erased {
+    /// The address that now stands for the person.
+    pub pseudonym: String,
+    /// Tickets the person was on.
+    pub tickets: usize,
+    /// Entries they wrote, now "[erased]".
+    pub entries: usize,
+    /// Their original messages deleted.
+    pub originals: usize,
+    /// Attachment contents deleted (those no one else's entry holds).
+    pub files: usize,
+    /// Outbound mails about them or to them whose body was dropped (unsent ones are
+    /// cancelled).
+    pub mails: Vec<String>,
+    /// Records that still hold the address afterwards (mail that came in meanwhile).
+    pub left: usize,
+}
+
+/// Replaces every ASCII-case-insensitive occurrence of `needle` (lowercase) in `text`.
+fn replace_ci(text: &str, needle: &str, with: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    if needle.is_empty() || !lower.contains(needle) {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    for (at, _) in lower.match_indices(needle) {
+        out.push_str(&text[rest..at]);
+        out.push_str(with);
+        rest = at + needle.len();
+    }
+    out.push_str(&text[rest..]);
+    Some(out)
+}
+
+/// Whether `bytes` hold `needle` (lowercase ASCII), in any case.
+fn holds(bytes: &[u8], needle: &[u8]) -> bool {
+    bytes
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// `email` replaced by `with` in a list; whether it was there.
+fn swap_in(list: &mut [String], email: &str, with: &str) -> bool {
+    let mut found = false;
+    for a in list.iter_mut().filter(|a| *a == email) {
+        *a = with.to_string();
+        found = true;
+    }
+    found
+}
+
+impl Store {
+    fn keyed_hash(&self, text: &str) -> Result<String, StoreError> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret(SECRET)?)
+            .map_err(|_| StoreError::Corrupt("erasure secret".into()))?;
+        mac.update(text.as_bytes());
+        Ok(crate::directory::data_hex(&mac.finalize().into_bytes()))
+    }
+
+    /// The pseudonym that stands for `email` (lowercase) once erased: the same every time,
+    /// and not guessable from the address without the store's secret.
+    pub fn pseudonym(&self, email: &str) -> Result<String, StoreError> {
+        let hash = self.keyed_hash(email)?;
+        Ok(format!("erased-{}@{PSEUDONYM_DOMAIN}", &hash[..16]))
+    }
+
+    /// The pseudonym of `email` (lowercase) if it was erased.
+    pub fn erased_as(&self, email: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .state
+            .get(format!("erased/{}", self.hashed_form(email)?))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// The form an erased person's opt-out and blocks are kept under: `#` and a keyed
+    /// hash of `form` (an address in the form its lookups use).
+    pub(crate) fn hashed_form(&self, form: &str) -> Result<String, StoreError> {
+        Ok(format!("#{}", self.keyed_hash(form)?))
+    }
+
+    /// Erases `email` (lowercase; not a staff member's): see the module's comment. Safe to
+    /// run again (a stopped erasure is finished by the next).
+    pub fn erase_person(&self, email: &str) -> Result<Erased, StoreError> {
+        if self.staff(email)?.is_some() {
+            return Err(StoreError::Invalid(format!(
+                "{email} is a staff member: remove them from staff first"
+            )));
+        }
+        let pseudonym = self.pseudonym(email)?;
+        let mut done = Erased {
+            pseudonym: pseudonym.clone(),
+            ..Erased::default()
+        };
+        let tickets = self.erase_from_tickets(email, &pseudonym)?;
+        done.tickets = tickets.len();
+        let theirs = self.erase_from_events(email, &pseudonym, &mut done)?;
+        self.erase_mail_in(email, &pseudonym, &theirs, &mut done)?;
+        self.erase_from_message_ids(email, &pseudonym)?;
+        self.erase_from_outbox(email, &pseudonym, &tickets, &mut done)?;
+        self.erase_from_bell(email, &pseudonym, &tickets, &theirs.entries)?;
+        self.erase_access(email)?;
+        self.keep_opt_outs_hashed(email, &pseudonym)?;
+        self.erase_from_audit(email, &pseudonym)?;
+        self.state.insert(
+            format!("erased/{}", self.hashed_form(email)?),
+            pseudonym.as_bytes(),
+        )?;
+        self.flush()?;
+        self.lookups.forget();
+        done.left = self.records_holding(email)?;
+        Ok(done)
+    }
+
+    /// Rewrites every ticket the person is on; returns their numbers with the summary each
+    /// had (a requester's summary is their words: it becomes "[erased]").
+    fn erase_from_tickets(
+        &self,
+        email: &str,
+        pseudonym: &str,
+    ) -> Result<BTreeMap<u64, String>, StoreError> {
+        let mut touched = BTreeMap::new();
+        let on = |t: &Ticket| {
+            t.requester == email
+                || t.assignee.as_deref() == Some(email)
+                || t.created_by.as_deref() == Some(email)
+                || t.cc
+                    .iter()
+                    .chain(&t.participants)
+                    .chain(&t.followers)
+                    .any(|a| a == email)
+                || t.minutes_logged.contains_key(email)
+                || holds(t.summary.as_bytes(), email.as_bytes())
+        };
+        let numbers: Vec<u64> = self
+            .all_tickets()
+            .filter_map(|t| match t {
+                Ok(t) if on(&t) => Some(Ok(t.number)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<Result<_, _>>()?;
+        for number in numbers {
+            let key = num_key("ticket/", number);
+            let summary = self
+                .state
+                .transaction(|tx| {
+                    let Some(v) = tx.get(&key)? else {
+                        return Ok(None);
+                    };
+                    let before: Ticket = decode(&v).map_err(Abort)?;
+                    let mut t = before.clone();
+                    if t.requester == email {
+                        t.requester = pseudonym.to_string();
+                        t.summary = ERASED_TEXT.to_string();
+                    } else if let Some(s) = replace_ci(&t.summary, email, pseudonym) {
+                        t.summary = s;
+                    }
+                    for a in [&mut t.assignee, &mut t.created_by] {
+                        if a.as_deref() == Some(email) {
+                            *a = Some(pseudonym.to_string());
+                        }
+                    }
+                    swap_in(&mut t.cc, email, pseudonym);
+                    swap_in(&mut t.participants, email, pseudonym);
+                    swap_in(&mut t.followers, email, pseudonym);
+                    if let Some(m) = t.minutes_logged.remove(email) {
+                        t.minutes_logged.insert(pseudonym.to_string(), m);
+                    }
+                    save_ticket(tx, Some(&before), &t)?;
+                    Ok(Some(before.summary))
+                })
+                .map_err(StoreError::from)?;
+            if let Some(s) = summary {
+                touched.insert(number, s);
+            }
+        }
+        Ok(touched)
+    }
+
+    /// Their entries become "[erased]" under the pseudonym; others' entries that name the
+    /// address name the pseudonym. Returns what was theirs.
+    fn erase_from_events(
+        &self,
+        email: &str,
+        pseudonym: &str,
+        done: &mut Erased,
+    ) -> Result<Theirs, StoreError> {
+        let mut theirs = Theirs::default();
+        let mut batch = sled::Batch::default();
+        for kv in self.state.scan_prefix("ev/") {
+            let (k, v) = kv?;
+            let mut e: Event = decode(&v)?;
+            let before = e.clone();
+            if e.author == email || e.author == pseudonym {
+                e.author = pseudonym.to_string();
+                e.text = ERASED_TEXT.to_string();
+                for a in &mut e.attachments {
+                    theirs.files.insert(a.sha256.clone());
+                    a.name = ERASED_TEXT.to_string();
+                }
+                theirs.inbound.extend(e.inbound);
+                theirs.entries.insert(e.seq);
+                done.entries += usize::from(before.author == email);
+            } else if let Some(text) = replace_ci(&e.text, email, pseudonym) {
+                e.text = text;
+            }
+            match &mut e.change {
+                Some(Change::Assignee(Some(a))) | Some(Change::Contact(a)) if a == email => {
+                    *a = pseudonym.to_string();
+                }
+                Some(Change::Cc(list)) => {
+                    swap_in(list, email, pseudonym);
+                }
+                _ => {}
+            }
+            if e != before {
+                batch.insert(k, encode(&e)?);
+            }
+        }
+        self.state.apply_batch(batch)?;
+        Ok(theirs)
+    }
+
+    /// Their inbound mail (by envelope, header or entry): the original deleted, the
+    /// envelope and decisions under the pseudonym without the subject; then the files
+    /// only they sent.
+    fn erase_mail_in(
+        &self,
+        email: &str,
+        pseudonym: &str,
+        theirs: &Theirs,
+        done: &mut Erased,
+    ) -> Result<(), StoreError> {
+        let mut inbound: BTreeSet<u64> = theirs.inbound.clone();
+        let mut batch = sled::Batch::default();
+        for kv in self.state.scan_prefix("decision/") {
+            let (k, v) = kv?;
+            let mut d: Decision = decode(&v)?;
+            if d.from == email || d.from == pseudonym || inbound.contains(&d.inbound) {
+                inbound.insert(d.inbound);
+                d.from = pseudonym.to_string();
+                d.subject = ERASED_TEXT.to_string();
+                for note in &mut d.notes {
+                    if let Some(n) = replace_ci(note, email, pseudonym) {
+                        *note = n;
+                    }
+                }
+                batch.insert(k, encode(&d)?);
+            }
+        }
+        for kv in self.state.scan_prefix("envelope/") {
+            let (k, v) = kv?;
+            let id = key_num(&k).ok_or_else(|| StoreError::Corrupt("envelope key".into()))?;
+            let mut env: Envelope = decode(&v)?;
+            if env.mail_from == email || inbound.contains(&id) {
+                inbound.insert(id);
+                env.mail_from = pseudonym.to_string();
+                batch.insert(k, encode(&env)?);
+            }
+        }
+        self.state.apply_batch(batch)?;
+        for id in inbound {
+            // Mail the pipeline has yet to read keeps its original: it comes in as new.
+            if self.state.contains_key(num_key("pending/", id))? {
+                continue;
+            }
+            let held = self.raw.remove(id.to_be_bytes())?.is_some()
+                | self.files.exists(Kind::Raw, &id.to_string());
+            self.files.remove(Kind::Raw, &id.to_string())?;
+            done.originals += usize::from(held);
+        }
+        for sha in &theirs.files {
+            if self.someone_else_holds(sha, pseudonym)? {
+                continue;
+            }
+            let held =
+                self.blobs.remove(sha.as_bytes())?.is_some() | self.files.exists(Kind::Blob, sha);
+            self.files.remove(Kind::Blob, sha)?;
+            done.files += usize::from(held);
+        }
+        Ok(())
+    }
+
+    /// Whether an entry not by `pseudonym` holds attachment `sha`.
+    fn someone_else_holds(&self, sha: &str, pseudonym: &str) -> Result<bool, StoreError> {
+        for k in self.state.scan_prefix(format!("blobuse/{sha}/")).keys() {
+            let Some(ticket) = key_num(&k?) else { continue };
+            for e in self.events_for(ticket)? {
+                if e.author != pseudonym && e.attachments.iter().any(|a| a.sha256 == sha) {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Who sent a Message-ID: under the pseudonym.
+    fn erase_from_message_ids(&self, email: &str, pseudonym: &str) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for kv in self.state.scan_prefix("mid/") {
+            let (k, v) = kv?;
+            if let Some((inbound, _)) = mid_origin(&v).filter(|(_, from)| *from == email) {
+                let ticket = mid_ticket(&v).unwrap_or(0);
+                batch.insert(k, mid_entry(ticket, inbound, pseudonym));
+            }
+        }
+        for kv in self.state.scan_prefix("midfrom/") {
+            let (k, v) = kv?;
+            if v.as_ref() == email.as_bytes() {
+                batch.insert(k, pseudonym.as_bytes());
+            }
+        }
+        let tail = format!("\0{email}");
+        for kv in self.state.scan_prefix("midby/") {
+            let (k, v) = kv?;
+            if k.ends_with(tail.as_bytes()) {
+                let mut moved = k[..k.len() - email.len()].to_vec();
+                moved.extend_from_slice(pseudonym.as_bytes());
+                batch.remove(k);
+                batch.insert(moved, v);
+            }
+        }
+        self.state.apply_batch(batch).map_err(StoreError::from)
+    }
+
+    /// Mail to the person, and all mail of the tickets they were on: the body dropped
+    /// (its stored files body too), unsent ones cancelled, the recipient under the
+    /// pseudonym; their hourly counts go.
+    fn erase_from_outbox(
+        &self,
+        email: &str,
+        pseudonym: &str,
+        tickets: &BTreeMap<u64, String>,
+        done: &mut Erased,
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut bodies = BTreeSet::new();
+        for kv in self.state.scan_prefix("outbox/") {
+            let (k, v) = kv?;
+            let mut item: OutboxItem = decode(&v)?;
+            if item.recipient != email && !tickets.contains_key(&item.ticket) {
+                continue;
+            }
+            done.mails.push(item.key.clone());
+            bodies.extend(item.files.body.take());
+            item.raw = Vec::new();
+            if item.status == OutboxStatus::Pending {
+                item.status = OutboxStatus::Failed {
+                    reason: "cancelled: the person was erased".into(),
+                };
+            }
+            batch.remove(crate::outbox::pending_key(&item.key).as_bytes());
+            if let Some(e) = item
+                .last_error
+                .as_deref()
+                .and_then(|e| replace_ci(e, email, pseudonym))
+            {
+                item.last_error = Some(e);
+            }
+            if item.recipient == email {
+                item.recipient = pseudonym.to_string();
+                item.key = crate::event_mail_key(item.event, pseudonym);
+                batch.remove(k);
+            }
+            batch.insert(format!("outbox/{}", item.key).as_bytes(), encode(&item)?);
+        }
+        for group in ["autosent", "alertsent"] {
+            for k in self.state.scan_prefix(format!("{group}/{email}/")).keys() {
+                batch.remove(k?);
+            }
+        }
+        self.state.apply_batch(batch)?;
+        // Mail written to the outbox folder (no relay) sits in the data folder too: its
+        // files go, and any other there that names them (a mail the outbox no longer
+        // lists, written as a deletion went by).
+        for key in &done.mails {
+            self.remove_delivered(key)?;
+        }
+        self.remove_delivered_naming(email)?;
+        for sha in bodies {
+            self.blobs.remove(sha.as_bytes())?;
+            self.files.remove(Kind::Blob, &sha)?;
+        }
+        Ok(())
+    }
+
+    /// Removes every file in the outbox folder that holds `email`.
+    fn remove_delivered_naming(&self, email: &str) -> Result<(), StoreError> {
+        let entries = match std::fs::read_dir(&self.delivered) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        for entry in entries {
+            let path = entry?.path();
+            if path.extension().is_some_and(|x| x == "eml")
+                && holds(&std::fs::read(&path)?, email.as_bytes())
+            {
+                std::fs::remove_file(&path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Bell entries of the tickets they were on: theirs say only "[erased]"; the others
+    /// lose the address and the requester's old summary.
+    fn erase_from_bell(
+        &self,
+        email: &str,
+        pseudonym: &str,
+        tickets: &BTreeMap<u64, String>,
+        entries: &BTreeSet<u64>,
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for kv in self.state.scan_prefix("bell/") {
+            let (k, v) = kv?;
+            let mut b: BellItem = decode(&v)?;
+            let Some(summary) = tickets.get(&b.ticket) else {
+                continue;
+            };
+            let text = if entries.contains(&b.event) {
+                format!("#{}: {ERASED_TEXT}", b.ticket)
+            } else {
+                let t = replace_ci(&b.text, email, pseudonym).unwrap_or(b.text.clone());
+                if summary.is_empty() {
+                    t
+                } else {
+                    t.replace(summary.as_str(), ERASED_TEXT)
+                }
+            };
+            if text != b.text {
+                b.text = text;
+                batch.insert(k, encode(&b)?);
+            }
+        }
+        Ok(self.state.apply_batch(batch)?)
+    }
+
+    /// Their portal sessions and sign-in links end; reply grants and sign-in mail
+    /// requests for them go.
+    fn erase_access(&self, email: &str) -> Result<(), StoreError> {
+        for org in self.orgs()? {
+            let principal = Principal::Portal {
+                org: org.slug,
+                email: email.to_string(),
+            };
+            self.end_all_sessions(&principal)?;
+            self.revoke_login_links(&principal)?;
+        }
+        let mut batch = sled::Batch::default();
+        let tail = format!("/{email}");
+        for k in self.state.scan_prefix("grant/").keys() {
+            let k = k?;
+            if k.ends_with(tail.as_bytes()) {
+                batch.remove(k);
+            }
+        }
+        for kv in self.state.scan_prefix("signinreq/") {
+            let (k, v) = kv?;
+            if decode::<crate::SignInRequest>(&v).is_ok_and(|r| r.recipient == email) {
+                batch.remove(k);
+            }
+        }
+        Ok(self.state.apply_batch(batch)?)
+    }
+
+    /// Their opt-out of automatic mail and every organization's block of them stay, under
+    /// a keyed hash of the address that lookups still match.
+    fn keep_opt_outs_hashed(&self, email: &str, pseudonym: &str) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        let plain = format!("contact-noalerts/{email}");
+        if self.state.contains_key(&plain)? {
+            batch.remove(plain.as_bytes());
+            batch.insert(
+                format!("contact-noalerts/{}", self.hashed_form(email)?).as_bytes(),
+                &[],
+            );
+        }
+        let form = blocked_form(email);
+        let hashed = self.hashed_form(&form)?;
+        for org in self.orgs()? {
+            let k = format!("block/{}/{form}", org.slug);
+            if let Some(v) = self.state.get(&k)? {
+                let mut b: BlockedSender = decode(&v)?;
+                b.sender = pseudonym.to_string();
+                batch.remove(k.as_bytes());
+                batch.insert(
+                    format!("block/{}/{hashed}", org.slug).as_bytes(),
+                    encode(&b)?,
+                );
+            }
+        }
+        Ok(self.state.apply_batch(batch)?)
+    }
+
+    /// Audit entries that name the address name the pseudonym.
+    fn erase_from_audit(&self, email: &str, pseudonym: &str) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for kv in self.state.scan_prefix("audit/") {
+            let (k, v) = kv?;
+            if !holds(&v, email.as_bytes()) {
+                continue;
+            }
+            let mut a: AuditEntry = decode(&v)?;
+            for field in [&mut a.detail, &mut a.actor] {
+                if let Some(t) = replace_ci(field, email, pseudonym) {
+                    *field = t;
+                }
+            }
+            batch.insert(k, encode(&a)?);
+        }
+        Ok(self.state.apply_batch(batch)?)
+    }
+
+    /// How many records in the store's trees still hold `email`, in any case.
+    fn records_holding(&self, email: &str) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for tree in [&self.state, &self.raw, &self.blobs] {
+            for kv in tree.iter() {
+                let (k, v) = kv?;
+                n += usize::from(holds(&k, email.as_bytes()) || holds(&v, email.as_bytes()));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// What the person wrote, found among the entries.
+#[derive(Default)]
+struct Theirs {
+    entries: BTreeSet<u64>,
+    inbound: BTreeSet<u64>,
+    files: BTreeSet<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replacing_ignores_case_and_keeps_the_rest() {
+        assert_eq!(
+            replace_ci("Ask Rita@X.test or rita@x.test.", "rita@x.test", "p@e").as_deref(),
+            Some("Ask p@e or p@e.")
+        );
+        assert_eq!(replace_ci("nothing here", "rita@x.test", "p"), None);
+        assert!(holds(b"To: <RITA@x.TEST>", b"rita@x.test"));
+        assert!(!holds(b"To: <rit@x.test>", b"rita@x.test"));
+    }
+}
