@@ -3,6 +3,7 @@
 mod admin;
 mod config;
 mod data_folder;
+mod import;
 mod lock;
 mod serve;
 
@@ -90,6 +91,16 @@ enum Command {
     /// Rewrite the database without the old versions of records sled keeps until it
     /// reuses their space (run after an erasure; server stopped).
     Compact,
+    /// Import an mbox file or a Maildir folder into an organization (server stopped):
+    /// the same checks and threading as live mail, dates from the Date header, no mail
+    /// sent; a second run imports nothing twice.
+    Import {
+        /// The organization the mail goes to.
+        #[arg(long)]
+        org: String,
+        /// An mbox file or a Maildir folder.
+        path: PathBuf,
+    },
 }
 
 fn main() {
@@ -141,6 +152,7 @@ fn run() -> Result<()> {
             admin::with_desk(&cli.data, |desk| admin::contact(desk, command))
         }
         Command::Compact => admin::compact(&cli.data),
+        Command::Import { org, path } => import::import(&cli.data, &config, &org, &path),
         Command::Person { command } => {
             admin::with_desk(&cli.data, |desk| admin::person(desk, command))
         }

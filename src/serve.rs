@@ -40,7 +40,7 @@ pub fn serve(data: &Path, config: Config, owner: Option<&str>) -> Result<()> {
 }
 
 /// The clock everything stamps and expires by: the system's, or moved by a file (tests).
-fn clock(config: &Config) -> Arc<dyn Clock> {
+pub(crate) fn clock(config: &Config) -> Arc<dyn Clock> {
     if config.clock_offset_file.is_empty() {
         Arc::new(SystemClock)
     } else {

@@ -214,3 +214,8 @@ fn retention() {
 fn person_data() {
     run_suite("test_person_data");
 }
+
+#[test]
+fn import() {
+    run_suite("test_import");
+}

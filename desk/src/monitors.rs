@@ -176,8 +176,12 @@ fn tick(store: &Store, now: OffsetDateTime) -> Result<TickReport, StoreError> {
     Ok(report)
 }
 
-/// Raises `m`'s alert for `t` unless this episode has had it; whether it was raised.
+/// Raises `m`'s alert for `t` unless this episode has had it (or `t` is imported history
+/// no one has touched here); whether it was raised.
 fn raise(store: &Store, t: &Ticket, m: &Monitor, now: OffsetDateTime) -> Result<bool, StoreError> {
+    if t.imported {
+        return Ok(false);
+    }
     let Some(episode) = m.episode(t) else {
         return Ok(false);
     };

@@ -1,12 +1,14 @@
 //! Inbound mail: the SMTP/LMTP receiver and its checks, the IMAP mailbox importer, the
 //! group-committing spool writer, and the pipeline that turns spooled messages into events.
 
+mod admission;
 mod checks;
 mod config;
 mod dmarc;
 mod error;
 mod imap;
 mod limits;
+mod mail_files;
 mod pipeline;
 mod smtp;
 mod spool;
@@ -16,6 +18,7 @@ pub use config::GatewayConfig;
 pub use dmarc::{Arrival, DmarcChecker, SenderCheck, TxtAnswers};
 pub use error::GatewayError;
 pub use imap::{start_sources, AfterImport, ImapSourceConfig, ImapTls};
+pub use mail_files::{ImportProgress, ImportReport, MailFiles};
 pub use pipeline::{DnsSource, Pipeline, Processor, DEFAULT_BUDGET};
 pub use smtp::{serve, serve_connection, Mode};
 pub use spool::{SpoolHandle, SpoolWriter};

@@ -123,7 +123,8 @@ impl Planner<'_> {
         event: &Event,
         already: &[OutboxItem],
     ) -> Result<Vec<OutboxItem>, NotifierError> {
-        if event.automatic || event.kind == EventKind::DeliveryReport {
+        // Imported history mails no one.
+        if event.automatic || event.imported || event.kind == EventKind::DeliveryReport {
             return Ok(Vec::new());
         }
         let Some(ticket) = self.store.ticket(event.ticket)? else {
@@ -239,7 +240,11 @@ impl Planner<'_> {
     /// alert mails; a colleague's public answer reaches the followers; an assignment, the
     /// new assignee.
     pub fn bell(&self, event: &Event) -> Result<Vec<BellItem>, NotifierError> {
-        let Some(ticket) = self.store.ticket(event.ticket)? else {
+        let Some(ticket) = self
+            .store
+            .ticket(event.ticket)
+            .map(|t| t.filter(|_| !event.imported))?
+        else {
             return Ok(Vec::new());
         };
         let (n, summary, author) = (ticket.number, &ticket.summary, &event.author);

@@ -90,6 +90,7 @@ impl Desk {
                 last_delivery: false,
                 held: mail.held,
                 suspected_spoofing: false,
+                imported: false,
                 at: time::OffsetDateTime::now_utc(),
             })
             .expect("committed");

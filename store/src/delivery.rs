@@ -59,6 +59,8 @@ pub struct DeliveryCommit {
     pub held: bool,
     /// The From may be forged (see `Event::suspected_spoofing`).
     pub suspected_spoofing: bool,
+    /// Read by `postdesk import`: history (see [`crate::Event::imported`]).
+    pub imported: bool,
     pub at: OffsetDateTime,
 }
 
@@ -170,6 +172,7 @@ fn apply_delivery(
             (
                 Ticket {
                     automatic: *automatic,
+                    imported: c.imported,
                     ..t
                 },
                 true,
@@ -200,7 +203,9 @@ fn apply_delivery(
     {
         ticket.status = Status::Open;
     }
-    ticket.updated_at = c.at;
+    // Old mail read into a ticket does not make it older; live mail makes it live.
+    ticket.updated_at = ticket.updated_at.max(c.at);
+    ticket.imported &= c.imported;
     let seq = bump(tx, "counter/event")?;
     let event = Event {
         seq,
@@ -219,6 +224,7 @@ fn apply_delivery(
         suspected_spoofing: c.suspected_spoofing,
         quiet: false,
         monitor: None,
+        imported: c.imported,
         at: c.at,
     };
     append_event(tx, &event)?;

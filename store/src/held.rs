@@ -105,6 +105,7 @@ impl Store {
                         let base = Event::by(ticket, by, true, at);
                         append_change(tx, &mut after, &Change::Cc(cc), &base)?;
                         after.updated_at = at;
+                        after.imported = false;
                         save_ticket(tx, Some(&before), &after)?;
                         HeldOutcome::Accepted {
                             by: by.to_string(),

@@ -176,6 +176,7 @@ mod tests {
             last_delivery: true,
             held: false,
             suspected_spoofing: false,
+            imported: false,
             at: OffsetDateTime::now_utc(),
         }
     }

@@ -371,6 +371,10 @@ pub struct Ticket {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// Opened from a file of old mail (`postdesk import`) and not written since by anyone
+    /// here: history, which monitors leave alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub imported: bool,
 }
 
 impl Ticket {
@@ -409,6 +413,7 @@ impl Ticket {
             minutes_logged: Default::default(),
             created_at: at,
             updated_at: at,
+            imported: false,
         }
     }
 }
@@ -538,6 +543,10 @@ pub struct Event {
     /// For `Alert` events: the monitor that fired.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitor: Option<crate::Monitor>,
+    /// Read from a file of old mail (`postdesk import`): history, which mails no one and
+    /// rings no bell.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub imported: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
 }
@@ -563,6 +572,7 @@ impl Event {
             suspected_spoofing: false,
             quiet: false,
             monitor: None,
+            imported: false,
             at,
         }
     }
@@ -594,6 +604,8 @@ pub enum Source {
     Smtp,
     Lmtp,
     Imap,
+    /// A file of old mail (mbox or Maildir) read by `postdesk import`.
+    Import,
 }
 
 /// One organization address a stored message is delivered to.

@@ -124,7 +124,9 @@ pub(crate) fn reindex(
     for (_, _, k) in old.iter().filter(|o| !new.iter().any(|n| n.2 == o.2)) {
         tx.remove(k.as_slice())?;
     }
-    let mut behind = false;
+    // Imported history that turns live is looked at again: its watched times are old,
+    // and the scan passed them while monitors left it alone.
+    let mut behind = before.is_some_and(|b| b.imported) && !after.imported;
     for (w, at, k) in new.iter().filter(|n| !old.iter().any(|o| o.2 == n.2)) {
         tx.insert(k.as_slice(), &[])?;
         behind |= *w == Watch::Due || *at < after.updated_at;

@@ -445,6 +445,7 @@ impl Store {
                     ticket.status = Status::Open;
                 }
                 ticket.updated_at = a.at;
+                ticket.imported = false;
                 save_ticket(tx, Some(&before), &ticket)?;
                 Ok(appended)
             })

@@ -73,6 +73,7 @@ fn commit(inbound: u64, org: &str, mid: &str, target: TicketTarget, last: bool) 
         last_delivery: last,
         held: false,
         suspected_spoofing: false,
+        imported: false,
         at: OffsetDateTime::now_utc(),
     }
 }
@@ -1209,6 +1210,49 @@ fn compaction_keeps_every_record_and_recovers_when_interrupted() {
     let s = Store::open(&dir).expect("recovered");
     assert!(s.org("acme").expect("org").is_some());
     assert!(!dir.join("db.old").exists());
+    drop(s);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn imported_mail_keeps_its_date_and_live_mail_makes_the_ticket_live() {
+    let (s, dir) = temp_store("imported");
+    s.add_org(&org("acme")).expect("org");
+    let ids = spool_to(&s, "acme", &[b"old one", b"old reply", b"live reply"]);
+    let long_ago = OffsetDateTime::UNIX_EPOCH + time::Duration::days(19_000);
+    let old = |c: DeliveryCommit, days: i64| DeliveryCommit {
+        imported: true,
+        at: long_ago + time::Duration::days(days),
+        ..c
+    };
+    s.commit_delivery(&old(
+        commit(ids[0], "acme", "<o1@x>", new_target(), true),
+        0,
+    ))
+    .expect("first");
+    s.commit_delivery(&old(
+        commit(ids[1], "acme", "<o2@x>", TicketTarget::Existing(1), true),
+        2,
+    ))
+    .expect("reply");
+    let t = s.ticket(1).expect("t").expect("ticket");
+    assert!(t.imported);
+    assert_eq!(
+        (t.created_at, t.updated_at),
+        (long_ago, long_ago + time::Duration::days(2))
+    );
+    assert!(s.events_for(1).expect("ev").iter().all(|e| e.imported));
+    s.commit_delivery(&commit(
+        ids[2],
+        "acme",
+        "<l1@x>",
+        TicketTarget::Existing(1),
+        true,
+    ))
+    .expect("live");
+    let t = s.ticket(1).expect("t").expect("ticket");
+    assert!(!t.imported);
+    assert!(!s.events_for(1).expect("ev").last().expect("event").imported);
     drop(s);
     let _ = std::fs::remove_dir_all(dir);
 }

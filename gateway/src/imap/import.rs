@@ -4,7 +4,7 @@
 
 use super::config::{AfterImport, ImapSourceConfig};
 use super::connect::{timed, ImapSession};
-use crate::checks::{check_shape, from_address, whitelist_verdict, Verdict};
+use crate::admission::{admit, Admission, Limits};
 use crate::{GatewayError, SpoolHandle};
 use futures_util::TryStreamExt;
 use postdesk_store::{Delivery, Envelope, FollowUp, MailboxOrigin, RefusedDelivery, Source, Store};
@@ -214,34 +214,21 @@ impl Importer<'_> {
         let org = self.store.org(&self.source.org)?.ok_or_else(|| {
             GatewayError::Config(format!("organization {:?} does not exist", self.source.org))
         })?;
-        let headers =
-            std::panic::catch_unwind(|| mail_parser::MessageParser::new().parse_headers(raw))
-                .ok()
-                .flatten();
-        let address = headers
-            .as_ref()
-            .and_then(|h| self.delivered_to(h))
-            .or_else(|| org.addresses.first().cloned())
-            .unwrap_or_default();
-        let refusal = if let Some(size) = oversize {
-            Some(format!(
-                "message of {size} bytes exceeds the limit of {} bytes",
-                self.max_message_size
-            ))
-        } else if let Some(problem) = check_shape(raw, self.max_line_length) {
-            Some(problem)
-        } else {
-            match from_address(raw) {
-                None => Some("message has no readable header section".to_string()),
-                Some(from) => {
-                    match whitelist_verdict(self.store, &org, &address, from.as_deref()) {
-                        Verdict::Accept => None,
-                        Verdict::Refuse(reason) => Some(reason),
-                    }
-                }
-            }
-        };
-        let mail_from = headers.as_ref().map(return_path).unwrap_or_default();
+        let Admission {
+            address,
+            mail_from,
+            refusal,
+            ..
+        } = admit(
+            self.store,
+            &org,
+            raw,
+            oversize,
+            Limits {
+                max_message_size: self.max_message_size,
+                max_line_length: self.max_line_length,
+            },
+        );
         let (deliveries, refused, follow_up) = match refusal {
             None => (
                 vec![Delivery {
@@ -290,24 +277,6 @@ impl Importer<'_> {
                 follow_up,
             }),
         })
-    }
-
-    /// The organization address the message was sent to (its plus form kept, so reply
-    /// tokens work): the first of Delivered-To, X-Original-To, To, Cc that is one.
-    fn delivered_to(&self, headers: &mail_parser::Message<'_>) -> Option<String> {
-        let trace = ["Delivered-To", "X-Original-To"]
-            .into_iter()
-            .filter_map(|h| headers.header_raw(h))
-            .map(bare_address);
-        let visible = [headers.to(), headers.cc()]
-            .into_iter()
-            .flatten()
-            .flat_map(|list| list.iter())
-            .filter_map(|a| a.address())
-            .map(|a| a.trim().to_ascii_lowercase());
-        trace.chain(visible).find(
-            |a| matches!(self.store.org_for_address(a), Ok(Some(o)) if o.slug == self.source.org),
-        )
     }
 
     async fn follow_up(
@@ -380,29 +349,6 @@ async fn fetch(
     .await
 }
 
-/// The return path of an imported message: its Return-Path header (empty for `<>`, a
-/// bounce), else its From address.
-fn return_path(headers: &mail_parser::Message<'_>) -> String {
-    match headers.header_raw("Return-Path") {
-        Some(raw) => bare_address(raw),
-        None => headers
-            .from()
-            .and_then(|a| a.first())
-            .and_then(|a| a.address())
-            .map(|a| a.trim().to_ascii_lowercase())
-            .unwrap_or_default(),
-    }
-}
-
-/// `" <Someone@Example.com>\r\n"` -> `someone@example.com`.
-fn bare_address(raw: &str) -> String {
-    raw.trim()
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .trim()
-        .to_ascii_lowercase()
-}
-
 /// A UID set in IMAP syntax, runs collapsed: 1,2,3,7 -> "1:3,7".
 pub(super) fn uid_set(uids: impl IntoIterator<Item = u32>) -> String {
     let mut uids: Vec<u32> = uids.into_iter().collect();
@@ -438,14 +384,5 @@ mod tests {
     fn uid_sets_collapse_runs() {
         assert_eq!(uid_set([7, 1, 2, 3, 3, 9, 10]), "1:3,7,9:10");
         assert_eq!(uid_set([5]), "5");
-    }
-
-    #[test]
-    fn addresses_lose_brackets_and_case() {
-        assert_eq!(
-            bare_address(" <Bounce@Example.COM>\r\n"),
-            "bounce@example.com"
-        );
-        assert_eq!(bare_address("<>"), "");
     }
 }

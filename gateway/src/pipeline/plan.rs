@@ -16,7 +16,7 @@ use mail_parser::{Message, MessageParser};
 use postdesk_desk::policy;
 use postdesk_store::{
     AttachmentRef, Change, Clock, Decision, DeliveryCommit, Envelope, EventKind, Outcome,
-    PipelineWrite, Staff, Store, StoreError, TicketTarget, TicketType, Visibility,
+    PipelineWrite, Source, Staff, Store, StoreError, TicketTarget, TicketType, Visibility,
 };
 use postdesk_threading::{
     classify, match_ticket, parse_commands, split_type_prefix, MatchRule, ThreadingInput,
@@ -143,7 +143,11 @@ pub(super) fn plan_message(
             .as_ref()
             .and_then(|m| m.message_id())
             .map(|m| truncated(m, 1000).to_string()),
-        now: context.clock.now(),
+        // Old mail read from a file keeps its time (its Date, as the import found it).
+        now: match envelope.source {
+            Source::Import => envelope.received_at,
+            _ => context.clock.now(),
+        },
     };
     for r in &envelope.refused {
         finish(refusal(
@@ -582,6 +586,7 @@ impl Planning<'_> {
             last_delivery: last,
             held: entry.held,
             suspected_spoofing: entry.suspected_spoofing,
+            imported: self.envelope.source == Source::Import,
             at: self.head.now,
         }
     }
