@@ -2,7 +2,9 @@
 //! mail) is admitted as: the organization address it went to, its return path, its date,
 //! and why it is refused, if it is (too large, bad lines, no header section, the whitelist).
 
-use crate::checks::{check_shape, from_address, whitelist_verdict, Verdict};
+use crate::checks::{check_shape, from_of, whitelist_verdict, Verdict};
+use crate::pipeline::{id_list, MAX_IN_REPLY_TO, MAX_REFERENCES};
+use postdesk_store::normalize_message_id;
 use postdesk_store::{Org, Store};
 use time::OffsetDateTime;
 
@@ -17,6 +19,9 @@ pub(crate) struct Admission {
     pub date: Option<OffsetDateTime>,
     /// Why it is not taken, if it is not.
     pub refusal: Option<String>,
+    /// Its Message-ID and those it answers (In-Reply-To, References), normalized.
+    pub message_id: Option<String>,
+    pub answers: Vec<String>,
 }
 
 /// The size and line limits live mail has.
@@ -52,20 +57,39 @@ pub(crate) fn admit(
     } else if let Some(problem) = check_shape(raw, limits.max_line_length) {
         Some(problem)
     } else {
-        match from_address(raw) {
+        match &headers {
             None => Some("message has no readable header section".to_string()),
-            Some(from) => match whitelist_verdict(store, org, &address, from.as_deref()) {
+            Some(h) => match whitelist_verdict(store, org, &address, from_of(h).as_deref()) {
                 Verdict::Accept => None,
                 Verdict::Refuse(reason) => Some(reason),
             },
         }
     };
-    let date = headers.as_ref().and_then(header_date);
+    let ids = |v: &mail_parser::HeaderValue<'_>, keep| -> Vec<String> {
+        id_list(v, keep)
+            .iter()
+            .map(|m| normalize_message_id(m))
+            .collect()
+    };
     Admission {
         address,
         mail_from: headers.as_ref().map(return_path).unwrap_or_default(),
-        date,
+        date: headers.as_ref().and_then(header_date),
         refusal,
+        message_id: headers
+            .as_ref()
+            .and_then(|h| h.message_id())
+            .map(normalize_message_id),
+        answers: headers
+            .as_ref()
+            .map(|h| {
+                [
+                    ids(h.in_reply_to(), MAX_IN_REPLY_TO),
+                    ids(h.references(), MAX_REFERENCES),
+                ]
+                .concat()
+            })
+            .unwrap_or_default(),
     }
 }
 

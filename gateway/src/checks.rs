@@ -58,16 +58,19 @@ fn holds_reply_token(store: &Store, org: &str, address: &str, from: &str) -> boo
 pub(crate) fn from_address(message: &[u8]) -> Option<Option<String>> {
     std::panic::catch_unwind(|| {
         let headers = mail_parser::MessageParser::new().parse_headers(message)?;
-        Some(
-            headers
-                .from()
-                .and_then(|a| a.first())
-                .and_then(|a| a.address())
-                .map(|a| a.trim().to_ascii_lowercase()),
-        )
+        Some(from_of(&headers))
     })
     .ok()
     .flatten()
+}
+
+/// The From address of a parsed header section, lowercase.
+pub(crate) fn from_of(headers: &mail_parser::Message<'_>) -> Option<String> {
+    headers
+        .from()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .map(|a| a.trim().to_ascii_lowercase())
 }
 
 /// Why a message is refused for its lines, if it is: a line longer than the limit. Bare LF line endings are accepted as Postfix's

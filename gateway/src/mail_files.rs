@@ -10,14 +10,15 @@ use crate::{GatewayError, Processor};
 use postdesk_store::{
     Delivery, Envelope, MailboxOrigin, Org, Outcome, RefusedDelivery, Source, Store,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
-/// Messages spooled and then threaded together; bounded in count and bytes.
-const BATCH_MESSAGES: usize = 200;
+/// Messages spooled and then threaded together: a batch is held in memory and costs a
+/// flush of the store, so it is bounded in count and bytes.
+const BATCH_MESSAGES: usize = 500;
 const BATCH_BYTES: usize = 16 * 1024 * 1024;
 /// The most of a message read to find its Date before the import is ordered.
 const HEAD_BYTES: u64 = 64 * 1024;
@@ -29,6 +30,43 @@ enum Place {
     Mbox { start: u64, len: u64 },
     /// A file of the Maildir.
     File(PathBuf),
+}
+
+/// A message read and admitted, waiting for its batch to be spooled.
+struct ReadMail {
+    envelope: Envelope,
+    raw: Vec<u8>,
+    message_id: Option<String>,
+    /// The Message-IDs it answers.
+    answers: Vec<String>,
+}
+
+/// Puts each message of a batch (in Date order) after those of the batch it answers,
+/// first the ones that answer none, then their answers, and so on, Date order kept among
+/// equals: the pipeline then rarely finds a message answering one still uncommitted in
+/// its own batch of work, which it would have to commit alone first.
+fn by_depth(batch: &mut Vec<ReadMail>) {
+    let mut at: HashMap<&str, usize> = HashMap::new();
+    for (i, r) in batch.iter().enumerate() {
+        if let Some(m) = &r.message_id {
+            at.entry(m.as_str()).or_insert(i);
+        }
+    }
+    let mut depth = vec![0usize; batch.len()];
+    for i in 0..batch.len() {
+        depth[i] = batch[i]
+            .answers
+            .iter()
+            .filter_map(|a| at.get(a.as_str()))
+            .filter(|&&j| j < i)
+            .map(|&j| depth[j] + 1)
+            .max()
+            .unwrap_or(0);
+    }
+    let mut order: Vec<usize> = (0..batch.len()).collect();
+    order.sort_by_key(|&i| depth[i]);
+    let mut taken: Vec<Option<ReadMail>> = std::mem::take(batch).into_iter().map(Some).collect();
+    batch.extend(order.into_iter().filter_map(|i| taken[i].take()));
 }
 
 /// What an import did.
@@ -224,7 +262,7 @@ impl MailFiles<'_> {
             found: found.len(),
             ..ImportReport::default()
         };
-        let mut batch: Vec<(Envelope, Vec<u8>)> = Vec::new();
+        let mut batch: Vec<ReadMail> = Vec::new();
         let mut bytes = 0;
         for (n, (_, i)) in order.iter().enumerate() {
             let place = &found[*i];
@@ -233,11 +271,11 @@ impl MailFiles<'_> {
             if self.store.mailbox_has_imported(&source, &raw)? {
                 report.already += 1;
             } else {
-                let envelope = self.envelope(&org, &source, &raw, limits, *i);
                 bytes += raw.len();
-                batch.push((envelope, raw));
+                batch.push(self.admitted(&org, &source, raw, limits, *i));
             }
             if batch.len() >= BATCH_MESSAGES || bytes >= BATCH_BYTES || n + 1 == order.len() {
+                by_depth(&mut batch);
                 self.commit(&org, &batch, &mut report)?;
                 batch.clear();
                 bytes = 0;
@@ -250,15 +288,16 @@ impl MailFiles<'_> {
         Ok(report)
     }
 
-    fn envelope(
+    /// `raw`, message `index` of the file, as the checks admit it.
+    fn admitted(
         &self,
         org: &Org,
         source: &str,
-        raw: &[u8],
+        raw: Vec<u8>,
         limits: Limits,
         index: usize,
-    ) -> Envelope {
-        let a = admit(self.store, org, raw, None, limits);
+    ) -> ReadMail {
+        let a = admit(self.store, org, &raw, None, limits);
         let (deliveries, refused) = match a.refusal {
             None => (
                 vec![Delivery {
@@ -276,7 +315,7 @@ impl MailFiles<'_> {
                 }],
             ),
         };
-        Envelope {
+        let envelope = Envelope {
             source: Source::Import,
             peer: "import".into(),
             helo: String::new(),
@@ -290,6 +329,12 @@ impl MailFiles<'_> {
                 uid: u32::try_from(index + 1).unwrap_or(u32::MAX),
                 follow_up: None,
             }),
+        };
+        ReadMail {
+            envelope,
+            raw,
+            message_id: a.message_id,
+            answers: a.answers,
         }
     }
 
@@ -298,13 +343,16 @@ impl MailFiles<'_> {
     fn commit(
         &mut self,
         org: &Org,
-        batch: &[(Envelope, Vec<u8>)],
+        batch: &[ReadMail],
         report: &mut ImportReport,
     ) -> Result<(), GatewayError> {
         if batch.is_empty() {
             return Ok(());
         }
-        let items: Vec<(&Envelope, &[u8])> = batch.iter().map(|(e, r)| (e, r.as_slice())).collect();
+        let items: Vec<(&Envelope, &[u8])> = batch
+            .iter()
+            .map(|r| (&r.envelope, r.raw.as_slice()))
+            .collect();
         let ids = self.store.spool_batch(&items)?;
         self.processor.process_pending()?;
         for id in ids {
@@ -385,6 +433,39 @@ mod tests {
             "Subject: two\n\nsecond\n"
         );
         assert!(mbox("").is_empty());
+    }
+
+    #[test]
+    fn a_batch_puts_answers_after_what_they_answer() {
+        let read = |id: &str, answers: &[&str]| ReadMail {
+            envelope: Envelope {
+                source: Source::Import,
+                peer: String::new(),
+                helo: String::new(),
+                mail_from: String::new(),
+                deliveries: vec![],
+                refused: vec![],
+                received_at: OffsetDateTime::UNIX_EPOCH,
+                mailbox: None,
+            },
+            raw: id.as_bytes().to_vec(),
+            message_id: Some(id.to_string()),
+            answers: answers.iter().map(|a| a.to_string()).collect(),
+        };
+        let mut batch = vec![
+            read("a", &[]),
+            read("a1", &["a"]),
+            read("a2", &["a", "a1"]),
+            read("b", &[]),
+            read("b1", &["b"]),
+            read("c", &["elsewhere"]),
+        ];
+        by_depth(&mut batch);
+        let ids: Vec<_> = batch
+            .iter()
+            .map(|r| r.message_id.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(ids, ["a", "b", "c", "a1", "b1", "a2"]);
     }
 
     #[test]

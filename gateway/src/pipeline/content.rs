@@ -17,11 +17,11 @@ const MAX_EVENT_TEXT: usize = 100_000;
 /// Most attachments stored from one mail.
 const MAX_ATTACHMENTS: usize = 100;
 /// Most Message-IDs of In-Reply-To and References looked up (the newest).
-pub(super) const MAX_IN_REPLY_TO: usize = 10;
-pub(super) const MAX_REFERENCES: usize = 50;
+pub(crate) const MAX_IN_REPLY_TO: usize = 10;
+pub(crate) const MAX_REFERENCES: usize = 50;
 
 /// The Message-IDs of an In-Reply-To or References header, the newest `keep`.
-pub(super) fn id_list(v: &mail_parser::HeaderValue<'_>, keep: usize) -> Vec<String> {
+pub(crate) fn id_list(v: &mail_parser::HeaderValue<'_>, keep: usize) -> Vec<String> {
     let ids: Vec<String> = v
         .as_text_list()
         .map(|l| {

@@ -7,6 +7,7 @@
 
 mod commands;
 mod content;
+pub(crate) use content::{id_list, MAX_IN_REPLY_TO, MAX_REFERENCES};
 mod guard;
 mod lookup;
 mod people;
