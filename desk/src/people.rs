@@ -4,12 +4,14 @@
 //! store is read; for their right to erasure, the store's erasure (`Store::erase_person`)
 //! and what the audit log says of it.
 
-use crate::address::email_address;
 use crate::audit::{AuditAction, Done};
 use crate::exports::{timestamp, Chunks};
 use crate::{policy, Desk, DeskError, DeskResult};
-use postdesk_store::{AttachmentRef, Erased, Event, Staff, Store, StoreError, Ticket, Visibility};
+use postdesk_store::{
+    guest_request_by, AttachmentRef, Erased, Event, Staff, Store, StoreError, Ticket, Visibility,
+};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::io::Write;
 use time::OffsetDateTime;
 use zip::write::SimpleFileOptions;
@@ -41,10 +43,26 @@ impl From<PersonExportError> for DeskError {
     }
 }
 
-/// The address a person's data is asked for, as the store keeps addresses.
+/// The address a person's data is asked for, as the store keeps addresses: lowercase
+/// ASCII letters (an international local part, as SMTPUTF8 mail brings, kept as it is), a
+/// local part and a domain, no spaces or angle brackets, at most 254 bytes.
 pub fn person_address(email: &str) -> DeskResult<String> {
-    email_address(email)
-        .ok_or_else(|| DeskError::Invalid(format!("{:?} is not an email address.", email.trim())))
+    let a = email.trim().to_ascii_lowercase();
+    let well_formed = a.len() <= 254
+        && a.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+        })
+        && !a
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c));
+    if well_formed {
+        Ok(a)
+    } else {
+        Err(DeskError::Invalid(format!(
+            "{:?} is not an email address.",
+            email.trim()
+        )))
+    }
 }
 
 impl Desk {
@@ -109,11 +127,12 @@ pub fn erasure_done(e: &Erased) -> Done {
         AuditAction::Erasure,
         None,
         format!(
-            "erased {}: {} tickets, {} entries, {} originals, {} files, {} mails",
+            "erased {}: {} tickets, {} entries, {} originals, {} of others' originals naming them, {} files, {} mails",
             e.pseudonym,
             e.tickets,
             e.entries,
             e.originals,
+            e.others_originals,
             e.files,
             e.mails.len()
         ),
@@ -170,9 +189,15 @@ fn entry_name(name: &str) -> String {
     }
 }
 
+/// Whether `e` is what `email` wrote: by them, or a portal guest's request in their name.
+fn wrote(e: &Event, email: &str) -> bool {
+    e.author == email || guest_request_by(&e.text).as_deref() == Some(email)
+}
+
 /// Writes the ZIP of everything held about `email` (already in the store's form) at `now`
-/// into `zip`; returns its writer once finished. Read from the store as it goes: each
-/// ticket's events, originals and attachments are written before the next is read.
+/// into `zip`; returns its writer once finished. Each ticket goes into a file of its own
+/// (`tickets/N.json`) with its originals and attachments before the next is read, so
+/// memory holds one ticket and the manifest's index, whatever the person holds.
 pub fn write_person_zip<W: Write>(
     store: &Store,
     email: &str,
@@ -186,20 +211,35 @@ pub fn write_person_zip<W: Write>(
                 .unwrap_or_default(),
         )
     };
-    let mut tickets = Vec::new();
-    let mut files = 0usize;
+    // The tickets they are on, then those they wrote in without being on them (mail held
+    // in someone else's ticket, a guest request, a staff member's notes).
+    let mut numbers: BTreeMap<u64, Vec<&'static str>> = BTreeMap::new();
     for t in store.all_tickets() {
         let t = t?;
         let on = roles(&t, email);
-        // A staff member may have written anywhere; anyone else only where they are.
-        if on.is_empty() && staff.is_none() {
-            continue;
+        if !on.is_empty() {
+            numbers.insert(t.number, on);
         }
+    }
+    let mut seq = 0;
+    loop {
+        let events = store.events_since(seq, 10_000)?;
+        let Some(last) = events.last() else { break };
+        seq = last.seq;
+        for e in events.iter().filter(|e| wrote(e, email)) {
+            numbers.entry(e.ticket).or_default();
+        }
+    }
+    let mut index = Vec::new();
+    let mut files = 0usize;
+    for (number, on) in numbers {
+        let Some(t) = store.ticket(number)? else {
+            continue;
+        };
         let mut events = Vec::new();
-        for e in store.events_for(t.number)? {
-            let theirs = e.author == email;
-            let shown = theirs || (!on.is_empty() && e.visibility == Visibility::Public);
-            if !shown {
+        for e in store.events_for(number)? {
+            let theirs = wrote(&e, email);
+            if !theirs && (on.is_empty() || e.visibility != Visibility::Public) {
                 continue;
             }
             let mut entry = event_entry(&e, theirs);
@@ -231,10 +271,9 @@ pub fn write_person_zip<W: Write>(
             }
             events.push(entry);
         }
-        if on.is_empty() && events.is_empty() {
-            continue;
-        }
-        tickets.push(json!({
+        let name = format!("tickets/{number}.json");
+        zip.start_file(name.as_str(), at(t.updated_at))?;
+        let ticket = json!({
             "number": t.number,
             "org": t.org,
             "summary": t.summary,
@@ -245,8 +284,51 @@ pub fn write_person_zip<W: Write>(
             "created": timestamp(t.created_at),
             "updated": timestamp(t.updated_at),
             "events": events,
+        });
+        serde_json::to_writer_pretty(&mut zip, &ticket).map_err(std::io::Error::from)?;
+        index.push(json!({
+            "number": t.number,
+            "org": t.org,
+            "summary": t.summary,
+            "roles": on,
+            "file": name,
         }));
     }
+    // Mail sent to them, as it was sent (with its files when they went with it).
+    let mut sent = Vec::new();
+    for item in store.outbox_items() {
+        let item = item?;
+        if item.recipient != email || item.raw.is_empty() {
+            continue;
+        }
+        let name = format!("sent/{}-{}.eml", item.ticket, item.event);
+        zip.start_file(name.as_str(), at(item.created_at))?;
+        zip.write_all(&item.raw)?;
+        if let Some(body) = item.files.body.as_deref() {
+            zip.write_all(&store.blob(body)?.unwrap_or_default())?;
+        }
+        files += 1;
+        sent.push(json!({
+            "ticket": item.ticket,
+            "kind": item.kind,
+            "created": timestamp(item.created_at),
+            "file": name,
+        }));
+    }
+    // What became of each mail they sent (refusals included).
+    let decisions: Vec<Value> = store
+        .decisions_from(email)?
+        .into_iter()
+        .map(|d| {
+            json!({
+                "org": d.org,
+                "message_id": d.message_id,
+                "subject": d.subject,
+                "outcome": d.outcome,
+                "at": timestamp(d.at),
+            })
+        })
+        .collect();
     let blocked_by: Vec<String> = store
         .orgs()?
         .into_iter()
@@ -272,7 +354,9 @@ pub fn write_person_zip<W: Write>(
             "blocked_by": blocked_by,
         },
         "files": files,
-        "tickets": tickets,
+        "tickets": index,
+        "mail_sent_to_them": sent,
+        "their_mail_received": decisions,
     });
     zip.start_file(MANIFEST, at(now))?;
     serde_json::to_writer_pretty(&mut zip, &manifest).map_err(std::io::Error::from)?;

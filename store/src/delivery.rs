@@ -319,6 +319,18 @@ impl Store {
             .transpose()
     }
 
+    /// The decisions about mail whose sender was `from`, oldest first (a person's export).
+    pub fn decisions_from(&self, from: &str) -> Result<Vec<Decision>, StoreError> {
+        let mut out = Vec::new();
+        for v in self.state.scan_prefix("decision/").values() {
+            let d: Decision = decode(&v?)?;
+            if d.from == from {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
     /// The decision log, newest first.
     pub fn decisions(&self, limit: usize) -> Result<Vec<Decision>, StoreError> {
         self.state

@@ -9,13 +9,13 @@ use crate::files::Kind;
 use crate::message_ids::{mid_entry, mid_origin, mid_ticket};
 use crate::tickets::save_ticket;
 use crate::{
-    AuditEntry, BellItem, BlockedSender, Change, Decision, Envelope, Event, OutboxItem,
-    OutboxStatus, Principal, Store, StoreError, Ticket,
+    guest_request_by, guest_request_text, AuditEntry, BellItem, BlockedSender, Change, Decision,
+    Envelope, Event, OutboxItem, OutboxStatus, Principal, Store, StoreError, Ticket,
 };
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use sled::transaction::ConflictableTransactionError::Abort;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// What replaces the words of an erased person.
 pub const ERASED_TEXT: &str = "[erased]";
@@ -40,19 +40,60 @@ pub struct Erased {
     /// Outbound mails about them or to them whose body was dropped (unsent ones are
     /// cancelled).
     pub mails: Vec<String>,
+    /// Other people's originals that named them, dropped (their text stays).
+    pub others_originals: usize,
     /// Records that still hold the address afterwards (mail that came in meanwhile).
     pub left: usize,
 }
 
-/// Replaces every ASCII-case-insensitive occurrence of `needle` (lowercase) in `text`.
+/// Whether `c` may be part of an address's local part, or of its domain.
+fn local_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&c)
+}
+
+fn domain_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'-'
+}
+
+/// Where `email` (lowercase) stands as a whole address in `lower` (lowercased ASCII):
+/// not inside a longer one (`margarita@x` holds no `rita@x`, nor `rita@x.test.org`
+/// `rita@x.test`).
+fn address_spans(lower: &[u8], email: &[u8]) -> Vec<usize> {
+    let n = email.len();
+    if n == 0 || lower.len() < n {
+        return Vec::new();
+    }
+    let mut spans = Vec::new();
+    let mut i = 0;
+    while i + n <= lower.len() {
+        if &lower[i..i + n] == email {
+            let before = i == 0 || !local_char(lower[i - 1]);
+            let after = match lower.get(i + n) {
+                None => true,
+                Some(b'.') => !lower.get(i + n + 1).copied().is_some_and(domain_char),
+                Some(&c) => !domain_char(c),
+            };
+            if before && after {
+                spans.push(i);
+                i += n;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    spans
+}
+
+/// `text` with every whole occurrence of `needle` (lowercase), in any case, replaced by
+/// `with`; `None` when there is none.
 fn replace_ci(text: &str, needle: &str, with: &str) -> Option<String> {
-    let lower = text.to_ascii_lowercase();
-    if needle.is_empty() || !lower.contains(needle) {
+    let spans = address_spans(text.to_ascii_lowercase().as_bytes(), needle.as_bytes());
+    if spans.is_empty() {
         return None;
     }
     let mut out = String::with_capacity(text.len());
     let mut rest = 0;
-    for (at, _) in lower.match_indices(needle) {
+    for at in spans {
         out.push_str(&text[rest..at]);
         out.push_str(with);
         rest = at + needle.len();
@@ -61,11 +102,9 @@ fn replace_ci(text: &str, needle: &str, with: &str) -> Option<String> {
     Some(out)
 }
 
-/// Whether `bytes` hold `needle` (lowercase ASCII), in any case.
+/// Whether `bytes` hold `needle` (lowercase) as a whole address, in any case.
 fn holds(bytes: &[u8], needle: &[u8]) -> bool {
-    bytes
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
+    !address_spans(&bytes.to_ascii_lowercase(), needle).is_empty()
 }
 
 /// `email` replaced by `with` in a list; whether it was there.
@@ -120,13 +159,15 @@ impl Store {
             pseudonym: pseudonym.clone(),
             ..Erased::default()
         };
-        let tickets = self.erase_from_tickets(email, &pseudonym)?;
-        done.tickets = tickets.len();
         let theirs = self.erase_from_events(email, &pseudonym, &mut done)?;
+        let (touched, requested) = self.erase_from_tickets(email, &pseudonym, &theirs)?;
+        done.tickets = touched;
+        // Mail first: its stored bodies go with it, before other contents naming them are
+        // looked for.
+        self.erase_from_outbox(email, &pseudonym, &requested, &theirs.entries, &mut done)?;
         self.erase_mail_in(email, &pseudonym, &theirs, &mut done)?;
         self.erase_from_message_ids(email, &pseudonym)?;
-        self.erase_from_outbox(email, &pseudonym, &tickets, &mut done)?;
-        self.erase_from_bell(email, &pseudonym, &tickets, &theirs.entries)?;
+        self.erase_from_bell(email, &pseudonym, &requested, &theirs.entries)?;
         self.erase_access(email)?;
         self.keep_opt_outs_hashed(email, &pseudonym)?;
         self.erase_from_audit(email, &pseudonym)?;
@@ -140,16 +181,20 @@ impl Store {
         Ok(done)
     }
 
-    /// Rewrites every ticket the person is on; returns their numbers with the summary each
-    /// had (a requester's summary is their words: it becomes "[erased]").
+    /// Rewrites every ticket the person is on or named in; returns how many, and the
+    /// tickets they requested (their own requests by a portal guest form too), whose
+    /// summary is their words and becomes "[erased]".
     fn erase_from_tickets(
         &self,
         email: &str,
         pseudonym: &str,
-    ) -> Result<BTreeMap<u64, String>, StoreError> {
-        let mut touched = BTreeMap::new();
+        theirs: &Theirs,
+    ) -> Result<(usize, BTreeSet<u64>), StoreError> {
+        let mut touched = 0;
+        let mut requested = BTreeSet::new();
         let on = |t: &Ticket| {
             t.requester == email
+                || theirs.guest_tickets.contains(&t.number)
                 || t.assignee.as_deref() == Some(email)
                 || t.created_by.as_deref() == Some(email)
                 || t.cc
@@ -178,8 +223,11 @@ impl Store {
                     };
                     let before: Ticket = decode(&v).map_err(Abort)?;
                     let mut t = before.clone();
+                    let asked = t.requester == email || theirs.guest_tickets.contains(&number);
                     if t.requester == email {
                         t.requester = pseudonym.to_string();
+                    }
+                    if asked {
                         t.summary = ERASED_TEXT.to_string();
                     } else if let Some(s) = replace_ci(&t.summary, email, pseudonym) {
                         t.summary = s;
@@ -196,14 +244,17 @@ impl Store {
                         t.minutes_logged.insert(pseudonym.to_string(), m);
                     }
                     save_ticket(tx, Some(&before), &t)?;
-                    Ok(Some(before.summary))
+                    Ok(Some(asked))
                 })
                 .map_err(StoreError::from)?;
-            if let Some(s) = summary {
-                touched.insert(number, s);
+            if let Some(asked) = summary {
+                touched += 1;
+                if asked {
+                    requested.insert(number);
+                }
             }
         }
-        Ok(touched)
+        Ok((touched, requested))
     }
 
     /// Their entries become "[erased]" under the pseudonym; others' entries that name the
@@ -220,7 +271,14 @@ impl Store {
             let (k, v) = kv?;
             let mut e: Event = decode(&v)?;
             let before = e.clone();
-            if e.author == email || e.author == pseudonym {
+            if guest_request_by(&e.text).is_some_and(|a| a == email || a == pseudonym) {
+                // A portal guest's request in their name: their words, under the address
+                // they gave.
+                e.text = guest_request_text(pseudonym, ERASED_TEXT);
+                theirs.entries.insert(e.seq);
+                theirs.guest_tickets.insert(e.ticket);
+                done.entries += usize::from(e != before);
+            } else if e.author == email || e.author == pseudonym {
                 e.author = pseudonym.to_string();
                 e.text = ERASED_TEXT.to_string();
                 for a in &mut e.attachments {
@@ -232,6 +290,13 @@ impl Store {
                 done.entries += usize::from(before.author == email);
             } else if let Some(text) = replace_ci(&e.text, email, pseudonym) {
                 e.text = text;
+            }
+            if let Some(m) = e
+                .message_id
+                .as_deref()
+                .and_then(|m| replace_ci(m, email, pseudonym))
+            {
+                e.message_id = Some(m);
             }
             match &mut e.change {
                 Some(Change::Assignee(Some(a))) | Some(Change::Contact(a)) if a == email => {
@@ -265,15 +330,27 @@ impl Store {
         for kv in self.state.scan_prefix("decision/") {
             let (k, v) = kv?;
             let mut d: Decision = decode(&v)?;
+            let before = d.clone();
             if d.from == email || d.from == pseudonym || inbound.contains(&d.inbound) {
                 inbound.insert(d.inbound);
                 d.from = pseudonym.to_string();
                 d.subject = ERASED_TEXT.to_string();
-                for note in &mut d.notes {
-                    if let Some(n) = replace_ci(note, email, pseudonym) {
-                        *note = n;
-                    }
+            } else if let Some(s) = replace_ci(&d.subject, email, pseudonym) {
+                d.subject = s;
+            }
+            for note in &mut d.notes {
+                if let Some(n) = replace_ci(note, email, pseudonym) {
+                    *note = n;
                 }
+            }
+            if let Some(m) = d
+                .message_id
+                .as_deref()
+                .and_then(|m| replace_ci(m, email, pseudonym))
+            {
+                d.message_id = Some(m);
+            }
+            if d != before {
                 batch.insert(k, encode(&d)?);
             }
         }
@@ -307,6 +384,56 @@ impl Store {
             self.files.remove(Kind::Blob, sha)?;
             done.files += usize::from(held);
         }
+        self.drop_originals_naming(email, done)
+    }
+
+    /// Other people's originals and attachment contents that name the person (a Cc, a
+    /// subject, a delivery report about their mail) are dropped too, as retention drops
+    /// originals: the tickets' text stays, with the pseudonym in their place. Reads every
+    /// original once (an erasure is rare).
+    fn drop_originals_naming(&self, email: &str, done: &mut Erased) -> Result<(), StoreError> {
+        let needle = email.as_bytes();
+        // Mail the pipeline has yet to read keeps its original: nothing acknowledged is lost.
+        let pending = |id: Option<u64>| -> Result<bool, StoreError> {
+            Ok(match id {
+                Some(id) => self.state.contains_key(num_key("pending/", id))?,
+                None => false,
+            })
+        };
+        for kv in self.raw.iter() {
+            let (k, v) = kv?;
+            let id = <[u8; 8]>::try_from(k.as_ref()).ok().map(u64::from_be_bytes);
+            if holds(&v, needle) && !pending(id)? {
+                self.raw.remove(k)?;
+                done.others_originals += 1;
+            }
+        }
+        for kv in self.blobs.iter() {
+            let (k, v) = kv?;
+            if holds(&v, needle) {
+                self.blobs.remove(k)?;
+                done.files += 1;
+            }
+        }
+        for (kind, count) in [
+            (Kind::Raw, &mut done.others_originals),
+            (Kind::Blob, &mut done.files),
+        ] {
+            for name in self.files.names(kind)? {
+                let id = matches!(kind, Kind::Raw)
+                    .then(|| name.parse().ok())
+                    .flatten();
+                if !pending(id)?
+                    && self
+                        .files
+                        .read(kind, &name)?
+                        .is_some_and(|bytes| holds(&bytes, needle))
+                {
+                    self.files.remove(kind, &name)?;
+                    *count += 1;
+                }
+            }
+        }
         Ok(())
     }
 
@@ -323,9 +450,22 @@ impl Store {
         Ok(false)
     }
 
-    /// Who sent a Message-ID: under the pseudonym.
+    /// Who sent a Message-ID: under the pseudonym; so are Message-IDs made of the address.
     fn erase_from_message_ids(&self, email: &str, pseudonym: &str) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
+        for prefix in ["mid/", "midfrom/", "midby/", "ourmid/", "rawmid/"] {
+            for kv in self.state.scan_prefix(prefix) {
+                let (k, v) = kv?;
+                if let Some(moved) = std::str::from_utf8(&k)
+                    .ok()
+                    .and_then(|key| replace_ci(key, email, pseudonym))
+                {
+                    batch.remove(k);
+                    batch.insert(moved.as_bytes(), v);
+                }
+            }
+        }
+        self.state.apply_batch(std::mem::take(&mut batch))?;
         for kv in self.state.scan_prefix("mid/") {
             let (k, v) = kv?;
             if let Some((inbound, _)) = mid_origin(&v).filter(|(_, from)| *from == email) {
@@ -352,14 +492,17 @@ impl Store {
         self.state.apply_batch(batch).map_err(StoreError::from)
     }
 
-    /// Mail to the person, and all mail of the tickets they were on: the body dropped
-    /// (its stored files body too), unsent ones cancelled, the recipient under the
-    /// pseudonym; their hourly counts go.
+    /// Mail to the person, mail about what they wrote, mail of the tickets they asked for
+    /// (its subject is their summary) and any other mail that names them: the body dropped
+    /// (its stored files body and its version without files too, and the files' names),
+    /// unsent ones cancelled, the recipient under the pseudonym; their hourly counts go.
+    /// Other mail of the tickets they were on stays as it was.
     fn erase_from_outbox(
         &self,
         email: &str,
         pseudonym: &str,
-        tickets: &BTreeMap<u64, String>,
+        requested: &BTreeSet<u64>,
+        entries: &BTreeSet<u64>,
         done: &mut Erased,
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
@@ -367,16 +510,42 @@ impl Store {
         for kv in self.state.scan_prefix("outbox/") {
             let (k, v) = kv?;
             let mut item: OutboxItem = decode(&v)?;
-            if item.recipient != email && !tickets.contains_key(&item.ticket) {
+            let theirs = item.recipient == email
+                || entries.contains(&item.event)
+                || requested.contains(&item.ticket)
+                || holds(&item.raw, email.as_bytes())
+                || item
+                    .files
+                    .without_files
+                    .as_deref()
+                    .is_some_and(|w| holds(w, email.as_bytes()));
+            if !theirs {
                 continue;
             }
             done.mails.push(item.key.clone());
             bodies.extend(item.files.body.take());
+            item.files.without_files = None;
+            for f in item
+                .files
+                .attached
+                .iter_mut()
+                .chain(&mut item.files.left_out)
+            {
+                f.name = ERASED_TEXT.to_string();
+            }
             item.raw = Vec::new();
-            if item.status == OutboxStatus::Pending {
-                item.status = OutboxStatus::Failed {
-                    reason: "cancelled: the person was erased".into(),
-                };
+            match &mut item.status {
+                OutboxStatus::Pending => {
+                    item.status = OutboxStatus::Failed {
+                        reason: "cancelled: it named a person who was erased".into(),
+                    };
+                }
+                OutboxStatus::Sent { via, .. } => *via = ERASED_TEXT.to_string(),
+                OutboxStatus::Failed { reason } => {
+                    if let Some(r) = replace_ci(reason, email, pseudonym) {
+                        *reason = r;
+                    }
+                }
             }
             batch.remove(crate::outbox::pending_key(&item.key).as_bytes());
             if let Some(e) = item
@@ -399,13 +568,10 @@ impl Store {
             }
         }
         self.state.apply_batch(batch)?;
-        // Mail written to the outbox folder (no relay) sits in the data folder too: its
-        // files go, and any other there that names them (a mail the outbox no longer
-        // lists, written as a deletion went by).
+        // Mail written to the outbox folder (no relay) sits in the data folder too.
         for key in &done.mails {
             self.remove_delivered(key)?;
         }
-        self.remove_delivered_naming(email)?;
         for sha in bodies {
             self.blobs.remove(sha.as_bytes())?;
             self.files.remove(Kind::Blob, &sha)?;
@@ -413,50 +579,29 @@ impl Store {
         Ok(())
     }
 
-    /// Removes every file in the outbox folder that holds `email`.
-    fn remove_delivered_naming(&self, email: &str) -> Result<(), StoreError> {
-        let entries = match std::fs::read_dir(&self.delivered) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e.into()),
-        };
-        for entry in entries {
-            let path = entry?.path();
-            if path.extension().is_some_and(|x| x == "eml")
-                && holds(&std::fs::read(&path)?, email.as_bytes())
-            {
-                std::fs::remove_file(&path)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Bell entries of the tickets they were on: theirs say only "[erased]"; the others
-    /// lose the address and the requester's old summary.
+    /// Bell entries: those about what they wrote say only "[erased]"; those of a ticket
+    /// they asked for lose its summary (the text after the ticket's number); any other
+    /// names the pseudonym where it named them.
     fn erase_from_bell(
         &self,
         email: &str,
         pseudonym: &str,
-        tickets: &BTreeMap<u64, String>,
+        requested: &BTreeSet<u64>,
         entries: &BTreeSet<u64>,
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for kv in self.state.scan_prefix("bell/") {
             let (k, v) = kv?;
             let mut b: BellItem = decode(&v)?;
-            let Some(summary) = tickets.get(&b.ticket) else {
-                continue;
-            };
-            let text = if entries.contains(&b.event) {
-                format!("#{}: {ERASED_TEXT}", b.ticket)
-            } else {
-                let t = replace_ci(&b.text, email, pseudonym).unwrap_or(b.text.clone());
-                if summary.is_empty() {
-                    t
-                } else {
-                    t.replace(summary.as_str(), ERASED_TEXT)
+            let mut text = replace_ci(&b.text, email, pseudonym).unwrap_or(b.text.clone());
+            if entries.contains(&b.event) {
+                text = format!("#{}: {ERASED_TEXT}", b.ticket);
+            } else if requested.contains(&b.ticket) {
+                let number = format!("#{}", b.ticket);
+                if let Some(at) = text.find(&number) {
+                    text = format!("{} {ERASED_TEXT}", &text[..at + number.len()]);
                 }
-            };
+            }
             if text != b.text {
                 b.text = text;
                 batch.insert(k, encode(&b)?);
@@ -547,7 +692,17 @@ impl Store {
         for tree in [&self.state, &self.raw, &self.blobs] {
             for kv in tree.iter() {
                 let (k, v) = kv?;
-                n += usize::from(holds(&k, email.as_bytes()) || holds(&v, email.as_bytes()));
+                // An outbox item keeps its mail as numbers (JSON): look at the mail itself.
+                let in_mail = k.starts_with(b"outbox/")
+                    && decode::<OutboxItem>(&v).is_ok_and(|m| {
+                        holds(&m.raw, email.as_bytes())
+                            || m.files
+                                .without_files
+                                .is_some_and(|w| holds(&w, email.as_bytes()))
+                    });
+                n += usize::from(
+                    in_mail || holds(&k, email.as_bytes()) || holds(&v, email.as_bytes()),
+                );
             }
         }
         Ok(n)
@@ -560,6 +715,8 @@ struct Theirs {
     entries: BTreeSet<u64>,
     inbound: BTreeSet<u64>,
     files: BTreeSet<String>,
+    /// Tickets they asked for through a portal guest form.
+    guest_tickets: BTreeSet<u64>,
 }
 
 #[cfg(test)]
@@ -575,5 +732,15 @@ mod tests {
         assert_eq!(replace_ci("nothing here", "rita@x.test", "p"), None);
         assert!(holds(b"To: <RITA@x.TEST>", b"rita@x.test"));
         assert!(!holds(b"To: <rit@x.test>", b"rita@x.test"));
+        // Only whole addresses: not inside a longer local part or domain.
+        assert!(!holds(b"margarita@x.test", b"rita@x.test"));
+        assert!(!holds(b"rita@x.test.org", b"rita@x.test"));
+        assert!(!holds(b"a.rita@x.test", b"rita@x.test"));
+        assert!(holds(b"write to rita@x.test.", b"rita@x.test"));
+        assert!(holds(b"\"Rita\" <rita@x.test>,", b"rita@x.test"));
+        assert_eq!(
+            replace_ci("margarita@x.test and rita@x.test", "rita@x.test", "p").as_deref(),
+            Some("margarita@x.test and p")
+        );
     }
 }

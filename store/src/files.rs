@@ -80,6 +80,18 @@ impl Files {
         }
     }
 
+    /// The names of the files of `kind` (those being written aside excluded).
+    pub(crate) fn names(&self, kind: Kind) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(self.root.join(kind.folder()))? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if !name.ends_with(".partial") {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
     pub(crate) fn exists(&self, kind: Kind, name: &str) -> bool {
         self.path(kind, name).is_file()
     }

@@ -578,6 +578,19 @@ impl Event {
     }
 }
 
+/// The text of a portal guest's request: the address they gave (unverified, so not the
+/// contact) on top of what they wrote. Erasure and a person's export find it by it.
+pub fn guest_request_text(address: &str, text: &str) -> String {
+    format!("{address} wrote:\n\n{text}")
+}
+
+/// The address a portal guest's request was made in the name of, if `text` is one.
+pub fn guest_request_by(text: &str) -> Option<String> {
+    let (first, _) = text.split_once(" wrote:\n\n")?;
+    (first.contains('@') && !first.contains(char::is_whitespace))
+        .then(|| first.to_ascii_lowercase())
+}
+
 /// What staff did with a held mail (see [`Event::held`]).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "outcome", rename_all = "snake_case")]

@@ -262,23 +262,40 @@ impl Store {
         next_attempt_at: Option<OffsetDateTime>,
         last_error: Option<String>,
     ) -> Result<(), StoreError> {
+        // In one transaction with the read: an erasure that cleared the item meanwhile is
+        // not written over with the body seen before it.
         let k = item_key(key);
-        let Some(v) = self.state.get(&k)? else {
-            return Err(StoreError::NotFound(format!("outbox item {key}")));
-        };
-        let mut item: OutboxItem = decode(&v)?;
-        item.attempts += 1;
         let done = status != OutboxStatus::Pending;
-        item.status = status;
-        item.next_attempt_at = next_attempt_at;
-        if last_error.is_some() {
-            item.last_error = last_error;
-        }
-        self.state.insert(k, encode(&item)?)?;
-        if done {
-            self.state.remove(pending_key(key))?;
-        }
-        Ok(())
+        self.state
+            .transaction(|tx| {
+                let Some(v) = tx.get(k.as_bytes())? else {
+                    return Err(sled::transaction::ConflictableTransactionError::Abort(
+                        StoreError::NotFound(format!("outbox item {key}")),
+                    ));
+                };
+                let mut item: OutboxItem =
+                    decode(&v).map_err(sled::transaction::ConflictableTransactionError::Abort)?;
+                if matches!(item.status, OutboxStatus::Failed { .. }) && !done {
+                    // Cancelled meanwhile (an erasure): it stays cancelled.
+                    return Ok(());
+                }
+                item.attempts += 1;
+                item.status = status.clone();
+                item.next_attempt_at = next_attempt_at;
+                if last_error.is_some() {
+                    item.last_error = last_error.clone();
+                }
+                tx.insert(
+                    k.as_bytes(),
+                    encode(&item)
+                        .map_err(sled::transaction::ConflictableTransactionError::Abort)?,
+                )?;
+                if done {
+                    tx.remove(pending_key(key).as_bytes())?;
+                }
+                Ok(())
+            })
+            .map_err(StoreError::from)
     }
 
     /// Replaces a pending mail carrying files by its version without them (see
@@ -302,6 +319,14 @@ impl Store {
         item.last_error = Some(reason.to_string());
         self.state.insert(k, encode(&item)?)?;
         Ok(true)
+    }
+
+    /// Every outbox item, in key order, read as it goes (a person's export).
+    pub fn outbox_items(&self) -> impl Iterator<Item = Result<OutboxItem, StoreError>> + '_ {
+        self.state
+            .scan_prefix("outbox/")
+            .values()
+            .map(|v| decode(&v?))
     }
 
     /// Every outbox item, newest first (for the API).

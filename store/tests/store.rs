@@ -1256,3 +1256,42 @@ fn imported_mail_keeps_its_date_and_live_mail_makes_the_ticket_live() {
     drop(s);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_guest_request_in_an_erased_name_is_erased_and_others_alike_stay() {
+    let (s, dir) = temp_store("erasure-guest");
+    s.add_org(&org("acme")).expect("org");
+    let at = OffsetDateTime::now_utc();
+    for (summary, text) in [
+        (
+            "Broken printer",
+            guest_request_text("rita@c.test", "My words"),
+        ),
+        ("Toner", guest_request_text("margarita@c.test", "Her words")),
+    ] {
+        s.open_ticket(&NewTicket::by_requester(
+            "acme",
+            "Portal Guest",
+            summary,
+            &text,
+            at,
+        ))
+        .expect("open");
+    }
+    let e = s.erase_person("rita@c.test").expect("erase");
+    assert_eq!((e.tickets, e.entries, e.left), (1, 1, 0));
+    let t = s.ticket(1).expect("t").expect("ticket");
+    assert_eq!(t.summary, ERASED_TEXT);
+    assert_eq!(
+        s.events_for(1).expect("ev")[0].text,
+        guest_request_text(&e.pseudonym, ERASED_TEXT)
+    );
+    let other = s.ticket(2).expect("t").expect("ticket");
+    assert_eq!(other.summary, "Toner");
+    assert_eq!(
+        s.events_for(2).expect("ev")[0].text,
+        guest_request_text("margarita@c.test", "Her words")
+    );
+    drop(s);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -6,6 +6,7 @@ page or search yields their address or words, nor (after `postdesk compact`) any
 the data folder; others' messages in the same tickets are intact; their block and opt-out
 still hold. Only owners and admins do either; each is in the audit log."""
 
+import base64
 import email.policy
 import hashlib
 import io
@@ -26,6 +27,9 @@ CORPUS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "co
                       "mikel-mail", "attachment_emails", "attachment_pdf_non_ascii.eml")
 RITA = "rita@customer.test"
 BOB = "bob@customer.test"
+MARGARITA = "margarita@customer.test"
+DAVE = "dave@customer.test"
+ERIN = "erin@customer.test"
 
 
 def corpus_mail(message_id):
@@ -118,7 +122,7 @@ class PersonData(unittest.TestCase):
         self.assertEqual((manifest["format"], manifest["email"]),
                          ("postdesk-person-export/1", RITA))
         self.assertEqual([t["number"] for t in manifest["tickets"]], [self.ticket])
-        ticket = manifest["tickets"][0]
+        ticket = json.loads(z.read(manifest["tickets"][0]["file"]))
         self.assertIn("requester", ticket["roles"])
         theirs = [e for e in ticket["events"] if e["by_them"]]
         self.assertEqual(len(theirs), 2)
@@ -134,7 +138,7 @@ class PersonData(unittest.TestCase):
         for name in z.namelist():
             self.assertFalse(name.startswith("/") or ".." in name.split("/"), name)
             self.assertTrue(name == "manifest.json" or name.split("/")[0] in
-                            ("messages", "attachments"), name)
+                            ("messages", "attachments", "tickets", "sent"), name)
         # What she can see of others is there as text; their files and the staff's
         # internal note are not.
         texts = [e["text"] for e in ticket["events"]]
@@ -142,7 +146,12 @@ class PersonData(unittest.TestCase):
         self.assertTrue(any("sending a technician" in t for t in texts))
         self.assertFalse(any("old model" in t for t in texts))
         self.assertNotIn(self.bob_file, files.values())
-        self.assertEqual(manifest["files"], len(z.namelist()) - 1)
+        self.assertEqual(manifest["files"],
+                         len(z.namelist()) - 1 - len(manifest["tickets"]))
+        # The staff's answer as it was mailed to her, and what became of her mail.
+        self.assertTrue(any(b"sending a technician" in z.read(m["file"])
+                            for m in manifest["mail_sent_to_them"]))
+        self.assertEqual(len(manifest["their_mail_received"]), 2)
         self.assertIsNone(manifest["staff"])
         self.assertTrue(manifest["contact"]["automatic_mail"])
 
@@ -150,7 +159,7 @@ class PersonData(unittest.TestCase):
         z = self.export(BOB.upper())
         manifest = json.loads(z.read("manifest.json"))
         self.assertEqual(manifest["email"], BOB)
-        ticket = manifest["tickets"][0]
+        ticket = json.loads(z.read(manifest["tickets"][0]["file"]))
         self.assertEqual(ticket["number"], self.ticket)
         self.assertNotIn("requester", ticket["roles"])
         theirs = [e for e in ticket["events"] if e["by_them"]]
@@ -161,9 +170,11 @@ class PersonData(unittest.TestCase):
         self.assertFalse(any(n.endswith(".eml") and n != theirs[0]["original"]
                              for n in z.namelist()))
         # Staff: their record, and what they wrote anywhere, internal notes included.
-        staff = json.loads(self.export("tester@ops.test").read("manifest.json"))
+        zs = self.export("tester@ops.test")
+        staff = json.loads(zs.read("manifest.json"))
         self.assertEqual(staff["staff"]["role"], "admin")
-        texts = [e["text"] for t in staff["tickets"] for e in t["events"]]
+        texts = [e["text"] for t in staff["tickets"]
+                 for e in json.loads(zs.read(t["file"]))["events"]]
         self.assertTrue(any("old model" in t for t in texts))
         # Someone the desk never heard of: an empty export, not an error.
         empty = json.loads(self.export("nobody@nowhere.test").read("manifest.json"))
@@ -211,8 +222,10 @@ class PersonData(unittest.TestCase):
             srv.start()
 
 
-def data_files_holding(folder, needles):
-    """The files under `folder` whose bytes hold any of `needles` (any case)."""
+def data_files_holding(folder, needles, whole=False):
+    """The files under `folder` whose bytes hold any of `needles` (any case); `whole`: as
+    a whole address (not inside margarita@...). Mail kept in JSON records as numbers is
+    decoded too."""
     found = []
     lowered = [n.lower() for n in needles]
     for root, _, names in os.walk(folder):
@@ -220,7 +233,14 @@ def data_files_holding(folder, needles):
             path = os.path.join(root, name)
             with open(path, "rb") as f:
                 data = f.read().lower()
-            found += [(os.path.relpath(path, folder), n) for n in lowered if n in data]
+            # Byte arrays in JSON records ("raw":[77,105,...]) hold mail as numbers.
+            for arr in re.findall(rb"\[(?:\d{1,3},){16,}\d{1,3}\]", data):
+                data += b"\n" + bytes(int(x) for x in arr[1:-1].split(b",")).lower()
+            for n in lowered:
+                pattern = (rb"(?<![a-z0-9._%+-])" + re.escape(n) + rb"(?![a-z0-9-])"
+                           if whole else re.escape(n))
+                if re.search(pattern, data):
+                    found.append((os.path.relpath(path, folder), n))
     return found
 
 
@@ -239,7 +259,8 @@ class Erasure(unittest.TestCase):
         srv.cli("contact", "alerts", RITA, "off")
         self.srv = srv.start()
         # Words only Rita wrote, and files only she sent.
-        self.her_words = [f"zebra-{uuid.uuid4().hex[:10]}", f"quartz-{uuid.uuid4().hex[:10]}"]
+        self.her_words = [f"zebra-{uuid.uuid4().hex[:10]}", f"quartz-{uuid.uuid4().hex[:10]}",
+                          f"maple-{uuid.uuid4().hex[:10]}"]
         self.her_files = [os.urandom(5000), os.urandom(100_000)]
         self.bob_words = f"walnut-{uuid.uuid4().hex[:10]}"
         self.bob_file = os.urandom(4000)
@@ -262,6 +283,22 @@ class Erasure(unittest.TestCase):
                  {"text": "A technician comes today."}, expect=201)
         srv.send("POST", f"/api/v1/tickets/{self.ticket}/notes",
                  {"text": f"Called {RITA.upper()} back."}, expect=201)
+        # Margarita (an address that ends like hers) and Dave (who names her) keep theirs;
+        # Erin's ticket gets Rita's mail, held there (she is not on it).
+        self.margarita = self.deliver(MARGARITA, ["acme@acme.test"], mail(
+            MARGARITA, "acme@acme.test", "Toner order", "Two cartons."))["ticket"]
+        self.dave = self.deliver(DAVE, ["acme@acme.test"], mail(
+            DAVE, "acme@acme.test", f"Please call {RITA} today", "She knows."))["ticket"]
+        erin = mail(ERIN, "acme@acme.test", "Scanner", "The scanner is slow.")
+        self.erin = self.deliver(ERIN, ["acme@acme.test"], erin)["ticket"]
+        held = mail(RITA, "acme@acme.test", "Re: Scanner", f"Me too. {self.her_words[2]}",
+                    In_Reply_To=erin["Message-ID"])
+        self.deliver(RITA, ["acme@acme.test"], held)
+        # A staff answer with a file: its mail keeps a copy without the file too.
+        srv.send("POST", f"/api/v1/tickets/{self.ticket}/replies", {
+            "text": "The driver is attached.", "attachments": [{
+                "name": "driver.txt", "content_type": "text/plain",
+                "data_base64": base64.b64encode(b"driver bytes").decode()}]}, expect=201)
         # Her spam, deleted as spam by acme: acme blocks her.
         spam = self.deliver(RITA, ["acme@acme.test"],
                             mail(RITA, "acme@acme.test", "Cheap watches", "Buy now."))
@@ -283,7 +320,7 @@ class Erasure(unittest.TestCase):
     def test_erased_everywhere_and_others_intact(self):
         srv = self.srv
         data = srv.dir
-        needles = [RITA.encode()] + [w.encode() for w in self.her_words]
+        needles = [w.encode() for w in self.her_words]
         time.sleep(1)  # sled writes its log within 500 ms
         self.assertTrue(data_files_holding(data, needles), "the test reads the data folder")
         # Only owners and admins; staff are removed from staff first.
@@ -303,9 +340,12 @@ class Erasure(unittest.TestCase):
         self.assertEqual(status, 200)
         pseudonym = re.search(r"They are now (erased-[0-9a-f]+@erased\.invalid)", page).group(1)
         counts = re.search(r"(\d+) tickets, (\d+) entries, (\d+) original messages, "
-                           r"(\d+) files", page).groups()
-        # Her spam's original went with its ticket: two originals left to delete.
-        self.assertEqual(counts, ("1", "2", "2", "2"))
+                           r"(\d+) of others' originals naming them, (\d+) files",
+                           page).groups()
+        # Her ticket and Dave's (naming her); her three entries (one held in Erin's
+        # ticket); her spam's original went with its ticket, three left; Dave's original
+        # names her; her two files.
+        self.assertEqual(counts, ("2", "3", "3", "1", "2"))
         self.assertNotIn("still hold the address", page)
 
         # The ticket: her entries "[erased]" under the pseudonym, Bob's and staff's intact.
@@ -325,11 +365,25 @@ class Erasure(unittest.TestCase):
         sha = hashlib.sha256(self.bob_file).hexdigest()
         with admin.opener.open(srv.url(f"/desk/tickets/{self.ticket}/attachments/{sha}")) as r:
             self.assertEqual(r.read(), self.bob_file)
+        # The staff's file on her ticket stays (it is the staff's, not hers).
+        driver = hashlib.sha256(b"driver bytes").hexdigest()
+        with admin.opener.open(srv.url(f"/desk/tickets/{self.ticket}/attachments/{driver}")) as r:
+            self.assertEqual(r.read(), b"driver bytes")
         for f in self.her_files:
             her_sha = hashlib.sha256(f).hexdigest()
             url = f"/desk/tickets/{self.ticket}/attachments/{her_sha}"
             self.assertEqual(admin.get(url)[0], 404)
 
+        # Her mail held in Erin's ticket is erased; Erin's words stay. Dave's ticket names
+        # the pseudonym; Margarita's is untouched.
+        erin = srv.ticket(self.erin)
+        self.assertEqual([e["text"] for e in erin["events"] if e["author"] == pseudonym],
+                         ["[erased]"])
+        self.assertEqual(erin["events"][0]["text"], "The scanner is slow.")
+        self.assertEqual(srv.ticket(self.dave)["summary"], f"Please call {pseudonym} today")
+        marg = srv.ticket(self.margarita)
+        self.assertEqual((marg["requester"], marg["summary"]), (MARGARITA, "Toner order"))
+        self.assertIn(MARGARITA, json.dumps(srv.api("/api/v1/inbound")))
         # No API, page or search yields her address or words.
         texts = [json.dumps(srv.api(p)) for p in (
             f"/api/v1/tickets/{self.ticket}", "/api/v1/tickets", "/api/v1/inbound",
@@ -344,7 +398,8 @@ class Erasure(unittest.TestCase):
             f"/desk?q={urllib.parse.quote(RITA)}", f"/desk?q={self.her_words[0]}")]
         for text in texts + pages:
             for needle in [RITA] + self.her_words:
-                self.assertNotIn(needle.lower(), text.lower())
+                text = text.lower().replace(MARGARITA, "")
+                self.assertNotIn(needle.lower(), text)
         self.assertIn("No tickets match.", pages[-1])
         export = json.loads(self.export_of(RITA).read("manifest.json"))
         self.assertEqual(export["tickets"], [])
@@ -354,6 +409,7 @@ class Erasure(unittest.TestCase):
         out = srv.cli("compact").stdout
         self.assertIn("compacted", out)
         self.assertEqual(data_files_holding(data, needles), [])
+        self.assertEqual(data_files_holding(data, [RITA.encode()], whole=True), [])
         self.assertTrue(data_files_holding(data, [self.bob_words.encode(), self.bob_file[:64]]))
         srv.start()
         self.assertEqual(srv.ticket(self.ticket)["events"][0]["author"], pseudonym)

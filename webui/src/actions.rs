@@ -343,6 +343,7 @@ pub async fn erase_person(
         "tickets": e.tickets,
         "entries": e.entries,
         "originals": e.originals,
+        "others_originals": e.others_originals,
         "files": e.files,
         "mails": e.mails.len(),
         "left": e.left,

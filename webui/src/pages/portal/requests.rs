@@ -11,6 +11,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Form;
 use postdesk_desk::files::NewFile;
+use postdesk_desk::model::guest_request_text;
 use postdesk_desk::model::{FieldMode, Org, PortalMode, TicketType};
 use postdesk_desk::opening::PortalRequest;
 use serde::Deserialize;
@@ -243,7 +244,7 @@ pub async fn submit_as_guest(
         return r;
     }
     // The given address goes on top of the text: it is unverified, so it is not the contact.
-    request.description = format!("{email} wrote:\n\n{}", request.description);
+    request.description = guest_request_text(&email, &request.description);
     let number = match open(&state, &org, GUEST.to_string(), request).await {
         Ok(n) => n,
         Err(r) => return r,
