@@ -116,8 +116,7 @@ pub(crate) enum TokenCommand {
 /// records (an erased person's) are gone.
 pub(crate) fn compact(data: &Path) -> Result<()> {
     let _lock = lock::acquire(data, "compaction")?;
-    let c = postdesk_desk::model::compact(data)
-        .map_err(|e| anyhow::anyhow!("compaction failed (the database is unchanged): {e}"))?;
+    let c = postdesk_desk::model::compact(data).map_err(|e| anyhow::anyhow!("compaction: {e}"))?;
     println!(
         "compacted {} records: {} -> {} bytes",
         c.records, c.bytes_before, c.bytes_after

@@ -118,8 +118,15 @@ impl Desk {
         &self,
         token: String,
     ) -> DeskResult<Result<Principal, LinkRefusal>> {
-        self.run(move |desk| Ok(desk.store.use_login_link(&token, desk.now())?))
-            .await
+        self.run(move |desk| {
+            let used = desk.store.use_login_link(&token, desk.now())?;
+            // A link into a portal closed since it was sent signs no one in.
+            if let Ok(Principal::Portal { org, .. }) = &used {
+                desk.open_portal(org)?;
+            }
+            Ok(used)
+        })
+        .await
     }
 
     /// Starts a browser session for `principal`; returns its id (the cookie's value).

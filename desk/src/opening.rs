@@ -132,6 +132,12 @@ impl Desk {
                 .store
                 .org(&r.org)?
                 .ok_or_else(|| DeskError::Invalid(format!("no organization {:?}", r.org)))?;
+            if org.deactivated_at.is_some() {
+                return Err(DeskError::Conflict(format!(
+                    "{} is deactivated: it takes no new tickets",
+                    org.name
+                )));
+            }
             // Mail to one of our own addresses would come straight back in.
             if desk.store.org_for_address(&requester)?.is_some() {
                 return Err(DeskError::Invalid(format!(
@@ -172,6 +178,7 @@ impl Desk {
             return Err(DeskError::Invalid("Write a reply.".into()));
         }
         self.run(move |desk| {
+            desk.open_portal(&r.org)?;
             desk.store
                 .ticket(r.ticket)?
                 .filter(|t| t.org == r.org && t.requester == r.requester)
@@ -195,6 +202,7 @@ impl Desk {
     pub async fn portals(&self) -> DeskResult<Vec<Org>> {
         self.run(|desk| {
             let mut orgs = desk.store.orgs()?;
+            orgs.retain(|o| o.deactivated_at.is_none());
             orgs.sort_by_key(|o| o.name.to_lowercase());
             Ok(orgs)
         })
@@ -208,6 +216,7 @@ impl Desk {
             return Err(DeskError::Invalid("the description is empty".into()));
         }
         self.run(move |desk| {
+            desk.open_portal(&r.org)?;
             let attachments = store_files(&desk.store, &r.files)?;
             let (ticket, _) = desk.store.open_ticket(&NewTicket {
                 ticket_type: r.ticket_type,

@@ -17,13 +17,16 @@ pub struct RequesterTicket {
 impl Desk {
     /// The portal of organization `slug`.
     pub async fn portal(&self, slug: String) -> DeskResult<Org> {
-        self.run(move |desk| {
-            desk.store
-                .org(&slug)?
-                .filter(|o| o.deactivated_at.is_none())
-                .ok_or_else(|| DeskError::NotFound("There is no such support portal.".into()))
-        })
-        .await
+        self.run(move |desk| desk.open_portal(&slug)).await
+    }
+
+    /// Organization `slug` as its portal sees it: one deactivated has no portal (no page,
+    /// no request, no reply, no sign-in).
+    pub(crate) fn open_portal(&self, slug: &str) -> DeskResult<Org> {
+        self.store
+            .org(slug)?
+            .filter(|o| o.deactivated_at.is_none())
+            .ok_or_else(|| DeskError::NotFound("There is no such support portal.".into()))
     }
 
     /// The tickets `email` requested in `org`, newest first, and whether they get

@@ -48,9 +48,19 @@ pub(crate) fn recover(data: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// sled's page cache for each of the two databases a compaction opens (its default is
+/// 1 GiB; the server uses 32 MiB).
+const CACHE: u64 = 32 * 1024 * 1024;
+
+/// Syncs a folder, so the renames in it are on disk.
+fn sync_folder(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// Rewrites the database of data folder `data` (no server may have it open): a copy of
 /// every tree into `db.compact`, the copy's record count checked against the original's,
-/// then `db` → `db.old`, `db.compact` → `db`, `db.old` removed.
+/// then `db` → `db.old`, `db.compact` → `db`, `db.old` removed. A copy that fails is
+/// removed and the database is left as it was.
 pub fn compact(data: &Path) -> Result<Compacted, StoreError> {
     recover(data)?;
     let (db_dir, new_dir, old_dir) = (data.join(DB), data.join(NEW), data.join(OLD));
@@ -64,43 +74,69 @@ pub fn compact(data: &Path) -> Result<Compacted, StoreError> {
         std::fs::remove_dir_all(&new_dir)?;
     }
     let bytes_before = folder_size(&db_dir)?;
-    let records = {
-        let old = sled::Config::new().path(&db_dir).open()?;
-        let new = sled::Config::new().path(&new_dir).open()?;
-        let mut copied = 0u64;
-        for name in old.tree_names() {
-            let (from, to) = (old.open_tree(&name)?, new.open_tree(&name)?);
-            let mut batch = sled::Batch::default();
-            let mut in_batch = 0;
-            for kv in from.iter() {
-                let (k, v) = kv?;
-                batch.insert(k, v);
-                in_batch += 1;
-                copied += 1;
-                if in_batch == 10_000 {
-                    to.apply_batch(std::mem::take(&mut batch))?;
-                    in_batch = 0;
-                }
-            }
-            to.apply_batch(batch)?;
-            if to.len() != from.len() {
-                return Err(StoreError::Corrupt(format!(
-                    "compaction copied {} of {} records of tree {}",
-                    to.len(),
-                    from.len(),
-                    String::from_utf8_lossy(&name)
-                )));
-            }
+    let copied = copy_trees(&db_dir, &new_dir);
+    let records = match copied {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&new_dir);
+            return Err(e);
         }
-        new.flush()?;
-        copied
     };
     std::fs::rename(&db_dir, &old_dir)?;
     std::fs::rename(&new_dir, &db_dir)?;
-    std::fs::remove_dir_all(&old_dir)?;
+    sync_folder(data)?;
+    // The swap is done: what is left to do is removing the old copy, which the next open
+    // also does.
+    if let Err(e) = std::fs::remove_dir_all(&old_dir) {
+        return Err(StoreError::Invalid(format!(
+            "the database is compacted, but its old copy {} could not be removed ({e}); \
+             remove it, or the next start will",
+            old_dir.display()
+        )));
+    }
     Ok(Compacted {
         records,
         bytes_before,
         bytes_after: folder_size(&db_dir)?,
     })
+}
+
+/// Copies every tree of the database in `from` into a new one in `to`, each copy's count
+/// checked; returns how many records were copied.
+fn copy_trees(from_dir: &Path, to_dir: &Path) -> Result<u64, StoreError> {
+    let old = sled::Config::new()
+        .path(from_dir)
+        .cache_capacity(CACHE)
+        .open()?;
+    let new = sled::Config::new()
+        .path(to_dir)
+        .cache_capacity(CACHE)
+        .open()?;
+    let mut copied = 0u64;
+    for name in old.tree_names() {
+        let (from, to) = (old.open_tree(&name)?, new.open_tree(&name)?);
+        let mut batch = sled::Batch::default();
+        let mut in_batch = 0;
+        for kv in from.iter() {
+            let (k, v) = kv?;
+            batch.insert(k, v);
+            in_batch += 1;
+            copied += 1;
+            if in_batch == 10_000 {
+                to.apply_batch(std::mem::take(&mut batch))?;
+                in_batch = 0;
+            }
+        }
+        to.apply_batch(batch)?;
+        if to.len() != from.len() {
+            return Err(StoreError::Corrupt(format!(
+                "compaction copied {} of {} records of tree {}",
+                to.len(),
+                from.len(),
+                String::from_utf8_lossy(&name)
+            )));
+        }
+    }
+    new.flush()?;
+    Ok(copied)
 }

@@ -63,8 +63,28 @@ impl Store {
             .map_err(StoreError::from);
         self.lookups.forget();
         let now = now?;
+        if at.is_some() {
+            self.end_portal_access(slug)?;
+        }
         self.flush()?;
         Ok(now)
+    }
+
+    /// Ends every session and voids every sign-in link of organization `slug`'s portal.
+    fn end_portal_access(&self, slug: &str) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (by, of) in [("sessby/", "session/"), ("linkby/", "link/")] {
+            let prefix = format!("{by}portal:{slug}:");
+            for k in self.state.scan_prefix(prefix.as_bytes()).keys() {
+                let k = k?;
+                // `<by>portal:<slug>:<email>/<hash>`: the hash names the record.
+                if let Some((_, hash)) = String::from_utf8_lossy(&k).rsplit_once('/') {
+                    batch.remove(format!("{of}{hash}").as_bytes());
+                }
+                batch.remove(k);
+            }
+        }
+        Ok(self.state.apply_batch(batch)?)
     }
 
     /// How many tickets organization `slug` has, from its counters.
@@ -144,6 +164,53 @@ impl Store {
             }
         }
         self.state.apply_batch(batch)?;
+        self.end_portal_access(slug)?;
+        // Its decisions (mail that made no ticket, and those ticket deletions kept), its
+        // outbound mail (sign-in links) with their files, sign-in mail still to send, the
+        // ids of its directory tokens, and what an import of its mail remembered.
+        let mut batch = sled::Batch::default();
+        for kv in self.state.scan_prefix("decision/") {
+            let (k, v) = kv?;
+            if decode::<crate::Decision>(&v).is_ok_and(|d| d.org == slug) {
+                batch.remove(k);
+            }
+        }
+        let mut delivered = Vec::new();
+        for kv in self.state.scan_prefix("outbox/") {
+            let (k, v) = kv?;
+            if let Ok(item) = decode::<crate::OutboxItem>(&v) {
+                if item.org == slug {
+                    batch.remove(crate::outbox::pending_key(&item.key).as_bytes());
+                    batch.remove(k);
+                    delivered.push(item.key);
+                }
+            }
+        }
+        for kv in self.state.scan_prefix("signinreq/") {
+            let (k, v) = kv?;
+            if decode::<crate::SignInRequest>(&v).is_ok_and(|r| r.org == slug) {
+                batch.remove(k);
+            }
+        }
+        let jti = format!("/{slug}/");
+        for k in self.state.scan_prefix("dirjtiexp/").keys() {
+            let k = k?;
+            if String::from_utf8_lossy(&k).contains(&jti) {
+                batch.remove(k);
+            }
+        }
+        for k in self
+            .state
+            .scan_prefix(format!("mbdigest/import/{slug}\0").as_bytes())
+            .keys()
+        {
+            batch.remove(k?);
+        }
+        batch.remove(format!("mbcursor/import/{slug}").as_bytes());
+        self.state.apply_batch(batch)?;
+        for key in delivered {
+            self.remove_delivered(&key)?;
+        }
         let mut messages = 0;
         for kv in self.state.scan_prefix("envelope/") {
             let (k, v) = kv?;

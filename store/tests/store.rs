@@ -1093,6 +1093,16 @@ fn a_deactivated_organization_is_deleted_once_its_tickets_are_gone() {
     assert!(s.monitors("acme").expect("m").is_empty());
     assert_eq!(s.ticket_for_message_id("acme", "<m1@x>").expect("m"), None);
     assert_eq!(s.org_ticket_count("acme").expect("n"), 0);
+    assert!(s
+        .decisions(100)
+        .expect("log")
+        .iter()
+        .all(|d| d.org != "acme"));
+    assert!(s
+        .decisions(100)
+        .expect("log")
+        .iter()
+        .any(|d| d.org == "beta"));
     // Mail that also went to beta, and mail not yet through the pipeline, stay.
     assert!(s.raw_message(ids[0]).expect("raw").is_some());
     assert!(s.raw_message(ids[2]).expect("raw").is_some());

@@ -167,7 +167,7 @@ class PersonData(unittest.TestCase):
         self.assertTrue(z.read(theirs[0]["original"]).endswith(self.sent["bob"]))
         self.assertEqual([z.read(a["file"]) for a in theirs[0]["attachments"]],
                          [self.bob_file])
-        self.assertFalse(any(n.endswith(".eml") and n != theirs[0]["original"]
+        self.assertFalse(any(n.startswith("messages/") and n != theirs[0]["original"]
                              for n in z.namelist()))
         # Staff: their record, and what they wrote anywhere, internal notes included.
         zs = self.export("tester@ops.test")
@@ -190,8 +190,12 @@ class PersonData(unittest.TestCase):
         # From Settings › People in a browser session.
         admin = Browser(srv)
         admin.get(self.admin_link)
-        self.assertIn('id="person-export"', admin.get("/settings/people")[2])
-        with admin.opener.open(srv.url(f"/settings/people/export?email={RITA}"),
+        page = admin.get("/settings/people")[2]
+        self.assertIn('id="person-export"', page)
+        self.assertEqual(admin.get(f"/settings/people/export?email={RITA}")[0], 405)
+        self.assertEqual(admin.post("/settings/people/export", {"email": RITA})[0], 403)
+        form = urllib.parse.urlencode({"csrf": admin.csrf(page), "email": RITA}).encode()
+        with admin.opener.open(srv.url("/settings/people/export"), data=form,
                                timeout=30) as r:
             self.assertEqual(r.headers["Content-Type"], "application/zip")
             z = zipfile.ZipFile(io.BytesIO(r.read()))

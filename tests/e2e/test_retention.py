@@ -9,7 +9,7 @@ import smtplib
 import time
 import unittest
 
-from harness import Browser, MovedClock, Server, mail, staff_link, wait_for
+from harness import Browser, MovedClock, Server, mail, sign_in_link, staff_link, wait_for
 from test_portal_modes import settings_form
 
 DAY = 86400
@@ -105,9 +105,21 @@ class Retention(unittest.TestCase):
             code, text = s.rcpt(to)
             return code, text.decode()
 
+    def portal_link(self, address, count=1):
+        """A browser that asked for a sign-in link to acme's portal for `address`, and the
+        link's path (the `count`th mailed to it)."""
+        b = Browser(self.srv)
+        page = b.get("/portal/acme")[2]
+        b.post("/portal/acme/link", {"csrf": b.csrf(page), "email": address})
+        return b, sign_in_link(self.srv, address, count)
+
     def test_a_deactivated_organization_is_deleted_three_months_later(self):
         srv = self.srv
         first = self.open_ticket("acme@acme.test", "Acme question")
+        rita, link = self.portal_link("rita@customer.test")
+        self.assertEqual(rita.get(link)[0], 303)
+        rita_csrf = rita.csrf(rita.get(f"/portal/acme/tickets/{first}")[2])
+        _, unused_link = self.portal_link("rita@customer.test", count=2)
         second = self.open_ticket("acme@acme.test", "Acme follow-up")
         other = self.open_ticket("beta@acme.test", "Beta question")
         # Only the owner deactivates: the admin's token is refused and nothing changes.
@@ -132,6 +144,14 @@ class Retention(unittest.TestCase):
         self.assertEqual(self.refusal("beta@acme.test")[0], 250)
         self.assertEqual(Browser(srv).get("/portal/acme")[0], 404)
         self.assertEqual(Browser(srv).get("/portal/beta")[0], 200)
+        self.assertNotIn("/portal/acme", Browser(srv).get("/portal")[2])
+        # Portal sessions end and links die with it: no reply, no sign-in.
+        rita.post_files(f"/portal/acme/tickets/{first}", {"csrf": rita_csrf, "text": "Still there?"})
+        self.assertNotIn("Still there?", [e["text"] for e in srv.ticket(first)["events"]])
+        self.assertNotEqual(Browser(srv).get(unused_link)[0], 303)
+        # Staff open no new tickets there.
+        srv.send("POST", "/api/v1/tickets", {"org": "acme", "requester": "new@customer.test",
+                                             "summary": "x", "text": "y"}, expect=409)
         self.assertEqual(srv.ticket(first)["status"], "open")
         page = owner.get("/settings/orgs/acme")[2]
         self.assertIn('id="deactivated"', page)

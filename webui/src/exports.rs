@@ -5,6 +5,7 @@
 //! body streams as the desk writes it; the audit log records each download.
 
 use crate::auth::AuditedCaller;
+use crate::forms::StaffForm;
 use crate::refusals::PageResult;
 use crate::session::StaffSession;
 use crate::{ApiError, AppState};
@@ -154,18 +155,23 @@ pub async fn person_api(
 }
 
 #[derive(Deserialize)]
-pub struct PersonQuery {
+pub struct PersonForm {
+    #[serde(default)]
+    csrf: String,
     #[serde(default)]
     email: String,
 }
 
-/// `GET /settings/people/export?email=…`: the same from Settings › People.
+crate::forms::csrf_form!(PersonForm);
+
+/// `POST /settings/people/export`: the same from Settings › People (a form with the
+/// session's token: another site cannot make a signed-in admin's browser ask for it, and
+/// the address stays out of URLs and logs).
 pub async fn person_page(
     State(state): State<AppState>,
-    me: StaffSession,
-    Query(q): Query<PersonQuery>,
+    StaffForm { me, form }: StaffForm<PersonForm>,
 ) -> PageResult {
-    let (zip, done) = person(&state, me.staff.clone(), &q.email).await?;
+    let (zip, done) = person(&state, me.staff.clone(), &form.email).await?;
     me.record(&state, done).await;
     Ok(zip)
 }

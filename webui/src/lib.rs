@@ -194,7 +194,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/people/{email}/erase", post(actions::erase_person))
         .route("/settings/people", get(pages::people::show))
         .route("/settings/people/erase", post(pages::people::erase))
-        .route("/settings/people/export", get(exports::person_page))
+        .route("/settings/people/export", post(exports::person_page))
         .route(
             "/unsubscribe/{token}",
             get(pages::unsubscribe::ask).post(pages::unsubscribe::confirm),

@@ -249,13 +249,17 @@ impl Planning<'_> {
     ) -> Result<Result<DeliveryCommit, Decision>, GatewayError> {
         let store = self.context.store;
         let from = &self.head.from;
-        let org = store.org(&delivery.org)?;
+        let Some(org) = store.org(&delivery.org)? else {
+            // Accepted before its organization was deleted: there is no desk to take it.
+            let reason = format!("organization {} no longer exists", delivery.org);
+            return Ok(Err(refusal(id, &delivery.org, self.head, reason, vec![])));
+        };
         let host = delivery
             .address
             .rsplit_once('@')
             .map_or("localhost", |(_, d)| d);
-        let whitelisted = org.as_ref().is_none_or(|o| o.allows_sender(Some(from)));
-        let org_addresses = org.map(|o| o.addresses).unwrap_or_default();
+        let whitelisted = org.allows_sender(Some(from));
+        let org_addresses = org.addresses;
         let is_ours = |a: &str| {
             let base = match a.split_once('@') {
                 Some((l, d)) => format!("{}@{d}", l.split('+').next().unwrap_or(l)),
