@@ -65,22 +65,11 @@ class PersonData(unittest.TestCase):
         cls.sent["first"] = corpus_mail(first)
         cls.send(RITA, ["acme@acme.test", BOB], cls.sent["first"])
         cls.ticket = srv.decision_for(first)["ticket"]
-        # Rita again, with a file whose name tries to leave its folder.
-        second = mail(RITA, "acme@acme.test", "Re: printer", "And the log.",
-                      message_id=f"<{time.time_ns()}.second@customer.test>", In_Reply_To=first)
-        cls.rita_log = os.urandom(3000)
-        with_file(second, "../../etc/passwd", cls.rita_log)
-        cls.sent["second"] = second.as_bytes(policy=email.policy.SMTP)
-        cls.send(RITA, ["acme@acme.test"], cls.sent["second"])
-        srv.decision_for(second["Message-ID"])
-        # Bob, copied, answers into the same ticket with a file of his own.
-        bob = mail(BOB, "acme@acme.test", "Re: printer", "Bob here: same jam on floor 2.",
-                   message_id=f"<{time.time_ns()}.bob@customer.test>", In_Reply_To=first)
-        cls.bob_file = os.urandom(2000)
-        with_file(bob, "bob.bin", cls.bob_file)
-        cls.sent["bob"] = bob.as_bytes(policy=email.policy.SMTP)
-        cls.send(BOB, ["acme@acme.test"], cls.sent["bob"])
-        srv.decision_for(bob["Message-ID"])
+        # Rita again, with a file whose name tries to leave its folder; Bob, copied,
+        # answers into the same ticket with a file of his own.
+        cls.rita_log, cls.bob_file = os.urandom(3000), os.urandom(2000)
+        cls.answer("second", RITA, "And the log.", "../../etc/passwd", cls.rita_log, first)
+        cls.answer("bob", BOB, "Bob here: same jam on floor 2.", "bob.bin", cls.bob_file, first)
         srv.send("POST", f"/api/v1/tickets/{cls.ticket}/replies",
                  {"text": "We are sending a technician."}, expect=201)
         srv.send("POST", f"/api/v1/tickets/{cls.ticket}/notes",
@@ -95,6 +84,17 @@ class PersonData(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.srv.close()
+
+    @classmethod
+    def answer(cls, key, sender, text, name, data, first):
+        """`sender` answers message `first` with one file; the bytes sent are kept as
+        `sent[key]`."""
+        m = mail(sender, "acme@acme.test", "Re: printer", text,
+                 message_id=f"<{time.time_ns()}.{key}@customer.test>", In_Reply_To=first)
+        with_file(m, name, data)
+        cls.sent[key] = m.as_bytes(policy=email.policy.SMTP)
+        cls.send(sender, ["acme@acme.test"], cls.sent[key])
+        cls.srv.decision_for(m["Message-ID"])
 
     @classmethod
     def send(cls, sender, rcpts, raw):
