@@ -82,6 +82,8 @@ impl Desk {
             let mut tickets = match &q.alert {
                 None => store.tickets_where(&q.filter, upto + 1, matches)?,
                 Some((org, id)) => {
+                    // Monitors are settings (the list's dropdown is not the only way in).
+                    policy::require_settings_view(&staff)?;
                     let monitor = store
                         .monitors(org)?
                         .into_iter()

@@ -49,6 +49,7 @@ class Monitors(unittest.TestCase):
         self.tech = srv.cli("token", "create", "tech@ops.test").stdout.strip()
         self.mgr = srv.cli("token", "create", "mgr@ops.test").stdout.strip()
         self.mgr_link = staff_link(srv, "mgr@ops.test")
+        self.tech_link = staff_link(srv, "tech@ops.test")
         self.admin_link = staff_link(srv, "tester@ops.test")
         self.srv = srv.start()
 
@@ -141,6 +142,10 @@ class Monitors(unittest.TestCase):
         listed = mona.get("/desk?alert=acme/unassigned-2")[2]
         self.assertIn(f'href="/desk/tickets/{a}"', listed)
         self.assertNotIn(f'href="/desk/tickets/{b}"', listed)
+        # Monitors are settings: a Tech asking the list for one is refused.
+        theo = Browser(srv)
+        theo.get(self.tech_link)
+        self.assertEqual(theo.get("/desk?alert=acme/unassigned-2")[0], 403)
 
         # A restart alerts nothing again.
         srv.stop()
