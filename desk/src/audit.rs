@@ -48,7 +48,7 @@ impl Done {
 }
 
 /// The most entries one read returns.
-pub const MAX_AUDIT_PAGE: usize = 1000;
+const MAX_AUDIT_PAGE: usize = 1000;
 
 impl Desk {
     /// Records that `actor` (a staff member's address, or `command line`) did `done`,

@@ -31,7 +31,7 @@ pub const TICKET_COLUMNS: [&str; 15] = [
 ];
 
 /// The time export's columns.
-pub const TIME_COLUMNS: [&str; 8] = [
+const TIME_COLUMNS: [&str; 8] = [
     "ticket",
     "org",
     "summary",

@@ -29,7 +29,7 @@ pub struct Operator<'a> {
 }
 
 /// Who and where the operator's commands are, in the audit log.
-pub const COMMAND_LINE: &str = "command line";
+const COMMAND_LINE: &str = "command line";
 
 impl Desk {
     pub fn operator(&self) -> Operator<'_> {

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use time::{Date, Duration, OffsetDateTime, Time};
 
 /// The longest period a report covers: its daily series stays readable.
-pub const MAX_REPORT_DAYS: i64 = 366;
+const MAX_REPORT_DAYS: i64 = 366;
 
 /// Opened and closed tickets of one group (a type, a category, an assignee).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

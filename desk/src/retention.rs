@@ -13,9 +13,9 @@ use std::collections::{BTreeMap, HashMap};
 use time::{Duration, OffsetDateTime};
 
 /// Who retention is in the log and the audit log.
-pub const RETENTION_ACTOR: &str = "retention";
+const RETENTION_ACTOR: &str = "retention";
 /// Closed tickets one tick deletes at most; the rest wait for the next ticks.
-pub const DELETIONS_PER_TICK: usize = 500;
+const DELETIONS_PER_TICK: usize = 500;
 /// Ticket numbers an audit entry names at most.
 const NAMED: usize = 50;
 

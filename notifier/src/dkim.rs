@@ -69,7 +69,7 @@ pub fn new_key_record(
 }
 
 /// A new key: (algorithm name, PKCS#8 DER private key, base64 public key for `p=`).
-pub fn generate_key(algorithm: Algorithm) -> Result<(String, Vec<u8>, String), NotifierError> {
+fn generate_key(algorithm: Algorithm) -> Result<(String, Vec<u8>, String), NotifierError> {
     let b64 = |b: &[u8]| data_encoding::BASE64.encode(b);
     match algorithm {
         Algorithm::Ed25519 => {

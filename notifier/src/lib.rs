@@ -13,7 +13,7 @@ mod render;
 mod transport;
 mod worker;
 
-pub use dkim::{dns_record, generate_key, new_key_record, sign, Algorithm};
+pub use dkim::{dns_record, new_key_record, sign, Algorithm};
 pub use error::NotifierError;
 pub use monitors::run_monitors;
 pub use relay::{RelayConfig, RelayTls, RelayTransport, SendError};
