@@ -44,6 +44,7 @@ pub(super) fn plan_guarded(
                 context.store,
                 id,
                 &format!("the message could not be applied: {e}; the original is kept"),
+                context.clock.now(),
             )?
         }
         Err(_) => {
@@ -55,6 +56,7 @@ pub(super) fn plan_guarded(
                 context.store,
                 id,
                 "the message could not be processed (parser failure); the original is kept",
+                context.clock.now(),
             )?
         }
     };
@@ -70,6 +72,7 @@ pub(super) fn failure_writes(
     store: &Store,
     id: u64,
     reason: &str,
+    at: time::OffsetDateTime,
 ) -> Result<Vec<PipelineWrite>, GatewayError> {
     let (message_id, from, subject) = store
         .raw_message(id)?
@@ -119,7 +122,7 @@ pub(super) fn failure_writes(
                 reason: reason.to_string(),
             },
             notes: vec![],
-            at: time::OffsetDateTime::now_utc(),
+            at,
         };
         writes.push(PipelineWrite::Decision {
             decision: d,

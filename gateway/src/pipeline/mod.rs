@@ -286,7 +286,7 @@ impl Processor {
     fn give_up(&self, worker: Worker, id: u64, reason: &str) -> Result<Worker, GatewayError> {
         worker.cancelled.store(true, Ordering::Relaxed);
         self.store
-            .commit_pipeline(&failure_writes(&self.store, id, reason)?)?;
+            .commit_pipeline(&failure_writes(&self.store, id, reason, self.clock.now())?)?;
         Worker::start(
             self.store.clone(),
             self.dns.clone(),
@@ -317,7 +317,7 @@ impl Processor {
                 "the server stopped {crashes} times while processing this message; recorded \
                  as failed, the original is kept"
             );
-            let writes = failure_writes(&self.store, suspect, &reason)?;
+            let writes = failure_writes(&self.store, suspect, &reason, self.clock.now())?;
             self.store.commit_pipeline(&writes)?;
         } else {
             tracing::warn!(
@@ -529,18 +529,18 @@ fn run_pass(
             // This message threads on one planned in this batch: commit those first, so it
             // is planned against the tickets they made.
             context.go_on()?;
-            batch.commit(store)?;
+            batch.commit(store, context.clock.now())?;
             planned = plan_guarded(context, id, &batch.view)?;
         }
         progress.put_down();
         batch.add(id, planned.writes);
         if batch.messages.len() >= MAX_BATCH_MESSAGES {
             context.go_on()?;
-            batch.commit(store)?;
+            batch.commit(store, context.clock.now())?;
         }
     }
     context.go_on()?;
-    batch.commit(store)?;
+    batch.commit(store, context.clock.now())?;
     store.clear_planning()?;
     let done_to = pending[..processed].last();
     Ok(PassDone {
@@ -582,9 +582,9 @@ impl Batch {
 
     /// Commits the batch in one transaction. If it cannot be applied as a whole (a ticket
     /// deleted meanwhile, bad data), each message is committed alone and one that still
-    /// fails is recorded as refused; storage errors are returned and the batch is planned
-    /// again on the next pass.
-    fn commit(&mut self, store: &Store) -> Result<(), GatewayError> {
+    /// fails is recorded as refused (at `now`, the desk's clock); storage errors are
+    /// returned and the batch is planned again on the next pass.
+    fn commit(&mut self, store: &Store, now: time::OffsetDateTime) -> Result<(), GatewayError> {
         if self.messages.is_empty() {
             return Ok(());
         }
@@ -617,6 +617,7 @@ impl Batch {
                                 &format!(
                                     "the message could not be applied: {e}; the original is kept"
                                 ),
+                                now,
                             )?;
                             store.commit_pipeline(&refusal)?;
                         }
