@@ -83,4 +83,10 @@ fn print_summary(r: &ImportReport, took: Duration) {
     for (reason, n) in &r.refused {
         println!("  refused {n}: {reason}");
     }
+    if r.skipped > 0 {
+        println!(
+            "  not read: {} entries of the Maildir that are not message files (links, folders, hidden files)",
+            r.skipped
+        );
+    }
 }

@@ -128,16 +128,7 @@ impl Desk {
             Some(p) => p.to_ascii_lowercase().parse().map_err(DeskError::Invalid)?,
         };
         self.run(move |desk| {
-            let org = desk
-                .store
-                .org(&r.org)?
-                .ok_or_else(|| DeskError::Invalid(format!("no organization {:?}", r.org)))?;
-            if org.deactivated_at.is_some() {
-                return Err(DeskError::Conflict(format!(
-                    "{} is deactivated: it takes no new tickets",
-                    org.name
-                )));
-            }
+            let org = desk.takes_tickets(&r.org)?;
             // Mail to one of our own addresses would come straight back in.
             if desk.store.org_for_address(&requester)?.is_some() {
                 return Err(DeskError::Invalid(format!(
@@ -196,6 +187,21 @@ impl Desk {
             Ok(())
         })
         .await
+    }
+
+    /// Organization `slug`, if staff may open tickets in it (it exists and is active).
+    pub(crate) fn takes_tickets(&self, slug: &str) -> DeskResult<Org> {
+        let org = self
+            .store
+            .org(slug)?
+            .ok_or_else(|| DeskError::Invalid(format!("no organization {slug:?}")))?;
+        if org.deactivated_at.is_some() {
+            return Err(DeskError::Conflict(format!(
+                "{} is deactivated: it takes no new tickets",
+                org.name
+            )));
+        }
+        Ok(org)
     }
 
     /// Every organization's portal, by name, for the public list of portals.

@@ -114,10 +114,19 @@ impl Desk {
     }
 
     pub(crate) fn erase_now(&self, email: &str) -> DeskResult<Erased> {
-        self.store.erase_person(email).map_err(|e| match e {
-            StoreError::Invalid(why) => DeskError::Conflict(why),
-            other => other.into(),
-        })
+        // Every mail of an organization names its address: erasing it would empty the desk.
+        if self.store.org_for_address(email)?.is_some() {
+            return Err(DeskError::Conflict(format!(
+                "{email} is an organization's address, not a person's"
+            )));
+        }
+        let decoded = |raw: &[u8]| postdesk_threading::decoded_text(raw);
+        self.store
+            .erase_person(email, &decoded)
+            .map_err(|e| match e {
+                StoreError::Invalid(why) => DeskError::Conflict(why),
+                other => other.into(),
+            })
     }
 }
 

@@ -3,8 +3,9 @@
 //! closed longer ago than it keeps them are deleted, like a deletion by hand, at most
 //! [`DELETIONS_PER_TICK`] per tick so monitor alerts are not held up; an organization
 //! deactivated [`Org::DELETION_GRACE_DAYS`] ago has its tickets deleted the same way, then
-//! itself. Each step that does something is in the audit log at once, per organization,
-//! with its counts.
+//! itself; the per-recipient counts of automatic mail older than a day are forgotten. Each
+//! step that drops or deletes data is in the audit log at once, per organization, with its
+//! counts.
 
 use crate::audit::{AuditAction, Done};
 use crate::{Desk, DeskResult};
@@ -31,7 +32,11 @@ impl Desk {
     pub(crate) fn retention_if_due(&self, now: OffsetDateTime) -> DeskResult<()> {
         let today = now.date();
         let due = |step| -> DeskResult<bool> { Ok(self.store.retention_day(step)? != Some(today)) };
-        if !due("originals")? && !due("closed")? && !due("deactivated")? {
+        let mut any = false;
+        for step in ["originals", "closed", "deactivated", "sent"] {
+            any |= due(step)?;
+        }
+        if !any {
             return Ok(());
         }
         let orgs = self.store.orgs()?;
@@ -44,6 +49,10 @@ impl Desk {
         }
         if due("deactivated")? && self.delete_deactivated(&orgs, now)? {
             self.store.set_retention_day("deactivated", today)?;
+        }
+        if due("sent")? {
+            self.store.forget_sent_before(now - Duration::days(1))?;
+            self.store.set_retention_day("sent", today)?;
         }
         Ok(())
     }

@@ -234,6 +234,7 @@ impl Desk {
         self.run(move |desk| {
             let ticket = desk.visible_ticket(&staff, number)?;
             let action = if open {
+                desk.takes_tickets(&ticket.org)?;
                 let event = desk
                     .store
                     .events_for(number)?

@@ -15,6 +15,8 @@ pub(crate) struct Admission {
     pub address: String,
     /// Its Return-Path (empty for `<>`, a bounce), else its From address.
     pub mail_from: String,
+    /// Its From address, lowercase.
+    pub from: Option<String>,
     /// Its Date, if it has a readable one.
     pub date: Option<OffsetDateTime>,
     /// Why it is not taken, if it is not.
@@ -65,41 +67,59 @@ pub(crate) fn admit(
             },
         }
     };
-    let ids = |v: &mail_parser::HeaderValue<'_>, keep| -> Vec<String> {
-        id_list(v, keep)
-            .iter()
-            .map(|m| normalize_message_id(m))
-            .collect()
-    };
     Admission {
         address,
         mail_from: headers.as_ref().map(return_path).unwrap_or_default(),
+        from: headers.as_ref().and_then(from_of),
         date: headers.as_ref().and_then(header_date),
         refusal,
         message_id: headers
             .as_ref()
             .and_then(|h| h.message_id())
             .map(normalize_message_id),
-        answers: headers
-            .as_ref()
-            .map(|h| {
-                [
-                    ids(h.in_reply_to(), MAX_IN_REPLY_TO),
-                    ids(h.references(), MAX_REFERENCES),
-                ]
-                .concat()
-            })
-            .unwrap_or_default(),
+        answers: headers.as_ref().map(answers).unwrap_or_default(),
     }
 }
 
-/// The Date of a message (or of its header section alone), if it has a readable one.
-pub(crate) fn date_of(raw: &[u8]) -> Option<OffsetDateTime> {
-    std::panic::catch_unwind(|| mail_parser::MessageParser::new().parse_headers(raw))
+/// What orders a message among others: its Date (seconds; none sorts last), its
+/// Message-ID and those it answers.
+pub(crate) struct ThreadHead {
+    pub date: i64,
+    pub message_id: Option<String>,
+    pub answers: Vec<String>,
+}
+
+/// The [`ThreadHead`] of a message (or of its header section alone).
+pub(crate) fn thread_head(raw: &[u8]) -> ThreadHead {
+    let headers = std::panic::catch_unwind(|| mail_parser::MessageParser::new().parse_headers(raw))
         .ok()
-        .flatten()
-        .as_ref()
-        .and_then(header_date)
+        .flatten();
+    ThreadHead {
+        date: headers
+            .as_ref()
+            .and_then(header_date)
+            .map_or(i64::MAX, |d| d.unix_timestamp()),
+        message_id: headers
+            .as_ref()
+            .and_then(|h| h.message_id())
+            .map(normalize_message_id),
+        answers: headers.as_ref().map(answers).unwrap_or_default(),
+    }
+}
+
+/// The Message-IDs a message answers: its In-Reply-To and References (bounded).
+fn answers(h: &mail_parser::Message<'_>) -> Vec<String> {
+    let ids = |v: &mail_parser::HeaderValue<'_>, keep| -> Vec<String> {
+        id_list(v, keep)
+            .iter()
+            .map(|m| normalize_message_id(m))
+            .collect()
+    };
+    [
+        ids(h.in_reply_to(), MAX_IN_REPLY_TO),
+        ids(h.references(), MAX_REFERENCES),
+    ]
+    .concat()
 }
 
 fn header_date(headers: &mail_parser::Message<'_>) -> Option<OffsetDateTime> {

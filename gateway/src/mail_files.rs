@@ -5,12 +5,13 @@
 //! mail no one and ring no bell. Their contents are remembered (as an IMAP source's are),
 //! so a second run takes nothing twice.
 
-use crate::admission::{admit, date_of, Limits};
+use crate::admission::{admit, thread_head, Limits, ThreadHead};
 use crate::{GatewayError, Processor};
 use postdesk_store::{
     Delivery, Envelope, MailboxOrigin, Org, Outcome, RefusedDelivery, Source, Store,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -69,11 +70,72 @@ fn by_depth(batch: &mut Vec<ReadMail>) {
     batch.extend(order.into_iter().filter_map(|i| taken[i].take()));
 }
 
+/// The order messages are imported in: by Date, but never before a message of the
+/// import they answer (a reply dated a minute before its question, by a skewed clock,
+/// waits for it); messages answering each other in a circle come after the rest, by
+/// Date. O(n log n).
+fn import_order(heads: &[ThreadHead]) -> Vec<usize> {
+    let n = heads.len();
+    let mut by_id: HashMap<&str, usize> = HashMap::new();
+    for (i, h) in heads.iter().enumerate() {
+        if let Some(id) = &h.message_id {
+            by_id.entry(id.as_str()).or_insert(i);
+        }
+    }
+    let mut waiting = vec![0usize; n];
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, h) in heads.iter().enumerate() {
+        let mut parents: Vec<usize> = h
+            .answers
+            .iter()
+            .filter_map(|a| by_id.get(a.as_str()).copied())
+            .filter(|&p| p != i)
+            .collect();
+        parents.sort_unstable();
+        parents.dedup();
+        waiting[i] = parents.len();
+        for p in parents {
+            children[p].push(i);
+        }
+    }
+    let mut by_date: Vec<usize> = (0..n).collect();
+    by_date.sort_by_key(|&i| (heads[i].date, i));
+    let mut next = by_date.into_iter();
+    let mut ready: BinaryHeap<Reverse<(i64, usize)>> = (0..n)
+        .filter(|&i| waiting[i] == 0)
+        .map(|i| Reverse((heads[i].date, i)))
+        .collect();
+    let mut done = vec![false; n];
+    let mut order = Vec::with_capacity(n);
+    loop {
+        while let Some(Reverse((_, i))) = ready.pop() {
+            if std::mem::replace(&mut done[i], true) {
+                continue;
+            }
+            order.push(i);
+            for &c in &children[i] {
+                waiting[c] = waiting[c].saturating_sub(1);
+                if waiting[c] == 0 {
+                    ready.push(Reverse((heads[c].date, c)));
+                }
+            }
+        }
+        // What is left waits on a circle: the earliest of it goes next.
+        match next.by_ref().find(|&i| !done[i]) {
+            Some(i) => ready.push(Reverse((heads[i].date, i))),
+            None => break,
+        }
+    }
+    order
+}
+
 /// What an import did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ImportReport {
     /// Messages found.
     pub found: usize,
+    /// Entries of a Maildir not read (links, folders, hidden files).
+    pub skipped: usize,
     /// Messages that opened a ticket or joined one (held ones included: staff decide).
     pub imported: usize,
     /// Tickets they opened.
@@ -93,77 +155,122 @@ pub struct ImportProgress {
     pub total: usize,
 }
 
-/// The messages of `path`: an mbox file, or a Maildir folder (its `cur/` and `new/`, or
-/// the folder itself when it has neither).
-fn places(path: &Path) -> Result<Vec<Place>, GatewayError> {
+/// The messages of `path` (an mbox file, or a Maildir folder: its `cur/` and `new/`),
+/// and how many entries there were not read (links, folders, hidden files).
+fn places(path: &Path) -> Result<(Vec<Place>, usize), GatewayError> {
     let cannot = |e: std::io::Error| GatewayError::Config(format!("{}: {e}", path.display()));
-    if path.is_dir() {
-        let mut files = Vec::new();
-        let subs: Vec<PathBuf> = ["cur", "new"]
+    let meta = std::fs::metadata(path).map_err(cannot)?;
+    if meta.is_dir() {
+        let folders: Vec<PathBuf> = ["cur", "new"]
             .iter()
             .map(|s| path.join(s))
             .filter(|p| p.is_dir())
             .collect();
-        let folders = if subs.is_empty() {
-            vec![path.to_path_buf()]
-        } else {
-            subs
-        };
+        if folders.is_empty() {
+            return Err(GatewayError::Config(format!(
+                "{} is not a Maildir (it has no cur/ or new/ folder)",
+                path.display()
+            )));
+        }
+        let (mut files, mut skipped) = (Vec::new(), 0);
         for folder in folders {
             for entry in std::fs::read_dir(&folder).map_err(cannot)? {
                 let entry = entry.map_err(cannot)?;
-                let name = entry.file_name();
+                // Not followed: a link may point anywhere (a device, another mailbox).
                 if entry.file_type().map_err(cannot)?.is_file()
-                    && !name.to_string_lossy().starts_with('.')
+                    && !entry.file_name().to_string_lossy().starts_with('.')
                 {
                     files.push(entry.path());
+                } else {
+                    skipped += 1;
                 }
             }
         }
         files.sort();
-        return Ok(files.into_iter().map(Place::File).collect());
+        return Ok((files.into_iter().map(Place::File).collect(), skipped));
     }
-    mbox_places(&mut BufReader::new(File::open(path).map_err(cannot)?)).map_err(cannot)
+    if !meta.is_file() {
+        return Err(GatewayError::Config(format!(
+            "{} is neither an mbox file nor a Maildir folder",
+            path.display()
+        )));
+    }
+    let found =
+        mbox_places(&mut BufReader::new(File::open(path).map_err(cannot)?)).map_err(cannot)?;
+    Ok((found, 0))
 }
 
-/// The messages of an mbox: each begins after a `From ` line at the file's start or after
-/// an empty line, and ends before the empty line that precedes the next one.
+/// The bytes of a line kept to tell what it is (a separator, a blank line): a line of any
+/// length costs no more than this.
+const LINE_HEAD: usize = 256;
+
+/// Whether a line begins a message in an mbox: `From `, the sender, and a date (which has
+/// digits), so a body line "From here on" after an empty line is not taken for one.
+fn is_separator(line: &[u8]) -> bool {
+    let Some(rest) = line.strip_prefix(b"From ") else {
+        return false;
+    };
+    let mut words = rest.split(|b| *b == b' ').filter(|w| !w.is_empty());
+    words.next().is_some() && words.any(|w| w.iter().any(u8::is_ascii_digit))
+}
+
+/// The messages of an mbox: each begins after a separator line at the file's start or
+/// after an empty line, and ends before the empty line that precedes the next one. Read
+/// in the reader's chunks: memory stays the same whatever a line's length.
 fn mbox_places(file: &mut impl BufRead) -> std::io::Result<Vec<Place>> {
     let mut places = Vec::new();
-    let mut line = Vec::new();
-    let mut at = 0u64;
+    let mut head: Vec<u8> = Vec::with_capacity(LINE_HEAD);
+    let (mut at, mut line_start) = (0u64, 0u64);
     let mut start: Option<u64> = None;
     // Where the message in hand ends if the next line starts another (before its blank).
     let mut end = 0u64;
     let mut after_blank = true;
-    loop {
-        line.clear();
-        let n = file.read_until(b'\n', &mut line)? as u64;
-        if n == 0 {
-            break;
-        }
-        if after_blank && line.starts_with(b"From ") {
+    let mut line = |head: &[u8], to: u64, places: &mut Vec<Place>| {
+        let blank = head == b"\n" || head == b"\r\n";
+        if after_blank && is_separator(head) {
             if let Some(s) = start {
                 places.push(Place::Mbox {
                     start: s,
                     len: end.saturating_sub(s),
                 });
             }
-            start = Some(at + n);
-            end = at + n;
+            start = Some(to);
+            end = to;
+            after_blank = false;
         } else {
-            // A blank line may be the separator's: the message ends before it unless more
-            // of it follows.
-            let blank = line == b"\n" || line == b"\r\n";
             if !blank {
-                end = at + n;
+                end = to;
             }
             after_blank = blank;
-            at += n;
-            continue;
         }
-        after_blank = false;
-        at += n;
+    };
+    loop {
+        let buf = file.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        let n = buf.len();
+        let mut i = 0;
+        while i < n {
+            let (piece, ends) = match buf[i..].iter().position(|&b| b == b'\n') {
+                Some(j) => (&buf[i..=i + j], true),
+                None => (&buf[i..], false),
+            };
+            let room = LINE_HEAD.saturating_sub(head.len());
+            head.extend_from_slice(&piece[..piece.len().min(room)]);
+            i += piece.len();
+            if ends {
+                let to = at + i as u64;
+                line(&head, to, &mut places);
+                head.clear();
+                line_start = to;
+            }
+        }
+        file.consume(n);
+        at += n as u64;
+    }
+    if line_start < at {
+        line(&head, at, &mut places);
     }
     if let Some(s) = start {
         places.push(Place::Mbox {
@@ -238,7 +345,14 @@ impl MailFiles<'_> {
             )));
         }
         let cannot = |e: std::io::Error| GatewayError::Config(format!("{}: {e}", path.display()));
-        let found = places(path)?;
+        let (found, skipped) = places(path)?;
+        if found.is_empty() {
+            return Err(GatewayError::Config(format!(
+                "no messages in {} (an mbox begins each with a \"From sender date\" line; a \
+                 Maildir keeps them in cur/ and new/)",
+                path.display()
+            )));
+        }
         let mut mbox = if path.is_dir() {
             None
         } else {
@@ -248,18 +362,20 @@ impl MailFiles<'_> {
             max_message_size: self.max_message_size,
             max_line_length: self.max_line_length,
         };
-        // Ordered by Date, the file's order kept among equal ones: a thread's replies come
-        // after what they answer whatever order the files came in.
-        let mut order = Vec::with_capacity(found.len());
-        for (i, place) in found.iter().enumerate() {
+        let mut heads = Vec::with_capacity(found.len());
+        for place in &found {
             let head = read(mbox.as_mut(), place, HEAD_BYTES).map_err(cannot)?;
-            let date = date_of(&head);
-            order.push((date.map_or(i64::MAX, |d| d.unix_timestamp()), i));
+            heads.push(thread_head(&head));
         }
-        order.sort();
+        let order: Vec<(i64, usize)> = import_order(&heads)
+            .into_iter()
+            .map(|i| (heads[i].date, i))
+            .collect();
+        drop(heads);
         let source = format!("import/{}", org.slug);
         let mut report = ImportReport {
             found: found.len(),
+            skipped,
             ..ImportReport::default()
         };
         let mut batch: Vec<ReadMail> = Vec::new();
@@ -297,7 +413,15 @@ impl MailFiles<'_> {
         limits: Limits,
         index: usize,
     ) -> ReadMail {
-        let a = admit(self.store, org, &raw, None, limits);
+        let mut a = admit(self.store, org, &raw, None, limits);
+        // An archive read again must not bring back a person erased since.
+        if a.refusal.is_none() {
+            if let Some(from) = a.from.as_deref() {
+                if matches!(self.store.erased_as(from), Ok(Some(_))) {
+                    a.refusal = Some("its sender was erased".into());
+                }
+            }
+        }
         let (deliveries, refused) = match a.refusal {
             None => (
                 vec![Delivery {
@@ -380,7 +504,10 @@ impl MailFiles<'_> {
 /// A refusal's reason without what names one message (an address, a number, a note in
 /// parentheses), so alike refusals count together.
 fn short_reason(reason: &str) -> String {
-    let reason = reason[..reason.find('(').unwrap_or(reason.len())].trim();
+    let reason = match reason.trim_end().strip_suffix(')') {
+        Some(_) => reason[..reason.rfind(" (").unwrap_or(reason.len())].trim(),
+        None => reason.trim(),
+    };
     let mut out = String::with_capacity(reason.len());
     let mut in_address = false;
     for c in reason.chars() {
@@ -419,13 +546,13 @@ mod tests {
 
     #[test]
     fn an_mbox_splits_at_from_lines_after_blank_ones() {
-        let text = "From a@x Mon Jan  1 00:00:00 2024\nSubject: one\n\nbody\nFrom here on\n\nFrom b@x Tue Jan  2 00:00:00 2024\nSubject: two\n\nsecond\n";
+        let text = "From a@x Mon Jan  1 00:00:00 2024\nSubject: one\n\nbody\n\nFrom here on\n\nFrom b@x Tue Jan  2 00:00:00 2024\nSubject: two\n\nsecond\n";
         let found = mbox(text);
         assert_eq!(found.len(), 2);
         let (s, l) = found[0];
         assert_eq!(
             &text[s as usize..(s + l) as usize],
-            "Subject: one\n\nbody\nFrom here on\n"
+            "Subject: one\n\nbody\n\nFrom here on\n"
         );
         let (s, l) = found[1];
         assert_eq!(
@@ -469,6 +596,40 @@ mod tests {
     }
 
     #[test]
+    fn a_long_line_costs_nothing_and_a_file_without_separators_has_no_messages() {
+        let long = format!(
+            "From a@x Mon Jan  1 00:00:00 2024\nSubject: x\n\n{}\n",
+            "y".repeat(1 << 20)
+        );
+        let found = mbox(&long);
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            found[0].1 as usize,
+            long.len() - long.find('\n').unwrap() - 1
+        );
+        assert!(mbox("Subject: just one message\n\nbody\n").is_empty());
+    }
+
+    #[test]
+    fn replies_wait_for_what_they_answer_whatever_their_date() {
+        let head = |date: i64, id: &str, answers: &[&str]| ThreadHead {
+            date,
+            message_id: Some(id.to_string()),
+            answers: answers.iter().map(|a| a.to_string()).collect(),
+        };
+        let heads = [
+            head(5, "reply", &["question"]),
+            head(9, "question", &[]),
+            head(1, "other", &[]),
+            head(3, "a", &["b"]),
+            head(4, "b", &["a"]),
+        ];
+        // "reply" (dated 5) waits for "question" (dated 9); the circle a/b comes after the
+        // rest, by date.
+        assert_eq!(import_order(&heads), [2, 1, 0, 3, 4]);
+    }
+
+    #[test]
     fn quoted_from_lines_lose_one_quote() {
         let raw = b"Subject: x\n\n>From the start\n>>From deeper\n> From not\n".to_vec();
         assert_eq!(
@@ -484,6 +645,10 @@ mod tests {
             "Sender domain x.test is not allowed to write to a@b"
         );
         assert_eq!(short_reason("<e@x> is blocked"), "<…> is blocked");
+        assert_eq!(
+            short_reason("Sender domain (no From address) is not allowed to write to a@b"),
+            "Sender domain (no From address) is not allowed to write to a@b"
+        );
         assert_eq!(
             short_reason("message of 123456 bytes exceeds the limit of 100 bytes"),
             "message of N bytes exceeds the limit of N bytes"

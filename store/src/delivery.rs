@@ -193,8 +193,10 @@ fn apply_delivery(
             }
         }
     }
-    // A person writing back reopens a ticket that was waiting or done.
+    // A person writing back reopens a ticket that was waiting or done (old mail read in
+    // by an import does not: it is history).
     if !new_ticket
+        && !c.imported
         && !c.held
         && !c.by_staff
         && !c.automatic

@@ -47,12 +47,14 @@ pub struct Erased {
 }
 
 /// Whether `c` may be part of an address's local part, or of its domain.
+/// Bytes of non-ASCII characters count as part of an address (an international local
+/// part or domain: `josérita@` is not `rita@`).
 fn local_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&c)
+    c.is_ascii_alphanumeric() || c >= 0x80 || b"!#$%&'*+-/=?^_`{|}~.".contains(&c)
 }
 
 fn domain_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'-'
+    c.is_ascii_alphanumeric() || c >= 0x80 || c == b'-'
 }
 
 /// Where `email` (lowercase) stands as a whole address in `lower` (lowercased ASCII):
@@ -102,6 +104,19 @@ fn replace_ci(text: &str, needle: &str, with: &str) -> Option<String> {
     Some(out)
 }
 
+/// `text` without a shortened `email` at its end (a bell entry is cut at 200 characters:
+/// `… rita@cust`), when what is left of it reaches past the `@`.
+fn cut_partial(text: &str, email: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    let at = email.find('@')?;
+    (at + 2..email.len()).rev().find_map(|n| {
+        let start = lower.len().checked_sub(n)?;
+        let boundary = start == 0 || !local_char(lower.as_bytes()[start - 1]);
+        (boundary && lower.ends_with(&email[..n]) && text.is_char_boundary(start))
+            .then(|| format!("{}{ERASED_TEXT}", &text[..start]))
+    })
+}
+
 /// Whether `bytes` hold `needle` (lowercase) as a whole address, in any case.
 fn holds(bytes: &[u8], needle: &[u8]) -> bool {
     !address_spans(&bytes.to_ascii_lowercase(), needle).is_empty()
@@ -147,8 +162,14 @@ impl Store {
     }
 
     /// Erases `email` (lowercase; not a staff member's): see the module's comment. Safe to
-    /// run again (a stopped erasure is finished by the next).
-    pub fn erase_person(&self, email: &str) -> Result<Erased, StoreError> {
+    /// run again (a stopped erasure is finished by the next). `decoded` gives a stored
+    /// mail's headers and text decoded (base64, quoted-printable, RFC 2047), where an
+    /// address hides from a search of the raw bytes.
+    pub fn erase_person(
+        &self,
+        email: &str,
+        decoded: &dyn Fn(&[u8]) -> String,
+    ) -> Result<Erased, StoreError> {
         if self.staff(email)?.is_some() {
             return Err(StoreError::Invalid(format!(
                 "{email} is a staff member: remove them from staff first"
@@ -165,7 +186,7 @@ impl Store {
         // Mail first: its stored bodies go with it, before other contents naming them are
         // looked for.
         self.erase_from_outbox(email, &pseudonym, &requested, &theirs.entries, &mut done)?;
-        self.erase_mail_in(email, &pseudonym, &theirs, &mut done)?;
+        self.erase_mail_in(email, &pseudonym, &theirs, decoded, &mut done)?;
         self.erase_from_message_ids(email, &pseudonym)?;
         self.erase_from_bell(email, &pseudonym, &requested, &theirs.entries)?;
         self.erase_access(email)?;
@@ -177,7 +198,7 @@ impl Store {
         )?;
         self.flush()?;
         self.lookups.forget();
-        done.left = self.records_holding(email)?;
+        done.left = self.records_holding(email, decoded)?;
         Ok(done)
     }
 
@@ -323,6 +344,7 @@ impl Store {
         email: &str,
         pseudonym: &str,
         theirs: &Theirs,
+        decoded: &dyn Fn(&[u8]) -> String,
         done: &mut Erased,
     ) -> Result<(), StoreError> {
         let mut inbound: BTreeSet<u64> = theirs.inbound.clone();
@@ -343,6 +365,11 @@ impl Store {
                     *note = n;
                 }
             }
+            if let crate::Outcome::Refused { reason } = &mut d.outcome {
+                if let Some(r) = replace_ci(reason, email, pseudonym) {
+                    *reason = r;
+                }
+            }
             if let Some(m) = d
                 .message_id
                 .as_deref()
@@ -358,9 +385,17 @@ impl Store {
             let (k, v) = kv?;
             let id = key_num(&k).ok_or_else(|| StoreError::Corrupt("envelope key".into()))?;
             let mut env: Envelope = decode(&v)?;
+            let before = env.clone();
             if env.mail_from == email || inbound.contains(&id) {
                 inbound.insert(id);
                 env.mail_from = pseudonym.to_string();
+            }
+            for r in &mut env.refused {
+                if let Some(reason) = replace_ci(&r.reason, email, pseudonym) {
+                    r.reason = reason;
+                }
+            }
+            if env != before {
                 batch.insert(k, encode(&env)?);
             }
         }
@@ -384,15 +419,21 @@ impl Store {
             self.files.remove(Kind::Blob, sha)?;
             done.files += usize::from(held);
         }
-        self.drop_originals_naming(email, done)
+        self.drop_originals_naming(email, decoded, done)
     }
 
     /// Other people's originals and attachment contents that name the person (a Cc, a
     /// subject, a delivery report about their mail) are dropped too, as retention drops
     /// originals: the tickets' text stays, with the pseudonym in their place. Reads every
     /// original once (an erasure is rare).
-    fn drop_originals_naming(&self, email: &str, done: &mut Erased) -> Result<(), StoreError> {
+    fn drop_originals_naming(
+        &self,
+        email: &str,
+        decoded: &dyn Fn(&[u8]) -> String,
+        done: &mut Erased,
+    ) -> Result<(), StoreError> {
         let needle = email.as_bytes();
+        let names = |bytes: &[u8]| holds(bytes, needle) || holds(decoded(bytes).as_bytes(), needle);
         // Mail the pipeline has yet to read keeps its original: nothing acknowledged is lost.
         let pending = |id: Option<u64>| -> Result<bool, StoreError> {
             Ok(match id {
@@ -403,14 +444,14 @@ impl Store {
         for kv in self.raw.iter() {
             let (k, v) = kv?;
             let id = <[u8; 8]>::try_from(k.as_ref()).ok().map(u64::from_be_bytes);
-            if holds(&v, needle) && !pending(id)? {
+            if !pending(id)? && names(&v) {
                 self.raw.remove(k)?;
                 done.others_originals += 1;
             }
         }
         for kv in self.blobs.iter() {
             let (k, v) = kv?;
-            if holds(&v, needle) {
+            if names(&v) {
                 self.blobs.remove(k)?;
                 done.files += 1;
             }
@@ -427,7 +468,7 @@ impl Store {
                     && self
                         .files
                         .read(kind, &name)?
-                        .is_some_and(|bytes| holds(&bytes, needle))
+                        .is_some_and(|bytes| names(&bytes))
                 {
                     self.files.remove(kind, &name)?;
                     *count += 1;
@@ -453,15 +494,28 @@ impl Store {
     /// Who sent a Message-ID: under the pseudonym; so are Message-IDs made of the address.
     fn erase_from_message_ids(&self, email: &str, pseudonym: &str) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
-        for prefix in ["mid/", "midfrom/", "midby/", "ourmid/", "rawmid/"] {
+        // `<prefix><org>/<id>` (`midby/` adds `\0<sender>`; `rawmid/` has no org): the
+        // id and sender part only, whose `/` would otherwise join the address.
+        for (prefix, with_org) in [
+            ("mid/", true),
+            ("midfrom/", true),
+            ("midby/", true),
+            ("ourmid/", true),
+            ("rawmid/", false),
+        ] {
             for kv in self.state.scan_prefix(prefix) {
                 let (k, v) = kv?;
-                if let Some(moved) = std::str::from_utf8(&k)
-                    .ok()
-                    .and_then(|key| replace_ci(key, email, pseudonym))
-                {
+                let Ok(key) = std::str::from_utf8(&k) else {
+                    continue;
+                };
+                let rest = &key[prefix.len()..];
+                let (org, id) = match rest.split_once('/').filter(|_| with_org) {
+                    Some((org, id)) => (format!("{org}/"), id),
+                    None => (String::new(), rest),
+                };
+                if let Some(id) = replace_ci(id, email, pseudonym) {
                     batch.remove(k);
-                    batch.insert(moved.as_bytes(), v);
+                    batch.insert(format!("{prefix}{org}{id}").as_bytes(), v);
                 }
             }
         }
@@ -594,6 +648,9 @@ impl Store {
             let (k, v) = kv?;
             let mut b: BellItem = decode(&v)?;
             let mut text = replace_ci(&b.text, email, pseudonym).unwrap_or(b.text.clone());
+            if let Some(cut) = cut_partial(&text, email) {
+                text = cut;
+            }
             if entries.contains(&b.event) {
                 text = format!("#{}: {ERASED_TEXT}", b.ticket);
             } else if requested.contains(&b.ticket) {
@@ -686,8 +743,13 @@ impl Store {
         Ok(self.state.apply_batch(batch)?)
     }
 
-    /// How many records in the store's trees still hold `email`, in any case.
-    fn records_holding(&self, email: &str) -> Result<usize, StoreError> {
+    /// How many records in the store's trees still hold `email`, in any case (originals
+    /// and attachment contents also decoded).
+    fn records_holding(
+        &self,
+        email: &str,
+        decoded: &dyn Fn(&[u8]) -> String,
+    ) -> Result<usize, StoreError> {
         let mut n = 0;
         for tree in [&self.state, &self.raw, &self.blobs] {
             for kv in tree.iter() {
@@ -700,8 +762,13 @@ impl Store {
                                 .without_files
                                 .is_some_and(|w| holds(&w, email.as_bytes()))
                     });
+                let in_contents = !std::ptr::eq(tree, &self.state)
+                    && holds(decoded(&v).as_bytes(), email.as_bytes());
                 n += usize::from(
-                    in_mail || holds(&k, email.as_bytes()) || holds(&v, email.as_bytes()),
+                    in_mail
+                        || in_contents
+                        || holds(&k, email.as_bytes())
+                        || holds(&v, email.as_bytes()),
                 );
             }
         }
@@ -736,6 +803,13 @@ mod tests {
         assert!(!holds(b"margarita@x.test", b"rita@x.test"));
         assert!(!holds(b"rita@x.test.org", b"rita@x.test"));
         assert!(!holds(b"a.rita@x.test", b"rita@x.test"));
+        assert!(!holds("josérita@x.test".as_bytes(), b"rita@x.test"));
+        assert_eq!(
+            cut_partial("Dave opened #3 Please call rita@x.t", "rita@x.test").as_deref(),
+            Some("Dave opened #3 Please call [erased]")
+        );
+        assert_eq!(cut_partial("Dave opened #3 Call rita", "rita@x.test"), None);
+        assert_eq!(cut_partial("margarita@x.t", "rita@x.test"), None);
         assert!(holds(b"write to rita@x.test.", b"rita@x.test"));
         assert!(holds(b"\"Rita\" <rita@x.test>,", b"rita@x.test"));
         assert_eq!(

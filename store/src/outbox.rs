@@ -205,6 +205,29 @@ impl Store {
         self.sent_count("autosent", recipient, since)
     }
 
+    /// Forgets the per-recipient counts of automatic mail and alerts older than `before`:
+    /// they serve an hourly cap, and would keep every address that was ever mailed.
+    pub fn forget_sent_before(&self, before: OffsetDateTime) -> Result<usize, StoreError> {
+        let floor = u64::try_from(before.unix_timestamp_nanos()).unwrap_or(0);
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for group in ["autosent/", "alertsent/"] {
+            for k in self.state.scan_prefix(group).keys() {
+                let k = k?;
+                let at = k
+                    .len()
+                    .checked_sub(8)
+                    .and_then(|i| crate::codec::read_u64(&k[i..]));
+                if at.is_some_and(|ns| ns < floor) {
+                    batch.remove(k);
+                    n += 1;
+                }
+            }
+        }
+        self.state.apply_batch(batch)?;
+        Ok(n)
+    }
+
     /// How many monitor alerts went to `recipient` since `since`.
     pub fn monitor_alert_count(
         &self,

@@ -109,7 +109,8 @@ pub(crate) fn record_activity(ticket: &mut Ticket, e: &Event) {
             *ticket.minutes_logged.entry(e.author.clone()).or_default() += u64::from(*m);
         }
     } else if !e.automatic && !e.held && matches!(e.kind, EventKind::Created | EventKind::Reply) {
-        ticket.last_user_at = Some(e.at);
+        // Old mail read in (an import) never moves the time back.
+        ticket.last_user_at = ticket.last_user_at.max(Some(e.at));
     }
 }
 

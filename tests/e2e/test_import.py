@@ -170,6 +170,51 @@ class Import(unittest.TestCase):
         self.check_imported("beta", 9)
         self.assertEqual(srv.api("/api/v1/outbox")["outbox"], [])
 
+    def test_odd_input_is_refused_and_history_stays_history(self):
+        srv = self.srv
+        for path, why in (("/dev/zero", "neither an mbox file nor a Maildir folder"),
+                          (srv.dir, "is not a Maildir")):
+            r = srv.cli("import", "--org", "acme", path, check=False)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn(why, r.stderr)
+        lone = os.path.join(srv.dir, "one.eml")
+        with open(lone, "wb") as f:
+            f.write(fixture("gmail-new.eml"))
+        r = srv.cli("import", "--org", "acme", lone, check=False)
+        self.assertIn("no messages in", r.stderr)
+        # A live ticket, answered and closed.
+        srv.start()
+        live = mail("rita@customer.test", "acme@acme.test", "Badge reader", "It beeps.")
+        with smtplib.SMTP("127.0.0.1", srv.smtp_port) as s:
+            s.send_message(live)
+        n = srv.decision_for(live["Message-ID"])["ticket"]
+        srv.send("PATCH", f"/api/v1/tickets/{n}", {"status": "closed"})
+        srv.stop()
+        # An archive holding an old reply to it and mail of someone erased later.
+        old = mail("bob@customer.test", "acme@acme.test", "Re: Badge reader", "Old news.",
+                   In_Reply_To=live["Message-ID"], Date="Mon, 4 Mar 2024 09:00:00 +0000")
+        gone = mail("gone@customer.test", "acme@acme.test", "Parking", "Gone's words.",
+                    Date="Tue, 5 Mar 2024 09:00:00 +0000")
+        path = os.path.join(srv.dir, "archive.mbox")
+        box = mailbox.mbox(path)
+        for m in (old, gone):
+            box.add(mailbox.mboxMessage(m.as_bytes()))
+        box.close()
+        self.assertEqual(self.counts(self.run_import("acme", path))[1], 2)
+        srv.start()
+        ticket = srv.ticket(n)
+        self.assertEqual(ticket["status"], "closed", "old mail does not reopen a ticket")
+        self.assertIn("Old news.", [e["text"] for e in ticket["events"]])
+        srv.send("POST", "/api/v1/people/gone@customer.test/erase", b"")
+        srv.stop()
+        # Read again from another archive (its bytes differ): the erased sender stays out.
+        gone["X-Archived"] = "again"
+        box = mailbox.mbox(path + "2")
+        box.add(mailbox.mboxMessage(gone.as_bytes()))
+        box.close()
+        again = self.run_import("acme", path + "2")
+        self.assertIn("refused 1: its sender was erased", again)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -74,6 +74,9 @@ class PersonData(unittest.TestCase):
                  {"text": "We are sending a technician."}, expect=201)
         srv.send("POST", f"/api/v1/tickets/{cls.ticket}/notes",
                  {"text": "Internal: Rita's floor has the old model."}, expect=201)
+        # The answer's mail to her is queued by the notifier, after the answer.
+        wait_for(lambda: [m for m in srv.api("/api/v1/outbox")["outbox"]
+                          if m["recipient"] == RITA and m["kind"] == "staff_answer"])
         # Another ticket Rita has nothing to do with.
         other = f"<{time.time_ns()}.other@elsewhere.test>"
         cls.send("carl@elsewhere.test", ["acme@acme.test"],
@@ -293,6 +296,11 @@ class Erasure(unittest.TestCase):
             MARGARITA, "acme@acme.test", "Toner order", "Two cartons."))["ticket"]
         self.dave = self.deliver(DAVE, ["acme@acme.test"], mail(
             DAVE, "acme@acme.test", f"Please call {RITA} today", "She knows."))["ticket"]
+        # Frank names her in a base64 body (as mail clients send non-ASCII text).
+        frank = mail("frank@customer.test", "acme@acme.test", "Café", "x")
+        frank.set_content(f"Ask Rita ({RITA}) about the café.", cte="base64")
+        self.frank = self.deliver("frank@customer.test", ["acme@acme.test"], frank)
+        self.frank_mid = frank["Message-ID"]
         erin = mail(ERIN, "acme@acme.test", "Scanner", "The scanner is slow.")
         self.erin = self.deliver(ERIN, ["acme@acme.test"], erin)["ticket"]
         held = mail(RITA, "acme@acme.test", "Re: Scanner", f"Me too. {self.her_words[2]}",
@@ -331,6 +339,8 @@ class Erasure(unittest.TestCase):
         srv.send("POST", f"/api/v1/people/{RITA}/erase", b"", token=self.manager, expect=403)
         srv.send("POST", "/api/v1/people/nobody/erase", b"", expect=400)
         srv.send("POST", "/api/v1/people/mia@ops.test/erase", b"", expect=409)
+        # An organization's own address is not a person's (its every mail names it).
+        srv.send("POST", "/api/v1/people/acme+x@acme.test/erase", b"", expect=409)
         # From Settings › People: the address typed twice.
         admin = Browser(srv)
         admin.get(self.admin_link)
@@ -348,8 +358,11 @@ class Erasure(unittest.TestCase):
                            page).groups()
         # Her ticket and Dave's (naming her); her three entries (one held in Erin's
         # ticket); her spam's original went with its ticket, three left; Dave's original
-        # names her; her two files.
-        self.assertEqual(counts, ("2", "3", "3", "1", "2"))
+        # names her, and so does Frank's once decoded; her two files.
+        self.assertEqual(counts, ("2", "3", "3", "2", "2"))
+        srv.api(f"/api/v1/messages/{urllib.parse.quote(self.frank_mid)}/raw", expect=404)
+        frank_text = srv.ticket(self.frank["ticket"])["events"][0]["text"]
+        self.assertIn("Ask Rita (erased-", frank_text)
         self.assertNotIn("still hold the address", page)
 
         # The ticket: her entries "[erased]" under the pseudonym, Bob's and staff's intact.

@@ -1,9 +1,10 @@
 //! Pure functions on a parsed message: classify it, read its subject, match it to a ticket,
-//! strip quoted history for display, and make and check reply and unsubscribe tokens. No
-//! I/O here.
+//! strip quoted history for display, decode it whole for a search, and make and check
+//! reply and unsubscribe tokens. No I/O here.
 
 mod classify;
 mod commands;
+mod decoded;
 mod html;
 mod matching;
 mod strip;
@@ -13,6 +14,7 @@ mod unsubscribe;
 
 pub use classify::{classify, Classification};
 pub use commands::{parse_commands, valid_date, Command, ParsedCommands};
+pub use decoded::decoded_text;
 pub use html::{html_to_text, sanitize_html};
 pub use matching::{match_ticket, MatchRule, ThreadingInput, TicketLookup, TicketMatch};
 pub use strip::{new_text, strip_reply, strip_signature};
