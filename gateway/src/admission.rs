@@ -15,8 +15,9 @@ pub(crate) struct Admission {
     pub address: String,
     /// Its Return-Path (empty for `<>`, a bounce), else its From address.
     pub mail_from: String,
-    /// Its From address, lowercase.
-    pub from: Option<String>,
+    /// The addresses its From, Sender, Reply-To, To and Cc name, lowercase (at most
+    /// [`MAX_NAMED`]).
+    pub named: Vec<String>,
     /// Its Date, if it has a readable one.
     pub date: Option<OffsetDateTime>,
     /// Why it is not taken, if it is not.
@@ -70,7 +71,7 @@ pub(crate) fn admit(
     Admission {
         address,
         mail_from: headers.as_ref().map(return_path).unwrap_or_default(),
-        from: headers.as_ref().and_then(from_of),
+        named: headers.as_ref().map(named).unwrap_or_default(),
         date: headers.as_ref().and_then(header_date),
         refusal,
         message_id: headers
@@ -105,6 +106,21 @@ pub(crate) fn thread_head(raw: &[u8]) -> ThreadHead {
             .map(normalize_message_id),
         answers: headers.as_ref().map(answers).unwrap_or_default(),
     }
+}
+
+/// The most addresses of a message [`Admission::named`] keeps.
+const MAX_NAMED: usize = 100;
+
+/// The addresses a message's From, Sender, Reply-To, To and Cc name.
+fn named(h: &mail_parser::Message<'_>) -> Vec<String> {
+    [h.from(), h.sender(), h.reply_to(), h.to(), h.cc()]
+        .into_iter()
+        .flatten()
+        .flat_map(|list| list.iter())
+        .filter_map(|a| a.address())
+        .map(|a| a.trim().to_ascii_lowercase())
+        .take(MAX_NAMED)
+        .collect()
 }
 
 /// The Message-IDs a message answers: its In-Reply-To and References (bounded).

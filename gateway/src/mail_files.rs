@@ -84,19 +84,21 @@ fn import_order(heads: &[ThreadHead]) -> Vec<usize> {
     }
     let mut waiting = vec![0usize; n];
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut parents: Vec<Vec<usize>> = Vec::with_capacity(n);
     for (i, h) in heads.iter().enumerate() {
-        let mut parents: Vec<usize> = h
+        let mut mine: Vec<usize> = h
             .answers
             .iter()
             .filter_map(|a| by_id.get(a.as_str()).copied())
             .filter(|&p| p != i)
             .collect();
-        parents.sort_unstable();
-        parents.dedup();
-        waiting[i] = parents.len();
-        for p in parents {
+        mine.sort_unstable();
+        mine.dedup();
+        waiting[i] = mine.len();
+        for &p in &mine {
             children[p].push(i);
         }
+        parents.push(mine);
     }
     let mut by_date: Vec<usize> = (0..n).collect();
     by_date.sort_by_key(|&i| (heads[i].date, i));
@@ -120,14 +122,26 @@ fn import_order(heads: &[ThreadHead]) -> Vec<usize> {
                 }
             }
         }
-        // What is left waits on a circle: the earliest of it goes next.
-        match next.by_ref().find(|&i| !done[i]) {
-            Some(i) => ready.push(Reverse((heads[i].date, i))),
-            None => break,
+        // What is left waits on a circle: from the earliest of it, up through what it
+        // waits for until a message repeats (one of the circle, not a reply to it), which
+        // goes next. The walk is bounded.
+        let Some(mut i) = next.by_ref().find(|&i| !done[i]) else {
+            break;
+        };
+        let mut seen = std::collections::HashSet::new();
+        while seen.insert(i) && seen.len() <= CIRCLE_WALK {
+            match parents[i].iter().find(|&&p| !done[p]) {
+                Some(&p) => i = p,
+                None => break,
+            }
         }
+        ready.push(Reverse((heads[i].date, i)));
     }
     order
 }
+
+/// The most steps a walk looking for a circle takes (hostile References stay cheap).
+const CIRCLE_WALK: usize = 1000;
 
 /// What an import did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -202,16 +216,25 @@ fn places(path: &Path) -> Result<(Vec<Place>, usize), GatewayError> {
 
 /// The bytes of a line kept to tell what it is (a separator, a blank line): a line of any
 /// length costs no more than this.
-const LINE_HEAD: usize = 256;
+const LINE_HEAD: usize = 1024;
 
-/// Whether a line begins a message in an mbox: `From `, the sender, and a date (which has
-/// digits), so a body line "From here on" after an empty line is not taken for one.
+/// Whether a line begins a message in an mbox: `From `, then the sender (an address,
+/// `-` as Thunderbird writes, `MAILER-DAEMON`) or a date (which has digits), so a body
+/// line "From here on" after an empty line is not taken for one.
 fn is_separator(line: &[u8]) -> bool {
     let Some(rest) = line.strip_prefix(b"From ") else {
         return false;
     };
-    let mut words = rest.split(|b| *b == b' ').filter(|w| !w.is_empty());
-    words.next().is_some() && words.any(|w| w.iter().any(u8::is_ascii_digit))
+    let mut words = rest
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty());
+    let Some(sender) = words.next() else {
+        return false;
+    };
+    sender.contains(&b'@')
+        || sender == b"-"
+        || sender.eq_ignore_ascii_case(b"MAILER-DAEMON")
+        || words.any(|w| w.iter().any(u8::is_ascii_digit))
 }
 
 /// The messages of an mbox: each begins after a separator line at the file's start or
@@ -414,13 +437,14 @@ impl MailFiles<'_> {
         index: usize,
     ) -> ReadMail {
         let mut a = admit(self.store, org, &raw, None, limits);
-        // An archive read again must not bring back a person erased since.
-        if a.refusal.is_none() {
-            if let Some(from) = a.from.as_deref() {
-                if matches!(self.store.erased_as(from), Ok(Some(_))) {
-                    a.refusal = Some("its sender was erased".into());
-                }
-            }
+        // An archive read again must not bring back a person erased since: not as its
+        // sender, nor on a CC list or as someone to answer.
+        if a.refusal.is_none()
+            && a.named
+                .iter()
+                .any(|n| matches!(self.store.erased_as(n), Ok(Some(_))))
+        {
+            a.refusal = Some("it names a person who was erased".into());
         }
         let (deliveries, refused) = match a.refusal {
             None => (
@@ -608,6 +632,11 @@ mod tests {
             long.len() - long.find('\n').unwrap() - 1
         );
         assert!(mbox("Subject: just one message\n\nbody\n").is_empty());
+        // A separator without a date (some tools write none) still separates.
+        assert_eq!(
+            mbox("From bob@x.test\nSubject: a\n\nx\n\nFrom bob@x.test\nSubject: b\n\ny\n").len(),
+            2
+        );
     }
 
     #[test]
@@ -627,6 +656,15 @@ mod tests {
         // "reply" (dated 5) waits for "question" (dated 9); the circle a/b comes after the
         // rest, by date.
         assert_eq!(import_order(&heads), [2, 1, 0, 3, 4]);
+        // A reply to a member of a circle (dated before it) still comes after that member.
+        let heads = [
+            head(3, "aa", &["bb"]),
+            head(4, "bb", &["aa"]),
+            head(1, "cc", &["aa"]),
+        ];
+        let order = import_order(&heads);
+        let at = |i| order.iter().position(|&o| o == i);
+        assert!(at(2) > at(0), "{order:?}");
     }
 
     #[test]

@@ -46,15 +46,33 @@ pub struct Erased {
     pub left: usize,
 }
 
-/// Whether `c` may be part of an address's local part, or of its domain.
-/// Bytes of non-ASCII characters count as part of an address (an international local
-/// part or domain: `josérita@` is not `rita@`).
-fn local_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c >= 0x80 || b"!#$%&'*+-/=?^_`{|}~.".contains(&c)
+/// Whether `c` may be part of an address's local part, or of its domain: letters and
+/// digits of any script (`josérita@` is not `rita@`), and the local part's ASCII marks;
+/// other characters (spaces, quotes “ ” « », dashes, CJK punctuation) are boundaries.
+fn local_char(c: char) -> bool {
+    c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c)
 }
 
-fn domain_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c >= 0x80 || c == b'-'
+fn domain_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '-'
+}
+
+/// The character that ends just before byte `i` of `bytes`, if it is valid UTF-8.
+fn char_before(bytes: &[u8], i: usize) -> Option<char> {
+    (1..=4.min(i)).find_map(|len| {
+        std::str::from_utf8(&bytes[i - len..i])
+            .ok()
+            .and_then(|s| s.chars().next())
+    })
+}
+
+/// The character that starts at byte `i` of `bytes`, if it is valid UTF-8.
+fn char_at(bytes: &[u8], i: usize) -> Option<char> {
+    (1..=4.min(bytes.len().saturating_sub(i))).find_map(|len| {
+        std::str::from_utf8(&bytes[i..i + len])
+            .ok()
+            .and_then(|s| s.chars().next())
+    })
 }
 
 /// Where `email` (lowercase) stands as a whole address in `lower` (lowercased ASCII):
@@ -69,11 +87,11 @@ fn address_spans(lower: &[u8], email: &[u8]) -> Vec<usize> {
     let mut i = 0;
     while i + n <= lower.len() {
         if &lower[i..i + n] == email {
-            let before = i == 0 || !local_char(lower[i - 1]);
-            let after = match lower.get(i + n) {
+            let before = !char_before(lower, i).is_some_and(local_char);
+            let after = match char_at(lower, i + n) {
                 None => true,
-                Some(b'.') => !lower.get(i + n + 1).copied().is_some_and(domain_char),
-                Some(&c) => !domain_char(c),
+                Some('.') => !char_at(lower, i + n + 1).is_some_and(domain_char),
+                Some(c) => !domain_char(c),
             };
             if before && after {
                 spans.push(i);
@@ -111,7 +129,7 @@ fn cut_partial(text: &str, email: &str) -> Option<String> {
     let at = email.find('@')?;
     (at + 2..email.len()).rev().find_map(|n| {
         let start = lower.len().checked_sub(n)?;
-        let boundary = start == 0 || !local_char(lower.as_bytes()[start - 1]);
+        let boundary = !char_before(lower.as_bytes(), start).is_some_and(local_char);
         (boundary && lower.ends_with(&email[..n]) && text.is_char_boundary(start))
             .then(|| format!("{}{ERASED_TEXT}", &text[..start]))
     })
@@ -309,8 +327,15 @@ impl Store {
                 theirs.inbound.extend(e.inbound);
                 theirs.entries.insert(e.seq);
                 done.entries += usize::from(before.author == email);
-            } else if let Some(text) = replace_ci(&e.text, email, pseudonym) {
-                e.text = text;
+            } else {
+                if let Some(text) = replace_ci(&e.text, email, pseudonym) {
+                    e.text = text;
+                }
+                for a in &mut e.attachments {
+                    if let Some(name) = replace_ci(&a.name, email, pseudonym) {
+                        a.name = name;
+                    }
+                }
             }
             if let Some(m) = e
                 .message_id
@@ -804,6 +829,16 @@ mod tests {
         assert!(!holds(b"rita@x.test.org", b"rita@x.test"));
         assert!(!holds(b"a.rita@x.test", b"rita@x.test"));
         assert!(!holds("josérita@x.test".as_bytes(), b"rita@x.test"));
+        for around in [
+            "“rita@x.test”",
+            "«rita@x.test»",
+            "連絡先：rita@x.test。",
+            "a\u{a0}rita@x.test",
+            "—rita@x.test—",
+        ] {
+            assert!(holds(around.as_bytes(), b"rita@x.test"), "{around}");
+        }
+        assert!(!holds("rita@x.testé".as_bytes(), b"rita@x.test"));
         assert_eq!(
             cut_partial("Dave opened #3 Please call rita@x.t", "rita@x.test").as_deref(),
             Some("Dave opened #3 Please call [erased]")

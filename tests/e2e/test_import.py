@@ -213,7 +213,7 @@ class Import(unittest.TestCase):
         box.add(mailbox.mboxMessage(gone.as_bytes()))
         box.close()
         again = self.run_import("acme", path + "2")
-        self.assertIn("refused 1: its sender was erased", again)
+        self.assertIn("refused 1: it names a person who was erased", again)
 
 
 if __name__ == "__main__":

@@ -295,7 +295,12 @@ class Erasure(unittest.TestCase):
         self.margarita = self.deliver(MARGARITA, ["acme@acme.test"], mail(
             MARGARITA, "acme@acme.test", "Toner order", "Two cartons."))["ticket"]
         self.dave = self.deliver(DAVE, ["acme@acme.test"], mail(
-            DAVE, "acme@acme.test", f"Please call {RITA} today", "She knows."))["ticket"]
+            DAVE, "acme@acme.test", f"Please call “{RITA}” today", "She knows."))["ticket"]
+        # Ken sends a list naming her, as a file of bytes.
+        ken = with_file(mail("ken@customer.test", "acme@acme.test", "Contacts", "Attached."),
+                        "people.csv", f"name,address\nRita,{RITA}\n".encode())
+        self.ken_mid = ken["Message-ID"]
+        self.deliver("ken@customer.test", ["acme@acme.test"], ken)
         # Frank names her in a base64 body (as mail clients send non-ASCII text).
         frank = mail("frank@customer.test", "acme@acme.test", "Café", "x")
         frank.set_content(f"Ask Rita ({RITA}) about the café.", cte="base64")
@@ -358,8 +363,10 @@ class Erasure(unittest.TestCase):
                            page).groups()
         # Her ticket and Dave's (naming her); her three entries (one held in Erin's
         # ticket); her spam's original went with its ticket, three left; Dave's original
-        # names her, and so does Frank's once decoded; her two files.
-        self.assertEqual(counts, ("2", "3", "3", "2", "2"))
+        # names her (in curly quotes), and so do Frank's and Ken's once decoded; her two
+        # files and Ken's list.
+        self.assertEqual(counts, ("2", "3", "3", "3", "3"))
+        srv.api(f"/api/v1/messages/{urllib.parse.quote(self.ken_mid)}/raw", expect=404)
         srv.api(f"/api/v1/messages/{urllib.parse.quote(self.frank_mid)}/raw", expect=404)
         frank_text = srv.ticket(self.frank["ticket"])["events"][0]["text"]
         self.assertIn("Ask Rita (erased-", frank_text)
@@ -397,7 +404,7 @@ class Erasure(unittest.TestCase):
         self.assertEqual([e["text"] for e in erin["events"] if e["author"] == pseudonym],
                          ["[erased]"])
         self.assertEqual(erin["events"][0]["text"], "The scanner is slow.")
-        self.assertEqual(srv.ticket(self.dave)["summary"], f"Please call {pseudonym} today")
+        self.assertEqual(srv.ticket(self.dave)["summary"], f"Please call “{pseudonym}” today")
         marg = srv.ticket(self.margarita)
         self.assertEqual((marg["requester"], marg["summary"]), (MARGARITA, "Toner order"))
         self.assertIn(MARGARITA, json.dumps(srv.api("/api/v1/inbound")))

@@ -1,6 +1,6 @@
 //! A mail as a reader sees it: every header decoded (RFC 2047 words, addresses with their
-//! names) and every text part decoded (base64, quoted-printable, its charset), nested
-//! messages (a delivery report's) included. What an erasure searches for a person's
+//! names) and every part decoded (base64, quoted-printable, a text's charset; a file's
+//! bytes as they are), nested messages (a delivery report's) included. What an erasure searches for a person's
 //! address, which the raw bytes hide in encoded forms.
 
 use mail_parser::{HeaderValue, Message, MessageParser, PartType};
@@ -25,6 +25,11 @@ fn collect(message: &Message<'_>, out: &mut String, depth: usize) {
         match &part.body {
             PartType::Text(t) | PartType::Html(t) => {
                 out.push_str(t);
+                out.push('\n');
+            }
+            // A file's bytes too (a CSV sent as application/octet-stream names people).
+            PartType::Binary(b) | PartType::InlineBinary(b) => {
+                out.push_str(&String::from_utf8_lossy(b));
                 out.push('\n');
             }
             PartType::Message(m) if depth < MAX_DEPTH => collect(m, out, depth + 1),
