@@ -248,7 +248,11 @@ pub(crate) fn person(desk: &Desk, command: PersonCommand) -> Result<()> {
                 e.mails.len()
             );
             if e.left > 0 {
-                eprintln!("warning: {} records still hold the address (mail that came in meanwhile?): erase again", e.left);
+                eprintln!(
+                    "warning: {} records still hold the address: mail that came in meanwhile \
+                     (erase again), or a form of it the erasure does not read (README › Erasure)",
+                    e.left
+                );
             }
             println!("run `postdesk compact` to rewrite the database without their old records");
         }
