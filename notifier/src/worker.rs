@@ -193,8 +193,18 @@ impl Notifier {
                     }
                 }
             };
-            self.store
-                .set_outbox_status(&item.key, status, next_attempt, last_error)?;
+            let recorded =
+                self.store
+                    .set_outbox_status(&item.key, status, next_attempt, last_error)?;
+            // Deleted or erased while it was being written to the folder: the copy goes too.
+            if let (false, Transport::Folder(folder)) = (recorded, &self.transport) {
+                match std::fs::remove_file(folder.path_of(&item.key)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        tracing::error!(key = %item.key, error = %e, "cannot remove the copy of a deleted mail");
+                    }
+                    _ => {}
+                }
+            }
         }
         self.store.flush()?;
         Ok(sent)

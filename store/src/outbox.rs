@@ -277,30 +277,31 @@ impl Store {
     }
 
     /// Records a delivery attempt's outcome (made durable by the next flush; a lost update
-    /// only means the same key is delivered again).
+    /// only means the same key is delivered again). `false` when the mail is no longer
+    /// there to record it for: deleted with its ticket, or emptied by an erasure while it
+    /// was being sent (it stays as the erasure left it; a copy the transport kept should
+    /// go too).
     pub fn set_outbox_status(
         &self,
         key: &str,
         status: OutboxStatus,
         next_attempt_at: Option<OffsetDateTime>,
         last_error: Option<String>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         // In one transaction with the read: an erasure that cleared the item meanwhile is
         // not written over with the body seen before it.
         let k = item_key(key);
         let done = status != OutboxStatus::Pending;
-        self.state
+        let recorded = self
+            .state
             .transaction(|tx| {
                 let Some(v) = tx.get(k.as_bytes())? else {
-                    return Err(sled::transaction::ConflictableTransactionError::Abort(
-                        StoreError::NotFound(format!("outbox item {key}")),
-                    ));
+                    return Ok(false);
                 };
                 let mut item: OutboxItem =
                     decode(&v).map_err(sled::transaction::ConflictableTransactionError::Abort)?;
-                if matches!(item.status, OutboxStatus::Failed { .. }) && !done {
-                    // Cancelled meanwhile (an erasure): it stays cancelled.
-                    return Ok(());
+                if matches!(item.status, OutboxStatus::Failed { .. }) && item.raw.is_empty() {
+                    return Ok(false);
                 }
                 item.attempts += 1;
                 item.status = status.clone();
@@ -316,9 +317,10 @@ impl Store {
                 if done {
                     tx.remove(pending_key(key).as_bytes())?;
                 }
-                Ok(())
+                Ok(true)
             })
-            .map_err(StoreError::from)
+            .map_err(StoreError::from)?;
+        Ok(recorded)
     }
 
     /// Replaces a pending mail carrying files by its version without them (see
