@@ -4,20 +4,22 @@
 
 use postdesk_store::{Staff, Ticket};
 
-/// Minutes logged on `ticket` and what they cost in cents, each at its worker's rate
-/// (someone no longer on the staff costs nothing).
+/// What an hour of `who`'s time costs now, in cents (someone no longer on the staff
+/// costs nothing).
+pub fn hourly_rate(staff: &[Staff], who: &str) -> u64 {
+    staff
+        .iter()
+        .find(|s| s.email == who)
+        .map_or(0, |s| s.hourly_rate_cents)
+}
+
+/// Minutes logged on `ticket` and what they cost in cents, each at its worker's rate.
 pub fn time_and_cost(ticket: &Ticket, staff: &[Staff]) -> (u64, u64) {
-    let rate = |who: &str| {
-        staff
-            .iter()
-            .find(|s| s.email == who)
-            .map_or(0, |s| s.hourly_rate_cents)
-    };
     let minutes = ticket.minutes_logged.values().sum();
     let cost = ticket
         .minutes_logged
         .iter()
-        .map(|(who, m)| m * rate(who) / 60)
+        .map(|(who, m)| m * hourly_rate(staff, who) / 60)
         .sum();
     (minutes, cost)
 }

@@ -4,7 +4,7 @@
 //! inert, written in chunks into a bounded channel as the store is read: memory stays
 //! the same whatever the number of tickets.
 
-use crate::costs::{money, time_and_cost};
+use crate::costs::{hourly_rate, money, time_and_cost};
 use crate::{policy, Desk, DeskError, DeskResult};
 use postdesk_store::{Change, Event, Staff, Status, Store, StoreError, Ticket, TicketFilter};
 use time::format_description::well_known::Rfc3339;
@@ -387,10 +387,7 @@ fn time_row(e: &Event, t: &Ticket, staff: &[Staff]) -> [String; 8] {
         Some(Change::TimeSpent(m)) => u64::from(m),
         _ => 0,
     };
-    let rate = staff
-        .iter()
-        .find(|s| s.email == e.author)
-        .map_or(0, |s| s.hourly_rate_cents);
+    let rate = hourly_rate(staff, &e.author);
     [
         t.number.to_string(),
         t.org.clone(),

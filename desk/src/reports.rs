@@ -6,7 +6,7 @@
 //! What one costs: a pass over the tickets (each decoded once, nothing held but the
 //! figures) and the period's time entries through their index.
 
-use crate::costs::money;
+use crate::costs::{hourly_rate, money};
 use crate::exports::resolved_at;
 use crate::{policy, Desk, DeskError, DeskResult};
 use postdesk_store::{Change, Staff};
@@ -195,10 +195,7 @@ impl Desk {
                 if org.as_ref().is_some_and(|o| *o != ticket_org) {
                     continue;
                 }
-                let rate = people
-                    .iter()
-                    .find(|s| s.email == e.author)
-                    .map_or(0, |s| s.hourly_rate_cents);
+                let rate = hourly_rate(&people, &e.author);
                 let minutes = u64::from(m);
                 for w in [
                     r.work_by_staff.entry(e.author.clone()).or_default(),
