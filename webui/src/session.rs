@@ -52,19 +52,22 @@ fn session_id(parts: &Parts, state: &AppState) -> Option<String> {
     cookie_value(parts, &cookie_name(state, COOKIE))
 }
 
-/// Starts a session for `principal` and sends the browser to `to` with its cookie.
-pub async fn sign_in(state: &AppState, principal: Principal, to: &str) -> Response {
-    match state.desk.start_session(principal).await {
-        Ok(id) => (
-            [(
-                header::SET_COOKIE,
-                cookie(state, &id, SESSION_DAYS * 86_400),
-            )],
-            Redirect::to(to),
-        )
-            .into_response(),
-        Err(e) => crate::ApiError::from(e).into_page(),
-    }
+/// Starts a session for `principal` and sends the browser to `to` with its cookie; an
+/// error when no session could be made (so callers record a sign-in only once it is).
+pub async fn sign_in(
+    state: &AppState,
+    principal: Principal,
+    to: &str,
+) -> Result<Response, postdesk_desk::DeskError> {
+    let id = state.desk.start_session(principal).await?;
+    Ok((
+        [(
+            header::SET_COOKIE,
+            cookie(state, &id, SESSION_DAYS * 86_400),
+        )],
+        Redirect::to(to),
+    )
+        .into_response())
 }
 
 /// Removes the session cookie and sends the browser to `to` (the session itself is

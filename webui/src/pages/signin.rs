@@ -198,24 +198,19 @@ pub async fn with_password(
         );
     };
     let email = staff.email.clone();
-    let signed_in =
-        session::sign_in(&state, Principal::Staff { email: staff.email }, "/desk").await;
-    record_sign_in(&state, signed_in.status(), email, &client, "by password").await;
-    signed_in
+    match session::sign_in(&state, Principal::Staff { email: staff.email }, "/desk").await {
+        Ok(signed_in) => {
+            record_sign_in(&state, email, &client, "by password").await;
+            signed_in
+        }
+        Err(e) => crate::ApiError::from(e).into_page(),
+    }
 }
 
 /// Records a sign-in that gave a session (`answered` is the redirect that carries it).
-async fn record_sign_in(
-    state: &AppState,
-    answered: StatusCode,
-    email: String,
-    client: &ClientIp,
-    how: &str,
-) {
-    if answered.is_redirection() {
-        let done = Done::new(AuditAction::SignedIn, None, how);
-        crate::audit::record(state, email, client.to_string(), done).await;
-    }
+async fn record_sign_in(state: &AppState, email: String, client: &ClientIp, how: &str) {
+    let done = Done::new(AuditAction::SignedIn, None, how);
+    crate::audit::record(state, email, client.to_string(), done).await;
 }
 
 /// `/signin/link/TOKEN`: an emailed sign-in link.
@@ -230,15 +225,8 @@ pub async fn with_link(
             let principal = Principal::Staff {
                 email: email.clone(),
             };
-            let signed_in = session::sign_in(&state, principal, "/desk").await;
-            record_sign_in(
-                &state,
-                signed_in.status(),
-                email,
-                &client,
-                "by sign-in link",
-            )
-            .await;
+            let signed_in = session::sign_in(&state, principal, "/desk").await?;
+            record_sign_in(&state, email, &client, "by sign-in link").await;
             signed_in
         }
         Ok(Principal::Portal { .. }) => {

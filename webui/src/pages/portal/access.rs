@@ -73,7 +73,7 @@ pub async fn with_link(State(state): State<AppState>, Path(token): Path<String>)
     Ok(match state.desk.use_sign_in_link(token).await? {
         Ok(Principal::Portal { org, email }) => {
             let target = format!("/portal/{org}");
-            session::sign_in(&state, Principal::Portal { org, email }, &target).await
+            session::sign_in(&state, Principal::Portal { org, email }, &target).await?
         }
         Ok(Principal::Staff { .. }) => {
             refuse(StatusCode::BAD_REQUEST, "This link is not for the portal.")
@@ -136,7 +136,7 @@ pub async fn directory_sign_in(
         org: slug,
         email: verified.email,
     };
-    Ok(session::sign_in(&state, principal, &target).await)
+    Ok(session::sign_in(&state, principal, &target).await?)
 }
 
 pub async fn sign_out(
