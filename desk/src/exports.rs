@@ -355,17 +355,23 @@ impl Desk {
         })
     }
 
+    /// A place among the reads of the whole store (exports, a person's data, reports), at
+    /// most [`MAX_EXPORTS`] at once: each holds a blocking thread for as long as it reads.
+    pub(crate) fn whole_store_read(&self) -> DeskResult<tokio::sync::OwnedSemaphorePermit> {
+        self.exports.clone().try_acquire_owned().map_err(|_| {
+            DeskError::Busy(format!(
+                "{MAX_EXPORTS} exports or reports are running; try again in a moment."
+            ))
+        })
+    }
+
     /// Runs `write` on the blocking pool with a sink that feeds the returned channel as it
     /// goes; at most [`MAX_EXPORTS`] at once (the caller's rights are checked before).
     pub(crate) fn stream(
         &self,
         write: impl FnOnce(&Store, ChunkSink) + Send + 'static,
     ) -> DeskResult<Chunks> {
-        let running = self.exports.clone().try_acquire_owned().map_err(|_| {
-            DeskError::Busy(format!(
-                "{MAX_EXPORTS} exports are running; try again in a moment."
-            ))
-        })?;
+        let running = self.whole_store_read()?;
         let (out, chunks) = mpsc::channel(CHUNKS_AHEAD);
         let store = self.store.clone();
         let sink = ChunkSink {

@@ -115,7 +115,10 @@ impl Desk {
         let end = start
             .checked_add(Duration::days(days))
             .ok_or_else(|| DeskError::Invalid("That period is out of range.".into()))?;
+        // A report reads every ticket: it takes a place among the whole-store reads.
+        let running = self.whole_store_read()?;
         self.run(move |desk| {
+            let _running = running;
             let store = &desk.store;
             let in_period = |t: OffsetDateTime| t >= start && t < end;
             let day = |t: OffsetDateTime| (t.date() - from).whole_days() as usize;
