@@ -390,18 +390,8 @@ impl Config {
         }
     }
 
-    /// The web UI's base URL, without a trailing slash.
-    /// Where one-click unsubscribe links point: the configured address, when it is https
-    /// (RFC 8058 asks for it, and the fallback to the listening address would mail links
-    /// no one outside can reach); empty = no links.
-    pub fn unsubscribe_url(&self) -> String {
-        if self.public_url.starts_with("https://") {
-            self.public_url.trim_end_matches('/').to_string()
-        } else {
-            String::new()
-        }
-    }
-
+    /// The web UI's base URL, without a trailing slash: the configured address, else the
+    /// listening one (plain http, so mail carries no unsubscribe links then).
     pub fn public_url(&self) -> String {
         if self.public_url.is_empty() {
             format!("http://{}", self.http)

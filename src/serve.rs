@@ -275,7 +275,6 @@ fn start_notifier(
         concurrency: config.relay.concurrency.max(1),
         max_message_bytes: config.max_outbound_size(),
         public_url: config.public_url(),
-        unsubscribe_url: config.unsubscribe_url(),
         ..Default::default()
     };
     let notifier = Notifier::new(store.clone(), transport, notifier_config);

@@ -54,10 +54,9 @@ pub(crate) struct Planner<'a> {
     pub hourly_cap: usize,
     /// Largest outbound mail, files included; files that do not fit are named instead.
     pub max_message_bytes: u64,
-    /// The web UI's base URL, for links to a ticket's page in staff mail; empty = none.
+    /// The web UI's base URL, for links to a ticket's page in staff mail and (when https)
+    /// one-click unsubscribe links; empty = none.
     pub public_url: String,
-    /// The https base of one-click unsubscribe links; empty = none.
-    pub unsubscribe_url: String,
 }
 
 /// Mail that carries the event's files: it relays a participant's message.
@@ -437,13 +436,14 @@ impl Planner<'_> {
         Ok(drafts)
     }
 
-    /// `recipient`'s one-click unsubscribe link (RFC 8058), when the web UI's https
-    /// address is configured: a link needs somewhere to go.
+    /// `recipient`'s one-click unsubscribe link (RFC 8058), when the web UI's address is
+    /// https (RFC 8058 asks for it; the fallback to the listening address is plain http,
+    /// which no provider outside could reach anyway).
     fn unsubscribe_link(&self, recipient: &str) -> Option<String> {
-        (!self.unsubscribe_url.is_empty()).then(|| {
+        self.public_url.starts_with("https://").then(|| {
             format!(
                 "{}/unsubscribe/{}",
-                self.unsubscribe_url.trim_end_matches('/'),
+                self.public_url.trim_end_matches('/'),
                 postdesk_threading::make_unsubscribe_token(&self.unsubscribe_secret, recipient)
             )
         })

@@ -49,7 +49,6 @@ fn planner(store: &Store) -> Planner<'_> {
         hourly_cap: 10,
         max_message_bytes: 1 << 20,
         public_url: String::new(),
-        unsubscribe_url: String::new(),
     }
 }
 

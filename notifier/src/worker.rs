@@ -30,10 +30,9 @@ pub struct NotifierConfig {
     /// Largest outbound mail, files included; the files that do not fit are named in
     /// the text instead.
     pub max_message_bytes: u64,
-    /// The web UI's base URL, for links to a ticket's page in staff mail; empty = none.
+    /// The web UI's base URL, for links to a ticket's page in staff mail and (when https)
+    /// one-click unsubscribe links; empty = none.
     pub public_url: String,
-    /// The https address one-click unsubscribe links point at; empty = no links.
-    pub unsubscribe_url: String,
 }
 
 impl Default for NotifierConfig {
@@ -47,7 +46,6 @@ impl Default for NotifierConfig {
             concurrency: 4,
             max_message_bytes: 25 * 1024 * 1024,
             public_url: String::new(),
-            unsubscribe_url: String::new(),
         }
     }
 }
@@ -77,7 +75,6 @@ impl Notifier {
             hourly_cap: self.config.hourly_cap,
             max_message_bytes: self.config.max_message_bytes,
             public_url: self.config.public_url.clone(),
-            unsubscribe_url: self.config.unsubscribe_url.clone(),
         };
         loop {
             let cursor = self.store.cursor(CONSUMER)?;
