@@ -115,6 +115,12 @@ struct Draft {
     to_author: bool,
 }
 
+/// Whether automatic mail of `kind` is something its recipient may turn off: all of it but
+/// the answer to rejected commands, which answers the recipient's own mail.
+fn can_opt_out(kind: &str) -> bool {
+    kind != "commands_rejected"
+}
+
 impl Planner<'_> {
     /// The mail one event causes; `already` holds what this batch planned before it.
     pub fn plan(
@@ -222,10 +228,9 @@ impl Planner<'_> {
         })
     }
 
-    /// Per-user opt-out: staff alerts and end users' automatic mail. Rejected commands are
-    /// an answer to the sender's own mail and always go.
+    /// Per-user opt-out: staff alerts and end users' automatic mail.
     fn wants_automatic_mail(&self, recipient: &str, kind: &str) -> Result<bool, NotifierError> {
-        if kind == "commands_rejected" {
+        if !can_opt_out(kind) {
             return Ok(true);
         }
         Ok(match self.store.staff(recipient)? {
@@ -512,9 +517,8 @@ impl Planner<'_> {
             ticket.summary.as_str()
         };
         let domain = org.mail_domain();
-        // Mail the recipient may turn off carries the one-click way to (rejected commands
-        // answer their own mail and always go).
-        let unsubscribe = (draft.automatic && draft.kind != "commands_rejected")
+        // Mail the recipient may turn off carries the one-click way to.
+        let unsubscribe = (draft.automatic && can_opt_out(draft.kind))
             .then(|| self.unsubscribe_link(&recipient))
             .flatten();
         let unsubscribe = unsubscribe.as_deref();
