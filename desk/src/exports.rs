@@ -73,19 +73,6 @@ impl ExportFilter {
         fn given(v: Option<&str>) -> Option<&str> {
             v.map(str::trim).filter(|v| !v.is_empty())
         }
-        let day = |v: Option<&str>, name: &str| {
-            given(v)
-                .map(|d| {
-                    postdesk_store::parse_day(d)
-                        .filter(|_| d.len() == 10)
-                        .ok_or_else(|| {
-                            DeskError::Invalid(format!(
-                                "{name} must be a day as YYYY-MM-DD, not {d:?}."
-                            ))
-                        })
-                })
-                .transpose()
-        };
         let f = ExportFilter {
             tickets: TicketFilter {
                 org: given(org).map(str::to_string),
@@ -98,8 +85,8 @@ impl ExportFilter {
                     .transpose()
                     .map_err(DeskError::Invalid)?,
             },
-            from: day(from, "from")?,
-            to: day(to, "to")?,
+            from: given_day(from, "from")?,
+            to: given_day(to, "to")?,
         };
         if let (Some(a), Some(b)) = (f.from, f.to) {
             if a > b {
@@ -127,6 +114,21 @@ impl ExportFilter {
     fn holds(&self, t: &Ticket) -> bool {
         self.tickets.matches(t) && t.created_at >= self.start() && t.created_at < self.end()
     }
+}
+
+/// The day a request's field `name` gives (`YYYY-MM-DD`), `None` when it is empty or
+/// absent, or what is wrong with it (exports' and reports' periods).
+pub fn given_day(v: Option<&str>, name: &str) -> DeskResult<Option<Date>> {
+    v.map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| {
+            postdesk_store::parse_day(d)
+                .filter(|_| d.len() == 10)
+                .ok_or_else(|| {
+                    DeskError::Invalid(format!("{name} must be a day as YYYY-MM-DD, not {d:?}."))
+                })
+        })
+        .transpose()
 }
 
 /// A time as exports and the API write it (RFC 3339, UTC).

@@ -10,6 +10,7 @@ use crate::session::StaffSession;
 use crate::AppState;
 use askama::Template;
 use axum::extract::{Query, State};
+use postdesk_desk::exports::given_day;
 use postdesk_desk::reports::{span, work_text, Report, Spread, Tally, Work};
 use postdesk_desk::DeskError;
 use serde::Deserialize;
@@ -94,11 +95,7 @@ fn times(s: &Spread) -> Times {
 
 /// A day from the query, or `default` when none was given.
 fn day(given: Option<&str>, default: time::Date, name: &str) -> Result<time::Date, DeskError> {
-    match given.map(str::trim).filter(|d| !d.is_empty()) {
-        None => Ok(default),
-        Some(d) => postdesk_desk::model::parse_day(d)
-            .ok_or_else(|| DeskError::Invalid(format!("{name} must be a day as YYYY-MM-DD."))),
-    }
+    Ok(given_day(given, name)?.unwrap_or(default))
 }
 
 pub async fn show(
