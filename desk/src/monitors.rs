@@ -11,7 +11,7 @@
 //! a ticket that did neither.
 
 use crate::{policy, Desk, DeskError, DeskResult};
-use postdesk_store::{Monitor, Staff, Store, StoreError, Ticket, MAX_AUTO_CLOSE_DAYS};
+use postdesk_store::{Monitor, Staff, Store, StoreError, Ticket};
 use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
 
@@ -70,22 +70,12 @@ impl Desk {
         self.run(move |desk| {
             policy::require_settings_edit(&staff)?;
             desk.require_org(&org)?;
-            if let Some(Some(d)) = auto_close_days {
-                if !(1..=MAX_AUTO_CLOSE_DAYS).contains(&d) {
-                    return Err(DeskError::Invalid(format!(
-                        "Auto-close takes 1 to {MAX_AUTO_CLOSE_DAYS} days, not {d}."
-                    )));
-                }
-            }
-            let refused = |e: StoreError| match e {
-                StoreError::Invalid(why) => DeskError::Invalid(why),
-                other => other.into(),
-            };
-            desk.store.set_monitors(&org, &monitors).map_err(refused)?;
-            if let Some(days) = auto_close_days {
-                desk.store.set_auto_close(&org, days).map_err(refused)?;
-            }
-            Ok(())
+            desk.store
+                .set_automation(&org, &monitors, auto_close_days)
+                .map_err(|e| match e {
+                    StoreError::Invalid(why) => DeskError::Invalid(why),
+                    other => other.into(),
+                })
         })
         .await
     }

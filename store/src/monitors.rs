@@ -185,6 +185,18 @@ impl Store {
     /// the tickets, in transactions of a few hundred); one no longer read is dropped, and
     /// so are the scan marks of monitors no longer listed.
     pub fn set_monitors(&self, org: &str, monitors: &[Monitor]) -> Result<(), StoreError> {
+        self.set_automation(org, monitors, None)
+    }
+
+    /// [`Store::set_monitors`] and, when `auto_close` is given, the organization's
+    /// auto-close days (1 to [`MAX_AUTO_CLOSE_DAYS`], or off), in one change of its
+    /// watched times; anything wrong changes nothing.
+    pub fn set_automation(
+        &self,
+        org: &str,
+        monitors: &[Monitor],
+        auto_close: Option<Option<u32>>,
+    ) -> Result<(), StoreError> {
         if monitors.len() > MAX_MONITORS {
             return Err(StoreError::Invalid(format!(
                 "An organization has at most {MAX_MONITORS} monitors."
@@ -199,14 +211,33 @@ impl Store {
                 )));
             }
         }
+        if let Some(Some(d)) = auto_close {
+            if !(1..=MAX_AUTO_CLOSE_DAYS).contains(&d) {
+                return Err(StoreError::Invalid(format!(
+                    "Auto-close takes 1 to {MAX_AUTO_CLOSE_DAYS} days, not {d}."
+                )));
+            }
+        }
         if self.org(org)?.is_none() {
             return Err(StoreError::NotFound(format!("organization {org}")));
         }
         let before = self.monitors(org)?;
-        let auto_close = self.auto_close_days(org)?.is_some();
+        let closes = match auto_close {
+            Some(days) => days.is_some(),
+            None => self.auto_close_days(org)?.is_some(),
+        };
         let value = encode(&monitors)?;
-        self.change_watches(org, watch_mask(monitors, auto_close), |tx| {
+        self.change_watches(org, watch_mask(monitors, closes), |tx| {
             tx.insert(monitors_key(org).as_bytes(), value.as_slice())?;
+            match auto_close {
+                Some(Some(d)) => {
+                    tx.insert(autoclose_key(org).as_bytes(), &d.to_be_bytes())?;
+                }
+                Some(None) => {
+                    tx.remove(autoclose_key(org).as_bytes())?;
+                }
+                None => {}
+            }
             Ok(())
         })?;
         for m in before
@@ -214,6 +245,9 @@ impl Store {
             .filter(|m| !monitors.iter().any(|n| n.id() == m.id()))
         {
             self.state.remove(mark_key(org, &m.id()))?;
+        }
+        if auto_close == Some(None) {
+            self.state.remove(mark_key(org, AUTO_CLOSE_MARK))?;
         }
         self.flush()
     }
@@ -238,30 +272,6 @@ impl Store {
             }
         }
         Ok(out)
-    }
-
-    /// Sets (1 to [`MAX_AUTO_CLOSE_DAYS`] days) or turns off auto-close.
-    pub fn set_auto_close(&self, org: &str, days: Option<u32>) -> Result<(), StoreError> {
-        if let Some(d) = days.filter(|d| !(1..=MAX_AUTO_CLOSE_DAYS).contains(d)) {
-            return Err(StoreError::Invalid(format!(
-                "Auto-close takes 1 to {MAX_AUTO_CLOSE_DAYS} days, not {d}."
-            )));
-        }
-        if self.org(org)?.is_none() {
-            return Err(StoreError::NotFound(format!("organization {org}")));
-        }
-        let monitors = self.monitors(org)?;
-        self.change_watches(org, watch_mask(&monitors, days.is_some()), |tx| {
-            match days {
-                Some(d) => tx.insert(autoclose_key(org).as_bytes(), &d.to_be_bytes())?,
-                None => tx.remove(autoclose_key(org).as_bytes())?,
-            };
-            Ok(())
-        })?;
-        if days.is_none() {
-            self.state.remove(mark_key(org, AUTO_CLOSE_MARK))?;
-        }
-        self.flush()
     }
 
     /// Changes an organization's watched times to `new` around `setting` (its monitors or
@@ -914,6 +924,17 @@ mod tests {
         assert!(s.set_monitors("nobody", &list).is_err());
         assert_eq!(s.monitors("acme").expect("read"), list.to_vec());
         assert_eq!(s.all_monitors().expect("all").len(), 1);
+        // Monitors and auto-close in one write: bad days change neither.
+        let two = &list[..2];
+        assert!(s.set_automation("acme", two, Some(Some(0))).is_err());
+        assert_eq!(s.monitors("acme").expect("read"), list.to_vec());
+        s.set_automation("acme", two, Some(Some(7))).expect("both");
+        assert_eq!(s.monitors("acme").expect("read"), two.to_vec());
+        assert_eq!(s.auto_close_days("acme").expect("days"), Some(7));
+        s.set_monitors("acme", &list).expect("monitors alone");
+        assert_eq!(s.auto_close_days("acme").expect("days"), Some(7));
+        s.set_automation("acme", &list, Some(None)).expect("off");
+        assert_eq!(s.auto_close_days("acme").expect("days"), None);
     }
 
     #[test]
