@@ -21,6 +21,14 @@ impl Store {
         Ok(hash)
     }
 
+    /// Deletes the contents named `sha256` (in sled or as a file); whether there were any.
+    pub(crate) fn drop_blob(&self, sha256: &str) -> Result<bool, StoreError> {
+        let held =
+            self.blobs.remove(sha256.as_bytes())?.is_some() | self.files.exists(Kind::Blob, sha256);
+        self.files.remove(Kind::Blob, sha256)?;
+        Ok(held)
+    }
+
     pub fn blob(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
         if let Some(v) = self.blobs.get(sha256.as_bytes())? {
             return Ok(Some(v.to_vec()));

@@ -4,7 +4,6 @@
 
 use crate::bell::{bell_key, unread_key, BellItem};
 use crate::codec::{decode, encode, key_num, num_key, read_counter, read_u64};
-use crate::files::Kind;
 use crate::message_ids::{mid_key, mid_ticket, midby_prefix, midfrom_key, ourmid_key};
 use crate::outbox::{event_mail_prefix, pending_key, OutboxItem};
 use crate::tickets::{bump, count_key, person_keys, recency_key, tev_key, time_entry_key};
@@ -216,12 +215,10 @@ impl Store {
         let late = self.sweep(number, &ticket.org, &gathered.seqs)?;
         // The contents go once nothing names them any more.
         for id in &gathered.originals {
-            self.raw.remove(id.to_be_bytes())?;
-            self.files.remove(Kind::Raw, &id.to_string())?;
+            self.drop_original(*id)?;
         }
         for sha in gathered.bodies.iter().chain(&late.bodies) {
-            self.blobs.remove(sha.as_bytes())?;
-            self.files.remove(Kind::Blob, sha)?;
+            self.drop_blob(sha)?;
         }
         for key in gathered.mails.iter().chain(&late.mails) {
             self.remove_delivered(key)?;
@@ -233,8 +230,7 @@ impl Store {
                 .next()
                 .is_none()
             {
-                self.blobs.remove(sha.as_bytes())?;
-                self.files.remove(Kind::Blob, sha)?;
+                self.drop_blob(sha)?;
             }
         }
         self.flush()?;

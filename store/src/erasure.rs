@@ -430,19 +430,13 @@ impl Store {
             if self.state.contains_key(num_key("pending/", id))? {
                 continue;
             }
-            let held = self.raw.remove(id.to_be_bytes())?.is_some()
-                | self.files.exists(Kind::Raw, &id.to_string());
-            self.files.remove(Kind::Raw, &id.to_string())?;
-            done.originals += usize::from(held);
+            done.originals += usize::from(self.drop_original(id)?);
         }
         for sha in &theirs.files {
             if self.someone_else_holds(sha, pseudonym)? {
                 continue;
             }
-            let held =
-                self.blobs.remove(sha.as_bytes())?.is_some() | self.files.exists(Kind::Blob, sha);
-            self.files.remove(Kind::Blob, sha)?;
-            done.files += usize::from(held);
+            done.files += usize::from(self.drop_blob(sha)?);
         }
         self.drop_originals_naming(email, decoded, done)
     }
@@ -519,8 +513,9 @@ impl Store {
     /// Who sent a Message-ID: under the pseudonym; so are Message-IDs made of the address.
     fn erase_from_message_ids(&self, email: &str, pseudonym: &str) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
-        // `<prefix><org>/<id>` (`midby/` adds `\0<sender>`; `rawmid/` has no org): the
-        // id and sender part only, whose `/` would otherwise join the address.
+        // `<prefix><org>/<id>` (`midby/` adds `\0<sender>`, so its sender moves here too;
+        // `rawmid/` has no org): the id and sender part only, whose `/` would otherwise
+        // join the address.
         for (prefix, with_org) in [
             ("mid/", true),
             ("midfrom/", true),
@@ -556,16 +551,6 @@ impl Store {
             let (k, v) = kv?;
             if v.as_ref() == email.as_bytes() {
                 batch.insert(k, pseudonym.as_bytes());
-            }
-        }
-        let tail = format!("\0{email}");
-        for kv in self.state.scan_prefix("midby/") {
-            let (k, v) = kv?;
-            if k.ends_with(tail.as_bytes()) {
-                let mut moved = k[..k.len() - email.len()].to_vec();
-                moved.extend_from_slice(pseudonym.as_bytes());
-                batch.remove(k);
-                batch.insert(moved, v);
             }
         }
         self.state.apply_batch(batch).map_err(StoreError::from)
@@ -652,8 +637,7 @@ impl Store {
             self.remove_delivered(key)?;
         }
         for sha in bodies {
-            self.blobs.remove(sha.as_bytes())?;
-            self.files.remove(Kind::Blob, &sha)?;
+            self.drop_blob(&sha)?;
         }
         Ok(())
     }

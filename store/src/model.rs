@@ -650,6 +650,16 @@ pub struct Envelope {
     pub mailbox: Option<MailboxOrigin>,
 }
 
+impl Envelope {
+    /// The organizations the message was accepted for or refused by, in its order.
+    pub fn orgs(&self) -> impl Iterator<Item = &str> {
+        self.deliveries
+            .iter()
+            .map(|d| d.org.as_str())
+            .chain(self.refused.iter().map(|r| r.org.as_str()))
+    }
+}
+
 /// The place of an imported message in its mailbox source.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct MailboxOrigin {

@@ -3,7 +3,6 @@
 //! mail that went only to it).
 
 use crate::codec::{decode, encode, key_num, num_key, read_u64};
-use crate::files::Kind;
 use crate::{Envelope, Org, Store, StoreError};
 use sled::transaction::ConflictableTransactionError::Abort;
 use time::OffsetDateTime;
@@ -216,24 +215,14 @@ impl Store {
             let (k, v) = kv?;
             let id = key_num(&k).ok_or_else(|| StoreError::Corrupt("envelope key".into()))?;
             let envelope: Envelope = decode(&v)?;
-            let mut orgs = envelope
-                .deliveries
-                .iter()
-                .map(|d| d.org.as_str())
-                .chain(envelope.refused.iter().map(|r| r.org.as_str()))
-                .peekable();
+            let mut orgs = envelope.orgs().peekable();
             let only_here = orgs.peek().is_some() && orgs.all(|o| o == slug);
             if !only_here || self.state.contains_key(num_key("pending/", id))? {
                 continue;
             }
-            let mut batch = sled::Batch::default();
-            for k in self.state.scan_prefix(num_key("decision/", id)).keys() {
-                batch.remove(k?);
-            }
-            batch.remove(k);
-            self.state.apply_batch(batch)?;
-            self.raw.remove(id.to_be_bytes())?;
-            self.files.remove(Kind::Raw, &id.to_string())?;
+            // Its decisions went above (all of them are this organization's).
+            self.state.remove(k)?;
+            self.drop_original(id)?;
             messages += 1;
         }
         self.state.remove(format!("{DELETING}{slug}"))?;

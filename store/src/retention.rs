@@ -3,7 +3,6 @@
 //! finished.
 
 use crate::codec::{decode, key_num, num_key};
-use crate::files::Kind;
 use crate::{Envelope, Store, StoreError};
 use std::collections::HashMap;
 use time::{Date, OffsetDateTime};
@@ -25,12 +24,7 @@ impl Store {
             let (k, v) = kv?;
             let id = key_num(&k).ok_or_else(|| StoreError::Corrupt("envelope key".into()))?;
             let envelope: Envelope = decode(&v)?;
-            let orgs: Vec<&str> = envelope
-                .deliveries
-                .iter()
-                .map(|d| d.org.as_str())
-                .chain(envelope.refused.iter().map(|r| r.org.as_str()))
-                .collect();
+            let orgs: Vec<&str> = envelope.orgs().collect();
             let expired = !orgs.is_empty()
                 && orgs
                     .iter()
@@ -38,11 +32,7 @@ impl Store {
             if !expired || self.state.contains_key(num_key("pending/", id))? {
                 continue;
             }
-            let name = id.to_string();
-            let held =
-                self.raw.remove(id.to_be_bytes())?.is_some() | self.files.exists(Kind::Raw, &name);
-            self.files.remove(Kind::Raw, &name)?;
-            if held {
+            if self.drop_original(id)? {
                 for o in orgs {
                     *dropped.entry(o.to_string()).or_default() += 1;
                 }

@@ -72,6 +72,16 @@ impl Store {
             .transpose()
     }
 
+    /// Deletes the original of inbound message `id` (in sled or as a file); whether there
+    /// was one.
+    pub(crate) fn drop_original(&self, id: u64) -> Result<bool, StoreError> {
+        let name = id.to_string();
+        let held =
+            self.raw.remove(id.to_be_bytes())?.is_some() | self.files.exists(Kind::Raw, &name);
+        self.files.remove(Kind::Raw, &name)?;
+        Ok(held)
+    }
+
     /// The original bytes of an inbound message.
     pub fn raw_message(&self, id: u64) -> Result<Option<Vec<u8>>, StoreError> {
         if let Some(v) = self.raw.get(id.to_be_bytes())? {

@@ -96,12 +96,7 @@ pub(super) fn failure_writes(
         })
         .unwrap_or_default();
     let orgs: Vec<String> = match store.envelope(id)? {
-        Some(e) => e
-            .deliveries
-            .iter()
-            .map(|d| d.org.clone())
-            .chain(e.refused.iter().map(|r| r.org.clone()))
-            .collect(),
+        Some(e) => e.orgs().map(str::to_string).collect(),
         None => vec![String::new()],
     };
     let orgs = if orgs.is_empty() {
