@@ -91,21 +91,38 @@ impl Store {
     /// Voids every sign-in link issued to `principal` that has not expired yet. Returns
     /// how many were voided.
     pub fn revoke_login_links(&self, principal: &Principal) -> Result<usize, StoreError> {
-        let prefix = format!("linkby/{}/", principal.key());
-        let keys: Vec<_> = self
-            .state
-            .scan_prefix(prefix.as_bytes())
-            .keys()
-            .collect::<Result<_, _>>()?;
+        let n = self.drop_indexed("linkby/", "link/", &format!("{}/", principal.key()))?;
+        self.flush()?;
+        Ok(n)
+    }
+
+    /// Ends every session of organization `org`'s portal and voids its sign-in links.
+    pub(crate) fn end_portal_access(&self, org: &str) -> Result<(), StoreError> {
+        let portal = format!("portal:{org}:");
+        self.drop_indexed("sessby/", "session/", &portal)?;
+        self.drop_indexed("linkby/", "link/", &portal)?;
+        Ok(())
+    }
+
+    /// Removes the records `<of><hash>` that the index `<by><principal key>/<hash>` lists
+    /// for principal keys starting with `principal`, and those index entries; how many.
+    fn drop_indexed(&self, by: &str, of: &str, principal: &str) -> Result<usize, StoreError> {
         let mut batch = sled::Batch::default();
-        for k in &keys {
-            let hash = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-            batch.remove(format!("link/{hash}").as_bytes());
-            batch.remove(k.as_ref());
+        let mut n = 0;
+        for k in self
+            .state
+            .scan_prefix(format!("{by}{principal}").as_bytes())
+            .keys()
+        {
+            let k = k?;
+            if let Some((_, hash)) = String::from_utf8_lossy(&k).rsplit_once('/') {
+                batch.remove(format!("{of}{hash}").as_bytes());
+            }
+            batch.remove(k);
+            n += 1;
         }
         self.state.apply_batch(batch)?;
-        self.flush()?;
-        Ok(keys.len())
+        Ok(n)
     }
 
     /// Indexes sign-in links stored before links were indexed by principal (once per data
@@ -219,19 +236,9 @@ impl Store {
 
     /// Signs `principal` out everywhere. Returns how many sessions ended.
     pub fn end_all_sessions(&self, principal: &Principal) -> Result<usize, StoreError> {
-        let prefix = format!("sessby/{}/", principal.key());
-        let keys: Vec<_> = self
-            .state
-            .scan_prefix(prefix.as_bytes())
-            .keys()
-            .collect::<Result<_, _>>()?;
-        for k in &keys {
-            let hash = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-            self.state.remove(format!("session/{hash}"))?;
-            self.state.remove(k)?;
-        }
+        let n = self.drop_indexed("sessby/", "session/", &format!("{}/", principal.key()))?;
         self.flush()?;
-        Ok(keys.len())
+        Ok(n)
     }
 }
 

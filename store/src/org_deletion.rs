@@ -69,23 +69,6 @@ impl Store {
         Ok(now)
     }
 
-    /// Ends every session and voids every sign-in link of organization `slug`'s portal.
-    fn end_portal_access(&self, slug: &str) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for (by, of) in [("sessby/", "session/"), ("linkby/", "link/")] {
-            let prefix = format!("{by}portal:{slug}:");
-            for k in self.state.scan_prefix(prefix.as_bytes()).keys() {
-                let k = k?;
-                // `<by>portal:<slug>:<email>/<hash>`: the hash names the record.
-                if let Some((_, hash)) = String::from_utf8_lossy(&k).rsplit_once('/') {
-                    batch.remove(format!("{of}{hash}").as_bytes());
-                }
-                batch.remove(k);
-            }
-        }
-        Ok(self.state.apply_batch(batch)?)
-    }
-
     /// How many tickets organization `slug` has, from its counters.
     pub fn org_ticket_count(&self, slug: &str) -> Result<u64, StoreError> {
         let mut n = 0;
