@@ -120,9 +120,8 @@ impl Desk {
                 "{email} is an organization's address, not a person's"
             )));
         }
-        let decoded = |raw: &[u8]| postdesk_threading::decoded_text(raw);
         self.store
-            .erase_person(email, &decoded)
+            .erase_person(email, &postdesk_threading::decoded_text)
             .map_err(|e| match e {
                 StoreError::Invalid(why) => DeskError::Conflict(why),
                 other => other.into(),

@@ -8,7 +8,7 @@
 use crate::admission::{admit, thread_head, Limits, ThreadHead};
 use crate::{GatewayError, Processor};
 use postdesk_store::{
-    Delivery, Envelope, MailboxOrigin, Org, Outcome, RefusedDelivery, Source, Store,
+    import_source, Delivery, Envelope, MailboxOrigin, Org, Outcome, RefusedDelivery, Source, Store,
 };
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -390,12 +390,9 @@ impl MailFiles<'_> {
             let head = read(mbox.as_mut(), place, HEAD_BYTES).map_err(cannot)?;
             heads.push(thread_head(&head));
         }
-        let order: Vec<(i64, usize)> = import_order(&heads)
-            .into_iter()
-            .map(|i| (heads[i].date, i))
-            .collect();
+        let order = import_order(&heads);
         drop(heads);
-        let source = format!("import/{}", org.slug);
+        let source = import_source(&org.slug);
         let mut report = ImportReport {
             found: found.len(),
             skipped,
@@ -403,15 +400,15 @@ impl MailFiles<'_> {
         };
         let mut batch: Vec<ReadMail> = Vec::new();
         let mut bytes = 0;
-        for (n, (_, i)) in order.iter().enumerate() {
-            let place = &found[*i];
+        for (n, &i) in order.iter().enumerate() {
+            let place = &found[i];
             let limit = self.max_message_size as u64 + 1;
             let raw = read(mbox.as_mut(), place, limit).map_err(cannot)?;
             if self.store.mailbox_has_imported(&source, &raw)? {
                 report.already += 1;
             } else {
                 bytes += raw.len();
-                batch.push(self.admitted(&org, &source, raw, limits, *i));
+                batch.push(self.admitted(&org, &source, raw, limits, i));
             }
             if batch.len() >= BATCH_MESSAGES || bytes >= BATCH_BYTES || n + 1 == order.len() {
                 by_depth(&mut batch);

@@ -54,13 +54,13 @@ pub fn blocked_form(sender: &str) -> String {
     format!("{local}@{}", domain.trim_end_matches('.'))
 }
 
-fn block_key(org: &str, sender: &str) -> String {
+pub(crate) fn block_key(org: &str, sender: &str) -> String {
     format!("block/{org}/{}", blocked_form(sender))
 }
 
 impl Store {
     /// Where a block of an erased sender is kept.
-    fn hashed_block_key(&self, org: &str, sender: &str) -> Result<String, StoreError> {
+    pub(crate) fn hashed_block_key(&self, org: &str, sender: &str) -> Result<String, StoreError> {
         Ok(format!(
             "block/{org}/{}",
             self.hashed_form(&blocked_form(sender))?

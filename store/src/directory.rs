@@ -378,9 +378,7 @@ impl Store {
         Ok(!self
             .state
             .contains_key(format!("contact-noalerts/{email}"))?
-            && !self
-                .state
-                .contains_key(format!("contact-noalerts/{}", self.hashed_form(&email)?))?)
+            && !self.state.contains_key(self.hashed_noalerts_key(&email)?)?)
     }
 
     pub fn set_contact_alerts(&self, email: &str, on: bool) -> Result<(), StoreError> {
@@ -393,8 +391,7 @@ impl Store {
         let key = format!("contact-noalerts/{email}");
         if on {
             self.state.remove(key)?;
-            self.state
-                .remove(format!("contact-noalerts/{}", self.hashed_form(&email)?))?;
+            self.state.remove(self.hashed_noalerts_key(&email)?)?;
         } else {
             self.state.insert(key, &[])?;
         }

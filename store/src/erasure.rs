@@ -4,7 +4,7 @@
 //! keyed hashes that still match their address.
 
 use crate::codec::{decode, encode, key_num, num_key};
-use crate::deletion::blocked_form;
+use crate::deletion::block_key;
 use crate::files::Kind;
 use crate::message_ids::{mid_entry, mid_origin, mid_ticket};
 use crate::tickets::save_ticket;
@@ -152,7 +152,15 @@ fn swap_in(list: &mut [String], email: &str, with: &str) -> bool {
 
 impl Store {
     fn keyed_hash(&self, text: &str) -> Result<String, StoreError> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret(SECRET)?)
+        let key = match self.erasure_key.get() {
+            Some(k) => *k,
+            // Two first callers read the same secret (`secret` creates it once).
+            None => {
+                let k = self.secret(SECRET)?;
+                *self.erasure_key.get_or_init(|| k)
+            }
+        };
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key)
             .map_err(|_| StoreError::Corrupt("erasure secret".into()))?;
         mac.update(text.as_bytes());
         Ok(crate::directory::data_hex(&mac.finalize().into_bytes()))
@@ -171,6 +179,11 @@ impl Store {
             .state
             .get(format!("erased/{}", self.hashed_form(email)?))?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Where an erased person's opt-out of automatic mail is kept.
+    pub(crate) fn hashed_noalerts_key(&self, email: &str) -> Result<String, StoreError> {
+        Ok(format!("contact-noalerts/{}", self.hashed_form(email)?))
     }
 
     /// The form an erased person's opt-out and blocks are kept under: `#` and a keyed
@@ -711,21 +724,16 @@ impl Store {
         let plain = format!("contact-noalerts/{email}");
         if self.state.contains_key(&plain)? {
             batch.remove(plain.as_bytes());
-            batch.insert(
-                format!("contact-noalerts/{}", self.hashed_form(email)?).as_bytes(),
-                &[],
-            );
+            batch.insert(self.hashed_noalerts_key(email)?.as_bytes(), &[]);
         }
-        let form = blocked_form(email);
-        let hashed = self.hashed_form(&form)?;
         for org in self.orgs()? {
-            let k = format!("block/{}/{form}", org.slug);
+            let k = block_key(&org.slug, email);
             if let Some(v) = self.state.get(&k)? {
                 let mut b: BlockedSender = decode(&v)?;
                 b.sender = pseudonym.to_string();
                 batch.remove(k.as_bytes());
                 batch.insert(
-                    format!("block/{}/{hashed}", org.slug).as_bytes(),
+                    self.hashed_block_key(&org.slug, email)?.as_bytes(),
                     encode(&b)?,
                 );
             }

@@ -45,6 +45,7 @@ pub use erasure::{Erased, ERASED_TEXT};
 pub use error::StoreError;
 pub use held::HeldAction;
 pub use mail_requests::SignInRequest;
+pub use mailboxes::import_source;
 pub use message_ids::normalize_message_id;
 pub use model::*;
 pub use monitor_rules::{Monitor, MonitorKind, MAX_MONITOR_HOURS};
@@ -90,6 +91,9 @@ pub struct Store {
     /// RCPT-time lookups answered from memory; one node's writes forget them (a second
     /// backend shared by several nodes must forget them on the others' writes too).
     lookups: std::sync::Arc<lookups::Lookups>,
+    /// The erasure secret (see `erasure.rs`), read once: every RCPT's block lookup and every
+    /// automatic mail's opt-out lookup hashes an address with it.
+    erasure_key: std::sync::Arc<std::sync::OnceLock<[u8; 32]>>,
     /// Held while an organization's watched times change (monitors, auto-close), so two
     /// changes never interleave their index builds and drops.
     watch_changes: std::sync::Arc<std::sync::Mutex<()>>,
@@ -118,6 +122,7 @@ impl Store {
             files: files::Files::open(dir)?,
             delivered: dir.join("outbox"),
             lookups: Default::default(),
+            erasure_key: Default::default(),
             watch_changes: Default::default(),
         };
         store.ensure_recency_index()?;

@@ -20,8 +20,12 @@ fn follow_up_key(source: &str, uidvalidity: u32, uid: u32) -> Vec<u8> {
     k
 }
 
+fn digest_prefix(source: &str) -> String {
+    format!("mbdigest/{source}\0")
+}
+
 fn digest_key(source: &str, raw: &[u8]) -> Vec<u8> {
-    let mut k = format!("mbdigest/{source}\0").into_bytes();
+    let mut k = digest_prefix(source).into_bytes();
     k.extend_from_slice(&Sha256::digest(raw));
     k
 }
@@ -30,7 +34,27 @@ fn status_key(source: &str) -> String {
     format!("mbstatus/{source}")
 }
 
+/// The mailbox source `postdesk import` reads an organization's files as: its cursor and
+/// the contents it took are kept like an IMAP source's.
+pub fn import_source(org: &str) -> String {
+    format!("import/{org}")
+}
+
 impl Store {
+    /// Forgets everything kept about mailbox source `source` (its cursor, the contents it
+    /// took, the mailbox actions owed, its status).
+    pub(crate) fn forget_mailbox(&self, source: &str) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for prefix in [digest_prefix(source), follow_up_prefix(source)] {
+            for k in self.state.scan_prefix(prefix.as_bytes()).keys() {
+                batch.remove(k?);
+            }
+        }
+        batch.remove(cursor_key(source).as_bytes());
+        batch.remove(status_key(source).as_bytes());
+        Ok(self.state.apply_batch(batch)?)
+    }
+
     /// Part of `spool_batch`: moves the source's cursor past this message, remembers its
     /// contents and the mailbox action still owed. Written before the batch's flush.
     pub(crate) fn note_imported(

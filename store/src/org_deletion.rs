@@ -181,15 +181,8 @@ impl Store {
                 batch.remove(k);
             }
         }
-        for k in self
-            .state
-            .scan_prefix(format!("mbdigest/import/{slug}\0").as_bytes())
-            .keys()
-        {
-            batch.remove(k?);
-        }
-        batch.remove(format!("mbcursor/import/{slug}").as_bytes());
         self.state.apply_batch(batch)?;
+        self.forget_mailbox(&crate::import_source(slug))?;
         for key in delivered {
             self.remove_delivered(&key)?;
         }
