@@ -18,6 +18,7 @@ const LINE_EVERY: Duration = Duration::from_secs(5);
 pub(crate) fn import(data: &Path, config: &Config, org: &str, path: &Path) -> Result<()> {
     let _lock = lock::acquire(data, "an import")?;
     let store = open_store(data)?;
+    let clock = crate::serve::clock(config);
     // No DNS: what it proves (a staff member's DKIM, a sender's DMARC policy for automatic
     // answers) does not hold for old mail, whose keys have often been rotated since and
     // which nothing answers; asked per sender domain, it made the import wait on the
@@ -27,14 +28,14 @@ pub(crate) fn import(data: &Path, config: &Config, org: &str, path: &Path) -> Re
         None,
         Duration::from_millis(config.message_budget_ms.max(1)),
     )?
-    .with_clock(crate::serve::clock(config));
+    .with_clock(clock.clone());
     let g = config.gateway();
     let mut files = MailFiles {
         store: &store,
         processor: &mut processor,
         max_message_size: g.max_message_size,
         max_line_length: g.max_line_length,
-        now: crate::serve::clock(config).now(),
+        now: clock.now(),
     };
     let started = Instant::now();
     let bar = std::io::stderr().is_terminal().then(|| {
