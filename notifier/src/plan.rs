@@ -244,11 +244,11 @@ impl Planner<'_> {
     /// alert mails; a colleague's public answer reaches the followers; an assignment, the
     /// new assignee.
     pub fn bell(&self, event: &Event) -> Result<Vec<BellItem>, NotifierError> {
-        let Some(ticket) = self
-            .store
-            .ticket(event.ticket)
-            .map(|t| t.filter(|_| !event.imported))?
-        else {
+        // Imported history rings no bell.
+        if event.imported {
+            return Ok(Vec::new());
+        }
+        let Some(ticket) = self.store.ticket(event.ticket)? else {
             return Ok(Vec::new());
         };
         let (n, summary, author) = (ticket.number, &ticket.summary, &event.author);
