@@ -3,7 +3,7 @@
 //! directory-token secret or its DKIM key for owners and admins.
 
 use crate::address::{email_address, host_name};
-use crate::policy::{can_deactivate_orgs, require_settings_edit, require_settings_view};
+use crate::policy::{require_org_deactivation, require_settings_edit, require_settings_view};
 use crate::{Desk, DeskError, DeskResult};
 use postdesk_store::{DkimKeyRecord, Org, Staff, StoreError};
 
@@ -126,11 +126,7 @@ impl Desk {
         slug: String,
         deactivate: bool,
     ) -> DeskResult<Org> {
-        if !can_deactivate_orgs(&staff) {
-            return Err(DeskError::Forbidden(
-                "Only the owner deactivates or reactivates an organization.".into(),
-            ));
-        }
+        require_org_deactivation(&staff)?;
         self.run(move |desk| {
             let at = deactivate.then(|| desk.now());
             let org = desk

@@ -4,6 +4,15 @@
 use crate::{DeskError, DeskResult};
 use postdesk_store::{Role, Staff, Ticket};
 
+/// A `require_*` step: `Ok` when `yes`, else refused saying `why`.
+fn allowed(yes: bool, why: &str) -> DeskResult<()> {
+    if yes {
+        Ok(())
+    } else {
+        Err(DeskError::Forbidden(why.into()))
+    }
+}
+
 /// Owner, Admin and Manager see every ticket; a Tech only those they raised (as requester,
 /// or opened for someone else), are assigned to, or are copied on.
 pub fn can_view_ticket(staff: &Staff, ticket: &Ticket) -> bool {
@@ -44,29 +53,28 @@ pub fn can_see_reports(staff: &Staff) -> bool {
 
 /// [`can_see_reports`] as a desk query's first step.
 pub(crate) fn require_reports(staff: &Staff) -> DeskResult<()> {
-    if can_see_reports(staff) {
-        Ok(())
-    } else {
-        Err(DeskError::Forbidden(
-            "Reports and exports are for owners, admins and managers.".into(),
-        ))
-    }
+    allowed(
+        can_see_reports(staff),
+        "Reports and exports are for owners, admins and managers.",
+    )
 }
 
 /// The audit log (who changed what, exported, deleted, signed in) is the owner's.
 pub(crate) fn require_audit_reader(staff: &Staff) -> DeskResult<()> {
-    if staff.role == Role::Owner {
-        Ok(())
-    } else {
-        Err(DeskError::Forbidden(
-            "The audit log is for the owner.".into(),
-        ))
-    }
+    allowed(staff.role == Role::Owner, "The audit log is for the owner.")
 }
 
 /// Deactivating an organization leads to deleting its data: the owner's alone.
 pub fn can_deactivate_orgs(staff: &Staff) -> bool {
     staff.role == Role::Owner
+}
+
+/// [`can_deactivate_orgs`] as a desk command's first step.
+pub(crate) fn require_org_deactivation(staff: &Staff) -> DeskResult<()> {
+    allowed(
+        can_deactivate_orgs(staff),
+        "Only the owner deactivates or reactivates an organization.",
+    )
 }
 
 /// A person's data (its export, its erasure) is for owners and admins.
@@ -76,13 +84,10 @@ pub fn can_handle_personal_data(staff: &Staff) -> bool {
 
 /// [`can_handle_personal_data`] as a desk command's first step.
 pub(crate) fn require_personal_data(staff: &Staff) -> DeskResult<()> {
-    if can_handle_personal_data(staff) {
-        Ok(())
-    } else {
-        Err(DeskError::Forbidden(
-            "A person's data is for owners and admins.".into(),
-        ))
-    }
+    allowed(
+        can_handle_personal_data(staff),
+        "A person's data is for owners and admins.",
+    )
 }
 
 /// Settings pages: owners and admins change them; managers may look.
@@ -96,25 +101,19 @@ pub fn can_edit_settings(staff: &Staff) -> bool {
 
 /// [`can_view_settings`] as a desk command's first step.
 pub(crate) fn require_settings_view(staff: &Staff) -> DeskResult<()> {
-    if can_view_settings(staff) {
-        Ok(())
-    } else {
-        Err(DeskError::Forbidden(
-            "Settings are for owners, admins and managers.".into(),
-        ))
-    }
+    allowed(
+        can_view_settings(staff),
+        "Settings are for owners, admins and managers.",
+    )
 }
 
 /// [`can_edit_settings`] as a desk command's first step (and an edge's, before costly
 /// work such as making a key).
 pub fn require_settings_edit(staff: &Staff) -> DeskResult<()> {
-    if can_edit_settings(staff) {
-        Ok(())
-    } else {
-        Err(DeskError::Forbidden(
-            "Only owners and admins change settings.".into(),
-        ))
-    }
+    allowed(
+        can_edit_settings(staff),
+        "Only owners and admins change settings.",
+    )
 }
 
 /// What an owner or admin may not do to a staff member, if anything: nobody deletes the
