@@ -114,9 +114,14 @@ pub(crate) enum TokenCommand {
 
 /// `postdesk compact`: rewrites the database (server stopped) so that old versions of
 /// records (an erased person's) are gone.
-pub(crate) fn compact(data: &Path) -> Result<()> {
+pub(crate) fn compact(data: &Path, config: &Config) -> Result<()> {
     let _lock = lock::acquire(data, "compaction")?;
-    let c = postdesk_desk::model::compact(data).map_err(|e| anyhow::anyhow!("compaction: {e}"))?;
+    let c = if config.database_url.is_empty() {
+        postdesk_desk::model::compact(data)
+    } else {
+        open_store(data, config)?.compact_shared()
+    }
+    .map_err(|e| anyhow::anyhow!("compaction: {e}"))?;
     println!(
         "compacted {} records: {} -> {} bytes",
         c.records, c.bytes_before, c.bytes_after
@@ -124,10 +129,31 @@ pub(crate) fn compact(data: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs `command` on a desk over the data folder, holding its lock.
-pub(crate) fn with_desk(data: &Path, command: impl FnOnce(&Desk) -> Result<()>) -> Result<()> {
+/// `postdesk migrate`: readies the PostgreSQL database's schema.
+pub(crate) fn migrate(config: &Config) -> Result<()> {
+    if config.database_url.is_empty() {
+        anyhow::bail!("no database_url is set: the store is sled in the data folder, which needs no migration");
+    }
+    let applied = postdesk_desk::model::migrate_postgres(&config.database_url)
+        .map_err(|e| anyhow::anyhow!("migration: {e}"))?;
+    match (applied.first(), applied.last()) {
+        (Some(first), Some(last)) => println!("applied schema versions {first} to {last}"),
+        _ => println!(
+            "the schema is current (version {})",
+            postdesk_desk::model::POSTGRES_SCHEMA_VERSION
+        ),
+    }
+    Ok(())
+}
+
+/// Runs `command` on a desk over the configured store, holding the data folder's lock.
+pub(crate) fn with_desk(
+    data: &Path,
+    config: &Config,
+    command: impl FnOnce(&Desk) -> Result<()>,
+) -> Result<()> {
     let _lock = lock::acquire(data, "this command")?;
-    let desk = Desk::new(open_store(data)?, Arc::new(SystemClock));
+    let desk = Desk::new(open_store(data, config)?, Arc::new(SystemClock));
     command(&desk)
 }
 

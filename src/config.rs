@@ -61,6 +61,10 @@ pub struct Config {
     pub clock_offset_file: String,
     /// How often monitors look for tickets to alert about, in seconds (1 to 60).
     pub monitor_interval_secs: u64,
+    /// Where the store lives: empty = sled in the data folder (one node); a
+    /// `postgres://user:password@host:port/database` URL = that PostgreSQL database, which
+    /// any number of nodes may share (`postdesk migrate` readies its schema).
+    pub database_url: String,
     /// Outbound relay; with no url, mail is written to DATA/outbox/.
     pub relay: Relay,
     /// Existing mailboxes read over IMAP (`[[imap]]` tables), each into one organization.
@@ -194,6 +198,7 @@ impl Default for Config {
             log: "info".into(),
             clock_offset_file: String::new(),
             monitor_interval_secs: 60,
+            database_url: String::new(),
             relay: Relay::default(),
             imap: Vec::new(),
         }
@@ -252,10 +257,18 @@ impl Config {
         for source in &mut c.imap {
             source.password = "********".into();
         }
+        c.database_url = without_password(&c.database_url);
         c
     }
 
     pub fn validate(&self) -> Result<()> {
+        if !self.database_url.is_empty()
+            && !["postgres://", "postgresql://"]
+                .iter()
+                .any(|scheme| self.database_url.starts_with(scheme))
+        {
+            bail!("database_url must be a postgres:// URL (or empty for sled in the data folder)");
+        }
         if !(1..=60).contains(&self.monitor_interval_secs) {
             bail!(
                 "monitor_interval_secs must be from 1 to 60, not {}",
@@ -440,4 +453,19 @@ fn env_value(var: &str, default: &toml::Value) -> Result<Option<toml::Value>> {
         ),
         _ => toml::Value::String(raw),
     }))
+}
+
+/// A database URL with its password (if any) masked, for printing.
+pub(crate) fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:********@{host}{path}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
 }

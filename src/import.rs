@@ -17,7 +17,7 @@ const LINE_EVERY: Duration = Duration::from_secs(5);
 
 pub(crate) fn import(data: &Path, config: &Config, org: &str, path: &Path) -> Result<()> {
     let _lock = lock::acquire(data, "an import")?;
-    let store = open_store(data)?;
+    let store = open_store(data, config)?;
     let clock = crate::serve::clock(config);
     // No DNS: what it proves (a staff member's DKIM, a sender's DMARC policy for automatic
     // answers) does not hold for old mail, whose keys have often been rotated since and

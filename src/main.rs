@@ -88,8 +88,11 @@ enum Command {
     },
     /// Print the effective configuration.
     Config,
-    /// Rewrite the database without the old versions of records sled keeps until it
-    /// reuses their space (run after an erasure; server stopped).
+    /// Bring the PostgreSQL database of `database_url` to this version's schema (serve
+    /// also does it when it starts); prints the versions applied.
+    Migrate,
+    /// Rewrite the database without the old versions of records (sled keeps them until it
+    /// reuses their space; PostgreSQL: VACUUM FULL). Run after an erasure, server stopped.
     Compact,
     /// Import an mbox file or a Maildir folder into an organization (server stopped):
     /// the same checks and threading as live mail, dates from the Date header, no mail
@@ -141,27 +144,40 @@ fn run() -> Result<()> {
             print!("{}", toml::to_string(&config.printable())?);
             Ok(())
         }
-        Command::Dkim { command } => admin::with_desk(&cli.data, |desk| admin::dkim(desk, command)),
-        Command::Org { command } => {
-            admin::with_desk(&cli.data, |desk| admin::org(desk, &config, command))
+        Command::Dkim { command } => {
+            admin::with_desk(&cli.data, &config, |desk| admin::dkim(desk, command))
         }
-        Command::Staff { command } => {
-            admin::with_desk(&cli.data, |desk| admin::staff(desk, &config, command))
-        }
+        Command::Org { command } => admin::with_desk(&cli.data, &config, |desk| {
+            admin::org(desk, &config, command)
+        }),
+        Command::Staff { command } => admin::with_desk(&cli.data, &config, |desk| {
+            admin::staff(desk, &config, command)
+        }),
         Command::Contact { command } => {
-            admin::with_desk(&cli.data, |desk| admin::contact(desk, command))
+            admin::with_desk(&cli.data, &config, |desk| admin::contact(desk, command))
         }
-        Command::Compact => admin::compact(&cli.data),
+        Command::Migrate => admin::migrate(&config),
+        Command::Compact => admin::compact(&cli.data, &config),
         Command::Import { org, path } => import::import(&cli.data, &config, &org, &path),
         Command::Person { command } => {
-            admin::with_desk(&cli.data, |desk| admin::person(desk, command))
+            admin::with_desk(&cli.data, &config, |desk| admin::person(desk, command))
         }
         Command::Token { command } => {
-            admin::with_desk(&cli.data, |desk| admin::token(desk, command))
+            admin::with_desk(&cli.data, &config, |desk| admin::token(desk, command))
         }
     }
 }
 
-pub(crate) fn open_store(data: &Path) -> Result<Store> {
-    Store::open(data).with_context(|| format!("cannot open the store in {}", data.display()))
+/// The store `config` names: PostgreSQL at `database_url`, else sled in `data`.
+pub(crate) fn open_store(data: &Path, config: &Config) -> Result<Store> {
+    if config.database_url.is_empty() {
+        Store::open(data).with_context(|| format!("cannot open the store in {}", data.display()))
+    } else {
+        Store::open_postgres(data, &config.database_url).with_context(|| {
+            format!(
+                "cannot open the store in {}",
+                config::without_password(&config.database_url)
+            )
+        })
+    }
 }

@@ -27,7 +27,7 @@ pub fn serve(data: &Path, config: Config, owner: Option<&str>) -> Result<()> {
     // uses, or rustls refuses to guess at the first connection.
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     let _lock = lock::acquire(data, "postdesk serve")?;
-    let store = open_store(data)?;
+    let store = open_store(data, &config)?;
     let desk = Desk::new(store.clone(), clock(&config));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

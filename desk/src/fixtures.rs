@@ -35,7 +35,7 @@ pub(crate) fn desk_with_clock(
 ) -> (crate::Desk, Scratch) {
     let dir = std::env::temp_dir().join(format!("postdesk-desk-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let store = postdesk_store::Store::open(&dir).expect("open");
+    let store = postdesk_store::testing::open(&dir).expect("open");
     (crate::Desk::new(store, clock), Scratch(dir))
 }
 

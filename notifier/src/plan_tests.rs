@@ -13,7 +13,7 @@ const CAROL: &str = "carol@customer.test";
 fn desk(name: &str) -> Store {
     let dir = std::env::temp_dir().join(format!("postdesk-notifier-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let store = Store::open(&dir).expect("open");
+    let store = postdesk_store::testing::open(&dir).expect("open");
     let now = OffsetDateTime::now_utc();
     store
         .add_org(&Org::new(

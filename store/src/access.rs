@@ -78,7 +78,7 @@ impl Store {
     /// Records a sign-in link under the hash of its secret `token`.
     pub fn add_login_link(&self, token: &str, link: &LoginLink) -> Result<(), StoreError> {
         let hash = hash_token(token);
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::engine::Batch::default();
         batch.insert(format!("link/{hash}").as_bytes(), encode(link)?);
         batch.insert(
             format!("linkby/{}/{hash}", link.principal.key()).as_bytes(),
@@ -107,7 +107,7 @@ impl Store {
     /// Removes the records `<of><hash>` that the index `<by><principal key>/<hash>` lists
     /// for principal keys starting with `principal`, and those index entries; how many.
     fn drop_indexed(&self, by: &str, of: &str, principal: &str) -> Result<usize, StoreError> {
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::engine::Batch::default();
         let mut n = 0;
         for k in self
             .state
@@ -133,7 +133,7 @@ impl Store {
             return Ok(());
         }
         let now = OffsetDateTime::now_utc();
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::engine::Batch::default();
         for item in self.state.scan_prefix("link/") {
             let (k, v) = item?;
             let hash = String::from_utf8_lossy(&k["link/".len()..]).into_owned();
@@ -164,7 +164,7 @@ impl Store {
                     return Ok(Err(LinkRefusal::Unknown));
                 };
                 let mut link: LoginLink =
-                    decode(&v).map_err(sled::transaction::ConflictableTransactionError::Abort)?;
+                    decode(&v).map_err(crate::engine::ConflictableTransactionError::Abort)?;
                 if now >= link.expires_at {
                     return Ok(Err(LinkRefusal::Expired));
                 }
@@ -174,8 +174,7 @@ impl Store {
                 link.uses_left -= 1;
                 tx.insert(
                     key.as_bytes(),
-                    encode(&link)
-                        .map_err(sled::transaction::ConflictableTransactionError::Abort)?,
+                    encode(&link).map_err(crate::engine::ConflictableTransactionError::Abort)?,
                 )?;
                 Ok(Ok(link.principal))
             })
@@ -250,7 +249,7 @@ mod tests {
     fn revoking_voids_every_link_of_the_principal_old_ones_too() {
         let dir = std::env::temp_dir().join(format!("postdesk-access-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let s = Store::open(&dir).expect("open");
+        let s = crate::testing::open(&dir).expect("open");
         let now = OffsetDateTime::now_utc();
         let link = |email: &str| LoginLink {
             principal: Principal::Staff {
@@ -270,7 +269,7 @@ mod tests {
             .expect("old link");
         s.state.remove("migrated/link-index").expect("marker");
         drop(s);
-        let s = Store::open(&dir).expect("reopen");
+        let s = crate::testing::open(&dir).expect("reopen");
         let ann = Principal::Staff {
             email: "ann@x.test".into(),
         };

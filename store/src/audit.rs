@@ -62,7 +62,7 @@ impl Store {
                 };
                 tx.insert(
                     num_key("audit/", e.seq),
-                    encode(&e).map_err(sled::transaction::ConflictableTransactionError::Abort)?,
+                    encode(&e).map_err(crate::engine::ConflictableTransactionError::Abort)?,
                 )?;
                 Ok(e)
             })

@@ -2,9 +2,9 @@
 //! they should hear of, written with the notifier's cursor move; unread until opened.
 
 use crate::codec::{decode, encode, read_counter};
+use crate::engine::ConflictableTransactionError::Abort;
 use crate::{Store, StoreError};
 use serde::{Deserialize, Serialize};
-use sled::transaction::ConflictableTransactionError::Abort;
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -67,7 +67,7 @@ impl Store {
 
     /// Removes all of a staff member's entries and their unread count (they left).
     pub(crate) fn forget_bell(&self, staff: &str) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::engine::Batch::default();
         for k in self.state.scan_prefix(bell_prefix(staff)).keys() {
             batch.remove(k?);
         }
@@ -108,7 +108,7 @@ impl Store {
                 *counts.entry(item.staff).or_default() += 1;
             }
         }
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::engine::Batch::default();
         for (staff, n) in counts {
             batch.insert(unread_key(&staff).as_bytes(), &n.to_be_bytes());
         }

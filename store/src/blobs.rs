@@ -1,7 +1,7 @@
 //! Attachment contents, stored once by SHA-256: small ones in sled, large ones as files.
 
 use crate::directory::data_hex;
-use crate::files::{Kind, LARGE};
+use crate::files::Kind;
 use crate::{Store, StoreError};
 use sha2::{Digest, Sha256};
 
@@ -10,7 +10,7 @@ impl Store {
     /// one is a synced file when this returns, before any event can name it.
     pub fn put_blob(&self, bytes: &[u8]) -> Result<String, StoreError> {
         let hash = data_hex(&Sha256::digest(bytes));
-        if bytes.len() > LARGE {
+        if bytes.len() > self.large {
             if !self.files.exists(Kind::Blob, &hash) {
                 self.files.write(Kind::Blob, &hash, bytes)?;
                 self.files.sync_folder(Kind::Blob)?;
@@ -30,8 +30,8 @@ impl Store {
     }
 
     pub fn blob(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(v) = self.blobs.get(sha256.as_bytes())? {
-            return Ok(Some(v.to_vec()));
+        if let Some(v) = self.blobs.get_vec(sha256.as_bytes())? {
+            return Ok(Some(v));
         }
         // Names come from callers (a download path): only a hash names a file.
         if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {

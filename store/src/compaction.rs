@@ -140,3 +140,29 @@ fn copy_trees(from_dir: &Path, to_dir: &Path) -> Result<u64, StoreError> {
     new.flush()?;
     Ok(copied)
 }
+
+impl crate::Store {
+    /// Compacts a store in PostgreSQL in place (`VACUUM FULL`, server stopped or not: the
+    /// table is locked while it is rewritten). A sled store is compacted by [`compact`]
+    /// with no store open.
+    pub fn compact_shared(&self) -> Result<Compacted, StoreError> {
+        let crate::engine::Db::Pg(pg) = &self.db else {
+            return Err(StoreError::Invalid(
+                "a sled store is compacted with no store open (postdesk compact)".into(),
+            ));
+        };
+        let (bytes_before, bytes_after) = pg.vacuum_full()?;
+        let mut records = 0;
+        for tree in [&self.state, &self.raw, &self.blobs] {
+            for kv in tree.iter() {
+                kv?;
+                records += 1;
+            }
+        }
+        Ok(Compacted {
+            records,
+            bytes_before,
+            bytes_after,
+        })
+    }
+}

@@ -4,6 +4,7 @@
 
 use crate::bell::{bell_key, unread_key, BellItem};
 use crate::codec::{decode, encode, key_num, num_key, read_counter, read_u64};
+use crate::engine::ConflictableTransactionError::Abort;
 use crate::message_ids::{mid_key, mid_ticket, midby_prefix, midfrom_key, ourmid_key};
 use crate::outbox::{event_mail_prefix, pending_key, OutboxItem};
 use crate::tickets::{bump, count_key, person_keys, recency_key, tev_key, time_entry_key};
@@ -12,7 +13,6 @@ use crate::{
     Visibility,
 };
 use serde::{Deserialize, Serialize};
-use sled::transaction::ConflictableTransactionError::Abort;
 use std::collections::{BTreeMap, BTreeSet};
 use time::OffsetDateTime;
 
@@ -278,7 +278,8 @@ impl Store {
         g.remove.extend(person_keys(ticket));
         g.remove
             .extend(crate::monitors::keys_of_deleted(self, ticket)?);
-        let points_here = |v: Option<sled::IVec>| v.is_some_and(|v| mid_ticket(&v) == Some(number));
+        let points_here =
+            |v: Option<crate::engine::Value>| v.is_some_and(|v| mid_ticket(&v) == Some(number));
         for e in events {
             g.remove.insert(num_key("ev/", e.seq));
             g.remove.insert(tev_key(number, e.seq));
@@ -461,9 +462,9 @@ impl Store {
 /// Removes what `g` gathered and counts the unread bell entries among it off their
 /// owners' counters.
 fn remove_gathered(
-    tx: &sled::transaction::TransactionalTree,
+    tx: &crate::engine::TransactionalTree,
     g: &Gathered,
-) -> Result<(), sled::transaction::ConflictableTransactionError<StoreError>> {
+) -> Result<(), crate::engine::ConflictableTransactionError<StoreError>> {
     for k in &g.remove {
         tx.remove(k.as_slice())?;
     }

@@ -4,6 +4,7 @@
 
 use crate::codec::{decode, encode, num_key};
 use crate::deletion::duplicate_key;
+use crate::engine::{ConflictableTransactionError::Abort, TransactionalTree};
 use crate::message_ids::{
     mid_entry, mid_key, mid_origin, mid_ticket, midby_key, midfrom_key, normalize_message_id,
 };
@@ -13,7 +14,6 @@ use crate::{
     AttachmentRef, Decision, Event, EventKind, Outcome, Status, Store, StoreError, Ticket,
     TicketType, Visibility,
 };
-use sled::transaction::{ConflictableTransactionError::Abort, TransactionalTree};
 use time::OffsetDateTime;
 
 /// Where a delivery goes.
@@ -91,7 +91,7 @@ pub(crate) fn decision_key(inbound: u64, org: &str) -> Vec<u8> {
 fn apply_delivery(
     tx: &TransactionalTree,
     c: &DeliveryCommit,
-) -> sled::transaction::ConflictableTransactionResult<Decision, StoreError> {
+) -> crate::engine::ConflictableTransactionResult<Decision, StoreError> {
     let mid = c.message_id.as_deref().map(normalize_message_id);
     let dkey = decision_key(c.inbound, &c.org);
     if let Some(done) = tx.get(&dkey)? {
@@ -265,7 +265,7 @@ fn apply_decision(
     tx: &TransactionalTree,
     d: &Decision,
     last_delivery: bool,
-) -> sled::transaction::ConflictableTransactionResult<(), StoreError> {
+) -> crate::engine::ConflictableTransactionResult<(), StoreError> {
     let dkey = decision_key(d.inbound, &d.org);
     if tx.get(&dkey)?.is_none() {
         tx.insert(dkey, encode(d).map_err(Abort)?)?;

@@ -2,10 +2,10 @@
 //! staff members and their hashed API tokens.
 
 use crate::codec::{decode, encode};
+use crate::engine::ConflictableTransactionError::Abort;
 use crate::{Org, Staff, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sled::transaction::ConflictableTransactionError::Abort;
 use time::OffsetDateTime;
 
 /// Hex characters of a token's hash that name it in `postdesk token list`.
@@ -61,9 +61,9 @@ pub(crate) fn data_hex(bytes: &[u8]) -> String {
 /// Points each of the organization's addresses at it; an address another organization
 /// holds aborts the transaction.
 fn claim_addresses(
-    tx: &sled::transaction::TransactionalTree,
+    tx: &crate::engine::TransactionalTree,
     org: &Org,
-) -> sled::transaction::ConflictableTransactionResult<(), StoreError> {
+) -> crate::engine::ConflictableTransactionResult<(), StoreError> {
     for a in &org.addresses {
         let k = format!("addr/{}", base_address(a));
         if tx.get(k.as_bytes())?.is_some() {
@@ -180,7 +180,7 @@ impl Store {
 
     fn forget_expired_directory_tokens(&self, now: i64) -> Result<(), StoreError> {
         let horizon = format!("dirjtiexp/{:020}", now.max(0));
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::engine::Batch::default();
         for k in self.state.scan_prefix("dirjtiexp/").keys() {
             let k = k?;
             if k.as_ref() >= horizon.as_bytes() {
@@ -212,7 +212,7 @@ impl Store {
         let written = self
             .state
             .transaction(|tx| {
-                use sled::transaction::ConflictableTransactionError::Abort;
+                use crate::engine::ConflictableTransactionError::Abort;
                 if tx.get(org_key.as_bytes())?.is_some() {
                     return Err(Abort(StoreError::Exists(format!(
                         "organization {}",
@@ -271,7 +271,7 @@ impl Store {
         let key = format!("staff/{email}");
         let value = encode(&staff)?;
         self.state
-            .compare_and_swap(key.as_bytes(), None as Option<&[u8]>, Some(value))?
+            .compare_and_swap(key.as_bytes(), None, Some(&value[..]))?
             .map_err(|_| StoreError::Exists(format!("staff member {email}")))?;
         self.flush()
     }
@@ -296,7 +296,7 @@ impl Store {
             .transaction(|tx| {
                 let read = |k: &str| -> Result<
                     Staff,
-                    sled::transaction::ConflictableTransactionError<StoreError>,
+                    crate::engine::ConflictableTransactionError<StoreError>,
                 > {
                     let v = tx
                         .get(k.as_bytes())?

@@ -5,6 +5,7 @@
 
 use crate::codec::{decode, encode, key_num, num_key};
 use crate::deletion::block_key;
+use crate::engine::ConflictableTransactionError::Abort;
 use crate::files::Kind;
 use crate::message_ids::{mid_entry, mid_origin, mid_ticket};
 use crate::tickets::save_ticket;
@@ -14,7 +15,6 @@ use crate::{
 };
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use sled::transaction::ConflictableTransactionError::Abort;
 use std::collections::BTreeSet;
 
 /// What replaces the words of an erased person.
@@ -318,7 +318,7 @@ impl Store {
         done: &mut Erased,
     ) -> Result<Theirs, StoreError> {
         let mut theirs = Theirs::default();
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::engine::Batch::default();
         for kv in self.state.scan_prefix("ev/") {
             let (k, v) = kv?;
             let mut e: Event = decode(&v)?;
@@ -386,7 +386,7 @@ impl Store {
         done: &mut Erased,
     ) -> Result<(), StoreError> {
         let mut inbound: BTreeSet<u64> = theirs.inbound.clone();
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::engine::Batch::default();
         for kv in self.state.scan_prefix("decision/") {
             let (k, v) = kv?;
             let mut d: Decision = decode(&v)?;
@@ -525,7 +525,7 @@ impl Store {
 
     /// Who sent a Message-ID: under the pseudonym; so are Message-IDs made of the address.
     fn erase_from_message_ids(&self, email: &str, pseudonym: &str) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::engine::Batch::default();
         // `<prefix><org>/<id>` (`midby/` adds `\0<sender>`, so its sender moves here too;
         // `rawmid/` has no org): the id and sender part only, whose `/` would otherwise
         // join the address.
@@ -582,7 +582,7 @@ impl Store {
         entries: &BTreeSet<u64>,
         done: &mut Erased,
     ) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::engine::Batch::default();
         let mut bodies = BTreeSet::new();
         for kv in self.state.scan_prefix("outbox/") {
             let (k, v) = kv?;
@@ -665,7 +665,7 @@ impl Store {
         requested: &BTreeSet<u64>,
         entries: &BTreeSet<u64>,
     ) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::engine::Batch::default();
         for kv in self.state.scan_prefix("bell/") {
             let (k, v) = kv?;
             let mut b: BellItem = decode(&v)?;
@@ -700,7 +700,7 @@ impl Store {
             self.end_all_sessions(&principal)?;
             self.revoke_login_links(&principal)?;
         }
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::engine::Batch::default();
         let tail = format!("/{email}");
         for k in self.state.scan_prefix("grant/").keys() {
             let k = k?;
@@ -720,7 +720,7 @@ impl Store {
     /// Their opt-out of automatic mail and every organization's block of them stay, under
     /// a keyed hash of the address that lookups still match.
     fn keep_opt_outs_hashed(&self, email: &str, pseudonym: &str) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::engine::Batch::default();
         let plain = format!("contact-noalerts/{email}");
         if self.state.contains_key(&plain)? {
             batch.remove(plain.as_bytes());
@@ -743,7 +743,7 @@ impl Store {
 
     /// Audit entries that name the address name the pseudonym.
     fn erase_from_audit(&self, email: &str, pseudonym: &str) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::engine::Batch::default();
         for kv in self.state.scan_prefix("audit/") {
             let (k, v) = kv?;
             if !holds(&v, email.as_bytes()) {

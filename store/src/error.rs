@@ -5,7 +5,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Db(#[from] sled::Error),
+    Db(#[from] crate::engine::EngineError),
     #[error("stored record could not be decoded ({0}); the data folder may be corrupt")]
     Corrupt(String),
     #[error("{0} not found")]
@@ -24,11 +24,17 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
 }
 
-impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
-    fn from(e: sled::transaction::TransactionError<StoreError>) -> Self {
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Db(e.into())
+    }
+}
+
+impl From<crate::engine::TransactionError<StoreError>> for StoreError {
+    fn from(e: crate::engine::TransactionError<StoreError>) -> Self {
         match e {
-            sled::transaction::TransactionError::Abort(e) => e,
-            sled::transaction::TransactionError::Storage(e) => StoreError::Db(e),
+            crate::engine::TransactionError::Abort(e) => e,
+            crate::engine::TransactionError::Storage(e) => StoreError::Db(e),
         }
     }
 }

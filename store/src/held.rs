@@ -3,11 +3,11 @@
 
 use crate::codec::{decode, encode, num_key};
 use crate::delivery::MAX_TICKET_CC;
+use crate::engine::ConflictableTransactionError::Abort;
+use crate::engine::{TransactionalTree, UnabortableTransactionError};
 use crate::message_ids::{mid_entry, mid_key, mid_origin, mid_ticket, midby_key, moved_mid_entry};
 use crate::tickets::{append_change, append_event, bump, new_ticket, record_activity, save_ticket};
 use crate::{Change, Event, EventKind, HeldOutcome, Store, StoreError, Ticket, TicketType};
-use sled::transaction::ConflictableTransactionError::Abort;
-use sled::transaction::{TransactionalTree, UnabortableTransactionError};
 use time::OffsetDateTime;
 
 /// What staff do with a held mail.

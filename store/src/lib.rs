@@ -12,6 +12,7 @@ mod deletion;
 mod delivery;
 mod directory;
 mod dkim;
+mod engine;
 mod erasure;
 mod error;
 mod files;
@@ -41,6 +42,7 @@ pub use deletion::{blocked_form, BlockedSender, Deleted};
 pub use delivery::{DeliveryCommit, PipelineWrite, TicketTarget, MAX_PARTICIPANTS, MAX_TICKET_CC};
 pub use directory::{hash_token, ApiTokenInfo};
 pub use dkim::DkimKeyRecord;
+pub use engine::EngineError;
 pub use erasure::{Erased, ERASED_TEXT};
 pub use error::StoreError;
 pub use held::HeldAction;
@@ -76,16 +78,19 @@ pub fn delivered_file_name(key: &str) -> String {
 /// Handle to the data folder's database. Cheap to clone; all clones share one sled instance.
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
+    db: engine::Db,
     /// Small records under prefixed keys (orgs, staff, tickets, events, indexes, spool
     /// markers), kept in one tree so a pipeline step commits in one transaction.
-    state: sled::Tree,
+    state: engine::Tree,
     /// Raw inbound messages, byte-exact, keyed by inbound id.
-    raw: sled::Tree,
+    raw: engine::Tree,
     /// Attachment contents keyed by SHA-256, stored once.
-    blobs: sled::Tree,
-    /// Raw messages and attachments too large for sled's cache, as files.
+    blobs: engine::Tree,
+    /// Raw messages and attachments too large for sled's cache, as files (with sled only:
+    /// several nodes share no folder, and PostgreSQL keeps large values out of its cache).
     files: files::Files,
+    /// Values larger than this go to `files`.
+    large: usize,
     /// Where outbound mail is written when no relay is set (`outbox/`).
     delivered: std::path::PathBuf,
     /// RCPT-time lookups answered from memory; one node's writes forget them (a second
@@ -111,15 +116,26 @@ impl Store {
             .cache_capacity(32 * 1024 * 1024)
             .flush_every_ms(Some(500))
             .open()?;
-        let state = db.open_tree("state")?;
-        let raw = db.open_tree("raw")?;
-        let blobs = db.open_tree("blobs")?;
+        let store = Store::on(engine::Db::Sled(db), dir, files::LARGE)?;
+        release_freed_memory();
+        Ok(store)
+    }
+
+    /// Opens the store in the PostgreSQL database at `url` (migrating its schema first);
+    /// `dir` keeps only what is this node's own (the outbox folder when no relay is set).
+    pub fn open_postgres(dir: &Path, url: &str) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir)?;
+        Store::on(engine::Db::Pg(engine::Pg::connect(url)?), dir, usize::MAX)
+    }
+
+    fn on(db: engine::Db, dir: &Path, large: usize) -> Result<Store, StoreError> {
         let store = Store {
+            state: db.open_tree("state")?,
+            raw: db.open_tree("raw")?,
+            blobs: db.open_tree("blobs")?,
             db,
-            state,
-            raw,
-            blobs,
             files: files::Files::open(dir)?,
+            large,
             delivered: dir.join("outbox"),
             lookups: Default::default(),
             erasure_key: Default::default(),
@@ -130,7 +146,6 @@ impl Store {
         store.ensure_unread_counts()?;
         store.ensure_monitor_index()?;
         store.ensure_time_index()?;
-        release_freed_memory();
         Ok(store)
     }
 
@@ -138,6 +153,11 @@ impl Store {
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
+    }
+
+    /// Whether the store is in PostgreSQL (shared by any number of nodes).
+    pub fn is_shared(&self) -> bool {
+        self.db.is_postgres()
     }
 
     /// The data folder's `outbox/`: where outbound mail is written as `.eml` files when no
@@ -165,10 +185,7 @@ impl Store {
         }
         let fresh: [u8; 32] = random_bytes();
         // compare_and_swap so two first users agree on one secret.
-        match self
-            .state
-            .compare_and_swap(&key, None as Option<&[u8]>, Some(&fresh[..]))?
-        {
+        match self.state.compare_and_swap(&key, None, Some(&fresh[..]))? {
             Ok(()) => {
                 self.db.flush()?;
                 Ok(fresh)
@@ -196,6 +213,51 @@ fn release_freed_memory() {
         libc::malloc_trim(0);
     }
 }
+
+/// Brings the PostgreSQL database at `url` to this version's schema; the versions it
+/// applied (none when it was current). Refuses a database written by a newer version.
+pub fn migrate_postgres(url: &str) -> Result<Vec<i32>, StoreError> {
+    Ok(engine::migrate(url)?)
+}
+
+/// For tests of every crate: the same test suite runs on either engine.
+#[doc(hidden)]
+pub mod testing {
+    use crate::{Store, StoreError};
+    use std::path::Path;
+
+    /// The PostgreSQL server tests use when `POSTDESK_TEST_BACKEND=postgres`.
+    pub fn database_url() -> Option<String> {
+        (std::env::var("POSTDESK_TEST_BACKEND").as_deref() == Ok("postgres"))
+            .then(|| std::env::var("POSTDESK_TEST_DATABASE_URL").ok())
+            .flatten()
+    }
+
+    /// Opens the store of a test's folder `dir`: sled in it, or with
+    /// `POSTDESK_TEST_BACKEND=postgres` a schema of its own (named after `dir`, so that a
+    /// reopen finds it) in the server at `POSTDESK_TEST_DATABASE_URL`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let Some(url) = database_url() else {
+            return Store::open(dir);
+        };
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(dir.to_string_lossy().as_bytes());
+        let schema = format!("t{}", crate::directory::data_hex(&digest[..10]));
+        // A folder not made yet is a fresh store: a schema left by an earlier run goes.
+        crate::engine::create_schema(&url, &schema, !dir.exists())?;
+        let joiner = if url.contains('?') { '&' } else { '?' };
+        let url = format!("{url}{joiner}options=-c%20search_path%3D{schema}");
+        Store::open_postgres(dir, &url)
+    }
+
+    /// Deletes stored contents as a failing disk would, for tests of what survives that.
+    pub fn lose_blob(store: &Store, sha256: &str) -> Result<bool, StoreError> {
+        store.drop_blob(sha256)
+    }
+}
+
+/// The schema version this build of the store writes to PostgreSQL.
+pub const POSTGRES_SCHEMA_VERSION: i32 = engine::SCHEMA_VERSION;
 
 /// Random bytes from the operating system, for secrets and tokens.
 pub fn random_bytes<const N: usize>() -> [u8; N] {

@@ -67,13 +67,15 @@ impl Store {
             .transpose()?;
         self.state
             .transaction(|tx| {
-                if tx.remove(num_key(PREFIX, id))?.is_none() {
+                let key = num_key(PREFIX, id);
+                if tx.get(&key)?.is_none() {
                     return Ok(());
                 }
+                tx.remove(key)?;
                 if let Some((item, value)) = &mail {
                     put_mail(tx, item, value)?;
                 }
-                Ok::<_, sled::transaction::ConflictableTransactionError<StoreError>>(())
+                Ok::<_, crate::engine::ConflictableTransactionError<StoreError>>(())
             })
             .map_err(StoreError::from)?;
         self.flush()

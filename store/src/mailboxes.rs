@@ -2,8 +2,10 @@
 //! after a commit, the contents already imported, and the status an admin sees.
 
 use crate::codec::{decode, encode};
+use crate::engine::Batch;
 use crate::{FollowUp, MailboxCursor, MailboxOrigin, MailboxStatus, Store, StoreError};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
 fn cursor_key(source: &str) -> String {
     format!("mbcursor/{source}")
@@ -44,7 +46,7 @@ impl Store {
     /// Forgets everything kept about mailbox source `source` (its cursor, the contents it
     /// took, the mailbox actions owed, its status).
     pub(crate) fn forget_mailbox(&self, source: &str) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
+        let mut batch = Batch::default();
         for prefix in [digest_prefix(source), follow_up_prefix(source)] {
             for k in self.state.scan_prefix(prefix.as_bytes()).keys() {
                 batch.remove(k?);
@@ -55,38 +57,49 @@ impl Store {
         Ok(self.state.apply_batch(batch)?)
     }
 
-    /// Part of `spool_batch`: moves the source's cursor past this message, remembers its
-    /// contents and the mailbox action still owed. Written before the batch's flush.
+    /// Part of `spool_batch`: into `records`, the batch that spools the message, go the
+    /// contents it had and the mailbox action still owed; its source's cursor moves past
+    /// it in `cursors`, which the caller adds last. One atomic batch: a message is never
+    /// spooled without them, nor they without it.
     pub(crate) fn note_imported(
         &self,
+        records: &mut Batch,
+        cursors: &mut BTreeMap<String, MailboxCursor>,
         origin: &MailboxOrigin,
         accepted: bool,
         raw: &[u8],
     ) -> Result<(), StoreError> {
-        // sled may persist any prefix of these writes before the batch's flush (its
-        // background flush), so the cursor goes last: a cursor past a message means its
-        // follow-up and digest are stored too, and the message never stays unmoved.
         if let Some(follow_up) = &origin.follow_up {
-            self.state.insert(
+            records.insert(
                 follow_up_key(&origin.source, origin.uidvalidity, origin.uid),
                 encode(follow_up)?,
-            )?;
+            );
         }
         // The digest also counts the message: imported (1) or set aside (0), exactly once
         // per content whatever crashes or re-reads happen.
-        self.state
-            .insert(digest_key(&origin.source, raw), &[u8::from(accepted)])?;
-        let key = cursor_key(&origin.source);
-        let mut cursor: MailboxCursor = match self.state.get(&key)? {
-            Some(v) => decode(&v)?,
-            None => MailboxCursor::default(),
+        records.insert(digest_key(&origin.source, raw), &[u8::from(accepted)][..]);
+        let cursor = match cursors.entry(origin.source.clone()) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(self.mailbox_cursor(&origin.source)?)
+            }
         };
         if cursor.uidvalidity != origin.uidvalidity {
             cursor.uidvalidity = origin.uidvalidity;
             cursor.last_uid = 0;
         }
         cursor.last_uid = cursor.last_uid.max(origin.uid);
-        self.state.insert(key, encode(&cursor)?)?;
+        Ok(())
+    }
+
+    /// Adds the moved cursors of `note_imported` to `records`.
+    pub(crate) fn cursor_writes(
+        records: &mut Batch,
+        cursors: BTreeMap<String, MailboxCursor>,
+    ) -> Result<(), StoreError> {
+        for (source, cursor) in cursors {
+            records.insert(cursor_key(&source).into_bytes(), encode(&cursor)?);
+        }
         Ok(())
     }
 
@@ -174,7 +187,7 @@ impl Store {
         source: &str,
         done: &[(u32, u32)],
     ) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
+        let mut batch = Batch::default();
         for (uv, uid) in done {
             batch.remove(follow_up_key(source, *uv, *uid));
         }

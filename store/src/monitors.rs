@@ -3,11 +3,11 @@
 //! (one per ticket, monitor and episode) written with the alert's event.
 
 use crate::codec::{decode, encode, key_num, num_key};
+use crate::engine::ConflictableTransactionError::Abort;
+use crate::engine::{ConflictableTransactionError, TransactionalTree};
 use crate::monitor_rules::Watch;
 use crate::tickets::{append_event, bump, time_part};
 use crate::{Event, EventKind, Monitor, Store, StoreError, Ticket, Visibility};
-use sled::transaction::ConflictableTransactionError::Abort;
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use time::OffsetDateTime;
 
 /// Who alerts are by in the log.
@@ -283,9 +283,7 @@ impl Store {
         &self,
         org: &str,
         new: u8,
-        setting: impl Fn(
-            &TransactionalTree,
-        ) -> Result<(), sled::transaction::UnabortableTransactionError>,
+        setting: impl Fn(&TransactionalTree) -> Result<(), crate::engine::UnabortableTransactionError>,
     ) -> Result<(), StoreError> {
         // The lock guards no data: one poisoned by a panic still orders the next change.
         let _one_at_a_time = self
@@ -313,7 +311,7 @@ impl Store {
             .into_iter()
             .filter(|w| old & !new & watch_bit(*w) != 0)
         {
-            let mut batch = sled::Batch::default();
+            let mut batch = crate::engine::Batch::default();
             for k in self.state.scan_prefix(index_prefix(org, w)).keys() {
                 batch.remove(k?);
             }
@@ -962,7 +960,7 @@ mod tests {
         s.state.remove("migrated/monitor-index").expect("remove");
         s.flush().expect("flush");
         drop(s);
-        let s = Store::open(&dir.0).expect("reopen");
+        let s = crate::testing::open(&dir.0).expect("reopen");
         let stale = Monitor::new(MonitorKind::Stale, Some(2));
         s.set_monitors("acme", &[stale]).expect("monitors");
         let t = s.ticket(t.number).expect("read").expect("ticket");

@@ -3,8 +3,8 @@
 //! mail that went only to it).
 
 use crate::codec::{decode, encode, key_num, num_key, read_u64};
+use crate::engine::ConflictableTransactionError::Abort;
 use crate::{Envelope, Org, Store, StoreError};
-use sled::transaction::ConflictableTransactionError::Abort;
 use time::OffsetDateTime;
 
 /// Records an organization deletion still has to sweep (its record is gone already).
@@ -136,7 +136,7 @@ impl Store {
     /// stays); the deletion marker goes last. Returns how many messages went.
     fn sweep_org(&self, slug: &str) -> Result<usize, StoreError> {
         let (exact, prefixes) = org_keys(slug);
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::engine::Batch::default();
         for k in exact {
             batch.remove(k.as_bytes());
         }
@@ -150,7 +150,7 @@ impl Store {
         // Its decisions (mail that made no ticket, and those ticket deletions kept), its
         // outbound mail (sign-in links) with their files, sign-in mail still to send, the
         // ids of its directory tokens, and what an import of its mail remembered.
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::engine::Batch::default();
         for kv in self.state.scan_prefix("decision/") {
             let (k, v) = kv?;
             if decode::<crate::Decision>(&v).is_ok_and(|d| d.org == slug) {

@@ -79,10 +79,10 @@ impl MailFiles {
 /// Puts one mail (`value`: the encoded `item`) in the outbox under its unique key, to be
 /// sent, unless it is there already; whether it was added.
 pub(crate) fn put_mail(
-    tx: &sled::transaction::TransactionalTree,
+    tx: &crate::engine::TransactionalTree,
     item: &OutboxItem,
     value: &[u8],
-) -> Result<bool, sled::transaction::UnabortableTransactionError> {
+) -> Result<bool, crate::engine::UnabortableTransactionError> {
     let k = item_key(&item.key);
     if tx.get(k.as_bytes())?.is_some() {
         return Ok(false);
@@ -209,7 +209,7 @@ impl Store {
     /// they serve an hourly cap, and would keep every address that was ever mailed.
     pub fn forget_sent_before(&self, before: OffsetDateTime) -> Result<usize, StoreError> {
         let floor = u64::try_from(before.unix_timestamp_nanos()).unwrap_or(0);
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::engine::Batch::default();
         let mut n = 0;
         for group in ["autosent/", "alertsent/"] {
             for k in self.state.scan_prefix(group).keys() {
@@ -299,7 +299,7 @@ impl Store {
                     return Ok(false);
                 };
                 let mut item: OutboxItem =
-                    decode(&v).map_err(sled::transaction::ConflictableTransactionError::Abort)?;
+                    decode(&v).map_err(crate::engine::ConflictableTransactionError::Abort)?;
                 if matches!(item.status, OutboxStatus::Failed { .. }) && item.raw.is_empty() {
                     return Ok(false);
                 }
@@ -311,8 +311,7 @@ impl Store {
                 }
                 tx.insert(
                     k.as_bytes(),
-                    encode(&item)
-                        .map_err(sled::transaction::ConflictableTransactionError::Abort)?,
+                    encode(&item).map_err(crate::engine::ConflictableTransactionError::Abort)?,
                 )?;
                 if done {
                     tx.remove(pending_key(key).as_bytes())?;

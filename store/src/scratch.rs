@@ -14,7 +14,7 @@ impl Drop for Scratch {
 pub(crate) fn scratch_store(name: &str) -> (Store, Scratch) {
     let dir = std::env::temp_dir().join(format!("postdesk-unit-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    (Store::open(&dir).expect("open"), Scratch(dir))
+    (crate::testing::open(&dir).expect("open"), Scratch(dir))
 }
 
 /// Adds an organization `slug` with the address `slug@x.test` to a scratch store.

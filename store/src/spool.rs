@@ -2,8 +2,10 @@
 //! and the markers of messages the pipeline has not finished yet.
 
 use crate::codec::{decode, encode, key_num, num_key, read_counter, read_u64};
-use crate::files::{Kind, LARGE};
+use crate::engine::Batch;
+use crate::files::Kind;
 use crate::{Envelope, Store, StoreError};
+use std::collections::BTreeMap;
 
 const NEXT_INBOUND: &str = "counter/inbound";
 
@@ -25,7 +27,7 @@ impl Store {
         // before the flush, and a pending marker must never point at a missing message.
         let mut files = false;
         for (i, (_, raw)) in batch.iter().enumerate() {
-            if raw.len() > LARGE {
+            if raw.len() > self.large {
                 let id = first + i as u64;
                 self.files.write(Kind::Raw, &id.to_string(), raw)?;
                 files = true;
@@ -35,20 +37,26 @@ impl Store {
             self.files.sync_folder(Kind::Raw)?;
         }
         let mut ids = Vec::with_capacity(batch.len());
+        let (mut originals, mut records) = (Batch::default(), Batch::default());
+        let mut cursors = BTreeMap::new();
         for (i, (envelope, raw)) in batch.iter().enumerate() {
             let id = first + i as u64;
-            if raw.len() <= LARGE {
-                self.raw.insert(id.to_be_bytes(), *raw)?;
+            if raw.len() <= self.large {
+                originals.insert(&id.to_be_bytes()[..], *raw);
             }
-            self.state
-                .insert(num_key("envelope/", id), encode(*envelope)?)?;
-            // The pending marker goes last: a marker always has its message.
-            self.state.insert(num_key("pending/", id), &[])?;
+            records.insert(num_key("envelope/", id), encode(*envelope)?);
+            records.insert(num_key("pending/", id), &[][..]);
             if let Some(origin) = &envelope.mailbox {
-                self.note_imported(origin, !envelope.deliveries.is_empty(), raw)?;
+                let accepted = !envelope.deliveries.is_empty();
+                self.note_imported(&mut records, &mut cursors, origin, accepted, raw)?;
             }
             ids.push(id);
         }
+        Store::cursor_writes(&mut records, cursors)?;
+        // The originals' batch goes first: a pending marker always has its message. Each
+        // batch is atomic (on PostgreSQL the two are one transaction).
+        self.db
+            .apply_batches(vec![(&self.raw, originals), (&self.state, records)])?;
         self.db.flush()?;
         Ok(ids)
     }
@@ -84,8 +92,8 @@ impl Store {
 
     /// The original bytes of an inbound message.
     pub fn raw_message(&self, id: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(v) = self.raw.get(id.to_be_bytes())? {
-            return Ok(Some(v.to_vec()));
+        if let Some(v) = self.raw.get_vec(id.to_be_bytes())? {
+            return Ok(Some(v));
         }
         Ok(self.files.read(Kind::Raw, &id.to_string())?)
     }
@@ -98,9 +106,9 @@ const PLANNING: &str = "pipeline/planning";
 /// In the transaction that records the last decision about inbound message `id`: it is
 /// no longer pending, nor in hand (one write fewer per message than clearing it after).
 pub(crate) fn finish_inbound(
-    tx: &sled::transaction::TransactionalTree,
+    tx: &crate::engine::TransactionalTree,
     id: u64,
-) -> sled::transaction::ConflictableTransactionResult<(), StoreError> {
+) -> crate::engine::ConflictableTransactionResult<(), StoreError> {
     tx.remove(num_key("pending/", id))?;
     if tx.get(PLANNING)?.and_then(|v| read_u64(&v)) == Some(id) {
         tx.remove(PLANNING)?;

@@ -3,11 +3,11 @@
 
 use crate::codec::{decode, encode, key_num, num_key, read_counter};
 use crate::deletion::{blobuse_key, duplicate_key, inbounduse_key};
+use crate::engine::{ConflictableTransactionError::Abort, TransactionalTree};
 use crate::{
     AttachmentRef, Decision, Event, EventKind, Outcome, Priority, Status, Store, StoreError,
     Ticket, TicketType, Visibility,
 };
-use sled::transaction::{ConflictableTransactionError::Abort, TransactionalTree};
 use time::OffsetDateTime;
 
 /// Filters for the ticket list; `None` matches everything.
@@ -39,7 +39,7 @@ pub(crate) fn recency_key(t: &Ticket) -> Vec<u8> {
 pub(crate) fn bump(
     tx: &TransactionalTree,
     key: &str,
-) -> Result<u64, sled::transaction::UnabortableTransactionError> {
+) -> Result<u64, crate::engine::UnabortableTransactionError> {
     let n = read_counter(tx.get(key.as_bytes())?) + 1;
     tx.insert(key.as_bytes(), &n.to_be_bytes())?;
     Ok(n)
@@ -122,7 +122,7 @@ pub(crate) fn save_ticket(
     tx: &TransactionalTree,
     before: Option<&Ticket>,
     after: &Ticket,
-) -> Result<(), sled::transaction::ConflictableTransactionError<StoreError>> {
+) -> Result<(), crate::engine::ConflictableTransactionError<StoreError>> {
     let mut after = after.clone();
     let was_done = before.is_some_and(|b| is_done(b.status));
     if before.is_none_or(|b| b.status != after.status) {
@@ -206,7 +206,7 @@ pub(crate) fn time_entry_key(e: &Event) -> Option<Vec<u8>> {
 pub(crate) fn append_event(
     tx: &TransactionalTree,
     event: &Event,
-) -> Result<(), sled::transaction::ConflictableTransactionError<StoreError>> {
+) -> Result<(), crate::engine::ConflictableTransactionError<StoreError>> {
     tx.insert(num_key("ev/", event.seq), encode(event).map_err(Abort)?)?;
     tx.insert(tev_key(event.ticket, event.seq), &[])?;
     if let Some(k) = time_entry_key(event) {
@@ -227,7 +227,7 @@ pub(crate) fn append_change(
     ticket: &mut Ticket,
     change: &crate::Change,
     base: &Event,
-) -> Result<Event, sled::transaction::ConflictableTransactionError<StoreError>> {
+) -> Result<Event, crate::engine::ConflictableTransactionError<StoreError>> {
     match change {
         crate::Change::Status(s) => ticket.status = *s,
         crate::Change::Assignee(a) => ticket.assignee = a.clone(),
@@ -265,7 +265,7 @@ pub(crate) fn new_ticket(
     summary: &str,
     requester: &str,
     at: OffsetDateTime,
-) -> Result<Ticket, sled::transaction::UnabortableTransactionError> {
+) -> Result<Ticket, crate::engine::UnabortableTransactionError> {
     Ok(Ticket::fresh(
         bump(tx, "counter/ticket")?,
         org,
@@ -653,7 +653,7 @@ impl Store {
         if self.state.get(DONE)?.is_some() {
             return Ok(());
         }
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::engine::Batch::default();
         for v in self.state.scan_prefix("ev/").values() {
             let e: Event = decode(&v?)?;
             if let Some(k) = time_entry_key(&e) {

@@ -29,6 +29,25 @@ BIN = os.environ.get("POSTDESK_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "target", "debug", "postdesk")
 
 
+def postgres_url():
+    """The private PostgreSQL server of this run when the suites run on that backend
+    (scripts/test starts it), else None: the store is sled in the data folder."""
+    if os.environ.get("POSTDESK_TEST_BACKEND") != "postgres":
+        return None
+    return os.environ["POSTDESK_TEST_DATABASE_URL"]
+
+
+def new_database():
+    """A database URL of a fresh schema of its own in this run's PostgreSQL, for one
+    server (or the nodes of one site)."""
+    base = postgres_url()
+    schema = "e2e_" + uuid.uuid4().hex[:16]
+    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", base, "-c", f"CREATE SCHEMA {schema}"],
+                   check=True, capture_output=True, timeout=60)
+    joiner = "&" if "?" in base else "?"
+    return f"{base}{joiner}options=-c%20search_path%3D{schema}"
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -51,6 +70,8 @@ class Server:
         open(records, "w").close()
         self.env = dict(os.environ, POSTDESK_LOG="warn", POSTDESK_DOMAIN=domain,
                         POSTDESK_DNS_RECORDS=records)
+        if postgres_url():
+            self.env["POSTDESK_DATABASE_URL"] = new_database()
         self.env.update(env or {})
         self.proc = None
         self.log = open(os.path.join(self.dir, "server.log"), "ab")
@@ -143,7 +164,34 @@ class Server:
     def close(self):
         self.stop()
         self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        # POSTDESK_E2E_KEEP=1 keeps the folder (server.log, data) to look at after a run.
+        if not os.environ.get("POSTDESK_E2E_KEEP"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def dump_database(self):
+        """On PostgreSQL: every key and value of this server's store, raw, into
+        `database.dump` in its folder, so that what greps the folder reads the database too
+        (on sled the database is in the folder already)."""
+        url = self.env.get("POSTDESK_DATABASE_URL")
+        if not url:
+            return
+        path = os.path.join(self.dir, "database.dump")
+        subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", url, "-c",
+                        f"\\copy (SELECT k, v FROM postdesk_kv) TO '{path}' WITH (FORMAT binary)"],
+                       check=True, capture_output=True, timeout=120)
+
+    def stored(self, kind):
+        """Names of the stored originals (`raw`) or file contents (`blobs`) kept outside
+        the database's small records: sled's files (over 64 KiB), or PostgreSQL's rows."""
+        url = self.env.get("POSTDESK_DATABASE_URL")
+        if not url:
+            folder = os.path.join(self.data, "files", kind)
+            return set(os.listdir(folder)) if os.path.isdir(folder) else set()
+        r = subprocess.run(["psql", "-qAt", "-v", "ON_ERROR_STOP=1", url, "-c",
+                            "SELECT encode(k, 'hex') FROM postdesk_kv JOIN postdesk_trees t "
+                            f"ON t.id = tree WHERE t.name = '{kind}'"],
+                           check=True, capture_output=True, text=True, timeout=60)
+        return set(r.stdout.split())
 
     def read_log(self):
         self.log.flush()

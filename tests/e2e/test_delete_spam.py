@@ -31,8 +31,7 @@ class DeleteAndSpam(unittest.TestCase):
         return self.srv.decision_for(m["Message-ID"])
 
     def files(self, kind):
-        folder = os.path.join(self.srv.data, "files", kind)
-        return set(os.listdir(folder)) if os.path.isdir(folder) else set()
+        return self.srv.stored(kind)
 
     def test_spam_deleted_by_a_manager_is_gone_and_its_sender_refused(self):
         srv = self.srv
@@ -68,8 +67,8 @@ class DeleteAndSpam(unittest.TestCase):
             srv.api(f"/api/v1/tickets/{n}/events/{seq}/raw", token=token, expect=404)
         self.assertNotIn(n, [x["number"] for x in srv.tickets("?status=open")])
         srv.send("DELETE", f"/api/v1/tickets/{n}", b"", token=self.mia, expect=404)
-        # Its own large file and its original are removed from the data folder; the file
-        # the other ticket shows stays, and still downloads.
+        # Its own large file and its original are removed from the data folder (or the
+        # database); the file the other ticket shows stays, and still downloads.
         self.assertEqual(len(blobs_before - self.files("blobs")), 1)
         self.assertEqual(len(raws_before - self.files("raw")), 1)
         web = Browser(srv)

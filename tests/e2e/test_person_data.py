@@ -339,6 +339,7 @@ class Erasure(unittest.TestCase):
         data = srv.dir
         needles = [w.encode() for w in self.her_words]
         time.sleep(1)  # sled writes its log within 500 ms
+        srv.dump_database()
         self.assertTrue(data_files_holding(data, needles), "the test reads the data folder")
         # Only owners and admins; staff are removed from staff first.
         srv.send("POST", f"/api/v1/people/{RITA}/erase", b"", token=self.manager, expect=403)
@@ -432,6 +433,7 @@ class Erasure(unittest.TestCase):
         srv.stop()
         out = srv.cli("compact").stdout
         self.assertIn("compacted", out)
+        srv.dump_database()
         self.assertEqual(data_files_holding(data, needles), [])
         self.assertEqual(data_files_holding(data, [RITA.encode()], whole=True), [])
         self.assertTrue(data_files_holding(data, [self.bob_words.encode(), self.bob_file[:64]]))

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 pub fn store_with_org(name: &str, slug: &str) -> (Store, PathBuf) {
     let dir = std::env::temp_dir().join(format!("postdesk-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let store = Store::open(&dir).expect("store");
+    let store = postdesk_store::testing::open(&dir).expect("store");
     store
         .add_org(&Org::new(
             slug,

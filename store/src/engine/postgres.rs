@@ -1,0 +1,772 @@
+//! The PostgreSQL engine: every tree is a slice of one table of byte keys and values,
+//! reached through a pool of tokio-postgres connections driven by a runtime of its own.
+
+use super::{
+    Batch, Bounds, CompareAndSwapError, ConflictableTransactionError,
+    ConflictableTransactionResult, EngineError, TransactionError, TransactionalTree,
+    UnabortableTransactionError, Value,
+};
+use deadpool_postgres::GenericClient;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
+use std::ops::Bound;
+use std::sync::{Arc, Mutex};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+
+/// The schema this build writes; [`migrate`] brings a database to it.
+pub(crate) const SCHEMA_VERSION: i32 = 1;
+
+/// Each migration, in order: the SQL that takes a database from the version before to
+/// its index + 1. Applied in one transaction each, never edited once released.
+const MIGRATIONS: &[&str] = &[
+    // 1: the trees and their keys and values. bytea sorts bytewise, as sled's keys do.
+    "CREATE TABLE postdesk_trees (
+        id smallserial PRIMARY KEY,
+        name text NOT NULL UNIQUE
+     );
+     CREATE TABLE postdesk_kv (
+        tree smallint NOT NULL REFERENCES postdesk_trees (id),
+        k bytea NOT NULL,
+        v bytea NOT NULL,
+        PRIMARY KEY (tree, k)
+     );",
+];
+
+/// The advisory lock that orders migrations of nodes starting together.
+const MIGRATION_LOCK: i64 = 0x706f_7374_6465_736b; // "postdesk"
+
+/// A connection that carried more than this many bytes is closed rather than pooled:
+/// tokio-postgres keeps its buffers as large as the largest message they held.
+const BIG: usize = 1 << 20;
+
+/// Hands a connection back to the pool, or closes it when it moved `bytes` > [`BIG`].
+fn let_go(c: Object, bytes: usize) {
+    if bytes > BIG {
+        drop(Object::take(c));
+    }
+}
+
+/// Rows fetched per page when iterating; values of the mail trees can be megabytes.
+const PAGE_SMALL: i64 = 512;
+const PAGE_LARGE: i64 = 8;
+
+/// A connection pool to one PostgreSQL database.
+#[derive(Clone)]
+pub(crate) struct Pg {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    runtime: Option<tokio::runtime::Runtime>,
+    pool: Pool,
+    trees: Mutex<HashMap<String, i16>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // A runtime may not be dropped (joined) from async code; let its threads end alone.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// The error with its causes: tokio-postgres says only "db error" until its source, the
+/// server's own message, is read.
+fn pg_error(e: impl std::error::Error) -> EngineError {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    EngineError::Postgres(text)
+}
+
+/// Whether a statement failed only because a concurrent transaction won.
+fn is_conflict(e: &tokio_postgres::Error) -> bool {
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE
+            || *c == SqlState::T_R_DEADLOCK_DETECTED
+            || *c == SqlState::UNIQUE_VIOLATION
+    )
+}
+
+fn unabortable(e: tokio_postgres::Error) -> UnabortableTransactionError {
+    if is_conflict(&e) {
+        UnabortableTransactionError::Conflict
+    } else {
+        UnabortableTransactionError::Storage(pg_error(e))
+    }
+}
+
+/// Parses a `postgres://` URL: the error names what is wrong, never the password.
+fn parse_url(url: &str) -> Result<tokio_postgres::Config, EngineError> {
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| EngineError::Postgres(format!("database_url is not a PostgreSQL URL: {e}")))?;
+    config.application_name("postdesk");
+    Ok(config)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, EngineError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("postgres")
+        .enable_all()
+        .build()
+        .map_err(pg_error)
+}
+
+/// Runs `f` to its end from synchronous code: a plain thread, a blocking-pool thread, or
+/// (moved aside with `block_in_place`) a multi-threaded runtime's worker.
+fn wait<F: Future>(rt: &tokio::runtime::Runtime, f: F) -> F::Output {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(|| rt.block_on(f)),
+        // Outside any runtime, or on a current-thread runtime's blocking pool.
+        _ => rt.block_on(f),
+    }
+}
+
+/// Brings the database at `url` to [`SCHEMA_VERSION`]; the versions it applied. Refuses a
+/// database written by a newer Postdesk.
+pub(crate) fn migrate(url: &str) -> Result<Vec<i32>, EngineError> {
+    let config = parse_url(url)?;
+    let rt = runtime()?;
+    let applied = wait(&rt, async {
+        let (mut client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(pg_error)?;
+        tokio::spawn(connection);
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(pg_error)?;
+        let applied = apply_migrations(&mut client).await;
+        // The lock ends with the session anyway; release it for a pool that reuses none.
+        let _ = client
+            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+            .await;
+        applied
+    });
+    rt.shutdown_background();
+    applied
+}
+
+async fn apply_migrations(client: &mut tokio_postgres::Client) -> Result<Vec<i32>, EngineError> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS postdesk_schema (
+                version integer PRIMARY KEY,
+                applied_at timestamptz NOT NULL DEFAULT now()
+             )",
+        )
+        .await
+        .map_err(pg_error)?;
+    let current: i32 = client
+        .query_one("SELECT coalesce(max(version), 0) FROM postdesk_schema", &[])
+        .await
+        .map_err(pg_error)?
+        .get(0);
+    if current > SCHEMA_VERSION {
+        return Err(EngineError::Postgres(format!(
+            "the database has schema version {current}, newer than this Postdesk knows \
+             ({SCHEMA_VERSION}); run the newer Postdesk"
+        )));
+    }
+    let mut applied = Vec::new();
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = i as i32 + 1;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        tx.batch_execute(sql).await.map_err(pg_error)?;
+        tx.execute(
+            "INSERT INTO postdesk_schema (version) VALUES ($1)",
+            &[&version],
+        )
+        .await
+        .map_err(pg_error)?;
+        tx.commit().await.map_err(pg_error)?;
+        applied.push(version);
+    }
+    Ok(applied)
+}
+
+/// Creates schema `name` in the database at `url` unless it exists, or anew (`fresh`).
+/// Tests give each store a schema of its own in one private server.
+pub(crate) fn create_schema(url: &str, name: &str, fresh: bool) -> Result<(), EngineError> {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(EngineError::Postgres(format!("not a schema name: {name}")));
+    }
+    let config = parse_url(url)?;
+    let rt = runtime()?;
+    let done = wait(&rt, async {
+        let (client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(pg_error)?;
+        tokio::spawn(connection);
+        if fresh {
+            client
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                .await
+                .map_err(pg_error)?;
+        }
+        client
+            .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {name}"))
+            .await
+            .map_err(pg_error)
+    });
+    rt.shutdown_background();
+    done
+}
+
+impl Pg {
+    /// Connects to the database at `url`, migrating it first.
+    pub(crate) fn connect(url: &str) -> Result<Pg, EngineError> {
+        migrate(url)?;
+        let mut config = parse_url(url)?;
+        // Commits are durable at the next flush (as sled's writes are), not each on its
+        // own: a flush (`synchronous_commit = on`) makes every earlier commit durable.
+        let options = config.get_options().unwrap_or_default().to_string();
+        config.options(format!("{options} -c synchronous_commit=off").trim());
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let rt = runtime()?;
+        let pool = {
+            let _in = rt.enter();
+            Pool::builder(manager)
+                .max_size(16)
+                .runtime(deadpool_postgres::Runtime::Tokio1)
+                .wait_timeout(Some(std::time::Duration::from_secs(30)))
+                .create_timeout(Some(std::time::Duration::from_secs(10)))
+                .build()
+                .map_err(pg_error)?
+        };
+        let pg = Pg {
+            inner: Arc::new(Inner {
+                runtime: Some(rt),
+                pool,
+                trees: Mutex::default(),
+            }),
+        };
+        // Fail at start, not at the first message, when the database cannot be reached.
+        pg.run(|c| async move { c.simple_query("SELECT 1").await.map_err(pg_error).map(drop) })?;
+        Ok(pg)
+    }
+
+    fn rt(&self) -> &tokio::runtime::Runtime {
+        self.inner
+            .runtime
+            .as_ref()
+            .expect("runtime lives as long as the pool")
+    }
+
+    /// Runs `f` on a pooled connection.
+    fn run<T, Fut>(&self, f: impl FnOnce(Object) -> Fut) -> Result<T, EngineError>
+    where
+        Fut: Future<Output = Result<T, EngineError>>,
+    {
+        wait(self.rt(), async {
+            let client = self.inner.pool.get().await.map_err(pg_error)?;
+            f(client).await
+        })
+    }
+
+    pub(crate) fn open_tree(&self, name: &str) -> Result<PgTree, EngineError> {
+        let mut trees = self
+            .inner
+            .trees
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let id = match trees.get(name) {
+            Some(id) => *id,
+            None => {
+                let id: i16 = self.run(|c| async move {
+                    c.execute(
+                        "INSERT INTO postdesk_trees (name) VALUES ($1) ON CONFLICT DO NOTHING",
+                        &[&name],
+                    )
+                    .await
+                    .map_err(pg_error)?;
+                    let row = c
+                        .query_one("SELECT id FROM postdesk_trees WHERE name = $1", &[&name])
+                        .await
+                        .map_err(pg_error)?;
+                    Ok(row.get(0))
+                })?;
+                trees.insert(name.to_string(), id);
+                id
+            }
+        };
+        Ok(PgTree {
+            pg: self.clone(),
+            id,
+            page: if name == "state" {
+                PAGE_SMALL
+            } else {
+                PAGE_LARGE
+            },
+        })
+    }
+
+    /// Makes every commit so far durable: a transaction that commits synchronously waits
+    /// until the log is on disk up to its commit record, which follows every earlier one.
+    pub(crate) fn flush(&self) -> Result<(), EngineError> {
+        self.run(|mut c| async move {
+            let tx = c.transaction().await.map_err(pg_error)?;
+            tx.batch_execute("SET LOCAL synchronous_commit = on; SELECT txid_current()")
+                .await
+                .map_err(pg_error)?;
+            tx.commit().await.map_err(pg_error)
+        })
+    }
+
+    /// Rewrites the table without the old versions of rows (`VACUUM FULL`), which a
+    /// plain vacuum only marks for reuse; its size in bytes before and after.
+    pub(crate) fn vacuum_full(&self) -> Result<(u64, u64), EngineError> {
+        self.run(|c| async move {
+            let size = "SELECT pg_total_relation_size('postdesk_kv')::bigint";
+            let before: i64 = c.query_one(size, &[]).await.map_err(pg_error)?.get(0);
+            c.batch_execute("VACUUM FULL postdesk_kv")
+                .await
+                .map_err(pg_error)?;
+            let after: i64 = c.query_one(size, &[]).await.map_err(pg_error)?.get(0);
+            Ok((before as u64, after as u64))
+        })
+    }
+
+    /// Applies batches to several trees in one transaction.
+    pub(crate) fn apply_batches(&self, batches: Vec<(PgTree, Batch)>) -> Result<(), EngineError> {
+        let bytes: usize = batches
+            .iter()
+            .flat_map(|(_, b)| &b.writes)
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, |v| v.len()))
+            .sum();
+        self.run(|mut c| async move {
+            let tx = c.transaction().await.map_err(pg_error)?;
+            for (tree, batch) in &batches {
+                let mut last: BTreeMap<&[u8], Option<&[u8]>> = BTreeMap::new();
+                for (k, v) in &batch.writes {
+                    last.insert(k, v.as_deref());
+                }
+                write_all(&tx, tree.id, last).await.map_err(pg_error)?;
+            }
+            tx.commit().await.map_err(pg_error)?;
+            let_go(c, bytes);
+            Ok(())
+        })
+    }
+}
+
+/// Writes each key's last value (`None`: removed) in two statements.
+async fn write_all(
+    c: &impl GenericClient,
+    tree: i16,
+    writes: BTreeMap<&[u8], Option<&[u8]>>,
+) -> Result<(), tokio_postgres::Error> {
+    let (mut keys, mut values, mut gone) = (Vec::new(), Vec::new(), Vec::new());
+    for (k, v) in writes {
+        match v {
+            // A large value goes alone: the connection's buffer holds one at a time.
+            Some(v) if v.len() > BIG => {
+                c.execute(
+                    "INSERT INTO postdesk_kv (tree, k, v) VALUES ($1, $2, $3)
+                     ON CONFLICT (tree, k) DO UPDATE SET v = EXCLUDED.v",
+                    &[&tree, &k, &v],
+                )
+                .await?;
+            }
+            Some(v) => {
+                keys.push(k);
+                values.push(v);
+            }
+            None => gone.push(k),
+        }
+    }
+    if !keys.is_empty() {
+        c.execute(
+            "INSERT INTO postdesk_kv (tree, k, v) SELECT $1, * FROM unnest($2::bytea[], $3::bytea[])
+             ON CONFLICT (tree, k) DO UPDATE SET v = EXCLUDED.v",
+            &[&tree, &keys, &values],
+        )
+        .await?;
+    }
+    if !gone.is_empty() {
+        c.execute(
+            "DELETE FROM postdesk_kv WHERE tree = $1 AND k = ANY($2::bytea[])",
+            &[&tree, &gone],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// One tree: the rows of `postdesk_kv` with its id.
+#[derive(Clone)]
+pub(crate) struct PgTree {
+    pg: Pg,
+    id: i16,
+    page: i64,
+}
+
+impl PgTree {
+    pub(crate) fn pg(&self) -> &Pg {
+        &self.pg
+    }
+
+    pub(crate) fn get(&self, k: &[u8]) -> Result<Option<Value>, EngineError> {
+        let id = self.id;
+        self.pg.run(|c| async move {
+            let stmt = c
+                .prepare_cached("SELECT v FROM postdesk_kv WHERE tree = $1 AND k = $2")
+                .await
+                .map_err(pg_error)?;
+            let row = c.query_opt(&stmt, &[&id, &k]).await.map_err(pg_error)?;
+            let value = row.as_ref().map(|r| Value::from(r.get::<_, &[u8]>(0)));
+            let_go(c, value.as_ref().map_or(0, |v| v.len()));
+            Ok(value)
+        })
+    }
+
+    /// Whether `k` is set, without reading its value.
+    pub(crate) fn contains_key(&self, k: &[u8]) -> Result<bool, EngineError> {
+        let id = self.id;
+        self.pg.run(|c| async move {
+            let stmt = c
+                .prepare_cached("SELECT 1 FROM postdesk_kv WHERE tree = $1 AND k = $2")
+                .await
+                .map_err(pg_error)?;
+            Ok(c.query_opt(&stmt, &[&id, &k])
+                .await
+                .map_err(pg_error)?
+                .is_some())
+        })
+    }
+
+    /// [`PgTree::get`] into a vector of its own: a large value is copied once, not twice.
+    pub(crate) fn get_vec(&self, k: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        let id = self.id;
+        self.pg.run(|c| async move {
+            let stmt = c
+                .prepare_cached("SELECT v FROM postdesk_kv WHERE tree = $1 AND k = $2")
+                .await
+                .map_err(pg_error)?;
+            let row = c.query_opt(&stmt, &[&id, &k]).await.map_err(pg_error)?;
+            let value = row.map(|r| r.get::<_, Vec<u8>>(0));
+            let_go(c, value.as_ref().map_or(0, Vec::len));
+            Ok(value)
+        })
+    }
+
+    pub(crate) fn insert(&self, k: &[u8], v: &[u8]) -> Result<Option<Value>, EngineError> {
+        let id = self.id;
+        self.pg.run(|c| async move {
+            let stmt = c
+                .prepare_cached(
+                    "WITH old AS (SELECT v FROM postdesk_kv WHERE tree = $1 AND k = $2)
+                     INSERT INTO postdesk_kv (tree, k, v) VALUES ($1, $2, $3)
+                     ON CONFLICT (tree, k) DO UPDATE SET v = EXCLUDED.v
+                     RETURNING (SELECT v FROM old)",
+                )
+                .await
+                .map_err(pg_error)?;
+            let row = c.query_one(&stmt, &[&id, &k, &v]).await.map_err(pg_error)?;
+            let old = row.get::<_, Option<&[u8]>>(0).map(Value::from);
+            let_go(c, v.len() + old.as_ref().map_or(0, |o| o.len()));
+            Ok(old)
+        })
+    }
+
+    pub(crate) fn remove(&self, k: &[u8]) -> Result<Option<Value>, EngineError> {
+        let id = self.id;
+        self.pg.run(|c| async move {
+            let stmt = c
+                .prepare_cached("DELETE FROM postdesk_kv WHERE tree = $1 AND k = $2 RETURNING v")
+                .await
+                .map_err(pg_error)?;
+            let row = c.query_opt(&stmt, &[&id, &k]).await.map_err(pg_error)?;
+            let old = row.as_ref().map(|r| Value::from(r.get::<_, &[u8]>(0)));
+            let_go(c, old.as_ref().map_or(0, |o| o.len()));
+            Ok(old)
+        })
+    }
+
+    pub(crate) fn compare_and_swap(
+        &self,
+        k: &[u8],
+        old: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<Result<(), CompareAndSwapError>, EngineError> {
+        let id = self.id;
+        self.pg.run(|c| async move {
+            // Each case is one statement, atomic on its own; when it changed nothing, the
+            // value found is read for the caller.
+            let changed = match (old, new) {
+                (None, Some(new)) => c.execute(
+                    "INSERT INTO postdesk_kv (tree, k, v) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    &[&id, &k, &new],
+                ).await,
+                (Some(old), Some(new)) => c.execute(
+                    "UPDATE postdesk_kv SET v = $4 WHERE tree = $1 AND k = $2 AND v = $3",
+                    &[&id, &k, &old, &new],
+                ).await,
+                (Some(old), None) => c.execute(
+                    "DELETE FROM postdesk_kv WHERE tree = $1 AND k = $2 AND v = $3",
+                    &[&id, &k, &old],
+                ).await,
+                (None, None) => Ok(0),
+            }
+            .map_err(pg_error)?;
+            if changed == 1 {
+                return Ok(Ok(()));
+            }
+            let current = c
+                .query_opt("SELECT v FROM postdesk_kv WHERE tree = $1 AND k = $2", &[&id, &k])
+                .await
+                .map_err(pg_error)?
+                .map(|r| Value::from(r.get::<_, Vec<u8>>(0)));
+            if old.is_none() && new.is_none() && current.is_none() {
+                return Ok(Ok(()));
+            }
+            Ok(Err(CompareAndSwapError { current }))
+        })
+    }
+
+    pub(crate) fn iter(&self, bounds: Bounds) -> PgIter {
+        PgIter {
+            tree: self.clone(),
+            lo: bounds.0,
+            hi: bounds.1,
+            front: VecDeque::new(),
+            back: VecDeque::new(),
+            front_done: false,
+            back_done: false,
+            failed: false,
+        }
+    }
+
+    /// Runs `f` in a serializable transaction, again when a concurrent one wins.
+    pub(crate) fn transaction<A, E>(
+        &self,
+        f: impl Fn(&TransactionalTree) -> ConflictableTransactionResult<A, E>,
+    ) -> Result<A, TransactionError<E>> {
+        let pg = &self.pg;
+        let storage = |e: EngineError| TransactionError::Storage(e);
+        let mut client = wait(pg.rt(), pg.inner.pool.get()).map_err(|e| storage(pg_error(e)))?;
+        loop {
+            let tx = PgTx {
+                tree: self,
+                client: &mut client,
+                writes: RefCell::default(),
+            };
+            wait(
+                pg.rt(),
+                tx.client
+                    .batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE"),
+            )
+            .map_err(|e| storage(pg_error(e)))?;
+            // A panic in `f` must not hand the pool a connection inside a transaction.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                f(&TransactionalTree::Pg(&tx))
+            }))
+            .unwrap_or_else(|panic| {
+                let _ = wait(pg.rt(), tx.client.batch_execute("ROLLBACK"));
+                std::panic::resume_unwind(panic)
+            });
+            // Every way out but a commit ends with a rollback (a no-op after a failed
+            // commit): the connection goes back to the pool outside any transaction.
+            let ended = match outcome {
+                Ok(a) => match tx.commit() {
+                    Ok(()) => return Ok(a),
+                    Err(UnabortableTransactionError::Conflict) => Ok(()),
+                    Err(UnabortableTransactionError::Storage(e)) => Err(storage(e)),
+                },
+                Err(ConflictableTransactionError::Abort(e)) => Err(TransactionError::Abort(e)),
+                Err(ConflictableTransactionError::Storage(e)) => Err(storage(e)),
+                Err(ConflictableTransactionError::Conflict) => Ok(()),
+            };
+            wait(pg.rt(), tx.client.batch_execute("ROLLBACK")).map_err(|e| storage(pg_error(e)))?;
+            ended?;
+        }
+    }
+}
+
+/// An open transaction on one tree: reads go to the database unless this transaction
+/// wrote the key; writes are kept until the commit, then sent in two statements.
+pub(crate) struct PgTx<'a> {
+    tree: &'a PgTree,
+    client: &'a mut Object,
+    writes: RefCell<BTreeMap<Value, Option<Value>>>,
+}
+
+impl PgTx<'_> {
+    pub(crate) fn get(&self, k: &[u8]) -> Result<Option<Value>, UnabortableTransactionError> {
+        if let Some(v) = self.writes.borrow().get(k) {
+            return Ok(v.clone());
+        }
+        let id = self.tree.id;
+        let client = &*self.client;
+        wait(self.tree.pg.rt(), async {
+            let stmt = client
+                .prepare_cached("SELECT v FROM postdesk_kv WHERE tree = $1 AND k = $2")
+                .await
+                .map_err(unabortable)?;
+            let row = client
+                .query_opt(&stmt, &[&id, &k])
+                .await
+                .map_err(unabortable)?;
+            Ok(row.map(|r| Value::from(r.get::<_, Vec<u8>>(0))))
+        })
+    }
+
+    pub(crate) fn write(&self, k: Value, v: Option<Value>) {
+        self.writes.borrow_mut().insert(k, v);
+    }
+
+    fn commit(&self) -> Result<(), UnabortableTransactionError> {
+        let writes = self.writes.borrow();
+        let last = writes.iter().map(|(k, v)| (&k[..], v.as_deref())).collect();
+        let client = &*self.client;
+        wait(self.tree.pg.rt(), async {
+            write_all(client, self.tree.id, last)
+                .await
+                .map_err(unabortable)?;
+            client.batch_execute("COMMIT").await.map_err(unabortable)
+        })
+    }
+}
+
+/// A lazy walk over a key range, a page of rows at a time from either end.
+pub(crate) struct PgIter {
+    tree: PgTree,
+    /// What is left to fetch: keys already fetched from either end are outside.
+    lo: Bound<Value>,
+    hi: Bound<Value>,
+    front: VecDeque<(Value, Value)>,
+    /// Fetched from the high end, highest first.
+    back: VecDeque<(Value, Value)>,
+    front_done: bool,
+    back_done: bool,
+    failed: bool,
+}
+
+impl PgIter {
+    /// Fetches the next page from the low end (`ascending`) or the high end.
+    fn fetch(&mut self, ascending: bool) -> Result<Vec<(Value, Value)>, EngineError> {
+        let mut sql = String::from("SELECT k, v FROM postdesk_kv WHERE tree = $1");
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&self.tree.id];
+        let (lo, hi) = (bound_bytes(&self.lo), bound_bytes(&self.hi));
+        for (bound, below) in [(&self.lo, false), (&self.hi, true)] {
+            let op = match (bound, below) {
+                (Bound::Included(_), false) => ">=",
+                (Bound::Excluded(_), false) => ">",
+                (Bound::Included(_), true) => "<=",
+                (Bound::Excluded(_), true) => "<",
+                (Bound::Unbounded, _) => continue,
+            };
+            params.push(if below { &hi } else { &lo });
+            sql.push_str(&format!(" AND k {op} ${}", params.len()));
+        }
+        sql.push_str(if ascending {
+            " ORDER BY k ASC"
+        } else {
+            " ORDER BY k DESC"
+        });
+        sql.push_str(&format!(" LIMIT {}", self.tree.page));
+        self.tree.pg.run(|c| async move {
+            let stmt = c.prepare_cached(&sql).await.map_err(pg_error)?;
+            let rows = c.query(&stmt, &params).await.map_err(pg_error)?;
+            let pairs: Vec<(Value, Value)> = rows
+                .iter()
+                .map(|r| {
+                    (
+                        Value::from(r.get::<_, &[u8]>(0)),
+                        Value::from(r.get::<_, &[u8]>(1)),
+                    )
+                })
+                .collect();
+            let_go(c, pairs.iter().map(|(k, v)| k.len() + v.len()).sum());
+            Ok(pairs)
+        })
+    }
+
+    fn step(&mut self, ascending: bool) -> Option<Result<(Value, Value), EngineError>> {
+        if self.failed {
+            return None;
+        }
+        let (buffer, done) = if ascending {
+            (&self.front, self.front_done)
+        } else {
+            (&self.back, self.back_done)
+        };
+        if buffer.is_empty() && !done {
+            match self.fetch(ascending) {
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+                Ok(rows) => {
+                    let full = rows.len() as i64 == self.tree.page;
+                    if let Some((last, _)) = rows.last() {
+                        let edge = Bound::Excluded(last.clone());
+                        if ascending {
+                            self.lo = edge;
+                        } else {
+                            self.hi = edge;
+                        }
+                    }
+                    if ascending {
+                        self.front.extend(rows);
+                        self.front_done = !full;
+                    } else {
+                        self.back.extend(rows);
+                        self.back_done = !full;
+                    }
+                }
+            }
+        }
+        // The range between the two ends is exhausted: what the other end fetched and
+        // has not yet given out comes next, from its far side.
+        let item = if ascending {
+            self.front.pop_front().or_else(|| self.back.pop_back())
+        } else {
+            self.back.pop_front().or_else(|| self.front.pop_back())
+        };
+        item.map(Ok)
+    }
+}
+
+fn bound_bytes(b: &Bound<Value>) -> Vec<u8> {
+    match b {
+        Bound::Included(k) | Bound::Excluded(k) => k.to_vec(),
+        Bound::Unbounded => Vec::new(),
+    }
+}
+
+impl Iterator for PgIter {
+    type Item = Result<(Value, Value), EngineError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.step(true)
+    }
+}
+
+impl DoubleEndedIterator for PgIter {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.step(false)
+    }
+}
