@@ -5,7 +5,7 @@
 pub use postdesk_store::{
     compact, guest_request_text, migrate_postgres, parse_day, random_bytes, BellItem,
     BlockedSender, Change, Clock, Compacted, DkimKeyRecord, Erased, Event, EventKind, FieldMode,
-    HeldOutcome, LinkRefusal, Monitor, MonitorKind, OffsetFileClock, Org, PortalMode, Principal,
-    Retention, Role, Staff, Status, Store, SystemClock, Ticket, TicketFilter, TicketType,
-    Visibility, WebSession, MAX_MONITORS, POSTGRES_SCHEMA_VERSION,
+    HeldOutcome, Leadership, LinkRefusal, Monitor, MonitorKind, OffsetFileClock, Org, PortalMode,
+    Principal, Retention, Role, Staff, Status, Store, SystemClock, Ticket, TicketFilter,
+    TicketType, Visibility, WebSession, MAX_MONITORS, POSTGRES_SCHEMA_VERSION,
 };

@@ -80,6 +80,12 @@ impl Desk {
         .await
     }
 
+    /// Whether this node runs monitors and retention now: always alone; of nodes sharing
+    /// a store, one at a time (keep the answer while ticking, see `Leadership`).
+    pub async fn lead_monitors(&self) -> DeskResult<Option<crate::model::Leadership>> {
+        self.run(|desk| Ok(desk.store.lead("monitors")?)).await
+    }
+
     /// Runs one tick at the desk's clock, and retention when it is due (once a day).
     pub async fn monitor_tick(&self) -> DeskResult<TickReport> {
         self.run(|desk| {

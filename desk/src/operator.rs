@@ -44,6 +44,12 @@ impl Operator<'_> {
     /// organization comes last: a first run that fails midway is a first run again on the
     /// next start. `None` when the folder holds data already.
     pub fn first_run(&self, domain: &str, owner: Option<&str>) -> DeskResult<Option<FirstRun>> {
+        // Nodes that start together on an empty shared store: one sets it up.
+        let store = &self.desk.store;
+        store.exclusively("first-run", || self.first_run_alone(domain, owner))
+    }
+
+    fn first_run_alone(&self, domain: &str, owner: Option<&str>) -> DeskResult<Option<FirstRun>> {
         let store = &self.desk.store;
         if !store.is_empty()? {
             return Ok(None);

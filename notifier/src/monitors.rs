@@ -1,6 +1,7 @@
 //! The monitors' timer: a desk tick every interval until the stop signal. The alerts it
 //! raises are events; the notifier's pass turns them into mail and bell entries.
 
+use postdesk_desk::model::Leadership;
 use postdesk_desk::Desk;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -10,10 +11,21 @@ use tokio::sync::watch;
 pub async fn run_monitors(desk: Desk, every: Duration, mut stop: watch::Receiver<bool>) {
     let mut timer = tokio::time::interval(every);
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut lead = None;
     loop {
         tokio::select! {
             _ = timer.tick() => {}
             _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+        // Of nodes sharing a store, one ticks; another takes over when it dies.
+        if !lead.as_ref().is_some_and(Leadership::still_held) {
+            lead = desk.lead_monitors().await.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot ask who runs the monitors; retrying");
+                None
+            });
+            if lead.is_none() {
+                continue;
+            }
         }
         let started = std::time::Instant::now();
         match desk.monitor_tick().await {

@@ -128,82 +128,94 @@ impl Notifier {
         if due.is_empty() {
             return Ok(0);
         }
-        let outcomes: Vec<(OutboxItem, Result<String, SendError>)> = match &self.transport {
-            Transport::Folder(folder) => due
-                .into_iter()
-                .map(|item| {
+        // Each outcome is recorded as soon as it is known, not after the pass: a node that
+        // dies in the middle sends again only the mail it had in hand.
+        let sent = match &self.transport {
+            Transport::Folder(folder) => {
+                let mut sent = 0;
+                for item in due {
                     let r = self.message(&item).and_then(|raw| {
                         folder
                             .deliver(&item.key, &raw)
                             .map(|p| format!("folder {}", p.display()))
                             .map_err(|e| SendError::Temporary(e.to_string()))
                     });
-                    (item, r)
-                })
-                .collect(),
+                    sent += self.record(item, r)?;
+                }
+                sent
+            }
             Transport::Relay(relay) => runtime.block_on(async {
                 // A mail with files is whole in memory only while it is sent: one at a time.
                 let (with_files, plain): (Vec<OutboxItem>, Vec<OutboxItem>) =
                     due.into_iter().partition(|i| i.files.body.is_some());
-                let mut outcomes: Vec<_> = futures_util::stream::iter(plain)
+                let mut sends = futures_util::stream::iter(plain)
                     .map(|item| self.relay_one(relay, item))
-                    .buffer_unordered(self.config.concurrency.max(1))
-                    .collect()
-                    .await;
+                    .buffer_unordered(self.config.concurrency.max(1));
+                let mut sent = 0;
+                while let Some((item, r)) = sends.next().await {
+                    sent += self.record(item, r)?;
+                }
                 for item in with_files {
-                    outcomes.push(self.relay_one(relay, item).await);
+                    let (item, r) = self.relay_one(relay, item).await;
+                    sent += self.record(item, r)?;
                 }
-                outcomes
-            }),
+                Ok::<_, NotifierError>(sent)
+            })?,
         };
-        let mut sent = 0;
-        for (item, result) in outcomes {
-            let now = time::OffsetDateTime::now_utc();
-            let (status, next_attempt, last_error) = match result {
-                Ok(via) => {
-                    tracing::info!(ticket = item.ticket, recipient = %item.recipient, kind = %item.kind, %via, "mail sent");
-                    sent += 1;
-                    (OutboxStatus::Sent { at: now, via }, None, None)
-                }
-                Err(SendError::TooLarge(reason)) if item.files.without_files.is_some() => {
-                    // Never no mail: the text goes again at once, naming the files.
-                    tracing::warn!(ticket = item.ticket, recipient = %item.recipient, %reason, "relay refused the mail's size; sending it without its files");
-                    self.store.send_without_files(
-                        &item.key,
-                        &format!("the relay refused the mail with its files ({reason}); sent without them, named in the text"),
-                    )?;
-                    continue;
-                }
-                Err(SendError::Permanent(reason) | SendError::TooLarge(reason)) => {
-                    tracing::warn!(recipient = %item.recipient, %reason, "mail refused permanently");
+        self.store.flush()?;
+        Ok(sent)
+    }
+
+    /// Records what became of sending `item`; 1 if it was sent.
+    fn record(
+        &self,
+        item: OutboxItem,
+        result: Result<String, SendError>,
+    ) -> Result<usize, NotifierError> {
+        let now = time::OffsetDateTime::now_utc();
+        let (status, next_attempt, last_error) = match result {
+            Ok(via) => {
+                tracing::info!(ticket = item.ticket, recipient = %item.recipient, kind = %item.kind, %via, "mail sent");
+                (OutboxStatus::Sent { at: now, via }, None, None)
+            }
+            Err(SendError::TooLarge(reason)) if item.files.without_files.is_some() => {
+                // Never no mail: the text goes again at once, naming the files.
+                tracing::warn!(ticket = item.ticket, recipient = %item.recipient, %reason, "relay refused the mail's size; sending it without its files");
+                self.store.send_without_files(
+                    &item.key,
+                    &format!("the relay refused the mail with its files ({reason}); sent without them, named in the text"),
+                )?;
+                return Ok(0);
+            }
+            Err(SendError::Permanent(reason) | SendError::TooLarge(reason)) => {
+                tracing::warn!(recipient = %item.recipient, %reason, "mail refused permanently");
+                (OutboxStatus::Failed { reason }, None, None)
+            }
+            Err(SendError::Temporary(reason)) => {
+                let age = now - item.created_at;
+                if age >= self.config.give_up_after {
+                    let reason = format!("gave up after {} hours: {reason}", age.whole_hours());
                     (OutboxStatus::Failed { reason }, None, None)
-                }
-                Err(SendError::Temporary(reason)) => {
-                    let age = now - item.created_at;
-                    if age >= self.config.give_up_after {
-                        let reason = format!("gave up after {} hours: {reason}", age.whole_hours());
-                        (OutboxStatus::Failed { reason }, None, None)
-                    } else {
-                        let next = now + self.retry_delay(item.attempts);
-                        tracing::info!(recipient = %item.recipient, %reason, next = %next, "temporary failure; will retry");
-                        (OutboxStatus::Pending, Some(next), Some(reason))
-                    }
-                }
-            };
-            let recorded =
-                self.store
-                    .set_outbox_status(&item.key, status, next_attempt, last_error)?;
-            // Deleted or erased while it was being written to the folder: the copy goes too.
-            if let (false, Transport::Folder(folder)) = (recorded, &self.transport) {
-                match std::fs::remove_file(folder.path_of(&item.key)) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        tracing::error!(key = %item.key, error = %e, "cannot remove the copy of a deleted mail");
-                    }
-                    _ => {}
+                } else {
+                    let next = now + self.retry_delay(item.attempts);
+                    tracing::info!(recipient = %item.recipient, %reason, next = %next, "temporary failure; will retry");
+                    (OutboxStatus::Pending, Some(next), Some(reason))
                 }
             }
+        };
+        let sent = usize::from(matches!(status, OutboxStatus::Sent { .. }));
+        let recorded = self
+            .store
+            .set_outbox_status(&item.key, status, next_attempt, last_error)?;
+        // Deleted or erased while it was being written to the folder: the copy goes too.
+        if let (false, Transport::Folder(folder)) = (recorded, &self.transport) {
+            match std::fs::remove_file(folder.path_of(&item.key)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    tracing::error!(key = %item.key, error = %e, "cannot remove the copy of a deleted mail");
+                }
+                _ => {}
+            }
         }
-        self.store.flush()?;
         Ok(sent)
     }
 
@@ -272,8 +284,30 @@ impl Notifier {
 
     /// Runs on its own thread until the server's stop signal (true, or its sender gone);
     /// relay sends run on the server's (multi-thread) runtime, `runtime`.
+    /// On a store several nodes share, one of them at a time plans and sends (see
+    /// [`Store::lead`]); the others wait to take over.
     pub fn run(self, runtime: Handle, stop: tokio::sync::watch::Receiver<bool>) {
+        let mut lead = None;
         while !*stop.borrow() && stop.has_changed().is_ok() {
+            if !lead
+                .as_ref()
+                .is_some_and(postdesk_store::Leadership::still_held)
+            {
+                lead = self.store.lead("outbox").unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "cannot ask who sends the outbox; retrying");
+                    None
+                });
+                match &lead {
+                    Some(_) if self.store.is_shared() => {
+                        tracing::info!(node = self.store.node(), "this node sends the outbox")
+                    }
+                    Some(_) => {}
+                    None => {
+                        std::thread::sleep(self.config.poll);
+                        continue;
+                    }
+                }
+            }
             // A panic in a library must not silence all outbound mail: log, go on.
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_once(&runtime)))
             {

@@ -5,6 +5,7 @@ mod access;
 mod audit;
 mod bell;
 mod blobs;
+mod claims;
 mod clock;
 mod codec;
 mod compaction;
@@ -18,6 +19,7 @@ mod error;
 mod files;
 mod grants;
 mod held;
+mod leadership;
 mod lookups;
 mod mail_requests;
 mod mailboxes;
@@ -46,6 +48,7 @@ pub use engine::EngineError;
 pub use erasure::{Erased, ERASED_TEXT};
 pub use error::StoreError;
 pub use held::HeldAction;
+pub use leadership::Leadership;
 pub use mail_requests::SignInRequest;
 pub use mailboxes::import_source;
 pub use message_ids::normalize_message_id;
@@ -99,9 +102,14 @@ pub struct Store {
     /// The erasure secret (see `erasure.rs`), read once: every RCPT's block lookup and every
     /// automatic mail's opt-out lookup hashes an address with it.
     erasure_key: std::sync::Arc<std::sync::OnceLock<[u8; 32]>>,
-    /// Held while an organization's watched times change (monitors, auto-close), so two
-    /// changes never interleave their index builds and drops.
-    watch_changes: std::sync::Arc<std::sync::Mutex<()>>,
+    /// Held while a change that must not interleave with another runs (an organization's
+    /// watched times: monitors, auto-close); see `leadership.rs` for several nodes.
+    exclusive: std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<std::sync::Mutex<()>>>>,
+    >,
+    /// This node's name among those sharing a PostgreSQL store (`node-id` in its data
+    /// folder); "local" with sled.
+    node: std::sync::Arc<str>,
 }
 
 impl Store {
@@ -129,6 +137,12 @@ impl Store {
     }
 
     fn on(db: engine::Db, dir: &Path, large: usize) -> Result<Store, StoreError> {
+        let shared = db.is_postgres();
+        let node = if shared {
+            node_id(dir)?
+        } else {
+            "local".into()
+        };
         let store = Store {
             state: db.open_tree("state")?,
             raw: db.open_tree("raw")?,
@@ -137,9 +151,14 @@ impl Store {
             files: files::Files::open(dir)?,
             large,
             delivered: dir.join("outbox"),
-            lookups: Default::default(),
+            lookups: std::sync::Arc::new(if shared {
+                lookups::Lookups::off()
+            } else {
+                lookups::Lookups::default()
+            }),
             erasure_key: Default::default(),
-            watch_changes: Default::default(),
+            exclusive: Default::default(),
+            node,
         };
         store.ensure_recency_index()?;
         store.ensure_link_index()?;
@@ -200,6 +219,21 @@ impl Store {
     /// Whether the store holds no organization yet (a first run).
     pub fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.state.scan_prefix("org/").next().is_none())
+    }
+}
+
+/// The name of the node whose data folder is `dir`, made once: it outlives restarts, so a
+/// restarted node finds its own claims and pipeline marker.
+fn node_id(dir: &Path) -> Result<std::sync::Arc<str>, StoreError> {
+    let path = dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().into()),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => {
+            let id = directory::data_hex(&random_bytes::<8>());
+            std::fs::write(&path, format!("{id}\n"))?;
+            Ok(id.into())
+        }
     }
 }
 

@@ -285,39 +285,37 @@ impl Store {
         new: u8,
         setting: impl Fn(&TransactionalTree) -> Result<(), crate::engine::UnabortableTransactionError>,
     ) -> Result<(), StoreError> {
-        // The lock guards no data: one poisoned by a panic still orders the next change.
-        let _one_at_a_time = self
-            .watch_changes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let old = self
-            .state
-            .get(watches_key(org))?
-            .and_then(|v| v.first().copied())
-            .unwrap_or(0);
-        let added = new & !old;
-        if added != 0 {
-            self.state.insert(watches_key(org), &[old | new])?;
-            self.index_org(org, added)?;
-        }
-        self.state
-            .transaction(|tx| {
-                setting(tx)?;
-                tx.insert(watches_key(org).as_bytes(), &[new])?;
-                Ok::<(), ConflictableTransactionError<StoreError>>(())
-            })
-            .map_err(StoreError::from)?;
-        for w in Watch::ALL
-            .into_iter()
-            .filter(|w| old & !new & watch_bit(*w) != 0)
-        {
-            let mut batch = crate::engine::Batch::default();
-            for k in self.state.scan_prefix(index_prefix(org, w)).keys() {
-                batch.remove(k?);
+        // Across nodes too: two changes must not interleave their index builds and drops.
+        self.exclusively("watch-changes", || {
+            let old = self
+                .state
+                .get(watches_key(org))?
+                .and_then(|v| v.first().copied())
+                .unwrap_or(0);
+            let added = new & !old;
+            if added != 0 {
+                self.state.insert(watches_key(org), &[old | new])?;
+                self.index_org(org, added)?;
             }
-            self.state.apply_batch(batch)?;
-        }
-        Ok(())
+            self.state
+                .transaction(|tx| {
+                    setting(tx)?;
+                    tx.insert(watches_key(org).as_bytes(), &[new])?;
+                    Ok::<(), ConflictableTransactionError<StoreError>>(())
+                })
+                .map_err(StoreError::from)?;
+            for w in Watch::ALL
+                .into_iter()
+                .filter(|w| old & !new & watch_bit(*w) != 0)
+            {
+                let mut batch = crate::engine::Batch::default();
+                for k in self.state.scan_prefix(index_prefix(org, w)).keys() {
+                    batch.remove(k?);
+                }
+                self.state.apply_batch(batch)?;
+            }
+            Ok(())
+        })
     }
 
     /// Adds the index entries of the watched times in `mask` for every ticket of `org`,

@@ -101,27 +101,39 @@ impl Store {
 
 /// The message the pipeline is planning: written before it starts on one, so that after a
 /// crash the next start knows which message was in hand (see [`Store::crash_suspect`]).
+/// On a store shared by several nodes each node has its own (`pipeline/planning/NODE`).
 const PLANNING: &str = "pipeline/planning";
 
 /// In the transaction that records the last decision about inbound message `id`: it is
-/// no longer pending, nor in hand (one write fewer per message than clearing it after).
+/// no longer pending, nor in hand (one write fewer per message than clearing it after),
+/// nor claimed by a node (a shared store; there each node's pass clears its own marker).
 pub(crate) fn finish_inbound(
     tx: &crate::engine::TransactionalTree,
     id: u64,
 ) -> crate::engine::ConflictableTransactionResult<(), StoreError> {
     tx.remove(num_key("pending/", id))?;
-    if tx.get(PLANNING)?.and_then(|v| read_u64(&v)) == Some(id) {
+    if tx.is_shared() {
+        tx.remove(crate::claims::inbound_claim_key(id))?;
+    } else if tx.get(PLANNING)?.and_then(|v| read_u64(&v)) == Some(id) {
         tx.remove(PLANNING)?;
     }
     Ok(())
 }
 
 impl Store {
+    fn planning_key(&self) -> String {
+        if self.is_shared() {
+            format!("{PLANNING}/{}", self.node)
+        } else {
+            PLANNING.into()
+        }
+    }
+
     /// Notes that the pipeline starts on inbound message `id`; `durable` flushes it first
     /// (after an unclean stop, until the backlog is through), so a message that kills the
     /// process is known on the next start even if it does so at once.
     pub fn note_planning(&self, id: u64, durable: bool) -> Result<(), StoreError> {
-        self.state.insert(PLANNING, &id.to_be_bytes())?;
+        self.state.insert(self.planning_key(), &id.to_be_bytes())?;
         if durable {
             self.db.flush()?;
         }
@@ -131,8 +143,9 @@ impl Store {
     /// The pipeline has nothing in hand (a pass ended, or the server stops cleanly). A
     /// read when the commit of the message in hand cleared it already (the usual case).
     pub fn clear_planning(&self) -> Result<(), StoreError> {
-        if self.state.contains_key(PLANNING)? {
-            self.state.remove(PLANNING)?;
+        let key = self.planning_key();
+        if self.state.contains_key(&key)? {
+            self.state.remove(key)?;
         }
         Ok(())
     }
@@ -141,7 +154,11 @@ impl Store {
     /// clearing it (a crash), and how many runs have now ended while it was in hand,
     /// counted durably. `None` after a clean stop.
     pub fn crash_suspect(&self) -> Result<Option<(u64, u32)>, StoreError> {
-        let Some(id) = self.state.get(PLANNING)?.and_then(|v| read_u64(&v)) else {
+        let Some(id) = self
+            .state
+            .get(self.planning_key())?
+            .and_then(|v| read_u64(&v))
+        else {
             return Ok(None);
         };
         let key = num_key("pipeline/crashes/", id);

@@ -36,7 +36,10 @@ pub fn start_sources(
             )));
         }
     }
-    gateway.store.clear_mailbox_statuses()?;
+    // Another node sharing the store may read sources this one is not configured with.
+    if !gateway.store.is_shared() {
+        gateway.store.clear_mailbox_statuses()?;
+    }
     Ok(sources
         .into_iter()
         .map(|s| tokio::spawn(source::run_source(gateway.clone(), s, gateway.stop.clone())))

@@ -8,7 +8,7 @@ use super::folders::{discover, ensure_folder, Hierarchy};
 use super::import::Importer;
 use crate::{Gateway, GatewayError};
 use async_imap::types::UnsolicitedResponse;
-use postdesk_store::MailboxStatus;
+use postdesk_store::{Leadership, MailboxStatus};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -30,12 +30,34 @@ pub async fn run_source(
         org: source.org.clone(),
         ..Default::default()
     };
-    save(&gateway, &status);
     let mut failures = 0u32;
+    let mut lead = None;
     loop {
         if *stop.borrow() {
             break;
         }
+        // Of nodes sharing a store, one reads the mailbox; the others wait to take over
+        // (and leave the status to the one that reads).
+        if !lead.as_ref().is_some_and(Leadership::still_held) {
+            lead = gateway.store.lead(&format!("imap/{name}")).unwrap_or_else(|e| {
+                tracing::error!(source = %name, error = %e, "cannot ask who reads the mailbox; retrying");
+                None
+            });
+            match &lead {
+                None => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(STANDBY_POLL) => continue,
+                        _ = stop.wait_for(|s| *s) => break,
+                    }
+                }
+                Some(_) if gateway.store.is_shared() => {
+                    tracing::info!(source = %name, node = gateway.store.node(), "this node reads the mailbox")
+                }
+                Some(_) => {}
+            }
+            save(&gateway, &status);
+        }
+        let Some(leadership) = &lead else { continue };
         let result = connected(
             &gateway,
             &source,
@@ -43,6 +65,7 @@ pub async fn run_source(
             &mut status,
             &mut stop,
             &mut failures,
+            leadership,
         )
         .await;
         status.connected = false;
@@ -62,7 +85,9 @@ pub async fn run_source(
             }
         }
     }
-    save(&gateway, &status);
+    if lead.is_some() {
+        save(&gateway, &status);
+    }
 }
 
 /// One connection: returns `Ok` when told to stop, `Err` when the connection failed.
@@ -73,6 +98,7 @@ async fn connected(
     status: &mut MailboxStatus,
     stop: &mut watch::Receiver<bool>,
     failures: &mut u32,
+    lead: &Leadership,
 ) -> Result<(), GatewayError> {
     let mut session = connect(source).await?;
     let capabilities = timed("CAPABILITY", session.capabilities()).await?;
@@ -100,6 +126,9 @@ async fn connected(
         max_line_length: gateway.config.max_line_length,
     };
     loop {
+        if !lead.still_held() {
+            return Err(lost_lead());
+        }
         while session.unsolicited_responses.try_recv().is_ok() {}
         let imported = importer.pass(&mut session, uidvalidity).await?;
         *failures = 0;
@@ -127,6 +156,7 @@ async fn connected(
                 tokio::select! {
                     r = wait => { r?; false }
                     _ = stop.wait_for(|s| *s) => true,
+                    _ = lost(lead) => return Err(lost_lead()),
                 }
             };
             session = timed("DONE", handle.done()).await?;
@@ -135,6 +165,7 @@ async fn connected(
             tokio::select! {
                 _ = tokio::time::sleep(source.poll_interval) => false,
                 _ = stop.wait_for(|s| *s) => true,
+                _ = lost(lead) => return Err(lost_lead()),
             }
         };
         if stopped {
@@ -142,6 +173,20 @@ async fn connected(
             return Ok(());
         }
     }
+}
+
+/// How often a node that does not read a mailbox asks whether the one that does is gone.
+const STANDBY_POLL: Duration = Duration::from_secs(2);
+
+/// Returns once this node no longer leads the source (its database session ended).
+async fn lost(lead: &Leadership) {
+    while lead.still_held() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn lost_lead() -> GatewayError {
+    GatewayError::Imap("this node lost the lead of the mailbox (its database session ended)".into())
 }
 
 /// The source with its folders under the server's names. The store keeps the configured

@@ -521,6 +521,10 @@ fn run_pass(
             break;
         }
         processed += 1;
+        // Another node sharing the store has it in hand (or decided it meanwhile).
+        if !store.claim_inbound(id)? {
+            continue;
+        }
         let careful = careful_until.is_some_and(|last| id <= last);
         store.note_planning(id, careful)?;
         progress.take(id);

@@ -3,7 +3,7 @@
 
 mod postgres;
 
-pub(crate) use self::postgres::{create_schema, migrate, Pg, SCHEMA_VERSION};
+pub(crate) use self::postgres::{create_schema, migrate, Pg, PgLease, SCHEMA_VERSION};
 use std::ops::{Bound, RangeBounds};
 
 /// A stored key or value: a cheap, shareable byte string.
@@ -331,6 +331,11 @@ pub(crate) enum TransactionalTree<'a> {
 }
 
 impl TransactionalTree<'_> {
+    /// Whether this is PostgreSQL's (a store several nodes may share).
+    pub(crate) fn is_shared(&self) -> bool {
+        matches!(self, TransactionalTree::Pg(_))
+    }
+
     pub(crate) fn get(
         &self,
         k: impl AsRef<[u8]>,

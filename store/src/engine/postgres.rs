@@ -62,6 +62,8 @@ pub(crate) struct Pg {
 struct Inner {
     runtime: Option<tokio::runtime::Runtime>,
     pool: Pool,
+    /// For connections of their own (advisory locks held as long as a job runs).
+    config: tokio_postgres::Config,
     trees: Mutex<HashMap<String, i16>>,
 }
 
@@ -240,7 +242,7 @@ impl Pg {
         let options = config.get_options().unwrap_or_default().to_string();
         config.options(format!("{options} -c synchronous_commit=off").trim());
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             tokio_postgres::NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -261,6 +263,7 @@ impl Pg {
             inner: Arc::new(Inner {
                 runtime: Some(rt),
                 pool,
+                config,
                 trees: Mutex::default(),
             }),
         };
@@ -333,6 +336,42 @@ impl Pg {
                 .await
                 .map_err(pg_error)?;
             tx.commit().await.map_err(pg_error)
+        })
+    }
+
+    /// The advisory lock named `name` (in this schema: tests share one database), on a
+    /// connection of its own that holds it until dropped; `wait`s for it, or `None` if
+    /// another session holds it.
+    pub(crate) fn try_lock(
+        &self,
+        name: &str,
+        wait_for_it: bool,
+    ) -> Result<Option<PgLease>, EngineError> {
+        let config = self.inner.config.clone();
+        wait(self.rt(), async move {
+            let (client, connection) = config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(pg_error)?;
+            tokio::spawn(connection);
+            let key = "hashtextextended(current_schema() || ':' || $1, 0)";
+            let held = if wait_for_it {
+                client
+                    .execute(&format!("SELECT pg_advisory_lock({key})"), &[&name])
+                    .await
+                    .map_err(pg_error)?;
+                true
+            } else {
+                client
+                    .query_one(&format!("SELECT pg_try_advisory_lock({key})"), &[&name])
+                    .await
+                    .map_err(pg_error)?
+                    .get(0)
+            };
+            Ok(held.then(|| PgLease {
+                client,
+                _pg: self.clone(),
+            }))
         })
     }
 
@@ -414,6 +453,20 @@ async fn write_all(
         .await?;
     }
     Ok(())
+}
+
+/// An advisory lock, held by the session of its own connection: released when this is
+/// dropped, or by the server when the process dies.
+pub(crate) struct PgLease {
+    client: tokio_postgres::Client,
+    /// The runtime that drives the connection lives as long as the lock.
+    _pg: Pg,
+}
+
+impl PgLease {
+    pub(crate) fn held(&self) -> bool {
+        !self.client.is_closed()
+    }
 }
 
 /// One tree: the rows of `postdesk_kv` with its id.
