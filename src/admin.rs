@@ -146,6 +146,44 @@ pub(crate) fn migrate(config: &Config) -> Result<()> {
     Ok(())
 }
 
+/// `postdesk migrate-store --to URL`: moves the data folder's sled store into PostgreSQL.
+pub(crate) fn migrate_store(data: &Path, config: &Config, to: &str) -> Result<()> {
+    if !config.database_url.is_empty() {
+        anyhow::bail!("database_url is set: the store is in PostgreSQL already");
+    }
+    let target = Config {
+        database_url: to.to_string(),
+        ..Config::default()
+    };
+    target.validate()?;
+    let _lock = lock::acquire(data, "the move")?;
+    let store = open_store(data, config)?;
+    let started = std::time::Instant::now();
+    let mut last = std::time::Instant::now();
+    let moved = store
+        .move_to_postgres(to, |tree, n| {
+            if last.elapsed() >= std::time::Duration::from_secs(5) {
+                last = std::time::Instant::now();
+                eprintln!("{tree}: {n} records copied");
+            }
+        })
+        .map_err(|e| anyhow::anyhow!("the move stopped: {e}"))?;
+    let [state, raw, blobs] = moved.entries;
+    println!(
+        "moved{} in {:.1} s: {state} records, {raw} original messages, {blobs} files;          counted and hashed on both sides",
+        if moved.resumed { " (resumed)" } else { "" },
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "Now set in the configuration (or POSTDESK_DATABASE_URL):\n  database_url = \"{}\"\n\
+         and start postdesk serve. The data folder keeps this node's own files (its \
+         node-id, the outbox folder); its db/ and files/ are no longer read: keep them \
+         until you have checked the moved store, then remove them.",
+        crate::config::without_password(to)
+    );
+    Ok(())
+}
+
 /// Runs `command` on a desk over the configured store, holding the data folder's lock.
 pub(crate) fn with_desk(
     data: &Path,

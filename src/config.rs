@@ -24,6 +24,10 @@ pub struct Config {
     /// name the web client that rate limits count; empty = every client is its TCP peer.
     /// `POSTDESK_TRUSTED_PROXIES` takes a comma-separated list.
     pub trusted_proxies: Vec<String>,
+    /// Clients (addresses or CIDR blocks, as the web UI sees them: see trusted_proxies)
+    /// that may read `/metrics`; everyone else gets 403. `POSTDESK_METRICS_ALLOW` takes a
+    /// comma-separated list.
+    pub metrics_allow: Vec<String>,
     pub max_message_size: usize,
     pub max_line_length: usize,
     pub max_recipients: usize,
@@ -178,6 +182,7 @@ impl Default for Config {
             http: "127.0.0.1:8080".into(),
             public_url: String::new(),
             trusted_proxies: Vec::new(),
+            metrics_allow: vec!["127.0.0.0/8".into(), "::1".into()],
             max_message_size: g.max_message_size,
             max_line_length: g.max_line_length,
             max_recipients: g.max_recipients,
@@ -305,6 +310,7 @@ impl Config {
             bail!("public_url {url:?} must be a plain URL (ASCII, no spaces, quotes or angle brackets)");
         }
         self.trusted_proxies()?;
+        self.metrics_allow()?;
         if !self.dns_server.is_empty() {
             if !self.dns_records.is_empty() {
                 bail!("dns_server and dns_records cannot both be set");
@@ -329,9 +335,15 @@ impl Config {
         Ok(())
     }
 
+    /// The parsed `metrics_allow`.
+    pub fn metrics_allow(&self) -> Result<postdesk_webui::Networks> {
+        postdesk_webui::Networks::parse(&self.metrics_allow)
+            .map_err(|e| anyhow::anyhow!("metrics_allow: {e}"))
+    }
+
     /// The parsed `trusted_proxies`.
-    pub fn trusted_proxies(&self) -> Result<postdesk_webui::TrustedProxies> {
-        postdesk_webui::TrustedProxies::parse(&self.trusted_proxies)
+    pub fn trusted_proxies(&self) -> Result<postdesk_webui::Networks> {
+        postdesk_webui::Networks::parse(&self.trusted_proxies)
             .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))
     }
 

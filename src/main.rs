@@ -91,6 +91,13 @@ enum Command {
     /// Bring the PostgreSQL database of `database_url` to this version's schema (serve
     /// also does it when it starts); prints the versions applied.
     Migrate,
+    /// Move this data folder's (sled) store into an empty PostgreSQL database, server
+    /// stopped: copied, counted and hashed on both sides. An interrupted move resumes.
+    MigrateStore {
+        /// The database: postgres://user:password@host:port/database
+        #[arg(long)]
+        to: String,
+    },
     /// Rewrite the database without the old versions of records (sled keeps them until it
     /// reuses their space; PostgreSQL: VACUUM FULL). Run after an erasure, server stopped.
     Compact,
@@ -157,6 +164,7 @@ fn run() -> Result<()> {
             admin::with_desk(&cli.data, &config, |desk| admin::contact(desk, command))
         }
         Command::Migrate => admin::migrate(&config),
+        Command::MigrateStore { to } => admin::migrate_store(&cli.data, &config, &to),
         Command::Compact => admin::compact(&cli.data, &config),
         Command::Import { org, path } => import::import(&cli.data, &config, &org, &path),
         Command::Person { command } => {

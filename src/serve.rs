@@ -293,13 +293,14 @@ fn start_web(
     desk: Desk,
     data: &Path,
     config: &Config,
-    trusted_proxies: Arc<postdesk_webui::TrustedProxies>,
+    trusted_proxies: Arc<postdesk_webui::Networks>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let app = postdesk_webui::router(postdesk_webui::AppState {
         outbound: config.outbound_description(data),
         domain: config.domain.to_ascii_lowercase(),
         trusted_proxies,
+        metrics_allow: Arc::new(config.metrics_allow()?),
         ..postdesk_webui::AppState::new(desk, &config.public_url())
     })
     .into_make_service_with_connect_info::<std::net::SocketAddr>();

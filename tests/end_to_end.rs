@@ -234,6 +234,11 @@ fn import() {
 }
 
 #[test]
+fn metrics_page() {
+    run_suite("test_metrics");
+}
+
+#[test]
 fn several_nodes_on_postgres() {
     run_postgres_suite("test_nodes");
 }

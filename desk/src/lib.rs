@@ -22,6 +22,7 @@ pub mod held;
 pub mod hosts;
 pub mod lists;
 pub mod mail_logs;
+pub mod metrics;
 pub mod model;
 pub mod monitors;
 pub mod opening;

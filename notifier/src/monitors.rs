@@ -1,6 +1,7 @@
 //! The monitors' timer: a desk tick every interval until the stop signal. The alerts it
 //! raises are events; the notifier's pass turns them into mail and bell entries.
 
+use postdesk_desk::metrics::metrics;
 use postdesk_desk::model::Leadership;
 use postdesk_desk::Desk;
 use std::time::Duration;
@@ -23,12 +24,15 @@ pub async fn run_monitors(desk: Desk, every: Duration, mut stop: watch::Receiver
                 tracing::error!(error = %e, "cannot ask who runs the monitors; retrying");
                 None
             });
+            metrics().job("monitors", lead.is_some());
             if lead.is_none() {
                 continue;
             }
         }
         let started = std::time::Instant::now();
-        match desk.monitor_tick().await {
+        let tick = desk.monitor_tick().await;
+        metrics().monitor_tick(tick.is_ok(), tick.as_ref().map_or(0, |r| r.raised as u64));
+        match tick {
             Ok(r) if r.raised > 0 || r.crossed > 0 => tracing::info!(
                 monitors = r.monitors,
                 written = r.written,

@@ -204,6 +204,11 @@ impl Notifier {
             }
         };
         let sent = usize::from(matches!(status, OutboxStatus::Sent { .. }));
+        postdesk_desk::metrics::metrics().outbound(match status {
+            OutboxStatus::Sent { .. } => "sent",
+            OutboxStatus::Pending => "retry",
+            _ => "failed",
+        });
         let recorded = self
             .store
             .set_outbox_status(&item.key, status, next_attempt, last_error)?;
@@ -297,6 +302,7 @@ impl Notifier {
                     tracing::error!(error = %e, "cannot ask who sends the outbox; retrying");
                     None
                 });
+                postdesk_desk::metrics::metrics().job("outbox", lead.is_some());
                 match &lead {
                     Some(_) if self.store.is_shared() => {
                         tracing::info!(node = self.store.node(), "this node sends the outbox")

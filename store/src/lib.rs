@@ -33,6 +33,7 @@ mod retention;
 #[cfg(test)]
 mod scratch;
 mod spool;
+mod store_migration;
 mod tickets;
 
 pub use access::{LinkRefusal, LoginLink, Principal, WebSession};
@@ -58,6 +59,8 @@ pub use monitors::{
     Crossings, WrittenTicket, AUTO_CLOSE_AUTHOR, MAX_AUTO_CLOSE_DAYS, MAX_MONITORS,
 };
 pub use outbox::{event_mail_key, MailFiles, OutboxItem, OutboxStatus, MONITOR_ALERT_KIND};
+pub use spool::Backlog;
+pub use store_migration::Moved;
 pub use tickets::{parse_day, NewTicket, TicketAction, TicketFilter};
 
 use std::path::Path;
@@ -78,7 +81,18 @@ pub fn delivered_file_name(key: &str) -> String {
     format!("{stem}.eml")
 }
 
-/// Handle to the data folder's database. Cheap to clone; all clones share one sled instance.
+/// A PostgreSQL connection pool's use: connections open, of them idle, the most it
+/// opens, and requests waiting for one.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolUse {
+    pub size: usize,
+    pub idle: usize,
+    pub max: usize,
+    pub waiting: usize,
+}
+
+/// Handle to the store's database (sled in the data folder, or PostgreSQL). Cheap to
+/// clone; all clones share one database handle.
 #[derive(Clone)]
 pub struct Store {
     db: engine::Db,
@@ -172,6 +186,18 @@ impl Store {
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
+    }
+
+    /// The use of the PostgreSQL connection pool (none with sled).
+    pub fn pool_use(&self) -> Option<PoolUse> {
+        self.db
+            .pool_use()
+            .map(|(size, idle, max, waiting)| PoolUse {
+                size,
+                idle,
+                max,
+                waiting,
+            })
     }
 
     /// Whether the store is in PostgreSQL (shared by any number of nodes).
@@ -274,14 +300,20 @@ pub mod testing {
         let Some(url) = database_url() else {
             return Store::open(dir);
         };
-        use sha2::{Digest, Sha256};
-        let digest = Sha256::digest(dir.to_string_lossy().as_bytes());
-        let schema = format!("t{}", crate::directory::data_hex(&digest[..10]));
         // A folder not made yet is a fresh store: a schema left by an earlier run goes.
-        crate::engine::create_schema(&url, &schema, !dir.exists())?;
-        let joiner = if url.contains('?') { '&' } else { '?' };
-        let url = format!("{url}{joiner}options=-c%20search_path%3D{schema}");
+        let url = schema_url(&url, &dir.to_string_lossy(), !dir.exists())?;
         Store::open_postgres(dir, &url)
+    }
+
+    /// The URL of a schema of its own (named after `name`) in the database at `url`,
+    /// made empty first when `fresh`.
+    pub fn schema_url(url: &str, name: &str, fresh: bool) -> Result<String, StoreError> {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(name.as_bytes());
+        let schema = format!("t{}", crate::directory::data_hex(&digest[..10]));
+        crate::engine::create_schema(url, &schema, fresh)?;
+        let joiner = if url.contains('?') { '&' } else { '?' };
+        Ok(format!("{url}{joiner}options=-c%20search_path%3D{schema}"))
     }
 
     /// Deletes stored contents as a failing disk would, for tests of what survives that.

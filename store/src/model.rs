@@ -729,6 +729,17 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// The outcome's name, as the decision log writes it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Accepted { .. } => "accepted",
+            Outcome::Duplicate { .. } => "duplicate",
+            Outcome::Refused { .. } => "refused",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Decision {
     pub inbound: u64,

@@ -253,6 +253,11 @@ impl Store {
     }
 
     /// Items due for delivery at `now`, oldest first.
+    /// How many outbound mails are not sent yet (waiting, or between retries).
+    pub fn outbox_queue_len(&self) -> Result<u64, StoreError> {
+        Ok(self.state.count_prefix("outpending/")?)
+    }
+
     pub fn pending_outbox(
         &self,
         now: OffsetDateTime,

@@ -73,6 +73,19 @@ impl Store {
             .collect()
     }
 
+    /// How many accepted messages wait for the pipeline, and when the oldest came.
+    pub fn pipeline_backlog(&self) -> Result<Backlog, StoreError> {
+        let count = self.state.count_prefix("pending/")?;
+        let oldest = match self.state.scan_prefix("pending/").keys().next() {
+            Some(k) => {
+                let id = key_num(&k?).ok_or_else(|| StoreError::Corrupt("pending key".into()))?;
+                self.envelope(id)?.map(|e| e.received_at)
+            }
+            None => None,
+        };
+        Ok(Backlog { count, oldest })
+    }
+
     pub fn envelope(&self, id: u64) -> Result<Option<Envelope>, StoreError> {
         self.state
             .get(num_key("envelope/", id))?
@@ -97,6 +110,13 @@ impl Store {
         }
         Ok(self.files.read(Kind::Raw, &id.to_string())?)
     }
+}
+
+/// What waits for the pipeline (see [`Store::pipeline_backlog`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Backlog {
+    pub count: u64,
+    pub oldest: Option<time::OffsetDateTime>,
 }
 
 /// The message the pipeline is planning: written before it starts on one, so that after a
@@ -161,6 +181,11 @@ impl Store {
         else {
             return Ok(None);
         };
+        // Decided since (a shared store's commit leaves the node's marker to its pass).
+        if !self.state.contains_key(num_key("pending/", id))? {
+            self.clear_planning()?;
+            return Ok(None);
+        }
         let key = num_key("pipeline/crashes/", id);
         let crashes = u32::try_from(read_counter(self.state.get(&key)?) + 1).unwrap_or(u32::MAX);
         self.state.insert(key, &u64::from(crashes).to_be_bytes())?;

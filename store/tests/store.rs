@@ -402,14 +402,15 @@ fn large_messages_and_attachments_are_files() {
 fn the_message_in_hand_at_a_crash_is_counted() {
     let (s, dir) = temp_store("planning");
     assert_eq!(s.crash_suspect().expect("clean"), None);
-    s.note_planning(7, true).expect("note");
-    assert_eq!(s.crash_suspect().expect("first"), Some((7, 1)));
-    assert_eq!(s.crash_suspect().expect("second"), Some((7, 2)));
+    s.add_org(&org("acme")).expect("org");
+    let held = spool_to(&s, "acme", &[b"zero"])[0];
+    s.note_planning(held, true).expect("note");
+    assert_eq!(s.crash_suspect().expect("first"), Some((held, 1)));
+    assert_eq!(s.crash_suspect().expect("second"), Some((held, 2)));
     s.clear_planning().expect("clear");
     assert_eq!(s.crash_suspect().expect("clean again"), None);
     // Committing the message in hand clears the note with it; another message's commit
     // (a batch committed before the one in hand is planned again) does not.
-    s.add_org(&org("acme")).expect("org");
     let ids = spool_to(&s, "acme", &[b"one", b"two"]);
     s.note_planning(ids[1], false).expect("note");
     s.commit_pipeline(&[PipelineWrite::Delivery(commit(
@@ -1318,4 +1319,71 @@ fn a_guest_request_in_an_erased_name_is_erased_and_others_alike_stay() {
     );
     drop(s);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn moving_a_sled_store_into_postgres_copies_all_resumes_and_never_doubles() {
+    // The move reads sled: once per run, in the sled pass (scripts/test starts PostgreSQL).
+    let (Ok(url), false) = (
+        std::env::var("POSTDESK_TEST_DATABASE_URL"),
+        testing::database_url().is_some(),
+    ) else {
+        eprintln!("the move is tested in scripts/test's sled pass, which has PostgreSQL");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("postdesk-store-move-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let s = Store::open(&dir).expect("open");
+    s.add_org(&org("acme")).expect("org");
+    let large: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let ids = spool_to(&s, "acme", &[b"small one", &large]);
+    let hash = s.put_blob(&large).expect("blob");
+    let small_hash = s.put_blob(b"a small file").expect("blob");
+    let target = testing::schema_url(&url, "move-target", true).expect("schema");
+
+    // Stopped while it copies the originals: the next run goes on from there.
+    let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        s.move_to_postgres(&target, |tree, _| assert_ne!(tree, "raw", "stopped"))
+    }));
+    assert!(stopped.is_err());
+    let moved = s.move_to_postgres(&target, |_, _| {}).expect("resumed");
+    assert!(moved.resumed);
+    assert_eq!(
+        moved.entries[1], 2,
+        "both originals, the large one from its file"
+    );
+    assert_eq!(moved.entries[2], 2, "both files");
+    let again = s.move_to_postgres(&target, |_, _| {}).expect_err("twice");
+    assert!(again.to_string().contains("already"), "{again}");
+
+    // Another store refuses that database; an empty one takes it.
+    let other_dir = dir.with_extension("other");
+    let _ = std::fs::remove_dir_all(&other_dir);
+    let other = Store::open(&other_dir).expect("other");
+    other.secret("reply-token").expect("its secret");
+    let refused = other
+        .move_to_postgres(&target, |_, _| {})
+        .expect_err("another store");
+    assert!(refused.to_string().contains("another store"), "{refused}");
+
+    // The moved store reads as the old one did.
+    let moved_dir = dir.with_extension("node");
+    let _ = std::fs::remove_dir_all(&moved_dir);
+    let pg = Store::open_postgres(&moved_dir, &target).expect("open moved");
+    assert!(pg.org("acme").expect("org").is_some());
+    assert_eq!(pg.pending_inbound().expect("pending"), ids);
+    assert_eq!(
+        pg.raw_message(ids[0]).expect("raw").as_deref(),
+        Some(&b"small one"[..])
+    );
+    assert_eq!(pg.raw_message(ids[1]).expect("raw"), Some(large.clone()));
+    assert_eq!(pg.blob(&hash).expect("blob"), Some(large));
+    assert_eq!(
+        pg.blob(&small_hash).expect("blob").as_deref(),
+        Some(&b"a small file"[..])
+    );
+    drop((s, other, pg));
+    for d in [dir, other_dir, moved_dir] {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }

@@ -15,8 +15,10 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.request
 
 from aiosmtpd.controller import Controller
+from prometheus_client.parser import text_string_to_metric_families
 
 from dovecot import Dovecot
 from harness import Server, free_port, mail, wait_for
@@ -114,6 +116,14 @@ class Site:
         unsent = [i for i in items if i["status"]["state"] != "sent"]
         assert not unsent, unsent[:5]
         return items
+
+
+def scrape(srv):
+    """A node's /metrics: {(name, labels): value}."""
+    with urllib.request.urlopen(srv.url("/metrics"), timeout=10) as r:
+        text = r.read().decode()
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 def whole_log(srv):
@@ -217,6 +227,13 @@ class SeveralNodes(unittest.TestCase):
         doubled = [m for m, n in collections.Counter(received).items() if n > 1]
         self.assertEqual(doubled, [])
         self.assertEqual(sorted(received), sorted(i["message_id"] for i in items))
+        # Each node's /metrics: one of them sends the outbox; their counts add up.
+        scraped = [scrape(node) for node in site.nodes]
+        self.assertEqual(sorted(m[("postdesk_jobs_led", frozenset({("job", "outbox")}))]
+                                for m in scraped), [0, 1])
+        self.assertEqual(sum(m.get(("postdesk_outbound_mails_total",
+                                    frozenset({("outcome", "sent")})), 0) for m in scraped),
+                         len(items))
         refused = collections.Counter(code for _, code in log if code != 250)
         print(f"\nnodes: {len(wanted)} messages from {clients} clients over 2 nodes, node B "
               f"killed {kills} times; each in a ticket once; {len(items)} outbound mails "
@@ -334,6 +351,45 @@ poll_secs = 1
                              "accepted")
         print(f"\nnodes: PostgreSQL restarted under 6 clients: answers {dict(answers)}; "
               f"all {len(log)} acknowledged messages stored once", flush=True)
+
+    def test_a_sled_store_moves_into_postgres_and_reads_the_same(self):
+        pg = PrivatePostgres()
+        self.addCleanup(pg.close)
+        srv = Server(env={"POSTDESK_DATABASE_URL": ""}).bootstrap()
+        self.addCleanup(srv.close)
+        srv.start()
+        big = os.urandom(300_000)  # over 64 KiB: a file of the data folder on sled
+        m = mail("ann@customer.test", "acme@acme.test", "Printer", "It jams.")
+        m.add_attachment(big, maintype="application", subtype="octet-stream",
+                         filename="log.bin")
+        with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=30) as s:
+            s.send_message(m)
+            s.send_message(mail("bob@customer.test", "acme@acme.test", "Second", "Hi."))
+        wait_for(lambda: len(srv.tickets()) == 2)
+        before = {t["number"]: srv.ticket(t["number"]) for t in srv.tickets()}
+        srv.stop()
+
+        moved = srv.cli("migrate-store", "--to", pg.url)
+        self.assertIn("counted and hashed on both sides", moved.stdout)
+        self.assertIn(f'database_url = "{pg.url}"', moved.stdout)
+        again = srv.cli("migrate-store", "--to", pg.url, check=False)
+        self.assertNotEqual(again.returncode, 0)
+        self.assertIn("already", again.stderr)
+
+        srv.env["POSTDESK_DATABASE_URL"] = pg.url
+        srv.start()
+        after = {t["number"]: srv.ticket(t["number"]) for t in srv.tickets()}
+        self.assertEqual(after, before)
+        ticket = next(t for t in after.values() if t["events"][0]["attachments"])
+        sha = ticket["events"][0]["attachments"][0]["sha256"]
+        raw = srv.api(f"/api/v1/tickets/{ticket['number']}/events/"
+                      f"{ticket['events'][0]['seq']}/raw")
+        self.assertIn(b"log.bin", raw)
+        self.assertIn(sha.encode().hex(), srv.stored("blobs"))
+        # New mail lands in the moved store.
+        with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=30) as s:
+            s.send_message(mail("carol@customer.test", "acme@acme.test", "Third", "Hello."))
+        wait_for(lambda: len(srv.tickets()) == 3)
 
 
 if __name__ == "__main__":

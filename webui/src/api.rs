@@ -17,6 +17,26 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// This node's metrics in Prometheus text format, for the clients of `metrics_allow`.
+pub async fn metrics(
+    State(state): State<AppState>,
+    client: crate::client_ip::ClientIp,
+) -> Result<axum::response::Response, ApiError> {
+    if !state.metrics_allow.contains(client.0) {
+        return Err(ApiError::Forbidden(
+            "metrics are for the addresses in metrics_allow".into(),
+        ));
+    }
+    let text = state.desk.metrics_text().await?;
+    Ok(axum::response::IntoResponse::into_response((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            postdesk_desk::metrics::METRICS_CONTENT_TYPE,
+        )],
+        text,
+    )))
+}
+
 /// An unknown address: JSON under `/api/`, a page for browsers everywhere else.
 pub async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
     let missing = ApiError::NotFound("no such route".into());

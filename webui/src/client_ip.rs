@@ -9,13 +9,14 @@ use axum::response::Response;
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
-/// The reverse proxies whose forwarding headers are believed (addresses or CIDR blocks).
+/// Addresses and CIDR blocks: the reverse proxies whose forwarding headers are believed,
+/// the clients that may read `/metrics`.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Vec<IpNet>);
+pub struct Networks(Vec<IpNet>);
 
-impl TrustedProxies {
+impl Networks {
     /// Parses `10.0.0.1`, `10.0.0.0/8`, `::1` or `fd00::/8`; the error names the bad entry.
-    pub fn parse(entries: &[String]) -> Result<TrustedProxies, String> {
+    pub fn parse(entries: &[String]) -> Result<Networks, String> {
         entries
             .iter()
             .map(|e| {
@@ -26,10 +27,10 @@ impl TrustedProxies {
                     .map_err(|_| format!("{e:?} is not an IP address or CIDR block"))
             })
             .collect::<Result<_, _>>()
-            .map(TrustedProxies)
+            .map(Networks)
     }
 
-    fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         self.0.iter().any(|net| net.contains(&ip))
     }
 }
@@ -83,7 +84,7 @@ impl FromRequestParts<AppState> for ClientIp {
 /// hop that is not an address (`unknown`, an obfuscated name) stops the walk at the proxy.
 /// X-Forwarded-For is read when present, else Forwarded (RFC 7239): a proxy that sets only
 /// Forwarded must drop a client's X-Forwarded-For.
-pub fn client_of(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
+pub fn client_of(peer: IpAddr, headers: &HeaderMap, trusted: &Networks) -> IpAddr {
     let peer = peer.to_canonical();
     if !trusted.contains(peer) {
         return peer;
@@ -155,9 +156,8 @@ mod tests {
         s.parse().expect("test address")
     }
 
-    fn trusted(list: &[&str]) -> TrustedProxies {
-        TrustedProxies::parse(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            .expect("test list")
+    fn trusted(list: &[&str]) -> Networks {
+        Networks::parse(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>()).expect("test list")
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -186,7 +186,7 @@ mod tests {
             ("forwarded", "for=1.2.3.4"),
         ]);
         assert_eq!(
-            client_of(ip("203.0.113.9"), &h, &TrustedProxies::default()),
+            client_of(ip("203.0.113.9"), &h, &Networks::default()),
             ip("203.0.113.9")
         );
         assert_eq!(
@@ -238,9 +238,9 @@ mod tests {
 
     #[test]
     fn proxy_lists_are_checked() {
-        assert!(TrustedProxies::parse(&["10.0.0.0/8".into(), "::1".into()]).is_ok());
-        let e = TrustedProxies::parse(&["10.0.0.0/33".into()]).expect_err("bad prefix");
+        assert!(Networks::parse(&["10.0.0.0/8".into(), "::1".into()]).is_ok());
+        let e = Networks::parse(&["10.0.0.0/33".into()]).expect_err("bad prefix");
         assert!(e.contains("10.0.0.0/33"), "{e}");
-        assert!(TrustedProxies::parse(&["proxy.example".into()]).is_err());
+        assert!(Networks::parse(&["proxy.example".into()]).is_err());
     }
 }

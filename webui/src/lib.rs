@@ -20,7 +20,7 @@ mod upload;
 
 use postdesk_desk::policy;
 
-pub use client_ip::TrustedProxies;
+pub use client_ip::Networks;
 pub use error::ApiError;
 pub use passwords::hash_password;
 
@@ -42,7 +42,9 @@ pub struct AppState {
     pub public_url: String,
     pub limits: Arc<limits::Limits>,
     /// Whose X-Forwarded-For / Forwarded headers name the client (see `ClientIp`).
-    pub trusted_proxies: Arc<TrustedProxies>,
+    pub trusted_proxies: Arc<Networks>,
+    /// Who may read `/metrics` (as `ClientIp` sees them).
+    pub metrics_allow: Arc<Networks>,
     /// Where passwords are hashed and checked, a few at a time.
     pub passwords: Arc<passwords::Passwords>,
     /// How outbound mail leaves, for the email settings page (no secrets).
@@ -61,6 +63,7 @@ impl AppState {
             public_url: public_url.trim_end_matches('/').to_string(),
             limits: Arc::default(),
             trusted_proxies: Arc::default(),
+            metrics_allow: Arc::default(),
             passwords: Arc::default(),
             outbound: String::new(),
             domain: "localhost".into(),
@@ -177,6 +180,7 @@ pub fn router(state: AppState) -> Router {
             get(pages::ticket::attachment),
         )
         .route("/healthz", get(api::healthz))
+        .route("/metrics", get(api::metrics))
         .route(
             "/api/v1/tickets",
             get(api::list_tickets)
@@ -250,7 +254,40 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/audit", get(api::audit))
         .fallback(api::not_found)
         .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn(count_request))
         .with_state(state)
+}
+
+/// Counts each request for `/metrics` under its route's pattern (the path itself holds
+/// values a stranger picks) and a method from a fixed list, so labels stay few.
+async fn count_request(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_string();
+    let method: &'static str = match request.method().as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    };
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    postdesk_desk::metrics::metrics().http_request(
+        &route,
+        method,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
 }
 
 /// A route whose body may carry files: up to `limit` bytes, and only a few such requests

@@ -43,6 +43,7 @@ pub async fn run_source(
                 tracing::error!(source = %name, error = %e, "cannot ask who reads the mailbox; retrying");
                 None
             });
+            postdesk_desk::metrics::metrics().job(&format!("imap/{name}"), lead.is_some());
             match &lead {
                 None => {
                     tokio::select! {

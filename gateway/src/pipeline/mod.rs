@@ -637,6 +637,7 @@ fn log_decided(writes: &[PipelineWrite], decisions: &[Decision]) {
     for (w, d) in writes.iter().zip(decisions) {
         if matches!(w, PipelineWrite::Delivery(_)) {
             tracing::info!(inbound = d.inbound, org = %d.org, outcome = ?d.outcome, "inbound decided");
+            postdesk_desk::metrics::metrics().decision(d.outcome.as_str());
         }
     }
 }

@@ -119,6 +119,7 @@ impl Session {
                             ),
                             _ => "Connection lost or timed out during DATA".into(),
                         };
+                        count("deferred", "data_timeout");
                         self.reply(&format!("421 4.4.2 {} {why}; closing", config.domain));
                         self.flush(conn).await?;
                         return Err(std::io::Error::new(
@@ -133,12 +134,14 @@ impl Session {
             },
         };
         if incoming.too_big {
+            count("refused", "too_large");
             self.reply(&format!(
                 "552 5.3.4 Message exceeds the maximum size of {} bytes",
                 config.max_message_size
             ));
         } else if incoming.no_room {
             tracing::warn!(peer = %self.peer, "data buffer full: message deferred with 452");
+            count("deferred", "buffer_full");
             self.reply("452 4.3.1 Insufficient system storage; try again later");
         } else {
             let Incoming { message, grant, .. } = incoming;
@@ -152,10 +155,12 @@ impl Session {
 
     async fn finish_message(&mut self, message: Vec<u8>) {
         if let Some(problem) = check_shape(&message, self.gateway.config.max_line_length) {
+            count("refused", "malformed");
             self.reply(&format!("554 5.6.0 {problem}"));
             return;
         }
         let Some(from) = from_address(&message) else {
+            count("refused", "malformed");
             self.reply("554 5.6.0 Message has no readable header section");
             return;
         };
@@ -183,6 +188,7 @@ impl Session {
             }
         }
         if deliveries.is_empty() {
+            count("refused", "not_whitelisted");
             for (_, v) in &verdicts {
                 if let Verdict::Refuse(reason) = v {
                     self.reply(&format!("550 5.7.1 {reason}"));
@@ -213,6 +219,10 @@ impl Session {
             mailbox: None,
         };
         let stored = self.gateway.spool.store(envelope, message).await;
+        match &stored {
+            Ok(_) => count("accepted", "spooled"),
+            Err(_) => count("deferred", "storage_failure"),
+        }
         match (self.mode, stored) {
             (Mode::Smtp, Ok(id)) => self.reply(&format!("250 2.0.0 Message accepted as {id}")),
             (Mode::Smtp, Err(e)) => {
@@ -238,4 +248,9 @@ impl Session {
             }
         }
     }
+}
+
+/// Counts a message's answer (or a recipient's refusal) for `/metrics`.
+pub(super) fn count(outcome: &'static str, reason: &str) {
+    postdesk_desk::metrics::metrics().inbound(outcome, reason);
 }

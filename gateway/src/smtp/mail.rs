@@ -1,5 +1,6 @@
 //! MAIL FROM: start a transaction, after the greeting, within size and rate limits.
 
+use super::data::count;
 use super::session::Session;
 use smtp_proto::MailFrom;
 
@@ -20,6 +21,7 @@ impl Session {
         }
         let max = self.gateway.config.max_message_size;
         if from.size > max {
+            count("refused", "too_large");
             self.reply(&format!(
                 "552 5.3.4 Message size {} exceeds the maximum of {max} bytes",
                 from.size
@@ -27,6 +29,7 @@ impl Session {
             return;
         }
         if !self.gateway.limits.allow_message(self.peer.ip()) {
+            count("deferred", "rate_limited");
             self.reply("451 4.7.1 Too many messages from your address; try again later");
             return;
         }
@@ -36,6 +39,7 @@ impl Session {
             return;
         }
         if !self.gateway.limits.allow_sender(&address) {
+            count("deferred", "rate_limited");
             self.reply("451 4.7.1 Too many messages from this sender; try again later");
             return;
         }

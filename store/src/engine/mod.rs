@@ -124,6 +124,14 @@ impl Db {
     pub(crate) fn is_postgres(&self) -> bool {
         matches!(self, Db::Pg(_))
     }
+
+    /// The use of PostgreSQL's connection pool: (connections, idle, max, waiting).
+    pub(crate) fn pool_use(&self) -> Option<(usize, usize, usize, usize)> {
+        match self {
+            Db::Sled(_) => None,
+            Db::Pg(pg) => Some(pg.pool_use()),
+        }
+    }
 }
 
 /// One ordered map of byte keys to byte values.
@@ -274,12 +282,32 @@ impl Tree {
         }
     }
 
+    /// How many keys start with `prefix` (PostgreSQL counts them without sending them).
+    pub(crate) fn count_prefix(&self, prefix: impl AsRef<[u8]>) -> Result<u64, EngineError> {
+        match self {
+            Tree::Sled(t) => {
+                let mut n = 0;
+                for k in t.scan_prefix(prefix) {
+                    k?;
+                    n += 1;
+                }
+                Ok(n)
+            }
+            Tree::Pg(t) => t.count(prefix_bounds(prefix.as_ref())),
+        }
+    }
+
     pub(crate) fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter {
         let bounds = (
             owned(range.start_bound().map(AsRef::as_ref)),
             owned(range.end_bound().map(AsRef::as_ref)),
         );
         self.range_bounds(bounds)
+    }
+
+    /// The pairs from `start` on.
+    pub(crate) fn range_from(&self, start: Bound<Value>) -> Iter {
+        self.range_bounds((start, Bound::Unbounded))
     }
 
     fn range_bounds(&self, bounds: Bounds) -> Iter {

@@ -375,6 +375,12 @@ impl Pg {
         })
     }
 
+    /// (connections, idle, max, waiting) of the pool.
+    pub(crate) fn pool_use(&self) -> (usize, usize, usize, usize) {
+        let s = self.inner.pool.status();
+        (s.size, s.available, s.max_size, s.waiting)
+    }
+
     /// Rewrites the table without the old versions of rows (`VACUUM FULL`), which a
     /// plain vacuum only marks for reuse; its size in bytes before and after.
     pub(crate) fn vacuum_full(&self) -> Result<(u64, u64), EngineError> {
@@ -597,6 +603,26 @@ impl PgTree {
                 return Ok(Ok(()));
             }
             Ok(Err(CompareAndSwapError { current }))
+        })
+    }
+
+    /// How many keys lie within `bounds`.
+    pub(crate) fn count(&self, bounds: Bounds) -> Result<u64, EngineError> {
+        let mut sql = String::from("SELECT count(*) FROM postdesk_kv WHERE tree = $1");
+        let (lo, hi) = (bound_bytes(&bounds.0), bound_bytes(&bounds.1));
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&self.id];
+        for (bound, op, value) in [(&bounds.0, ">", &lo), (&bounds.1, "<", &hi)] {
+            let op = match bound {
+                Bound::Included(_) => format!("{op}="),
+                Bound::Excluded(_) => op.to_string(),
+                Bound::Unbounded => continue,
+            };
+            params.push(value);
+            sql.push_str(&format!(" AND k {op} ${}", params.len()));
+        }
+        self.pg.run(|c| async move {
+            let row = c.query_one(&sql, &params).await.map_err(pg_error)?;
+            Ok(row.get::<_, i64>(0) as u64)
         })
     }
 
