@@ -6,7 +6,10 @@
 # ticket. Prints RESULT lines (req/s and p99 latency, resident memory after each phase and
 # its peak; the export's time and the server's memory while it streams). A fresh fill is first served once
 # until the notifier has sent what the mail would have caused (the warm-up).
+# With POSTGRES=1 the warmed store is moved into a private PostgreSQL (fsync on) with
+# `postdesk migrate-store` (its time is a RESULT line) and the server runs on that.
 # Env: TICKETS=100000 EVENTS=5 DUR=10s CONNS=20 HTTP=8597 SMTP=2597 KEEP=DIR (reuse a fill)
+#      POSTGRES=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TICKETS=${TICKETS:-100000}; EVENTS=${EVENTS:-5}; DUR=${DUR:-10s}; CONNS=${CONNS:-20}
@@ -31,13 +34,23 @@ if [ ! -d "$DATA/db" ]; then
   kill $WARM; wait $WARM 2>/dev/null || true
   echo "RESULT web_warmup seconds=$(( $(date +%s) - warm )) outbox_mails=$n"
 fi
+if [ "${POSTGRES:-0}" = 1 ]; then
+  PG=$(mktemp -d)
+  trap 'scripts/private-postgres stop "$PG" 2>/dev/null; rm -rf "$PG"' EXIT
+  URL=$(DURABLE=1 scripts/private-postgres start "$PG")
+  s=$(date +%s.%N)
+  target/release/postdesk --data "$DATA" migrate-store --to "$URL" > "$PG/moved.txt"
+  head -1 "$PG/moved.txt"
+  echo "RESULT web_migrate_store seconds=$(echo "$(date +%s.%N) - $s" | bc) tickets=$TICKETS events=$((TICKETS * EVENTS)) db_bytes=$(psql -qAt "$URL" -c "SELECT pg_database_size(current_database())")"
+  export POSTDESK_DATABASE_URL=$URL
+fi
 target/release/postdesk --data "$DATA" staff add bench@localhost --name Bench --role admin >/dev/null 2>&1 || true
 TOKEN=$(target/release/postdesk --data "$DATA" token create bench@localhost)
 LINK=$(target/release/postdesk --data "$DATA" staff link bench@localhost | sed 's|^http://[^/]*||')
 start=$(date +%s.%N)
 POSTDESK_LOG=warn target/release/postdesk --data "$DATA" serve --smtp "127.0.0.1:$SMTP" --http "127.0.0.1:$HTTP" >/dev/null 2>&1 &
 PID=$!
-trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null' EXIT
+trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; [ -n "${PG:-}" ] && { scripts/private-postgres stop "$PG"; rm -rf "$PG"; }' EXIT
 until curl -sf "http://127.0.0.1:$HTTP/healthz" >/dev/null; do sleep 0.02; done
 echo "RESULT web_start seconds=$(echo "$(date +%s.%N) - $start" | bc) tickets=$TICKETS events=$((TICKETS * EVENTS))"
 # Resident memory now, and the highest so far (the peak is while sled opens the store).

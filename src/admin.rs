@@ -175,11 +175,12 @@ pub(crate) fn migrate_store(data: &Path, config: &Config, to: &str) -> Result<()
         started.elapsed().as_secs_f64()
     );
     println!(
-        "Now set in the configuration (or POSTDESK_DATABASE_URL):\n  database_url = \"{}\"\n\
+        "Now set in the configuration (or POSTDESK_DATABASE_URL), with the password if the \
+         database needs one (or give it in PGPASSWORD):\n  database_url = \"{}\"\n\
          and start postdesk serve. The data folder keeps this node's own files (its \
          node-id, the outbox folder); its db/ and files/ are no longer read: keep them \
          until you have checked the moved store, then remove them.",
-        crate::config::without_password(to)
+        postdesk_desk::model::describe_database_url(to)
     );
     Ok(())
 }

@@ -67,7 +67,8 @@ pub struct Config {
     pub monitor_interval_secs: u64,
     /// Where the store lives: empty = sled in the data folder (one node); a
     /// `postgres://user:password@host:port/database` URL = that PostgreSQL database, which
-    /// any number of nodes may share (`postdesk migrate` readies its schema).
+    /// any number of nodes may share (`postdesk migrate` readies its schema). The password
+    /// may instead be in PGPASSWORD; it is never printed.
     pub database_url: String,
     /// Outbound relay; with no url, mail is written to DATA/outbox/.
     pub relay: Relay,
@@ -262,7 +263,9 @@ impl Config {
         for source in &mut c.imap {
             source.password = "********".into();
         }
-        c.database_url = without_password(&c.database_url);
+        if !c.database_url.is_empty() {
+            c.database_url = postdesk_desk::model::describe_database_url(&c.database_url);
+        }
         c
     }
 
@@ -465,19 +468,4 @@ fn env_value(var: &str, default: &toml::Value) -> Result<Option<toml::Value>> {
         ),
         _ => toml::Value::String(raw),
     }))
-}
-
-/// A database URL with its password (if any) masked, for printing.
-pub(crate) fn without_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:********@{host}{path}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
 }

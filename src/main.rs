@@ -94,7 +94,8 @@ enum Command {
     /// Move this data folder's (sled) store into an empty PostgreSQL database, server
     /// stopped: copied, counted and hashed on both sides. An interrupted move resumes.
     MigrateStore {
-        /// The database: postgres://user:password@host:port/database
+        /// The database: postgres://user@host:port/database (the password in PGPASSWORD
+        /// keeps it off the command line, where other users see it)
         #[arg(long)]
         to: String,
     },
@@ -184,7 +185,7 @@ pub(crate) fn open_store(data: &Path, config: &Config) -> Result<Store> {
         Store::open_postgres(data, &config.database_url).with_context(|| {
             format!(
                 "cannot open the store in {}",
-                config::without_password(&config.database_url)
+                postdesk_desk::model::describe_database_url(&config.database_url)
             )
         })
     }

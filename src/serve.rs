@@ -301,6 +301,7 @@ fn start_web(
         domain: config.domain.to_ascii_lowercase(),
         trusted_proxies,
         metrics_allow: Arc::new(config.metrics_allow()?),
+        limits: Arc::new(postdesk_webui::Limits::for_desk(&desk)),
         ..postdesk_webui::AppState::new(desk, &config.public_url())
     })
     .into_make_service_with_connect_info::<std::net::SocketAddr>();

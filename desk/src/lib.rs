@@ -31,6 +31,7 @@ pub mod organizations;
 pub mod people;
 pub mod policy;
 pub mod portal;
+pub mod quotas;
 pub mod reports;
 pub mod retention;
 mod service;

@@ -33,7 +33,7 @@ impl Desk {
         let today = now.date();
         let due = |step| -> DeskResult<bool> { Ok(self.store.retention_day(step)? != Some(today)) };
         let mut any = false;
-        for step in ["originals", "closed", "deactivated", "sent"] {
+        for step in ["originals", "closed", "deactivated", "sent", "rates"] {
             any |= due(step)?;
         }
         if !any {
@@ -53,6 +53,11 @@ impl Desk {
         if due("sent")? {
             self.store.forget_sent_before(now - Duration::days(1))?;
             self.store.set_retention_day("sent", today)?;
+        }
+        // Sign-in quotas kept in the store (several nodes) that are whole again.
+        if due("rates")? {
+            self.store.sweep_rates()?;
+            self.store.set_retention_day("rates", today)?;
         }
         Ok(())
     }

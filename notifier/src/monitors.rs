@@ -20,6 +20,9 @@ pub async fn run_monitors(desk: Desk, every: Duration, mut stop: watch::Receiver
         }
         // Of nodes sharing a store, one ticks; another takes over when it dies.
         if !lead.as_ref().is_some_and(Leadership::still_held) {
+            if lead.take().is_some() {
+                metrics().job("monitors", false);
+            }
             lead = desk.lead_monitors().await.unwrap_or_else(|e| {
                 tracing::error!(error = %e, "cannot ask who runs the monitors; retrying");
                 None

@@ -95,6 +95,14 @@ impl Notifier {
 
     /// One pass: plan, then deliver what is due. Returns how many were delivered.
     pub fn run_once(&self, runtime: &Handle) -> Result<usize, NotifierError> {
+        self.pass(runtime, &|| true)
+    }
+
+    /// One pass while `leading()` says this node still sends the outbox: asked before each
+    /// mail, so a node that lost the lead (its lock's session ended) stops at once and the
+    /// node that took over does not find mail this one is still sending, but for the few
+    /// in flight.
+    fn pass(&self, runtime: &Handle, leading: &dyn Fn() -> bool) -> Result<usize, NotifierError> {
         self.plan_new_events()?;
         let now = time::OffsetDateTime::now_utc();
         // A sign-in request that cannot be made into mail must not hold up the outbox.
@@ -134,6 +142,12 @@ impl Notifier {
             Transport::Folder(folder) => {
                 let mut sent = 0;
                 for item in due {
+                    if !leading() {
+                        break;
+                    }
+                    if !self.claimed(&item) {
+                        continue;
+                    }
                     let r = self.message(&item).and_then(|raw| {
                         folder
                             .deliver(&item.key, &raw)
@@ -149,6 +163,8 @@ impl Notifier {
                 let (with_files, plain): (Vec<OutboxItem>, Vec<OutboxItem>) =
                     due.into_iter().partition(|i| i.files.body.is_some());
                 let mut sends = futures_util::stream::iter(plain)
+                    .take_while(|_| std::future::ready(leading()))
+                    .filter(|item| std::future::ready(self.claimed(item)))
                     .map(|item| self.relay_one(relay, item))
                     .buffer_unordered(self.config.concurrency.max(1));
                 let mut sent = 0;
@@ -156,6 +172,12 @@ impl Notifier {
                     sent += self.record(item, r)?;
                 }
                 for item in with_files {
+                    if !leading() {
+                        break;
+                    }
+                    if !self.claimed(&item) {
+                        continue;
+                    }
                     let (item, r) = self.relay_one(relay, item).await;
                     sent += self.record(item, r)?;
                 }
@@ -164,6 +186,15 @@ impl Notifier {
         };
         self.store.flush()?;
         Ok(sent)
+    }
+
+    /// Whether this node may send `item` now: no other node sharing the store is sending
+    /// it (a store that cannot be asked: not now, the next pass asks again).
+    fn claimed(&self, item: &OutboxItem) -> bool {
+        self.store.claim_outbound(&item.key).unwrap_or_else(|e| {
+            tracing::error!(key = %item.key, error = %e, "cannot claim an outbound mail; next pass");
+            false
+        })
     }
 
     /// Records what became of sending `item`; 1 if it was sent.
@@ -298,6 +329,11 @@ impl Notifier {
                 .as_ref()
                 .is_some_and(postdesk_store::Leadership::still_held)
             {
+                if lead.take().is_some() {
+                    tracing::warn!(
+                        "this node lost the lead of the outbox (its lock's session ended)"
+                    );
+                }
                 lead = self.store.lead("outbox").unwrap_or_else(|e| {
                     tracing::error!(error = %e, "cannot ask who sends the outbox; retrying");
                     None
@@ -315,8 +351,13 @@ impl Notifier {
                 }
             }
             // A panic in a library must not silence all outbound mail: log, go on.
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_once(&runtime)))
-            {
+            let leading = || {
+                lead.as_ref()
+                    .is_some_and(postdesk_store::Leadership::still_held)
+            };
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.pass(&runtime, &leading)
+            })) {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::error!(error = %e, "notifier pass failed; retrying"),
                 Err(_) => tracing::error!("notifier pass panicked; retrying"),

@@ -1,5 +1,7 @@
-//! On a store several nodes share: which node works on an inbound message, claimed before
-//! it is planned and released by the commit of its decision, so each is threaded once.
+//! On a store several nodes share: which node works on an inbound message (claimed before
+//! it is planned, released by the commit of its decision: each is threaded once) or sends
+//! an outbound mail (claimed before it goes, released when its outcome is recorded: a node
+//! that took over the outbox does not send what another is still sending).
 
 use crate::codec::{decode, encode, num_key};
 use crate::{Store, StoreError};
@@ -10,8 +12,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// the others after this (at once to itself, restarted: a claim names its node).
 const LEASE_SECS: u64 = 60;
 
+/// An outbound mail's claim outlasts any relay's timeouts: one still being sent by a node
+/// that lost the outbox is not sent by another meanwhile.
+const SEND_LEASE_SECS: u64 = 600;
+
 pub(crate) fn inbound_claim_key(id: u64) -> Vec<u8> {
     num_key("claim/in/", id)
+}
+
+pub(crate) fn outbound_claim_key(key: &str) -> Vec<u8> {
+    format!("claim/out/{key}").into_bytes()
 }
 
 #[derive(Serialize, Deserialize)]
@@ -31,19 +41,30 @@ impl Store {
     /// Takes inbound message `id` for this node, unless another node holds it and its
     /// lease runs; whether this node may plan it. Always yes on a store of one node.
     pub fn claim_inbound(&self, id: u64) -> Result<bool, StoreError> {
+        // Planned already (a commit removed the claim and the marker): not again.
+        self.claim(inbound_claim_key(id), &num_key("pending/", id), LEASE_SECS)
+    }
+
+    /// Takes outbound mail `key` for this node to send now, unless another node holds
+    /// it; always yes on a store of one node. Its recorded outcome releases it.
+    pub fn claim_outbound(&self, key: &str) -> Result<bool, StoreError> {
+        let pending = crate::outbox::pending_key(key).into_bytes();
+        self.claim(outbound_claim_key(key), &pending, SEND_LEASE_SECS)
+    }
+
+    /// Claims `key` for this node for `lease` seconds while `still` exists; whether it did.
+    fn claim(&self, key: Vec<u8>, still: &[u8], lease: u64) -> Result<bool, StoreError> {
         if !self.is_shared() {
             return Ok(true);
         }
-        let key = inbound_claim_key(id);
         let now = now_secs();
         let mine = encode(&Claim {
             node: self.node.to_string(),
-            until: now + LEASE_SECS,
+            until: now + lease,
         })?;
         self.state
             .transaction(|tx| {
-                // Planned already (a commit removed the claim and the marker): not again.
-                if tx.get(num_key("pending/", id))?.is_none() {
+                if tx.get(still)?.is_none() {
                     return Ok(false);
                 }
                 if let Some(held) = tx.get(&key)? {

@@ -36,28 +36,24 @@ impl Store {
         name: &str,
         f: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, E> {
-        match &self.db {
-            // One process: a lock of this process per name.
-            Db::Sled(_) => {
-                let named = self
-                    .exclusive
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .entry(name.to_string())
-                    .or_default()
-                    .clone();
-                // The lock guards no data: one poisoned by a panic still orders the next.
-                let _one_at_a_time = named
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                f()
-            }
-            // Several nodes: the database's advisory lock, on a session of its own (so two
-            // threads of one node wait for each other too).
-            Db::Pg(pg) => {
-                let _held = pg.try_lock(name, true).map_err(StoreError::from)?;
-                f()
-            }
-        }
+        // Threads of this process queue here, so a node holds at most one session waiting
+        // for the advisory lock of a name (a burst of requests opens no burst of sessions).
+        let named = self
+            .exclusive
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(name.to_string())
+            .or_default()
+            .clone();
+        // The lock guards no data: one poisoned by a panic still orders the next.
+        let _one_at_a_time = named
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Other nodes: the database's advisory lock, on a session of its own.
+        let _across_nodes = match &self.db {
+            Db::Sled(_) => None,
+            Db::Pg(pg) => pg.try_lock(name, true).map_err(StoreError::from)?,
+        };
+        f()
     }
 }

@@ -29,6 +29,7 @@ mod monitor_rules;
 mod monitors;
 mod org_deletion;
 mod outbox;
+mod rates;
 mod retention;
 #[cfg(test)]
 mod scratch;
@@ -129,6 +130,13 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store in `dir`. sled holds an exclusive lock on it.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        if dir.join(store_migration::MOVED).exists() {
+            return Err(StoreError::Invalid(format!(
+                "this data folder's store was already moved to PostgreSQL: set database_url \
+                 to that database (or remove {} to use this sled store again)",
+                dir.join(store_migration::MOVED).display()
+            )));
+        }
         compaction::recover(dir)?;
         let db = sled::Config::new()
             .path(dir.join("db"))
@@ -147,7 +155,16 @@ impl Store {
     /// `dir` keeps only what is this node's own (the outbox folder when no relay is set).
     pub fn open_postgres(dir: &Path, url: &str) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir)?;
-        Store::on(engine::Db::Pg(engine::Pg::connect(url)?), dir, usize::MAX)
+        let db = engine::Db::Pg(engine::Pg::connect(url)?);
+        let marks = db.open_tree(store_migration::MARKS)?;
+        if marks.get("source")?.is_some() && marks.get("done")?.is_none() {
+            return Err(StoreError::Invalid(
+                "a move of a sled store into this database (postdesk migrate-store) has not \
+                 finished: run it again, or give an empty database"
+                    .into(),
+            ));
+        }
+        Store::on(db, dir, usize::MAX)
     }
 
     fn on(db: engine::Db, dir: &Path, large: usize) -> Result<Store, StoreError> {
@@ -320,6 +337,11 @@ pub mod testing {
     pub fn lose_blob(store: &Store, sha256: &str) -> Result<bool, StoreError> {
         store.drop_blob(sha256)
     }
+}
+
+/// A database URL as people may read it: no password, wherever the URL keeps it.
+pub fn describe_database_url(url: &str) -> String {
+    engine::describe(url)
 }
 
 /// The schema version this build of the store writes to PostgreSQL.

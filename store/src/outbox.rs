@@ -300,6 +300,10 @@ impl Store {
         let recorded = self
             .state
             .transaction(|tx| {
+                // The attempt is over: whichever node made it lets go of the mail.
+                if tx.is_shared() {
+                    tx.remove(crate::claims::outbound_claim_key(key))?;
+                }
                 let Some(v) = tx.get(k.as_bytes())? else {
                     return Ok(false);
                 };

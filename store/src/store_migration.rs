@@ -1,13 +1,14 @@
-//! Moving a sled store into PostgreSQL (server stopped): every tree, and the large values
-//! kept as files, copied in batches that record how far they got; then counted and hashed
-//! on both sides. A second run resumes an unfinished copy and refuses a finished one.
+//! Moving a sled store into PostgreSQL (server stopped): every tree, with the large values
+//! kept as files, brought to the database by a walk of both sides in key order that writes
+//! what differs (so a stopped move, or a store changed since, is put right by the next
+//! run); then counted and hashed on both sides. A finished move is refused, and marks the
+//! data folder so that its sled store is not used again by mistake.
 
 use crate::codec::encode;
-use crate::engine::{Batch, Db, Pg, Tree, Value};
+use crate::engine::{Batch, Db, EngineError, Pg, Tree, Value};
 use crate::files::Kind;
 use crate::{Store, StoreError};
 use sha2::{Digest, Sha256};
-use std::ops::Bound;
 
 /// Entries, and bytes, per committed batch.
 const BATCH_ENTRIES: usize = 2000;
@@ -16,8 +17,11 @@ const BATCH_BYTES: usize = 16 << 20;
 /// The trees a store has, as both engines name them.
 const TREES: [&str; 3] = ["state", "raw", "blobs"];
 
-/// The tree of the target where the copy keeps its own records.
-const MARKS: &str = "store-migration";
+/// The tree of the target where the move keeps its own records.
+pub(crate) const MARKS: &str = "store-migration";
+
+/// The file in a data folder whose store was moved.
+pub(crate) const MOVED: &str = "moved-to-postgres";
 
 /// What a move did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,10 +54,6 @@ impl Tally {
         }
         self.count += 1;
     }
-}
-
-fn mark_key(what: &str, tree: &str) -> Vec<u8> {
-    format!("{what}/{tree}").into_bytes()
 }
 
 impl Store {
@@ -101,17 +101,7 @@ impl Store {
         };
         for name in TREES {
             let target = pg.open_tree(name)?;
-            copy_tree(
-                &pg,
-                self.tree_named(name),
-                &target,
-                &marks,
-                name,
-                &mut progress,
-            )?;
-            if let Some(kind) = file_kind(name) {
-                self.copy_files(&pg, kind, &target, name, &mut progress)?;
-            }
+            sync_tree(&pg, self.entries(name)?, &target, name, &mut progress)?;
         }
         // Counted and hashed again on both sides, from the start.
         let mut entries = [0; 3];
@@ -119,9 +109,10 @@ impl Store {
             let here = self.tally(name)?;
             let there = tally(&pg.open_tree(name)?)?;
             if here != there {
-                return Err(StoreError::Corrupt(format!(
-                    "the copy of {name} differs: {} entries here, {} there (or their \
-                     contents differ); run the move again to copy what is missing",
+                return Err(StoreError::Invalid(format!(
+                    "the copy of {name} differs from the store: {} records here, {} there \
+                     (or their contents differ); run the move again, with no server on \
+                     either side, to put it right",
                     here.count, there.count
                 )));
             }
@@ -129,6 +120,12 @@ impl Store {
         }
         marks.insert("done", encode(&entries)?)?;
         pg.flush()?;
+        if let Some(data) = self.delivered.parent() {
+            std::fs::write(
+                data.join(MOVED),
+                "This data folder's store was moved to PostgreSQL (postdesk migrate-store).\n",
+            )?;
+        }
         Ok(Moved { entries, resumed })
     }
 
@@ -145,43 +142,31 @@ impl Store {
         Ok(Sha256::digest(self.secret("store-id")?).to_vec())
     }
 
-    /// Copies the files of `kind` into `target` (as the keys they have on PostgreSQL).
-    fn copy_files(
-        &self,
-        pg: &Db,
-        kind: Kind,
-        target: &Tree,
-        name: &str,
-        progress: &mut impl FnMut(&str, u64),
-    ) -> Result<u64, StoreError> {
-        let mut copied = 0;
-        for file in self.files.names(kind)? {
-            let Some(key) = file_key(kind, &file) else {
-                continue;
-            };
-            let Some(bytes) = self.files.read(kind, &file)? else {
-                continue;
-            };
-            let mut batch = Batch::default();
-            batch.insert(key, bytes);
-            pg.apply_batches(vec![(target, batch)])?;
-            copied += 1;
-            progress(name, copied);
+    /// The entries of tree `name` in key order, with the files that join it on PostgreSQL
+    /// (read as they come).
+    fn entries(&self, name: &str) -> Result<Entries<'_>, StoreError> {
+        let mut files = Vec::new();
+        if let Some(kind) = file_kind(name) {
+            for file in self.files.names(kind)? {
+                if let Some(key) = file_key(kind, &file) {
+                    files.push((key, kind, file));
+                }
+            }
         }
-        Ok(copied)
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(Entries {
+            store: self,
+            tree: self.tree_named(name).iter().peekable(),
+            files: files.into_iter().peekable(),
+        })
     }
 
     /// Entries of tree `name` with the files that join it on PostgreSQL.
     fn tally(&self, name: &str) -> Result<Tally, StoreError> {
-        let mut t = tally(self.tree_named(name))?;
-        if let Some(kind) = file_kind(name) {
-            for file in self.files.names(kind)? {
-                if let (Some(key), Some(bytes)) =
-                    (file_key(kind, &file), self.files.read(kind, &file)?)
-                {
-                    t.add(&key, &bytes);
-                }
-            }
+        let mut t = Tally::default();
+        for entry in self.entries(name)? {
+            let (k, v) = entry?;
+            t.add(&k, &v);
         }
         Ok(t)
     }
@@ -203,47 +188,99 @@ fn file_key(kind: Kind, file: &str) -> Option<Vec<u8>> {
     }
 }
 
-/// Copies `from` into `target` in batches, each committed with the last key it holds;
-/// starts after the key an earlier run recorded.
-fn copy_tree(
-    pg: &Db,
-    from: &Tree,
-    target: &Tree,
-    marks: &Tree,
-    name: &str,
-    progress: &mut impl FnMut(&str, u64),
-) -> Result<u64, StoreError> {
-    let start = match marks.get(mark_key("after", name))? {
-        Some(k) => Bound::Excluded(k),
-        None => Bound::Unbounded,
-    };
-    let mut copied = 0;
-    let (mut batch, mut bytes, mut last) = (Batch::default(), 0, None::<Value>);
-    let commit = |batch: Batch, last: &Value| -> Result<(), StoreError> {
-        let mut mark = Batch::default();
-        mark.insert(mark_key("after", name), last.clone());
-        pg.apply_batches(vec![(target, batch), (marks, mark)])?;
-        Ok(())
-    };
-    for kv in from.range_from(start) {
-        let (k, v) = kv?;
-        bytes += k.len() + v.len();
-        batch.insert(k.clone(), v);
-        last = Some(k);
-        copied += 1;
-        if copied % BATCH_ENTRIES as u64 == 0 || bytes >= BATCH_BYTES {
-            if let Some(last) = &last {
-                commit(std::mem::take(&mut batch), last)?;
+/// A tree's entries and its files, merged in key order.
+struct Entries<'a> {
+    store: &'a Store,
+    tree: std::iter::Peekable<crate::engine::Iter>,
+    files: std::iter::Peekable<std::vec::IntoIter<(Vec<u8>, Kind, String)>>,
+}
+
+impl Iterator for Entries<'_> {
+    type Item = Result<(Value, Value), StoreError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let file_first = match (self.tree.peek(), self.files.peek()) {
+            (_, None) | (Some(Err(_)), _) => false,
+            (None, Some(_)) => true,
+            (Some(Ok((k, _))), Some((f, _, _))) => f.as_slice() < k.as_ref(),
+        };
+        if !file_first {
+            return self.tree.next().map(|r| r.map_err(StoreError::from));
+        }
+        let (key, kind, file) = self.files.next()?;
+        Some(match self.store.files.read(kind, &file) {
+            Ok(Some(bytes)) => Ok((Value::from(key), Value::from(bytes))),
+            Ok(None) => Err(StoreError::Invalid(format!(
+                "file {file} vanished during the move"
+            ))),
+            Err(e) => Err(e.into()),
+        })
+    }
+}
+
+/// The target's keys below `bound` (all, without one): they are not the store's.
+fn remove_below(
+    there: &mut std::iter::Peekable<crate::engine::Iter>,
+    bound: Option<&[u8]>,
+    batch: &mut Batch,
+) -> Result<(), StoreError> {
+    loop {
+        match there.peek() {
+            Some(Ok((k, _))) if bound.is_none_or(|b| k.as_ref() < b) => {
+                batch.remove(k.clone());
+                there.next();
             }
-            bytes = 0;
-            progress(name, copied);
+            Some(Err(_)) => {
+                let e = there.next().and_then(Result::err);
+                return Err(e
+                    .unwrap_or_else(|| EngineError::Postgres("a read failed".into()))
+                    .into());
+            }
+            _ => return Ok(()),
         }
     }
-    if let Some(last) = &last {
-        commit(batch, last)?;
+}
+
+/// Brings `target` to `source`'s entries: both walked in key order, what is missing or
+/// different written and what is extra removed, in batches; `progress` hears the count.
+fn sync_tree(
+    pg: &Db,
+    source: impl Iterator<Item = Result<(Value, Value), StoreError>>,
+    target: &Tree,
+    name: &str,
+    progress: &mut impl FnMut(&str, u64),
+) -> Result<(), StoreError> {
+    let mut there = target.iter().peekable();
+    let (mut batch, mut bytes, mut seen) = (Batch::default(), 0, 0u64);
+    for entry in source {
+        let (k, v) = entry?;
+        remove_below(&mut there, Some(&k), &mut batch)?;
+        let same = match there.peek() {
+            Some(Ok((tk, tv))) if *tk == k => {
+                let same = *tv == v;
+                there.next();
+                same
+            }
+            _ => false,
+        };
+        if !same {
+            bytes += k.len() + v.len();
+            batch.insert(k, v);
+        }
+        seen += 1;
+        if batch.len() >= BATCH_ENTRIES || bytes >= BATCH_BYTES {
+            pg.apply_batches(vec![(target, std::mem::take(&mut batch))])?;
+            bytes = 0;
+        }
+        if seen % BATCH_ENTRIES as u64 == 0 {
+            progress(name, seen);
+        }
     }
-    progress(name, copied);
-    Ok(copied)
+    remove_below(&mut there, None, &mut batch)?;
+    if !batch.is_empty() {
+        pg.apply_batches(vec![(target, batch)])?;
+    }
+    progress(name, seen);
+    Ok(())
 }
 
 fn tally(tree: &Tree) -> Result<Tally, StoreError> {

@@ -1346,13 +1346,24 @@ fn moving_a_sled_store_into_postgres_copies_all_resumes_and_never_doubles() {
         s.move_to_postgres(&target, |tree, _| assert_ne!(tree, "raw", "stopped"))
     }));
     assert!(stopped.is_err());
+    // The store changes before the next run (a server ran on it meanwhile): that run
+    // copies what is new and removes from the copy what is gone.
+    let later = spool_to(&s, "acme", &[b"after the stop"]);
+    assert!(testing::lose_blob(&s, &small_hash).expect("gone"));
+    let refused = Store::open_postgres(&dir.with_extension("early"), &target)
+        .err()
+        .expect("a database with an unfinished move is not served");
+    assert!(
+        refused.to_string().contains("has not finished"),
+        "{refused}"
+    );
     let moved = s.move_to_postgres(&target, |_, _| {}).expect("resumed");
     assert!(moved.resumed);
     assert_eq!(
-        moved.entries[1], 2,
-        "both originals, the large one from its file"
+        moved.entries[1], 3,
+        "the originals, the large one from its file"
     );
-    assert_eq!(moved.entries[2], 2, "both files");
+    assert_eq!(moved.entries[2], 1, "the file left");
     let again = s.move_to_postgres(&target, |_, _| {}).expect_err("twice");
     assert!(again.to_string().contains("already"), "{again}");
 
@@ -1371,19 +1382,22 @@ fn moving_a_sled_store_into_postgres_copies_all_resumes_and_never_doubles() {
     let _ = std::fs::remove_dir_all(&moved_dir);
     let pg = Store::open_postgres(&moved_dir, &target).expect("open moved");
     assert!(pg.org("acme").expect("org").is_some());
-    assert_eq!(pg.pending_inbound().expect("pending"), ids);
+    assert_eq!(
+        pg.pending_inbound().expect("pending"),
+        [ids.clone(), later].concat()
+    );
     assert_eq!(
         pg.raw_message(ids[0]).expect("raw").as_deref(),
         Some(&b"small one"[..])
     );
     assert_eq!(pg.raw_message(ids[1]).expect("raw"), Some(large.clone()));
     assert_eq!(pg.blob(&hash).expect("blob"), Some(large));
-    assert_eq!(
-        pg.blob(&small_hash).expect("blob").as_deref(),
-        Some(&b"a small file"[..])
-    );
+    assert_eq!(pg.blob(&small_hash).expect("blob"), None);
     drop((s, other, pg));
-    for d in [dir, other_dir, moved_dir] {
+    // The sled store is not opened again by mistake.
+    let reopened = Store::open(&dir).err().expect("moved");
+    assert!(reopened.to_string().contains("already moved"), "{reopened}");
+    for d in [dir.with_extension("early"), dir, other_dir, moved_dir] {
         let _ = std::fs::remove_dir_all(d);
     }
 }

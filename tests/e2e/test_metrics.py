@@ -77,6 +77,17 @@ class Metrics(unittest.TestCase):
             self.assertGreaterEqual(value(found, "postdesk_database_pool_connections",
                                           state="max"), 1)
 
+    def test_a_proxy_not_trusted_hides_who_asks(self):
+        # A reverse proxy on this host, not named in trusted_proxies: every client would
+        # look like loopback, so forwarded requests are refused.
+        srv = Server().bootstrap()
+        self.addCleanup(srv.close)
+        srv.start()
+        self.assertEqual(scrape(srv)[0], 200)
+        for header in ("X-Forwarded-For", "X-Real-IP"):
+            self.assertEqual(scrape(srv, {header: "203.0.113.9"})[0], 403, header)
+        self.assertEqual(scrape(srv, {"Forwarded": "for=203.0.113.9"})[0], 403)
+
     def test_only_the_allowed_clients_read_it_also_behind_a_proxy(self):
         # Loopback is a trusted proxy here: what it forwards names the client.
         srv = Server(env={"POSTDESK_TRUSTED_PROXIES": "127.0.0.1",

@@ -4,6 +4,7 @@ every acknowledged message lands in a ticket once, every outbound mail reaches t
 (aiosmtpd, counting) once; the IMAP source and the outbox move to the surviving node; a
 database restart costs clients a 4xx, never a 250 for a message that was not stored."""
 
+import asyncio
 import collections
 import email
 import email.policy
@@ -21,7 +22,7 @@ from aiosmtpd.controller import Controller
 from prometheus_client.parser import text_string_to_metric_families
 
 from dovecot import Dovecot
-from harness import Server, free_port, mail, wait_for
+from harness import Browser, Server, free_port, mail, wait_for
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
                       "private-postgres")
@@ -49,9 +50,10 @@ class PrivatePostgres:
 
 
 class CountingRelay:
-    """An aiosmtpd relay that keeps every mail it takes."""
+    """An aiosmtpd relay that keeps every mail it takes, `delay` seconds each."""
 
-    def __init__(self):
+    def __init__(self, delay=0.0):
+        self.delay = delay
         self.port = free_port()
         self.received = []
         self.lock = threading.Lock()
@@ -59,6 +61,7 @@ class CountingRelay:
         self.controller.start()
 
     async def handle_DATA(self, server, session, envelope):
+        await asyncio.sleep(self.delay)
         with self.lock:
             self.received.append(envelope.content)
         return "250 2.0.0 Queued"
@@ -76,10 +79,10 @@ class CountingRelay:
 class Site:
     """Nodes on one database, sending through one relay; the first node set it up."""
 
-    def __init__(self, test, nodes=2, config=None):
+    def __init__(self, test, nodes=2, config=None, relay_delay=0.0):
         self.pg = PrivatePostgres()
         test.addCleanup(self.pg.close)
-        self.relay = CountingRelay()
+        self.relay = CountingRelay(relay_delay)
         test.addCleanup(self.relay.stop)
         env = {"POSTDESK_DATABASE_URL": self.pg.url,
                "POSTDESK_LOG": "info",
@@ -351,6 +354,46 @@ poll_secs = 1
                              "accepted")
         print(f"\nnodes: PostgreSQL restarted under 6 clients: answers {dict(answers)}; "
               f"all {len(log)} acknowledged messages stored once", flush=True)
+
+    def test_a_node_that_loses_the_outbox_mid_pass_sends_nothing_twice(self):
+        # A slow relay: the leader is in the middle of a long pass when its lock's
+        # session ends (a network cut, an administrator's pg_terminate_backend).
+        site = Site(self, relay_delay=0.3).start()
+        a, b = site.nodes
+        for i in range(16):
+            with smtplib.SMTP("127.0.0.1", a.smtp_port, timeout=30) as s:
+                s.send_message(mail(f"sender{i}@customer.test", "acme@acme.test",
+                                    f"Question {i}", "Hello."))
+        wait_for(lambda: len(site.relay.message_ids()) >= 2, timeout=60)
+        ended = subprocess.run(
+            ["psql", "-qAt", site.pg.url, "-c",
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory'"],
+            check=True, capture_output=True, text=True, timeout=30).stdout.strip()
+        self.assertGreaterEqual(int(ended), 1)
+        items = site.settled_outbox()
+        received = wait_for(lambda: (lambda ids: ids if len(ids) >= len(items) else None)(
+            site.relay.message_ids()), timeout=60)
+        time.sleep(1)  # a second sender would have sent its copy by now
+        received = site.relay.message_ids()
+        doubled = [m for m, n in collections.Counter(received).items() if n > 1]
+        self.assertEqual(doubled, [])
+        self.assertEqual(sorted(received), sorted(i["message_id"] for i in items))
+
+    def test_sign_in_quotas_are_spent_by_every_node_together(self):
+        site = Site(self).start()
+        # Eight link requests for one mailbox, to both nodes in turn: five an hour in all
+        # (each node alone would allow five).
+        for i in range(8):
+            b = Browser(site.nodes[i % 2])
+            _, _, page = b.get("/portal/acme")
+            status, _, _ = b.post("/portal/acme/link",
+                                  {"csrf": b.csrf(page), "email": "flood@customer.test"})
+            self.assertEqual(status, 200)
+        wait_for(lambda: len([i for i in site.outbox()
+                              if i["recipient"] == "flood@customer.test"]) >= 5)
+        time.sleep(2)  # what a sixth would need to be planned
+        links = [i for i in site.outbox() if i["recipient"] == "flood@customer.test"]
+        self.assertEqual(len(links), 5)
 
     def test_a_sled_store_moves_into_postgres_and_reads_the_same(self):
         pg = PrivatePostgres()

@@ -21,7 +21,19 @@ pub async fn healthz() -> Json<Value> {
 pub async fn metrics(
     State(state): State<AppState>,
     client: crate::client_ip::ClientIp,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: axum::http::HeaderMap,
 ) -> Result<axum::response::Response, ApiError> {
+    // A request a proxy forwarded, from a proxy not among trusted_proxies: its client is
+    // unknown (a proxy on this host would make everyone loopback).
+    let forwarded = ["forwarded", "x-forwarded-for", "x-real-ip"]
+        .iter()
+        .any(|h| headers.contains_key(*h));
+    if forwarded && !state.trusted_proxies.contains(peer.ip()) {
+        return Err(ApiError::Forbidden(
+            "metrics through a proxy need it in trusted_proxies".into(),
+        ));
+    }
     if !state.metrics_allow.contains(client.0) {
         return Err(ApiError::Forbidden(
             "metrics are for the addresses in metrics_allow".into(),

@@ -22,6 +22,7 @@ use postdesk_desk::policy;
 
 pub use client_ip::Networks;
 pub use error::ApiError;
+pub use limits::Limits;
 pub use passwords::hash_password;
 
 use axum::extract::State;

@@ -18,6 +18,9 @@ const PASSWORD_EVERY_PER_ACCOUNT: Duration = Duration::from_secs(60);
 /// Password attempts per client: enough for an office behind one address signing in.
 const PASSWORD_BURST_PER_CLIENT: u32 = 30;
 const PASSWORD_EVERY_PER_CLIENT: Duration = Duration::from_secs(3);
+/// Sign-in links per mailbox: five an hour (one every 12 minutes, five at once).
+const LINKS_PER_ADDRESS: u32 = 5;
+const LINK_EVERY_PER_ADDRESS: Duration = Duration::from_secs(12 * 60);
 /// Submitted addresses are keyed by at most this many characters, so a key costs little.
 const MAX_ACCOUNT_KEY: usize = 320;
 /// Keys whose quota is whole again are dropped every this many checks.
@@ -64,6 +67,9 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
 }
 
 pub struct Limits {
+    /// On a store several nodes share, the per-address quotas are the store's, spent
+    /// by every node together (an attacker spreading over the nodes gets no more).
+    shared: Option<postdesk_desk::Desk>,
     links_per_address: Keyed<String>,
     links_per_client: Keyed<IpAddr>,
     /// Guest tickets per client: a form anyone can post must not become a spam gun.
@@ -85,8 +91,10 @@ fn paced(every: Duration, at_once: u32) -> Quota {
 impl Default for Limits {
     fn default() -> Self {
         let hourly = |n: u32| Quota::per_hour(burst(n));
+        let links_per_address = paced(LINK_EVERY_PER_ADDRESS, LINKS_PER_ADDRESS);
         Limits {
-            links_per_address: Keyed::new(hourly(5)),
+            shared: None,
+            links_per_address: Keyed::new(links_per_address),
             links_per_client: Keyed::new(hourly(30)),
             guests_per_client: Keyed::new(hourly(20)),
             passwords_per_account: Keyed::new(paced(
@@ -102,12 +110,33 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The limits of a node: with a store several nodes share, the per-address quotas
+    /// are kept there.
+    pub fn for_desk(desk: &postdesk_desk::Desk) -> Limits {
+        Limits {
+            shared: desk.store_is_shared().then(|| desk.clone()),
+            ..Limits::default()
+        }
+    }
+
     /// Whether one more sign-in link may go to `address` asked by `client`; both quotas
     /// are spent.
-    pub fn allow_link(&self, address: &str, client: ClientIp) -> bool {
+    pub async fn allow_link(&self, address: &str, client: ClientIp) -> bool {
         let by_client = self.links_per_client.check(&client.key()).is_ok();
-        let by_address = self.links_per_address.check(&account_key(address)).is_ok();
-        by_client && by_address
+        let by_address = match &self.shared {
+            Some(desk) => {
+                shared(
+                    desk,
+                    "links",
+                    address,
+                    LINK_EVERY_PER_ADDRESS,
+                    LINKS_PER_ADDRESS,
+                )
+                .await
+            }
+            None => self.links_per_address.check(&account_key(address)),
+        };
+        by_client && by_address.is_ok()
     }
 
     /// Whether `client` may open one more guest ticket.
@@ -117,9 +146,42 @@ impl Limits {
 
     /// Whether `client` may try one more password for `address`. The client's quota is
     /// asked first, so one client cannot spend an account's quota faster than its own.
-    pub fn allow_password(&self, address: &str, client: ClientIp) -> Result<(), Wait> {
+    pub async fn allow_password(&self, address: &str, client: ClientIp) -> Result<(), Wait> {
         self.passwords_per_client.check(&client.key())?;
-        self.passwords_per_account.check(&account_key(address))
+        match &self.shared {
+            Some(desk) => {
+                shared(
+                    desk,
+                    "passwords",
+                    address,
+                    PASSWORD_EVERY_PER_ACCOUNT,
+                    PASSWORD_BURST_PER_ACCOUNT,
+                )
+                .await
+            }
+            None => self.passwords_per_account.check(&account_key(address)),
+        }
+    }
+}
+
+/// Spends a quota of the shared store; a store that cannot be asked refuses (for a
+/// second: the caller answers as for a spent quota).
+async fn shared(
+    desk: &postdesk_desk::Desk,
+    kind: &'static str,
+    address: &str,
+    every: Duration,
+    burst: u32,
+) -> Result<(), Wait> {
+    match desk
+        .spend_quota(kind, account_key(address), every, burst)
+        .await
+    {
+        Ok(spent) => spent.map_err(Wait),
+        Err(e) => {
+            tracing::error!(error = %e, kind, "shared sign-in quota unavailable; refused");
+            Err(Wait(Duration::from_secs(1)))
+        }
     }
 }
 
@@ -138,47 +200,54 @@ mod tests {
         ClientIp(s.parse().expect("test address"))
     }
 
-    #[test]
-    fn password_attempts_stop_per_account_whoever_asks() {
+    #[tokio::test]
+    async fn password_attempts_stop_per_account_whoever_asks() {
         let limits = Limits::default();
         for i in 0..PASSWORD_BURST_PER_ACCOUNT {
             let from = client(&format!("192.0.2.{i}"));
-            assert!(limits.allow_password("Ann@X.test", from).is_ok());
+            assert!(limits.allow_password("Ann@X.test", from).await.is_ok());
         }
         let wait = limits
             .allow_password("ann@x.test ", client("198.51.100.1"))
+            .await
             .expect_err("the account's quota is spent");
         assert!(wait.seconds() >= 1 && wait.seconds() <= 60, "{wait:?}");
         // Another address is untouched.
         assert!(limits
             .allow_password("bob@x.test", client("198.51.100.1"))
+            .await
             .is_ok());
     }
 
-    #[test]
-    fn links_to_one_mailbox_share_a_quota_whatever_its_tag() {
+    #[tokio::test]
+    async fn links_to_one_mailbox_share_a_quota_whatever_its_tag() {
         let limits = Limits::default();
         let mut sent = 0;
         for i in 0..12 {
             let from = client(&format!("192.0.2.{i}"));
-            sent += usize::from(limits.allow_link(&format!("Bob+{i}@c.test"), from));
-            sent += usize::from(limits.allow_link("bob@c.test.", from));
+            sent += usize::from(limits.allow_link(&format!("Bob+{i}@c.test"), from).await);
+            sent += usize::from(limits.allow_link("bob@c.test.", from).await);
         }
         assert_eq!(sent, 5, "five links an hour to one mailbox");
     }
 
-    #[test]
-    fn password_attempts_stop_per_client_and_per_64() {
+    #[tokio::test]
+    async fn password_attempts_stop_per_client_and_per_64() {
         let limits = Limits::default();
         for i in 0..PASSWORD_BURST_PER_CLIENT {
             let from = client(&format!("2001:db8:0:1::{i:x}"));
-            assert!(limits.allow_password(&format!("u{i}@x.test"), from).is_ok());
+            assert!(limits
+                .allow_password(&format!("u{i}@x.test"), from)
+                .await
+                .is_ok());
         }
         assert!(limits
             .allow_password("new@x.test", client("2001:db8:0:1:ffff::1"))
+            .await
             .is_err());
         assert!(limits
             .allow_password("new@x.test", client("2001:db8:0:2::1"))
+            .await
             .is_ok());
     }
 

@@ -7,7 +7,9 @@ use super::connect::{timed, ImapSession};
 use crate::admission::{admit, Admission, Limits};
 use crate::{GatewayError, SpoolHandle};
 use futures_util::TryStreamExt;
-use postdesk_store::{Delivery, Envelope, FollowUp, MailboxOrigin, RefusedDelivery, Source, Store};
+use postdesk_store::{
+    Delivery, Envelope, FollowUp, Leadership, MailboxOrigin, RefusedDelivery, Source, Store,
+};
 use std::collections::BTreeMap;
 
 /// Messages fetched and committed together; bounded in count and bytes so one source
@@ -23,6 +25,9 @@ pub(super) struct Importer<'a> {
     pub spool: &'a SpoolHandle,
     pub max_message_size: usize,
     pub max_line_length: usize,
+    /// This node's lead of the source: asked before each chunk, so a node that lost it
+    /// stops before the node that took over reads the same messages.
+    pub lead: &'a Leadership,
 }
 
 impl Importer<'_> {
@@ -67,6 +72,9 @@ impl Importer<'_> {
             if !chunk.is_empty()
                 && (chunk.len() >= CHUNK_MESSAGES || (fits && chunk_bytes + size > CHUNK_BYTES))
             {
+                if !self.lead.still_held() {
+                    return Err(super::source::lost_lead());
+                }
                 committed += self.import_chunk(session, uidvalidity, &chunk).await?;
                 chunk.clear();
                 chunk_bytes = 0;
@@ -77,6 +85,9 @@ impl Importer<'_> {
             chunk.push((uid, size));
         }
         if !chunk.is_empty() {
+            if !self.lead.still_held() {
+                return Err(super::source::lost_lead());
+            }
             committed += self.import_chunk(session, uidvalidity, &chunk).await?;
         }
         Ok(committed)

@@ -39,6 +39,9 @@ pub async fn run_source(
         // Of nodes sharing a store, one reads the mailbox; the others wait to take over
         // (and leave the status to the one that reads).
         if !lead.as_ref().is_some_and(Leadership::still_held) {
+            if lead.take().is_some() {
+                postdesk_desk::metrics::metrics().job(&format!("imap/{name}"), false);
+            }
             lead = gateway.store.lead(&format!("imap/{name}")).unwrap_or_else(|e| {
                 tracing::error!(source = %name, error = %e, "cannot ask who reads the mailbox; retrying");
                 None
@@ -125,6 +128,7 @@ async fn connected(
         spool: &gateway.spool,
         max_message_size: gateway.config.max_message_size,
         max_line_length: gateway.config.max_line_length,
+        lead,
     };
     loop {
         if !lead.still_held() {
@@ -186,7 +190,7 @@ async fn lost(lead: &Leadership) {
     }
 }
 
-fn lost_lead() -> GatewayError {
+pub(super) fn lost_lead() -> GatewayError {
     GatewayError::Imap("this node lost the lead of the mailbox (its database session ended)".into())
 }
 

@@ -3,7 +3,7 @@
 
 mod postgres;
 
-pub(crate) use self::postgres::{create_schema, migrate, Pg, PgLease, SCHEMA_VERSION};
+pub(crate) use self::postgres::{create_schema, describe, migrate, Pg, PgLease, SCHEMA_VERSION};
 use std::ops::{Bound, RangeBounds};
 
 /// A stored key or value: a cheap, shareable byte string.
@@ -30,6 +30,12 @@ impl Batch {
     }
     pub(crate) fn remove(&mut self, k: impl Into<Value>) {
         self.writes.push((k.into(), None));
+    }
+    pub(crate) fn len(&self) -> usize {
+        self.writes.len()
+    }
+    pub(crate) fn is_empty(&self) -> bool {
+        self.writes.is_empty()
     }
 }
 
@@ -305,11 +311,6 @@ impl Tree {
         self.range_bounds(bounds)
     }
 
-    /// The pairs from `start` on.
-    pub(crate) fn range_from(&self, start: Bound<Value>) -> Iter {
-        self.range_bounds((start, Bound::Unbounded))
-    }
-
     fn range_bounds(&self, bounds: Bounds) -> Iter {
         match self {
             Tree::Sled(t) => Iter::Sled(t.range(bounds)),
@@ -432,5 +433,84 @@ impl Iter {
     }
     pub(crate) fn values(self) -> impl DoubleEndedIterator<Item = Result<Value, EngineError>> {
         self.map(|r| r.map(|(_, v)| v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scratch::scratch_store;
+
+    fn keys(iter: impl Iterator<Item = Result<(Value, Value), EngineError>>) -> Vec<Vec<u8>> {
+        iter.map(|r| r.expect("read").0.to_vec()).collect()
+    }
+
+    /// One contract for both engines (the PostgreSQL pass runs this on its tables):
+    /// order, both ends, bounds, prefixes, counts, pages of small and of large values.
+    #[test]
+    fn walks_agree_with_a_sorted_map_from_either_end() {
+        let (s, _dir) = scratch_store("engine-walks");
+        let mut want = std::collections::BTreeMap::new();
+        for i in 0..1200u32 {
+            let k = format!("p{}/{i:05}", i % 3).into_bytes();
+            s.state
+                .insert(&k, i.to_be_bytes().to_vec())
+                .expect("insert");
+            want.insert(k, i.to_be_bytes().to_vec());
+        }
+        let all: Vec<Vec<u8>> = want.keys().cloned().collect();
+        assert_eq!(keys(s.state.scan_prefix("p")), all);
+        let mut back = all.clone();
+        back.reverse();
+        assert_eq!(keys(s.state.scan_prefix("p").rev()), back);
+        // Both ends at once: every key once.
+        let mut it = s.state.scan_prefix("p");
+        let mut seen = Vec::new();
+        for n in 0.. {
+            let next = if n % 3 == 0 {
+                it.next_back()
+            } else {
+                it.next()
+            };
+            match next {
+                Some(r) => seen.push(r.expect("read").0.to_vec()),
+                None => break,
+            }
+        }
+        seen.sort();
+        assert_eq!(seen, all);
+        let p1: Vec<Vec<u8>> = all
+            .iter()
+            .filter(|k| k.starts_with(b"p1/"))
+            .cloned()
+            .collect();
+        assert_eq!(keys(s.state.scan_prefix("p1/")), p1);
+        assert_eq!(s.state.count_prefix("p1/").expect("count"), p1.len() as u64);
+        let (lo, hi) = (b"p0/00300".to_vec(), b"p2/00005".to_vec());
+        let ranged: Vec<Vec<u8>> = all
+            .iter()
+            .filter(|k| **k >= lo && **k < hi)
+            .cloned()
+            .collect();
+        assert_eq!(keys(s.state.range(lo.clone()..hi.clone())), ranged);
+        assert_eq!(keys(s.state.range(lo..=hi.clone())).last(), Some(&hi));
+
+        // Large values: pages bounded by bytes, still every key once, in order.
+        let mut big = Vec::new();
+        for i in 0..12u64 {
+            let v = vec![i as u8; (i as usize % 4) * 1_500_000 + 10];
+            s.raw.insert(i.to_be_bytes(), v.clone()).expect("insert");
+            big.push((i.to_be_bytes().to_vec(), v));
+        }
+        let got: Vec<(Vec<u8>, Vec<u8>)> = s
+            .raw
+            .iter()
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).expect("read"))
+            .collect();
+        assert_eq!(got, big);
+        let back: Vec<Vec<u8>> = keys(s.raw.iter().rev());
+        let mut want_back: Vec<Vec<u8>> = big.iter().map(|(k, _)| k.clone()).collect();
+        want_back.reverse();
+        assert_eq!(back, want_back);
     }
 }

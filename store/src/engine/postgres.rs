@@ -49,9 +49,12 @@ fn let_go(c: Object, bytes: usize) {
     }
 }
 
-/// Rows fetched per page when iterating; values of the mail trees can be megabytes.
+/// Rows fetched per page when iterating. Values of the mail trees can be megabytes: their
+/// pages hold up to PAGE_LARGE_KEYS rows within PAGE_BYTES (or one row, however large).
 const PAGE_SMALL: i64 = 512;
 const PAGE_LARGE: i64 = 8;
+const PAGE_LARGE_KEYS: i64 = 64;
+const PAGE_BYTES: usize = 8 << 20;
 
 /// A connection pool to one PostgreSQL database.
 #[derive(Clone)]
@@ -112,7 +115,17 @@ fn parse_url(url: &str) -> Result<tokio_postgres::Config, EngineError> {
     let mut config: tokio_postgres::Config = url
         .parse()
         .map_err(|e| EngineError::Postgres(format!("database_url is not a PostgreSQL URL: {e}")))?;
+    // A password kept out of the URL (and so out of `ps` and shell history) comes from the
+    // environment, as for psql.
+    if config.get_password().is_none() {
+        if let Ok(password) = std::env::var("PGPASSWORD") {
+            config.password(password);
+        }
+    }
     config.application_name("postdesk");
+    // A peer gone without a word (a network cut) is noticed within about a minute.
+    config.keepalives(true);
+    config.keepalives_idle(std::time::Duration::from_secs(30));
     Ok(config)
 }
 
@@ -134,6 +147,29 @@ fn wait<F: Future>(rt: &tokio::runtime::Runtime, f: F) -> F::Output {
         // Outside any runtime, or on a current-thread runtime's blocking pool.
         _ => rt.block_on(f),
     }
+}
+
+/// The database a URL names, for people to read: user, hosts, ports and database, never a
+/// password (wherever the URL keeps it).
+pub(crate) fn describe(url: &str) -> String {
+    let Ok(config) = url.parse::<tokio_postgres::Config>() else {
+        return "a database URL that is not a PostgreSQL URL".into();
+    };
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .zip(config.get_ports().iter().chain(std::iter::repeat(&5432)))
+        .map(|(h, port)| match h {
+            tokio_postgres::config::Host::Tcp(h) => format!("{h}:{port}"),
+            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+        })
+        .collect();
+    format!(
+        "postgres://{}@{}/{}",
+        config.get_user().unwrap_or(""),
+        hosts.join(","),
+        config.get_dbname().unwrap_or("")
+    )
 }
 
 /// Brings the database at `url` to [`SCHEMA_VERSION`]; the versions it applied. Refuses a
@@ -356,6 +392,11 @@ impl Pg {
             tokio::spawn(connection);
             let key = "hashtextextended(current_schema() || ':' || $1, 0)";
             let held = if wait_for_it {
+                // Not for ever: a holder that hangs makes the waiter fail, not pile up.
+                client
+                    .batch_execute("SET lock_timeout = '60s'")
+                    .await
+                    .map_err(pg_error)?;
                 client
                     .execute(&format!("SELECT pg_advisory_lock({key})"), &[&name])
                     .await
@@ -370,7 +411,8 @@ impl Pg {
             };
             Ok(held.then(|| PgLease {
                 client,
-                _pg: self.clone(),
+                answered: Mutex::new(std::time::Instant::now()),
+                pg: self.clone(),
             }))
         })
     }
@@ -465,13 +507,39 @@ async fn write_all(
 /// dropped, or by the server when the process dies.
 pub(crate) struct PgLease {
     client: tokio_postgres::Client,
+    /// When the session last answered: a connection a network dropped silently looks
+    /// open, while the server may have ended the session and given the lock to another.
+    answered: Mutex<std::time::Instant>,
     /// The runtime that drives the connection lives as long as the lock.
-    _pg: Pg,
+    pg: Pg,
 }
 
+/// How often a held lock's session is asked whether it is still there.
+const LEASE_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl PgLease {
+    /// Whether the lock is still this session's: its connection is open, and the session
+    /// answered within the last [`LEASE_CHECK`] (asked now if not).
     pub(crate) fn held(&self) -> bool {
-        !self.client.is_closed()
+        if self.client.is_closed() {
+            return false;
+        }
+        let mut answered = self
+            .answered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if answered.elapsed() < LEASE_CHECK {
+            return true;
+        }
+        let alive = wait(self.pg.rt(), async {
+            tokio::time::timeout(LEASE_CHECK, self.client.simple_query("SELECT 1"))
+                .await
+                .is_ok_and(|r| r.is_ok())
+        });
+        if alive {
+            *answered = std::time::Instant::now();
+        }
+        alive
     }
 }
 
@@ -746,8 +814,10 @@ pub(crate) struct PgIter {
 
 impl PgIter {
     /// Fetches the next page from the low end (`ascending`) or the high end.
-    fn fetch(&mut self, ascending: bool) -> Result<Vec<(Value, Value)>, EngineError> {
-        let mut sql = String::from("SELECT k, v FROM postdesk_kv WHERE tree = $1");
+    /// The next page from the low end (`ascending`) or the high end, and whether the range
+    /// is exhausted on that side.
+    fn fetch(&mut self, ascending: bool) -> Result<(Vec<(Value, Value)>, bool), EngineError> {
+        let mut conditions = String::from("tree = $1");
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&self.tree.id];
         let (lo, hi) = (bound_bytes(&self.lo), bound_bytes(&self.hi));
         for (bound, below) in [(&self.lo, false), (&self.hi, true)] {
@@ -759,28 +829,60 @@ impl PgIter {
                 (Bound::Unbounded, _) => continue,
             };
             params.push(if below { &hi } else { &lo });
-            sql.push_str(&format!(" AND k {op} ${}", params.len()));
+            conditions.push_str(&format!(" AND k {op} ${}", params.len()));
         }
-        sql.push_str(if ascending {
-            " ORDER BY k ASC"
-        } else {
-            " ORDER BY k DESC"
-        });
-        sql.push_str(&format!(" LIMIT {}", self.tree.page));
+        let order = if ascending { "ASC" } else { "DESC" };
+        let (page, tree) = (self.tree.page, self.tree.id);
         self.tree.pg.run(|c| async move {
+            let pairs = |rows: &[tokio_postgres::Row]| -> Vec<(Value, Value)> {
+                rows.iter()
+                    .map(|r| {
+                        (
+                            Value::from(r.get::<_, &[u8]>(0)),
+                            Value::from(r.get::<_, &[u8]>(1)),
+                        )
+                    })
+                    .collect()
+            };
+            if page != PAGE_LARGE {
+                let sql = format!(
+                    "SELECT k, v FROM postdesk_kv WHERE {conditions} ORDER BY k {order} LIMIT {page}"
+                );
+                let stmt = c.prepare_cached(&sql).await.map_err(pg_error)?;
+                let rows = c.query(&stmt, &params).await.map_err(pg_error)?;
+                let got = pairs(&rows);
+                let exhausted = (got.len() as i64) < page;
+                return Ok((got, exhausted));
+            }
+            // Mail trees: values up to a message's size. The sizes first, then as many
+            // values as fit in PAGE_BYTES (at least one).
+            let sql = format!(
+                "SELECT k, length(v) FROM postdesk_kv WHERE {conditions} \
+                 ORDER BY k {order} LIMIT {PAGE_LARGE_KEYS}"
+            );
             let stmt = c.prepare_cached(&sql).await.map_err(pg_error)?;
-            let rows = c.query(&stmt, &params).await.map_err(pg_error)?;
-            let pairs: Vec<(Value, Value)> = rows
-                .iter()
-                .map(|r| {
-                    (
-                        Value::from(r.get::<_, &[u8]>(0)),
-                        Value::from(r.get::<_, &[u8]>(1)),
-                    )
-                })
-                .collect();
-            let_go(c, pairs.iter().map(|(k, v)| k.len() + v.len()).sum());
-            Ok(pairs)
+            let sizes = c.query(&stmt, &params).await.map_err(pg_error)?;
+            let (mut keys, mut bytes) = (Vec::new(), 0usize);
+            for r in &sizes {
+                let size = usize::try_from(r.get::<_, i32>(1)).unwrap_or(0);
+                if !keys.is_empty() && bytes + size > PAGE_BYTES {
+                    break;
+                }
+                bytes += size;
+                keys.push(r.get::<_, &[u8]>(0));
+            }
+            let exhausted = (sizes.len() as i64) < PAGE_LARGE_KEYS && keys.len() == sizes.len();
+            let sql = format!(
+                "SELECT k, v FROM postdesk_kv WHERE tree = $1 AND k = ANY($2) ORDER BY k {order}"
+            );
+            let stmt = c.prepare_cached(&sql).await.map_err(pg_error)?;
+            let rows = c
+                .query(&stmt, &[&tree, &keys])
+                .await
+                .map_err(pg_error)?;
+            let got = pairs(&rows);
+            let_go(c, bytes);
+            Ok((got, exhausted))
         })
     }
 
@@ -799,8 +901,8 @@ impl PgIter {
                     self.failed = true;
                     return Some(Err(e));
                 }
-                Ok(rows) => {
-                    let full = rows.len() as i64 == self.tree.page;
+                Ok((rows, exhausted)) => {
+                    let full = !exhausted;
                     if let Some((last, _)) = rows.last() {
                         let edge = Bound::Excluded(last.clone());
                         if ascending {

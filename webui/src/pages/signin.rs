@@ -85,7 +85,7 @@ pub async fn email_link(
         return forged();
     }
     let email = f.email.trim().to_ascii_lowercase();
-    if state.limits.allow_link(&email, client) {
+    if state.limits.allow_link(&email, client).await {
         let (desk, base) = (state.desk.clone(), state.public_url.clone());
         super::after_answer("staff sign-in link not sent", async move {
             desk.mail_staff_link(email, String::new(), LINK_HOURS, base)
@@ -144,7 +144,7 @@ pub async fn with_password(
         );
     }
     let email = c.email.trim().to_ascii_lowercase();
-    if let Err(wait) = state.limits.allow_password(&email, client) {
+    if let Err(wait) = state.limits.allow_password(&email, client).await {
         tracing::warn!(email = %email, client = %client, "password sign-in throttled");
         let minutes = wait.seconds().div_ceil(60);
         let error = format!(

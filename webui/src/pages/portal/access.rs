@@ -47,7 +47,7 @@ pub async fn request_link(
         "If this address can use the portal, a sign-in link is on its way. It works for 12 hours.";
     if !org.allows_sender(Some(&email)) {
         tracing::info!(org = %slug, "portal link refused: domain not on the whitelist");
-    } else if !state.limits.allow_link(&email, client) {
+    } else if !state.limits.allow_link(&email, client).await {
         tracing::warn!(org = %slug, client = %client, "portal link request rate limited");
     } else {
         let (desk, mail_org, base) = (state.desk.clone(), org.clone(), state.public_url.clone());
