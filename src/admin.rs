@@ -170,7 +170,7 @@ pub(crate) fn migrate_store(data: &Path, config: &Config, to: &str) -> Result<()
         .map_err(|e| anyhow::anyhow!("the move stopped: {e}"))?;
     let [state, raw, blobs] = moved.entries;
     println!(
-        "moved{} in {:.1} s: {state} records, {raw} original messages, {blobs} files;          counted and hashed on both sides",
+        "moved{} in {:.1} s: {state} records, {raw} original messages, {blobs} files; counted and hashed on both sides",
         if moved.resumed { " (resumed)" } else { "" },
         started.elapsed().as_secs_f64()
     );

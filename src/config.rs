@@ -277,6 +277,13 @@ impl Config {
         {
             bail!("database_url must be a postgres:// URL (or empty for sled in the data folder)");
         }
+        let before_query = self.database_url.split('?').next().unwrap_or_default();
+        if before_query.matches('@').count() > 1 {
+            bail!(
+                "database_url has more than one @: write an @ in the password as %40 (or give \
+                 the password in PGPASSWORD)"
+            );
+        }
         if !(1..=60).contains(&self.monitor_interval_secs) {
             bail!(
                 "monitor_interval_secs must be from 1 to 60, not {}",

@@ -54,9 +54,11 @@ impl Desk {
             self.store.forget_sent_before(now - Duration::days(1))?;
             self.store.set_retention_day("sent", today)?;
         }
-        // Sign-in quotas kept in the store (several nodes) that are whole again.
+        // Sign-in quotas kept in the store (several nodes) that are whole again, and
+        // claims of nodes that died or of mail deleted meanwhile.
         if due("rates")? {
             self.store.sweep_rates()?;
+            self.store.sweep_claims()?;
             self.store.set_retention_day("rates", today)?;
         }
         Ok(())

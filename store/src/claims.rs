@@ -80,6 +80,22 @@ impl Store {
             .map_err(StoreError::from)
     }
 
+    /// Forgets the claims whose lease ran out (their node died, or what they claimed was
+    /// deleted meanwhile); how many.
+    pub fn sweep_claims(&self) -> Result<u64, StoreError> {
+        let now = now_secs();
+        let mut batch = crate::engine::Batch::default();
+        for kv in self.state.scan_prefix("claim/") {
+            let (k, v) = kv?;
+            if decode::<Claim>(&v).map_or(true, |c| c.until <= now) {
+                batch.remove(k);
+            }
+        }
+        let n = batch.len() as u64;
+        self.state.apply_batch(batch)?;
+        Ok(n)
+    }
+
     /// This node's name among those sharing the store (its data folder's `node-id`).
     pub fn node(&self) -> &str {
         &self.node

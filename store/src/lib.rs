@@ -125,6 +125,10 @@ pub struct Store {
     /// This node's name among those sharing a PostgreSQL store (`node-id` in its data
     /// folder); "local" with sled.
     node: std::sync::Arc<str>,
+    /// On PostgreSQL, the lock that says this node's name is in use: two nodes given one
+    /// data folder's name (a copied folder, a shared volume) would take each other's
+    /// claims for their own.
+    _node_lock: std::sync::Arc<Option<engine::PgLease>>,
 }
 
 impl Store {
@@ -174,6 +178,10 @@ impl Store {
         } else {
             "local".into()
         };
+        let node_lock = match &db {
+            engine::Db::Pg(pg) => Some(node_lock(pg, &node, dir)?),
+            engine::Db::Sled(_) => None,
+        };
         let store = Store {
             state: db.open_tree("state")?,
             raw: db.open_tree("raw")?,
@@ -190,6 +198,7 @@ impl Store {
             erasure_key: Default::default(),
             exclusive: Default::default(),
             node,
+            _node_lock: std::sync::Arc::new(node_lock),
         };
         store.ensure_recency_index()?;
         store.ensure_link_index()?;
@@ -263,6 +272,22 @@ impl Store {
     pub fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.state.scan_prefix("org/").next().is_none())
     }
+}
+
+/// The lock on node `node`'s name. The session of a process that just ended (a restart)
+/// may hold it for a moment yet: asked again for a few seconds.
+fn node_lock(pg: &engine::Pg, node: &str, dir: &Path) -> Result<engine::PgLease, StoreError> {
+    for _ in 0..50 {
+        if let Some(lease) = pg.try_lock(&format!("node/{node}"), false)? {
+            return Ok(lease);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Err(StoreError::Invalid(format!(
+        "another node runs with this node's name ({node}, in {}): give each node a data \
+         folder of its own",
+        dir.join("node-id").display()
+    )))
 }
 
 /// The name of the node whose data folder is `dir`, made once: it outlives restarts, so a

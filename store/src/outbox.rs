@@ -351,6 +351,10 @@ impl Store {
         item.next_attempt_at = None;
         item.last_error = Some(reason.to_string());
         self.state.insert(k, encode(&item)?)?;
+        // It goes again as a new attempt: any node that sends the outbox may take it.
+        if self.is_shared() {
+            self.state.remove(crate::claims::outbound_claim_key(key))?;
+        }
         Ok(true)
     }
 

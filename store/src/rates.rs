@@ -1,17 +1,29 @@
 //! Rate limits that every node sharing a store spends together (sign-in attempts per
 //! account, sign-in links per mailbox): a GCRA's theoretical arrival time per key, kept in
-//! the store; the keys are hashed (they are addresses strangers submit).
+//! the store; the keys are keyed hashes (they are addresses strangers submit), and those
+//! whose quota is whole again are swept by retention.
 
 use crate::codec::read_u64;
 use crate::{Store, StoreError};
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-fn rate_key(kind: &str, key: &str) -> Vec<u8> {
-    let digest = Sha256::digest(key.as_bytes());
-    let mut k = format!("rate/{kind}/").into_bytes();
-    k.extend_from_slice(&digest[..16]);
-    k
+/// Quotas forgotten per sweep batch: a flood of addresses is swept in bounded steps.
+const SWEEP_BATCH: usize = 10_000;
+
+impl Store {
+    /// The key of `kind`'s quota for `key`: an HMAC under a secret of the store, so the
+    /// table names no address, nor a hash anyone could compute from one.
+    fn rate_key(&self, kind: &str, key: &str) -> Result<Vec<u8>, StoreError> {
+        let secret = self.secret("rates")?;
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&secret)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        mac.update(key.as_bytes());
+        let mut k = format!("rate/{kind}/").into_bytes();
+        k.extend_from_slice(&mac.finalize().into_bytes()[..16]);
+        Ok(k)
+    }
 }
 
 fn now_nanos() -> u64 {
@@ -30,7 +42,7 @@ impl Store {
         every: Duration,
         burst: u32,
     ) -> Result<Result<(), Duration>, StoreError> {
-        let k = rate_key(kind, key);
+        let k = self.rate_key(kind, key)?;
         let now = now_nanos();
         let t = u64::try_from(every.as_nanos()).unwrap_or(u64::MAX);
         let tolerance = t.saturating_mul(u64::from(burst.max(1) - 1));
@@ -47,20 +59,24 @@ impl Store {
             .map_err(StoreError::from)
     }
 
-    /// Forgets the quotas that are whole again (their time has passed); how many.
+    /// Forgets the quotas that are whole again (their time has passed), in bounded
+    /// batches; how many.
     pub fn sweep_rates(&self) -> Result<u64, StoreError> {
         let now = now_nanos();
+        let mut total = 0;
         let mut batch = crate::engine::Batch::default();
-        let mut n = 0;
         for kv in self.state.scan_prefix("rate/") {
             let (k, v) = kv?;
             if read_u64(&v).is_none_or(|tat| tat <= now) {
                 batch.remove(k);
-                n += 1;
+                total += 1;
+                if batch.len() >= SWEEP_BATCH {
+                    self.state.apply_batch(std::mem::take(&mut batch))?;
+                }
             }
         }
         self.state.apply_batch(batch)?;
-        Ok(n)
+        Ok(total)
     }
 }
 

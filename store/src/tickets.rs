@@ -478,18 +478,25 @@ impl Store {
         visible: impl Fn(&Ticket) -> bool,
     ) -> Result<Vec<Ticket>, StoreError> {
         let mut out = Vec::new();
-        for k in self.state.scan_prefix("tupd/").keys().rev() {
-            if out.len() >= limit {
+        let mut index = self.state.scan_prefix("tupd/").keys().rev();
+        // Tickets are read a group at a time (on PostgreSQL one statement each group):
+        // as many as are still wanted, at least 16, at most 256.
+        while out.len() < limit {
+            let want = (limit - out.len()).clamp(16, 256);
+            let mut keys = Vec::with_capacity(want);
+            for k in index.by_ref().take(want) {
+                let n = key_num(&k?).ok_or_else(|| StoreError::Corrupt("tupd key".into()))?;
+                keys.push(crate::engine::Value::from(num_key("ticket/", n)));
+            }
+            if keys.is_empty() {
                 break;
             }
-            let n = key_num(&k?).ok_or_else(|| StoreError::Corrupt("tupd key".into()))?;
-            let Some(t) = self.ticket(n)? else {
-                continue;
-            };
-            if !filter.matches(&t) || !visible(&t) {
-                continue;
+            for v in self.state.get_many(&keys)?.into_iter().flatten() {
+                let t: Ticket = decode(&v)?;
+                if out.len() < limit && filter.matches(&t) && visible(&t) {
+                    out.push(t);
+                }
             }
-            out.push(t);
         }
         Ok(out)
     }

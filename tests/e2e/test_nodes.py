@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dovecot import Dovecot
 from harness import Browser, Server, free_port, mail, wait_for
+from test_imap import ticket_entries
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
                       "private-postgres")
@@ -132,15 +133,6 @@ def scrape(srv):
 def whole_log(srv):
     with open(os.path.join(srv.dir, "server.log"), "rb") as f:
         return f.read().decode("utf-8", "replace")
-
-
-def ticket_entries(srv):
-    """How many ticket events each Message-ID has, over all tickets."""
-    seen = collections.Counter()
-    for t in srv.tickets("?limit=100000"):
-        for e in srv.ticket(t["number"])["events"]:
-            seen[e["message_id"]] += 1
-    return seen
 
 
 def deliver(nodes, first, message, log):

@@ -123,6 +123,10 @@ impl Limits {
     /// are spent.
     pub async fn allow_link(&self, address: &str, client: ClientIp) -> bool {
         let by_client = self.links_per_client.check(&client.key()).is_ok();
+        if !by_client && self.shared.is_some() {
+            // Refused already: no write to the shared store for a stranger's address.
+            return false;
+        }
         let by_address = match &self.shared {
             Some(desk) => {
                 shared(

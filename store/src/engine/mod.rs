@@ -127,6 +127,14 @@ impl Db {
         }
     }
 
+    /// Gathers the database's planner statistics now (PostgreSQL; nothing on sled).
+    pub(crate) fn analyze(&self) -> Result<(), EngineError> {
+        match self {
+            Db::Sled(_) => Ok(()),
+            Db::Pg(pg) => pg.analyze(),
+        }
+    }
+
     pub(crate) fn is_postgres(&self) -> bool {
         matches!(self, Db::Pg(_))
     }
@@ -179,6 +187,14 @@ impl Tree {
         match self {
             Tree::Sled(t) => Ok(t.get(k)?),
             Tree::Pg(t) => t.get(k.as_ref()),
+        }
+    }
+
+    /// The values of `keys`, in their order (PostgreSQL: one statement for all).
+    pub(crate) fn get_many(&self, keys: &[Value]) -> Result<Vec<Option<Value>>, EngineError> {
+        match self {
+            Tree::Sled(t) => keys.iter().map(|k| Ok(t.get(k)?)).collect(),
+            Tree::Pg(t) => t.get_many(keys),
         }
     }
 

@@ -123,6 +123,10 @@ fn parse_url(url: &str) -> Result<tokio_postgres::Config, EngineError> {
         }
     }
     config.application_name("postdesk");
+    // An unreachable host fails a connection in seconds, not after TCP's retries.
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(std::time::Duration::from_secs(10));
+    }
     // A peer gone without a word (a network cut) is noticed within about a minute.
     config.keepalives(true);
     config.keepalives_idle(std::time::Duration::from_secs(30));
@@ -160,6 +164,8 @@ pub(crate) fn describe(url: &str) -> String {
         .iter()
         .zip(config.get_ports().iter().chain(std::iter::repeat(&5432)))
         .map(|(h, port)| match h {
+            // Part of a password with an unescaped @ would read as the host.
+            tokio_postgres::config::Host::Tcp(h) if h.contains('@') => "***".into(),
             tokio_postgres::config::Host::Tcp(h) => format!("{h}:{port}"),
             tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
         })
@@ -409,10 +415,28 @@ impl Pg {
                     .map_err(pg_error)?
                     .get(0)
             };
-            Ok(held.then(|| PgLease {
-                client,
-                answered: Mutex::new(std::time::Instant::now()),
-                pg: self.clone(),
+            Ok(held.then(|| {
+                let client = Arc::new(client);
+                let answering = Arc::new(std::sync::atomic::AtomicBool::new(true));
+                let (c, a) = (client.clone(), answering.clone());
+                let watch = tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(LEASE_CHECK).await;
+                        let ok = tokio::time::timeout(LEASE_CHECK, c.simple_query("SELECT 1"))
+                            .await
+                            .is_ok_and(|r| r.is_ok());
+                        if !ok {
+                            a.store(false, std::sync::atomic::Ordering::Relaxed);
+                            return;
+                        }
+                    }
+                });
+                PgLease {
+                    client,
+                    answering,
+                    watch,
+                    _pg: self.clone(),
+                }
             }))
         })
     }
@@ -421,6 +445,16 @@ impl Pg {
     pub(crate) fn pool_use(&self) -> (usize, usize, usize, usize) {
         let s = self.inner.pool.status();
         (s.size, s.available, s.max_size, s.waiting)
+    }
+
+    /// Gathers the planner's statistics of the table at once (after a bulk load, before
+    /// autovacuum would: without them a range read plans a scan of the whole range).
+    pub(crate) fn analyze(&self) -> Result<(), EngineError> {
+        self.run(|c| async move {
+            c.batch_execute("ANALYZE postdesk_kv")
+                .await
+                .map_err(pg_error)
+        })
     }
 
     /// Rewrites the table without the old versions of rows (`VACUUM FULL`), which a
@@ -506,40 +540,30 @@ async fn write_all(
 /// An advisory lock, held by the session of its own connection: released when this is
 /// dropped, or by the server when the process dies.
 pub(crate) struct PgLease {
-    client: tokio_postgres::Client,
-    /// When the session last answered: a connection a network dropped silently looks
-    /// open, while the server may have ended the session and given the lock to another.
-    answered: Mutex<std::time::Instant>,
-    /// The runtime that drives the connection lives as long as the lock.
-    pg: Pg,
+    client: Arc<tokio_postgres::Client>,
+    /// Cleared by the watch below when the session stops answering: a connection a
+    /// network dropped silently looks open, while the server may have ended the session
+    /// and given the lock to another.
+    answering: Arc<std::sync::atomic::AtomicBool>,
+    watch: tokio::task::JoinHandle<()>,
+    /// The runtime that drives the connection and the watch lives as long as the lock.
+    _pg: Pg,
 }
 
 /// How often a held lock's session is asked whether it is still there.
 const LEASE_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl PgLease {
-    /// Whether the lock is still this session's: its connection is open, and the session
-    /// answered within the last [`LEASE_CHECK`] (asked now if not).
+    /// Whether the lock is still this session's: its connection is open and its session
+    /// answered the last check. Reads two flags: no I/O on the caller's thread.
     pub(crate) fn held(&self) -> bool {
-        if self.client.is_closed() {
-            return false;
-        }
-        let mut answered = self
-            .answered
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if answered.elapsed() < LEASE_CHECK {
-            return true;
-        }
-        let alive = wait(self.pg.rt(), async {
-            tokio::time::timeout(LEASE_CHECK, self.client.simple_query("SELECT 1"))
-                .await
-                .is_ok_and(|r| r.is_ok())
-        });
-        if alive {
-            *answered = std::time::Instant::now();
-        }
-        alive
+        !self.client.is_closed() && self.answering.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for PgLease {
+    fn drop(&mut self) {
+        self.watch.abort();
     }
 }
 
@@ -557,6 +581,17 @@ impl PgTree {
     }
 
     pub(crate) fn get(&self, k: &[u8]) -> Result<Option<Value>, EngineError> {
+        self.select(k, |r| Value::from(r.get::<_, &[u8]>(0)), |v| v.len())
+    }
+
+    /// The value of `k`, taken from its row by `take` (`size`: its bytes, to let go of a
+    /// connection that carried a large one).
+    fn select<T: Send>(
+        &self,
+        k: &[u8],
+        take: fn(&tokio_postgres::Row) -> T,
+        size: fn(&T) -> usize,
+    ) -> Result<Option<T>, EngineError> {
         let id = self.id;
         self.pg.run(|c| async move {
             let stmt = c
@@ -564,10 +599,33 @@ impl PgTree {
                 .await
                 .map_err(pg_error)?;
             let row = c.query_opt(&stmt, &[&id, &k]).await.map_err(pg_error)?;
-            let value = row.as_ref().map(|r| Value::from(r.get::<_, &[u8]>(0)));
-            let_go(c, value.as_ref().map_or(0, |v| v.len()));
+            let value = row.as_ref().map(take);
+            let_go(c, value.as_ref().map_or(0, size));
             Ok(value)
         })
+    }
+
+    /// The values of `keys`, in their order, read by one statement.
+    pub(crate) fn get_many(&self, keys: &[Value]) -> Result<Vec<Option<Value>>, EngineError> {
+        let id = self.id;
+        let wanted: Vec<&[u8]> = keys.iter().map(|k| k.as_ref()).collect();
+        let found = self.pg.run(|c| async move {
+            let stmt = c
+                .prepare_cached("SELECT k, v FROM postdesk_kv WHERE tree = $1 AND k = ANY($2)")
+                .await
+                .map_err(pg_error)?;
+            let rows = c.query(&stmt, &[&id, &wanted]).await.map_err(pg_error)?;
+            let found: HashMap<Vec<u8>, Value> = rows
+                .iter()
+                .map(|r| (r.get::<_, Vec<u8>>(0), Value::from(r.get::<_, &[u8]>(1))))
+                .collect();
+            let_go(c, found.values().map(|v| v.len()).sum());
+            Ok(found)
+        })?;
+        Ok(keys
+            .iter()
+            .map(|k| found.get(k.as_ref()).cloned())
+            .collect())
     }
 
     /// Whether `k` is set, without reading its value.
@@ -587,17 +645,7 @@ impl PgTree {
 
     /// [`PgTree::get`] into a vector of its own: a large value is copied once, not twice.
     pub(crate) fn get_vec(&self, k: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
-        let id = self.id;
-        self.pg.run(|c| async move {
-            let stmt = c
-                .prepare_cached("SELECT v FROM postdesk_kv WHERE tree = $1 AND k = $2")
-                .await
-                .map_err(pg_error)?;
-            let row = c.query_opt(&stmt, &[&id, &k]).await.map_err(pg_error)?;
-            let value = row.map(|r| r.get::<_, Vec<u8>>(0));
-            let_go(c, value.as_ref().map_or(0, Vec::len));
-            Ok(value)
-        })
+        self.select(k, |r| r.get::<_, Vec<u8>>(0), Vec::len)
     }
 
     pub(crate) fn insert(&self, k: &[u8], v: &[u8]) -> Result<Option<Value>, EngineError> {
@@ -814,9 +862,13 @@ pub(crate) struct PgIter {
 
 impl PgIter {
     /// Fetches the next page from the low end (`ascending`) or the high end.
-    /// The next page from the low end (`ascending`) or the high end, and whether the range
-    /// is exhausted on that side.
-    fn fetch(&mut self, ascending: bool) -> Result<(Vec<(Value, Value)>, bool), EngineError> {
+    /// The next page from the low end (`ascending`) or the high end, whether the range is
+    /// exhausted on that side, and the last key the page covers (the next starts past it).
+    #[allow(clippy::type_complexity)]
+    fn fetch(
+        &mut self,
+        ascending: bool,
+    ) -> Result<(Vec<(Value, Value)>, bool, Option<Value>), EngineError> {
         let mut conditions = String::from("tree = $1");
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&self.tree.id];
         let (lo, hi) = (bound_bytes(&self.lo), bound_bytes(&self.hi));
@@ -852,7 +904,8 @@ impl PgIter {
                 let rows = c.query(&stmt, &params).await.map_err(pg_error)?;
                 let got = pairs(&rows);
                 let exhausted = (got.len() as i64) < page;
-                return Ok((got, exhausted));
+                let edge = got.last().map(|(k, _)| k.clone());
+                return Ok((got, exhausted, edge));
             }
             // Mail trees: values up to a message's size. The sizes first, then as many
             // values as fit in PAGE_BYTES (at least one).
@@ -872,6 +925,7 @@ impl PgIter {
                 keys.push(r.get::<_, &[u8]>(0));
             }
             let exhausted = (sizes.len() as i64) < PAGE_LARGE_KEYS && keys.len() == sizes.len();
+            let edge = keys.last().map(|k| Value::from(*k));
             let sql = format!(
                 "SELECT k, v FROM postdesk_kv WHERE tree = $1 AND k = ANY($2) ORDER BY k {order}"
             );
@@ -882,7 +936,7 @@ impl PgIter {
                 .map_err(pg_error)?;
             let got = pairs(&rows);
             let_go(c, bytes);
-            Ok((got, exhausted))
+            Ok((got, exhausted, edge))
         })
     }
 
@@ -890,34 +944,36 @@ impl PgIter {
         if self.failed {
             return None;
         }
-        let (buffer, done) = if ascending {
-            (&self.front, self.front_done)
+        let done = if ascending {
+            self.front_done
         } else {
-            (&self.back, self.back_done)
+            self.back_done
         };
-        if buffer.is_empty() && !done {
+        let mut done = done;
+        // A page can come back empty yet not be the end (the mail trees' rows deleted
+        // between its two statements): fetch on from past it.
+        while buffer_empty(self, ascending) && !done {
             match self.fetch(ascending) {
                 Err(e) => {
                     self.failed = true;
                     return Some(Err(e));
                 }
-                Ok((rows, exhausted)) => {
-                    let full = !exhausted;
-                    if let Some((last, _)) = rows.last() {
-                        let edge = Bound::Excluded(last.clone());
+                Ok((rows, exhausted, edge)) => {
+                    if let Some(edge) = edge {
                         if ascending {
-                            self.lo = edge;
+                            self.lo = Bound::Excluded(edge);
                         } else {
-                            self.hi = edge;
+                            self.hi = Bound::Excluded(edge);
                         }
                     }
                     if ascending {
                         self.front.extend(rows);
-                        self.front_done = !full;
+                        self.front_done = exhausted;
                     } else {
                         self.back.extend(rows);
-                        self.back_done = !full;
+                        self.back_done = exhausted;
                     }
+                    done = exhausted;
                 }
             }
         }
@@ -929,6 +985,14 @@ impl PgIter {
             self.back.pop_front().or_else(|| self.front.pop_back())
         };
         item.map(Ok)
+    }
+}
+
+fn buffer_empty(it: &PgIter, ascending: bool) -> bool {
+    if ascending {
+        it.front.is_empty()
+    } else {
+        it.back.is_empty()
     }
 }
 
