@@ -30,15 +30,18 @@ SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "s
 
 
 class PrivatePostgres:
-    """A PostgreSQL cluster of this suite's own (scripts/private-postgres)."""
+    """A PostgreSQL cluster of this suite's own (scripts/private-postgres); `ssl`: TLS on,
+    its certificate signed by the private CA in `self.cert`."""
 
-    def __init__(self):
+    def __init__(self, ssl=False):
         self.dir = tempfile.mkdtemp(prefix="postdesk-pg-")
+        self.env = dict(os.environ, SSL="1" if ssl else "0")
         self.url = self.run("start").strip()
+        self.cert = os.path.join(self.dir, "ca.crt")
 
     def run(self, command):
         return subprocess.run([SCRIPT, command, self.dir], check=True, capture_output=True,
-                              text=True, timeout=120).stdout
+                              text=True, timeout=120, env=self.env).stdout
 
     def restart(self):
         self.run("restart")
@@ -386,6 +389,33 @@ poll_secs = 1
         time.sleep(2)  # what a sixth would need to be planned
         links = [i for i in site.outbox() if i["recipient"] == "flood@customer.test"]
         self.assertEqual(len(links), 5)
+
+    def test_tls_to_the_database_checks_its_certificate(self):
+        pg = PrivatePostgres(ssl=True)
+        self.addCleanup(pg.close)
+        url = pg.url + "?sslmode=require"
+        # Without the server's CA the connection is refused, and nothing is written.
+        untrusting = Server(env={"POSTDESK_DATABASE_URL": url, "PGSSLROOTCERT": ""})
+        self.addCleanup(untrusting.close)
+        refused = untrusting.cli("migrate", check=False)
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn("certificate", refused.stderr.lower())
+        # With it, a node runs over TLS.
+        srv = Server(env={"POSTDESK_DATABASE_URL": url, "PGSSLROOTCERT": pg.cert}).bootstrap()
+        self.addCleanup(srv.close)
+        srv.start()
+        m = mail("ann@customer.test", "acme@acme.test", "Over TLS", "Hello.")
+        with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=30) as s:
+            s.send_message(m)
+        self.assertEqual(srv.decision_for(m["Message-ID"])["outcome"], "accepted")
+        encrypted = subprocess.run(
+            ["psql", "-qAt", pg.url, "-c",
+             "SELECT count(*), bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a "
+             "USING (pid) WHERE a.application_name = 'postdesk'"],
+            check=True, capture_output=True, text=True, timeout=30).stdout.strip()
+        count, all_tls = encrypted.split("|")
+        self.assertGreater(int(count), 0)
+        self.assertEqual(all_tls, "t")
 
     def test_a_sled_store_moves_into_postgres_and_reads_the_same(self):
         pg = PrivatePostgres()

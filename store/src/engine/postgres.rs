@@ -13,8 +13,10 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex};
+use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// The schema this build writes; [`migrate`] brings a database to it.
 pub(crate) const SCHEMA_VERSION: i32 = 1;
@@ -67,6 +69,7 @@ struct Inner {
     pool: Pool,
     /// For connections of their own (advisory locks held as long as a job runs).
     config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     trees: Mutex<HashMap<String, i16>>,
 }
 
@@ -122,6 +125,12 @@ fn parse_url(url: &str) -> Result<tokio_postgres::Config, EngineError> {
             config.password(password);
         }
     }
+    // TLS when the URL asks for it (sslmode=require), the server's certificate checked
+    // against the system's roots and PGSSLROOTCERT; otherwise plain, as before (libpq's
+    // default "prefer" would try TLS without checking anything).
+    if config.get_ssl_mode() == SslMode::Prefer {
+        config.ssl_mode(SslMode::Disable);
+    }
     config.application_name("postdesk");
     // An unreachable host fails a connection in seconds, not after TCP's retries.
     if config.get_connect_timeout().is_none() {
@@ -131,6 +140,38 @@ fn parse_url(url: &str) -> Result<tokio_postgres::Config, EngineError> {
     config.keepalives(true);
     config.keepalives_idle(std::time::Duration::from_secs(30));
     Ok(config)
+}
+
+/// What connections use for TLS when the URL asks for it: the system's root certificates
+/// and those of the PEM file PGSSLROOTCERT names (a private CA, a cloud provider's).
+fn tls() -> Result<MakeRustlsConnect, EngineError> {
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        // A certificate the system lists but rustls cannot use is one root fewer.
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = std::env::var("PGSSLROOTCERT")
+        .ok()
+        .filter(|p| !p.is_empty())
+    {
+        let pem = std::fs::read(&path)
+            .map_err(|e| EngineError::Postgres(format!("PGSSLROOTCERT {path}: {e}")))?;
+        for cert in rustls_pemfile::certs(&mut &pem[..]) {
+            let cert =
+                cert.map_err(|e| EngineError::Postgres(format!("PGSSLROOTCERT {path}: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| EngineError::Postgres(format!("PGSSLROOTCERT {path}: {e}")))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(pg_error)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, EngineError> {
@@ -184,10 +225,7 @@ pub(crate) fn migrate(url: &str) -> Result<Vec<i32>, EngineError> {
     let config = parse_url(url)?;
     let rt = runtime()?;
     let applied = wait(&rt, async {
-        let (mut client, connection) = config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(pg_error)?;
+        let (mut client, connection) = config.connect(tls()?).await.map_err(pg_error)?;
         tokio::spawn(connection);
         client
             .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
@@ -254,10 +292,7 @@ pub(crate) fn create_schema(url: &str, name: &str, fresh: bool) -> Result<(), En
     let config = parse_url(url)?;
     let rt = runtime()?;
     let done = wait(&rt, async {
-        let (client, connection) = config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(pg_error)?;
+        let (client, connection) = config.connect(tls()?).await.map_err(pg_error)?;
         tokio::spawn(connection);
         if fresh {
             client
@@ -283,9 +318,10 @@ impl Pg {
         // own: a flush (`synchronous_commit = on`) makes every earlier commit durable.
         let options = config.get_options().unwrap_or_default().to_string();
         config.options(format!("{options} -c synchronous_commit=off").trim());
+        let tls = tls()?;
         let manager = Manager::from_config(
             config.clone(),
-            tokio_postgres::NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -306,6 +342,7 @@ impl Pg {
                 runtime: Some(rt),
                 pool,
                 config,
+                tls,
                 trees: Mutex::default(),
             }),
         };
@@ -389,12 +426,9 @@ impl Pg {
         name: &str,
         wait_for_it: bool,
     ) -> Result<Option<PgLease>, EngineError> {
-        let config = self.inner.config.clone();
+        let (config, tls) = (self.inner.config.clone(), self.inner.tls.clone());
         wait(self.rt(), async move {
-            let (client, connection) = config
-                .connect(tokio_postgres::NoTls)
-                .await
-                .map_err(pg_error)?;
+            let (client, connection) = config.connect(tls).await.map_err(pg_error)?;
             tokio::spawn(connection);
             let key = "hashtextextended(current_schema() || ':' || $1, 0)";
             let held = if wait_for_it {
