@@ -37,8 +37,29 @@ pub fn start_sources(
         }
     }
     // Another node sharing the store may read sources this one is not configured with.
-    if !gateway.store.is_shared() {
+    let shared = gateway.store.is_shared();
+    if !shared {
         gateway.store.clear_mailbox_statuses()?;
+    }
+    // Each source is listed before the web server answers (not yet connected); on a
+    // shared store only if no node lists it, so a node waiting to take over does not
+    // hide the status of the node that reads it.
+    let listed: Vec<String> = gateway
+        .store
+        .mailbox_statuses()?
+        .into_iter()
+        .map(|s| s.source)
+        .collect();
+    for s in &sources {
+        if !shared || !listed.contains(&s.name()) {
+            gateway
+                .store
+                .set_mailbox_status(&postdesk_store::MailboxStatus {
+                    source: s.name(),
+                    org: s.org.clone(),
+                    ..Default::default()
+                })?;
+        }
     }
     Ok(sources
         .into_iter()
