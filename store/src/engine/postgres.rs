@@ -797,6 +797,7 @@ impl PgTree {
         let pg = &self.pg;
         let storage = |e: EngineError| TransactionError::Storage(e);
         let mut client = wait(pg.rt(), pg.inner.pool.get()).map_err(|e| storage(pg_error(e)))?;
+        let mut conflicts = 0u32;
         loop {
             let tx = PgTx {
                 tree: self,
@@ -831,6 +832,14 @@ impl PgTree {
             };
             wait(pg.rt(), tx.client.batch_execute("ROLLBACK")).map_err(|e| storage(pg_error(e)))?;
             ended?;
+            // A conflict: the other transaction is likely still at it. Back off a little
+            // (growing, with jitter) before running again, so retries do not spin.
+            conflicts = conflicts.saturating_add(1);
+            let ceiling = (1u64 << conflicts.min(6)).min(50);
+            let r = crate::random_bytes::<1>()[0];
+            std::thread::sleep(std::time::Duration::from_micros(
+                ceiling * 1000 / 2 + ceiling * 1000 / 2 * u64::from(r) / 255,
+            ));
         }
     }
 }
