@@ -365,7 +365,15 @@ poll_secs = 1
              "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory'"],
             check=True, capture_output=True, text=True, timeout=30).stdout.strip()
         self.assertGreaterEqual(int(ended), 1)
-        items = site.settled_outbox()
+        # Every sender's acknowledgement planned (the pipeline may still be at the last
+        # messages when the lock goes) and nothing waiting.
+        def all_planned():
+            items = site.outbox()
+            acks = [i for i in items if i["kind"] == "acknowledgement"]
+            return items if len(acks) == 16 and all(
+                i["status"]["state"] != "pending" for i in items) else None
+        items = wait_for(all_planned, timeout=120, interval=0.5)
+        self.assertEqual([i for i in items if i["status"]["state"] != "sent"], [])
         received = wait_for(lambda: (lambda ids: ids if len(ids) >= len(items) else None)(
             site.relay.message_ids()), timeout=60)
         time.sleep(1)  # a second sender would have sent its copy by now
