@@ -340,7 +340,18 @@ pub mod testing {
     /// reopen finds it) in the server at `POSTDESK_TEST_DATABASE_URL`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let Some(url) = database_url() else {
-            return Store::open(dir);
+            // A store just dropped in this process may hold sled's file lock a moment
+            // longer (its flusher thread ends on its own): a reopen waits for it.
+            let mut tries = 0;
+            return loop {
+                match Store::open(dir) {
+                    Err(e) if tries < 50 && e.to_string().contains("could not acquire lock") => {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    }
+                    opened => break opened,
+                }
+            };
         };
         // A folder not made yet is a fresh store: a schema left by an earlier run goes.
         let url = schema_url(&url, &dir.to_string_lossy(), !dir.exists())?;
