@@ -151,11 +151,10 @@ pub(crate) fn migrate_store(data: &Path, config: &Config, to: &str) -> Result<()
     if !config.database_url.is_empty() {
         anyhow::bail!("database_url is set: the store is in PostgreSQL already");
     }
-    let target = Config {
-        database_url: to.to_string(),
-        ..Config::default()
-    };
-    target.validate()?;
+    crate::config::check_database_url(to)?;
+    if to.is_empty() {
+        anyhow::bail!("--to needs a postgres:// URL");
+    }
     let _lock = lock::acquire(data, "the move")?;
     let store = open_store(data, config)?;
     let started = std::time::Instant::now();

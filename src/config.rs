@@ -270,20 +270,7 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<()> {
-        if !self.database_url.is_empty()
-            && !["postgres://", "postgresql://"]
-                .iter()
-                .any(|scheme| self.database_url.starts_with(scheme))
-        {
-            bail!("database_url must be a postgres:// URL (or empty for sled in the data folder)");
-        }
-        let before_query = self.database_url.split('?').next().unwrap_or_default();
-        if before_query.matches('@').count() > 1 {
-            bail!(
-                "database_url has more than one @: write an @ in the password as %40 (or give \
-                 the password in PGPASSWORD)"
-            );
-        }
+        check_database_url(&self.database_url)?;
         if !(1..=60).contains(&self.monitor_interval_secs) {
             bail!(
                 "monitor_interval_secs must be from 1 to 60, not {}",
@@ -475,4 +462,32 @@ fn env_value(var: &str, default: &toml::Value) -> Result<Option<toml::Value>> {
         ),
         _ => toml::Value::String(raw),
     }))
+}
+
+/// A `database_url` as the configuration takes it: empty (sled), or a postgres:// URL
+/// whose password, if any, has its @ escaped.
+pub(crate) fn check_database_url(url: &str) -> Result<()> {
+    if url.is_empty() {
+        return Ok(());
+    }
+    if !["postgres://", "postgresql://"]
+        .iter()
+        .any(|scheme| url.starts_with(scheme))
+    {
+        bail!("database_url must be a postgres:// URL (or empty for sled in the data folder)");
+    }
+    if url
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .matches('@')
+        .count()
+        > 1
+    {
+        bail!(
+            "database_url has more than one @: write an @ in the password as %40 (or give \
+             the password in PGPASSWORD)"
+        );
+    }
+    Ok(())
 }

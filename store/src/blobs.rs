@@ -10,7 +10,7 @@ impl Store {
     /// one is a synced file when this returns, before any event can name it.
     pub fn put_blob(&self, bytes: &[u8]) -> Result<String, StoreError> {
         let hash = data_hex(&Sha256::digest(bytes));
-        if bytes.len() > self.large {
+        if bytes.len() > self.large() {
             if !self.files.exists(Kind::Blob, &hash) {
                 self.files.write(Kind::Blob, &hash, bytes)?;
                 self.files.sync_folder(Kind::Blob)?;

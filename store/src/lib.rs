@@ -107,8 +107,6 @@ pub struct Store {
     /// Raw messages and attachments too large for sled's cache, as files (with sled only:
     /// several nodes share no folder, and PostgreSQL keeps large values out of its cache).
     files: files::Files,
-    /// Values larger than this go to `files`.
-    large: usize,
     /// Where outbound mail is written when no relay is set (`outbox/`).
     delivered: std::path::PathBuf,
     /// RCPT-time lookups answered from memory; one node's writes forget them (a second
@@ -150,7 +148,7 @@ impl Store {
             .cache_capacity(32 * 1024 * 1024)
             .flush_every_ms(Some(500))
             .open()?;
-        let store = Store::on(engine::Db::Sled(db), dir, files::LARGE)?;
+        let store = Store::on(engine::Db::Sled(db), dir)?;
         release_freed_memory();
         Ok(store)
     }
@@ -168,10 +166,10 @@ impl Store {
                     .into(),
             ));
         }
-        Store::on(db, dir, usize::MAX)
+        Store::on(db, dir)
     }
 
-    fn on(db: engine::Db, dir: &Path, large: usize) -> Result<Store, StoreError> {
+    fn on(db: engine::Db, dir: &Path) -> Result<Store, StoreError> {
         let shared = db.is_postgres();
         let node = if shared {
             node_id(dir)?
@@ -188,7 +186,6 @@ impl Store {
             blobs: db.open_tree("blobs")?,
             db,
             files: files::Files::open(dir)?,
-            large,
             delivered: dir.join("outbox"),
             lookups: std::sync::Arc::new(if shared {
                 lookups::Lookups::off()
@@ -224,6 +221,16 @@ impl Store {
                 max,
                 waiting,
             })
+    }
+
+    /// Values larger than this are files (sled only: PostgreSQL keeps every value, and
+    /// nodes share no folder).
+    pub(crate) fn large(&self) -> usize {
+        if self.is_shared() {
+            usize::MAX
+        } else {
+            files::LARGE
+        }
     }
 
     /// Whether the store is in PostgreSQL (shared by any number of nodes).

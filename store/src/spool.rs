@@ -27,7 +27,7 @@ impl Store {
         // before the flush, and a pending marker must never point at a missing message.
         let mut files = false;
         for (i, (_, raw)) in batch.iter().enumerate() {
-            if raw.len() > self.large {
+            if raw.len() > self.large() {
                 let id = first + i as u64;
                 self.files.write(Kind::Raw, &id.to_string(), raw)?;
                 files = true;
@@ -41,7 +41,7 @@ impl Store {
         let mut cursors = BTreeMap::new();
         for (i, (envelope, raw)) in batch.iter().enumerate() {
             let id = first + i as u64;
-            if raw.len() <= self.large {
+            if raw.len() <= self.large() {
                 originals.insert(&id.to_be_bytes()[..], *raw);
             }
             records.insert(num_key("envelope/", id), encode(*envelope)?);
